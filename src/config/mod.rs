@@ -1,0 +1,402 @@
+//! Owns the configuration: TOML text → raw serde mirror (`raw`) → validated [`Config`].
+//!
+//! Validation resolves relative paths against the config file's directory, parses durations
+//! and sizes, and collects *every* problem it finds, each naming file, line, column and key.
+//! Nothing downstream ever sees an unvalidated value.
+
+mod error;
+mod raw;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use error::Locator;
+pub use error::{ConfigError, Problem};
+use raw::RawConfig;
+
+use crate::model::{FeedSpec, OutputFormat, OutputSpec};
+
+/// The default User-Agent: who we are and where to read about us, so publishers can reach us.
+pub const DEFAULT_USER_AGENT: &str = concat!(
+    "tributary/",
+    env!("CARGO_PKG_VERSION"),
+    " (+",
+    env!("CARGO_PKG_REPOSITORY"),
+    ")"
+);
+
+pub const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_OUTPUT_LIMIT: usize = 100;
+pub const DEFAULT_STORE_PATH: &str = "tributary.db";
+
+/// A validated configuration. Paths are absolute; values are in their final types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file this was loaded from.
+    pub source: PathBuf,
+    pub store: StoreConfig,
+    pub poll: PollConfig,
+    pub feeds: Vec<FeedSpec>,
+    pub outputs: Vec<OutputSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollConfig {
+    /// Fetches in flight at once, across all feeds.
+    pub concurrency: usize,
+    /// Whole-request limit: connect, headers and body.
+    pub timeout: Duration,
+    pub user_agent: String,
+    /// Bodies (after decompression) larger than this are cut off and the fetch fails.
+    pub max_body: u64,
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: format!("cannot read config: {e}"),
+            }],
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates config `text` as if read from `path` (relative paths resolve against its directory).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let locator = Locator::new(path, text);
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![locator.toml_problem(&e)],
+        })?;
+        Validator {
+            locator,
+            base: base_dir(path),
+            problems: Vec::new(),
+            seen_urls: Vec::new(),
+        }
+        .validate(path, raw)
+    }
+}
+
+fn base_dir(config_path: &Path) -> PathBuf {
+    let dir = config_path.parent().unwrap_or(Path::new(""));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+struct Validator<'a> {
+    locator: Locator<'a>,
+    base: PathBuf,
+    problems: Vec<Problem>,
+    seen_urls: Vec<Url>,
+}
+
+impl Validator<'_> {
+    fn validate(mut self, path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+        let store = StoreConfig {
+            path: match raw.store.path {
+                Some(p) => self.path(p, "store.path"),
+                None => self.base.join(DEFAULT_STORE_PATH),
+            },
+        };
+        let poll = self.poll(raw.poll);
+        let feeds = raw
+            .feed
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, f)| self.feed(i + 1, f))
+            .collect::<Vec<_>>();
+        let outputs = raw
+            .output
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, o)| self.output(i + 1, o))
+            .collect();
+        if self.problems.is_empty() {
+            Ok(Config {
+                source: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+                store,
+                poll,
+                feeds,
+                outputs,
+            })
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
+    }
+
+    fn poll(&mut self, raw: raw::RawPoll) -> PollConfig {
+        let concurrency = match raw.concurrency {
+            Some(c) if *c.get_ref() < 1 || *c.get_ref() > 10_000 => {
+                self.report(c.span(), "poll.concurrency", "must be between 1 and 10000");
+                DEFAULT_CONCURRENCY
+            }
+            Some(c) => usize::try_from(*c.get_ref()).unwrap_or(DEFAULT_CONCURRENCY),
+            None => DEFAULT_CONCURRENCY,
+        };
+        let timeout = match raw.timeout {
+            Some(t) => match humantime::parse_duration(t.get_ref()) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    self.report(t.span(), "poll.timeout", "must be longer than zero");
+                    DEFAULT_TIMEOUT
+                }
+                Err(e) => {
+                    self.report(
+                        t.span(),
+                        "poll.timeout",
+                        format!(
+                            "`{}` is not a duration ({e}); write e.g. \"30s\" or \"2m\"",
+                            t.get_ref()
+                        ),
+                    );
+                    DEFAULT_TIMEOUT
+                }
+            },
+            None => DEFAULT_TIMEOUT,
+        };
+        let user_agent = match raw.user_agent {
+            Some(ua) if ua.get_ref().trim().is_empty() || ua.get_ref().contains(['\r', '\n']) => {
+                self.report(ua.span(), "poll.user_agent", "must be one non-empty line");
+                DEFAULT_USER_AGENT.to_string()
+            }
+            Some(ua) => ua.into_inner(),
+            None => DEFAULT_USER_AGENT.to_string(),
+        };
+        let max_body = match raw.max_body {
+            Some(s) => match s.get_ref().parse::<bytesize::ByteSize>() {
+                Ok(b) if b.as_u64() > 0 => b.as_u64(),
+                _ => {
+                    self.report(
+                        s.span(),
+                        "poll.max_body",
+                        format!(
+                            "`{}` is not a size; write e.g. \"10MiB\" or \"500kB\"",
+                            s.get_ref()
+                        ),
+                    );
+                    DEFAULT_MAX_BODY
+                }
+            },
+            None => DEFAULT_MAX_BODY,
+        };
+        PollConfig {
+            concurrency,
+            timeout,
+            user_agent,
+            max_body,
+        }
+    }
+
+    fn feed(&mut self, n: usize, raw: raw::RawFeed) -> Option<FeedSpec> {
+        let key = |k: &str| format!("feed[{n}].{k}");
+        let url = self.source_url(&raw.url, &key("url"));
+        if let Some(url) = &url {
+            if self.seen_urls.contains(url) {
+                self.report(raw.url.span(), key("url"), format!("`{url}` is configured twice"));
+            } else {
+                self.seen_urls.push(url.clone());
+            }
+        }
+        let title = raw.title.map(|t| t.into_inner()).filter(|t| !t.trim().is_empty());
+        let mut tags = Vec::new();
+        for tag in raw.tags {
+            if tag.get_ref().trim().is_empty() {
+                self.report(tag.span(), key("tags"), "tags must not be empty");
+            } else {
+                tags.push(tag.into_inner());
+            }
+        }
+        Some(FeedSpec {
+            url: url?,
+            title,
+            tags,
+        })
+    }
+
+    /// A feed source: an `http(s)://` or `file://` URL, or a path relative to the config file.
+    fn source_url(&mut self, raw: &toml::Spanned<String>, key: &str) -> Option<Url> {
+        let text = raw.get_ref().trim();
+        if text.is_empty() {
+            self.report(raw.span(), key, "must not be empty");
+            return None;
+        }
+        match Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Some(url),
+            Ok(url) if url.scheme() == "file" => Some(url),
+            // A one-letter "scheme" is a Windows drive letter: treat it as a path.
+            Ok(url) if url.scheme().len() > 1 => {
+                self.report(
+                    raw.span(),
+                    key,
+                    format!(
+                        "unsupported scheme `{}`: use http://, https://, file:// or a path",
+                        url.scheme()
+                    ),
+                );
+                None
+            }
+            Ok(_) | Err(url::ParseError::RelativeUrlWithoutBase) => {
+                let path = self.base.join(text);
+                match Url::from_file_path(&path) {
+                    Ok(url) => Some(url),
+                    Err(()) => {
+                        self.report(raw.span(), key, format!("`{text}` is not a usable path"));
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                self.report(raw.span(), key, format!("`{text}` is not a valid URL: {e}"));
+                None
+            }
+        }
+    }
+
+    fn output(&mut self, n: usize, raw: raw::RawOutput) -> Option<OutputSpec> {
+        let key = |k: &str| format!("output[{n}].{k}");
+        let path_text = raw.path.get_ref().clone();
+        let path = if path_text.trim().is_empty() {
+            self.report(raw.path.span(), key("path"), "must not be empty");
+            None
+        } else {
+            Some(self.path(raw.path, &key("path")))
+        };
+        let format = match raw.format {
+            Some(f) => match OutputFormat::from_name(f.get_ref()) {
+                Some(format) => Some(format),
+                None => {
+                    self.report(
+                        f.span(),
+                        key("format"),
+                        format!(
+                            "unknown format `{}`; expected one of: {}",
+                            f.get_ref(),
+                            OutputFormat::NAMES.join(", ")
+                        ),
+                    );
+                    None
+                }
+            },
+            None => Some(OutputFormat::Atom),
+        };
+        let limit = match raw.limit {
+            Some(l) if *l.get_ref() < 1 || *l.get_ref() > 100_000 => {
+                self.report(l.span(), key("limit"), "must be between 1 and 100000");
+                None
+            }
+            Some(l) => usize::try_from(*l.get_ref()).ok(),
+            None => Some(DEFAULT_OUTPUT_LIMIT),
+        };
+        let title = raw
+            .title
+            .map(|t| t.into_inner())
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| "Tributary".to_string());
+        let id = match raw.id {
+            Some(id) if Url::parse(id.get_ref()).is_err() => {
+                self.report(
+                    id.span(),
+                    key("id"),
+                    "must be an absolute IRI (e.g. \"urn:uuid:…\" or \"https://…\"), as Atom requires",
+                );
+                None
+            }
+            Some(id) => Some(id.into_inner()),
+            // Derived from what the operator wrote, not from the absolute path, so the id stays
+            // put when the whole directory moves.
+            None => Some(crate::model::stable_urn(&format!("tributary-output:{path_text}"))),
+        };
+        Some(OutputSpec {
+            path: path?,
+            format: format?,
+            title,
+            limit: limit?,
+            id: id?,
+        })
+    }
+
+    fn path(&mut self, raw: toml::Spanned<String>, key: &str) -> PathBuf {
+        let text = raw.get_ref();
+        if text.trim().is_empty() {
+            self.report(raw.span(), key, "must not be empty");
+        }
+        self.base.join(text)
+    }
+
+    fn report(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(self.locator.problem(span, key, message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/tributary/t.toml"), text)
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = parse("[[feed]]\nurl = \"feeds/a.xml\"\n[[output]]\npath = \"out/all.atom\"\n").unwrap();
+        assert_eq!(c.store.path, Path::new("/etc/tributary/tributary.db"));
+        assert_eq!(c.feeds[0].url.as_str(), "file:///etc/tributary/feeds/a.xml");
+        assert_eq!(c.outputs[0].path, Path::new("/etc/tributary/out/all.atom"));
+        assert_eq!(c.outputs[0].limit, 100);
+        assert!(c.outputs[0].id.starts_with("urn:uuid:"));
+        assert_eq!(c.poll.timeout, Duration::from_secs(30));
+        assert!(c.poll.user_agent.starts_with("tributary/"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("[poll]\nconcurency = 3\n").unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!((p.line, p.column), (2, 1));
+        assert_eq!(p.key, "poll.concurency");
+        assert!(
+            p.to_string()
+                .starts_with("/etc/tributary/t.toml:2:1: poll.concurency: unknown field")
+        );
+    }
+
+    #[test]
+    fn validation_collects_every_problem() {
+        let err = parse(
+            "[poll]\ntimeout = \"soon\"\n[[feed]]\nurl = \"gopher://x\"\n[[output]]\npath = \"a\"\nformat = \"xml\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = err.problems.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert_eq!(
+            keys,
+            [("poll.timeout", 2), ("feed[1].url", 4), ("output[1].format", 7)]
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = parse("[[feed]]\nurl = \"a\"\n[[feed]]\nurl = 5\n").unwrap_err();
+        assert_eq!(err.problems[0].key, "feed[2].url");
+        assert_eq!(err.problems[0].line, 4);
+    }
+}

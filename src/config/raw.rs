@@ -1,0 +1,54 @@
+//! The serde mirror of the TOML file: exactly what the user wrote, with spans.
+//!
+//! Nothing here is interpreted; `validate` turns it into a `Config`. Every struct denies unknown
+//! fields so a misspelt key is an error with its place, not a silently ignored setting.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub poll: RawPoll,
+    #[serde(default)]
+    pub feed: Vec<RawFeed>,
+    #[serde(default)]
+    pub output: Vec<RawOutput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPoll {
+    pub concurrency: Option<Spanned<i64>>,
+    pub timeout: Option<Spanned<String>>,
+    pub user_agent: Option<Spanned<String>>,
+    pub max_body: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeed {
+    pub url: Spanned<String>,
+    pub title: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutput {
+    pub path: Spanned<String>,
+    pub format: Option<Spanned<String>>,
+    pub title: Option<Spanned<String>>,
+    pub limit: Option<Spanned<i64>>,
+    pub id: Option<Spanned<String>>,
+}

@@ -1,0 +1,204 @@
+//! Owns identity: which key an entry is known by within its feed, the canonical form of a URL,
+//! and the content hash that tells "seen again unchanged" from "updated".
+//!
+//! The rule (DESIGN.md): the feed's guid/id when it gives a usable one, else the canonical
+//! link, else a hash of title + content. A guid that the document repeats for different
+//! entries is not usable (some generators put the channel URL in every `<guid>`), so those
+//! entries fall back to their links.
+
+use std::collections::{HashMap, HashSet};
+
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::model::{Entry, EntryKey, KeyKind, KeyedEntry};
+
+/// Longer guids are not identifiers but content pasted into the wrong element.
+const MAX_GUID_LEN: usize = 2048;
+
+/// Query parameters that only track the reader, never select the content.
+const TRACKING_PARAMS: &[&str] = &[
+    "fbclid",
+    "gclid",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "yclid",
+    "mc_cid",
+    "mc_eid",
+    "igshid",
+    "_hsenc",
+    "_hsmi",
+    "mkt_tok",
+    "oly_anon_id",
+    "oly_enc_id",
+    "vero_id",
+    "rb_clickid",
+    "s_cid",
+];
+
+/// Keys every entry of one parsed document, dropping later repeats of a key within it.
+pub fn key_entries(entries: Vec<Entry>) -> Vec<KeyedEntry> {
+    let mut guid_counts: HashMap<&str, usize> = HashMap::new();
+    for e in &entries {
+        if let Some(g) = e.guid.as_deref() {
+            *guid_counts.entry(g).or_default() += 1;
+        }
+    }
+    let repeated: HashSet<String> = guid_counts
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(g, _)| g.to_string())
+        .collect();
+    let mut seen = HashSet::new();
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let guid = entry
+                .guid
+                .as_deref()
+                .filter(|g| g.len() <= MAX_GUID_LEN && !repeated.contains(*g));
+            let key = match (guid, entry.link.as_deref()) {
+                (Some(g), _) => EntryKey::new(KeyKind::Guid, g),
+                (None, Some(link)) => EntryKey::new(KeyKind::Link, &canonical_url(link)),
+                (None, None) => EntryKey::new(KeyKind::Hash, &text_hash(&entry)),
+            };
+            seen.insert(key.clone()).then(|| KeyedEntry {
+                key,
+                content_hash: content_hash(&entry),
+                entry,
+            })
+        })
+        .collect()
+}
+
+/// The form of a URL used to compare links: lowercase scheme and host, no default port, no
+/// fragment, no tracking parameters. Unparseable input is returned trimmed, as is.
+pub fn canonical_url(link: &str) -> String {
+    let Ok(mut url) = Url::parse(link.trim()) else {
+        return link.trim().to_string();
+    };
+    // The url crate already lowercases scheme and host and drops default ports.
+    url.set_fragment(None);
+    if url.query().is_some() {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                !k.starts_with("utm_") && !TRACKING_PARAMS.contains(&k.as_str())
+            })
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    }
+    url.to_string()
+}
+
+fn text_hash(entry: &Entry) -> String {
+    let mut h = Sha256::new();
+    h.update(entry.title.as_bytes());
+    h.update([0x1f]);
+    h.update(
+        entry
+            .content
+            .as_deref()
+            .or(entry.summary.as_deref())
+            .unwrap_or("")
+            .as_bytes(),
+    );
+    hex::encode(&h.finalize()[..16])
+}
+
+/// A hash of everything a reader sees, so an unchanged entry costs one comparison. Dates are
+/// left out: a feed that re-stamps every item on each build has not changed them.
+pub fn content_hash(entry: &Entry) -> String {
+    let mut h = Sha256::new();
+    let mut field = |s: &str| {
+        h.update(s.as_bytes());
+        h.update([0x1f]);
+    };
+    field(&entry.title);
+    field(entry.link.as_deref().unwrap_or(""));
+    field(entry.summary.as_deref().unwrap_or(""));
+    field(entry.content.as_deref().unwrap_or(""));
+    if let Some(a) = &entry.author {
+        field(&a.name);
+        field(a.email.as_deref().unwrap_or(""));
+        field(a.uri.as_deref().unwrap_or(""));
+    }
+    for c in &entry.categories {
+        field(c);
+    }
+    for e in &entry.enclosures {
+        field(&e.url);
+        field(e.mime_type.as_deref().unwrap_or(""));
+        field(&e.length.unwrap_or(0).to_string());
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(guid: Option<&str>, link: Option<&str>, title: &str) -> Entry {
+        Entry {
+            guid: guid.map(String::from),
+            link: link.map(String::from),
+            title: title.into(),
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn canonical_urls() {
+        assert_eq!(
+            canonical_url("HTTPS://Example.ORG:443/a?utm_source=x&id=3&fbclid=y#top"),
+            "https://example.org/a?id=3"
+        );
+        assert_eq!(
+            canonical_url("http://example.org:80/?utm_medium=rss"),
+            "http://example.org/"
+        );
+        assert_eq!(canonical_url(" not a url "), "not a url");
+    }
+
+    #[test]
+    fn key_rule_guid_then_link_then_hash() {
+        let keyed = key_entries(vec![
+            entry(Some("id-1"), Some("https://e.org/1"), "a"),
+            entry(None, Some("https://e.org/2?utm_source=rss"), "b"),
+            entry(None, None, "c"),
+        ]);
+        assert_eq!(keyed[0].key.as_str(), "guid:id-1");
+        assert_eq!(keyed[1].key.as_str(), "link:https://e.org/2");
+        assert_eq!(keyed[2].key.kind(), KeyKind::Hash);
+        // The same entry always gets the same key.
+        assert_eq!(key_entries(vec![entry(None, None, "c")])[0].key, keyed[2].key);
+    }
+
+    #[test]
+    fn a_repeated_guid_is_not_an_identity() {
+        let keyed = key_entries(vec![
+            entry(Some("https://e.org/"), Some("https://e.org/1"), "a"),
+            entry(Some("https://e.org/"), Some("https://e.org/2"), "b"),
+        ]);
+        assert_eq!(keyed.len(), 2);
+        assert_eq!(keyed[0].key.as_str(), "link:https://e.org/1");
+    }
+
+    #[test]
+    fn repeats_within_a_document_are_dropped() {
+        let keyed = key_entries(vec![
+            entry(None, Some("https://e.org/1"), "a"),
+            entry(None, Some("https://e.org/1#x"), "b"),
+        ]);
+        assert_eq!(keyed.len(), 1);
+        assert_eq!(keyed[0].entry.title, "a");
+    }
+}

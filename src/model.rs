@@ -1,0 +1,218 @@
+//! The nouns that cross stages: what a feed is, what an entry is, how an entry is known, and what
+//! an output asks for. No I/O lives here; every stage can depend on this module and on nothing
+//! else for its vocabulary.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// One configured feed, as the config describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSpec {
+    /// Where the feed is read from: `http(s)://` or `file://` (plain paths become `file://`).
+    pub url: Url,
+    /// The operator's title, which wins over the feed's own.
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// What the store remembers about a feed between polls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedState {
+    pub id: i64,
+    pub url: String,
+    /// The feed's own title, link and id, as last parsed.
+    pub title: Option<String>,
+    pub site_url: Option<String>,
+    pub feed_id: Option<String>,
+    pub validators: Validators,
+    /// SHA-256 of the last body parsed; an identical body is not parsed again.
+    pub body_hash: Option<String>,
+    pub last_fetch: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+}
+
+/// HTTP cache validators (RFC 9110 §8.8) sent back on the next request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// Feed-level facts from one parse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedMeta {
+    pub title: Option<String>,
+    pub site_url: Option<String>,
+    pub id: Option<String>,
+}
+
+/// One entry as parsed and normalized: UTF-8, sanitized HTML, absolute URLs, plain-text title.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The feed's own id/guid for the entry, when it gave one.
+    pub guid: Option<String>,
+    pub link: Option<String>,
+    pub title: String,
+    pub author: Option<Person>,
+    /// Sanitized HTML.
+    pub summary: Option<String>,
+    /// Sanitized HTML.
+    pub content: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    pub categories: Vec<String>,
+    pub enclosures: Vec<Enclosure>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    pub email: Option<String>,
+    pub uri: Option<String>,
+}
+
+/// A podcast-style attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enclosure {
+    pub url: String,
+    pub mime_type: Option<String>,
+    pub length: Option<u64>,
+}
+
+/// How an entry is known within its feed. The kind is part of the key so that a guid that
+/// happens to equal some link never collides with a link-derived key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKey(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The feed's guid / id.
+    Guid,
+    /// The canonical form of the entry's link.
+    Link,
+    /// A hash of title and content, for entries with neither.
+    Hash,
+}
+
+impl KeyKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Guid => "guid:",
+            KeyKind::Link => "link:",
+            KeyKind::Hash => "hash:",
+        }
+    }
+}
+
+impl EntryKey {
+    pub fn new(kind: KeyKind, value: &str) -> Self {
+        EntryKey(format!("{}{value}", kind.prefix()))
+    }
+
+    /// Rebuilds a key read back from the store.
+    pub fn from_stored(s: String) -> Self {
+        EntryKey(s)
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        [KeyKind::Guid, KeyKind::Link, KeyKind::Hash]
+            .into_iter()
+            .find(|k| self.0.starts_with(k.prefix()))
+            .unwrap_or(KeyKind::Guid)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EntryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An entry ready for the store: its identity and a hash of everything a reader would see, so
+/// that "seen again unchanged" costs one comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedEntry {
+    pub key: EntryKey,
+    pub content_hash: String,
+    pub entry: Entry,
+}
+
+/// An entry as stored, with the dates the store settled on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    pub id: i64,
+    pub feed_id: i64,
+    pub key: EntryKey,
+    pub entry: Entry,
+    /// The stable sort date: the feed's date, or first-seen when it had none or it lay in the future.
+    pub published: DateTime<Utc>,
+    /// Moves when the entry's content changes.
+    pub updated: DateTime<Utc>,
+}
+
+/// The output formats Tributary can render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Atom,
+}
+
+impl OutputFormat {
+    pub const NAMES: &'static [&'static str] = &["atom"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "atom" => Some(OutputFormat::Atom),
+            _ => None,
+        }
+    }
+}
+
+/// One merged output, as the config asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// Absolute path of the file to write.
+    pub path: PathBuf,
+    pub format: OutputFormat,
+    pub title: String,
+    /// At most this many entries, newest first.
+    pub limit: usize,
+    /// The feed-level id; stable across runs.
+    pub id: String,
+}
+
+/// A name-based `urn:uuid:` (the first 128 bits of SHA-256 of `name`): the same name always
+/// gives the same id, which is what Atom ids and stable output ids need.
+pub fn stable_urn(name: &str) -> String {
+    let h = hex::encode(&Sha256::digest(name.as_bytes())[..16]);
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A URL as it may appear in logs, reports and outputs: without a password (credentials in a
+/// feed URL are for the feed's host, nobody else).
+pub fn display_url(url: &Url) -> String {
+    if url.password().is_some() {
+        let mut shown = url.clone();
+        let _ = shown.set_password(Some("***"));
+        shown.to_string()
+    } else {
+        url.to_string()
+    }
+}

@@ -1,0 +1,119 @@
+//! Entry HTML, made safe once on the way in, and titles made plain text.
+//!
+//! Sanitizing is an allow-list (ammonia): no scripts, no event handlers, no `javascript:` or
+//! `data:` URLs, no `style`, no `<base>`/`<meta>`/forms. Relative URLs are resolved against the
+//! entry's base so the HTML still works when it is shown far from its origin.
+
+use std::collections::HashMap;
+
+use ammonia::{Builder, UrlRelative};
+use url::Url;
+
+/// One sanitizer per base URL: building an ammonia policy allocates its tag tables, and nearly
+/// every entry in a document shares the feed's base, so the policy is built once per base.
+pub(super) struct Sanitizer {
+    policies: HashMap<String, Builder<'static>>,
+}
+
+impl Sanitizer {
+    pub fn new() -> Self {
+        Sanitizer {
+            policies: HashMap::new(),
+        }
+    }
+
+    /// Sanitized HTML from untrusted `html`, with relative URLs resolved against `base`.
+    pub fn clean(&mut self, html: &str, base: &Url) -> String {
+        let policy = self
+            .policies
+            .entry(base.as_str().to_string())
+            .or_insert_with(|| policy(base));
+        policy.clean(html).to_string().trim().to_string()
+    }
+}
+
+fn policy(base: &Url) -> Builder<'static> {
+    let mut builder = Builder::default();
+    builder
+        .url_schemes(
+            ["http", "https", "mailto", "ftp", "magnet", "tel"]
+                .into_iter()
+                .collect(),
+        )
+        .link_rel(Some("noopener noreferrer"))
+        .add_tag_attributes("img", ["loading"])
+        .add_tag_attributes("audio", ["src", "controls"])
+        .add_tag_attributes("video", ["src", "controls", "poster", "width", "height"])
+        .add_tag_attributes("source", ["src", "type"])
+        .add_tags(["audio", "video", "source", "figure", "figcaption"]);
+    // Only http(s) bases can resolve relative URLs usefully; a file:// base (a local demo feed)
+    // would turn links into paths on this machine, so relative URLs are dropped there instead.
+    if matches!(base.scheme(), "http" | "https") {
+        builder.url_relative(UrlRelative::RewriteWithBase(base.clone()));
+    } else {
+        builder.url_relative(UrlRelative::PassThrough);
+    }
+    builder
+}
+
+/// Plain-text HTML: an escaped rendering of text for use where HTML is expected.
+pub(super) fn text_to_html(text: &str) -> String {
+    let escaped = html_escape::encode_text(text.trim());
+    let paragraphs: Vec<String> = escaped
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("<p>{}</p>", p.replace('\n', "<br>")))
+        .collect();
+    paragraphs.join("\n")
+}
+
+/// The text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed.
+pub(super) fn html_to_text(html: &str) -> String {
+    let stripped = if html.contains('<') {
+        Builder::empty().clean(html).to_string()
+    } else {
+        html.to_string()
+    };
+    collapse_whitespace(&html_escape::decode_html_entities(&stripped))
+}
+
+/// Collapses runs of whitespace (including newlines inside titles) to single spaces.
+pub(super) fn collapse_whitespace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_and_handlers_go_relative_urls_resolve() {
+        let base = Url::parse("https://example.org/blog/post/").unwrap();
+        let mut s = Sanitizer::new();
+        let out = s.clean(
+            "<p onclick=\"x()\">Hi <a href=\"../other\">o</a><script>alert(1)</script>\
+             <a href=\"javascript:alert(1)\">j</a><img src=\"data:image/png;base64,AAAA\"></p>",
+            &base,
+        );
+        assert!(!out.contains("script") && !out.contains("onclick") && !out.contains("javascript"));
+        assert!(!out.contains("data:"));
+        assert!(out.contains("href=\"https://example.org/blog/other\""), "{out}");
+    }
+
+    #[test]
+    fn titles_become_text() {
+        assert_eq!(
+            html_to_text("History of the &lt;blink&gt; tag"),
+            "History of the <blink> tag"
+        );
+        assert_eq!(html_to_text("<b>Bold</b>\n  move &amp; more"), "Bold move & more");
+    }
+}

@@ -1,0 +1,384 @@
+//! Owns turning a feed document (already UTF-8) into the project's own [`Entry`] values.
+//!
+//! feed-rs does the format work; around it, [`normalize`] maps legacy and sloppy documents onto
+//! forms it reads, [`repair`] recovers from one odd element failing a whole feed, and a panic
+//! inside feed-rs is caught and becomes an error. The conversion then sanitizes HTML once,
+//! resolves relative links, makes titles plain text, and keeps the feed's own ids, never the
+//! ones feed-rs would invent (a hash of link + title, or a random UUID), so identity stays with
+//! `dedupe`.
+//!
+//! This module does no I/O and never decides identity or dates relative to "now": that is for
+//! `dedupe` and the store.
+
+mod html;
+mod normalize;
+mod repair;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use feed_rs::model::{FeedType, Link, Text};
+use feed_rs::parser::{ParseErrorKind, ParseFeedError};
+use url::Url;
+
+use crate::model::{Enclosure, Entry, FeedMeta, Person};
+use html::Sanitizer;
+use normalize::Prepared;
+use repair::Fault;
+
+/// Repairs attempted per document before giving up; each costs one re-parse.
+const MAX_REPAIRS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("not a feed: {0}")]
+    NotAFeed(String),
+    #[error("malformed feed: {0}")]
+    Malformed(String),
+    #[error("the feed parser crashed on this document")]
+    Panic,
+}
+
+/// One parsed document.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedFeed {
+    pub meta: FeedMeta,
+    pub entries: Vec<Entry>,
+}
+
+/// Parses `text` (UTF-8) fetched from `base`, which resolves relative URLs.
+pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> {
+    let (mut doc, is_json) = match normalize::prepare(text)? {
+        Prepared::Xml(doc) => (doc, false),
+        Prepared::Json(doc) => (doc, true),
+    };
+    let mut repairs = 0;
+    loop {
+        // A fresh parser per attempt: feed-rs keeps per-entry state that a failed parse leaves
+        // behind, and a reused parser then panics on the next document.
+        let parser = feed_rs::parser::Builder::new()
+            .base_uri(Some(base.as_str()))
+            // An empty id marks "the feed gave none"; dedupe then decides the key.
+            .id_generator(|_, _, _| String::new())
+            .sanitize_content(false)
+            .build();
+        // feed-rs has panicked on real documents (UTF-16 with a BOM, in 3.0.0); a panic is
+        // this document's error, never the process's.
+        let result =
+            catch_unwind(AssertUnwindSafe(|| parser.parse(doc.as_bytes()))).map_err(|_| ParseError::Panic)?;
+        let err = match result {
+            Ok(feed) => return Ok(convert(feed, base)),
+            Err(err) => err,
+        };
+        let fault = match &err {
+            ParseFeedError::ParseError(ParseErrorKind::UnknownMimeType { position, mime }) => {
+                Some(Fault::UnknownType {
+                    position: *position,
+                    mime,
+                })
+            }
+            ParseFeedError::ParseError(
+                ParseErrorKind::MissingContent { position, .. }
+                | ParseErrorKind::UnknownEnumVariant { position, .. }
+                | ParseErrorKind::IllegalState { position, .. },
+            ) => Some(Fault::Other { position: *position }),
+            _ => None,
+        };
+        let repaired = match fault {
+            Some(fault) if !is_json && repairs < MAX_REPAIRS => repair::repair(&doc, fault),
+            _ => None,
+        };
+        match repaired {
+            Some(fixed) if fixed != doc => {
+                doc = fixed;
+                repairs += 1;
+            }
+            _ => return Err(classify(err)),
+        }
+    }
+}
+
+fn classify(err: ParseFeedError) -> ParseError {
+    match err {
+        ParseFeedError::ParseError(ParseErrorKind::NoFeedRoot) => {
+            ParseError::NotAFeed("no RSS, Atom or JSON Feed root".into())
+        }
+        other => ParseError::Malformed(other.to_string()),
+    }
+}
+
+fn convert(feed: feed_rs::model::Feed, base: &Url) -> ParsedFeed {
+    // RSS and JSON Feed titles are "plain text" that publishers fill with entities and markup;
+    // Atom says exactly what its text constructs hold.
+    let loose = !matches!(feed.feed_type, FeedType::Atom);
+    let is_json = matches!(feed.feed_type, FeedType::JSON);
+    let meta = FeedMeta {
+        title: feed
+            .title
+            .as_ref()
+            .map(|t| text_of(t, loose))
+            .filter(|t| !t.is_empty()),
+        site_url: alternate_link(&feed.links, base, is_json),
+        id: Some(feed.id.trim().to_string()).filter(|id| !id.is_empty()),
+    };
+    let mut sanitizer = Sanitizer::new();
+    let entries = feed
+        .entries
+        .into_iter()
+        .map(|e| convert_entry(e, base, loose, is_json, &mut sanitizer))
+        .collect();
+    ParsedFeed { meta, entries }
+}
+
+fn convert_entry(
+    e: feed_rs::model::Entry,
+    feed_base: &Url,
+    loose: bool,
+    is_json: bool,
+    sanitizer: &mut Sanitizer,
+) -> Entry {
+    // xml:base on the entry (possibly relative) wins over the document's URL (RFC 3986 §5.1).
+    let base = e
+        .base
+        .as_deref()
+        .and_then(|b| feed_base.join(b).ok())
+        .unwrap_or_else(|| feed_base.clone());
+    let guid = Some(e.id.trim().to_string()).filter(|id| !id.is_empty());
+    let link = alternate_link(&e.links, &base, is_json).or_else(|| {
+        // An entry without a link whose guid is a URL (RSS isPermaLink, Atom tag-less ids).
+        guid.as_deref()
+            .and_then(|g| Url::parse(g).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map(String::from)
+    });
+    let html_of = |sanitizer: &mut Sanitizer, body: &str, mime: &str| -> Option<String> {
+        let body = undo_double_utf8(body);
+        let html = if mime.contains("html") {
+            sanitizer.clean(&body, &base)
+        } else {
+            html::text_to_html(&body)
+        };
+        Some(html).filter(|h| !h.trim().is_empty())
+    };
+    let summary = e
+        .summary
+        .as_ref()
+        .and_then(|t| html_of(sanitizer, &t.content, &summary_mime(t, loose)));
+    let content = e.content.as_ref().and_then(|c| {
+        let body = c.body.as_deref()?;
+        let mime = c.content_type.to_string();
+        html_of(sanitizer, body, &mime)
+    });
+    let author = e.authors.iter().find_map(|p| {
+        let name = p
+            .name
+            .as_deref()
+            .map(html::collapse_whitespace)
+            .filter(|n| !n.is_empty());
+        let email = p.email.clone().filter(|m| !m.trim().is_empty());
+        Some(Person {
+            name: name.or_else(|| email.clone())?,
+            email,
+            uri: p.uri.as_deref().and_then(|u| resolve(u, &base)),
+        })
+    });
+    let mut categories: Vec<String> = Vec::new();
+    for c in &e.categories {
+        let term = html::collapse_whitespace(c.label.as_deref().unwrap_or(&c.term));
+        if !term.is_empty() && !categories.contains(&term) {
+            categories.push(term);
+        }
+    }
+    Entry {
+        guid,
+        link,
+        title: e.title.as_ref().map(|t| text_of(t, loose)).unwrap_or_default(),
+        author,
+        summary,
+        content,
+        published: e.published.or(e.updated),
+        updated: e.updated,
+        categories,
+        enclosures: enclosures(&e, &base, is_json),
+    }
+}
+
+/// Plain text of a title-like text construct.
+fn text_of(text: &Text, loose: bool) -> String {
+    let mime = text.content_type.to_string();
+    let content = undo_double_utf8(&text.content);
+    let looks_like_markup = content.contains('<') || content.contains('&');
+    if mime.contains("html") || (loose && looks_like_markup) {
+        html::html_to_text(&content)
+    } else {
+        html::collapse_whitespace(&content)
+    }
+}
+
+/// Undoes a common publishing error: UTF-8 text decoded as Latin-1 and encoded as UTF-8 again
+/// ("FÃ¶rder" for "Förder"). The repair applies only when every character fits in Latin-1 and
+/// those bytes are valid UTF-8, which ordinary text (ASCII, real Latin-1 accents, or any
+/// character above U+00FF) never satisfies. feedparser makes the same repair.
+fn undo_double_utf8(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_ascii() || s.chars().any(|c| u32::from(c) > 0xFF) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let bytes: Vec<u8> = s.chars().map(|c| u32::from(c) as u8).collect();
+    match String::from_utf8(bytes) {
+        Ok(fixed) => std::borrow::Cow::Owned(fixed),
+        Err(_) => std::borrow::Cow::Borrowed(s),
+    }
+}
+
+/// RSS `<description>` is HTML by practice even though feed-rs labels it text/plain.
+fn summary_mime(text: &Text, loose: bool) -> String {
+    if loose {
+        "text/html".into()
+    } else {
+        text.content_type.to_string()
+    }
+}
+
+/// The first link meant for people (no rel, or rel="alternate"), resolved to an absolute URL.
+fn alternate_link(links: &[Link], base: &Url, is_json: bool) -> Option<String> {
+    links
+        .iter()
+        .filter(|l| matches!(l.rel.as_deref(), None | Some("alternate")))
+        // JSON Feed attachments arrive as links with a media type.
+        .filter(|l| !(is_json && l.media_type.is_some()))
+        .filter(|l| l.href != normalize::NO_LINK)
+        .find_map(|l| resolve(&l.href, base))
+}
+
+fn enclosures(e: &feed_rs::model::Entry, base: &Url, is_json: bool) -> Vec<Enclosure> {
+    let mut out: Vec<Enclosure> = Vec::new();
+    let mut push = |url: Option<String>, mime_type: Option<String>, length: Option<u64>| {
+        if let Some(url) = url {
+            if !out.iter().any(|x| x.url == url) {
+                out.push(Enclosure {
+                    url,
+                    mime_type: mime_type.filter(|m| !m.is_empty()),
+                    length: length.filter(|l| *l > 0),
+                });
+            }
+        }
+    };
+    for l in &e.links {
+        if l.rel.as_deref() == Some("enclosure") || (is_json && l.media_type.is_some()) {
+            push(resolve(&l.href, base), l.media_type.clone(), l.length);
+        }
+    }
+    // RSS <enclosure> and MediaRSS content arrive as media objects. Pictures without a size are
+    // MediaRSS illustrations, not attachments; everything else is kept.
+    for media in &e.media {
+        for c in &media.content {
+            let mime = c.content_type.as_ref().map(|m| m.to_string());
+            let is_picture = mime.as_deref().is_some_and(|m| m.starts_with("image/"));
+            if is_picture && c.size.is_none() {
+                continue;
+            }
+            push(
+                c.url.as_ref().and_then(|u| resolve(u.as_str(), base)),
+                mime,
+                c.size,
+            );
+        }
+    }
+    out
+}
+
+/// `href` made absolute against `base`; only web URLs survive (no javascript:, data:, file:).
+fn resolve(href: &str, base: &Url) -> Option<String> {
+    let href = href.trim();
+    if href.is_empty() {
+        return None;
+    }
+    let url = base.join(href).ok()?;
+    matches!(url.scheme(), "http" | "https" | "mailto").then(|| url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> ParsedFeed {
+        parse_document(text, &Url::parse("https://example.org/feed/").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn rss_without_guid_or_link_has_no_invented_id() {
+        let f = parse(
+            "<rss version=\"2.0\"><channel><title>T</title><item><title>A &amp;amp; B</title></item></channel></rss>",
+        );
+        assert_eq!(f.entries[0].guid, None);
+        assert_eq!(f.entries[0].link, None);
+        assert_eq!(f.entries[0].title, "A & B");
+    }
+
+    #[test]
+    fn guid_url_becomes_link_and_relative_links_resolve() {
+        let f = parse(
+            "<rss version=\"2.0\"><channel><item><guid>https://example.org/p/1</guid></item>\
+             <item><link>/p/2</link><description>&lt;a href=\"x\"&gt;x&lt;/a&gt;</description></item></channel></rss>",
+        );
+        assert_eq!(f.entries[0].link.as_deref(), Some("https://example.org/p/1"));
+        assert_eq!(f.entries[1].link.as_deref(), Some("https://example.org/p/2"));
+        assert!(
+            f.entries[1]
+                .summary
+                .as_deref()
+                .unwrap()
+                .contains("https://example.org/feed/x")
+        );
+    }
+
+    #[test]
+    fn one_odd_element_does_not_fail_the_feed() {
+        let f = parse(
+            "<rss version=\"2.0\" xmlns:media=\"http://search.yahoo.com/mrss/\"><channel>\
+             <item><title>one</title><media:description/></item>\
+             <item><title>two</title><media:description/></item></channel></rss>",
+        );
+        assert_eq!(f.entries.len(), 2);
+    }
+
+    #[test]
+    fn enclosures_survive() {
+        let f = parse(
+            "<rss version=\"2.0\"><channel><item><title>ep</title>\
+             <enclosure url=\"https://cdn.example.org/ep1.mp3\" length=\"1234\" type=\"audio/mpeg\"/></item></channel></rss>",
+        );
+        assert_eq!(
+            f.entries[0].enclosures,
+            [Enclosure {
+                url: "https://cdn.example.org/ep1.mp3".into(),
+                mime_type: Some("audio/mpeg".into()),
+                length: Some(1234)
+            }]
+        );
+    }
+
+    #[test]
+    fn double_encoded_utf8_is_repaired() {
+        assert_eq!(undo_double_utf8("FÃ¶rderprogramme"), "Förderprogramme");
+        assert_eq!(undo_double_utf8("Café"), "Café");
+        assert_eq!(undo_double_utf8("naïve ‘quotes’"), "naïve ‘quotes’");
+    }
+
+    #[test]
+    fn rss1_items_without_links_are_kept() {
+        let f = parse(
+            "<rdf><item><title>a</title></item><item rdf:about=\"https://e.org/b\"><title>b</title></item></rdf>",
+        );
+        assert_eq!(f.entries.len(), 2);
+        assert_eq!(f.entries[0].link, None);
+        assert_eq!(f.entries[1].link.as_deref(), Some("https://e.org/b"));
+    }
+
+    #[test]
+    fn garbage_is_a_clean_error() {
+        let base = Url::parse("https://example.org/").unwrap();
+        assert!(parse_document("<html><body>oops</body></html>", &base).is_err());
+        assert!(parse_document("<rss version=\"2.0\"><channel><item>", &base).is_err());
+        assert!(parse_document("", &base).is_err());
+    }
+}

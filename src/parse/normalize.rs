@@ -1,0 +1,767 @@
+//! Rewrites real-world documents into forms feed-rs reads, before it sees them.
+//!
+//! feed-rs 3.0 rejects or silently empties several kinds of feed that are common in the wild
+//! (measured against `shared/corpus`): `<rss>` without a `version`, Atom 0.3 and RSS 0.90
+//! (parsed with zero entries and no error), a lowercase `<rdf>` root, a feed wrapped in an XHTML
+//! page, Microsoft CDF, JSON Feed with an `http://` version URL, a missing version, or fields of
+//! the wrong JSON type. Each fix here maps a legacy or sloppy form onto the modern one feed-rs
+//! understands, so that no feed is lost and the conversion code stays single-format.
+
+use std::borrow::Cow;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::{Reader, XmlVersion};
+use serde_json::{Map, Value};
+
+use super::ParseError;
+
+const ATOM_03_NS: &str = "http://purl.org/atom/ns#";
+const ATOM_10_NS: &str = "http://www.w3.org/2005/Atom";
+/// RSS 0.90 appeared under two namespace URIs.
+const RSS_090_NS: &[&str] = &[
+    "http://my.netscape.com/rdf/simple/0.9/",
+    "http://channel.netscape.com/rdf/simple/0.9/",
+];
+const RSS_10_NS: &str = "http://purl.org/rss/1.0/";
+
+/// A document ready for feed-rs.
+#[derive(Debug)]
+pub(super) enum Prepared {
+    Xml(String),
+    Json(String),
+}
+
+/// Sniffs JSON or XML and applies the fixes each needs.
+pub(super) fn prepare(text: &str) -> Result<Prepared, ParseError> {
+    let text = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    match text.as_bytes().first() {
+        Some(b'{') => prepare_json(text).map(Prepared::Json),
+        Some(b'<') => Ok(Prepared::Xml(prepare_xml(text)?)),
+        Some(_) => Err(ParseError::NotAFeed("the body is neither XML nor JSON".into())),
+        None => Err(ParseError::NotAFeed("the body is empty".into())),
+    }
+}
+
+fn prepare_xml(text: &str) -> Result<String, ParseError> {
+    // The text is UTF-8 now; a declaration naming another encoding would make feed-rs (through
+    // quick-xml) decode it a second time.
+    let text = strip_xml_declaration(text);
+    let root = find_root(text).ok_or_else(|| ParseError::NotAFeed("no root element".into()))?;
+    if let Some(fixed) = fix_root(text, &root)? {
+        return Ok(fixed);
+    }
+    // Not a feed root: a feed embedded in another document (an XHTML page, say) is still a feed.
+    let embedded = find_embedded_feed(text).ok_or_else(|| {
+        ParseError::NotAFeed(format!(
+            "the root element <{}> is not RSS, Atom or RDF",
+            root.qname
+        ))
+    })?;
+    let inner_root = find_root(embedded).ok_or_else(|| ParseError::NotAFeed("no root element".into()))?;
+    Ok(fix_root(embedded, &inner_root)?.unwrap_or_else(|| embedded.to_string()))
+}
+
+fn strip_xml_declaration(text: &str) -> &str {
+    if text.starts_with("<?xml") {
+        if let Some(end) = text.find("?>") {
+            return &text[end + 2..];
+        }
+    }
+    text
+}
+
+struct Root {
+    qname: String,
+    local: String,
+    /// Byte range of the start tag.
+    start: usize,
+    end: usize,
+    empty: bool,
+    attributes: Vec<(String, String)>,
+}
+
+impl Root {
+    fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn find_root(text: &str) -> Option<Root> {
+    let mut reader = Reader::from_str(text);
+    loop {
+        let start = usize::try_from(reader.buffer_position()).ok()?;
+        let (tag, empty) = match reader.read_event().ok()? {
+            Event::Start(tag) => (tag, false),
+            Event::Empty(tag) => (tag, true),
+            Event::Eof => return None,
+            _ => continue,
+        };
+        let end = usize::try_from(reader.buffer_position()).ok()?;
+        let qname = tag.name().as_ref().to_string();
+        let local = tag.local_name().as_ref().to_string();
+        let attributes = tag
+            .attributes()
+            .flatten()
+            .map(|a| {
+                let value = a
+                    .normalized_value(XmlVersion::Implicit1_0)
+                    .map(Cow::into_owned)
+                    .unwrap_or_default();
+                (a.key.as_ref().to_string(), value)
+            })
+            .collect();
+        // The reader may have consumed leading text; the tag starts at its '<'.
+        let start = text[start..end].find('<').map_or(start, |i| start + i);
+        return Some(Root {
+            qname,
+            local,
+            start,
+            end,
+            empty,
+            attributes,
+        });
+    }
+}
+
+/// Applies the fix a known root needs; `None` when the root is not a feed at all.
+fn fix_root(text: &str, root: &Root) -> Result<Option<String>, ParseError> {
+    let fixed = match root.local.as_str() {
+        "rss" => {
+            // The versions feed-rs dispatches on; anything else (missing, 0.93, 0.94, 2.01) is
+            // read as RSS 2.0, which is a superset of them all.
+            let versioned = match root.attr("version") {
+                Some("2.0" | "0.91" | "0.92") => text.to_string(),
+                _ => replace_root_tag(text, root, "version", "2.0"),
+            };
+            dc_title_as_title(&ensure_channel(versioned))
+        }
+        "feed" if root.attr("xmlns") == Some(ATOM_03_NS) || root.attr("version") == Some("0.3") => {
+            translate_atom03(text).unwrap_or_else(|| text.to_string())
+        }
+        "feed" | "entry" => text.to_string(),
+        "RDF" => rss1_items(
+            &RSS_090_NS
+                .iter()
+                .fold(text.to_string(), |t, ns| t.replace(ns, RSS_10_NS)),
+        ),
+        // A bare lowercase <rdf> root, as some generators write RSS 1.0.
+        "rdf" => rss1_items(&rename_root(text, root, "RDF")),
+        "CHANNEL" | "channel" => translate_cdf(text)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(fixed))
+}
+
+/// `<rss>` whose items sit directly under the root, with no `<channel>` (feed-rs requires one).
+fn ensure_channel(text: String) -> String {
+    if text.contains("<channel") {
+        return text;
+    }
+    let Some(root) = find_root(&text) else { return text };
+    if root.empty {
+        return format!(
+            "{}<rss version=\"2.0\"><channel></channel></rss>",
+            &text[..root.start]
+        );
+    }
+    let Some(close) = text.rfind("</rss") else {
+        return text;
+    };
+    format!(
+        "{}<channel>{}</channel>{}",
+        &text[..root.end],
+        &text[root.end..close],
+        &text[close..]
+    )
+}
+
+/// Placeholder link for RSS 1.0 items that have none: feed-rs drops such items, feedparser
+/// (and readers) keep them. `convert` removes it again.
+pub(super) const NO_LINK: &str = "tributary:no-link";
+
+/// RSS 1.0 items without `<link>` get one: their `rdf:about` (which the spec says should equal
+/// the link), else [`NO_LINK`].
+fn rss1_items(text: &str) -> String {
+    rewrite_items(text, |item| {
+        if item.contains("<link") {
+            return None;
+        }
+        let tag_end = item.find('>')?;
+        let about = find_root(item)
+            .and_then(|r| r.attr("rdf:about").map(str::to_string))
+            .filter(|a| !a.trim().is_empty());
+        let link = about.unwrap_or_else(|| NO_LINK.to_string());
+        let (open, rest) = item.split_at(tag_end + 1);
+        if open.ends_with("/>") {
+            return None;
+        }
+        Some(format!(
+            "{open}<link>{}</link>{rest}",
+            quick_xml::escape::escape(link.as_str())
+        ))
+    })
+}
+
+/// Items titled only with Dublin Core `<dc:title>` (seen in RSS written by DC-minded tools).
+fn dc_title_as_title(text: &str) -> String {
+    if !text.contains("<dc:title") {
+        return text.to_string();
+    }
+    rewrite_items(text, |item| {
+        (!item.contains("<title") && item.contains("<dc:title")).then(|| {
+            item.replacen("<dc:title", "<title", 1)
+                .replacen("</dc:title", "</title", 1)
+        })
+    })
+}
+
+/// Applies `f` to the text of every `<item>…</item>` element (unprefixed name), keeping items
+/// for which it returns `None` as they are.
+fn rewrite_items(text: &str, f: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    while let Some(i) = rest.find("<item") {
+        let after = &rest[i + 5..];
+        let is_item = after.starts_with(|c: char| c.is_whitespace() || c == '>' || c == '/');
+        let end = if is_item {
+            after.find("</item>").map(|e| i + 5 + e + 7)
+        } else {
+            None
+        };
+        match end {
+            Some(end) => {
+                out.push_str(&rest[..i]);
+                let item = &rest[i..end];
+                match f(item) {
+                    Some(new) => out.push_str(&new),
+                    None => out.push_str(item),
+                }
+                rest = &rest[end..];
+            }
+            None => {
+                out.push_str(&rest[..i + 5]);
+                rest = &rest[i + 5..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Rewrites the root start tag with `attr="value"` set.
+fn replace_root_tag(text: &str, root: &Root, attr: &str, value: &str) -> String {
+    let mut tag = BytesStart::new(root.qname.as_str());
+    for (name, v) in root.attributes.iter().filter(|(n, _)| n != attr) {
+        tag.push_attribute((name.as_str(), v.as_str()));
+    }
+    tag.push_attribute((attr, value));
+    let mut out = Vec::with_capacity(text.len() + 16);
+    out.extend_from_slice(&text.as_bytes()[..root.start]);
+    let event = if root.empty {
+        Event::Empty(tag)
+    } else {
+        Event::Start(tag)
+    };
+    let mut writer = Writer::new(&mut out);
+    // Writing to a Vec cannot fail.
+    let _ = writer.write_event(event);
+    out.extend_from_slice(&text.as_bytes()[root.end..]);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn rename_root(text: &str, root: &Root, new_name: &str) -> String {
+    let open = format!("<{}", root.qname);
+    let close = format!("</{}", root.qname);
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..root.start]);
+    out.push('<');
+    out.push_str(new_name);
+    let rest = &text[root.start + open.len()..];
+    match rest.rfind(&close) {
+        Some(i) => {
+            out.push_str(&rest[..i]);
+            out.push_str("</");
+            out.push_str(new_name);
+            out.push_str(&rest[i + close.len()..]);
+        }
+        None => out.push_str(rest),
+    }
+    out
+}
+
+/// The first `<feed>`, `<rss>` or `<rdf:RDF>` element below the root, as its own document.
+fn find_embedded_feed(text: &str) -> Option<&str> {
+    let mut reader = Reader::from_str(text);
+    let mut found: Option<(usize, String)> = None;
+    let mut depth = 0usize;
+    loop {
+        let before = usize::try_from(reader.buffer_position()).ok()?;
+        match reader.read_event().ok()? {
+            Event::Start(tag) => {
+                if found.is_none() && matches!(tag.local_name().as_ref(), "feed" | "rss" | "RDF") {
+                    let end = usize::try_from(reader.buffer_position()).ok()?;
+                    let start = text[before..end].find('<').map_or(before, |i| before + i);
+                    found = Some((start, tag.name().as_ref().to_string()));
+                    depth = 0;
+                }
+                depth += 1;
+            }
+            Event::End(tag) => {
+                depth = depth.saturating_sub(1);
+                if let Some((start, name)) = &found {
+                    if depth == 0 && tag.name().as_ref() == name.as_str() {
+                        let end = usize::try_from(reader.buffer_position()).ok()?;
+                        return Some(&text[*start..end]);
+                    }
+                }
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Atom 0.3 → Atom 1.0: the namespace, the renamed elements and the `mode`/`type` pair of text
+/// constructs. Returns `None` if the document is not well-formed enough to rewrite.
+fn translate_atom03(text: &str) -> Option<String> {
+    let mut reader = Reader::from_str(text);
+    let mut writer = Writer::new(Vec::with_capacity(text.len() + 64));
+    loop {
+        let event = match reader.read_event().ok()? {
+            Event::Eof => break,
+            Event::Start(tag) => Event::Start(atom03_tag(&tag)),
+            Event::Empty(tag) => Event::Empty(atom03_tag(&tag)),
+            Event::End(tag) => {
+                let name = tag.name().as_ref().to_string();
+                Event::End(BytesEnd::new(atom03_rename(&name).to_string()))
+            }
+            other => other,
+        };
+        writer.write_event(event).ok()?;
+    }
+    String::from_utf8(writer.into_inner()).ok()
+}
+
+fn atom03_rename(name: &str) -> &str {
+    match name {
+        "issued" => "published",
+        "modified" => "updated",
+        "tagline" => "subtitle",
+        "copyright" => "rights",
+        other => other,
+    }
+}
+
+fn atom03_tag(tag: &BytesStart) -> BytesStart<'static> {
+    let name = tag.name().as_ref().to_string();
+    let new_name = atom03_rename(&name).to_string();
+    let is_text_construct = matches!(
+        new_name.as_str(),
+        "title" | "subtitle" | "summary" | "content" | "rights" | "info"
+    );
+    let mut attrs: Vec<(String, String)> = tag
+        .attributes()
+        .flatten()
+        .map(|a| {
+            (
+                a.key.as_ref().to_string(),
+                a.normalized_value(XmlVersion::Implicit1_0)
+                    .map(Cow::into_owned)
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut out = BytesStart::new(new_name);
+    if is_text_construct {
+        let get = |n: &str| {
+            attrs
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.to_ascii_lowercase())
+        };
+        // Atom 0.3 defaults: mode="xml", type="text/plain".
+        let mode = get("mode").unwrap_or_else(|| "xml".into());
+        let mime = get("type").unwrap_or_else(|| "text/plain".into());
+        let new_type = match (mode.as_str(), mime.as_str()) {
+            ("base64", _) => mime.clone(),
+            (_, t) if t.contains("xhtml") => "xhtml".into(),
+            ("xml", "text/html") => "xhtml".into(),
+            (_, t) if t.contains("html") => "html".into(),
+            _ => "text".into(),
+        };
+        attrs.retain(|(k, _)| k != "mode" && k != "type");
+        attrs.push(("type".into(), new_type));
+    }
+    for (key, value) in &attrs {
+        let value = if key == "xmlns" && value == ATOM_03_NS {
+            ATOM_10_NS
+        } else {
+            value.as_str()
+        };
+        if key == "version" && value == "0.3" {
+            continue;
+        }
+        out.push_attribute((key.as_str(), value));
+    }
+    out
+}
+
+/// Microsoft's Channel Definition Format (1997), which feedparser still reads: a `<CHANNEL>` of
+/// `<ITEM HREF=…>` elements with `<TITLE>` and `<ABSTRACT>`, rewritten as RSS 2.0.
+fn translate_cdf(text: &str) -> Result<String, ParseError> {
+    #[derive(Default)]
+    struct Item {
+        href: Option<String>,
+        title: String,
+        abstract_: String,
+        lastmod: Option<String>,
+    }
+    let mut reader = Reader::from_str(text);
+    let mut channel = Item::default();
+    let mut base: Option<url::Url> = None;
+    let mut items: Vec<Item> = Vec::new();
+    let mut in_item = false;
+    let mut field: Option<&'static str> = None;
+    let attr = |tag: &BytesStart, name: &str| {
+        tag.attributes()
+            .flatten()
+            .find(|a| a.key.as_ref().eq_ignore_ascii_case(name))
+            .and_then(|a| {
+                a.normalized_value(XmlVersion::Implicit1_0)
+                    .ok()
+                    .map(Cow::into_owned)
+            })
+    };
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| ParseError::Malformed(format!("CDF: {e}")))?;
+        match event {
+            Event::Start(tag) | Event::Empty(tag) => {
+                match tag.name().as_ref().to_ascii_uppercase().as_str() {
+                    "CHANNEL" => {
+                        base = attr(&tag, "BASE").and_then(|b| url::Url::parse(&b).ok());
+                        channel.href = attr(&tag, "HREF");
+                    }
+                    "ITEM" => {
+                        in_item = true;
+                        items.push(Item {
+                            href: attr(&tag, "HREF"),
+                            lastmod: attr(&tag, "LASTMOD"),
+                            ..Item::default()
+                        });
+                    }
+                    "TITLE" => field = Some("title"),
+                    "ABSTRACT" => field = Some("abstract"),
+                    _ => {}
+                }
+            }
+            Event::End(tag) => match tag.name().as_ref().to_ascii_uppercase().as_str() {
+                "ITEM" => in_item = false,
+                "TITLE" | "ABSTRACT" => field = None,
+                _ => {}
+            },
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
+                if let Some(f) = field {
+                    let target = if in_item {
+                        items.last_mut().unwrap_or(&mut channel)
+                    } else {
+                        &mut channel
+                    };
+                    let s = event_text(&event);
+                    if f == "title" {
+                        target.title.push_str(&s)
+                    } else {
+                        target.abstract_.push_str(&s)
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let resolve = |href: &str| match &base {
+        Some(b) => b
+            .join(href)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| href.to_string()),
+        None => href.to_string(),
+    };
+    let mut writer = Writer::new(Vec::new());
+    let element = |w: &mut Writer<Vec<u8>>, name: &str, value: &str| {
+        let _ = w.write_event(Event::Start(BytesStart::new(name)));
+        let _ = w.write_event(Event::Text(BytesText::new(value)));
+        let _ = w.write_event(Event::End(BytesEnd::new(name)));
+    };
+    let _ = writer.write_event(Event::Start(
+        BytesStart::new("rss").with_attributes([("version", "2.0")]),
+    ));
+    let _ = writer.write_event(Event::Start(BytesStart::new("channel")));
+    element(&mut writer, "title", channel.title.trim());
+    if let Some(href) = &channel.href {
+        element(&mut writer, "link", &resolve(href));
+    }
+    element(&mut writer, "description", channel.abstract_.trim());
+    for item in &items {
+        let _ = writer.write_event(Event::Start(BytesStart::new("item")));
+        element(&mut writer, "title", item.title.trim());
+        if let Some(href) = &item.href {
+            element(&mut writer, "link", &resolve(href));
+        }
+        if !item.abstract_.trim().is_empty() {
+            element(&mut writer, "description", item.abstract_.trim());
+        }
+        if let Some(lastmod) = &item.lastmod {
+            element(&mut writer, "pubDate", lastmod);
+        }
+        let _ = writer.write_event(Event::End(BytesEnd::new("item")));
+    }
+    let _ = writer.write_event(Event::End(BytesEnd::new("channel")));
+    let _ = writer.write_event(Event::End(BytesEnd::new("rss")));
+    String::from_utf8(writer.into_inner()).map_err(|e| ParseError::Malformed(e.to_string()))
+}
+
+/// The character data of a text, CDATA or entity-reference event.
+fn event_text(event: &Event<'_>) -> String {
+    match event {
+        Event::Text(t) => t.xml_content(XmlVersion::Implicit1_0).into_owned(),
+        Event::CData(c) => c.xml_content(XmlVersion::Implicit1_0).into_owned(),
+        Event::GeneralRef(r) => match r.resolve_char_ref() {
+            Ok(Some(c)) => c.to_string(),
+            _ => quick_xml::escape::resolve_predefined_entity(r.as_ref())
+                .unwrap_or_default()
+                .to_string(),
+        },
+        _ => String::new(),
+    }
+}
+
+/// JSON Feed, coerced field by field into the shapes of the spec (jsonfeed.org/version/1.1),
+/// because feed-rs's typed deserializer fails the whole feed on one field of the wrong type.
+fn prepare_json(text: &str) -> Result<String, ParseError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| ParseError::Malformed(format!("invalid JSON: {e}")))?;
+    let Value::Object(mut feed) = value else {
+        return Err(ParseError::NotAFeed("JSON that is not an object".into()));
+    };
+    if !matches!(feed.get("items"), Some(Value::Array(_))) {
+        return Err(ParseError::NotAFeed(
+            "JSON without an `items` array is not a JSON Feed".into(),
+        ));
+    }
+    // Any version URL (http or https, 1 / 1.1, or a bare "1.0") is read as 1.1, a superset.
+    feed.insert(
+        "version".into(),
+        Value::String("https://jsonfeed.org/version/1.1".into()),
+    );
+    if !matches!(feed.get("title"), Some(Value::String(_))) {
+        feed.insert("title".into(), Value::String(String::new()));
+    }
+    for key in [
+        "home_page_url",
+        "feed_url",
+        "language",
+        "description",
+        "icon",
+        "favicon",
+    ] {
+        keep_if_string(&mut feed, key);
+    }
+    coerce_authors(&mut feed);
+    if let Some(Value::Array(items)) = feed.get_mut("items") {
+        items.retain(Value::is_object);
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            coerce_item(item);
+        }
+    }
+    serde_json::to_string(&Value::Object(feed)).map_err(|e| ParseError::Malformed(e.to_string()))
+}
+
+fn coerce_item(item: &mut Map<String, Value>) {
+    // Ids are strings by the spec, but numbers are common.
+    match item.get("id") {
+        Some(Value::Number(n)) => {
+            let s = n.to_string();
+            item.insert("id".into(), Value::String(s));
+        }
+        Some(Value::String(_)) => {}
+        _ => {
+            item.remove("id");
+        }
+    }
+    for key in [
+        "url",
+        "external_url",
+        "title",
+        "content_html",
+        "content_text",
+        "summary",
+        "date_published",
+        "date_modified",
+    ] {
+        keep_if_string(item, key);
+    }
+    coerce_authors(item);
+    let tags = match item.remove("tags") {
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| Value::String(t.into()))
+            .collect(),
+        Some(Value::Array(tags)) => tags.into_iter().filter(Value::is_string).collect(),
+        _ => Vec::new(),
+    };
+    if !tags.is_empty() {
+        item.insert("tags".into(), Value::Array(tags));
+    }
+    let attachments: Vec<Value> = match item.remove("attachments") {
+        Some(Value::Array(list)) => list.into_iter().filter_map(coerce_attachment).collect(),
+        _ => Vec::new(),
+    };
+    if !attachments.is_empty() {
+        item.insert("attachments".into(), Value::Array(attachments));
+    }
+}
+
+fn coerce_attachment(value: Value) -> Option<Value> {
+    let Value::Object(mut a) = value else { return None };
+    if !matches!(a.get("url"), Some(Value::String(_))) {
+        return None;
+    }
+    if !matches!(a.get("mime_type"), Some(Value::String(_))) {
+        a.insert(
+            "mime_type".into(),
+            Value::String("application/octet-stream".into()),
+        );
+    }
+    keep_if_string(&mut a, "title");
+    let size = match a.remove("size_in_bytes") {
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    if let Some(size) = size {
+        a.insert("size_in_bytes".into(), Value::from(size));
+    }
+    a.remove("duration_in_seconds");
+    Some(Value::Object(a))
+}
+
+fn coerce_authors(object: &mut Map<String, Value>) {
+    let valid = |v: &Value| match v {
+        Value::Object(o) => {
+            let mut o = o.clone();
+            keep_if_string(&mut o, "name");
+            keep_if_string(&mut o, "url");
+            o.retain(|k, _| k == "name" || k == "url");
+            Some(Value::Object(o))
+        }
+        Value::String(name) => Some(serde_json::json!({ "name": name })),
+        _ => None,
+    };
+    match object.get("author").map(valid) {
+        Some(Some(a)) => {
+            object.insert("author".into(), a);
+        }
+        Some(None) => {
+            object.remove("author");
+        }
+        None => {}
+    }
+    match object.remove("authors") {
+        Some(Value::Array(list)) => {
+            let list: Vec<Value> = list.iter().filter_map(valid).collect();
+            object.insert("authors".into(), Value::Array(list));
+        }
+        Some(single) => {
+            if let Some(a) = valid(&single) {
+                object.insert("authors".into(), Value::Array(vec![a]));
+            }
+        }
+        None => {}
+    }
+}
+
+fn keep_if_string(object: &mut Map<String, Value>, key: &str) {
+    if object.get(key).is_some_and(|v| !v.is_string()) {
+        object.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xml(text: &str) -> String {
+        match prepare(text).unwrap() {
+            Prepared::Xml(s) => s,
+            Prepared::Json(_) => panic!("expected XML"),
+        }
+    }
+
+    #[test]
+    fn rss_without_version_gets_one() {
+        let out = xml("<?xml version=\"1.0\" encoding=\"koi8-r\"?>\n<rss><channel/></rss>");
+        assert!(out.contains("<rss version=\"2.0\">"), "{out}");
+        assert!(!out.contains("koi8-r"));
+        let out = xml("<rss version=\"0.94\" xmlns:dc=\"x\"><channel/></rss>");
+        assert!(out.contains("<rss xmlns:dc=\"x\" version=\"2.0\">"), "{out}");
+    }
+
+    #[test]
+    fn atom03_becomes_atom10() {
+        let out = xml(
+            "<feed version=\"0.3\" xmlns=\"http://purl.org/atom/ns#\"><entry><issued>2004-01-01T00:00:00Z</issued>\
+             <content type=\"text/html\" mode=\"escaped\">&lt;b&gt;x&lt;/b&gt;</content></entry></feed>",
+        );
+        assert!(out.contains(ATOM_10_NS));
+        assert!(
+            out.contains("<published>2004-01-01T00:00:00Z</published>"),
+            "{out}"
+        );
+        assert!(out.contains("<content type=\"html\">"), "{out}");
+    }
+
+    #[test]
+    fn embedded_feed_is_extracted() {
+        let out = xml(
+            "<html><body><feed xmlns=\"http://www.w3.org/2005/Atom\"><title>t</title></feed></body></html>",
+        );
+        assert!(out.starts_with("<feed"), "{out}");
+        assert!(out.ends_with("</feed>"), "{out}");
+    }
+
+    #[test]
+    fn not_a_feed() {
+        assert!(matches!(
+            prepare("<note><to>x</to></note>"),
+            Err(ParseError::NotAFeed(_))
+        ));
+        assert!(matches!(prepare("   "), Err(ParseError::NotAFeed(_))));
+        assert!(matches!(prepare("{\"rss\": {}}"), Err(ParseError::NotAFeed(_))));
+    }
+
+    #[test]
+    fn json_fields_are_coerced() {
+        let Prepared::Json(out) = prepare(
+            r#"{"version":"http://jsonfeed.org/version/1","items":[{"id":7,"tags":"a, b","title":3,
+                "attachments":[{"url":"http://x/a.mp3","size_in_bytes":"12"}]}]}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["version"], "https://jsonfeed.org/version/1.1");
+        assert_eq!(v["items"][0]["id"], "7");
+        assert_eq!(v["items"][0]["tags"], serde_json::json!(["a", "b"]));
+        assert!(v["items"][0].get("title").is_none());
+        assert_eq!(v["items"][0]["attachments"][0]["size_in_bytes"], 12);
+    }
+}

@@ -1,0 +1,104 @@
+//! Owns all state: feed state and entries in one SQLite database (rusqlite, bundled).
+//!
+//! [`Store`] is the synchronous API over one connection; [`StoreHandle`] gives async code a way
+//! to run work on the one thread that owns it, so no tokio worker ever blocks on SQLite and
+//! there is exactly one writer. WAL mode lets readers in other processes (a `poll` while `run`
+//! works, a backup) proceed; `busy_timeout` makes a second writer wait instead of failing.
+//!
+//! Schema changes are append-only migrations versioned by `PRAGMA user_version`, each run in
+//! one transaction; a database written by a newer Tributary is refused rather than damaged.
+
+mod entries;
+mod feeds;
+mod handle;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::Connection;
+
+pub use entries::{ParsedBatch, StoreOutcome};
+pub use feeds::FeedUpdate;
+pub use handle::{StoreHandle, StoreThread};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this Tributary understands ({supported}); \
+         upgrade Tributary or use another database"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot start the database thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("the database thread has stopped")]
+    Closed,
+}
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The database, owned by one thread at a time.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // WAL: readers never block the writer; NORMAL is durable across process crashes in WAL
+        // mode (only an OS crash can lose the last commits, never consistency).
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        schema::migrate(&mut conn, path)?;
+        Ok(Store { conn })
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(())` when the database is sound.
+    pub fn integrity_check(&self) -> Result<Result<(), String>, StoreError> {
+        let result: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        Ok(if result == "ok" { Ok(()) } else { Err(result) })
+    }
+}
+
+pub(crate) fn to_unix(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+pub(crate) fn from_unix(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}

@@ -1,0 +1,83 @@
+//! Append-only migrations. Never edit a released step; add the next one.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Step `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: feeds, entries, tombstones.
+    r#"
+    CREATE TABLE feeds (
+        id              INTEGER PRIMARY KEY,
+        url             TEXT NOT NULL UNIQUE,
+        title           TEXT,
+        site_url        TEXT,
+        feed_id         TEXT,
+        etag            TEXT,
+        last_modified   TEXT,
+        body_hash       TEXT,
+        last_fetch      INTEGER,
+        last_success    INTEGER,
+        last_error      TEXT,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        created         INTEGER NOT NULL
+    );
+
+    CREATE TABLE entries (
+        id              INTEGER PRIMARY KEY,
+        feed_id         INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        key             TEXT NOT NULL,
+        guid            TEXT,
+        link            TEXT,
+        title           TEXT NOT NULL,
+        author_name     TEXT,
+        author_email    TEXT,
+        author_uri      TEXT,
+        summary         TEXT,
+        content         TEXT,
+        categories      TEXT NOT NULL DEFAULT '[]',
+        enclosures      TEXT NOT NULL DEFAULT '[]',
+        published       INTEGER NOT NULL,
+        updated         INTEGER NOT NULL,
+        first_seen      INTEGER NOT NULL,
+        content_hash    TEXT NOT NULL,
+        UNIQUE (feed_id, key)
+    );
+    -- Outputs read the newest entries first; this index makes that a walk, not a sort.
+    CREATE INDEX entries_by_date ON entries (published DESC, id DESC);
+
+    -- Keys of entries removed by retention, so they never come back as new.
+    CREATE TABLE tombstones (
+        feed_id         INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        key             TEXT NOT NULL,
+        removed         INTEGER NOT NULL,
+        PRIMARY KEY (feed_id, key)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let supported = MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > supported {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
