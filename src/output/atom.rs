@@ -108,7 +108,7 @@ impl AtomWriter {
         }
         if let Some(feed) = feed {
             self.start(BytesStart::new("source"));
-            self.text_element("id", &feed.url);
+            self.text_element("id", &feed.id);
             self.text_element("title", &feed.title);
             if let Some(site) = &feed.site_url {
                 self.empty(

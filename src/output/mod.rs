@@ -44,6 +44,8 @@ pub struct OutputReport {
 #[derive(Debug, Clone)]
 pub struct FeedView {
     pub url: String,
+    /// The feed's own id when it is an absolute IRI (Atom feeds have one), else its URL.
+    pub id: String,
     pub title: String,
     pub site_url: Option<String>,
 }
@@ -54,7 +56,13 @@ impl FeedView {
             .and_then(|s| s.title.clone())
             .or_else(|| state.title.clone())
             .unwrap_or_else(|| state.url.clone());
+        let id = state
+            .feed_id
+            .clone()
+            .filter(|id| url::Url::parse(id).is_ok())
+            .unwrap_or_else(|| state.url.clone());
         FeedView {
+            id,
             url: state.url.clone(),
             title,
             site_url: state.site_url.clone(),

@@ -120,11 +120,18 @@ fn convert(feed: feed_rs::model::Feed, base: &Url) -> ParsedFeed {
         site_url: alternate_link(&feed.links, base, is_json),
         id: Some(feed.id.trim().to_string()).filter(|id| !id.is_empty()),
     };
+    // A feed read from a file (the demo, a mirror) has no web location of its own; its site
+    // link is the best base for the relative URLs inside it.
+    let site_base = meta.site_url.as_deref().and_then(|s| Url::parse(s).ok());
+    let base = match site_base {
+        Some(site) if !matches!(base.scheme(), "http" | "https") => site,
+        _ => base.clone(),
+    };
     let mut sanitizer = Sanitizer::new();
     let entries = feed
         .entries
         .into_iter()
-        .map(|e| convert_entry(e, base, loose, is_json, &mut sanitizer))
+        .map(|e| convert_entry(e, &base, loose, is_json, &mut sanitizer))
         .collect();
     ParsedFeed { meta, entries }
 }

@@ -236,3 +236,99 @@ impl Store {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::dedupe::key_entries;
+    use crate::model::Entry;
+
+    fn batch_of(titles: &[&str]) -> Vec<KeyedEntry> {
+        key_entries(
+            titles
+                .iter()
+                .map(|t| Entry {
+                    guid: Some(format!("id-{t}")),
+                    title: t.to_string(),
+                    ..Entry::default()
+                })
+                .collect(),
+        )
+    }
+
+    fn store_all(store: &mut Store, feed: i64, entries: &[KeyedEntry]) -> StoreOutcome {
+        let meta = FeedMeta::default();
+        let validators = Validators::default();
+        let batch = ParsedBatch {
+            meta: &meta,
+            validators: &validators,
+            body_hash: "h",
+            entries,
+        };
+        store.store_parsed(feed, &batch, Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn retired_entries_leave_a_tombstone_and_never_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let feed = store
+            .ensure_feeds(&["https://e.org/f".into()], Utc::now())
+            .unwrap()[0]
+            .id;
+        let entries = batch_of(&["a", "b"]);
+        assert_eq!(store_all(&mut store, feed, &entries).new, 2);
+
+        let (stored, _) = store.newest_entries(&["https://e.org/f".into()], 10).unwrap();
+        let a = stored.iter().find(|e| e.entry.title == "a").unwrap().id;
+        assert_eq!(store.retire_entries(&[a], Utc::now()).unwrap(), 1);
+
+        // The feed still carries "a": it must not return as new.
+        assert_eq!(store_all(&mut store, feed, &entries), StoreOutcome::default());
+        let (stored, _) = store.newest_entries(&["https://e.org/f".into()], 10).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(store.integrity_check().unwrap().is_ok());
+    }
+
+    #[test]
+    fn newest_entries_are_ordered_limited_and_selected_by_feed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let urls: Vec<String> = vec!["https://e.org/1".into(), "https://e.org/2".into()];
+        let feeds = store.ensure_feeds(&urls, Utc::now()).unwrap();
+        for (i, feed) in feeds.iter().enumerate() {
+            let entries: Vec<_> = batch_of(&["x", "y", "z"])
+                .into_iter()
+                .enumerate()
+                .map(|(j, mut k)| {
+                    k.entry.published = Utc.timestamp_opt(1_700_000_000 + (j * 10 + i) as i64, 0).single();
+                    k
+                })
+                .collect();
+            store_all(&mut store, feed.id, &entries);
+        }
+        let (two, feeds_seen) = store.newest_entries(&urls, 2).unwrap();
+        assert_eq!(two.len(), 2);
+        assert!(two[0].published > two[1].published);
+        assert_eq!(feeds_seen.len(), 2);
+        let (only_first, _) = store.newest_entries(&urls[..1], 10).unwrap();
+        assert_eq!(only_first.len(), 3);
+        assert!(only_first.iter().all(|e| e.feed_id == feeds[0].id));
+    }
+
+    #[test]
+    fn a_database_from_a_newer_tributary_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Store::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+}

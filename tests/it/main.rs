@@ -1,6 +1,10 @@
 //! Integration tests: one binary (see CONVENTIONS.md). Feeds come from servers the tests start
 //! on 127.0.0.1, or from files; never from the internet.
 
+// Test code: a failed unwrap is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod corpus;
+mod poll;

@@ -1,0 +1,187 @@
+//! A feed server on 127.0.0.1 that tests script: per-path responses that can change between
+//! polls, strong ETags with real 304 handling, optional gzip, and a log of every request's
+//! headers so tests can assert on what Tributary sent.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, Response, StatusCode, header};
+
+/// What the server answers on one path.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// When set, sent as `ETag` and honoured in `If-None-Match` (304).
+    pub etag: Option<String>,
+    /// Gzip the body (and say so) when the client accepts it.
+    pub gzip: bool,
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl Route {
+    pub fn feed(content_type: &str, body: impl Into<Vec<u8>>) -> Route {
+        Route {
+            status: 200,
+            content_type: content_type.to_string(),
+            body: body.into(),
+            etag: None,
+            gzip: false,
+            extra_headers: Vec::new(),
+        }
+    }
+
+    pub fn rss(body: impl Into<Vec<u8>>) -> Route {
+        Route::feed("application/rss+xml; charset=utf-8", body)
+    }
+
+    pub fn status(status: u16, body: &str) -> Route {
+        Route {
+            status,
+            ..Route::feed("text/html; charset=utf-8", body)
+        }
+    }
+
+    pub fn with_etag(mut self, etag: &str) -> Route {
+        self.etag = Some(etag.to_string());
+        self
+    }
+
+    pub fn gzipped(mut self) -> Route {
+        self.gzip = true;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Route {
+        self.extra_headers.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    routes: HashMap<String, Route>,
+    seen: Vec<Seen>,
+}
+
+/// Runs until dropped (the task is aborted with the test's runtime).
+#[derive(Clone)]
+pub struct FeedServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl FeedServer {
+    pub async fn start() -> FeedServer {
+        let state = Arc::new(Mutex::new(State::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let app_state = state.clone();
+        let app = axum::Router::new().fallback(move |req: Request<Body>| {
+            let state = app_state.clone();
+            async move { respond(&state, req) }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FeedServer { addr, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn set(&self, path: &str, route: Route) {
+        self.state.lock().unwrap().routes.insert(path.to_string(), route);
+    }
+
+    /// Every request to `path`, oldest first.
+    pub fn requests(&self, path: &str) -> Vec<Seen> {
+        self.state
+            .lock()
+            .unwrap()
+            .seen
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+fn respond(state: &Mutex<State>, req: Request<Body>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let mut state = state.lock().unwrap();
+    let route = state.routes.get(&path).cloned();
+    let response = match route {
+        None => plain(404, "no such feed"),
+        Some(route) => {
+            let not_modified = route.etag.as_deref().is_some_and(|etag| {
+                req.headers()
+                    .get(header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+            });
+            if not_modified {
+                let mut r = plain(304, "");
+                if let Some(etag) = &route.etag {
+                    r.headers_mut().insert(header::ETAG, etag.parse().unwrap());
+                }
+                r
+            } else {
+                full(&route, req.headers())
+            }
+        }
+    };
+    state.seen.push(Seen {
+        path,
+        headers: req.headers().clone(),
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+fn full(route: &Route, request_headers: &HeaderMap) -> Response<Body> {
+    let accepts_gzip = request_headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("gzip"));
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(route.status).unwrap())
+        .header(header::CONTENT_TYPE, &route.content_type);
+    if let Some(etag) = &route.etag {
+        builder = builder.header(header::ETAG, etag);
+    }
+    for (name, value) in &route.extra_headers {
+        builder = builder.header(name, value);
+    }
+    let body = if route.gzip && accepts_gzip {
+        builder = builder.header(header::CONTENT_ENCODING, "gzip");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&route.body).unwrap();
+        enc.finish().unwrap()
+    } else {
+        route.body.clone()
+    };
+    builder.body(Body::from(body)).unwrap()
+}
+
+fn plain(status: u16, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap())
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}

@@ -1,0 +1,163 @@
+//! A temporary directory with a config file, the real `tributary` binary run against it, and
+//! read-only views of what it produced (database rows, the output parsed back).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use tempfile::TempDir;
+
+pub struct Workspace {
+    dir: TempDir,
+}
+
+/// The binary's result, with its text decoded for assertions.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// One stored entry row, as tests look at it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub feed_url: String,
+    pub key: String,
+    pub title: String,
+    pub link: Option<String>,
+    pub content: Option<String>,
+    pub summary: Option<String>,
+    pub published: i64,
+    pub updated: i64,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes `tributary.toml` with `[store]` and one Atom output around the given feed tables.
+    pub fn config_with_feeds(&self, feed_urls: &[String]) -> PathBuf {
+        let mut toml = String::from("[store]\npath = \"data/t.db\"\n\n[poll]\ntimeout = \"10s\"\n\n");
+        for url in feed_urls {
+            toml.push_str(&format!("[[feed]]\nurl = \"{url}\"\n\n"));
+        }
+        toml.push_str("[[output]]\npath = \"public/all.atom\"\ntitle = \"Test planet\"\nlimit = 50\n");
+        self.write_config(&toml)
+    }
+
+    pub fn write_config(&self, toml: &str) -> PathBuf {
+        let path = self.path("tributary.toml");
+        std::fs::write(&path, toml).expect("write config");
+        path
+    }
+
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Runs `tributary --config tributary.toml ARGS…` to completion.
+    pub async fn tributary(&self, args: &[&str]) -> Run {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .arg("--config")
+            .arg(self.path("tributary.toml"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .expect("run tributary")
+            .into()
+    }
+
+    pub async fn poll(&self) -> Run {
+        self.tributary(&["poll"]).await
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.path("data/t.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open db")
+    }
+
+    /// Every stored entry, in id order.
+    pub fn rows(&self) -> Vec<Row> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT f.url, e.key, e.title, e.link, e.content, e.summary, e.published, e.updated
+                 FROM entries e JOIN feeds f ON f.id = e.feed_id ORDER BY e.id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok(Row {
+                feed_url: r.get(0)?,
+                key: r.get(1)?,
+                title: r.get(2)?,
+                link: r.get(3)?,
+                content: r.get(4)?,
+                summary: r.get(5)?,
+                published: r.get(6)?,
+                updated: r.get(7)?,
+            })
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    pub fn output_path(&self) -> PathBuf {
+        self.path("public/all.atom")
+    }
+
+    /// The merged output, parsed back with feed-rs (an independent Atom reader).
+    pub fn output(&self) -> feed_rs::model::Feed {
+        let bytes = std::fs::read(self.output_path()).expect("output written");
+        feed_rs::parser::parse(&bytes[..]).expect("output parses as a feed")
+    }
+}
+
+/// `file` validated against RFC 4287's RELAX NG schema with jing, when jing is installed (CI
+/// installs it; elsewhere the check says it was skipped).
+pub fn validate_atom(file: &Path) {
+    let Some(jing) = super::require_tool("jing") else {
+        return;
+    };
+    let schema = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/atom.rnc");
+    let Some(schema) = super::require_or_skip("Atom schema", schema) else {
+        return;
+    };
+    let out = std::process::Command::new(jing)
+        .arg("-c")
+        .arg(&schema)
+        .arg(file)
+        .output()
+        .expect("run jing");
+    assert!(
+        out.status.success(),
+        "jing rejects {}:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
