@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod config;
 pub mod model;
+pub mod schedule;
 pub mod poll;
 pub mod fetch;
 pub mod parse;

@@ -18,6 +18,10 @@ pub struct FeedSpec {
     /// The operator's title, which wins over the feed's own.
     pub title: Option<String>,
     pub tags: Vec<String>,
+    /// Overrides `[poll] schedule` for this feed.
+    pub schedule: Option<crate::schedule::CronSchedule>,
+    /// Ignore the publisher's caching hints (max-age, ttl, …) for feeds that lie about them.
+    pub ignore_hints: bool,
 }
 
 /// What the store remembers about a feed between polls.
@@ -36,6 +40,12 @@ pub struct FeedState {
     pub last_success: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
+    /// Start of the current run of failures.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The publisher's hints in force (Retry-After, freshness, skip times).
+    pub hints: crate::schedule::Hints,
+    /// The feed's own stated update interval (RSS ttl, sy:updatePeriod), kept for 304s.
+    pub rhythm: Option<std::time::Duration>,
 }
 
 /// HTTP cache validators (RFC 9110 §8.8) sent back on the next request.
@@ -51,6 +61,8 @@ pub struct FeedMeta {
     pub title: Option<String>,
     pub site_url: Option<String>,
     pub id: Option<String>,
+    /// What the document says about its update rhythm (ttl, sy:*, skipHours/Days).
+    pub rhythm: crate::schedule::hints::FeedRhythm,
 }
 
 /// One entry as parsed and normalized: UTF-8, sanitized HTML, absolute URLs, plain-text title.

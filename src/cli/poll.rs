@@ -31,7 +31,8 @@ pub async fn run(config_path: &Path) -> Status {
             return Status::Fatal;
         }
     };
-    let report = match poll_feeds(&config, &fetcher, &store).await {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let report = match poll_feeds(&config, &config.feeds, &fetcher, &store, &stop).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -43,21 +44,28 @@ pub async fn run(config_path: &Path) -> Status {
     store_thread.join().await;
 
     let failed: Vec<_> = report.failed().collect();
-    let not_modified = report
-        .feeds
-        .iter()
-        .filter(|f| matches!(f.result, Ok(FeedStatus::NotModified | FeedStatus::Unchanged)))
-        .count();
+    let not_modified = report.count(|s| matches!(s, FeedStatus::NotModified | FeedStatus::Unchanged));
+    let skipped = report.count(|s| matches!(s, FeedStatus::Skipped(_)));
     println!(
-        "polled {} feeds in {:.2}s: {} ok ({} unchanged), {} failed; {} new, {} updated entries",
+        "polled {} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}; {} new, {} updated entries",
         report.feeds.len(),
         report.elapsed.as_secs_f64(),
         report.ok_count(),
         not_modified,
         failed.len(),
+        if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        },
         report.new_entries(),
         report.updated_entries(),
     );
+    for feed in &report.feeds {
+        if let Ok(FeedStatus::Skipped(reason)) = &feed.result {
+            println!("skipped: {}: {reason}", feed.url);
+        }
+    }
     for feed in &failed {
         if let Err(reason) = &feed.result {
             println!("failed: {}: {reason}", feed.url);

@@ -17,6 +17,7 @@ pub use error::{ConfigError, Problem};
 use raw::RawConfig;
 
 use crate::model::{FeedSpec, OutputFormat, OutputSpec};
+use crate::schedule::{self, CronSchedule};
 
 /// The default User-Agent: who we are and where to read about us, so publishers can reach us.
 pub const DEFAULT_USER_AGENT: &str = concat!(
@@ -32,6 +33,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_OUTPUT_LIMIT: usize = 100;
 pub const DEFAULT_STORE_PATH: &str = "tributary.db";
+pub const DEFAULT_SCHEDULE: &str = "*/15 * * * *";
+pub const DEFAULT_JITTER: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_PER_HOST: usize = 2;
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_KEEP_DAYS: u32 = 365;
+pub const DEFAULT_KEEP_PER_FEED: usize = 1000;
+pub const DEFAULT_HOUSEKEEPING: &str = "23 * * * *";
 
 /// A validated configuration. Paths are absolute; values are in their final types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +55,12 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     pub path: PathBuf,
+    /// Entries older than this many days are removed (0: never), unless an output shows them.
+    pub keep_days: u32,
+    /// At most this many entries per feed are kept (0: no limit), unless an output shows them.
+    pub keep_per_feed: usize,
+    /// When the daemon runs retention, `PRAGMA optimize`, checkpoints and incremental vacuum.
+    pub housekeeping: CronSchedule,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +72,29 @@ pub struct PollConfig {
     pub user_agent: String,
     /// Bodies (after decompression) larger than this are cut off and the fetch fails.
     pub max_body: u64,
+    /// When feeds are due (each `[[feed]]` may override it).
+    pub schedule: CronSchedule,
+    /// Feeds sharing a schedule are spread over up to this much time after each fire time.
+    pub jitter: Duration,
+    /// Fetches in flight at once against one host.
+    pub per_host: usize,
+    /// On SIGTERM, how long in-flight fetches may take before they are abandoned.
+    pub shutdown_grace: Duration,
 }
 
 impl Config {
+    /// How `feed` is scheduled.
+    pub fn policy_for(&self, feed: &FeedSpec) -> schedule::Policy {
+        schedule::Policy {
+            cron: feed
+                .schedule
+                .clone()
+                .unwrap_or_else(|| self.poll.schedule.clone()),
+            jitter: self.poll.jitter,
+            respect_hints: !feed.ignore_hints,
+        }
+    }
+
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -115,6 +149,13 @@ impl Validator<'_> {
                 Some(p) => self.path(p, "store.path"),
                 None => self.base.join(DEFAULT_STORE_PATH),
             },
+            keep_days: self
+                .count(raw.store.keep_days, "store.keep_days", 0, 100_000)
+                .map_or(DEFAULT_KEEP_DAYS, |n| n as u32),
+            keep_per_feed: self
+                .count(raw.store.keep_per_feed, "store.keep_per_feed", 0, 10_000_000)
+                .unwrap_or(DEFAULT_KEEP_PER_FEED),
+            housekeeping: self.cron(raw.store.housekeeping, "store.housekeeping", DEFAULT_HOUSEKEEPING),
         };
         let poll = self.poll(raw.poll);
         let feeds = raw
@@ -145,35 +186,22 @@ impl Validator<'_> {
     }
 
     fn poll(&mut self, raw: raw::RawPoll) -> PollConfig {
-        let concurrency = match raw.concurrency {
-            Some(c) if *c.get_ref() < 1 || *c.get_ref() > 10_000 => {
-                self.report(c.span(), "poll.concurrency", "must be between 1 and 10000");
-                DEFAULT_CONCURRENCY
-            }
-            Some(c) => usize::try_from(*c.get_ref()).unwrap_or(DEFAULT_CONCURRENCY),
-            None => DEFAULT_CONCURRENCY,
-        };
-        let timeout = match raw.timeout {
-            Some(t) => match humantime::parse_duration(t.get_ref()) {
-                Ok(d) if !d.is_zero() => d,
-                Ok(_) => {
-                    self.report(t.span(), "poll.timeout", "must be longer than zero");
-                    DEFAULT_TIMEOUT
-                }
-                Err(e) => {
-                    self.report(
-                        t.span(),
-                        "poll.timeout",
-                        format!(
-                            "`{}` is not a duration ({e}); write e.g. \"30s\" or \"2m\"",
-                            t.get_ref()
-                        ),
-                    );
-                    DEFAULT_TIMEOUT
-                }
-            },
-            None => DEFAULT_TIMEOUT,
-        };
+        let concurrency = self
+            .count(raw.concurrency, "poll.concurrency", 1, 10_000)
+            .unwrap_or(DEFAULT_CONCURRENCY);
+        let per_host = self
+            .count(raw.per_host, "poll.per_host", 1, 1_000)
+            .unwrap_or(DEFAULT_PER_HOST);
+        let timeout = self
+            .duration(raw.timeout, "poll.timeout", false)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let jitter = self
+            .duration(raw.jitter, "poll.jitter", true)
+            .unwrap_or(DEFAULT_JITTER);
+        let shutdown_grace = self
+            .duration(raw.shutdown_grace, "poll.shutdown_grace", true)
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let schedule = self.cron(raw.schedule, "poll.schedule", DEFAULT_SCHEDULE);
         let user_agent = match raw.user_agent {
             Some(ua) if ua.get_ref().trim().is_empty() || ua.get_ref().contains(['\r', '\n']) => {
                 self.report(ua.span(), "poll.user_agent", "must be one non-empty line");
@@ -204,6 +232,62 @@ impl Validator<'_> {
             timeout,
             user_agent,
             max_body,
+            schedule,
+            jitter,
+            per_host,
+            shutdown_grace,
+        }
+    }
+
+    /// An integer setting within `[min, max]`; `None` when absent or invalid (reported).
+    fn count(&mut self, raw: Option<toml::Spanned<i64>>, key: &str, min: i64, max: i64) -> Option<usize> {
+        let value = raw?;
+        let n = *value.get_ref();
+        if n < min || n > max {
+            self.report(value.span(), key, format!("must be between {min} and {max}"));
+            return None;
+        }
+        usize::try_from(n).ok()
+    }
+
+    /// A duration such as "30s" or "2m"; `None` when absent or invalid (reported).
+    fn duration(&mut self, raw: Option<toml::Spanned<String>>, key: &str, zero_ok: bool) -> Option<Duration> {
+        let value = raw?;
+        match humantime::parse_duration(value.get_ref().trim()) {
+            Ok(d) if zero_ok || !d.is_zero() => Some(d),
+            Ok(_) => {
+                self.report(value.span(), key, "must be longer than zero");
+                None
+            }
+            Err(e) => {
+                self.report(
+                    value.span(),
+                    key,
+                    format!(
+                        "`{}` is not a duration ({e}); write e.g. \"30s\" or \"2m\"",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A cron expression; the default when absent, and when invalid (reported).
+    fn cron(&mut self, raw: Option<toml::Spanned<String>>, key: &str, default: &str) -> CronSchedule {
+        self.cron_opt(raw, key).unwrap_or_else(|| {
+            CronSchedule::parse(default).unwrap_or_else(|e| unreachable!("default cron: {e}"))
+        })
+    }
+
+    fn cron_opt(&mut self, raw: Option<toml::Spanned<String>>, key: &str) -> Option<CronSchedule> {
+        let value = raw?;
+        match CronSchedule::parse(value.get_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.report(value.span(), key, e);
+                None
+            }
         }
     }
 
@@ -226,10 +310,13 @@ impl Validator<'_> {
                 tags.push(tag.into_inner());
             }
         }
+        let schedule = self.cron_opt(raw.schedule, &key("schedule"));
         Some(FeedSpec {
             url: url?,
             title,
             tags,
+            schedule,
+            ignore_hints: raw.ignore_hints.unwrap_or(false),
         })
     }
 

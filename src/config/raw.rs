@@ -23,6 +23,9 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
     pub path: Option<Spanned<String>>,
+    pub keep_days: Option<Spanned<i64>>,
+    pub keep_per_feed: Option<Spanned<i64>>,
+    pub housekeeping: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +35,10 @@ pub(super) struct RawPoll {
     pub timeout: Option<Spanned<String>>,
     pub user_agent: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,
+    pub schedule: Option<Spanned<String>>,
+    pub jitter: Option<Spanned<String>>,
+    pub per_host: Option<Spanned<i64>>,
+    pub shutdown_grace: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +48,8 @@ pub(super) struct RawFeed {
     pub title: Option<Spanned<String>>,
     #[serde(default)]
     pub tags: Vec<Spanned<String>>,
+    pub schedule: Option<Spanned<String>>,
+    pub ignore_hints: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,8 +21,15 @@ use crate::model::Validators;
 #[derive(Debug)]
 pub enum Fetched {
     /// 304: the publisher says nothing changed; nothing is parsed.
-    NotModified,
+    NotModified(Caching),
     Modified(Body),
+}
+
+/// The response's caching headers, raw; `schedule::hints` interprets them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caching {
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
 }
 
 /// A response body that arrived whole and within the limits.
@@ -34,6 +41,7 @@ pub struct Body {
     /// Where the body came from after redirects: the base for relative URLs.
     pub final_url: Url,
     pub validators: Validators,
+    pub caching: Caching,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +51,11 @@ pub enum FetchError {
     #[error("cannot connect: {0}")]
     Connect(String),
     #[error("HTTP {status}")]
-    Status { status: u16 },
+    Status {
+        status: u16,
+        /// The Retry-After header, raw (seconds or an HTTP date).
+        retry_after: Option<String>,
+    },
     #[error("body larger than the {limit}-byte limit (poll.max_body)")]
     TooLarge { limit: u64 },
     #[error("too many redirects or a redirect loop")]
@@ -65,7 +77,7 @@ impl FetchError {
     pub fn is_transient(&self) -> bool {
         match self {
             FetchError::Timeout { .. } | FetchError::Connect(_) | FetchError::Http(_) => true,
-            FetchError::Status { status } => *status == 408 || *status == 429 || *status >= 500,
+            FetchError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
             FetchError::TooLarge { .. }
             | FetchError::Redirects
             | FetchError::File { .. }
@@ -111,6 +123,13 @@ impl Fetcher {
         })
     }
 
+    /// The host a fetch of `url` talks to, for per-host politeness (`None` for files).
+    pub fn host_of(url: &Url) -> Option<String> {
+        matches!(url.scheme(), "http" | "https")
+            .then(|| url.host_str().map(str::to_ascii_lowercase))
+            .flatten()
+    }
+
     /// Fetches `url`, conditionally when `validators` hold an ETag or Last-Modified.
     pub async fn fetch(&self, url: &Url, validators: &Validators) -> Result<Fetched, FetchError> {
         match url.scheme() {
@@ -130,14 +149,6 @@ impl Fetcher {
         }
         let response = request.send().await.map_err(|e| self.classify(e))?;
         let status = response.status();
-        if status == StatusCode::NOT_MODIFIED {
-            return Ok(Fetched::NotModified);
-        }
-        if !status.is_success() {
-            return Err(FetchError::Status {
-                status: status.as_u16(),
-            });
-        }
         let header_text = |name| {
             response
                 .headers()
@@ -145,6 +156,19 @@ impl Fetcher {
                 .and_then(|v: &HeaderValue| v.to_str().ok())
                 .map(str::to_string)
         };
+        let caching = Caching {
+            cache_control: header_text(header::CACHE_CONTROL),
+            expires: header_text(header::EXPIRES),
+        };
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified(caching));
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                status: status.as_u16(),
+                retry_after: header_text(header::RETRY_AFTER),
+            });
+        }
         let content_type = header_text(header::CONTENT_TYPE);
         let new_validators = Validators {
             etag: header_text(header::ETAG),
@@ -170,6 +194,7 @@ impl Fetcher {
             content_type,
             final_url,
             validators: new_validators,
+            caching,
         }))
     }
 
@@ -197,6 +222,7 @@ impl Fetcher {
             content_type: None,
             final_url: url.clone(),
             validators: Validators::default(),
+            caching: Caching::default(),
         }))
     }
 

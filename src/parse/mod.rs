@@ -13,6 +13,7 @@
 mod html;
 mod normalize;
 mod repair;
+mod rhythm;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -66,7 +67,14 @@ pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> 
         let result =
             catch_unwind(AssertUnwindSafe(|| parser.parse(doc.as_bytes()))).map_err(|_| ParseError::Panic)?;
         let err = match result {
-            Ok(feed) => return Ok(convert(feed, base)),
+            Ok(feed) => {
+                let rhythm = if is_json {
+                    Default::default()
+                } else {
+                    rhythm::scan(&doc)
+                };
+                return Ok(convert(feed, base, rhythm));
+            }
             Err(err) => err,
         };
         let fault = match &err {
@@ -106,7 +114,7 @@ fn classify(err: ParseFeedError) -> ParseError {
     }
 }
 
-fn convert(feed: feed_rs::model::Feed, base: &Url) -> ParsedFeed {
+fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::schedule::hints::FeedRhythm) -> ParsedFeed {
     // RSS and JSON Feed titles are "plain text" that publishers fill with entities and markup;
     // Atom says exactly what its text constructs hold.
     let loose = !matches!(feed.feed_type, FeedType::Atom);
@@ -119,6 +127,7 @@ fn convert(feed: feed_rs::model::Feed, base: &Url) -> ParsedFeed {
             .filter(|t| !t.is_empty()),
         site_url: alternate_link(&feed.links, base, is_json),
         id: Some(feed.id.trim().to_string()).filter(|id| !id.is_empty()),
+        rhythm,
     };
     // A feed read from a file (the demo, a mirror) has no web location of its own; its site
     // link is the best base for the relative URLs inside it.

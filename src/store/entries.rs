@@ -22,6 +22,8 @@ pub struct ParsedBatch<'a> {
     pub validators: &'a Validators,
     pub body_hash: &'a str,
     pub entries: &'a [KeyedEntry],
+    /// Caching hint from the response and the document, if any.
+    pub fresh_until: Option<DateTime<Utc>>,
 }
 
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
@@ -73,11 +75,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<StoreOutcome, StoreError> {
         let now_s = to_unix(now);
+        let rhythm = batch.meta.rhythm.ttl.max(batch.meta.rhythm.update_interval);
         let mut outcome = StoreOutcome::default();
         let tx = self.conn.transaction()?;
         {
+            // Marks a tombstone as seen again (it must outlive the feed showing the key) and
+            // tells whether there was one.
             let mut tombstoned =
-                tx.prepare_cached("SELECT 1 FROM tombstones WHERE feed_id = ?1 AND key = ?2")?;
+                tx.prepare_cached("UPDATE tombstones SET last_seen = ?3 WHERE feed_id = ?1 AND key = ?2")?;
             let mut existing = tx.prepare_cached(
                 "SELECT id, content_hash, updated FROM entries WHERE feed_id = ?1 AND key = ?2",
             )?;
@@ -94,7 +99,7 @@ impl Store {
             )?;
             for keyed in batch.entries {
                 let key = keyed.key.as_str();
-                if tombstoned.exists(params![feed_id, key])? {
+                if tombstoned.execute(params![feed_id, key, now_s])? > 0 {
                     continue;
                 }
                 let e = &keyed.entry;
@@ -159,7 +164,9 @@ impl Store {
             }
             tx.prepare_cached(
                 "UPDATE feeds SET title = ?2, site_url = ?3, feed_id = ?4, etag = ?5, last_modified = ?6,
-                     body_hash = ?7, last_fetch = ?8, last_success = ?8, last_error = NULL, failures = 0
+                     body_hash = ?7, last_fetch = ?8, last_success = ?8, last_error = NULL, failures = 0,
+                     failing_since = NULL, retry_after = NULL, fresh_until = ?9, rhythm = ?10,
+                     skip_hours = ?11, skip_days = ?12
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -171,6 +178,10 @@ impl Store {
                 batch.validators.last_modified,
                 batch.body_hash,
                 now_s,
+                batch.fresh_until.map(to_unix),
+                rhythm.map(|d| d.as_secs() as i64),
+                batch.meta.rhythm.skip.hours,
+                batch.meta.rhythm.skip.days,
             ])?;
         }
         tx.commit()?;
@@ -209,8 +220,8 @@ impl Store {
         let mut removed = 0;
         {
             let mut tomb = tx.prepare_cached(
-                "INSERT OR IGNORE INTO tombstones (feed_id, key, removed)
-                 SELECT feed_id, key, ?2 FROM entries WHERE id = ?1",
+                "INSERT OR IGNORE INTO tombstones (feed_id, key, removed, last_seen)
+                 SELECT feed_id, key, ?2, ?2 FROM entries WHERE id = ?1",
             )?;
             let mut delete = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
             for id in ids {
@@ -266,6 +277,7 @@ mod tests {
             validators: &validators,
             body_hash: "h",
             entries,
+            fresh_until: None,
         };
         store.store_parsed(feed, &batch, Utc::now()).unwrap()
     }

@@ -1,27 +1,35 @@
 //! Feed rows: one per source URL, holding what the next poll needs (validators, body hash) and
 //! what operators need (last success, last error, consecutive failures).
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, from_unix, to_unix};
 use crate::model::{FeedState, Validators};
+use crate::schedule::{Hints, Skip};
 
 /// What happened to a feed in a poll that did not store entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedUpdate {
     /// 304, or a body identical to the last one parsed. New validators replace old ones when
-    /// the server sent some.
+    /// the server sent some; `fresh_until` is the new caching hint.
     Unchanged {
         validators: Option<Validators>,
+        fresh_until: Option<DateTime<Utc>>,
     },
     Failed {
         error: String,
+        /// From a Retry-After header.
+        retry_after: Option<DateTime<Utc>>,
     },
 }
 
 const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
-                            last_fetch, last_success, last_error, failures";
+                            last_fetch, last_success, last_error, failures, failing_since, retry_after, \
+                            fresh_until, rhythm, skip_hours, skip_days";
 
 fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
     let opt_time =
@@ -41,6 +49,18 @@ fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
         last_success: opt_time(9)?,
         last_error: row.get(10)?,
         consecutive_failures: row.get(11)?,
+        failing_since: opt_time(12)?,
+        hints: Hints {
+            retry_after: opt_time(13)?,
+            fresh_until: opt_time(14)?,
+            skip: Skip {
+                hours: row.get(16)?,
+                days: row.get(17)?,
+            },
+        },
+        rhythm: row
+            .get::<_, Option<i64>>(15)?
+            .map(|s| Duration::from_secs(s.max(0) as u64)),
     })
 }
 
@@ -85,10 +105,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         match update {
-            FeedUpdate::Unchanged { validators } => {
+            FeedUpdate::Unchanged {
+                validators,
+                fresh_until,
+            } => {
                 self.conn
                     .prepare_cached(
                         "UPDATE feeds SET last_fetch = ?2, last_success = ?2, last_error = NULL, failures = 0,
+                             failing_since = NULL, retry_after = NULL, fresh_until = ?5,
                              etag = COALESCE(?3, etag), last_modified = COALESCE(?4, last_modified)
                          WHERE id = ?1",
                     )?
@@ -97,16 +121,43 @@ impl Store {
                         to_unix(now),
                         validators.as_ref().and_then(|v| v.etag.as_deref()),
                         validators.as_ref().and_then(|v| v.last_modified.as_deref()),
+                        fresh_until.map(to_unix),
                     ])?;
             }
-            FeedUpdate::Failed { error } => {
+            FeedUpdate::Failed { error, retry_after } => {
                 self.conn
                     .prepare_cached(
-                        "UPDATE feeds SET last_fetch = ?2, last_error = ?3, failures = failures + 1 WHERE id = ?1",
+                        "UPDATE feeds SET last_fetch = ?2, last_error = ?3, failures = failures + 1,
+                             failing_since = COALESCE(failing_since, ?2), retry_after = ?4
+                         WHERE id = ?1",
                     )?
-                    .execute(params![feed_id, to_unix(now), error])?;
+                    .execute(params![feed_id, to_unix(now), error, retry_after.map(to_unix)])?;
             }
         }
         Ok(())
+    }
+
+    /// Delays every feed on `host` until `until` (after a 429 or 403 from it).
+    pub fn delay_host(&mut self, host: &str, until: DateTime<Utc>, reason: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO hosts (host, not_before, reason) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (host) DO UPDATE SET not_before = MAX(not_before, excluded.not_before),
+                     reason = excluded.reason",
+            )?
+            .execute(params![host, to_unix(until), reason])?;
+        Ok(())
+    }
+
+    /// Hosts that may not be asked before a time later than `now`.
+    pub fn host_delays(&mut self, now: DateTime<Utc>) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM hosts WHERE not_before <= ?1")?
+            .execute([to_unix(now)])?;
+        let mut stmt = self.conn.prepare_cached("SELECT host, not_before FROM hosts")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, from_unix(r.get(1)?))))?
+            .collect::<Result<HashMap<_, _>, _>>()?;
+        Ok(rows)
     }
 }

@@ -57,6 +57,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (feed_id, key)
     ) WITHOUT ROWID;
     "#,
+    // 2: scheduling state (failures, publisher hints), per-host delays, tombstone last-seen.
+    r#"
+    ALTER TABLE feeds ADD COLUMN failing_since INTEGER;
+    ALTER TABLE feeds ADD COLUMN retry_after INTEGER;
+    ALTER TABLE feeds ADD COLUMN fresh_until INTEGER;
+    ALTER TABLE feeds ADD COLUMN rhythm INTEGER;
+    ALTER TABLE feeds ADD COLUMN skip_hours INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE feeds ADD COLUMN skip_days INTEGER NOT NULL DEFAULT 0;
+
+    -- A tombstone can go once its key has not been seen in its feed for a while.
+    ALTER TABLE tombstones ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+    UPDATE tombstones SET last_seen = removed;
+
+    -- A 429 or 403 from a host delays every feed on it.
+    CREATE TABLE hosts (
+        host            TEXT PRIMARY KEY,
+        not_before      INTEGER NOT NULL,
+        reason          TEXT NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -68,6 +88,11 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             found,
             supported,
         });
+    }
+    if found == 0 {
+        // Only possible before the first table exists: lets housekeeping return free pages to
+        // the file system a little at a time (PRAGMA incremental_vacuum) instead of never.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     }
     for (version, sql) in MIGRATIONS
         .iter()

@@ -1,0 +1,167 @@
+//! Owns *when* each feed is due: a pure function of (policy, feed state, now).
+//!
+//! The cron schedule says when we would like to poll; a per-feed jitter spreads feeds that share
+//! a schedule over a window so that 500 feeds do not hit the network in the same second; a
+//! failing feed backs off exponentially (capped at a day) and returns to its schedule after a
+//! success; and the publisher's hints (Retry-After, Cache-Control / Expires, RSS `<ttl>`,
+//! `<skipHours>` / `<skipDays>`, `sy:updatePeriod`) say the earliest we may. Nothing here does
+//! I/O or reads a clock: time is an argument, so the daemon and the tests drive it the same way.
+
+mod cron_expr;
+pub mod hints;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use sha2::{Digest, Sha256};
+
+pub use cron_expr::CronSchedule;
+pub use hints::Hints;
+
+/// First retry delay after a failure; doubles per consecutive failure.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(5 * 60);
+/// Longest delay between tries of a failing feed.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How one feed is scheduled (from the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub cron: CronSchedule,
+    /// Upper bound of the per-feed offset added to each cron time.
+    pub jitter: Duration,
+    /// When false, caching hints (max-age, Expires, ttl, sy:*, skipHours/Days) are ignored;
+    /// Retry-After after a 429/503 is always honoured.
+    pub respect_hints: bool,
+}
+
+/// What scheduling needs to know about a feed's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub last_fetch: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+    pub hints: Hints,
+    /// The feed was gone (410) and must not be polled until the config changes.
+    pub gone: bool,
+}
+
+/// When `feed` (identified by `key`, its URL) should next be polled. `None`: never (gone).
+pub fn next_due(
+    policy: &Policy,
+    key: &str,
+    history: &History,
+    host_not_before: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    if history.gone {
+        return None;
+    }
+    let wanted = match history.last_fetch {
+        // Never polled: due at once.
+        None => DateTime::<Utc>::MIN_UTC,
+        Some(last) => {
+            let slot = next_slot(policy, key, last);
+            if history.consecutive_failures > 0 {
+                slot.max(last + to_chrono(backoff(key, history.consecutive_failures)))
+            } else {
+                slot
+            }
+        }
+    };
+    let mut due = wanted;
+    // Server limits come first: a rate-limited host or feed is not asked again before it says.
+    if let Some(t) = history.hints.retry_after {
+        due = due.max(t);
+    }
+    if let Some(t) = host_not_before {
+        due = due.max(t);
+    }
+    if policy.respect_hints {
+        if let Some(t) = history.hints.fresh_until {
+            due = due.max(t);
+        }
+        due = history.hints.skip.next_allowed(due);
+    }
+    Some(due)
+}
+
+/// The first cron time strictly after `after`, plus this feed's jitter.
+fn next_slot(policy: &Policy, key: &str, after: DateTime<Utc>) -> DateTime<Utc> {
+    let offset = jitter_offset(policy, key, after);
+    // The slot is found for the un-jittered time, so a feed polled at slot+offset is not
+    // rescheduled into the same slot.
+    let base = after - to_chrono(offset);
+    policy
+        .cron
+        .next_after(base)
+        .map(|t| t + to_chrono(offset))
+        .unwrap_or(after + chrono::Duration::days(365))
+}
+
+/// A stable per-feed offset in `[0, min(jitter, interval / 2))`: the same feed always lands at
+/// the same point of the window, different feeds spread evenly across it.
+pub fn jitter_offset(policy: &Policy, key: &str, around: DateTime<Utc>) -> Duration {
+    let interval = policy.cron.interval_near(around).unwrap_or(policy.jitter * 2);
+    let window = policy.jitter.min(interval / 2);
+    if window.is_zero() {
+        return Duration::ZERO;
+    }
+    let fraction = unit_hash(key, "jitter");
+    Duration::from_secs_f64(window.as_secs_f64() * fraction)
+}
+
+/// Exponential backoff after `failures` consecutive failures (≥ 1), ±20% per-feed jitter, capped.
+pub fn backoff(key: &str, failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(20);
+    let raw = BACKOFF_BASE.as_secs_f64() * f64::from(1u32 << exp);
+    let factor = 0.8 + 0.4 * unit_hash(key, &format!("backoff{failures}"));
+    Duration::from_secs_f64((raw * factor).min(BACKOFF_CAP.as_secs_f64()))
+}
+
+/// A number in [0, 1) derived from `key` and `salt`, stable across runs and machines.
+fn unit_hash(key: &str, salt: &str) -> f64 {
+    let digest = Sha256::digest(format!("{salt}\n{key}").as_bytes());
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// RSS `<skipHours>` (0–23, GMT) and `<skipDays>` (Monday…Sunday): times not to poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skip {
+    /// Bit h set: skip hour h (UTC).
+    pub hours: u32,
+    /// Bit d set: skip weekday d (0 = Monday).
+    pub days: u8,
+}
+
+impl Skip {
+    /// The first time at or after `t` that is in neither a skipped hour nor a skipped day.
+    pub fn next_allowed(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let all_hours = (1u32 << 24) - 1;
+        if (self.hours & all_hours) == all_hours || self.days == 0x7f {
+            // A feed that skips every hour or day cannot mean it; ignore the hint.
+            return t;
+        }
+        let mut t = t;
+        // At most 7 days × 24 hours of skipping can be needed.
+        for _ in 0..(24 * 8) {
+            let day_skipped = self.days & (1 << t.weekday().num_days_from_monday()) != 0;
+            let hour_skipped = self.hours & (1 << t.hour()) != 0;
+            if !day_skipped && !hour_skipped {
+                return t;
+            }
+            let start_of_hour = t
+                .with_minute(0)
+                .and_then(|x| x.with_second(0))
+                .and_then(|x| x.with_nanosecond(0));
+            t = start_of_hour.unwrap_or(t) + chrono::Duration::hours(1);
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests;

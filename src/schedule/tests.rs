@@ -1,0 +1,221 @@
+use chrono::TimeZone;
+
+use super::hints::{self, FeedRhythm};
+use super::*;
+
+fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    // 2026-03-02 is a Monday.
+    Utc.with_ymd_and_hms(2026, 3, 2, h, m, s).unwrap()
+}
+
+fn policy(expr: &str, jitter_secs: u64) -> Policy {
+    Policy {
+        cron: CronSchedule::parse(expr).unwrap(),
+        jitter: Duration::from_secs(jitter_secs),
+        respect_hints: true,
+    }
+}
+
+fn polled_at(t: DateTime<Utc>) -> History {
+    History {
+        last_fetch: Some(t),
+        ..History::default()
+    }
+}
+
+#[test]
+fn five_and_six_field_cron_and_standard_weekday_numbers() {
+    let every_15 = CronSchedule::parse("*/15 * * * *").unwrap();
+    assert_eq!(every_15.next_after(at(10, 7, 0)), Some(at(10, 15, 0)));
+    let every_10s = CronSchedule::parse("*/10 * * * * *").unwrap();
+    assert_eq!(every_10s.next_after(at(10, 0, 3)), Some(at(10, 0, 10)));
+    // "1" is Monday in standard cron; 2026-03-02 is a Monday, so 09:00 Monday fires that day.
+    let monday = CronSchedule::parse("0 9 * * 1").unwrap();
+    assert_eq!(monday.next_after(at(8, 0, 0)), Some(at(9, 0, 0)));
+    let weekdays = CronSchedule::parse("0 9 * * 1-5").unwrap();
+    assert_eq!(
+        weekdays.next_after(at(10, 0, 0)),
+        Some(Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).unwrap())
+    );
+    let sunday = CronSchedule::parse("0 9 * * 0").unwrap();
+    assert_eq!(
+        sunday.next_after(at(10, 0, 0)),
+        Some(Utc.with_ymd_and_hms(2026, 3, 8, 9, 0, 0).unwrap())
+    );
+    assert!(CronSchedule::parse("@hourly").is_ok());
+    assert!(CronSchedule::parse("* * *").unwrap_err().contains("3 fields"));
+    assert!(CronSchedule::parse("61 * * * *").is_err());
+    assert!(
+        CronSchedule::parse("0 9 * * 8")
+            .unwrap_err()
+            .contains("out of range")
+    );
+}
+
+#[test]
+fn never_polled_feeds_are_due_at_once_and_then_follow_the_cron() {
+    let p = policy("*/15 * * * *", 0);
+    assert!(next_due(&p, "f", &History::default(), None).unwrap() <= at(0, 0, 0));
+    assert_eq!(
+        next_due(&p, "f", &polled_at(at(10, 0, 0)), None),
+        Some(at(10, 15, 0))
+    );
+    assert_eq!(
+        next_due(&p, "f", &polled_at(at(10, 14, 59)), None),
+        Some(at(10, 15, 0))
+    );
+}
+
+#[test]
+fn jitter_is_stable_bounded_and_spreads_feeds() {
+    let p = policy("*/15 * * * *", 300);
+    let mut offsets = Vec::new();
+    for i in 0..500 {
+        let key = format!("https://host.example/feed/{i}");
+        let due = next_due(&p, &key, &polled_at(at(10, 0, 0)), None).unwrap();
+        // Jittered slots are cron time + offset, so the first one after 10:00 is 10:00 + offset.
+        let offset = (due - at(10, 0, 0)).num_seconds() % 900;
+        assert!((0..300).contains(&offset), "offset {offset} out of bounds");
+        assert_eq!(
+            due,
+            next_due(&p, &key, &polled_at(at(10, 0, 0)), None).unwrap(),
+            "stable"
+        );
+        offsets.push(offset);
+    }
+    offsets.sort();
+    offsets.dedup();
+    assert!(
+        offsets.len() > 200,
+        "500 feeds spread over the window, got {} distinct seconds",
+        offsets.len()
+    );
+
+    // A feed polled at its jittered slot is next due one period later, not in the same slot.
+    let key = "https://host.example/feed/7";
+    let first = next_due(&p, key, &polled_at(at(10, 0, 0)), None).unwrap();
+    let second = next_due(&p, key, &polled_at(first), None).unwrap();
+    assert_eq!((second - first).num_minutes(), 15);
+
+    // The window never exceeds half the period: a per-minute schedule jitters < 30 s.
+    let fast = policy("* * * * *", 300);
+    let due = next_due(&fast, key, &polled_at(at(10, 0, 0)), None).unwrap();
+    assert!((due - at(10, 0, 0)).num_seconds() % 60 < 30, "{due}");
+}
+
+#[test]
+fn backoff_grows_is_capped_and_resets_after_success() {
+    let p = policy("*/15 * * * *", 0);
+    let mut last = Duration::ZERO;
+    for failures in 1..=12 {
+        let b = backoff("k", failures);
+        assert!(b.as_secs_f64() >= BACKOFF_BASE.as_secs_f64() * 0.8);
+        assert!(b <= BACKOFF_CAP);
+        if failures > 1 && b < BACKOFF_CAP {
+            assert!(b > last, "backoff grows: {failures}: {b:?} after {last:?}");
+        }
+        last = b;
+    }
+    assert_eq!(backoff("k", 30), BACKOFF_CAP);
+
+    let failing = |n| History {
+        last_fetch: Some(at(10, 0, 0)),
+        consecutive_failures: n,
+        ..History::default()
+    };
+    // One failure: backoff (~5 min) is shorter than the schedule, so the next slot wins.
+    assert_eq!(next_due(&p, "k", &failing(1), None), Some(at(10, 15, 0)));
+    // Six failures: ~160 min, far past the 15-minute schedule.
+    let due = next_due(&p, "k", &failing(6), None).unwrap();
+    assert!((due - at(10, 0, 0)).num_minutes() >= 128, "{due}");
+    // After a success (failures reset to 0) the feed is back on its schedule.
+    assert_eq!(next_due(&p, "k", &failing(0), None), Some(at(10, 15, 0)));
+}
+
+#[test]
+fn retry_after_and_max_age_are_honoured() {
+    let p = policy("*/15 * * * *", 0);
+    let now = at(10, 0, 0);
+    let mut h = polled_at(now);
+    h.hints.retry_after = hints::retry_after("3600", now);
+    assert_eq!(next_due(&p, "k", &h, None), Some(at(11, 0, 0)));
+    h.hints.retry_after = hints::retry_after("Mon, 02 Mar 2026 12:30:00 GMT", now);
+    assert_eq!(next_due(&p, "k", &h, None), Some(at(12, 30, 0)));
+    // Retry-After binds even a feed that ignores caching hints.
+    let lax = Policy {
+        respect_hints: false,
+        ..p.clone()
+    };
+    assert_eq!(next_due(&lax, "k", &h, None), Some(at(12, 30, 0)));
+
+    let fresh = hints::http_freshness(Some("public, max-age=7200"), None, now);
+    assert_eq!(fresh, Some(Duration::from_secs(7200)));
+    let h = History {
+        last_fetch: Some(now),
+        hints: hints::after_success(fresh, &FeedRhythm::default(), now),
+        ..History::default()
+    };
+    assert_eq!(next_due(&p, "k", &h, None), Some(at(12, 0, 0)));
+    assert_eq!(
+        next_due(&lax, "k", &h, None),
+        Some(at(10, 15, 0)),
+        "ignored when told to"
+    );
+
+    // A host-wide delay (429 from a sibling feed) applies too.
+    assert_eq!(
+        next_due(&p, "other", &polled_at(now), Some(at(13, 0, 0))),
+        Some(at(13, 0, 0))
+    );
+}
+
+#[test]
+fn feed_rhythm_hints() {
+    let now = at(10, 0, 0);
+    assert_eq!(
+        hints::http_freshness(Some("no-cache, max-age=60"), None, now),
+        None
+    );
+    assert_eq!(
+        hints::http_freshness(None, Some("Mon, 02 Mar 2026 10:30:00 GMT"), now),
+        Some(Duration::from_secs(1800))
+    );
+    assert_eq!(
+        hints::update_interval(Some("hourly"), Some("2")),
+        Some(Duration::from_secs(1800))
+    );
+    assert_eq!(
+        hints::update_interval(Some("daily"), None),
+        Some(Duration::from_secs(86_400))
+    );
+    let rhythm = FeedRhythm {
+        ttl: Some(Duration::from_secs(60 * 60)),
+        update_interval: None,
+        skip: Skip::default(),
+    };
+    // A year of claimed freshness is capped at a day.
+    let h = hints::after_success(Some(Duration::from_secs(365 * 86_400)), &rhythm, now);
+    assert_eq!(h.fresh_until, Some(now + chrono::Duration::days(1)));
+
+    // skipHours 10-12 and skipDays Tuesday: Monday 10:05 moves to 13:00.
+    let skip = Skip {
+        hours: hints::skip_hours(["10", "11", "12"]),
+        days: hints::skip_days(["Tuesday"]),
+    };
+    assert_eq!(skip.next_allowed(at(10, 5, 0)), at(13, 0, 0));
+    let tuesday = Utc.with_ymd_and_hms(2026, 3, 3, 9, 0, 0).unwrap();
+    assert_eq!(
+        skip.next_allowed(tuesday),
+        Utc.with_ymd_and_hms(2026, 3, 4, 0, 0, 0).unwrap()
+    );
+}
+
+#[test]
+fn gone_feeds_are_never_due() {
+    let p = policy("*/15 * * * *", 0);
+    let h = History {
+        gone: true,
+        ..polled_at(at(10, 0, 0))
+    };
+    assert_eq!(next_due(&p, "k", &h, None), None);
+}
