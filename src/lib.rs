@@ -22,3 +22,4 @@ pub mod parse;
 pub mod dedupe;
 pub mod store;
 pub mod output;
+pub mod daemon;

@@ -9,6 +9,7 @@
 
 mod logging;
 mod poll;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +54,7 @@ pub struct Cli {
     config: PathBuf,
 
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
-    /// "tributary=debug"); RUST_LOG wins when set.
+    /// "tributary=debug"). Wins over RUST_LOG. Default: info for `run`, warn otherwise.
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
 
@@ -70,6 +71,11 @@ enum Command {
     /// Poll every configured feed once, store what is new, and render every output.
     #[command(after_help = EXAMPLES)]
     Poll,
+    /// Run as a service: poll feeds when their schedules say, re-render outputs when entries
+    /// change. SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config; speaks systemd's
+    /// notify protocol (Type=notify, watchdog).
+    #[command(after_help = "Example:\n  tributary --config /etc/tributary/tributary.toml run")]
+    Run,
 }
 
 /// Entry point of the binary.
@@ -86,7 +92,12 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    logging::init(cli.log_level.as_deref(), cli.log_format);
+    // A service reports its rounds; a one-shot command only its problems.
+    let default_level = match cli.command {
+        Command::Run => "info",
+        Command::Poll => "warn",
+    };
+    logging::init(cli.log_level.as_deref(), default_level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -96,6 +107,7 @@ pub fn main() -> ExitCode {
     };
     let status = match cli.command {
         Command::Poll => runtime.block_on(poll::run(&cli.config)),
+        Command::Run => runtime.block_on(run::run(&cli.config)),
     };
     status.into()
 }

@@ -7,6 +7,7 @@
 //! `<skipHours>` / `<skipDays>`, `sy:updatePeriod`) say the earliest we may. Nothing here does
 //! I/O or reads a clock: time is an argument, so the daemon and the tests drive it the same way.
 
+pub mod clock;
 mod cron_expr;
 pub mod hints;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use cron_expr::CronSchedule;
 pub use hints::Hints;
 

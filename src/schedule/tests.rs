@@ -219,3 +219,29 @@ fn gone_feeds_are_never_due() {
     };
     assert_eq!(next_due(&p, "k", &h, None), None);
 }
+
+/// The daemon's wait for the next due time, on tokio's paused clock: it wakes exactly when the
+/// schedule says, not before.
+#[tokio::test(start_paused = true)]
+async fn daemon_waits_until_the_next_due_time_on_paused_time() {
+    let clock = TokioClock::starting_at(at(10, 0, 0));
+    let p = policy("*/15 * * * *", 0);
+    let due = next_due(&p, "k", &polled_at(clock.now()), None).unwrap();
+    assert_eq!(due, at(10, 15, 0));
+    let waiter = tokio::spawn(async move { clock::sleep_until(&clock, due).await });
+
+    tokio::time::advance(Duration::from_secs(14 * 60 + 59)).await;
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished(), "woke before the schedule said");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    waiter.await.unwrap();
+    assert_eq!(clock.now(), at(10, 15, 0));
+
+    // A per-feed override on the same clock: every minute.
+    let fast = policy("* * * * *", 0);
+    let due = next_due(&fast, "k", &polled_at(clock.now()), None).unwrap();
+    assert_eq!(due, at(10, 16, 0));
+    tokio::time::advance(Duration::from_secs(60)).await;
+    clock::sleep_until(&clock, due).await;
+    assert!(clock.now() >= due);
+}

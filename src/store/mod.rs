@@ -11,6 +11,7 @@
 mod entries;
 mod feeds;
 mod handle;
+mod housekeeping;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use rusqlite::Connection;
 pub use entries::{ParsedBatch, StoreOutcome};
 pub use feeds::FeedUpdate;
 pub use handle::{StoreHandle, StoreThread};
+pub use housekeeping::{HousekeepingReport, Retention};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -8,3 +8,4 @@ mod support;
 
 mod corpus;
 mod poll;
+mod daemon;

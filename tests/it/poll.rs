@@ -546,3 +546,12 @@ async fn the_bundled_demo_runs_offline() {
     assert!(titles.contains(&"Fixing a 1970s radio: the capacitors".to_string()));
     validate_atom(&out_path);
 }
+
+#[test]
+fn the_reference_config_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tributary.toml");
+    let config = tributary::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.poll.per_host, 2);
+    assert_eq!(config.feeds.len(), 1);
+    assert!(!config.feeds[0].ignore_hints);
+}

@@ -69,9 +69,11 @@ fn strip_tags(s: &str) -> String {
     out
 }
 
+mod daemon;
 mod server;
 mod workspace;
 
+pub use daemon::Daemon;
 pub use server::{FeedServer, Route};
 pub use workspace::{Workspace, validate_atom};
 
@@ -106,4 +108,9 @@ pub fn rss(title: &str, items: &[Item<'_>]) -> String {
     }
     s.push_str("</channel></rss>\n");
     s
+}
+
+/// Writes a fixture file.
+pub fn write_file(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
 }

@@ -21,6 +21,8 @@ pub struct Route {
     /// Gzip the body (and say so) when the client accepts it.
     pub gzip: bool,
     pub extra_headers: Vec<(String, String)>,
+    /// Answer only after this long (a slow server; the test never waits on it).
+    pub delay: Option<std::time::Duration>,
 }
 
 impl Route {
@@ -32,6 +34,7 @@ impl Route {
             etag: None,
             gzip: false,
             extra_headers: Vec::new(),
+            delay: None,
         }
     }
 
@@ -56,6 +59,11 @@ impl Route {
         self
     }
 
+    pub fn delayed(mut self, delay: std::time::Duration) -> Route {
+        self.delay = Some(delay);
+        self
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Route {
         self.extra_headers.push((name.to_string(), value.to_string()));
         self
@@ -74,6 +82,8 @@ pub struct Seen {
 struct State {
     routes: HashMap<String, Route>,
     seen: Vec<Seen>,
+    /// Paths whose requests have arrived (before any delay), oldest first.
+    started: Vec<String>,
 }
 
 /// Runs until dropped (the task is aborted with the test's runtime).
@@ -81,6 +91,7 @@ struct State {
 pub struct FeedServer {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    arrivals: Arc<tokio::sync::Notify>,
 }
 
 impl FeedServer {
@@ -91,14 +102,46 @@ impl FeedServer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let app_state = state.clone();
+        let arrivals = Arc::new(tokio::sync::Notify::new());
+        let app_arrivals = arrivals.clone();
         let app = axum::Router::new().fallback(move |req: Request<Body>| {
             let state = app_state.clone();
-            async move { respond(&state, req) }
+            let arrivals = app_arrivals.clone();
+            async move {
+                let delay = {
+                    let mut s = state.lock().unwrap();
+                    s.started.push(req.uri().path().to_string());
+                    s.routes.get(req.uri().path()).and_then(|r| r.delay)
+                };
+                arrivals.notify_waiters();
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                respond(&state, req)
+            }
         });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FeedServer { addr, state }
+        FeedServer {
+            addr,
+            state,
+            arrivals,
+        }
+    }
+
+    /// Waits (at most 30 s) until a request for `path` has arrived, even if not yet answered.
+    pub async fn wait_for_request(&self, path: &str) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let notified = self.arrivals.notified();
+            if self.state.lock().unwrap().started.iter().any(|p| p == path) {
+                return;
+            }
+            tokio::time::timeout_at(deadline, notified)
+                .await
+                .unwrap_or_else(|_| panic!("no request for {path} within 30 s"));
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

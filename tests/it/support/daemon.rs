@@ -1,0 +1,114 @@
+//! The real binary running as a daemon: a NOTIFY_SOCKET the test owns (as systemd would),
+//! signals, and stderr collected as it comes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::net::UnixDatagram;
+use tokio::process::{Child, Command};
+
+/// Upper bound for any single wait on the daemon; a wait that hits it fails the test.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct Daemon {
+    child: Child,
+    socket: UnixDatagram,
+    stderr: Arc<Mutex<String>>,
+    _socket_dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `tributary --config CONFIG run` with a notify socket.
+    pub fn start(config: &Path) -> Daemon {
+        let socket_dir = tempfile::tempdir().unwrap();
+        let socket_path: PathBuf = socket_dir.path().join("notify.sock");
+        let socket = UnixDatagram::bind(&socket_path).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Daemon {
+            child,
+            socket,
+            stderr,
+            _socket_dir: socket_dir,
+        }
+    }
+
+    /// The next notify message that contains `needle` (messages before it are dropped).
+    pub async fn wait_for(&mut self, needle: &str) -> String {
+        let mut buf = vec![0u8; 4096];
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let received = tokio::time::timeout_at(deadline, self.socket.recv(&mut buf)).await;
+            let n = match received {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => panic!("notify socket: {e}"),
+                Err(_) => panic!(
+                    "no notify message with {needle:?} within {WAIT:?}; stderr:\n{}",
+                    self.stderr()
+                ),
+            };
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if message.contains(needle) {
+                return message;
+            }
+        }
+    }
+
+    /// Waits for rounds (STATUS after each) until `check` holds, at most `rounds` of them.
+    pub async fn until_round(&mut self, rounds: usize, mut check: impl FnMut() -> bool) {
+        for _ in 0..rounds {
+            if check() {
+                return;
+            }
+            self.wait_for("last round").await;
+        }
+        assert!(
+            check(),
+            "condition still false after {rounds} rounds; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let pid = self.child.id().expect("daemon running");
+        kill(Pid::from_raw(pid as i32), signal).unwrap();
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub async fn exit_code(&mut self) -> i32 {
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("daemon exits in time")
+            .unwrap();
+        status.code().unwrap_or(-1)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
