@@ -11,7 +11,8 @@ use std::collections::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::model::{Entry, EntryKey, KeyKind, KeyedEntry};
+use crate::model::{Entry, EntryKey, KeyKind, Keyed};
+use crate::parse::ParsedEntry;
 
 /// Longer guids are not identifiers but content pasted into the wrong element.
 const MAX_GUID_LEN: usize = 2048;
@@ -39,10 +40,10 @@ const TRACKING_PARAMS: &[&str] = &[
 ];
 
 /// Keys every entry of one parsed document, dropping later repeats of a key within it.
-pub fn key_entries(entries: Vec<Entry>) -> Vec<KeyedEntry> {
+pub fn key_entries(entries: Vec<ParsedEntry>) -> Vec<Keyed<ParsedEntry>> {
     let mut guid_counts: HashMap<&str, usize> = HashMap::new();
     for e in &entries {
-        if let Some(g) = e.guid.as_deref() {
+        if let Some(g) = e.entry.guid.as_deref() {
             *guid_counts.entry(g).or_default() += 1;
         }
     }
@@ -54,7 +55,8 @@ pub fn key_entries(entries: Vec<Entry>) -> Vec<KeyedEntry> {
     let mut seen = HashSet::new();
     entries
         .into_iter()
-        .filter_map(|entry| {
+        .filter_map(|parsed| {
+            let entry = &parsed.entry;
             let guid = entry
                 .guid
                 .as_deref()
@@ -62,12 +64,12 @@ pub fn key_entries(entries: Vec<Entry>) -> Vec<KeyedEntry> {
             let key = match (guid, entry.link.as_deref()) {
                 (Some(g), _) => EntryKey::new(KeyKind::Guid, g),
                 (None, Some(link)) => EntryKey::new(KeyKind::Link, &canonical_url(link)),
-                (None, None) => EntryKey::new(KeyKind::Hash, &text_hash(&entry)),
+                (None, None) => EntryKey::new(KeyKind::Hash, &text_hash(&parsed)),
             };
-            seen.insert(key.clone()).then(|| KeyedEntry {
+            seen.insert(key.clone()).then(|| Keyed {
                 key,
-                content_hash: content_hash(&entry),
-                entry,
+                content_hash: content_hash(&parsed),
+                entry: parsed,
             })
         })
         .collect()
@@ -99,24 +101,20 @@ pub fn canonical_url(link: &str) -> String {
     url.to_string()
 }
 
-fn text_hash(entry: &Entry) -> String {
+fn text_hash(parsed: &ParsedEntry) -> String {
     let mut h = Sha256::new();
-    h.update(entry.title.as_bytes());
+    h.update(parsed.entry.title.as_bytes());
     h.update([0x1f]);
-    h.update(
-        entry
-            .content
-            .as_deref()
-            .or(entry.summary.as_deref())
-            .unwrap_or("")
-            .as_bytes(),
-    );
+    let body = parsed.content.as_ref().or(parsed.summary.as_ref());
+    h.update(body.map_or("", |b| b.text.as_str()).as_bytes());
     hex::encode(&h.finalize()[..16])
 }
 
-/// A hash of everything a reader sees, so an unchanged entry costs one comparison. Dates are
-/// left out: a feed that re-stamps every item on each build has not changed them.
-pub fn content_hash(entry: &Entry) -> String {
+/// A hash of everything the feed says about an entry (its bodies as given, before
+/// sanitizing), so an unchanged entry costs one comparison and is never sanitized again.
+/// Dates are left out: a feed that re-stamps every item on each build has not changed them.
+pub fn content_hash(parsed: &ParsedEntry) -> String {
+    let entry: &Entry = &parsed.entry;
     let mut h = Sha256::new();
     let mut field = |s: &str| {
         h.update(s.as_bytes());
@@ -124,8 +122,14 @@ pub fn content_hash(entry: &Entry) -> String {
     };
     field(&entry.title);
     field(entry.link.as_deref().unwrap_or(""));
-    field(entry.summary.as_deref().unwrap_or(""));
-    field(entry.content.as_deref().unwrap_or(""));
+    for body in [&parsed.summary, &parsed.content] {
+        field(body.as_ref().map_or("", |b| b.text.as_str()));
+        field(if body.as_ref().is_some_and(|b| b.is_html) {
+            "html"
+        } else {
+            "text"
+        });
+    }
     if let Some(a) = &entry.author {
         field(&a.name);
         field(a.email.as_deref().unwrap_or(""));
@@ -146,13 +150,14 @@ pub fn content_hash(entry: &Entry) -> String {
 mod tests {
     use super::*;
 
-    fn entry(guid: Option<&str>, link: Option<&str>, title: &str) -> Entry {
+    fn entry(guid: Option<&str>, link: Option<&str>, title: &str) -> ParsedEntry {
         Entry {
             guid: guid.map(String::from),
             link: link.map(String::from),
             title: title.into(),
             ..Entry::default()
         }
+        .into()
     }
 
     #[test]
@@ -199,6 +204,6 @@ mod tests {
             entry(None, Some("https://e.org/1#x"), "b"),
         ]);
         assert_eq!(keyed.len(), 1);
-        assert_eq!(keyed[0].entry.title, "a");
+        assert_eq!(keyed[0].entry.entry.title, "a");
     }
 }

@@ -151,14 +151,17 @@ impl fmt::Display for EntryKey {
     }
 }
 
-/// An entry ready for the store: its identity and a hash of everything a reader would see, so
-/// that "seen again unchanged" costs one comparison.
+/// An entry with its identity and a hash of everything the feed said about it, so that "seen
+/// again unchanged" costs one comparison.
 #[derive(Debug, Clone, PartialEq)]
-pub struct KeyedEntry {
+pub struct Keyed<T> {
     pub key: EntryKey,
     pub content_hash: String,
-    pub entry: Entry,
+    pub entry: T,
 }
+
+/// An entry ready for the store.
+pub type KeyedEntry = Keyed<Entry>;
 
 /// An entry as stored, with the dates the store settled on.
 #[derive(Debug, Clone, PartialEq)]

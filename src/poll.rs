@@ -8,8 +8,7 @@
 //! back every other feed on that host. Parsing (CPU-bound) runs on the blocking pool, database
 //! work on the store thread, so the async workers only wait on the network.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::dedupe;
 use crate::fetch::{Caching, FetchError, Fetched, Fetcher, charset};
-use crate::model::{FeedSpec, FeedState, KeyedEntry, Validators, display_url};
+use crate::model::{FeedSpec, FeedState, Keyed, KeyedEntry, Validators, display_url};
 use crate::parse::{self, ParsedFeed};
 use crate::schedule::hints::{self, FeedRhythm};
 use crate::store::{FeedUpdate, ParsedBatch, StoreError, StoreHandle, StoreOutcome};
@@ -96,38 +95,14 @@ impl PollReport {
     }
 }
 
-/// The shared politeness budget of one poll.
-struct Budget {
-    global: Semaphore,
-    per_host_limit: usize,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Hosts that asked us to wait, until when (from the store, and from this poll's answers).
-    delayed: Mutex<HashMap<String, DateTime<Utc>>>,
-}
-
-impl Budget {
-    fn host(&self, host: &str) -> Arc<Semaphore> {
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        hosts
-            .entry(host.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_host_limit)))
-            .clone()
-    }
-
-    fn delayed_until(&self, host: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let delayed = self.delayed.lock().unwrap_or_else(|e| e.into_inner());
-        delayed.get(host).copied().filter(|t| *t > now)
-    }
-
-    fn delay(&self, host: &str, until: DateTime<Utc>) {
-        let mut delayed = self.delayed.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = delayed.entry(host.to_string()).or_insert(until);
-        *entry = (*entry).max(until);
-    }
-}
-
 /// Polls `feeds` once. Fails only when the store itself is unusable. Once `stop` is cancelled
 /// no new fetch starts; fetches already running finish (the caller bounds how long it waits).
+///
+/// A dispatcher starts feeds while the budget allows: at most `poll.concurrency` in flight
+/// (fetch, parse and store together, so memory is bounded by it, not by the number of feeds)
+/// and `poll.per_host` per host, taking hosts round-robin so that 300 feeds on one host do not
+/// hold up the other hosts' feeds. A host that answers 429 or 403 (now or in an earlier poll)
+/// has its remaining feeds skipped.
 pub async fn poll_feeds(
     config: &Config,
     feeds: &[FeedSpec],
@@ -137,78 +112,155 @@ pub async fn poll_feeds(
 ) -> Result<PollReport, StoreError> {
     let started = Instant::now();
     let urls: Vec<String> = feeds.iter().map(|f| f.url.to_string()).collect();
-    let (states, delayed) = store
+    let (states, mut delayed) = store
         .call(move |s| {
             let now = Utc::now();
             Ok((s.ensure_feeds(&urls, now)?, s.host_delays(now)?))
         })
         .await?;
-    let budget = Budget {
-        global: Semaphore::new(config.poll.concurrency),
-        per_host_limit: config.poll.per_host,
-        hosts: Mutex::new(HashMap::new()),
-        delayed: Mutex::new(delayed),
-    };
-    // All feeds are pending at once; the semaphores decide who fetches. A feed waiting for its
-    // host's permit holds no global permit, so one slow host cannot starve the others.
-    let mut pending: FuturesUnordered<_> = feeds
-        .iter()
-        .zip(states)
-        .enumerate()
-        .map(|(i, (spec, state))| {
-            let budget = &budget;
-            async move { (i, poll_one(spec, state, fetcher, store, budget, stop).await) }
-        })
-        .collect();
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let parsing = Semaphore::new(cores);
+    let mut hosts = Hosts::new(feeds, config.poll.per_host, config.poll.concurrency);
+    let mut states: Vec<Option<FeedState>> = states.into_iter().map(Some).collect();
     let mut reports: Vec<Option<FeedReport>> = vec![None; feeds.len()];
-    while let Some((i, report)) = pending.next().await {
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < config.poll.concurrency && !stop.is_cancelled() {
+            let Some((q, i)) = hosts.next_start() else { break };
+            let (spec, state) = (&feeds[i], states[i].take());
+            let Some(state) = state else { continue };
+            if let Some(until) = hosts
+                .name(q)
+                .and_then(|h| delayed.get(h))
+                .filter(|t| **t > Utc::now())
+            {
+                let reason = format!("host asked to wait until {}", until.format("%Y-%m-%d %H:%M:%SZ"));
+                reports[i] = Some(skipped(spec, reason));
+                hosts.finished(q);
+                continue;
+            }
+            let parsing = &parsing;
+            running.push(async move { (q, i, poll_one(spec, state, fetcher, store, parsing).await) });
+        }
+        let Some((q, i, (report, penalty))) = running.next().await else {
+            break;
+        };
+        if let (Some(host), Some(until)) = (hosts.name(q), penalty) {
+            let entry = delayed.entry(host.to_string()).or_insert(until);
+            *entry = (*entry).max(until);
+        }
         reports[i] = Some(report);
+        hosts.finished(q);
     }
+    // Whatever never started (a stop was requested) is reported as skipped, not lost.
+    let feeds_report = reports
+        .into_iter()
+        .zip(feeds)
+        .map(|(r, spec)| r.unwrap_or_else(|| skipped(spec, "shutting down".into())))
+        .collect();
     Ok(PollReport {
-        feeds: reports.into_iter().flatten().collect(),
+        feeds: feeds_report,
         elapsed: started.elapsed(),
     })
 }
 
+fn skipped(spec: &FeedSpec, reason: String) -> FeedReport {
+    FeedReport {
+        url: display_url(&spec.url),
+        result: Ok(FeedStatus::Skipped(reason)),
+    }
+}
+
+/// Per-host queues of feed indices, served round-robin within per-host limits. Every
+/// operation is O(1), so 10,000 hosts cost no more than 10 to schedule.
+struct Hosts {
+    names: Vec<Option<String>>,
+    queues: Vec<VecDeque<usize>>,
+    active: Vec<usize>,
+    limits: Vec<usize>,
+    /// Hosts with queued feeds and room under their limit, in round-robin order.
+    ready: VecDeque<usize>,
+    in_ready: Vec<bool>,
+}
+
+impl Hosts {
+    fn new(feeds: &[FeedSpec], per_host: usize, concurrency: usize) -> Hosts {
+        let mut index: HashMap<Option<String>, usize> = HashMap::new();
+        let mut hosts = Hosts {
+            names: Vec::new(),
+            queues: Vec::new(),
+            active: Vec::new(),
+            limits: Vec::new(),
+            ready: VecDeque::new(),
+            in_ready: Vec::new(),
+        };
+        for (i, spec) in feeds.iter().enumerate() {
+            let host = Fetcher::host_of(&spec.url);
+            let q = *index.entry(host.clone()).or_insert_with(|| {
+                // Local files have no host to be polite to.
+                let limit = if host.is_some() { per_host } else { concurrency };
+                hosts.names.push(host);
+                hosts.queues.push(VecDeque::new());
+                hosts.active.push(0);
+                hosts.limits.push(limit.max(1));
+                hosts.in_ready.push(true);
+                hosts.ready.push_back(hosts.names.len() - 1);
+                hosts.names.len() - 1
+            });
+            hosts.queues[q].push_back(i);
+        }
+        hosts
+    }
+
+    fn name(&self, q: usize) -> Option<&str> {
+        self.names[q].as_deref()
+    }
+
+    /// The next feed to start, from the next host in turn that may take one.
+    fn next_start(&mut self) -> Option<(usize, usize)> {
+        let q = self.ready.pop_front()?;
+        self.in_ready[q] = false;
+        let i = self.queues[q].pop_front()?;
+        self.active[q] += 1;
+        self.requeue(q);
+        Some((q, i))
+    }
+
+    /// A feed of host `q` is done (or was skipped without starting).
+    fn finished(&mut self, q: usize) {
+        self.active[q] = self.active[q].saturating_sub(1);
+        self.requeue(q);
+    }
+
+    fn requeue(&mut self, q: usize) {
+        if !self.in_ready[q] && !self.queues[q].is_empty() && self.active[q] < self.limits[q] {
+            self.in_ready[q] = true;
+            self.ready.push_back(q);
+        }
+    }
+}
+
+/// Polls one feed; also returns until when its host must be left alone, after a 429 or 403.
 async fn poll_one(
     spec: &FeedSpec,
     state: FeedState,
     fetcher: &Fetcher,
     store: &StoreHandle,
-    budget: &Budget,
-    stop: &CancellationToken,
-) -> FeedReport {
+    parsing: &Semaphore,
+) -> (FeedReport, Option<DateTime<Utc>>) {
     let url = display_url(&spec.url);
     let host = Fetcher::host_of(&spec.url);
-    let host_permit = match &host {
-        Some(h) => Some(budget.host(h).acquire_owned().await),
-        None => None,
-    };
-    let global_permit = budget.global.acquire().await;
-    if stop.is_cancelled() || global_permit.is_err() || host_permit.as_ref().is_some_and(Result::is_err) {
-        return FeedReport {
-            url,
-            result: Ok(FeedStatus::Skipped("shutting down".into())),
-        };
-    }
-    if let Some(until) = host.as_deref().and_then(|h| budget.delayed_until(h, Utc::now())) {
-        return FeedReport {
-            url,
-            result: Ok(FeedStatus::Skipped(format!(
-                "host asked to wait until {}",
-                until.format("%Y-%m-%d %H:%M:%SZ")
-            ))),
-        };
-    }
     let feed_id = state.id;
-    let outcome = fetch_and_parse(spec, &state, fetcher).await;
-    drop(global_permit);
-    drop(host_permit);
+    let outcome = match fetcher.fetch(&spec.url, &state.validators).await {
+        Ok(fetched) => parse_new(fetched, &state, store, parsing).await,
+        Err(e) => Err(e.into()),
+    };
     let now = Utc::now();
     let stored_rhythm = FeedRhythm {
         ttl: state.rhythm,
         ..FeedRhythm::default()
     };
+    let mut host_penalty = None;
     let result = match outcome {
         Ok(Outcome::NotModified(caching)) => {
             let fresh_until = fresh_until(&caching, &stored_rhythm, now);
@@ -248,10 +300,10 @@ async fn poll_one(
             let error = failure.to_string();
             tracing::debug!(feed = %url, %error, "poll failed");
             let retry_after = failure.retry_after(now);
-            if let (Some(host), Some(penalty)) = (&host, failure.host_penalty(now)) {
-                budget.delay(host, penalty);
+            if let (Some(host), Some(until)) = (&host, failure.host_penalty(now)) {
+                host_penalty = Some(until);
                 let (host, reason) = (host.clone(), error.clone());
-                if let Err(e) = store.call(move |s| s.delay_host(&host, penalty, &reason)).await {
+                if let Err(e) = store.call(move |s| s.delay_host(&host, until, &reason)).await {
                     tracing::warn!(%e, "cannot record a host delay");
                 }
             }
@@ -265,7 +317,7 @@ async fn poll_one(
             }
         }
     };
-    FeedReport { url, result }
+    (FeedReport { url, result }, host_penalty)
 }
 
 fn fresh_until(caching: &Caching, rhythm: &FeedRhythm, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -301,7 +353,7 @@ enum Failure {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Parse(#[from] parse::ParseError),
-    #[error("parser task failed: {0}")]
+    #[error("{0}")]
     Task(String),
 }
 
@@ -330,8 +382,15 @@ impl Failure {
     }
 }
 
-async fn fetch_and_parse(spec: &FeedSpec, state: &FeedState, fetcher: &Fetcher) -> Result<Outcome, Failure> {
-    let body = match fetcher.fetch(&spec.url, &state.validators).await? {
+/// Turns a fetched body into the entries the store does not have yet: unchanged bodies and
+/// unchanged entries cost a hash each; only new or changed entries are sanitized.
+async fn parse_new(
+    fetched: Fetched,
+    state: &FeedState,
+    store: &StoreHandle,
+    parsing: &Semaphore,
+) -> Result<Outcome, Failure> {
+    let body = match fetched {
         Fetched::NotModified(caching) => return Ok(Outcome::NotModified(caching)),
         Fetched::Modified(body) => body,
     };
@@ -339,10 +398,28 @@ async fn fetch_and_parse(spec: &FeedSpec, state: &FeedState, fetcher: &Fetcher) 
     if state.body_hash.as_deref() == Some(body_hash.as_str()) {
         return Ok(Outcome::Unchanged(body.validators, body.caching));
     }
+    let feed_id = state.id;
+    let known = store
+        .call(move |s| s.entry_hashes(feed_id))
+        .await
+        .map_err(|e| Failure::Task(e.to_string()))?;
+    let _permit = parsing
+        .acquire()
+        .await
+        .map_err(|e| Failure::Task(e.to_string()))?;
     let parsed = tokio::task::spawn_blocking(move || {
-        let text = charset::decode(&body.bytes, body.content_type.as_deref()).text;
+        let text = charset::decode(body.bytes, body.content_type.as_deref()).text;
         let mut feed = parse::parse_document(&text, &body.final_url)?;
-        let entries = dedupe::key_entries(std::mem::take(&mut feed.entries));
+        let mut sanitizer = parse::Sanitizer::new();
+        let entries = dedupe::key_entries(std::mem::take(&mut feed.entries))
+            .into_iter()
+            .filter(|k| known.get(k.key.as_str()) != Some(&k.content_hash))
+            .map(|k| Keyed {
+                key: k.key,
+                content_hash: k.content_hash,
+                entry: k.entry.finish(&mut sanitizer),
+            })
+            .collect();
         Ok::<_, parse::ParseError>(Parsed {
             feed,
             entries,

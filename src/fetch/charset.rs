@@ -17,22 +17,27 @@ pub struct Decoded {
 }
 
 /// Decodes `bytes` using the charset from `content_type` (an HTTP Content-Type value) if any.
-pub fn decode(bytes: &[u8], content_type: Option<&str>) -> Decoded {
-    if let Some(decoded) = decode_utf32(bytes) {
+/// Takes the bytes by value so that the common case, valid UTF-8, costs no copy.
+pub fn decode(bytes: Vec<u8>, content_type: Option<&str>) -> Decoded {
+    if let Some(decoded) = decode_utf32(&bytes) {
         return decoded;
     }
-    if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
+    if let Some((encoding, bom_len)) = Encoding::for_bom(&bytes) {
         return with(encoding, &bytes[bom_len..]);
     }
-    if let Some(encoding) = sniff_utf16(bytes) {
-        return with(encoding, bytes);
+    if let Some(encoding) = sniff_utf16(&bytes) {
+        return with(encoding, &bytes);
     }
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return Decoded {
-            text: text.to_string(),
-            encoding: UTF_8.name(),
-        };
-    }
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text) => {
+            return Decoded {
+                text,
+                encoding: UTF_8.name(),
+            };
+        }
+        Err(e) => e.into_bytes(),
+    };
+    let bytes = &bytes[..];
     let labelled = content_type
         .and_then(http_charset)
         .or_else(|| xml_declared_encoding(bytes))
@@ -132,7 +137,7 @@ mod tests {
     #[test]
     fn valid_utf8_beats_a_legacy_label() {
         let xml = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><rss><title>Café</title></rss>";
-        let d = decode(xml.as_bytes(), Some("text/xml; charset=iso-8859-1"));
+        let d = decode(xml.as_bytes().to_vec(), Some("text/xml; charset=iso-8859-1"));
         assert_eq!(d.encoding, "UTF-8");
         assert!(d.text.contains("Café"));
     }
@@ -141,17 +146,20 @@ mod tests {
     fn http_charset_then_declaration_then_detection() {
         let (bytes, _, _) =
             encoding_rs::WINDOWS_1251.encode("<?xml version=\"1.0\"?><t>Привет мир, как дела</t>");
-        let d = decode(&bytes, Some("application/rss+xml; charset=\"windows-1251\""));
+        let d = decode(
+            bytes.to_vec(),
+            Some("application/rss+xml; charset=\"windows-1251\""),
+        );
         assert_eq!(d.encoding, "windows-1251");
         assert!(d.text.contains("Привет"));
 
         let (bytes, _, _) = encoding_rs::SHIFT_JIS
             .encode("<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><t>日本語のテキスト</t>");
-        assert!(decode(&bytes, None).text.contains("日本語のテキスト"));
+        assert!(decode(bytes.to_vec(), None).text.contains("日本語のテキスト"));
 
         let (bytes, _, _) =
             encoding_rs::GBK.encode("<rss><t>不归移民漫画系列：专业工作，中文标题测试</t></rss>");
-        let d = decode(&bytes, None);
+        let d = decode(bytes.to_vec(), None);
         assert!(d.text.contains("不归移民漫画系列"), "{d:?}");
     }
 
@@ -159,16 +167,16 @@ mod tests {
     fn boms_and_utf16_32() {
         let mut utf16 = vec![0xFF, 0xFE];
         utf16.extend("<rss>é</rss>".encode_utf16().flat_map(|u| u.to_le_bytes()));
-        assert_eq!(decode(&utf16, None).text, "<rss>é</rss>");
+        assert_eq!(decode(utf16, None).text, "<rss>é</rss>");
 
         let utf32: Vec<u8> = "<rss>é</rss>"
             .chars()
             .flat_map(|c| (c as u32).to_be_bytes())
             .collect();
-        assert_eq!(decode(&utf32, None).text, "<rss>é</rss>");
+        assert_eq!(decode(utf32, None).text, "<rss>é</rss>");
 
         let bom8 = [&[0xEF, 0xBB, 0xBF][..], b"<rss/>"].concat();
-        assert_eq!(decode(&bom8, Some("text/xml; charset=latin1")).text, "<rss/>");
+        assert_eq!(decode(bom8, Some("text/xml; charset=latin1")).text, "<rss/>");
     }
 
     #[test]

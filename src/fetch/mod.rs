@@ -180,7 +180,9 @@ impl Fetcher {
         if response.content_length().is_some_and(|len| len > self.max_body) {
             return Err(FetchError::TooLarge { limit: self.max_body });
         }
-        let mut bytes = Vec::new();
+        // Sized once from Content-Length when it is honest, so the body is not copied while it grows.
+        let expected = response.content_length().unwrap_or(0).min(self.max_body);
+        let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.classify(e))?;

@@ -11,28 +11,45 @@ use url::Url;
 
 /// One sanitizer per base URL: building an ammonia policy allocates its tag tables, and nearly
 /// every entry in a document shares the feed's base, so the policy is built once per base.
-pub(super) struct Sanitizer {
+#[derive(Default)]
+pub struct Sanitizer {
     policies: HashMap<String, Builder<'static>>,
 }
 
 impl Sanitizer {
     pub fn new() -> Self {
-        Sanitizer {
-            policies: HashMap::new(),
-        }
+        Sanitizer::default()
     }
 
     /// Sanitized HTML from untrusted `html`, with relative URLs resolved against `base`.
-    pub fn clean(&mut self, html: &str, base: &Url) -> String {
-        let policy = self
-            .policies
-            .entry(base.as_str().to_string())
-            .or_insert_with(|| policy(base));
-        policy.clean(html).to_string().trim().to_string()
+    pub fn clean(&mut self, html: &str, base: Option<&Url>) -> String {
+        match super::fast_html::try_clean(html) {
+            Some(clean) => clean.trim().to_string(),
+            None => self.ammonia_only(html, base),
+        }
+    }
+
+    /// The full ammonia pass (what [`Sanitizer::clean`] falls back to).
+    pub(super) fn ammonia_only(&mut self, html: &str, base: Option<&Url>) -> String {
+        let key = base.map_or("", Url::as_str);
+        if !self.policies.contains_key(key) {
+            self.policies.insert(key.to_string(), policy(base));
+        }
+        match self.policies.get(key) {
+            Some(policy) => {
+                let mut cleaned = policy.clean(html).to_string();
+                let end = cleaned.trim_end().len();
+                cleaned.truncate(end);
+                let start = cleaned.len() - cleaned.trim_start().len();
+                cleaned.drain(..start);
+                cleaned
+            }
+            None => String::new(),
+        }
     }
 }
 
-fn policy(base: &Url) -> Builder<'static> {
+fn policy(base: Option<&Url>) -> Builder<'static> {
     let mut builder = Builder::default();
     builder
         .url_schemes(
@@ -48,10 +65,13 @@ fn policy(base: &Url) -> Builder<'static> {
         .add_tags(["audio", "video", "source", "figure", "figcaption"]);
     // Only http(s) bases can resolve relative URLs usefully; a file:// base (a local demo feed)
     // would turn links into paths on this machine, so relative URLs are dropped there instead.
-    if matches!(base.scheme(), "http" | "https") {
-        builder.url_relative(UrlRelative::RewriteWithBase(base.clone()));
-    } else {
-        builder.url_relative(UrlRelative::PassThrough);
+    match base {
+        Some(base) if matches!(base.scheme(), "http" | "https") => {
+            builder.url_relative(UrlRelative::RewriteWithBase(base.clone()));
+        }
+        _ => {
+            builder.url_relative(UrlRelative::PassThrough);
+        }
     }
     builder
 }
@@ -101,7 +121,7 @@ mod tests {
         let out = s.clean(
             "<p onclick=\"x()\">Hi <a href=\"../other\">o</a><script>alert(1)</script>\
              <a href=\"javascript:alert(1)\">j</a><img src=\"data:image/png;base64,AAAA\"></p>",
-            &base,
+            Some(&base),
         );
         assert!(!out.contains("script") && !out.contains("onclick") && !out.contains("javascript"));
         assert!(!out.contains("data:"));

@@ -10,11 +10,13 @@
 //! This module does no I/O and never decides identity or dates relative to "now": that is for
 //! `dedupe` and the store.
 
+mod fast_html;
 mod html;
 mod normalize;
 mod repair;
 mod rhythm;
 
+use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use feed_rs::model::{FeedType, Link, Text};
@@ -22,7 +24,7 @@ use feed_rs::parser::{ParseErrorKind, ParseFeedError};
 use url::Url;
 
 use crate::model::{Enclosure, Entry, FeedMeta, Person};
-use html::Sanitizer;
+pub use html::Sanitizer;
 use normalize::Prepared;
 use repair::Fault;
 
@@ -43,14 +45,69 @@ pub enum ParseError {
 #[derive(Debug, Clone, Default)]
 pub struct ParsedFeed {
     pub meta: FeedMeta,
-    pub entries: Vec<Entry>,
+    pub entries: Vec<ParsedEntry>,
+}
+
+/// A summary or content body as the feed gave it, not yet sanitized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBody {
+    pub text: String,
+    /// HTML (to be sanitized) rather than plain text (to be escaped).
+    pub is_html: bool,
+}
+
+/// An entry as parsed, its HTML not yet sanitized. Keying and comparing it with the store is
+/// cheap; sanitizing is the costly part of parsing, so it happens in [`ParsedEntry::finish`],
+/// only for entries that are new or changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedEntry {
+    /// Everything but `summary` and `content`, final.
+    pub entry: Entry,
+    pub summary: Option<RawBody>,
+    pub content: Option<RawBody>,
+    /// What relative URLs in the bodies resolve against.
+    base: Option<Url>,
+}
+
+impl ParsedEntry {
+    /// The finished entry: bodies sanitized (HTML) or escaped (text), relative URLs resolved.
+    pub fn finish(self, sanitizer: &mut Sanitizer) -> Entry {
+        let base = self.base;
+        let mut html_of = |body: Option<RawBody>| {
+            let body = body?;
+            let html = if body.is_html {
+                sanitizer.clean(&body.text, base.as_ref())
+            } else {
+                html::text_to_html(&body.text)
+            };
+            Some(html).filter(|h| !h.trim().is_empty())
+        };
+        Entry {
+            summary: html_of(self.summary),
+            content: html_of(self.content),
+            ..self.entry
+        }
+    }
+}
+
+/// An entry built by hand (tests, benchmarks): its `summary` and `content` are taken as HTML.
+impl From<Entry> for ParsedEntry {
+    fn from(mut entry: Entry) -> ParsedEntry {
+        let html = |s: Option<String>| s.map(|text| RawBody { text, is_html: true });
+        ParsedEntry {
+            summary: html(entry.summary.take()),
+            content: html(entry.content.take()),
+            entry,
+            base: None,
+        }
+    }
 }
 
 /// Parses `text` (UTF-8) fetched from `base`, which resolves relative URLs.
 pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> {
     let (mut doc, is_json) = match normalize::prepare(text)? {
         Prepared::Xml(doc) => (doc, false),
-        Prepared::Json(doc) => (doc, true),
+        Prepared::Json(doc) => (Cow::Owned(doc), true),
     };
     let mut repairs = 0;
     loop {
@@ -96,8 +153,8 @@ pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> 
             _ => None,
         };
         match repaired {
-            Some(fixed) if fixed != doc => {
-                doc = fixed;
+            Some(fixed) if fixed != *doc => {
+                doc = Cow::Owned(fixed);
                 repairs += 1;
             }
             _ => return Err(classify(err)),
@@ -136,22 +193,15 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::schedule::hint
         Some(site) if !matches!(base.scheme(), "http" | "https") => site,
         _ => base.clone(),
     };
-    let mut sanitizer = Sanitizer::new();
     let entries = feed
         .entries
         .into_iter()
-        .map(|e| convert_entry(e, &base, loose, is_json, &mut sanitizer))
+        .map(|e| convert_entry(e, &base, loose, is_json))
         .collect();
     ParsedFeed { meta, entries }
 }
 
-fn convert_entry(
-    e: feed_rs::model::Entry,
-    feed_base: &Url,
-    loose: bool,
-    is_json: bool,
-    sanitizer: &mut Sanitizer,
-) -> Entry {
+fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json: bool) -> ParsedEntry {
     // xml:base on the entry (possibly relative) wins over the document's URL (RFC 3986 §5.1).
     let base = e
         .base
@@ -166,24 +216,21 @@ fn convert_entry(
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .map(String::from)
     });
-    let html_of = |sanitizer: &mut Sanitizer, body: &str, mime: &str| -> Option<String> {
-        let body = undo_double_utf8(body);
-        let html = if mime.contains("html") {
-            sanitizer.clean(&body, &base)
-        } else {
-            html::text_to_html(&body)
-        };
-        Some(html).filter(|h| !h.trim().is_empty())
+    let raw = |body: &str, mime: &str| {
+        Some(RawBody {
+            text: undo_double_utf8(body).into_owned(),
+            is_html: mime.contains("html"),
+        })
+        .filter(|b| !b.text.trim().is_empty())
     };
     let summary = e
         .summary
         .as_ref()
-        .and_then(|t| html_of(sanitizer, &t.content, &summary_mime(t, loose)));
-    let content = e.content.as_ref().and_then(|c| {
-        let body = c.body.as_deref()?;
-        let mime = c.content_type.to_string();
-        html_of(sanitizer, body, &mime)
-    });
+        .and_then(|t| raw(&t.content, &summary_mime(t, loose)));
+    let content = e
+        .content
+        .as_ref()
+        .and_then(|c| raw(c.body.as_deref()?, c.content_type.as_ref()));
     let author = e.authors.iter().find_map(|p| {
         let name = p
             .name
@@ -204,17 +251,23 @@ fn convert_entry(
             categories.push(term);
         }
     }
-    Entry {
+    let entry = Entry {
         guid,
         link,
         title: e.title.as_ref().map(|t| text_of(t, loose)).unwrap_or_default(),
         author,
-        summary,
-        content,
+        summary: None,
+        content: None,
         published: e.published.or(e.updated),
         updated: e.updated,
         categories,
         enclosures: enclosures(&e, &base, is_json),
+    };
+    ParsedEntry {
+        entry,
+        summary,
+        content,
+        base: Some(base),
     }
 }
 
@@ -235,7 +288,19 @@ fn text_of(text: &Text, loose: bool) -> String {
 /// those bytes are valid UTF-8, which ordinary text (ASCII, real Latin-1 accents, or any
 /// character above U+00FF) never satisfies. feedparser makes the same repair.
 fn undo_double_utf8(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.is_ascii() || s.chars().any(|c| u32::from(c) > 0xFF) {
+    // Cheap screen first: double-encoded text contains a UTF-8 lead byte read as Latin-1
+    // (U+00C2..U+00F4) followed by a continuation byte read as Latin-1 (U+0080..U+00BF).
+    let mut lead = false;
+    let mut candidate = false;
+    for c in s.chars() {
+        let n = u32::from(c);
+        if n > 0xFF {
+            return std::borrow::Cow::Borrowed(s);
+        }
+        candidate |= lead && (0x80..=0xBF).contains(&n);
+        lead = (0xC2..=0xF4).contains(&n);
+    }
+    if !candidate {
         return std::borrow::Cow::Borrowed(s);
     }
     let bytes: Vec<u8> = s.chars().map(|c| u32::from(c) as u8).collect();
@@ -316,8 +381,21 @@ fn resolve(href: &str, base: &Url) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> ParsedFeed {
-        parse_document(text, &Url::parse("https://example.org/feed/").unwrap()).unwrap()
+    /// Parsed and finished entries (as the poller would store them).
+    struct Finished {
+        entries: Vec<Entry>,
+    }
+
+    fn parse(text: &str) -> Finished {
+        let feed = parse_document(text, &Url::parse("https://example.org/feed/").unwrap()).unwrap();
+        let mut sanitizer = Sanitizer::new();
+        Finished {
+            entries: feed
+                .entries
+                .into_iter()
+                .map(|e| e.finish(&mut sanitizer))
+                .collect(),
+        }
     }
 
     #[test]

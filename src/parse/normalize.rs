@@ -27,13 +27,14 @@ const RSS_10_NS: &str = "http://purl.org/rss/1.0/";
 
 /// A document ready for feed-rs.
 #[derive(Debug)]
-pub(super) enum Prepared {
-    Xml(String),
+pub(super) enum Prepared<'a> {
+    /// Borrowed when the document needed no fix (the common case: no copy).
+    Xml(Cow<'a, str>),
     Json(String),
 }
 
 /// Sniffs JSON or XML and applies the fixes each needs.
-pub(super) fn prepare(text: &str) -> Result<Prepared, ParseError> {
+pub(super) fn prepare(text: &str) -> Result<Prepared<'_>, ParseError> {
     let text = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     match text.as_bytes().first() {
         Some(b'{') => prepare_json(text).map(Prepared::Json),
@@ -43,7 +44,7 @@ pub(super) fn prepare(text: &str) -> Result<Prepared, ParseError> {
     }
 }
 
-fn prepare_xml(text: &str) -> Result<String, ParseError> {
+fn prepare_xml(text: &str) -> Result<Cow<'_, str>, ParseError> {
     // The text is UTF-8 now; a declaration naming another encoding would make feed-rs (through
     // quick-xml) decode it a second time.
     let text = strip_xml_declaration(text);
@@ -59,7 +60,7 @@ fn prepare_xml(text: &str) -> Result<String, ParseError> {
         ))
     })?;
     let inner_root = find_root(embedded).ok_or_else(|| ParseError::NotAFeed("no root element".into()))?;
-    Ok(fix_root(embedded, &inner_root)?.unwrap_or_else(|| embedded.to_string()))
+    Ok(fix_root(embedded, &inner_root)?.unwrap_or(Cow::Borrowed(embedded)))
 }
 
 fn strip_xml_declaration(text: &str) -> &str {
@@ -128,55 +129,59 @@ fn find_root(text: &str) -> Option<Root> {
 }
 
 /// Applies the fix a known root needs; `None` when the root is not a feed at all.
-fn fix_root(text: &str, root: &Root) -> Result<Option<String>, ParseError> {
+fn fix_root<'a>(text: &'a str, root: &Root) -> Result<Option<Cow<'a, str>>, ParseError> {
     let fixed = match root.local.as_str() {
         "rss" => {
             // The versions feed-rs dispatches on; anything else (missing, 0.93, 0.94, 2.01) is
             // read as RSS 2.0, which is a superset of them all.
             let versioned = match root.attr("version") {
-                Some("2.0" | "0.91" | "0.92") => text.to_string(),
-                _ => replace_root_tag(text, root, "version", "2.0"),
+                Some("2.0" | "0.91" | "0.92") => Cow::Borrowed(text),
+                _ => Cow::Owned(replace_root_tag(text, root, "version", "2.0")),
             };
-            dc_title_as_title(&ensure_channel(versioned))
+            dc_title_as_title(ensure_channel(versioned))
         }
         "feed" if root.attr("xmlns") == Some(ATOM_03_NS) || root.attr("version") == Some("0.3") => {
-            translate_atom03(text).unwrap_or_else(|| text.to_string())
+            translate_atom03(text).map_or(Cow::Borrowed(text), Cow::Owned)
         }
-        "feed" | "entry" => text.to_string(),
-        "RDF" => rss1_items(
-            &RSS_090_NS
-                .iter()
-                .fold(text.to_string(), |t, ns| t.replace(ns, RSS_10_NS)),
-        ),
+        "feed" | "entry" => Cow::Borrowed(text),
+        "RDF" => {
+            let mut doc = Cow::Borrowed(text);
+            for ns in RSS_090_NS {
+                if doc.contains(ns) {
+                    doc = Cow::Owned(doc.replace(ns, RSS_10_NS));
+                }
+            }
+            rss1_items(doc)
+        }
         // A bare lowercase <rdf> root, as some generators write RSS 1.0.
-        "rdf" => rss1_items(&rename_root(text, root, "RDF")),
-        "CHANNEL" | "channel" => translate_cdf(text)?,
+        "rdf" => rss1_items(Cow::Owned(rename_root(text, root, "RDF"))),
+        "CHANNEL" | "channel" => Cow::Owned(translate_cdf(text)?),
         _ => return Ok(None),
     };
     Ok(Some(fixed))
 }
 
 /// `<rss>` whose items sit directly under the root, with no `<channel>` (feed-rs requires one).
-fn ensure_channel(text: String) -> String {
+fn ensure_channel(text: Cow<'_, str>) -> Cow<'_, str> {
     if text.contains("<channel") {
         return text;
     }
     let Some(root) = find_root(&text) else { return text };
     if root.empty {
-        return format!(
+        return Cow::Owned(format!(
             "{}<rss version=\"2.0\"><channel></channel></rss>",
             &text[..root.start]
-        );
+        ));
     }
     let Some(close) = text.rfind("</rss") else {
         return text;
     };
-    format!(
+    Cow::Owned(format!(
         "{}<channel>{}</channel>{}",
         &text[..root.end],
         &text[root.end..close],
         &text[close..]
-    )
+    ))
 }
 
 /// Placeholder link for RSS 1.0 items that have none: feed-rs drops such items, feedparser
@@ -185,7 +190,7 @@ pub(super) const NO_LINK: &str = "tributary:no-link";
 
 /// RSS 1.0 items without `<link>` get one: their `rdf:about` (which the spec says should equal
 /// the link), else [`NO_LINK`].
-fn rss1_items(text: &str) -> String {
+fn rss1_items(text: Cow<'_, str>) -> Cow<'_, str> {
     rewrite_items(text, |item| {
         if item.contains("<link") {
             return None;
@@ -207,9 +212,9 @@ fn rss1_items(text: &str) -> String {
 }
 
 /// Items titled only with Dublin Core `<dc:title>` (seen in RSS written by DC-minded tools).
-fn dc_title_as_title(text: &str) -> String {
+fn dc_title_as_title(text: Cow<'_, str>) -> Cow<'_, str> {
     if !text.contains("<dc:title") {
-        return text.to_string();
+        return text;
     }
     rewrite_items(text, |item| {
         (!item.contains("<title") && item.contains("<dc:title")).then(|| {
@@ -220,10 +225,11 @@ fn dc_title_as_title(text: &str) -> String {
 }
 
 /// Applies `f` to the text of every `<item>…</item>` element (unprefixed name), keeping items
-/// for which it returns `None` as they are.
-fn rewrite_items(text: &str, f: impl Fn(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut rest = text;
+/// for which it returns `None` as they are (and the whole text, unchanged, when all are).
+fn rewrite_items(text: Cow<'_, str>, f: impl Fn(&str) -> Option<String>) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut changed = false;
+    let mut rest: &str = &text;
     while let Some(i) = rest.find("<item") {
         let after = &rest[i + 5..];
         let is_item = after.starts_with(|c: char| c.is_whitespace() || c == '>' || c == '/');
@@ -237,7 +243,10 @@ fn rewrite_items(text: &str, f: impl Fn(&str) -> Option<String>) -> String {
                 out.push_str(&rest[..i]);
                 let item = &rest[i..end];
                 match f(item) {
-                    Some(new) => out.push_str(&new),
+                    Some(new) => {
+                        changed = true;
+                        out.push_str(&new);
+                    }
                     None => out.push_str(item),
                 }
                 rest = &rest[end..];
@@ -248,8 +257,11 @@ fn rewrite_items(text: &str, f: impl Fn(&str) -> Option<String>) -> String {
             }
         }
     }
+    if !changed {
+        return text;
+    }
     out.push_str(rest);
-    out
+    Cow::Owned(out)
 }
 
 /// Rewrites the root start tag with `attr="value"` set.
@@ -701,7 +713,7 @@ mod tests {
 
     fn xml(text: &str) -> String {
         match prepare(text).unwrap() {
-            Prepared::Xml(s) => s,
+            Prepared::Xml(s) => s.into_owned(),
             Prepared::Json(_) => panic!("expected XML"),
         }
     }

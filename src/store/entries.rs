@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::feeds::FEED_COLUMNS;
 use super::{Store, StoreError, from_unix, to_unix};
 use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, StoredEntry, Validators};
 
@@ -188,28 +189,80 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Key → content hash of every stored entry of a feed: what a new parse is compared with,
+    /// so unchanged entries are skipped before the costly sanitizing.
+    pub fn entry_hashes(&self, feed_id: i64) -> Result<HashMap<String, String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, content_hash FROM entries WHERE feed_id = ?1")?;
+        let rows = stmt
+            .query_map([feed_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<HashMap<String, String>, _>>()?;
+        Ok(rows)
+    }
+
     /// The newest `limit` entries of the feeds at `urls`, newest first, with those feeds' state.
     pub fn newest_entries(
         &self,
         urls: &[String],
         limit: usize,
     ) -> Result<(Vec<StoredEntry>, HashMap<i64, FeedState>), StoreError> {
-        let urls_json = serde_json::to_string(urls).unwrap_or_else(|_| "[]".into());
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let feed_ids: Vec<i64> = {
+            let urls_json = serde_json::to_string(urls).unwrap_or_else(|_| "[]".into());
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id FROM feeds WHERE url IN (SELECT value FROM json_each(?1))")?;
+            stmt.query_map([urls_json], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let total_feeds: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM feeds", [], |r| r.get(0))?;
+        // Two ways to find the newest ids, both index-only (no entry bodies are read):
+        // - most feeds selected: walk the date index newest first, stop after `limit` matches;
+        // - few feeds selected: take each feed's newest `limit` from the per-feed index, merge.
+        let mut newest: Vec<(i64, i64)> = Vec::new();
+        if (feed_ids.len() as i64) * 4 >= total_feeds {
+            let ids_json = serde_json::to_string(&feed_ids).unwrap_or_else(|_| "[]".into());
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, published FROM entries INDEXED BY entries_by_date
+                 WHERE feed_id IN (SELECT value FROM json_each(?1))
+                 ORDER BY published DESC, id DESC LIMIT ?2",
+            )?;
+            newest = stmt
+                .query_map(params![ids_json, limit_sql], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+        } else {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, published FROM entries INDEXED BY entries_by_feed
+                 WHERE feed_id = ?1 ORDER BY published DESC, id DESC LIMIT ?2",
+            )?;
+            for feed_id in &feed_ids {
+                let rows = stmt.query_map(params![feed_id, limit_sql], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                for row in rows {
+                    newest.push(row?);
+                }
+            }
+            newest.sort_by(|a: &(i64, i64), b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+            newest.truncate(limit);
+        }
+        let mut by_id = self
+            .conn
+            .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"))?;
+        let mut entries = Vec::with_capacity(newest.len());
+        for (id, _) in &newest {
+            entries.push(by_id.query_row([id], entry_from_row)?);
+        }
         let mut feeds = HashMap::new();
-        for url in urls {
-            if let Some(feed) = self.feed(url)? {
-                feeds.insert(feed.id, feed);
+        let mut feed_by_id = self
+            .conn
+            .prepare_cached(&format!("SELECT {FEED_COLUMNS} FROM feeds WHERE id = ?1"))?;
+        for e in &entries {
+            if let std::collections::hash_map::Entry::Vacant(slot) = feeds.entry(e.feed_id) {
+                slot.insert(feed_by_id.query_row([e.feed_id], super::feeds::feed_from_row)?);
             }
         }
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries
-             WHERE feed_id IN (SELECT id FROM feeds WHERE url IN (SELECT value FROM json_each(?1)))
-             ORDER BY published DESC, id DESC
-             LIMIT ?2"
-        ))?;
-        let entries = stmt
-            .query_map(params![urls_json, limit as i64], entry_from_row)?
-            .collect::<Result<Vec<_>, _>>()?;
         Ok((entries, feeds))
     }
 
@@ -249,7 +302,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::TimeZone;
 
     use super::*;
@@ -257,7 +310,7 @@ mod tests {
     use crate::model::Entry;
 
     fn batch_of(titles: &[&str]) -> Vec<KeyedEntry> {
-        key_entries(
+        finished(
             titles
                 .iter()
                 .map(|t| Entry {
@@ -267,6 +320,19 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    /// Keyed and finished, as the poller hands entries to the store.
+    pub(crate) fn finished(entries: Vec<Entry>) -> Vec<KeyedEntry> {
+        let mut sanitizer = crate::parse::Sanitizer::new();
+        key_entries(entries.into_iter().map(Into::into).collect())
+            .into_iter()
+            .map(|k| crate::model::Keyed {
+                key: k.key,
+                content_hash: k.content_hash,
+                entry: k.entry.finish(&mut sanitizer),
+            })
+            .collect()
     }
 
     fn store_all(store: &mut Store, feed: i64, entries: &[KeyedEntry]) -> StoreOutcome {
@@ -311,14 +377,18 @@ mod tests {
         let urls: Vec<String> = vec!["https://e.org/1".into(), "https://e.org/2".into()];
         let feeds = store.ensure_feeds(&urls, Utc::now()).unwrap();
         for (i, feed) in feeds.iter().enumerate() {
-            let entries: Vec<_> = batch_of(&["x", "y", "z"])
-                .into_iter()
-                .enumerate()
-                .map(|(j, mut k)| {
-                    k.entry.published = Utc.timestamp_opt(1_700_000_000 + (j * 10 + i) as i64, 0).single();
-                    k
-                })
-                .collect();
+            let entries = finished(
+                ["x", "y", "z"]
+                    .iter()
+                    .enumerate()
+                    .map(|(j, t)| Entry {
+                        guid: Some(format!("id-{t}")),
+                        title: t.to_string(),
+                        published: Utc.timestamp_opt(1_700_000_000 + (j * 10 + i) as i64, 0).single(),
+                        ..Entry::default()
+                    })
+                    .collect(),
+            );
             store_all(&mut store, feed.id, &entries);
         }
         let (two, feeds_seen) = store.newest_entries(&urls, 2).unwrap();
@@ -328,6 +398,16 @@ mod tests {
         let (only_first, _) = store.newest_entries(&urls[..1], 10).unwrap();
         assert_eq!(only_first.len(), 3);
         assert!(only_first.iter().all(|e| e.feed_id == feeds[0].id));
+
+        // A narrow selection (one feed of many) takes the per-feed path; same answer.
+        let others: Vec<String> = (3..12).map(|i| format!("https://e.org/{i}")).collect();
+        store.ensure_feeds(&others, Utc::now()).unwrap();
+        let (narrow, narrow_feeds) = store.newest_entries(&urls[..1], 2).unwrap();
+        assert_eq!(
+            narrow.iter().map(|e| e.id).collect::<Vec<_>>(),
+            only_first[..2].iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        assert_eq!(narrow_feeds.len(), 1);
     }
 
     #[test]

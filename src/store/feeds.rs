@@ -27,11 +27,11 @@ pub enum FeedUpdate {
     },
 }
 
-const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
+pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
                             fresh_until, rhythm, skip_hours, skip_days";
 
-fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
+pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
     let opt_time =
         |i| -> rusqlite::Result<Option<DateTime<Utc>>> { Ok(row.get::<_, Option<i64>>(i)?.map(from_unix)) };
     Ok(FeedState {

@@ -93,7 +93,6 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::dedupe::key_entries;
     use crate::model::{Entry, FeedMeta, Validators};
     use crate::store::ParsedBatch;
 
@@ -107,7 +106,7 @@ mod tests {
             .unwrap()[0]
             .id;
         let day = |d: u32| Utc.with_ymd_and_hms(2026, 1, d, 12, 0, 0).unwrap();
-        let entries = key_entries(
+        let entries = crate::store::entries::tests::finished(
             (1..=10)
                 .map(|d| Entry {
                     guid: Some(format!("e{d}")),

@@ -77,6 +77,13 @@ const MIGRATIONS: &[&str] = &[
         reason          TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 3: outputs find their newest entries from indexes alone: by date (with the feed, to
+    // filter without reading rows) for outputs of most feeds, per feed for narrow ones.
+    r#"
+    DROP INDEX entries_by_date;
+    CREATE INDEX entries_by_date ON entries (published DESC, id DESC, feed_id);
+    CREATE INDEX entries_by_feed ON entries (feed_id, published DESC, id DESC);
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -9,3 +9,4 @@ mod support;
 mod corpus;
 mod poll;
 mod daemon;
+mod farm;

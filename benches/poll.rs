@@ -1,0 +1,535 @@
+//! The performance benchmark: `cargo bench --bench poll` (add `-- --quick` for a short run,
+//! `-- --only NAME` for one scenario, `-- --runs N` for more repetitions).
+//!
+//! It starts the feed farm (benches/farm.rs) on 127.0.0.1, runs the real `tributary` binary
+//! against it, and prints one table row per scenario: wall time, CPU time (user + system of
+//! the tributary process), peak RSS, entries stored, and the requests and 304s the farm
+//! counted. Timed scenarios report the median of `--runs` runs. All traffic stays on loopback.
+
+// The benchmark writes configs and fixtures directly; the rule against std::fs::write is for outputs.
+#![allow(clippy::disallowed_methods)]
+
+mod farm;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use farm::{FarmHandle, FarmSpec};
+use nix::sys::resource::{UsageWho, getrusage};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use tributary::config::Config;
+use tributary::dedupe::key_entries;
+use tributary::model::{Entry, FeedMeta, Keyed, Validators};
+use tributary::store::{ParsedBatch, Store, StoreHandle};
+
+struct Options {
+    quick: bool,
+    only: Option<String>,
+    runs: usize,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    Options {
+        quick: args.iter().any(|a| a == "--quick"),
+        only: value("--only"),
+        runs: value("--runs").and_then(|v| v.parse().ok()).unwrap_or(3),
+    }
+}
+
+#[derive(Default, Clone)]
+struct Row {
+    scenario: String,
+    target: String,
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kib: u64,
+    entries: i64,
+    requests: u64,
+    not_modified: u64,
+    note: String,
+}
+
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kib: u64,
+    stdout: String,
+}
+
+fn children_cpu() -> Duration {
+    match getrusage(UsageWho::RUSAGE_CHILDREN) {
+        Ok(u) => {
+            let t =
+                |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
+            t(u.user_time()) + t(u.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs `tributary ARGS` to completion, sampling its peak RSS (VmHWM) every 10 ms.
+async fn run_tributary(dir: &Path, args: &[&str]) -> Measured {
+    let cpu_before = children_cpu();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["--config", "tributary.toml"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tributary");
+    let pid = child.id().expect("pid");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut s).await;
+        s
+    });
+    let mut peak = 0;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.expect("wait"),
+            () = tokio::time::sleep(Duration::from_millis(10)) => {
+                peak = peak.max(proc_status_kib(pid, "VmHWM:").unwrap_or(0));
+            }
+        }
+    };
+    let wall = started.elapsed();
+    let stdout = reader.await.unwrap_or_default();
+    assert!(
+        status.code().is_some_and(|c| c <= 1),
+        "tributary failed: {status:?}\n{stdout}"
+    );
+    Measured {
+        wall,
+        cpu: children_cpu().saturating_sub(cpu_before),
+        peak_rss_kib: peak,
+        stdout,
+    }
+}
+
+fn count_entries(dir: &Path) -> i64 {
+    let db = rusqlite::Connection::open(dir.join("data/t.db")).expect("db");
+    db.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .expect("count")
+}
+
+fn median(mut runs: Vec<Row>) -> Row {
+    runs.sort_by_key(|r| r.wall);
+    runs[runs.len() / 2].clone()
+}
+
+/// One poll scenario: `prepare` sets the farm and directory up, then the binary polls.
+async fn poll_scenario(
+    name: &str,
+    target: &str,
+    farm: &FarmHandle,
+    dir: &Path,
+    expect_new: Option<usize>,
+) -> Row {
+    farm.reset_counters();
+    let m = run_tributary(dir, &["poll"]).await;
+    if let Some(n) = expect_new {
+        assert!(
+            m.stdout.contains(&format!(" {n} new")),
+            "{name}: expected {n} new entries:\n{}",
+            m.stdout
+        );
+    }
+    Row {
+        scenario: name.to_string(),
+        target: target.to_string(),
+        wall: m.wall,
+        cpu: m.cpu,
+        peak_rss_kib: m.peak_rss_kib,
+        entries: count_entries(dir),
+        requests: farm.requests(),
+        not_modified: farm.not_modified(),
+        note: String::new(),
+    }
+}
+
+fn fresh_dir(farm: &FarmHandle, base: &Path, name: &str, limit: usize, extra: &str) -> PathBuf {
+    let dir = base.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("tributary.toml"), farm.config("data/t.db", limit, extra)).expect("config");
+    dir
+}
+
+/// cold / warm / rotation over one farm size, median of `runs`.
+async fn poll_suite(
+    rows: &mut Vec<Row>,
+    opts: &Options,
+    base: &Path,
+    feeds: usize,
+    entries: usize,
+    targets: [&str; 3],
+) {
+    let label = format!("{feeds}×{entries}");
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    let mut rotated = Vec::new();
+    let farm = FarmHandle::start(FarmSpec::new(feeds, entries)).await;
+    let runs = if feeds > 1000 { 1 } else { opts.runs };
+    for run in 0..runs {
+        let dir = fresh_dir(&farm, base, &format!("{label}-{run}"), 100, "");
+        cold.push(
+            poll_scenario(
+                &format!("cold {label}"),
+                targets[0],
+                &farm,
+                &dir,
+                Some(feeds * entries),
+            )
+            .await,
+        );
+        warm.push(
+            poll_scenario(
+                &format!("warm {label} (all 304)"),
+                targets[1],
+                &farm,
+                &dir,
+                Some(0),
+            )
+            .await,
+        );
+        if feeds <= 1000 {
+            farm.rotate(5);
+            rotated.push(
+                poll_scenario(
+                    &format!("{label} + 5 new per feed"),
+                    targets[2],
+                    &farm,
+                    &dir,
+                    Some(feeds * 5),
+                )
+                .await,
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    rows.push(median(cold));
+    rows.push(median(warm));
+    if !rotated.is_empty() {
+        rows.push(median(rotated));
+    }
+}
+
+/// Renders a 100-entry Atom output from a store of `total` entries (built in-process with the
+/// library, 1000 feeds), median of 5 renders.
+async fn render_scenario(base: &Path, total: usize) -> Row {
+    let dir = base.join("render");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let feeds = 1000;
+    let per_feed = total / feeds;
+    let mut toml = String::from("[store]\npath = \"data/t.db\"\n\n");
+    for f in 0..feeds {
+        toml.push_str(&format!("[[feed]]\nurl = \"https://farm.example/{f}/feed\"\n\n"));
+    }
+    toml.push_str("[[output]]\npath = \"out/all.atom\"\nlimit = 100\n");
+    let config_path = dir.join("tributary.toml");
+    std::fs::write(&config_path, &toml).expect("config");
+    let config = Config::load(&config_path).expect("config");
+    let build_started = Instant::now();
+    {
+        let mut store = Store::open(&config.store.path).expect("store");
+        let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
+        let states = store.ensure_feeds(&urls, Utc::now()).expect("feeds");
+        let body = "<p>".to_string() + &"lorem ipsum dolor sit amet ".repeat(40) + "</p>";
+        for (f, state) in states.iter().enumerate() {
+            let mut sanitizer = tributary::parse::Sanitizer::new();
+            let entries: Vec<_> = key_entries(
+                (0..per_feed)
+                    .map(|e| Entry {
+                        guid: Some(format!("urn:farm:{f}:{e}")),
+                        link: Some(format!("https://farm.example/{f}/{e}")),
+                        title: format!("Feed {f} entry {e}"),
+                        content: Some(body.clone()),
+                        published: chrono::DateTime::from_timestamp(
+                            1_600_000_000 + (e * feeds + f) as i64 * 60,
+                            0,
+                        ),
+                        ..Entry::default()
+                    })
+                    .map(Into::into)
+                    .collect(),
+            )
+            .into_iter()
+            .map(|k| Keyed {
+                key: k.key,
+                content_hash: k.content_hash,
+                entry: k.entry.finish(&mut sanitizer),
+            })
+            .collect();
+            let meta = FeedMeta::default();
+            let validators = Validators::default();
+            let batch = ParsedBatch {
+                meta: &meta,
+                validators: &validators,
+                body_hash: "x",
+                entries: &entries,
+                fresh_until: None,
+            };
+            store.store_parsed(state.id, &batch, Utc::now()).expect("store");
+        }
+    }
+    let built = build_started.elapsed();
+    let (store, thread) = StoreHandle::open(&config.store.path).await.expect("store");
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let _ = std::fs::remove_file(dir.join("out/all.atom"));
+        let started = Instant::now();
+        let reports = tributary::output::render_all(&config, &store).await;
+        times.push(started.elapsed());
+        assert_eq!(reports[0].as_ref().expect("rendered").entries, 100);
+    }
+    drop(store);
+    thread.join().await;
+    times.sort();
+    let entries = count_entries(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    Row {
+        scenario: format!("render 100 of {} entries", entries),
+        target: "≤ 50 ms".into(),
+        wall: times[times.len() / 2],
+        entries,
+        note: format!("store built in {:.1}s", built.as_secs_f64()),
+        ..Row::default()
+    }
+}
+
+fn proc_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the full line, 11 and 12 after "pid (comm)".
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// A daemon with `feeds` feeds, idle between rounds: CPU share and RSS over `window`.
+async fn idle_scenario(base: &Path, feeds: usize, window: Duration) -> Row {
+    let farm = FarmHandle::start(FarmSpec::new(feeds, 50)).await;
+    let dir = fresh_dir(&farm, base, "idle", 100, "schedule = \"0 0 1 1 *\"");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["--config", "tributary.toml", "--log-format", "json", "run"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start daemon");
+    let pid = child.id().expect("pid");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("daemon logs")
+            .expect("read")
+            .expect("daemon exited early");
+        if line.contains("round done") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "first round did not finish");
+    }
+    // Let the post-round render finish before the window opens.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    let before = proc_cpu_ticks(pid).unwrap_or(0);
+    let started = Instant::now();
+    tokio::time::sleep(window).await;
+    let after = proc_cpu_ticks(pid).unwrap_or(0);
+    let elapsed = started.elapsed();
+    let rss = proc_status_kib(pid, "VmRSS:").unwrap_or(0);
+    let cpu = Duration::from_secs_f64((after - before) as f64 / ticks_per_sec);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait().await;
+    let entries = count_entries(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    Row {
+        scenario: format!("daemon idle, {feeds} feeds, {}s", window.as_secs()),
+        target: "< 1% CPU, < 50 MB".into(),
+        wall: elapsed,
+        cpu,
+        peak_rss_kib: rss,
+        entries,
+        note: format!(
+            "{:.2}% CPU, RSS {:.1} MB",
+            100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64(),
+            rss as f64 / 1024.0
+        ),
+        ..Row::default()
+    }
+}
+
+/// How fast the farm alone serves every body of a 1000-feed farm (the farm must not be the
+/// bottleneck), with plain concurrent GETs.
+async fn farm_speed(feeds: usize) -> Row {
+    let farm = FarmHandle::start(FarmSpec::new(feeds, 50)).await;
+    let client = reqwest::Client::new();
+    let farm = Arc::new(farm);
+    let started = Instant::now();
+    let fetches = futures::stream::iter(0..feeds)
+        .map(|i| {
+            let (client, url) = (client.clone(), farm.url(i));
+            async move {
+                client
+                    .get(url)
+                    .send()
+                    .await
+                    .expect("get")
+                    .bytes()
+                    .await
+                    .expect("body")
+                    .len()
+            }
+        })
+        .buffer_unordered(64);
+    let bytes: usize = futures::StreamExt::collect::<Vec<_>>(fetches)
+        .await
+        .into_iter()
+        .sum();
+    Row {
+        scenario: format!("farm alone: {feeds} bodies"),
+        target: "≪ poll time".into(),
+        wall: started.elapsed(),
+        requests: farm.requests(),
+        note: format!("{:.1} MB served", bytes as f64 / 1e6),
+        ..Row::default()
+    }
+}
+
+use futures::StreamExt;
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "| {:<34} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8} | {:>6} | {:<18} | note",
+        "scenario", "wall", "CPU", "peak RSS", "entries", "requests", "304s", "target"
+    );
+    println!("|{}|", "-".repeat(140));
+    for r in rows {
+        let ms = |d: Duration| {
+            if d.is_zero() {
+                "-".to_string()
+            } else if d < Duration::from_secs(1) {
+                format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+            } else {
+                format!("{:.2} s", d.as_secs_f64())
+            }
+        };
+        let rss = if r.peak_rss_kib == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0} MB", r.peak_rss_kib as f64 / 1024.0)
+        };
+        println!(
+            "| {:<34} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8} | {:>6} | {:<18} | {}",
+            r.scenario,
+            ms(r.wall),
+            ms(r.cpu),
+            rss,
+            r.entries,
+            r.requests,
+            r.not_modified,
+            r.target,
+            r.note
+        );
+    }
+}
+
+fn main() {
+    let opts = options();
+    // `cargo bench` passes `--bench`; any other libtest flag is ignored.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let base = std::env::temp_dir().join(format!("tributary-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&base).expect("bench dir");
+    let wants = |name: &str| opts.only.as_deref().is_none_or(|o| name.contains(o));
+    let mut rows = Vec::new();
+    runtime.block_on(async {
+        if wants("farm") {
+            rows.push(farm_speed(1000).await);
+        }
+        if wants("1000") {
+            poll_suite(
+                &mut rows,
+                &opts,
+                &base,
+                1000,
+                50,
+                ["≤ 4 s, ≤ 150 MB", "≤ 0.5 s, 0 parsed", "≤ 2 s, 5000 new"],
+            )
+            .await;
+        }
+        if wants("10000") && !opts.quick {
+            poll_suite(
+                &mut rows,
+                &opts,
+                &base,
+                10_000,
+                20,
+                ["≤ 30 s, ≤ 300 MB", "(no target)", ""],
+            )
+            .await;
+        }
+        if wants("render") {
+            rows.push(render_scenario(&base, if opts.quick { 100_000 } else { 1_000_000 }).await);
+        }
+        if wants("idle") {
+            let window = if opts.quick {
+                Duration::from_secs(10)
+            } else {
+                Duration::from_secs(60)
+            };
+            rows.push(idle_scenario(&base, 1000, window).await);
+        }
+    });
+    let _ = std::fs::remove_dir_all(&base);
+    print_table(&rows);
+    println!(
+        "\nmachine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                .split(':')
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .to_string()))
+            .unwrap_or_default()
+    );
+}
