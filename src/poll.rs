@@ -399,8 +399,9 @@ async fn parse_new(
         return Ok(Outcome::Unchanged(body.validators, body.caching));
     }
     let feed_id = state.id;
+    // From a reader: a lookup must not wait behind the writer's queue while parsers idle.
     let known = store
-        .call(move |s| s.entry_hashes(feed_id))
+        .read(move |s| s.entry_hashes(feed_id))
         .await
         .map_err(|e| Failure::Task(e.to_string()))?;
     let _permit = parsing

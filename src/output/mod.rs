@@ -87,7 +87,7 @@ async fn render_one(
     let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
     let limit = spec.limit;
     let (entries, states) = store
-        .call(move |s| s.newest_entries(&urls, limit))
+        .read(move |s| s.newest_entries(&urls, limit))
         .await
         .map_err(|source| OutputError::Store {
             path: spec.path.clone(),

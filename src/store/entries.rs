@@ -78,7 +78,8 @@ impl Store {
         let now_s = to_unix(now);
         let rhythm = batch.meta.rhythm.ttl.max(batch.meta.rhythm.update_interval);
         let mut outcome = StoreOutcome::default();
-        let tx = self.conn.transaction()?;
+        // A savepoint, not a transaction: inside the store thread's group commit it nests.
+        let tx = self.conn.savepoint()?;
         {
             // Marks a tombstone as seen again (it must outlive the feed showing the key) and
             // tells whether there was one.
@@ -269,7 +270,8 @@ impl Store {
     /// Removes entries for good, leaving a tombstone per key so a later poll that still sees
     /// them in the feed does not bring them back as new.
     pub fn retire_entries(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
+        // A savepoint, not a transaction: inside the store thread's group commit it nests.
+        let tx = self.conn.savepoint()?;
         let mut removed = 0;
         {
             let mut tomb = tx.prepare_cached(

@@ -72,7 +72,8 @@ impl Store {
         urls: &[String],
         now: DateTime<Utc>,
     ) -> Result<Vec<FeedState>, StoreError> {
-        let tx = self.conn.transaction()?;
+        // A savepoint, not a transaction: inside the store thread's group commit it nests.
+        let tx = self.conn.savepoint()?;
         let mut states = Vec::with_capacity(urls.len());
         {
             let mut insert =

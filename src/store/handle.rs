@@ -1,22 +1,39 @@
-//! The async face of the store: one thread owns the connection and runs closures sent to it.
+//! The async face of the store: one thread owns the writing connection and runs closures sent
+//! to it; reads that must not queue behind writes run on read-only connections from a small
+//! pool, on the blocking pool.
 //!
 //! This is the only way async code touches SQLite, so a slow disk never stalls a tokio worker
-//! and every write is serialized through one connection (SQLite allows one writer anyway).
+//! and every write is serialized through one connection (SQLite allows one writer anyway). In
+//! WAL mode a reader sees the last committed state and neither blocks nor waits for the writer.
 
-use std::path::Path;
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
 use super::{Store, StoreError};
 
-type Job = Box<dyn FnOnce(&mut Store) + Send>;
+/// Work for the store thread. It runs inside a group transaction and returns how to reply,
+/// which happens only once that transaction has committed (or failed to).
+type Job = Box<dyn FnOnce(&mut Store) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 
-/// A cloneable handle to the store thread.
+/// Most jobs committed together. Writes queue up while the thread is busy; committing them
+/// together writes each touched index page once instead of once per feed.
+const MAX_GROUP: usize = 64;
+
+/// A cloneable handle to the store thread and the readers.
 #[derive(Clone)]
 pub struct StoreHandle {
     jobs: mpsc::Sender<Job>,
+    readers: Arc<Readers>,
+}
+
+/// Idle read-only connections, reused.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Store>>,
 }
 
 /// Joins the store thread; dropping every [`StoreHandle`] lets it finish.
@@ -29,6 +46,7 @@ impl StoreHandle {
     /// database cannot be opened.
     pub async fn open(path: &Path) -> Result<(StoreHandle, StoreThread), StoreError> {
         let path = path.to_path_buf();
+        let path_for_readers = path.clone();
         let (ready_tx, ready_rx) = oneshot::channel();
         let (jobs, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
@@ -46,16 +64,48 @@ impl StoreHandle {
                 };
                 // Ends when every handle is dropped; the connection closes (and checkpoints
                 // the WAL) here, on its own thread.
-                for job in rx {
-                    job(&mut store);
+                while let Ok(first) = rx.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(job) => group.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    run_group(&mut store, group);
                 }
             })
             .map_err(StoreError::Thread)?;
         ready_rx.await.map_err(|_| StoreError::Closed)??;
-        Ok((StoreHandle { jobs }, StoreThread { thread }))
+        let readers = Arc::new(Readers {
+            path: path_for_readers,
+            idle: Mutex::new(Vec::new()),
+        });
+        Ok((StoreHandle { jobs, readers }, StoreThread { thread }))
     }
 
-    /// Runs `f` on the store thread and returns its result.
+    /// Runs a read-only `f` on a reader connection, without waiting for queued writes.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let store = match idle {
+                Some(store) => store,
+                None => Store::open_reader(&readers.path)?,
+            };
+            let result = f(&store);
+            readers.idle.lock().unwrap_or_else(|e| e.into_inner()).push(store);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on the store thread and returns its result once it is committed.
     pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
@@ -64,10 +114,36 @@ impl StoreHandle {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send(Box::new(move |store| {
-                let _ = tx.send(f(store));
+                let result = f(store);
+                Box::new(move |committed: Result<(), &StoreError>| {
+                    let result = match committed {
+                        Ok(()) => result,
+                        Err(e) => Err(StoreError::Commit(e.to_string())),
+                    };
+                    let _ = tx.send(result);
+                })
             }))
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Runs `group` in one transaction. Each job works in its own savepoint, so one job's failure
+/// rolls back only that job; every job hears the outcome of the commit.
+fn run_group(store: &mut Store, group: Vec<Job>) {
+    if let Err(e) = store.begin() {
+        // Without a group transaction each job's savepoint is its own transaction.
+        tracing::warn!(error = %e, "cannot begin a group transaction");
+        for job in group {
+            job(store)(Ok(()));
+        }
+        return;
+    }
+    tracing::trace!(jobs = group.len(), "group commit");
+    let replies: Vec<Reply> = group.into_iter().map(|job| job(store)).collect();
+    let committed = store.commit();
+    for reply in replies {
+        reply(committed.as_ref().map(|_| ()));
     }
 }
 

@@ -52,6 +52,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot start the database thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("the write was not committed: {0}")]
+    Commit(String),
     #[error("the database thread has stopped")]
     Closed,
 }
@@ -86,8 +88,42 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        // A group commit touches many pages: a 16 MiB cache keeps them in memory instead of
+        // spilling them to the WAL mid-transaction, and savepoint journals stay in memory.
+        conn.pragma_update(None, "cache_size", -16 * 1024).map_err(open_err)?;
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(open_err)?;
         schema::migrate(&mut conn, path)?;
         Ok(Store { conn })
+    }
+
+    /// A read-only connection to a database [`Store::open`] has already set up.
+    pub fn open_reader(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        Ok(Store { conn })
+    }
+
+    /// Starts a group transaction (taking the write lock now, so a busy database is waited
+    /// for here, not halfway through the group).
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Runs `PRAGMA integrity_check`; `Ok(())` when the database is sound.
