@@ -1,5 +1,6 @@
 //! The performance benchmark: `cargo bench --bench poll` (add `-- --quick` for a short run,
-//! `-- --only NAME` for one scenario, `-- --runs N` for more repetitions).
+//! `-- --only 1k,render` for some scenario groups of farm, 1k, 10k, render, idle, and
+//! `-- --runs N` for more repetitions).
 //!
 //! It starts the feed farm (benches/farm.rs) on 127.0.0.1, runs the real `tributary` binary
 //! against it, and prints one table row per scenario: wall time, CPU time (user + system of
@@ -477,13 +478,18 @@ fn main() {
         .expect("runtime");
     let base = std::env::temp_dir().join(format!("tributary-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).expect("bench dir");
-    let wants = |name: &str| opts.only.as_deref().is_none_or(|o| name.contains(o));
+    // Scenario groups: farm, 1k (1,000 × 50), 10k (10,000 × 20), render, idle.
+    let wants = |name: &str| {
+        opts.only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|g| g == name))
+    };
     let mut rows = Vec::new();
     runtime.block_on(async {
         if wants("farm") {
             rows.push(farm_speed(1000).await);
         }
-        if wants("1000") {
+        if wants("1k") {
             poll_suite(
                 &mut rows,
                 &opts,
@@ -494,7 +500,7 @@ fn main() {
             )
             .await;
         }
-        if wants("10000") && !opts.quick {
+        if wants("10k") && !opts.quick {
             poll_suite(
                 &mut rows,
                 &opts,

@@ -294,6 +294,9 @@ impl Daemon {
         if report.changed() {
             self.render().await;
         }
+        if let Err(e) = self.store.release_memory().await {
+            tracing::debug!(error = %e, "could not release database memory");
+        }
     }
 
     async fn render(&self) {

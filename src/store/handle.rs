@@ -147,6 +147,24 @@ fn run_group(store: &mut Store, group: Vec<Job>) {
     }
 }
 
+impl StoreHandle {
+    /// Gives memory back between rounds: the writer's page cache is emptied and idle reader
+    /// connections are closed. A daemon then sits at its small resting size until the next
+    /// round, instead of keeping the high-water mark of the last one.
+    pub async fn release_memory(&self) -> Result<(), StoreError> {
+        self.readers
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.call(|s| {
+            s.conn.execute_batch("PRAGMA shrink_memory;")?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 impl StoreThread {
     /// Waits for the store thread to finish its queued work and close the database. Call after
     /// dropping every handle.

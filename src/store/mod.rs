@@ -90,8 +90,10 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
         // A group commit touches many pages: a 16 MiB cache keeps them in memory instead of
         // spilling them to the WAL mid-transaction, and savepoint journals stay in memory.
-        conn.pragma_update(None, "cache_size", -16 * 1024).map_err(open_err)?;
-        conn.pragma_update(None, "temp_store", "MEMORY").map_err(open_err)?;
+        conn.pragma_update(None, "cache_size", -16 * 1024)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(open_err)?;
         schema::migrate(&mut conn, path)?;
         Ok(Store { conn })
     }
