@@ -91,6 +91,7 @@ impl FarmHandle {
         });
         let app = axum::Router::new()
             .route("/feed/{id}", axum::routing::get(serve))
+            .route("/admin/rotate/{k}", axum::routing::post(rotate))
             .with_state(farm.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -156,6 +157,13 @@ impl Farm {
     fn first_entry(&self) -> usize {
         self.round.load(Ordering::SeqCst) * self.new_per_round.load(Ordering::SeqCst)
     }
+}
+
+/// `POST /admin/rotate/K`: the next round, K new entries per feed (for profiling by hand).
+async fn rotate(State(farm): State<Arc<Farm>>, Path(k): Path<usize>) -> &'static str {
+    farm.new_per_round.store(k, Ordering::SeqCst);
+    farm.round.fetch_add(1, Ordering::SeqCst);
+    "rotated\n"
 }
 
 async fn serve(State(farm): State<Arc<Farm>>, Path(id): Path<usize>, headers: HeaderMap) -> Response<Body> {

@@ -1,4 +1,5 @@
-//! Parses the farm's documents in a loop (for profiling the parse path with perf).
+//! Times the parse path on the benchmark farm's documents, stage by stage (for profiling
+//! with perf: `perf record target/release/examples/parse_profile`).
 
 // A profiling helper: failing loudly is fine.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
@@ -6,22 +7,28 @@
 #[path = "../benches/farm.rs"]
 mod farm;
 
+use std::time::{Duration, Instant};
+
 fn main() {
-    let spec = farm::FarmSpec::new(100, 50);
-    let docs: Vec<Vec<u8>> = (0..100).map(|i| farm::render(&spec, i, 0)).collect();
+    let spec = farm::FarmSpec::new(200, 55);
+    let docs: Vec<Vec<u8>> = (0..200).map(|i| farm::render(&spec, i, 0)).collect();
     let base = url::Url::parse("https://farm.example/feed").unwrap();
-    let started = std::time::Instant::now();
+    let (mut decode, mut parse, mut key, mut finish) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut n = 0;
-    for _ in 0..2 {
-        for d in &docs {
-            let text = tributary::fetch::charset::decode(d.clone(), None).text;
-            let f = tributary::parse::parse_document(&text, &base).unwrap();
-            let mut sanitizer = tributary::parse::Sanitizer::new();
-            n += tributary::dedupe::key_entries(f.entries)
-                .into_iter()
-                .map(|k| k.entry.finish(&mut sanitizer))
-                .count();
-        }
+    for d in &docs {
+        let t = Instant::now();
+        let text = tributary::fetch::charset::decode(d.clone(), None).text;
+        decode += t.elapsed();
+        let t = Instant::now();
+        let f = tributary::parse::parse_document(&text, &base).unwrap();
+        parse += t.elapsed();
+        let t = Instant::now();
+        let keyed = tributary::dedupe::key_entries(f.entries);
+        key += t.elapsed();
+        let t = Instant::now();
+        let mut sanitizer = tributary::parse::Sanitizer::new();
+        n += keyed.into_iter().map(|k| k.entry.finish(&mut sanitizer)).count();
+        finish += t.elapsed();
     }
-    eprintln!("{n} entries in {:?}", started.elapsed());
+    eprintln!("{n} entries: decode {decode:?}, parse {parse:?}, key+hash {key:?}, sanitize {finish:?}");
 }
