@@ -295,6 +295,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                 body_hash: "x",
                 entries: &entries,
                 fresh_until: None,
+                new_feed_entries: per_feed,
             };
             store.store_parsed(state.id, &batch, Utc::now()).expect("store");
         }

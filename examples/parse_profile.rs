@@ -13,7 +13,8 @@ fn main() {
     let spec = farm::FarmSpec::new(200, 55);
     let docs: Vec<Vec<u8>> = (0..200).map(|i| farm::render(&spec, i, 0)).collect();
     let base = url::Url::parse("https://farm.example/feed").unwrap();
-    let (mut decode, mut parse, mut key, mut finish) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut decode, mut parse, mut key, mut finish) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut n = 0;
     for d in &docs {
         let t = Instant::now();

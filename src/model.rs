@@ -22,6 +22,8 @@ pub struct FeedSpec {
     pub schedule: Option<crate::schedule::CronSchedule>,
     /// Ignore the publisher's caching hints (max-age, ttl, …) for feeds that lie about them.
     pub ignore_hints: bool,
+    /// Entries these rules reject are not stored.
+    pub rules: crate::filter::Rules,
 }
 
 /// What the store remembers about a feed between polls.
@@ -88,6 +90,19 @@ pub struct Person {
     pub name: String,
     pub email: Option<String>,
     pub uri: Option<String>,
+}
+
+impl Entry {
+    /// What filter rules see of it.
+    pub fn fields(&self) -> crate::filter::Fields<'_> {
+        crate::filter::Fields {
+            title: &self.title,
+            bodies: [self.summary.as_deref(), self.content.as_deref()],
+            author: self.author.as_ref().map(|a| a.name.as_str()),
+            categories: &self.categories,
+            link: self.link.as_deref(),
+        }
+    }
 }
 
 /// A podcast-style attachment.
@@ -174,23 +189,58 @@ pub struct StoredEntry {
     pub published: DateTime<Utc>,
     /// Moves when the entry's content changes.
     pub updated: DateTime<Utc>,
+    /// When Tributary first stored it (ties cross-feed duplicates to the feed that had it first).
+    pub first_seen: DateTime<Utc>,
+    /// The canonical form of its link, for cross-feed duplicates.
+    pub canonical_link: Option<String>,
 }
 
 /// The output formats Tributary can render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     Atom,
+    Rss,
+    Json,
+    Html,
+    Opml,
 }
 
 impl OutputFormat {
-    pub const NAMES: &'static [&'static str] = &["atom"];
+    pub const NAMES: &'static [&'static str] = &["atom", "rss", "json", "html", "opml"];
 
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "atom" => Some(OutputFormat::Atom),
-            _ => None,
+        Some(match name {
+            "atom" => OutputFormat::Atom,
+            "rss" => OutputFormat::Rss,
+            "json" => OutputFormat::Json,
+            "html" => OutputFormat::Html,
+            "opml" => OutputFormat::Opml,
+            _ => return None,
+        })
+    }
+
+    /// The media type outputs of this format are served with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            OutputFormat::Atom => "application/atom+xml; charset=utf-8",
+            OutputFormat::Rss => "application/rss+xml; charset=utf-8",
+            OutputFormat::Json => "application/feed+json; charset=utf-8",
+            OutputFormat::Html => "text/html; charset=utf-8",
+            OutputFormat::Opml => "text/x-opml; charset=utf-8",
         }
     }
+
+    /// Whether feed readers subscribe to it (it gets WebSub links and pings).
+    pub fn is_feed(self) -> bool {
+        matches!(self, OutputFormat::Atom | OutputFormat::Rss | OutputFormat::Json)
+    }
+}
+
+/// Whether an output shows an entry carried by several feeds once (by canonical link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossFeedDedupe {
+    Link,
+    None,
 }
 
 /// One merged output, as the config asks for it.
@@ -204,6 +254,27 @@ pub struct OutputSpec {
     pub limit: usize,
     /// The feed-level id; stable across runs.
     pub id: String,
+    /// The feeds it draws from (resolved from `tags` / `feeds`; every feed when neither).
+    pub feeds: Vec<Url>,
+    pub rules: crate::filter::Rules,
+    pub dedupe: CrossFeedDedupe,
+    /// A minijinja template replacing the built-in one (HTML only).
+    pub template: Option<PathBuf>,
+    /// The web page the output belongs to (RSS `<link>`, JSON Feed `home_page_url`).
+    pub link: Option<String>,
+    pub description: Option<String>,
+    /// Where subscribers fetch it: `[serve] base_url` + the file name, when a base is set.
+    pub self_url: Option<String>,
+}
+
+impl OutputSpec {
+    /// The file name, which is also the path it is served at.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
 }
 
 /// A name-based `urn:uuid:` (the first 128 bits of SHA-256 of `name`): the same name always

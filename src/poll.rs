@@ -140,7 +140,11 @@ pub async fn poll_feeds(
                 continue;
             }
             let parsing = &parsing;
-            running.push(async move { (q, i, poll_one(spec, state, fetcher, store, parsing).await) });
+            let new_feed_entries = config.poll.new_feed_entries;
+            running.push(async move {
+                let report = poll_one(spec, state, fetcher, store, parsing, new_feed_entries).await;
+                (q, i, report)
+            });
         }
         let Some((q, i, (report, penalty))) = running.next().await else {
             break;
@@ -247,12 +251,13 @@ async fn poll_one(
     fetcher: &Fetcher,
     store: &StoreHandle,
     parsing: &Semaphore,
+    new_feed_entries: usize,
 ) -> (FeedReport, Option<DateTime<Utc>>) {
     let url = display_url(&spec.url);
     let host = Fetcher::host_of(&spec.url);
     let feed_id = state.id;
     let outcome = match fetcher.fetch(&spec.url, &state.validators).await {
-        Ok(fetched) => parse_new(fetched, &state, store, parsing).await,
+        Ok(fetched) => parse_new(fetched, spec, &state, store, parsing).await,
         Err(e) => Err(e.into()),
     };
     let now = Utc::now();
@@ -290,6 +295,7 @@ async fn poll_one(
                     body_hash: &parsed.body_hash,
                     entries: &parsed.entries,
                     fresh_until: fresh_until(&parsed.caching, &parsed.feed.meta.rhythm, now),
+                    new_feed_entries,
                 };
                 s.store_parsed(feed_id, &batch, now)
             })
@@ -386,6 +392,7 @@ impl Failure {
 /// unchanged entries cost a hash each; only new or changed entries are sanitized.
 async fn parse_new(
     fetched: Fetched,
+    spec: &FeedSpec,
     state: &FeedState,
     store: &StoreHandle,
     parsing: &Semaphore,
@@ -408,6 +415,7 @@ async fn parse_new(
         .acquire()
         .await
         .map_err(|e| Failure::Task(e.to_string()))?;
+    let rules = spec.rules.clone();
     let parsed = tokio::task::spawn_blocking(move || {
         let text = charset::decode(body.bytes, body.content_type.as_deref()).text;
         let mut feed = parse::parse_document(&text, &body.final_url)?;
@@ -415,6 +423,8 @@ async fn parse_new(
         let entries = dedupe::key_entries(std::mem::take(&mut feed.entries))
             .into_iter()
             .filter(|k| known.get(k.key.as_str()) != Some(&k.content_hash))
+            // The feed's rules run before anything is stored: an excluded entry is never kept.
+            .filter(|k| rules.is_empty() || rules.keeps(&k.entry.fields()))
             .map(|k| Keyed {
                 key: k.key,
                 content_hash: k.content_hash,

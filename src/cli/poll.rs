@@ -40,6 +40,8 @@ pub async fn run(config_path: &Path) -> Status {
         }
     };
     let outputs = output::render_all(&config, &store).await;
+    let written: Vec<_> = outputs.iter().flatten().cloned().collect();
+    crate::serve::websub::announce(&config, &written).await;
     drop(store);
     store_thread.join().await;
 

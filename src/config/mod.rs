@@ -16,7 +16,8 @@ use error::Locator;
 pub use error::{ConfigError, Problem};
 use raw::RawConfig;
 
-use crate::model::{FeedSpec, OutputFormat, OutputSpec};
+use crate::filter::{Field, Rule, Rules};
+use crate::model::{CrossFeedDedupe, FeedSpec, OutputFormat, OutputSpec};
 use crate::schedule::{self, CronSchedule};
 
 /// The default User-Agent: who we are and where to read about us, so publishers can reach us.
@@ -40,6 +41,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEP_DAYS: u32 = 365;
 pub const DEFAULT_KEEP_PER_FEED: usize = 1000;
 pub const DEFAULT_HOUSEKEEPING: &str = "23 * * * *";
+pub const DEFAULT_NEW_FEED_ENTRIES: usize = 10;
 
 /// A validated configuration. Paths are absolute; values are in their final types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,17 @@ pub struct Config {
     pub poll: PollConfig,
     pub feeds: Vec<FeedSpec>,
     pub outputs: Vec<OutputSpec>,
+    /// The built-in HTTP server, when a `[serve]` table is present.
+    pub serve: Option<ServeConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    pub listen: std::net::SocketAddr,
+    /// The public URL the outputs are reachable under (self links, WebSub).
+    pub base_url: Option<Url>,
+    /// A WebSub hub to announce in feeds and to ping when an output changes.
+    pub websub_hub: Option<Url>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +85,9 @@ pub struct PollConfig {
     pub user_agent: String,
     /// Bodies (after decompression) larger than this are cut off and the fetch fails.
     pub max_body: u64,
+    /// A feed's first poll shows at most this many of its entries in outputs (the rest are
+    /// stored), so adding a feed does not flood subscribers with its back catalogue.
+    pub new_feed_entries: usize,
     /// When feeds are due (each `[[feed]]` may override it).
     pub schedule: CronSchedule,
     /// Feeds sharing a schedule are spread over up to this much time after each fire time.
@@ -116,6 +132,7 @@ impl Config {
             problems: vec![locator.toml_problem(&e)],
         })?;
         Validator {
+            file: path.to_path_buf(),
             locator,
             base: base_dir(path),
             problems: Vec::new(),
@@ -135,7 +152,12 @@ fn base_dir(config_path: &Path) -> PathBuf {
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
 struct Validator<'a> {
+    file: PathBuf,
     locator: Locator<'a>,
     base: PathBuf,
     problems: Vec<Problem>,
@@ -164,12 +186,15 @@ impl Validator<'_> {
             .enumerate()
             .filter_map(|(i, f)| self.feed(i + 1, f))
             .collect::<Vec<_>>();
-        let outputs = raw
+        let serve = raw.serve.map(|s| self.serve(s));
+        let base_url = serve.as_ref().and_then(|s: &ServeConfig| s.base_url.clone());
+        let outputs: Vec<OutputSpec> = raw
             .output
             .into_iter()
             .enumerate()
-            .filter_map(|(i, o)| self.output(i + 1, o))
+            .filter_map(|(i, o)| self.output(i + 1, o, &feeds, base_url.as_ref()))
             .collect();
+        self.distinct_outputs(&outputs, serve.is_some());
         if self.problems.is_empty() {
             Ok(Config {
                 source: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
@@ -177,6 +202,7 @@ impl Validator<'_> {
                 poll,
                 feeds,
                 outputs,
+                serve,
             })
         } else {
             Err(ConfigError {
@@ -202,6 +228,9 @@ impl Validator<'_> {
             .duration(raw.shutdown_grace, "poll.shutdown_grace", true)
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
         let schedule = self.cron(raw.schedule, "poll.schedule", DEFAULT_SCHEDULE);
+        let new_feed_entries = self
+            .count(raw.new_feed_entries, "poll.new_feed_entries", 0, 100_000)
+            .unwrap_or(DEFAULT_NEW_FEED_ENTRIES);
         let user_agent = match raw.user_agent {
             Some(ua) if ua.get_ref().trim().is_empty() || ua.get_ref().contains(['\r', '\n']) => {
                 self.report(ua.span(), "poll.user_agent", "must be one non-empty line");
@@ -232,6 +261,7 @@ impl Validator<'_> {
             timeout,
             user_agent,
             max_body,
+            new_feed_entries,
             schedule,
             jitter,
             per_host,
@@ -311,13 +341,23 @@ impl Validator<'_> {
             }
         }
         let schedule = self.cron_opt(raw.schedule, &key("schedule"));
+        let rules = self.rules(raw.include, raw.exclude, &key(""));
         Some(FeedSpec {
             url: url?,
             title,
             tags,
             schedule,
             ignore_hints: raw.ignore_hints.unwrap_or(false),
+            rules,
         })
+    }
+
+    /// The URL a feed reference resolves to, like `source_url` but without reporting.
+    fn resolve_source(&self, text: &str) -> Option<Url> {
+        match Url::parse(text) {
+            Ok(url) if url.scheme().len() > 1 => Some(url),
+            _ => Url::from_file_path(self.base.join(text)).ok(),
+        }
     }
 
     /// A feed source: an `http(s)://` or `file://` URL, or a path relative to the config file.
@@ -359,7 +399,13 @@ impl Validator<'_> {
         }
     }
 
-    fn output(&mut self, n: usize, raw: raw::RawOutput) -> Option<OutputSpec> {
+    fn output(
+        &mut self,
+        n: usize,
+        raw: raw::RawOutput,
+        all_feeds: &[FeedSpec],
+        base_url: Option<&Url>,
+    ) -> Option<OutputSpec> {
         let key = |k: &str| format!("output[{n}].{k}");
         let path_text = raw.path.get_ref().clone();
         let path = if path_text.trim().is_empty() {
@@ -413,13 +459,244 @@ impl Validator<'_> {
             // put when the whole directory moves.
             None => Some(crate::model::stable_urn(&format!("tributary-output:{path_text}"))),
         };
+        let feeds = self.selection(raw.tags, raw.feeds, all_feeds, &key);
+        let rules = self.rules(raw.include, raw.exclude, &key(""));
+        let dedupe = match raw.dedupe {
+            None => CrossFeedDedupe::Link,
+            Some(d) => match d.get_ref().as_str() {
+                "link" => CrossFeedDedupe::Link,
+                "none" => CrossFeedDedupe::None,
+                other => {
+                    self.report(
+                        d.span(),
+                        key("dedupe"),
+                        format!("unknown value `{other}`; expected \"link\" or \"none\""),
+                    );
+                    CrossFeedDedupe::Link
+                }
+            },
+        };
+        let template = match raw.template {
+            Some(t) if format != Some(OutputFormat::Html) => {
+                self.report(t.span(), key("template"), "only html outputs use a template");
+                None
+            }
+            Some(t) => {
+                let p = self.path(t.clone(), &key("template"));
+                if !p.is_file() {
+                    self.report(
+                        t.span(),
+                        key("template"),
+                        format!("template {} does not exist", p.display()),
+                    );
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let link = match raw.link {
+            Some(l) => match Url::parse(l.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u.to_string()),
+                _ => {
+                    self.report(l.span(), key("link"), "must be an absolute http(s) URL");
+                    None
+                }
+            },
+            None => base_url.map(Url::to_string),
+        };
+        let file_name = std::path::Path::new(&path_text)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let self_url = base_url.and_then(|b| b.join(&file_name).ok()).map(String::from);
         Some(OutputSpec {
             path: path?,
             format: format?,
             title,
             limit: limit?,
             id: id?,
+            feeds,
+            rules,
+            dedupe,
+            template,
+            link,
+            description: raw.description.map(|d| d.into_inner()),
+            self_url,
         })
+    }
+
+    /// The feeds an output draws from: those with one of `tags`, plus those listed in `feeds`
+    /// (by URL as written or by title); every feed when both are empty.
+    fn selection(
+        &mut self,
+        tags: Vec<toml::Spanned<String>>,
+        listed: Vec<toml::Spanned<String>>,
+        all: &[FeedSpec],
+        key: &dyn Fn(&str) -> String,
+    ) -> Vec<Url> {
+        if tags.is_empty() && listed.is_empty() {
+            return all.iter().map(|f| f.url.clone()).collect();
+        }
+        let mut chosen: Vec<Url> = Vec::new();
+        for tag in &tags {
+            let with_tag: Vec<&FeedSpec> = all.iter().filter(|f| f.tags.contains(tag.get_ref())).collect();
+            if with_tag.is_empty() {
+                self.report(
+                    tag.span(),
+                    key("tags"),
+                    format!("no feed has the tag `{}`", tag.get_ref()),
+                );
+            }
+            chosen.extend(with_tag.into_iter().map(|f| f.url.clone()));
+        }
+        for item in &listed {
+            let wanted = item.get_ref().trim();
+            let as_url = self.resolve_source(wanted);
+            let found = all
+                .iter()
+                .find(|f| Some(&f.url) == as_url.as_ref() || f.title.as_deref() == Some(wanted));
+            match found {
+                Some(f) => chosen.push(f.url.clone()),
+                None => self.report(
+                    item.span(),
+                    key("feeds"),
+                    format!("`{wanted}` is not the URL or title of a configured feed"),
+                ),
+            }
+        }
+        // Config order, no repeats.
+        all.iter()
+            .map(|f| f.url.clone())
+            .filter(|u| chosen.contains(u))
+            .collect()
+    }
+
+    /// Compiles include / exclude rules; an invalid regex is reported with its place.
+    fn rules(&mut self, include: Vec<raw::RawRule>, exclude: Vec<raw::RawRule>, prefix: &str) -> Rules {
+        let mut compile = |raw: Vec<raw::RawRule>, name: &str| -> Vec<Rule> {
+            let key = format!("{prefix}{name}");
+            raw.into_iter()
+                .filter_map(|r| {
+                    let span = r.span();
+                    let (field, pattern) = match r.into_inner() {
+                        toml::Value::String(p) => (Field::Any, p),
+                        toml::Value::Table(t) if t.len() == 1 => {
+                            let (k, v) = t.into_iter().next()?;
+                            let Some(field) = Field::from_name(&k) else {
+                                self.report(
+                                    span,
+                                    &key,
+                                    format!(
+                                        "unknown field `{k}`; expected one of: {}",
+                                        Field::NAMES.join(", ")
+                                    ),
+                                );
+                                return None;
+                            };
+                            let Some(p) = v.as_str().map(str::to_string) else {
+                                self.report(
+                                    span,
+                                    &key,
+                                    format!("`{k}` must be a regular expression (a string)"),
+                                );
+                                return None;
+                            };
+                            (field, p)
+                        }
+                        _ => {
+                            self.report(
+                                span,
+                                &key,
+                                "a rule is a regex string, or a table with one field: { title = \"…\" }",
+                            );
+                            return None;
+                        }
+                    };
+                    match regex::Regex::new(&pattern) {
+                        Ok(regex) => Some(Rule { field, regex }),
+                        Err(e) => {
+                            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                            self.report(
+                                span,
+                                &key,
+                                format!("invalid regular expression `{pattern}`: {first}"),
+                            );
+                            None
+                        }
+                    }
+                })
+                .collect()
+        };
+        Rules {
+            include: compile(include, "include"),
+            exclude: compile(exclude, "exclude"),
+        }
+    }
+
+    fn serve(&mut self, raw: raw::RawServe) -> ServeConfig {
+        let listen = match raw.listen {
+            Some(l) => match l.get_ref().parse::<std::net::SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    self.report(
+                        l.span(),
+                        "serve.listen",
+                        format!("`{}` is not an address such as \"127.0.0.1:8080\"", l.get_ref()),
+                    );
+                    default_listen()
+                }
+            },
+            None => default_listen(),
+        };
+        let mut http_url = |raw: Option<toml::Spanned<String>>, key: &str| {
+            let raw = raw?;
+            match Url::parse(raw.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                _ => {
+                    self.report(raw.span(), key, "must be an absolute http(s) URL");
+                    None
+                }
+            }
+        };
+        let base_url = http_url(raw.base_url, "serve.base_url").map(|mut u| {
+            // A base without a trailing slash would lose its last segment when joined.
+            if !u.path().ends_with('/') {
+                let path = format!("{}/", u.path());
+                u.set_path(&path);
+            }
+            u
+        });
+        let hub_span = raw.websub_hub.as_ref().map(toml::Spanned::span);
+        let websub_hub = http_url(raw.websub_hub, "serve.websub_hub");
+        if let (Some(span), None) = (hub_span, &base_url) {
+            self.report(
+                span,
+                "serve.websub_hub",
+                "needs serve.base_url: subscribers and the hub must know the outputs' public URLs",
+            );
+        }
+        ServeConfig {
+            listen,
+            base_url,
+            websub_hub,
+        }
+    }
+
+    /// Two outputs may not write the same file, nor (when served) share a file name.
+    fn distinct_outputs(&mut self, outputs: &[OutputSpec], served: bool) {
+        for (i, o) in outputs.iter().enumerate() {
+            for earlier in &outputs[..i] {
+                if earlier.path == o.path || (served && earlier.file_name() == o.file_name()) {
+                    self.problems.push(Problem {
+                        file: self.file.clone(),
+                        line: 0,
+                        column: 0,
+                        key: format!("output[{}].path", i + 1),
+                        message: format!("`{}` is also another output's file name", o.file_name()),
+                    });
+                }
+            }
+        }
     }
 
     fn path(&mut self, raw: toml::Spanned<String>, key: &str) -> PathBuf {

@@ -17,7 +17,20 @@ pub(super) struct RawConfig {
     pub feed: Vec<RawFeed>,
     #[serde(default)]
     pub output: Vec<RawOutput>,
+    pub serve: Option<RawServe>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServe {
+    pub listen: Option<Spanned<String>>,
+    pub base_url: Option<Spanned<String>>,
+    pub websub_hub: Option<Spanned<String>>,
+}
+
+/// A rule as written: a bare regex (any field) or `{ title = "regex" }` for one field;
+/// `validate` tells them apart (keeping the span, which an untagged enum would lose).
+pub(super) type RawRule = Spanned<toml::Value>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +48,7 @@ pub(super) struct RawPoll {
     pub timeout: Option<Spanned<String>>,
     pub user_agent: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,
+    pub new_feed_entries: Option<Spanned<i64>>,
     pub schedule: Option<Spanned<String>>,
     pub jitter: Option<Spanned<String>>,
     pub per_host: Option<Spanned<i64>>,
@@ -50,6 +64,10 @@ pub(super) struct RawFeed {
     pub tags: Vec<Spanned<String>>,
     pub schedule: Option<Spanned<String>>,
     pub ignore_hints: Option<bool>,
+    #[serde(default)]
+    pub include: Vec<RawRule>,
+    #[serde(default)]
+    pub exclude: Vec<RawRule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,4 +78,16 @@ pub(super) struct RawOutput {
     pub title: Option<Spanned<String>>,
     pub limit: Option<Spanned<i64>>,
     pub id: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub feeds: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub include: Vec<RawRule>,
+    #[serde(default)]
+    pub exclude: Vec<RawRule>,
+    pub dedupe: Option<Spanned<String>>,
+    pub template: Option<Spanned<String>>,
+    pub link: Option<Spanned<String>>,
+    pub description: Option<Spanned<String>>,
 }

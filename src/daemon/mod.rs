@@ -24,6 +24,7 @@ use crate::model::FeedState;
 use crate::output;
 use crate::poll::{self, FeedStatus, PollReport};
 use crate::schedule::{self, Clock, History, SystemClock};
+use crate::serve::{Server, websub};
 use crate::store::{Retention, StoreError, StoreHandle};
 
 /// What the outside world asks of a running daemon.
@@ -44,6 +45,12 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("cannot set up the HTTP client: {0}")]
     Fetch(#[from] FetchError),
+    #[error("cannot listen on {addr} (serve.listen): {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Which feeds are due, and when the next one will be.
@@ -97,6 +104,27 @@ pub async fn run_with_clock(
     let config = Arc::new(Config::load(config_path)?);
     let (store, store_thread) = StoreHandle::open(&config.store.path).await?;
     let fetcher = Fetcher::new(&config.poll)?;
+    let server_stop = CancellationToken::new();
+    let server = match &config.serve {
+        Some(serve) => {
+            let listener = tokio::net::TcpListener::bind(serve.listen)
+                .await
+                .map_err(|source| DaemonError::Listen {
+                    addr: serve.listen,
+                    source,
+                })?;
+            let server = Server::new(config.clone(), store.clone());
+            tracing::info!(listen = %serve.listen, "serving outputs");
+            let (task_server, stop) = (server.clone(), server_stop.clone());
+            tokio::spawn(async move {
+                if let Err(e) = task_server.run(listener, stop).await {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            });
+            Some(server)
+        }
+        None => None,
+    };
     let mut daemon = Daemon {
         path: config_path.to_path_buf(),
         config,
@@ -105,6 +133,7 @@ pub async fn run_with_clock(
         clock,
         stop: CancellationToken::new(),
         summary: String::from("no round yet"),
+        server,
     };
     tracing::info!(
         config = %daemon.path.display(),
@@ -115,6 +144,7 @@ pub async fn run_with_clock(
     notify::ready(&daemon.status(None));
     daemon.render().await;
     let result = daemon.main_loop(&mut control).await;
+    server_stop.cancel();
     let Daemon { store, .. } = daemon;
     drop(store);
     if result == Exit::Graceful {
@@ -139,6 +169,7 @@ struct Daemon {
     clock: Arc<dyn Clock>,
     stop: CancellationToken,
     summary: String,
+    server: Option<Server>,
 }
 
 type Round = JoinHandle<Result<PollReport, StoreError>>;
@@ -274,6 +305,9 @@ impl Daemon {
                 Ok(_) => {}
             }
         }
+        if let Some(server) = &self.server {
+            server.metrics().record_round(&report);
+        }
         let failed = report.failed().count();
         tracing::info!(
             feeds = report.feeds.len(),
@@ -299,8 +333,11 @@ impl Daemon {
         }
     }
 
+    /// Renders every output, hands the bytes to the server, and pings the WebSub hub for the
+    /// feeds that changed.
     async fn render(&self) {
-        for result in output::render_all(&self.config, &self.store).await {
+        let reports = output::render_all(&self.config, &self.store).await;
+        for result in &reports {
             match result {
                 Ok(o) if o.written => {
                     tracing::info!(output = %o.path.display(), entries = o.entries, "output written")
@@ -309,6 +346,11 @@ impl Daemon {
                 Err(e) => tracing::error!(error = %e, "output not written"),
             }
         }
+        if let Some(server) = &self.server {
+            server.publish(&reports);
+        }
+        let written: Vec<_> = reports.into_iter().flatten().collect();
+        websub::announce(&self.config, &written).await;
     }
 
     async fn reload(&mut self) {
@@ -334,8 +376,15 @@ impl Daemon {
                         .filter(|o| !new.feeds.iter().any(|f| f.url == o.url))
                         .count();
                     let outputs_changed = self.config.outputs != new.outputs;
+                    let old_listen = self.config.serve.as_ref().map(|s| s.listen);
+                    if new.serve.as_ref().map(|s| s.listen) != old_listen {
+                        tracing::warn!("serve.listen changed: the server keeps its address until a restart");
+                    }
                     self.config = Arc::new(new);
                     self.fetcher = fetcher;
+                    if let Some(server) = &self.server {
+                        server.set_config(self.config.clone());
+                    }
                     tracing::info!(
                         feeds = self.config.feeds.len(),
                         added,
@@ -354,21 +403,30 @@ impl Daemon {
     }
 
     async fn housekeeping(&self) {
-        let windows = self
-            .config
-            .outputs
-            .iter()
-            .map(|o| {
-                (
-                    self.config.feeds.iter().map(|f| f.url.to_string()).collect(),
-                    o.limit,
-                )
+        // What outputs show now is kept, whatever its age: the same selection that renders them.
+        let config = self.config.clone();
+        let shown = self
+            .store
+            .read(move |s| {
+                let mut ids = std::collections::HashSet::new();
+                for spec in &config.outputs {
+                    let selection = output::select::select(s, spec, &config.feeds)?;
+                    ids.extend(selection.entries.iter().map(|e| e.stored.id));
+                }
+                Ok(ids)
             })
-            .collect();
+            .await;
+        let protected = match shown {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "housekeeping skipped: cannot tell what outputs show");
+                return;
+            }
+        };
         let retention = Retention {
             keep_days: self.config.store.keep_days,
             keep_per_feed: self.config.store.keep_per_feed,
-            windows,
+            protected,
         };
         let now = self.clock.now();
         match self.store.call(move |s| s.housekeeping(&retention, now)).await {

@@ -1,19 +1,29 @@
-//! Owns the merged outputs: choosing each output's entries from the store, rendering them in
-//! the output's format, and writing the file atomically and only when its bytes changed.
+//! Owns the merged outputs: choosing each output's entries from the store ([`select`]),
+//! rendering them in the output's format (one module per format), and writing the file
+//! atomically and only when its bytes changed.
 //!
-//! Renderers are pure functions of (spec, entries, feeds) → bytes, with no clock: the same
+//! Renderers are pure functions of (spec, selection, context) → bytes, with no clock: the same
 //! store renders the same bytes, so files, mtimes and ETags stay put when nothing changed.
 //! This module never fetches and never writes to the store.
 
 mod atom;
+mod html;
+mod jsonfeed;
+mod opml;
+mod rss;
+pub mod select;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::Config;
-use crate::model::{FeedSpec, FeedState, OutputFormat, OutputSpec, StoredEntry};
+use crate::model::{OutputFormat, OutputSpec};
 use crate::store::{StoreError, StoreHandle};
+pub use select::{FeedView, OutputEntry, Selection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -29,52 +39,71 @@ pub enum OutputError {
         #[source]
         source: std::io::Error,
     },
+    #[error("output {path}: template {template}: {message}")]
+    Template {
+        path: PathBuf,
+        template: String,
+        message: String,
+    },
 }
 
 /// What rendering one output did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OutputReport {
     pub path: PathBuf,
     pub entries: usize,
     /// False when the file already held exactly these bytes.
     pub written: bool,
+    /// The output's bytes, as written (what the server serves).
+    pub bytes: Arc<Vec<u8>>,
+    /// When these bytes were first written (the file's mtime).
+    pub modified: SystemTime,
 }
 
-/// A feed as an output names it: the operator's title wins over the feed's own.
-#[derive(Debug, Clone)]
-pub struct FeedView {
-    pub url: String,
-    /// The feed's own id when it is an absolute IRI (Atom feeds have one), else its URL.
-    pub id: String,
+/// Another output that a page or feed can point to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alternate {
+    pub href: String,
+    pub format: OutputFormat,
     pub title: String,
-    pub site_url: Option<String>,
 }
 
-impl FeedView {
-    fn new(spec: Option<&FeedSpec>, state: &FeedState) -> FeedView {
-        let title = spec
-            .and_then(|s| s.title.clone())
-            .or_else(|| state.title.clone())
-            .unwrap_or_else(|| state.url.clone());
-        let id = state
-            .feed_id
-            .clone()
-            .filter(|id| url::Url::parse(id).is_ok())
-            .unwrap_or_else(|| state.url.clone());
-        FeedView {
-            id,
-            url: state.url.clone(),
-            title,
-            site_url: state.site_url.clone(),
+/// What renderers know beyond the output itself.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Every output of the config (for HTML `<link rel="alternate">`).
+    pub alternates: Vec<Alternate>,
+    /// The WebSub hub to announce.
+    pub hub: Option<String>,
+}
+
+impl Context {
+    pub fn new(config: &Config) -> Context {
+        Context {
+            alternates: config
+                .outputs
+                .iter()
+                .map(|o| Alternate {
+                    href: o.self_url.clone().unwrap_or_else(|| o.file_name()),
+                    format: o.format,
+                    title: o.title.clone(),
+                })
+                .collect(),
+            hub: config
+                .serve
+                .as_ref()
+                .and_then(|s| s.websub_hub.as_ref())
+                .map(|h| h.to_string()),
         }
     }
 }
 
 /// Renders every configured output from the store.
 pub async fn render_all(config: &Config, store: &StoreHandle) -> Vec<Result<OutputReport, OutputError>> {
+    let context = Arc::new(Context::new(config));
     let mut reports = Vec::with_capacity(config.outputs.len());
     for spec in &config.outputs {
-        reports.push(render_one(config, spec, store).await);
+        reports.push(render_one(config, spec, store, &context).await);
     }
     reports
 }
@@ -83,45 +112,76 @@ async fn render_one(
     config: &Config,
     spec: &OutputSpec,
     store: &StoreHandle,
+    context: &Arc<Context>,
 ) -> Result<OutputReport, OutputError> {
-    let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
-    let limit = spec.limit;
-    let (entries, states) = store
-        .read(move |s| s.newest_entries(&urls, limit))
+    let (spec_owned, feeds, context) = (spec.clone(), config.feeds.clone(), context.clone());
+    // Selection and rendering run on a reader thread: both are synchronous and CPU-bound.
+    let rendered = store
+        .read(move |s| {
+            let selection = select::select(s, &spec_owned, &feeds)?;
+            Ok((selection.entries.len(), render(&spec_owned, &selection, &context)))
+        })
         .await
         .map_err(|source| OutputError::Store {
             path: spec.path.clone(),
             source,
         })?;
-    let specs: HashMap<String, &FeedSpec> = config.feeds.iter().map(|f| (f.url.to_string(), f)).collect();
-    let feeds: HashMap<i64, FeedView> = states
-        .iter()
-        .map(|(id, state)| (*id, FeedView::new(specs.get(&state.url).copied(), state)))
-        .collect();
-    let bytes = render(spec, &entries, &feeds);
+    let (entries, bytes) = (rendered.0, rendered.1?);
     let path = spec.path.clone();
-    let written = tokio::task::spawn_blocking(move || write_if_changed(&path, &bytes))
-        .await
-        .map_err(|e| OutputError::Write {
-            path: spec.path.clone(),
-            source: std::io::Error::other(e),
-        })?
-        .map_err(|source| OutputError::Write {
-            path: spec.path.clone(),
-            source,
-        })?;
+    let bytes = Arc::new(bytes);
+    let to_write = bytes.clone();
+    let write_error = |source| OutputError::Write {
+        path: spec.path.clone(),
+        source,
+    };
+    let (written, modified) = tokio::task::spawn_blocking(move || {
+        let written = write_if_changed(&path, &to_write)?;
+        let modified = std::fs::metadata(&path)?.modified()?;
+        Ok::<_, std::io::Error>((written, modified))
+    })
+    .await
+    .map_err(|e| write_error(std::io::Error::other(e)))?
+    .map_err(write_error)?;
     Ok(OutputReport {
         path: spec.path.clone(),
-        entries: entries.len(),
+        entries,
         written,
+        bytes,
+        modified,
     })
 }
 
 /// The bytes of one output.
-pub fn render(spec: &OutputSpec, entries: &[StoredEntry], feeds: &HashMap<i64, FeedView>) -> Vec<u8> {
-    match spec.format {
-        OutputFormat::Atom => atom::render(spec, entries, feeds),
-    }
+pub fn render(spec: &OutputSpec, selection: &Selection, context: &Context) -> Result<Vec<u8>, OutputError> {
+    Ok(match spec.format {
+        OutputFormat::Atom => atom::render(spec, selection, context),
+        OutputFormat::Rss => rss::render(spec, selection, context),
+        OutputFormat::Json => jsonfeed::render(spec, selection, context),
+        OutputFormat::Html => html::render(spec, selection, context)?,
+        OutputFormat::Opml => opml::render(spec, selection),
+    })
+}
+
+/// RFC 3339 in UTC with seconds, the form Atom and JSON Feed use.
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The newest change among the entries shown: derived from the data, never from the clock,
+/// so an unchanged store renders identical bytes.
+pub(crate) fn last_change(selection: &Selection) -> DateTime<Utc> {
+    selection
+        .entries
+        .iter()
+        .map(|e| e.stored.updated)
+        .max()
+        .unwrap_or_default()
+}
+
+/// A stable, globally unique entry id from (feed URL, entry key). The feed's own guid is not
+/// used directly because it need not be an IRI, and two feeds may share it.
+pub(crate) fn entry_id(feed_url: &str, key: &str) -> String {
+    crate::model::stable_urn(&format!("{feed_url}\n{key}"))
 }
 
 /// Writes `bytes` to `path` unless it already holds exactly them; returns whether it wrote.

@@ -89,7 +89,7 @@ pub(super) fn text_to_html(text: &str) -> String {
 }
 
 /// The text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed.
-pub(super) fn html_to_text(html: &str) -> String {
+pub fn html_to_text(html: &str) -> String {
     let stripped = if html.contains('<') {
         Builder::empty().clean(html).to_string()
     } else {

@@ -24,7 +24,7 @@ use feed_rs::parser::{ParseErrorKind, ParseFeedError};
 use url::Url;
 
 use crate::model::{Enclosure, Entry, FeedMeta, Person};
-pub use html::Sanitizer;
+pub use html::{Sanitizer, html_to_text};
 use normalize::Prepared;
 use repair::Fault;
 
@@ -70,6 +70,20 @@ pub struct ParsedEntry {
 }
 
 impl ParsedEntry {
+    /// What filter rules see of it (bodies as the feed gave them).
+    pub fn fields(&self) -> crate::filter::Fields<'_> {
+        crate::filter::Fields {
+            title: &self.entry.title,
+            bodies: [
+                self.summary.as_ref().map(|b| b.text.as_str()),
+                self.content.as_ref().map(|b| b.text.as_str()),
+            ],
+            author: self.entry.author.as_ref().map(|a| a.name.as_str()),
+            categories: &self.entry.categories,
+            link: self.entry.link.as_deref(),
+        }
+    }
+
     /// The finished entry: bodies sanitized (HTML) or escaped (text), relative URLs resolved.
     pub fn finish(self, sanitizer: &mut Sanitizer) -> Entry {
         let base = self.base;

@@ -25,10 +25,14 @@ pub struct ParsedBatch<'a> {
     pub entries: &'a [KeyedEntry],
     /// Caching hint from the response and the document, if any.
     pub fresh_until: Option<DateTime<Utc>>,
+    /// On a feed's first successful parse, only this many of its newest entries are shown in
+    /// outputs; the rest are stored hidden.
+    pub new_feed_entries: usize,
 }
 
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
-                             summary, content, categories, enclosures, published, updated";
+                             summary, content, categories, enclosures, published, updated, first_seen, \
+                             canonical_link";
 
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
     let author_name: Option<String> = row.get(6)?;
@@ -60,6 +64,8 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
         },
         published: from_unix(row.get(13)?),
         updated: from_unix(row.get(14)?),
+        first_seen: from_unix(row.get(15)?),
+        canonical_link: row.get(16)?,
     })
 }
 
@@ -80,6 +86,23 @@ impl Store {
         let mut outcome = StoreOutcome::default();
         // A savepoint, not a transaction: inside the store thread's group commit it nests.
         let tx = self.conn.savepoint()?;
+        let first_parse: bool = tx.query_row(
+            "SELECT last_success IS NULL FROM feeds WHERE id = ?1",
+            [feed_id],
+            |r| r.get(0),
+        )?;
+        // A new feed shows its newest few; the back catalogue is stored but kept out of outputs.
+        let hidden: std::collections::HashSet<&str> = if first_parse {
+            let mut by_date: Vec<&KeyedEntry> = batch.entries.iter().collect();
+            by_date.sort_by_key(|k| std::cmp::Reverse(k.entry.published.or(k.entry.updated)));
+            by_date
+                .iter()
+                .skip(batch.new_feed_entries)
+                .map(|k| k.key.as_str())
+                .collect()
+        } else {
+            std::collections::HashSet::new()
+        };
         {
             // Marks a tombstone as seen again (it must outlive the feed showing the key) and
             // tells whether there was one.
@@ -90,13 +113,14 @@ impl Store {
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO entries (feed_id, key, guid, link, title, author_name, author_email, author_uri,
-                     summary, content, categories, enclosures, published, updated, first_seen, content_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                     summary, content, categories, enclosures, published, updated, first_seen, content_hash,
+                     canonical_link, hidden)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?;
             let mut update = tx.prepare_cached(
                 "UPDATE entries SET guid = ?2, link = ?3, title = ?4, author_name = ?5, author_email = ?6,
                      author_uri = ?7, summary = ?8, content = ?9, categories = ?10, enclosures = ?11,
-                     updated = ?12, content_hash = ?13
+                     updated = ?12, content_hash = ?13, canonical_link = ?14
                  WHERE id = ?1",
             )?;
             for keyed in batch.entries {
@@ -133,6 +157,8 @@ impl Store {
                             updated,
                             now_s,
                             keyed.content_hash,
+                            e.link.as_deref().map(crate::dedupe::canonical_url),
+                            hidden.contains(&key),
                         ])?;
                         outcome.new += 1;
                     }
@@ -159,6 +185,7 @@ impl Store {
                             enclosures,
                             updated.max(stored_updated),
                             keyed.content_hash,
+                            e.link.as_deref().map(crate::dedupe::canonical_url),
                         ])?;
                         outcome.updated += 1;
                     }
@@ -202,69 +229,106 @@ impl Store {
         Ok(rows)
     }
 
-    /// The newest `limit` entries of the feeds at `urls`, newest first, with those feeds' state.
-    pub fn newest_entries(
+    /// States of the feeds at `urls` that the store knows, by URL.
+    pub fn feeds_by_url(&self, urls: &[String]) -> Result<HashMap<String, FeedState>, StoreError> {
+        let urls_json = serde_json::to_string(urls).unwrap_or_else(|_| "[]".into());
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {FEED_COLUMNS} FROM feeds WHERE url IN (SELECT value FROM json_each(?1))"
+        ))?;
+        let feeds = stmt
+            .query_map([urls_json], super::feeds::feed_from_row)?
+            .map(|r| r.map(|f| (f.url.clone(), f)))
+            .collect::<Result<_, _>>()?;
+        Ok(feeds)
+    }
+
+    /// Up to `n` visible entries of the feeds `feed_ids`, newest first, strictly older than
+    /// `after` (published, id) when given: pages of an output's candidates.
+    pub fn entries_page(
         &self,
-        urls: &[String],
-        limit: usize,
-    ) -> Result<(Vec<StoredEntry>, HashMap<i64, FeedState>), StoreError> {
-        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
-        let feed_ids: Vec<i64> = {
-            let urls_json = serde_json::to_string(urls).unwrap_or_else(|_| "[]".into());
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT id FROM feeds WHERE url IN (SELECT value FROM json_each(?1))")?;
-            stmt.query_map([urls_json], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
+        feed_ids: &[i64],
+        after: Option<(DateTime<Utc>, i64)>,
+        n: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let n_sql = i64::try_from(n).unwrap_or(i64::MAX);
+        let (after_published, after_id) = after.map_or((i64::MAX, i64::MAX), |(p, id)| (to_unix(p), id));
         let total_feeds: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM feeds", [], |r| r.get(0))?;
-        // Two ways to find the newest ids, both index-only (no entry bodies are read):
-        // - most feeds selected: walk the date index newest first, stop after `limit` matches;
-        // - few feeds selected: take each feed's newest `limit` from the per-feed index, merge.
+        // Two ways to find the ids, both from an index alone (no entry bodies are read):
+        // - most feeds selected: walk the date index newest first, stop after `n` matches;
+        // - few feeds selected: take each feed's newest `n` from the per-feed index, merge.
         let mut newest: Vec<(i64, i64)> = Vec::new();
         if (feed_ids.len() as i64) * 4 >= total_feeds {
-            let ids_json = serde_json::to_string(&feed_ids).unwrap_or_else(|_| "[]".into());
+            let ids_json = serde_json::to_string(feed_ids).unwrap_or_else(|_| "[]".into());
             let mut stmt = self.conn.prepare_cached(
                 "SELECT id, published FROM entries INDEXED BY entries_by_date
-                 WHERE feed_id IN (SELECT value FROM json_each(?1))
-                 ORDER BY published DESC, id DESC LIMIT ?2",
+                 WHERE feed_id IN (SELECT value FROM json_each(?1)) AND hidden = 0
+                   AND (published, id) < (?2, ?3)
+                 ORDER BY published DESC, id DESC LIMIT ?4",
             )?;
             newest = stmt
-                .query_map(params![ids_json, limit_sql], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![ids_json, after_published, after_id, n_sql], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
                 .collect::<Result<_, _>>()?;
         } else {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT id, published FROM entries INDEXED BY entries_by_feed
-                 WHERE feed_id = ?1 ORDER BY published DESC, id DESC LIMIT ?2",
+                 WHERE feed_id = ?1 AND hidden = 0 AND (published, id) < (?2, ?3)
+                 ORDER BY published DESC, id DESC LIMIT ?4",
             )?;
-            for feed_id in &feed_ids {
-                let rows = stmt.query_map(params![feed_id, limit_sql], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for feed_id in feed_ids {
+                let rows = stmt.query_map(params![feed_id, after_published, after_id, n_sql], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
                 for row in rows {
                     newest.push(row?);
                 }
             }
             newest.sort_by(|a: &(i64, i64), b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
-            newest.truncate(limit);
+            newest.truncate(n);
         }
         let mut by_id = self
             .conn
             .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"))?;
-        let mut entries = Vec::with_capacity(newest.len());
-        for (id, _) in &newest {
-            entries.push(by_id.query_row([id], entry_from_row)?);
-        }
-        let mut feeds = HashMap::new();
-        let mut feed_by_id = self
-            .conn
-            .prepare_cached(&format!("SELECT {FEED_COLUMNS} FROM feeds WHERE id = ?1"))?;
-        for e in &entries {
-            if let std::collections::hash_map::Entry::Vacant(slot) = feeds.entry(e.feed_id) {
-                slot.insert(feed_by_id.query_row([e.feed_id], super::feeds::feed_from_row)?);
-            }
-        }
-        Ok((entries, feeds))
+        newest
+            .iter()
+            .map(|(id, _)| Ok(by_id.query_row([id], entry_from_row)?))
+            .collect()
+    }
+
+    /// Every visible entry of the feeds `feed_ids` whose canonical link is `canonical`.
+    pub fn entries_with_link(
+        &self,
+        feed_ids: &[i64],
+        canonical: &str,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        let ids_json = serde_json::to_string(feed_ids).unwrap_or_else(|_| "[]".into());
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries INDEXED BY entries_by_link
+             WHERE canonical_link = ?1 AND hidden = 0 AND feed_id IN (SELECT value FROM json_each(?2))
+             ORDER BY first_seen, id"
+        ))?;
+        let entries = stmt
+            .query_map(params![canonical, ids_json], entry_from_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(entries)
+    }
+
+    /// The newest `limit` visible entries of the feeds at `urls`, with those feeds' state.
+    pub fn newest_entries(
+        &self,
+        urls: &[String],
+        limit: usize,
+    ) -> Result<(Vec<StoredEntry>, HashMap<i64, FeedState>), StoreError> {
+        let feeds: HashMap<i64, FeedState> = self
+            .feeds_by_url(urls)?
+            .into_values()
+            .map(|f| (f.id, f))
+            .collect();
+        let ids: Vec<i64> = feeds.keys().copied().collect();
+        Ok((self.entries_page(&ids, None, limit)?, feeds))
     }
 
     /// Removes entries for good, leaving a tombstone per key so a later poll that still sees
@@ -346,6 +410,7 @@ pub(crate) mod tests {
             body_hash: "h",
             entries,
             fresh_until: None,
+            new_feed_entries: 100,
         };
         store.store_parsed(feed, &batch, Utc::now()).unwrap()
     }

@@ -22,8 +22,8 @@ pub struct Retention {
     pub keep_days: u32,
     /// Entries beyond this many per feed, oldest first, go (0: no count limit).
     pub keep_per_feed: usize,
-    /// Every output's current window: `(feed URLs, limit)`. Entries an output shows stay.
-    pub windows: Vec<(Vec<String>, usize)>,
+    /// Entries some output shows now: they stay whatever their age.
+    pub protected: HashSet<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,11 +38,7 @@ impl Store {
         retention: &Retention,
         now: DateTime<Utc>,
     ) -> Result<HousekeepingReport, StoreError> {
-        let mut protected = HashSet::new();
-        for (urls, limit) in &retention.windows {
-            let (shown, _) = self.newest_entries(urls, *limit)?;
-            protected.extend(shown.into_iter().map(|e| e.id));
-        }
+        let protected = &retention.protected;
         let cutoff = if retention.keep_days > 0 {
             to_unix(now) - i64::from(retention.keep_days) * 86_400
         } else {
@@ -124,15 +120,17 @@ mod tests {
             body_hash: "h",
             entries: &entries,
             fresh_until: None,
+            new_feed_entries: 100,
         };
         store.store_parsed(feed, &batch, day(20)).unwrap();
 
         // Keep 5 days (from Jan 20: entries of Jan 15+ survive by age), at most 3 per feed,
-        // but an output shows the newest 2 — and another output the newest 4.
+        // but outputs show the newest 4.
+        let (shown, _) = store.newest_entries(std::slice::from_ref(&url), 4).unwrap();
         let retention = Retention {
             keep_days: 5,
             keep_per_feed: 3,
-            windows: vec![(vec![url.clone()], 2), (vec![url.clone()], 4)],
+            protected: shown.iter().map(|e| e.id).collect(),
         };
         let report = store.housekeeping(&retention, day(20)).unwrap();
         assert_eq!(report.entries_removed, 6);

@@ -84,6 +84,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX entries_by_date ON entries (published DESC, id DESC, feed_id);
     CREATE INDEX entries_by_feed ON entries (feed_id, published DESC, id DESC);
     "#,
+    // 4: cross-feed duplicates by canonical link, and a new feed's back catalogue kept out of
+    // outputs (`hidden`). The output indexes carry `hidden` so they still answer alone.
+    r#"
+    ALTER TABLE entries ADD COLUMN canonical_link TEXT;
+    ALTER TABLE entries ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX entries_by_link ON entries (canonical_link) WHERE canonical_link IS NOT NULL;
+    DROP INDEX entries_by_date;
+    DROP INDEX entries_by_feed;
+    CREATE INDEX entries_by_date ON entries (published DESC, id DESC, feed_id, hidden);
+    CREATE INDEX entries_by_feed ON entries (feed_id, hidden, published DESC, id DESC);
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

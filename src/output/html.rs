@@ -1,0 +1,176 @@
+//! The planet-style HTML page: newest entries grouped by day (UTC), each with title, source,
+//! author, date and its sanitized content; the subscriptions with their health; and links to
+//! every machine-readable output. No JavaScript.
+//!
+//! The page is a minijinja template (built in, or `[[output]] template = "file"`). minijinja
+//! escapes everything it prints in an `.html` template; entry bodies, already sanitized on the
+//! way in, are the only values marked safe. The built-in template documents the variables.
+
+use minijinja::{Environment, context};
+use serde::Serialize;
+
+use super::{Context, FeedView, OutputError, Selection, rfc3339};
+use crate::model::{OutputFormat, OutputSpec};
+
+const BUILT_IN: &str = include_str!("page.html");
+
+#[derive(Serialize)]
+struct Day<'a> {
+    date: String,
+    label: String,
+    entries: Vec<EntryView<'a>>,
+}
+
+#[derive(Serialize)]
+struct EntryView<'a> {
+    title: &'a str,
+    link: Option<&'a str>,
+    feed: FeedLink<'a>,
+    author: Option<&'a str>,
+    published: String,
+    published_label: String,
+    body: Option<&'a str>,
+    enclosures: Vec<EnclosureView<'a>>,
+    also_in: Vec<FeedLink<'a>>,
+}
+
+#[derive(Serialize)]
+struct EnclosureView<'a> {
+    url: &'a str,
+    name: &'a str,
+    mime_type: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct FeedLink<'a> {
+    title: &'a str,
+    url: &'a str,
+    site_url: Option<&'a str>,
+    failing_since: Option<String>,
+    last_error: Option<&'a str>,
+    polled: bool,
+}
+
+impl<'a> From<&'a FeedView> for FeedLink<'a> {
+    fn from(f: &'a FeedView) -> FeedLink<'a> {
+        FeedLink {
+            title: &f.title,
+            url: &f.url,
+            site_url: f.site_url.as_deref(),
+            failing_since: f.failing.as_ref().map(|(t, _)| t.format("%Y-%m-%d").to_string()),
+            last_error: f.failing.as_ref().map(|(_, e)| e.as_str()),
+            polled: f.polled,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AlternateView<'a> {
+    href: &'a str,
+    title: &'a str,
+    format: &'static str,
+    media_type: &'static str,
+}
+
+pub(super) fn render(
+    spec: &OutputSpec,
+    selection: &Selection,
+    context: &Context,
+) -> Result<Vec<u8>, OutputError> {
+    let template_error = |message: String| OutputError::Template {
+        path: spec.path.clone(),
+        template: spec
+            .template
+            .as_ref()
+            .map_or_else(|| "(built in)".to_string(), |p| p.display().to_string()),
+        message,
+    };
+    let source = match &spec.template {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| template_error(e.to_string()))?,
+        None => BUILT_IN.to_string(),
+    };
+    let mut env = Environment::new();
+    // Names ending in .html turn on auto-escaping.
+    env.add_template_owned("page.html", source)
+        .map_err(|e| template_error(e.to_string()))?;
+
+    let mut days: Vec<Day<'_>> = Vec::new();
+    for out in &selection.entries {
+        let e = &out.stored.entry;
+        let date = out.stored.published.format("%Y-%m-%d").to_string();
+        if days.last().is_none_or(|d| d.date != date) {
+            days.push(Day {
+                label: out.stored.published.format("%A, %-d %B %Y").to_string(),
+                date,
+                entries: Vec::new(),
+            });
+        }
+        let view = EntryView {
+            title: if e.title.is_empty() {
+                "(untitled)"
+            } else {
+                &e.title
+            },
+            link: e.link.as_deref(),
+            feed: (&out.feed).into(),
+            author: e.author.as_ref().map(|a| a.name.as_str()),
+            published: rfc3339(out.stored.published),
+            published_label: out.stored.published.format("%H:%M UTC").to_string(),
+            body: e.content.as_deref().or(e.summary.as_deref()),
+            enclosures: e
+                .enclosures
+                .iter()
+                .map(|enc| EnclosureView {
+                    url: &enc.url,
+                    name: enc.url.rsplit('/').find(|s| !s.is_empty()).unwrap_or(&enc.url),
+                    mime_type: enc.mime_type.as_deref(),
+                })
+                .collect(),
+            also_in: out.also_in.iter().map(FeedLink::from).collect(),
+        };
+        if let Some(day) = days.last_mut() {
+            day.entries.push(view);
+        }
+    }
+    let alternates: Vec<AlternateView<'_>> = context
+        .alternates
+        .iter()
+        .filter(|a| a.format != OutputFormat::Html)
+        .map(|a| AlternateView {
+            href: &a.href,
+            title: &a.title,
+            format: match a.format {
+                OutputFormat::Atom => "Atom",
+                OutputFormat::Rss => "RSS",
+                OutputFormat::Json => "JSON Feed",
+                OutputFormat::Opml => "OPML",
+                OutputFormat::Html => "HTML",
+            },
+            media_type: a.format.content_type().split(';').next().unwrap_or_default(),
+        })
+        .collect();
+    let feeds: Vec<FeedLink<'_>> = selection.feeds.iter().map(FeedLink::from).collect();
+    let template = env
+        .get_template("page.html")
+        .map_err(|e| template_error(e.to_string()))?;
+    let html = template
+        .render(context! {
+            output => context! {
+                title => &spec.title,
+                description => &spec.description,
+                link => &spec.link,
+                self_url => &spec.self_url,
+            },
+            days => minijinja::value::Serde(&days),
+            feeds => minijinja::value::Serde(&feeds),
+            alternates => minijinja::value::Serde(&alternates),
+            version => env!("CARGO_PKG_VERSION"),
+            generator_url => env!("CARGO_PKG_REPOSITORY"),
+        })
+        .map_err(|e| template_error(e.to_string()))?;
+    let mut bytes = html.into_bytes();
+    if bytes.last() != Some(&b'\n') {
+        bytes.push(b'\n');
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,155 @@
+//! JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/). Attribution to the origin feed and
+//! the other feeds that carried a story go in a `_tributary` extension object, as the spec
+//! allows for custom fields (names starting with an underscore).
+
+use serde::Serialize;
+
+use super::{Context, FeedView, Selection, entry_id, rfc3339};
+use crate::model::OutputSpec;
+
+#[derive(Serialize)]
+struct Feed<'a> {
+    version: &'static str,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    home_page_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feed_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<Hub<'a>>,
+    items: Vec<Item<'a>>,
+}
+
+#[derive(Serialize)]
+struct Hub<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: &'a str,
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_html: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    date_published: String,
+    date_modified: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    authors: Vec<Author<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attachments: Vec<Attachment<'a>>,
+    _tributary: Extension<'a>,
+}
+
+#[derive(Serialize)]
+struct Author<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Attachment<'a> {
+    url: &'a str,
+    mime_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_in_bytes: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Extension<'a> {
+    about: &'static str,
+    source: Source<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    also_in: Vec<Source<'a>>,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    title: &'a str,
+    feed_url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    home_page_url: Option<&'a str>,
+}
+
+impl<'a> From<&'a FeedView> for Source<'a> {
+    fn from(f: &'a FeedView) -> Source<'a> {
+        Source {
+            title: &f.title,
+            feed_url: &f.url,
+            home_page_url: f.site_url.as_deref(),
+        }
+    }
+}
+
+pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context) -> Vec<u8> {
+    let items = selection
+        .entries
+        .iter()
+        .map(|out| {
+            let e = &out.stored.entry;
+            Item {
+                id: entry_id(&out.feed.url, out.stored.key.as_str()),
+                url: e.link.as_deref(),
+                title: &e.title,
+                content_html: e.content.as_deref().or(e.summary.as_deref()),
+                // JSON Feed summaries are plain text.
+                summary: e
+                    .content
+                    .as_ref()
+                    .and(e.summary.as_deref())
+                    .map(crate::parse::html_to_text),
+                date_published: rfc3339(out.stored.published),
+                date_modified: rfc3339(out.stored.updated),
+                authors: e
+                    .author
+                    .iter()
+                    .map(|a| Author {
+                        name: &a.name,
+                        url: a.uri.as_deref(),
+                    })
+                    .collect(),
+                tags: &e.categories,
+                attachments: e
+                    .enclosures
+                    .iter()
+                    .map(|enc| Attachment {
+                        url: &enc.url,
+                        mime_type: enc.mime_type.as_deref().unwrap_or("application/octet-stream"),
+                        size_in_bytes: enc.length,
+                    })
+                    .collect(),
+                _tributary: Extension {
+                    about: "https://github.com/tributary-rs/tributary#json-feed-extension",
+                    source: (&out.feed).into(),
+                    also_in: out.also_in.iter().map(Source::from).collect(),
+                },
+            }
+        })
+        .collect();
+    let feed = Feed {
+        version: "https://jsonfeed.org/version/1.1",
+        title: &spec.title,
+        home_page_url: spec.link.as_deref(),
+        feed_url: spec.self_url.as_deref(),
+        description: spec.description.as_deref(),
+        hubs: context
+            .hub
+            .iter()
+            .map(|url| Hub { kind: "WebSub", url })
+            .collect(),
+        items,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&feed).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}

@@ -1,0 +1,105 @@
+//! RSS 2.0 (https://www.rssboard.org/rss-specification): guid with isPermaLink="false" (the
+//! merged feed's own stable id), pubDate in RFC 822, `<source url>` naming the origin feed,
+//! enclosures kept (url, length, type are all required there), authors as `dc:creator`
+//! because RSS's `<author>` must be an e-mail address.
+
+use quick_xml::events::{BytesDecl, BytesStart, Event};
+
+use super::atom::XmlWriter;
+use super::{Context, Selection, entry_id, last_change};
+use crate::model::OutputSpec;
+use crate::output::xml_safe;
+
+pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context) -> Vec<u8> {
+    let mut w = XmlWriter::new(4096 + selection.entries.len() * 2048);
+    w.event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
+    w.start(BytesStart::new("rss").with_attributes([
+        ("version", "2.0"),
+        ("xmlns:atom", "http://www.w3.org/2005/Atom"),
+        ("xmlns:dc", "http://purl.org/dc/elements/1.1/"),
+    ]));
+    w.start(BytesStart::new("channel"));
+    w.text_element("title", &spec.title);
+    // <link> is required: the output's web page, else where it is published, else its file.
+    let link = spec
+        .link
+        .clone()
+        .or_else(|| spec.self_url.clone())
+        .or_else(|| url::Url::from_file_path(&spec.path).ok().map(String::from))
+        .unwrap_or_default();
+    w.text_element("link", &link);
+    w.text_element(
+        "description",
+        spec.description
+            .as_deref()
+            .unwrap_or(&format!("{}, merged by Tributary", spec.title)),
+    );
+    if let Some(self_url) = &spec.self_url {
+        atom_link(&mut w, "self", self_url);
+    }
+    if let Some(hub) = &context.hub {
+        atom_link(&mut w, "hub", hub);
+    }
+    w.text_element("generator", concat!("Tributary ", env!("CARGO_PKG_VERSION")));
+    if !selection.entries.is_empty() {
+        w.text_element("lastBuildDate", &last_change(selection).to_rfc2822());
+    }
+    for out in &selection.entries {
+        let (stored, feed) = (&out.stored, &out.feed);
+        let e = &stored.entry;
+        w.start(BytesStart::new("item"));
+        w.text_element(
+            "title",
+            if e.title.is_empty() {
+                "(untitled)"
+            } else {
+                &e.title
+            },
+        );
+        if let Some(link) = &e.link {
+            w.text_element("link", link);
+        }
+        let body = e.content.as_ref().or(e.summary.as_ref());
+        if let Some(body) = body {
+            w.text_element("description", body);
+        }
+        if let Some(a) = &e.author {
+            w.text_element("dc:creator", &a.name);
+        }
+        for c in &e.categories {
+            w.text_element("category", c);
+        }
+        for enc in &e.enclosures {
+            let length = enc.length.unwrap_or(0).to_string();
+            w.empty(BytesStart::new("enclosure").with_attributes([
+                ("url", xml_safe(&enc.url).as_ref()),
+                ("length", length.as_str()),
+                (
+                    "type",
+                    enc.mime_type.as_deref().unwrap_or("application/octet-stream"),
+                ),
+            ]));
+        }
+        w.start(BytesStart::new("guid").with_attributes([("isPermaLink", "false")]));
+        w.text(&entry_id(&feed.url, stored.key.as_str()));
+        w.end("guid");
+        w.text_element("pubDate", &stored.published.to_rfc2822());
+        w.start(BytesStart::new("source").with_attributes([("url", xml_safe(&feed.url).as_ref())]));
+        w.text(&feed.title);
+        w.end("source");
+        w.end("item");
+    }
+    w.end("channel");
+    w.end("rss");
+    w.finish()
+}
+
+fn atom_link(w: &mut XmlWriter, rel: &str, href: &str) {
+    let mut tag = BytesStart::new("atom:link");
+    tag.push_attribute(("rel", rel));
+    tag.push_attribute(("href", xml_safe(href).as_ref()));
+    if rel == "self" {
+        tag.push_attribute(("type", "application/rss+xml"));
+    }
+    w.empty(tag);
+}

@@ -1,0 +1,158 @@
+//! What an output shows: the newest visible entries of its feeds that pass its rules, with
+//! cross-feed duplicates (same canonical link) shown once — attributed to the feed that had
+//! the story first, naming the others — and the feeds themselves with their health.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{CrossFeedDedupe, FeedSpec, FeedState, OutputSpec, StoredEntry, display_url};
+use crate::store::{Store, StoreError};
+
+/// A feed as an output names it: the operator's title wins over the feed's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedView {
+    /// Its URL as it may be shown (no credentials).
+    pub url: String,
+    /// The feed's own id when it is an absolute IRI (Atom feeds have one), else its URL.
+    pub id: String,
+    pub title: String,
+    pub site_url: Option<String>,
+    pub tags: Vec<String>,
+    /// Start of its current run of failures, with the last reason; `None` when healthy.
+    pub failing: Option<(DateTime<Utc>, String)>,
+    /// Whether it has ever been fetched successfully.
+    pub polled: bool,
+}
+
+impl FeedView {
+    pub fn new(spec: &FeedSpec, state: Option<&FeedState>) -> FeedView {
+        let url = display_url(&spec.url);
+        let title = spec
+            .title
+            .clone()
+            .or_else(|| state.and_then(|s| s.title.clone()))
+            .unwrap_or_else(|| url.clone());
+        let id = state
+            .and_then(|s| s.feed_id.clone())
+            .filter(|id| url::Url::parse(id).is_ok())
+            .unwrap_or_else(|| url.clone());
+        let failing = state.and_then(|s| {
+            let since = s.failing_since?;
+            Some((since, s.last_error.clone().unwrap_or_default()))
+        });
+        FeedView {
+            url,
+            id,
+            title,
+            site_url: state.and_then(|s| s.site_url.clone()),
+            tags: spec.tags.clone(),
+            failing,
+            polled: state.is_some_and(|s| s.last_success.is_some()),
+        }
+    }
+}
+
+/// One entry of an output.
+#[derive(Debug, Clone)]
+pub struct OutputEntry {
+    pub stored: StoredEntry,
+    /// The feed it is attributed to.
+    pub feed: FeedView,
+    /// Other feeds of the output that carried the same story.
+    pub also_in: Vec<FeedView>,
+}
+
+/// Everything an output renders.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub entries: Vec<OutputEntry>,
+    /// The output's feeds, in config order.
+    pub feeds: Vec<FeedView>,
+}
+
+/// Chooses `spec`'s entries from `store`. `all_feeds` is the configuration's feed list.
+pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Result<Selection, StoreError> {
+    let specs: Vec<&FeedSpec> = all_feeds.iter().filter(|f| spec.feeds.contains(&f.url)).collect();
+    let urls: Vec<String> = specs.iter().map(|f| f.url.to_string()).collect();
+    let states = store.feeds_by_url(&urls)?;
+    let mut views: HashMap<i64, FeedView> = HashMap::new();
+    let mut feeds = Vec::with_capacity(specs.len());
+    for f in &specs {
+        let state = states.get(f.url.as_str());
+        let view = FeedView::new(f, state);
+        if let Some(state) = state {
+            views.insert(state.id, view.clone());
+        }
+        feeds.push(view);
+    }
+    let ids: Vec<i64> = views.keys().copied().collect();
+    let mut entries: Vec<OutputEntry> = Vec::new();
+    let mut seen_links: HashSet<String> = HashSet::new();
+    let mut seen_ids: HashSet<i64> = HashSet::new();
+    let mut after = None;
+    // Pages of candidates, until the output is full or the candidates run out; rules and
+    // duplicates can skip any number of them.
+    let page = (spec.limit * 2).max(50);
+    'pages: loop {
+        let candidates = store.entries_page(&ids, after, page)?;
+        let exhausted = candidates.len() < page;
+        for candidate in candidates {
+            after = Some((candidate.published, candidate.id));
+            if seen_ids.contains(&candidate.id) || !spec.rules.keeps(&candidate.entry.fields()) {
+                continue;
+            }
+            let (primary, others) = match (&spec.dedupe, &candidate.canonical_link) {
+                (CrossFeedDedupe::Link, Some(link)) => {
+                    if !seen_links.insert(link.clone()) {
+                        continue;
+                    }
+                    let mut group: Vec<StoredEntry> = store
+                        .entries_with_link(&ids, link)?
+                        .into_iter()
+                        .filter(|e| spec.rules.keeps(&e.entry.fields()))
+                        .collect();
+                    if group.is_empty() {
+                        group.push(candidate);
+                    }
+                    // Ordered by first_seen: the first is the feed that had it first.
+                    let primary = group.remove(0);
+                    (primary, group)
+                }
+                _ => (candidate, Vec::new()),
+            };
+            let Some(feed) = views.get(&primary.feed_id).cloned() else {
+                continue;
+            };
+            let mut also_in: Vec<FeedView> = Vec::new();
+            for other in &others {
+                seen_ids.insert(other.id);
+                if let Some(v) = views.get(&other.feed_id) {
+                    if other.feed_id != primary.feed_id && !also_in.contains(v) {
+                        also_in.push(v.clone());
+                    }
+                }
+            }
+            seen_ids.insert(primary.id);
+            entries.push(OutputEntry {
+                stored: primary,
+                feed,
+                also_in,
+            });
+            if entries.len() >= spec.limit {
+                break 'pages;
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    // A duplicate group's primary may be a little older than the copy that surfaced it.
+    entries.sort_by(|a, b| {
+        b.stored
+            .published
+            .cmp(&a.stored.published)
+            .then(b.stored.id.cmp(&a.stored.id))
+    });
+    Ok(Selection { entries, feeds })
+}

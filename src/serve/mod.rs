@@ -1,0 +1,337 @@
+//! Owns the built-in HTTP server of `tributary run`: every configured output at `/` + its file
+//! name (an `index.html` output is also `/`), `/healthz` and `/metrics`; and WebSub pings.
+//!
+//! Outputs are served from memory, replaced whole after each render, with a strong ETag (a
+//! hash of the bytes), Last-Modified (when the bytes last changed), 304 on If-None-Match /
+//! If-Modified-Since, gzip when the client accepts it, and HEAD. Nothing but the configured
+//! routes is reachable: paths are looked up in a table, never joined to a directory.
+
+mod metrics;
+pub mod websub;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+pub use metrics::Metrics;
+
+use crate::config::Config;
+use crate::model::{OutputFormat, display_url};
+use crate::output::{OutputError, OutputReport};
+use crate::store::StoreHandle;
+
+/// Longest request path answered; anything longer is refused before it is looked at.
+const MAX_PATH: usize = 512;
+
+/// Served HTML may show feed content; this policy forbids scripts, plugins, frames and forms
+/// whatever that content holds (the content is sanitized too: this is the second wall).
+const HTML_CSP: &str = "default-src 'none'; img-src * data:; media-src *; style-src 'unsafe-inline'; \
+                        base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// One output as served.
+struct Served {
+    bytes: Arc<Vec<u8>>,
+    gzip: Vec<u8>,
+    /// The hex hash of `bytes`; the ETag of each variant is derived from it.
+    hash: String,
+    modified: SystemTime,
+    format: OutputFormat,
+}
+
+/// The server's shared state: outputs, config, store (for health) and counters.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    routes: RwLock<HashMap<String, Arc<Served>>>,
+    config: RwLock<Arc<Config>>,
+    store: StoreHandle,
+    metrics: Metrics,
+}
+
+impl Server {
+    pub fn new(config: Arc<Config>, store: StoreHandle) -> Server {
+        Server {
+            inner: Arc::new(Inner {
+                routes: RwLock::new(HashMap::new()),
+                config: RwLock::new(config),
+                store,
+                metrics: Metrics::default(),
+            }),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// After a reload: routes follow the new outputs at the next [`Server::publish`].
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    /// Serves what the last render produced. Outputs that failed to render keep their
+    /// previous bytes; outputs no longer configured disappear.
+    pub fn publish(&self, reports: &[Result<OutputReport, OutputError>]) {
+        let config = self.config();
+        let mut routes = self.inner.routes.write().unwrap_or_else(|e| e.into_inner());
+        let mut next: HashMap<String, Arc<Served>> = HashMap::new();
+        for spec in &config.outputs {
+            let route = format!("/{}", spec.file_name());
+            let report = reports.iter().flatten().find(|r| r.path == spec.path);
+            let served = match report {
+                Some(r) => {
+                    let hash = hex::encode(&Sha256::digest(r.bytes.as_slice())[..16]);
+                    match routes.get(&route) {
+                        Some(old) if old.hash == hash => old.clone(),
+                        _ => {
+                            if r.written {
+                                self.inner.metrics.output_written();
+                            }
+                            Arc::new(Served {
+                                gzip: gzip(&r.bytes),
+                                bytes: r.bytes.clone(),
+                                hash,
+                                modified: r.modified,
+                                format: spec.format,
+                            })
+                        }
+                    }
+                }
+                None => match routes.get(&route) {
+                    Some(old) => old.clone(),
+                    None => continue,
+                },
+            };
+            if spec.file_name() == "index.html" {
+                next.insert("/".to_string(), served.clone());
+            }
+            next.insert(route, served);
+        }
+        *routes = next;
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.inner
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Answers on `listener` until `shutdown` is cancelled.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        let app = axum::Router::new().fallback(handle).with_state(self);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4),
+        flate2::Compression::default(),
+    );
+    // Writing into memory cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+async fn handle(
+    State(server): State<Server>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let path = uri.path();
+    if path.len() > MAX_PATH {
+        return plain(StatusCode::URI_TOO_LONG, "path too long\n");
+    }
+    match path {
+        "/healthz" => health(&server).await,
+        "/metrics" => {
+            // The feed gauges come from the store, like /healthz.
+            if let Ok(feeds) = feed_health(&server).await {
+                let failing = feeds.iter().filter(|f| !f.ok).count();
+                server.inner.metrics.set_feeds(feeds.len(), failing);
+            }
+            let mut r = Response::new(Body::from(server.inner.metrics.render()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        _ => {
+            let served = server
+                .inner
+                .routes
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(path)
+                .cloned();
+            match served {
+                Some(s) => output(&s, &headers),
+                None => plain(StatusCode::NOT_FOUND, "not found\n"),
+            }
+        }
+    }
+}
+
+fn output(served: &Served, request: &HeaderMap) -> Response<Body> {
+    let use_gzip = accepts_gzip(request);
+    let etag = if use_gzip {
+        format!("\"{}-gz\"", served.hash)
+    } else {
+        format!("\"{}\"", served.hash)
+    };
+    let modified_secs = served
+        .modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(modified_secs));
+    // RFC 9110 §13.1.3: If-Modified-Since only counts when If-None-Match is absent.
+    let not_modified = match request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(tags) => tags
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_start_matches("W/") == etag),
+        None => request
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|since| since.duration_since(UNIX_EPOCH).ok())
+            .is_some_and(|since| since.as_secs() >= modified_secs),
+    };
+    let mut builder = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::LAST_MODIFIED, &last_modified)
+        .header(header::VARY, "Accept-Encoding")
+        .header(header::CACHE_CONTROL, "public, max-age=60")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if served.format == OutputFormat::Html {
+        builder = builder.header(header::CONTENT_SECURITY_POLICY, HTML_CSP);
+    }
+    if not_modified {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    builder = builder.header(header::CONTENT_TYPE, served.format.content_type());
+    let body = if use_gzip {
+        builder = builder.header(header::CONTENT_ENCODING, "gzip");
+        Body::from(served.gzip.clone())
+    } else {
+        Body::from(served.bytes.as_ref().clone())
+    };
+    builder.body(body).unwrap_or_default()
+}
+
+/// Whether the client takes gzip (and did not refuse it with q=0).
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    feeds: Vec<FeedHealth>,
+}
+
+#[derive(Serialize)]
+struct FeedHealth {
+    url: String,
+    title: Option<String>,
+    ok: bool,
+    last_success: Option<String>,
+    last_error: Option<String>,
+    consecutive_failures: u32,
+    failing_since: Option<String>,
+}
+
+async fn health(server: &Server) -> Response<Body> {
+    let feeds = match feed_health(server).await {
+        Ok(feeds) => feeds,
+        Err(e) => {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("database unavailable: {e}\n"),
+            );
+        }
+    };
+    let failing = feeds.iter().filter(|f| !f.ok).count();
+    let health = Health {
+        status: if failing == 0 { "ok" } else { "degraded" },
+        feeds,
+    };
+    let mut r = Response::new(Body::from(serde_json::to_vec_pretty(&health).unwrap_or_default()));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Every configured feed's health, from the store. Never shows credentials.
+async fn feed_health(server: &Server) -> Result<Vec<FeedHealth>, crate::store::StoreError> {
+    let config = server.config();
+    let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
+    let states = server.inner.store.read(move |s| s.feeds_by_url(&urls)).await?;
+    Ok(config
+        .feeds
+        .iter()
+        .map(|spec| {
+            let state = states.get(spec.url.as_str());
+            FeedHealth {
+                url: display_url(&spec.url),
+                title: spec.title.clone().or_else(|| state.and_then(|s| s.title.clone())),
+                // A feed not polled yet is not failing.
+                ok: state.is_none_or(|s| s.consecutive_failures == 0),
+                last_success: state.and_then(|s| s.last_success).map(crate::output::rfc3339),
+                last_error: state.and_then(|s| s.last_error.clone()),
+                consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
+                failing_since: state.and_then(|s| s.failing_since).map(crate::output::rfc3339),
+            }
+        })
+        .collect())
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(Body::from(text.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
