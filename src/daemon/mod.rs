@@ -105,6 +105,7 @@ pub async fn run_with_clock(
     let (store, store_thread) = StoreHandle::open(&config.store.path).await?;
     let fetcher = Fetcher::new(&config.poll)?;
     let server_stop = CancellationToken::new();
+    let mut server_task = None;
     let server = match &config.serve {
         Some(serve) => {
             let listener = tokio::net::TcpListener::bind(serve.listen)
@@ -116,11 +117,11 @@ pub async fn run_with_clock(
             let server = Server::new(config.clone(), store.clone());
             tracing::info!(listen = %serve.listen, "serving outputs");
             let (task_server, stop) = (server.clone(), server_stop.clone());
-            tokio::spawn(async move {
+            server_task = Some(tokio::spawn(async move {
                 if let Err(e) = task_server.run(listener, stop).await {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
-            });
+            }));
             Some(server)
         }
         None => None,
@@ -144,8 +145,16 @@ pub async fn run_with_clock(
     notify::ready(&daemon.status(None));
     daemon.render().await;
     let result = daemon.main_loop(&mut control).await;
+    // The server holds a store handle: it must be gone before the store thread can finish.
+    // Requests in flight get a moment; idle keep-alive connections do not hold the exit up.
     server_stop.cancel();
-    let Daemon { store, .. } = daemon;
+    if let Some(mut task) = server_task {
+        if tokio::time::timeout(SERVER_GRACE, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+    let Daemon { store, server, .. } = daemon;
+    drop(server);
     drop(store);
     if result == Exit::Graceful {
         store_thread.join().await;
@@ -153,6 +162,9 @@ pub async fn run_with_clock(
     tracing::info!("tributary stopped");
     Ok(())
 }
+
+/// How long HTTP requests in flight may take to finish at shutdown.
+const SERVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, PartialEq, Eq)]
 enum Exit {

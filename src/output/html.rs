@@ -72,6 +72,34 @@ struct AlternateView<'a> {
     media_type: &'static str,
 }
 
+/// minijinja's HTML escaping also escapes `/` (as `&#x2f;`), which is valid but makes every
+/// URL in the page unreadable; escaping `& < > " '` is what HTML needs, in text and in quoted
+/// attributes alike.
+fn escape_minimal(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    if matches!(state.auto_escape(), minijinja::AutoEscape::Html) && !value.is_safe() && !value.is_none() {
+        let text = value.to_string();
+        let mut escaped = String::with_capacity(text.len() + 16);
+        for c in text.chars() {
+            match c {
+                '&' => escaped.push_str("&amp;"),
+                '<' => escaped.push_str("&lt;"),
+                '>' => escaped.push_str("&gt;"),
+                '"' => escaped.push_str("&quot;"),
+                '\'' => escaped.push_str("&#39;"),
+                c => escaped.push(c),
+            }
+        }
+        return out
+            .write_str(&escaped)
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()));
+    }
+    minijinja::escape_formatter(out, state, value)
+}
+
 pub(super) fn render(
     spec: &OutputSpec,
     selection: &Selection,
@@ -90,6 +118,7 @@ pub(super) fn render(
         None => BUILT_IN.to_string(),
     };
     let mut env = Environment::new();
+    env.set_formatter(escape_minimal);
     // Names ending in .html turn on auto-escaping.
     env.add_template_owned("page.html", source)
         .map_err(|e| template_error(e.to_string()))?;

@@ -87,6 +87,12 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
         feeds.push(view);
     }
     let ids: Vec<i64> = views.keys().copied().collect();
+    // Config order of the feeds, for ties.
+    let order: HashMap<i64, usize> = specs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| states.get(f.url.as_str()).map(|s| (s.id, i)))
+        .collect();
     let mut entries: Vec<OutputEntry> = Vec::new();
     let mut seen_links: HashSet<String> = HashSet::new();
     let mut seen_ids: HashSet<i64> = HashSet::new();
@@ -115,7 +121,9 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
                     if group.is_empty() {
                         group.push(candidate);
                     }
-                    // Ordered by first_seen: the first is the feed that had it first.
+                    // The feed that had it first: first seen by us, then (for copies found in
+                    // the same poll) published first, then the feed listed first.
+                    group.sort_by_key(|e| (e.first_seen, e.published, order.get(&e.feed_id).copied(), e.id));
                     let primary = group.remove(0);
                     (primary, group)
                 }

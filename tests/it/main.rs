@@ -10,3 +10,4 @@ mod corpus;
 mod poll;
 mod daemon;
 mod farm;
+mod outputs;

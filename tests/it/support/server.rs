@@ -76,6 +76,7 @@ pub struct Seen {
     pub path: String,
     pub headers: HeaderMap,
     pub status: u16,
+    pub body: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -117,7 +118,12 @@ impl FeedServer {
                 if let Some(delay) = delay {
                     tokio::time::sleep(delay).await;
                 }
-                respond(&state, req)
+                let (parts, body) = req.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .map(|b| b.to_vec())
+                    .unwrap_or_default();
+                respond(&state, &parts.uri, &parts.headers, body)
             }
         });
         tokio::spawn(async move {
@@ -165,15 +171,20 @@ impl FeedServer {
     }
 }
 
-fn respond(state: &Mutex<State>, req: Request<Body>) -> Response<Body> {
-    let path = req.uri().path().to_string();
+fn respond(
+    state: &Mutex<State>,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+) -> Response<Body> {
+    let path = uri.path().to_string();
     let mut state = state.lock().unwrap();
     let route = state.routes.get(&path).cloned();
     let response = match route {
         None => plain(404, "no such feed"),
         Some(route) => {
             let not_modified = route.etag.as_deref().is_some_and(|etag| {
-                req.headers()
+                headers
                     .get(header::IF_NONE_MATCH)
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
@@ -185,14 +196,15 @@ fn respond(state: &Mutex<State>, req: Request<Body>) -> Response<Body> {
                 }
                 r
             } else {
-                full(&route, req.headers())
+                full(&route, headers)
             }
         }
     };
     state.seen.push(Seen {
         path,
-        headers: req.headers().clone(),
+        headers: headers.clone(),
         status: response.status().as_u16(),
+        body,
     });
     response
 }
