@@ -24,6 +24,8 @@ pub struct FeedSpec {
     pub ignore_hints: bool,
     /// Entries these rules reject are not stored.
     pub rules: crate::filter::Rules,
+    /// Extra request headers, sent to the feed's own host only and never logged.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What the store remembers about a feed between polls.
@@ -48,6 +50,12 @@ pub struct FeedState {
     pub hints: crate::schedule::Hints,
     /// The feed's own stated update interval (RSS ttl, sy:updatePeriod), kept for 304s.
     pub rhythm: Option<std::time::Duration>,
+    /// Where the feed lives now, after permanent redirects seen on consecutive polls.
+    pub moved_to: Option<String>,
+    /// Consecutive polls that ended in the same permanent redirect (not yet a move).
+    pub moved_count: u32,
+    /// When the server said 410 Gone; the feed is not polled again until the config changes.
+    pub gone_at: Option<DateTime<Utc>>,
 }
 
 /// HTTP cache validators (RFC 9110 §8.8) sent back on the next request.

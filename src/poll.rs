@@ -17,10 +17,11 @@ use futures::stream::FuturesUnordered;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use url::Url;
 
 use crate::config::Config;
 use crate::dedupe;
-use crate::fetch::{Caching, FetchError, Fetched, Fetcher, charset};
+use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher, charset};
 use crate::model::{FeedSpec, FeedState, Keyed, KeyedEntry, Validators, display_url};
 use crate::parse::{self, ParsedFeed};
 use crate::schedule::hints::{self, FeedRhythm};
@@ -95,8 +96,17 @@ impl PollReport {
     }
 }
 
+/// How a poll treats feeds whose state says "not now".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Poll feeds that are gone (410), backing off after failures, or under a Retry-After.
+    pub force: bool,
+}
+
 /// Polls `feeds` once. Fails only when the store itself is unusable. Once `stop` is cancelled
 /// no new fetch starts; fetches already running finish (the caller bounds how long it waits).
+/// Unless `options.force`, a feed that is gone, backing off or under a Retry-After is skipped
+/// (and reported as skipped), so a `poll` run from cron is as polite as the daemon.
 ///
 /// A dispatcher starts feeds while the budget allows: at most `poll.concurrency` in flight
 /// (fetch, parse and store together, so memory is bounded by it, not by the number of feeds)
@@ -109,18 +119,28 @@ pub async fn poll_feeds(
     fetcher: &Fetcher,
     store: &StoreHandle,
     stop: &CancellationToken,
+    options: Options,
 ) -> Result<PollReport, StoreError> {
     let started = Instant::now();
     let urls: Vec<String> = feeds.iter().map(|f| f.url.to_string()).collect();
+    let config_modified = config.modified;
     let (states, mut delayed) = store
         .call(move |s| {
             let now = Utc::now();
+            if let Some(modified) = config_modified {
+                s.forgive_gone(&urls, modified)?;
+            }
             Ok((s.ensure_feeds(&urls, now)?, s.host_delays(now)?))
         })
         .await?;
+    let targets: Vec<Url> = feeds
+        .iter()
+        .zip(&states)
+        .map(|(f, s)| effective_url(f, s))
+        .collect();
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let parsing = Semaphore::new(cores);
-    let mut hosts = Hosts::new(feeds, config.poll.per_host, config.poll.concurrency);
+    let mut hosts = Hosts::new(&targets, config.poll.per_host, config.poll.concurrency);
     let mut states: Vec<Option<FeedState>> = states.into_iter().map(Some).collect();
     let mut reports: Vec<Option<FeedReport>> = vec![None; feeds.len()];
     let mut running = FuturesUnordered::new();
@@ -129,6 +149,16 @@ pub async fn poll_feeds(
             let Some((q, i)) = hosts.next_start() else { break };
             let (spec, state) = (&feeds[i], states[i].take());
             let Some(state) = state else { continue };
+            let blocked = if options.force {
+                None
+            } else {
+                blocked(spec, &state, Utc::now())
+            };
+            if let Some(reason) = blocked {
+                reports[i] = Some(skipped(spec, reason));
+                hosts.finished(q);
+                continue;
+            }
             if let Some(until) = hosts
                 .name(q)
                 .and_then(|h| delayed.get(h))
@@ -141,8 +171,9 @@ pub async fn poll_feeds(
             }
             let parsing = &parsing;
             let new_feed_entries = config.poll.new_feed_entries;
+            let target = &targets[i];
             running.push(async move {
-                let report = poll_one(spec, state, fetcher, store, parsing, new_feed_entries).await;
+                let report = poll_one(spec, target, state, fetcher, store, parsing, new_feed_entries).await;
                 (q, i, report)
             });
         }
@@ -188,7 +219,7 @@ struct Hosts {
 }
 
 impl Hosts {
-    fn new(feeds: &[FeedSpec], per_host: usize, concurrency: usize) -> Hosts {
+    fn new(targets: &[Url], per_host: usize, concurrency: usize) -> Hosts {
         let mut index: HashMap<Option<String>, usize> = HashMap::new();
         let mut hosts = Hosts {
             names: Vec::new(),
@@ -198,8 +229,8 @@ impl Hosts {
             ready: VecDeque::new(),
             in_ready: Vec::new(),
         };
-        for (i, spec) in feeds.iter().enumerate() {
-            let host = Fetcher::host_of(&spec.url);
+        for (i, target) in targets.iter().enumerate() {
+            let host = Fetcher::host_of(target);
             let q = *index.entry(host.clone()).or_insert_with(|| {
                 // Local files have no host to be polite to.
                 let limit = if host.is_some() { per_host } else { concurrency };
@@ -244,9 +275,49 @@ impl Hosts {
     }
 }
 
+/// Where a feed is fetched from: where it moved to, else its configured URL. A move within the
+/// same host keeps the configured credentials; a move elsewhere does not take them along.
+fn effective_url(spec: &FeedSpec, state: &FeedState) -> Url {
+    let Some(moved) = state.moved_to.as_deref().and_then(|m| Url::parse(m).ok()) else {
+        return spec.url.clone();
+    };
+    let mut url = moved;
+    if url.host_str() == spec.url.host_str() && !spec.url.username().is_empty() {
+        let _ = url.set_username(spec.url.username());
+        let _ = url.set_password(spec.url.password());
+    }
+    url
+}
+
+/// Why a feed's state says not to poll it now, if it does.
+fn blocked(spec: &FeedSpec, state: &FeedState, now: DateTime<Utc>) -> Option<String> {
+    let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+    if let Some(gone) = state.gone_at {
+        return Some(format!(
+            "gone (HTTP 410) since {}; not polled until the config changes (or --force)",
+            when(gone)
+        ));
+    }
+    if let Some(until) = state.hints.retry_after.filter(|t| *t > now) {
+        return Some(format!(
+            "the server asked to wait until {} (Retry-After)",
+            when(until)
+        ));
+    }
+    if let (Some(last), n @ 1..) = (state.last_fetch, state.consecutive_failures) {
+        let until = last
+            + chrono::Duration::from_std(crate::schedule::backoff(spec.url.as_str(), n)).unwrap_or_default();
+        if until > now {
+            return Some(format!("backing off after {n} failures until {}", when(until)));
+        }
+    }
+    None
+}
+
 /// Polls one feed; also returns until when its host must be left alone, after a 429 or 403.
 async fn poll_one(
     spec: &FeedSpec,
+    target: &Url,
     state: FeedState,
     fetcher: &Fetcher,
     store: &StoreHandle,
@@ -254,10 +325,18 @@ async fn poll_one(
     new_feed_entries: usize,
 ) -> (FeedReport, Option<DateTime<Utc>>) {
     let url = display_url(&spec.url);
-    let host = Fetcher::host_of(&spec.url);
+    let host = Fetcher::host_of(target);
     let feed_id = state.id;
-    let outcome = match fetcher.fetch(&spec.url, &state.validators).await {
-        Ok(fetched) => parse_new(fetched, spec, &state, store, parsing).await,
+    let request = fetch::Request {
+        url: target,
+        validators: &state.validators,
+        headers: &spec.headers,
+    };
+    let outcome = match fetcher.fetch(request).await {
+        Ok(fetched) => {
+            note_redirect(store, feed_id, &url, fetched.moved(), &state).await;
+            parse_new(fetched, spec, &state, store, parsing).await
+        }
         Err(e) => Err(e.into()),
     };
     let now = Utc::now();
@@ -316,6 +395,7 @@ async fn poll_one(
             let update = FeedUpdate::Failed {
                 error: error.clone(),
                 retry_after,
+                gone: failure.is_gone(),
             };
             match record(store, feed_id, update).await {
                 Ok(()) => Err(error),
@@ -324,6 +404,37 @@ async fn poll_one(
         }
     };
     (FeedReport { url, result }, host_penalty)
+}
+
+/// Records where permanent redirects led this time (or that there were none), and logs the
+/// move once when a feed has been redirected to the same place on enough consecutive polls.
+async fn note_redirect(
+    store: &StoreHandle,
+    feed_id: i64,
+    shown: &str,
+    moved: Option<&Url>,
+    state: &FeedState,
+) {
+    let target = moved.map(|m| {
+        let mut m = m.clone();
+        let _ = m.set_username("");
+        let _ = m.set_password(None);
+        m.to_string()
+    });
+    // Nothing to record in the common case: no redirect now, none counted before.
+    if target.is_none() && state.moved_count == 0 {
+        return;
+    }
+    match store
+        .call(move |s| s.note_redirect(feed_id, target.as_deref()))
+        .await
+    {
+        Ok(Some(to)) => {
+            tracing::info!(feed = %shown, moved_to = %to, "feed moved permanently; polling its new address")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(feed = %shown, error = %e, "cannot record a redirect"),
+    }
 }
 
 fn fresh_until(caching: &Caching, rhythm: &FeedRhythm, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -364,6 +475,11 @@ enum Failure {
 }
 
 impl Failure {
+    /// 410: the publisher says the feed is gone for good.
+    fn is_gone(&self) -> bool {
+        matches!(self, Failure::Fetch(FetchError::Status { status: 410, .. }))
+    }
+
     /// When the server said to come back (Retry-After on any error status).
     fn retry_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
@@ -398,7 +514,7 @@ async fn parse_new(
     parsing: &Semaphore,
 ) -> Result<Outcome, Failure> {
     let body = match fetched {
-        Fetched::NotModified(caching) => return Ok(Outcome::NotModified(caching)),
+        Fetched::NotModified { caching, .. } => return Ok(Outcome::NotModified(caching)),
         Fetched::Modified(body) => body,
     };
     let body_hash = hex::encode(Sha256::digest(&body.bytes));

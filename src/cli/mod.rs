@@ -70,7 +70,12 @@ pub struct Cli {
 enum Command {
     /// Poll every configured feed once, store what is new, and render every output.
     #[command(after_help = EXAMPLES)]
-    Poll,
+    Poll {
+        /// Also poll feeds that are gone (410), backing off after failures, or under a
+        /// Retry-After; without it they are skipped and reported as skipped.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run as a service: poll feeds when their schedules say, re-render outputs when entries
     /// change. SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config; speaks systemd's
     /// notify protocol (Type=notify, watchdog).
@@ -95,7 +100,7 @@ pub fn main() -> ExitCode {
     // A service reports its rounds; a one-shot command only its problems.
     let default_level = match cli.command {
         Command::Run => "info",
-        Command::Poll => "warn",
+        Command::Poll { .. } => "warn",
     };
     logging::init(cli.log_level.as_deref(), default_level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -106,7 +111,7 @@ pub fn main() -> ExitCode {
         }
     };
     let status = match cli.command {
-        Command::Poll => runtime.block_on(poll::run(&cli.config)),
+        Command::Poll { force } => runtime.block_on(poll::run(&cli.config, force)),
         Command::Run => runtime.block_on(run::run(&cli.config)),
     };
     status.into()

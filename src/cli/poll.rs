@@ -6,10 +6,10 @@ use super::Status;
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::output;
-use crate::poll::{FeedStatus, poll_feeds};
+use crate::poll::{FeedStatus, Options, poll_feeds};
 use crate::store::StoreHandle;
 
-pub async fn run(config_path: &Path) -> Status {
+pub async fn run(config_path: &Path, force: bool) -> Status {
     let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -32,7 +32,7 @@ pub async fn run(config_path: &Path) -> Status {
         }
     };
     let stop = tokio_util::sync::CancellationToken::new();
-    let report = match poll_feeds(&config, &config.feeds, &fetcher, &store, &stop).await {
+    let report = match poll_feeds(&config, &config.feeds, &fetcher, &store, &stop, Options { force }).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

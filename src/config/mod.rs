@@ -54,6 +54,9 @@ pub struct Config {
     pub outputs: Vec<OutputSpec>,
     /// The built-in HTTP server, when a `[serve]` table is present.
     pub serve: Option<ServeConfig>,
+    /// When the config file was last modified: feeds found gone (410) before that are
+    /// polled again, since the operator has looked at the config since.
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +91,8 @@ pub struct PollConfig {
     /// A feed's first poll shows at most this many of its entries in outputs (the rest are
     /// stored), so adding a feed does not flood subscribers with its back catalogue.
     pub new_feed_entries: usize,
+    /// Refuse feeds and redirects that resolve to loopback, private or link-local addresses.
+    pub deny_private_networks: bool,
     /// When feeds are due (each `[[feed]]` may override it).
     pub schedule: CronSchedule,
     /// Feeds sharing a schedule are spread over up to this much time after each fire time.
@@ -203,6 +208,10 @@ impl Validator<'_> {
                 feeds,
                 outputs,
                 serve,
+                modified: std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(chrono::DateTime::<chrono::Utc>::from),
             })
         } else {
             Err(ConfigError {
@@ -262,6 +271,7 @@ impl Validator<'_> {
             user_agent,
             max_body,
             new_feed_entries,
+            deny_private_networks: raw.deny_private_networks.unwrap_or(false),
             schedule,
             jitter,
             per_host,
@@ -342,6 +352,24 @@ impl Validator<'_> {
         }
         let schedule = self.cron_opt(raw.schedule, &key("schedule"));
         let rules = self.rules(raw.include, raw.exclude, &key(""));
+        let mut headers = Vec::new();
+        if let Some(table) = raw.headers {
+            let span = table.span();
+            for (name, value) in table.into_inner() {
+                let valid_name = reqwest::header::HeaderName::try_from(name.as_str()).is_ok();
+                let valid_value = reqwest::header::HeaderValue::try_from(value.as_str()).is_ok();
+                if valid_name && valid_value {
+                    headers.push((name, value));
+                } else {
+                    // The value may be a secret: the message names the header only.
+                    self.report(
+                        span.clone(),
+                        key("headers"),
+                        format!("`{name}` is not a valid HTTP header name and value"),
+                    );
+                }
+            }
+        }
         Some(FeedSpec {
             url: url?,
             title,
@@ -349,6 +377,7 @@ impl Validator<'_> {
             schedule,
             ignore_hints: raw.ignore_hints.unwrap_or(false),
             rules,
+            headers,
         })
     }
 

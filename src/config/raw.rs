@@ -49,6 +49,7 @@ pub(super) struct RawPoll {
     pub user_agent: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,
     pub new_feed_entries: Option<Spanned<i64>>,
+    pub deny_private_networks: Option<bool>,
     pub schedule: Option<Spanned<String>>,
     pub jitter: Option<Spanned<String>>,
     pub per_host: Option<Spanned<i64>>,
@@ -64,6 +65,9 @@ pub(super) struct RawFeed {
     pub tags: Vec<Spanned<String>>,
     pub schedule: Option<Spanned<String>>,
     pub ignore_hints: Option<bool>,
+    /// Extra request headers (API keys, bearer tokens), sent to the feed's host only.
+    #[serde(default)]
+    pub headers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     #[serde(default)]
     pub include: Vec<RawRule>,
     #[serde(default)]

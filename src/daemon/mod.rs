@@ -75,7 +75,7 @@ pub fn plan(
             last_fetch: state.last_fetch,
             consecutive_failures: state.consecutive_failures,
             hints: state.hints,
-            gone: false,
+            gone: state.gone_at.is_some(),
         };
         let host_delay = Fetcher::host_of(&spec.url).and_then(|h| host_delays.get(&h).copied());
         let Some(at) = schedule::next_due(&config.policy_for(spec), spec.url.as_str(), &history, host_delay)
@@ -295,7 +295,9 @@ impl Daemon {
             self.store.clone(),
             self.stop.clone(),
         );
-        tokio::spawn(async move { poll::poll_feeds(&config, &feeds, &fetcher, &store, &stop).await })
+        tokio::spawn(async move {
+            poll::poll_feeds(&config, &feeds, &fetcher, &store, &stop, poll::Options::default()).await
+        })
     }
 
     async fn finish_round(&mut self, result: Result<Result<PollReport, StoreError>, tokio::task::JoinError>) {

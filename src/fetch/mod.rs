@@ -2,27 +2,59 @@
 //! source) within the time and size limits, handing on either "not modified" or the raw body
 //! with its content type and new cache validators.
 //!
+//! Redirects are followed here, hop by hop, rather than inside reqwest, because each hop is a
+//! decision: at most [`MAX_REDIRECTS`], no loops, only http(s) targets, the feed's credentials
+//! only to the feed's own host, private addresses refused when configured, and whether every
+//! hop was permanent (301/308), which is how a feed moves.
+//!
 //! It knows nothing about SQLite or feed formats. Charset decoding lives in [`charset`] so that
 //! the parser only ever sees UTF-8.
 
 pub mod charset;
+mod guard;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::config::PollConfig;
 use crate::model::Validators;
 
+/// Redirect hops followed before giving up.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// What to fetch: the URL, the validators of the last fetch, and the feed's own headers
+/// (credentials, API keys), which only ever go to the feed's host.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub url: &'a Url,
+    pub validators: &'a Validators,
+    pub headers: &'a [(String, String)],
+}
+
 /// What a fetch produced.
 #[derive(Debug)]
 pub enum Fetched {
     /// 304: the publisher says nothing changed; nothing is parsed.
-    NotModified(Caching),
+    NotModified {
+        caching: Caching,
+        moved: Option<Url>,
+    },
     Modified(Body),
+}
+
+impl Fetched {
+    /// Where the feed now lives, when every redirect on the way was permanent (301/308).
+    pub fn moved(&self) -> Option<&Url> {
+        match self {
+            Fetched::NotModified { moved, .. } => moved.as_ref(),
+            Fetched::Modified(body) => body.moved.as_ref(),
+        }
+    }
 }
 
 /// The response's caching headers, raw; `schedule::hints` interprets them.
@@ -42,6 +74,8 @@ pub struct Body {
     pub final_url: Url,
     pub validators: Validators,
     pub caching: Caching,
+    /// `final_url`, when it was reached through permanent redirects only.
+    pub moved: Option<Url>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +92,10 @@ pub enum FetchError {
     },
     #[error("body larger than the {limit}-byte limit (poll.max_body)")]
     TooLarge { limit: u64 },
-    #[error("too many redirects or a redirect loop")]
-    Redirects,
+    #[error("{0}")]
+    Redirects(&'static str),
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("HTTP error: {0}")]
     Http(String),
     #[error("cannot read {path}: {source}")]
@@ -79,7 +115,8 @@ impl FetchError {
             FetchError::Timeout { .. } | FetchError::Connect(_) | FetchError::Http(_) => true,
             FetchError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
             FetchError::TooLarge { .. }
-            | FetchError::Redirects
+            | FetchError::Redirects(_)
+            | FetchError::Refused(_)
             | FetchError::File { .. }
             | FetchError::Unsupported(_) => false,
         }
@@ -92,6 +129,7 @@ pub struct Fetcher {
     client: reqwest::Client,
     max_body: u64,
     timeout: Duration,
+    deny_private: bool,
 }
 
 impl Fetcher {
@@ -105,21 +143,26 @@ impl Fetcher {
                  application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8",
             ),
         );
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(&poll.user_agent)
             .default_headers(headers)
             .timeout(poll.timeout)
             .connect_timeout(poll.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::limited(10))
+            .redirect(reqwest::redirect::Policy::none())
             .gzip(true)
             .brotli(true)
-            .deflate(true)
-            .build()
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+            .deflate(true);
+        if poll.deny_private_networks {
+            // Names are checked where they are resolved, so a hostile DNS answer cannot slip a
+            // private address past a check made earlier.
+            builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
+        }
+        let client = builder.build().map_err(|e| FetchError::Http(e.to_string()))?;
         Ok(Fetcher {
             client,
             max_body: poll.max_body,
             timeout: poll.timeout,
+            deny_private: poll.deny_private_networks,
         })
     }
 
@@ -130,24 +173,93 @@ impl Fetcher {
             .flatten()
     }
 
-    /// Fetches `url`, conditionally when `validators` hold an ETag or Last-Modified.
-    pub async fn fetch(&self, url: &Url, validators: &Validators) -> Result<Fetched, FetchError> {
-        match url.scheme() {
-            "http" | "https" => self.fetch_http(url, validators).await,
-            "file" => self.read_file(url).await,
-            _ => Err(FetchError::Unsupported(url.to_string())),
+    /// Fetches `request.url`, conditionally when its validators hold an ETag or Last-Modified.
+    /// The whole fetch — every redirect hop and the body — fits in `poll.timeout`.
+    pub async fn fetch(&self, request: Request<'_>) -> Result<Fetched, FetchError> {
+        match request.url.scheme() {
+            "http" | "https" => tokio::time::timeout(self.timeout, self.fetch_http(request))
+                .await
+                .unwrap_or(Err(FetchError::Timeout { after: self.timeout })),
+            "file" => self.read_file(request.url).await,
+            _ => Err(FetchError::Unsupported(crate::model::display_url(request.url))),
         }
     }
 
-    async fn fetch_http(&self, url: &Url, validators: &Validators) -> Result<Fetched, FetchError> {
-        let mut request = self.client.get(url.clone());
-        if let Some(etag) = &validators.etag {
-            request = request.header(header::IF_NONE_MATCH, etag);
-        }
-        if let Some(lm) = &validators.last_modified {
-            request = request.header(header::IF_MODIFIED_SINCE, lm);
-        }
-        let response = request.send().await.map_err(|e| self.classify(e))?;
+    async fn fetch_http(&self, request: Request<'_>) -> Result<Fetched, FetchError> {
+        let origin = request.url;
+        let mut url = without_credentials(origin);
+        let mut visited: Vec<Url> = Vec::new();
+        let mut all_permanent = true;
+        let response = loop {
+            if self.deny_private {
+                guard::check_literal(&url)?;
+            }
+            let same_host = url.host_str() == origin.host_str()
+                && url.port_or_known_default() == origin.port_or_known_default();
+            let mut builder = self.client.get(url.clone());
+            if let Some(etag) = &request.validators.etag {
+                builder = builder.header(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &request.validators.last_modified {
+                builder = builder.header(header::IF_MODIFIED_SINCE, lm);
+            }
+            // Credentials belong to the feed's host: never sent after a redirect elsewhere.
+            if same_host {
+                if !origin.username().is_empty() {
+                    builder = builder.basic_auth(
+                        percent_decode(origin.username()),
+                        origin.password().map(percent_decode),
+                    );
+                }
+                for (name, value) in request.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        HeaderName::try_from(name.as_str()),
+                        HeaderValue::try_from(value.as_str()),
+                    ) {
+                        builder = builder.header(name, value);
+                    }
+                }
+            }
+            let response = builder.send().await.map_err(|e| self.classify(e))?;
+            if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
+                break response;
+            }
+            let Some(location) = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            else {
+                break response;
+            };
+            let next = url
+                .join(location)
+                .map_err(|_| FetchError::Redirects("redirect to an invalid URL"))?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(FetchError::Redirects("redirect to a non-HTTP URL refused"));
+            }
+            all_permanent &= matches!(
+                response.status(),
+                StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
+            );
+            visited.push(url);
+            if visited.contains(&next) {
+                return Err(FetchError::Redirects("redirect loop"));
+            }
+            if visited.len() > MAX_REDIRECTS {
+                return Err(FetchError::Redirects("too many redirects"));
+            }
+            url = next;
+        };
+        let moved = (all_permanent && !visited.is_empty()).then(|| url.clone());
+        self.read_response(response, url, moved).await
+    }
+
+    async fn read_response(
+        &self,
+        response: reqwest::Response,
+        final_url: Url,
+        moved: Option<Url>,
+    ) -> Result<Fetched, FetchError> {
         let status = response.status();
         let header_text = |name| {
             response
@@ -161,7 +273,7 @@ impl Fetcher {
             expires: header_text(header::EXPIRES),
         };
         if status == StatusCode::NOT_MODIFIED {
-            return Ok(Fetched::NotModified(caching));
+            return Ok(Fetched::NotModified { caching, moved });
         }
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -174,7 +286,6 @@ impl Fetcher {
             etag: header_text(header::ETAG),
             last_modified: header_text(header::LAST_MODIFIED),
         };
-        let final_url = response.url().clone();
         // A declared length over the limit fails before reading anything. (With compression the
         // header counts compressed bytes, so the streaming check below stays the real limit.)
         if response.content_length().is_some_and(|len| len > self.max_body) {
@@ -197,6 +308,7 @@ impl Fetcher {
             final_url,
             validators: new_validators,
             caching,
+            moved,
         }))
     }
 
@@ -225,20 +337,38 @@ impl Fetcher {
             final_url: url.clone(),
             validators: Validators::default(),
             caching: Caching::default(),
+            moved: None,
         }))
     }
 
     fn classify(&self, e: reqwest::Error) -> FetchError {
         if e.is_timeout() {
             FetchError::Timeout { after: self.timeout }
-        } else if e.is_redirect() {
-            FetchError::Redirects
         } else if e.is_connect() {
-            FetchError::Connect(root_cause(&e))
+            let cause = root_cause(&e);
+            match guard::refusal(&e) {
+                Some(refused) => FetchError::Refused(refused),
+                None => FetchError::Connect(cause),
+            }
         } else {
             FetchError::Http(root_cause(&e))
         }
     }
+}
+
+/// `url` without user name and password (they become an Authorization header instead).
+fn without_credentials(url: &Url) -> Url {
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    bare
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// reqwest wraps the interesting part ("connection refused", "dns error") several levels deep;

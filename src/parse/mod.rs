@@ -285,15 +285,25 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
     }
 }
 
+/// Titles longer than this are content pasted into the wrong element; they are cut (with an
+/// ellipsis) so one hostile entry cannot bloat every output and page it appears in.
+const MAX_TITLE_CHARS: usize = 512;
+
 /// Plain text of a title-like text construct.
 fn text_of(text: &Text, loose: bool) -> String {
     let mime = text.content_type.to_string();
-    let content = undo_double_utf8(&text.content);
+    // Markup is stripped from a bounded prefix: a megabyte title costs what a long one does.
+    let bounded: String = text.content.chars().take(MAX_TITLE_CHARS * 8).collect();
+    let content = undo_double_utf8(&bounded);
     let looks_like_markup = content.contains('<') || content.contains('&');
-    if mime.contains("html") || (loose && looks_like_markup) {
+    let plain = if mime.contains("html") || (loose && looks_like_markup) {
         html::html_to_text(&content)
     } else {
         html::collapse_whitespace(&content)
+    };
+    match plain.char_indices().nth(MAX_TITLE_CHARS) {
+        Some((cut, _)) => format!("{}…", &plain[..cut]),
+        None => plain,
     }
 }
 

@@ -24,12 +24,18 @@ pub enum FeedUpdate {
         error: String,
         /// From a Retry-After header.
         retry_after: Option<DateTime<Utc>>,
+        /// The server said 410 Gone: stop polling until the config changes.
+        gone: bool,
     },
 }
 
+/// How many consecutive polls must see the same permanent redirect before the feed moves:
+/// one 301 can be a mistake, three in a row are a decision.
+pub const MOVE_AFTER: u32 = 3;
+
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
-                            fresh_until, rhythm, skip_hours, skip_days";
+                            fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count";
 
 pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
     let opt_time =
@@ -61,6 +67,9 @@ pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
         rhythm: row
             .get::<_, Option<i64>>(15)?
             .map(|s| Duration::from_secs(s.max(0) as u64)),
+        moved_to: row.get(18)?,
+        gone_at: opt_time(19)?,
+        moved_count: row.get(20)?,
     })
 }
 
@@ -113,7 +122,7 @@ impl Store {
                 self.conn
                     .prepare_cached(
                         "UPDATE feeds SET last_fetch = ?2, last_success = ?2, last_error = NULL, failures = 0,
-                             failing_since = NULL, retry_after = NULL, fresh_until = ?5,
+                             failing_since = NULL, retry_after = NULL, fresh_until = ?5, gone_at = NULL,
                              etag = COALESCE(?3, etag), last_modified = COALESCE(?4, last_modified)
                          WHERE id = ?1",
                     )?
@@ -125,17 +134,82 @@ impl Store {
                         fresh_until.map(to_unix),
                     ])?;
             }
-            FeedUpdate::Failed { error, retry_after } => {
+            FeedUpdate::Failed {
+                error,
+                retry_after,
+                gone,
+            } => {
                 self.conn
                     .prepare_cached(
                         "UPDATE feeds SET last_fetch = ?2, last_error = ?3, failures = failures + 1,
-                             failing_since = COALESCE(failing_since, ?2), retry_after = ?4
+                             failing_since = COALESCE(failing_since, ?2), retry_after = ?4,
+                             gone_at = CASE WHEN ?5 THEN ?2 ELSE gone_at END
                          WHERE id = ?1",
                     )?
-                    .execute(params![feed_id, to_unix(now), error, retry_after.map(to_unix)])?;
+                    .execute(params![
+                        feed_id,
+                        to_unix(now),
+                        error,
+                        retry_after.map(to_unix),
+                        gone
+                    ])?;
             }
         }
         Ok(())
+    }
+
+    /// Notes where this poll's permanent redirects led (`None`: no permanent redirect). After
+    /// [`MOVE_AFTER`] consecutive polls to the same place the feed moves there; returns the new
+    /// location when that happened now.
+    pub fn note_redirect(
+        &mut self,
+        feed_id: i64,
+        target: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let tx = self.conn.savepoint()?;
+        let moved = match target {
+            None => {
+                tx.execute(
+                    "UPDATE feeds SET moved_candidate = NULL, moved_count = 0 WHERE id = ?1 AND moved_count > 0",
+                    [feed_id],
+                )?;
+                None
+            }
+            Some(target) => {
+                let count: u32 = tx.query_row(
+                    "UPDATE feeds SET moved_count = CASE WHEN moved_candidate = ?2 THEN moved_count + 1 ELSE 1 END,
+                         moved_candidate = ?2
+                     WHERE id = ?1 RETURNING moved_count",
+                    params![feed_id, target],
+                    |r| r.get(0),
+                )?;
+                if count >= MOVE_AFTER {
+                    tx.execute(
+                        "UPDATE feeds SET moved_to = ?2, moved_candidate = NULL, moved_count = 0 WHERE id = ?1",
+                        params![feed_id, target],
+                    )?;
+                    Some(target.to_string())
+                } else {
+                    None
+                }
+            }
+        };
+        tx.commit()?;
+        Ok(moved)
+    }
+
+    /// Feeds found gone before the config was last changed are given another chance.
+    pub fn forgive_gone(
+        &mut self,
+        urls: &[String],
+        config_modified: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let urls_json = serde_json::to_string(urls).unwrap_or_else(|_| "[]".into());
+        Ok(self.conn.execute(
+            "UPDATE feeds SET gone_at = NULL
+             WHERE gone_at < ?2 AND url IN (SELECT value FROM json_each(?1))",
+            params![urls_json, to_unix(config_modified)],
+        )?)
     }
 
     /// Delays every feed on `host` until `until` (after a 429 or 403 from it).

@@ -95,6 +95,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX entries_by_date ON entries (published DESC, id DESC, feed_id, hidden);
     CREATE INDEX entries_by_feed ON entries (feed_id, hidden, published DESC, id DESC);
     "#,
+    // 5: feeds that moved (permanent redirects on consecutive polls) and feeds that are gone.
+    r#"
+    ALTER TABLE feeds ADD COLUMN moved_to TEXT;
+    ALTER TABLE feeds ADD COLUMN moved_candidate TEXT;
+    ALTER TABLE feeds ADD COLUMN moved_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE feeds ADD COLUMN gone_at INTEGER;
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
