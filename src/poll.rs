@@ -123,13 +123,11 @@ pub async fn poll_feeds(
 ) -> Result<PollReport, StoreError> {
     let started = Instant::now();
     let urls: Vec<String> = feeds.iter().map(|f| f.url.to_string()).collect();
-    let config_modified = config.modified;
+    let fingerprint = config.fingerprint.clone();
     let (states, mut delayed) = store
         .call(move |s| {
             let now = Utc::now();
-            if let Some(modified) = config_modified {
-                s.forgive_gone(&urls, modified)?;
-            }
+            s.forgive_gone(&urls, &fingerprint)?;
             Ok((s.ensure_feeds(&urls, now)?, s.host_delays(now)?))
         })
         .await?;
@@ -169,11 +167,15 @@ pub async fn poll_feeds(
                 hosts.finished(q);
                 continue;
             }
-            let parsing = &parsing;
-            let new_feed_entries = config.poll.new_feed_entries;
+            let context = Context {
+                fetcher,
+                store,
+                parsing: &parsing,
+                config,
+            };
             let target = &targets[i];
             running.push(async move {
-                let report = poll_one(spec, target, state, fetcher, store, parsing, new_feed_entries).await;
+                let report = poll_one(spec, target, state, &context).await;
                 (q, i, report)
             });
         }
@@ -314,16 +316,28 @@ fn blocked(spec: &FeedSpec, state: &FeedState, now: DateTime<Utc>) -> Option<Str
     None
 }
 
+/// What every feed's poll shares.
+struct Context<'a> {
+    fetcher: &'a Fetcher,
+    store: &'a StoreHandle,
+    parsing: &'a Semaphore,
+    config: &'a Config,
+}
+
 /// Polls one feed; also returns until when its host must be left alone, after a 429 or 403.
 async fn poll_one(
     spec: &FeedSpec,
     target: &Url,
     state: FeedState,
-    fetcher: &Fetcher,
-    store: &StoreHandle,
-    parsing: &Semaphore,
-    new_feed_entries: usize,
+    context: &Context<'_>,
 ) -> (FeedReport, Option<DateTime<Utc>>) {
+    let Context {
+        fetcher,
+        store,
+        parsing,
+        config,
+    } = *context;
+    let new_feed_entries = config.poll.new_feed_entries;
     let url = display_url(&spec.url);
     let host = Fetcher::host_of(target);
     let feed_id = state.id;
@@ -395,7 +409,7 @@ async fn poll_one(
             let update = FeedUpdate::Failed {
                 error: error.clone(),
                 retry_after,
-                gone: failure.is_gone(),
+                gone: failure.is_gone().then(|| config.fingerprint.clone()),
             };
             match record(store, feed_id, update).await {
                 Ok(()) => Err(error),

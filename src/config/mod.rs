@@ -54,9 +54,9 @@ pub struct Config {
     pub outputs: Vec<OutputSpec>,
     /// The built-in HTTP server, when a `[serve]` table is present.
     pub serve: Option<ServeConfig>,
-    /// When the config file was last modified: feeds found gone (410) before that are
-    /// polled again, since the operator has looked at the config since.
-    pub modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// A hash of the config text. A feed found gone (410) under one version of the config is
+    /// polled again once the config changes: the operator has looked at it since.
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +143,7 @@ impl Config {
             problems: Vec::new(),
             seen_urls: Vec::new(),
         }
-        .validate(path, raw)
+        .validate(path, raw, fingerprint(text))
     }
 }
 
@@ -155,6 +155,11 @@ fn base_dir(config_path: &Path) -> PathBuf {
         dir
     };
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+fn fingerprint(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(text.as_bytes())[..12])
 }
 
 fn default_listen() -> std::net::SocketAddr {
@@ -170,7 +175,7 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn validate(mut self, path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    fn validate(mut self, path: &Path, raw: RawConfig, fingerprint: String) -> Result<Config, ConfigError> {
         let store = StoreConfig {
             path: match raw.store.path {
                 Some(p) => self.path(p, "store.path"),
@@ -208,10 +213,7 @@ impl Validator<'_> {
                 feeds,
                 outputs,
                 serve,
-                modified: std::fs::metadata(path)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .map(chrono::DateTime::<chrono::Utc>::from),
+                fingerprint,
             })
         } else {
             Err(ConfigError {

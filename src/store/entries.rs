@@ -194,7 +194,8 @@ impl Store {
             tx.prepare_cached(
                 "UPDATE feeds SET title = ?2, site_url = ?3, feed_id = ?4, etag = ?5, last_modified = ?6,
                      body_hash = ?7, last_fetch = ?8, last_success = ?8, last_error = NULL, failures = 0,
-                     failing_since = NULL, retry_after = NULL, gone_at = NULL, fresh_until = ?9, rhythm = ?10,
+                     failing_since = NULL, retry_after = NULL, gone_at = NULL, gone_config = NULL, fresh_until = ?9,
+                     rhythm = ?10,
                      skip_hours = ?11, skip_days = ?12
                  WHERE id = ?1",
             )?

@@ -24,8 +24,9 @@ pub enum FeedUpdate {
         error: String,
         /// From a Retry-After header.
         retry_after: Option<DateTime<Utc>>,
-        /// The server said 410 Gone: stop polling until the config changes.
-        gone: bool,
+        /// The server said 410 Gone: stop polling until the config (whose fingerprint this
+        /// is) changes.
+        gone: Option<String>,
     },
 }
 
@@ -122,7 +123,7 @@ impl Store {
                 self.conn
                     .prepare_cached(
                         "UPDATE feeds SET last_fetch = ?2, last_success = ?2, last_error = NULL, failures = 0,
-                             failing_since = NULL, retry_after = NULL, fresh_until = ?5, gone_at = NULL,
+                             failing_since = NULL, retry_after = NULL, fresh_until = ?5, gone_at = NULL, gone_config = NULL,
                              etag = COALESCE(?3, etag), last_modified = COALESCE(?4, last_modified)
                          WHERE id = ?1",
                     )?
@@ -143,7 +144,8 @@ impl Store {
                     .prepare_cached(
                         "UPDATE feeds SET last_fetch = ?2, last_error = ?3, failures = failures + 1,
                              failing_since = COALESCE(failing_since, ?2), retry_after = ?4,
-                             gone_at = CASE WHEN ?5 THEN ?2 ELSE gone_at END
+                             gone_at = CASE WHEN ?5 IS NULL THEN gone_at ELSE ?2 END,
+                             gone_config = COALESCE(?5, gone_config)
                          WHERE id = ?1",
                     )?
                     .execute(params![
@@ -198,17 +200,14 @@ impl Store {
         Ok(moved)
     }
 
-    /// Feeds found gone before the config was last changed are given another chance.
-    pub fn forgive_gone(
-        &mut self,
-        urls: &[String],
-        config_modified: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
+    /// Feeds found gone under another version of the config are given another chance.
+    pub fn forgive_gone(&mut self, urls: &[String], config_fingerprint: &str) -> Result<usize, StoreError> {
         let urls_json = serde_json::to_string(urls).unwrap_or_else(|_| "[]".into());
         Ok(self.conn.execute(
-            "UPDATE feeds SET gone_at = NULL
-             WHERE gone_at < ?2 AND url IN (SELECT value FROM json_each(?1))",
-            params![urls_json, to_unix(config_modified)],
+            "UPDATE feeds SET gone_at = NULL, gone_config = NULL
+             WHERE gone_at IS NOT NULL AND gone_config IS NOT ?2
+               AND url IN (SELECT value FROM json_each(?1))",
+            params![urls_json, config_fingerprint],
         )?)
     }
 

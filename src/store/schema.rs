@@ -101,6 +101,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE feeds ADD COLUMN moved_candidate TEXT;
     ALTER TABLE feeds ADD COLUMN moved_count INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE feeds ADD COLUMN gone_at INTEGER;
+    -- The config fingerprint under which the feed was found gone.
+    ALTER TABLE feeds ADD COLUMN gone_config TEXT;
     "#,
 ];
 

@@ -11,3 +11,4 @@ mod poll;
 mod daemon;
 mod farm;
 mod outputs;
+mod hostile;

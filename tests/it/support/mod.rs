@@ -74,7 +74,7 @@ mod server;
 mod workspace;
 
 pub use daemon::Daemon;
-pub use server::{FeedServer, Route};
+pub use server::{FeedServer, Route, SilentServer, Streaming};
 pub use workspace::{Workspace, validate_atom};
 
 /// One RSS item: `(guid, link, title, description, pubDate)`.

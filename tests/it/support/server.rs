@@ -23,6 +23,18 @@ pub struct Route {
     pub extra_headers: Vec<(String, String)>,
     /// Answer only after this long (a slow server; the test never waits on it).
     pub delay: Option<std::time::Duration>,
+    /// How the body is sent.
+    pub stream: Streaming,
+}
+
+/// Bodies that are not simply sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streaming {
+    Whole,
+    /// `body` repeated forever.
+    Endless,
+    /// `body` one byte at a time, this far apart.
+    Trickle(std::time::Duration),
 }
 
 impl Route {
@@ -35,7 +47,13 @@ impl Route {
             gzip: false,
             extra_headers: Vec::new(),
             delay: None,
+            stream: Streaming::Whole,
         }
+    }
+
+    pub fn streaming(mut self, stream: Streaming) -> Route {
+        self.stream = stream;
+        self
     }
 
     pub fn rss(body: impl Into<Vec<u8>>) -> Route {
@@ -67,6 +85,37 @@ impl Route {
     pub fn header(mut self, name: &str, value: &str) -> Route {
         self.extra_headers.push((name.to_string(), value.to_string()));
         self
+    }
+}
+
+/// A TCP server on 127.0.0.1 that accepts connections and never answers (headers that never
+/// arrive). Connections are held until the server is dropped.
+pub struct SilentServer {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start() -> SilentServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        SilentServer { addr, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -223,11 +272,40 @@ fn full(route: &Route, request_headers: &HeaderMap) -> Response<Body> {
     for (name, value) in &route.extra_headers {
         builder = builder.header(name, value);
     }
+    match route.stream {
+        Streaming::Whole => {}
+        Streaming::Endless => {
+            let chunk = axum::body::Bytes::from(route.body.clone());
+            let endless = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+            return builder.body(Body::from_stream(endless)).unwrap();
+        }
+        Streaming::Trickle(every) => {
+            let bytes = route.body.clone();
+            let trickle = futures::stream::unfold(0usize, move |i| {
+                let bytes = bytes.clone();
+                async move {
+                    if i > 0 {
+                        tokio::time::sleep(every).await;
+                    }
+                    let b = *bytes.get(i % bytes.len().max(1))?;
+                    Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b])), i + 1))
+                }
+            });
+            return builder.body(Body::from_stream(trickle)).unwrap();
+        }
+    }
     let body = if route.gzip && accepts_gzip {
         builder = builder.header(header::CONTENT_ENCODING, "gzip");
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(&route.body).unwrap();
         enc.finish().unwrap()
+    } else if route
+        .extra_headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
+    {
+        // Already encoded by the test (a decompression bomb, say): sent as it is.
+        route.body.clone()
     } else {
         route.body.clone()
     };
