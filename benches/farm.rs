@@ -51,6 +51,8 @@ pub struct Counters {
 
 struct Farm {
     spec: FarmSpec,
+    /// Requests answered so far, for waiting on progress without polling a counter.
+    progress: tokio::sync::watch::Sender<u64>,
     /// Rotation: in round r each feed shows entries r*new_per_round .. r*new_per_round + M.
     round: AtomicUsize,
     new_per_round: AtomicUsize,
@@ -85,6 +87,7 @@ impl FarmHandle {
     pub async fn start(spec: FarmSpec) -> FarmHandle {
         let farm = Arc::new(Farm {
             spec,
+            progress: tokio::sync::watch::Sender::new(0),
             round: AtomicUsize::new(0),
             new_per_round: AtomicUsize::new(0),
             counters: Counters::default(),
@@ -124,6 +127,12 @@ impl FarmHandle {
 
     pub fn bytes(&self) -> u64 {
         self.farm.counters.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the farm has seen at least `n` requests (since start or the last reset).
+    pub async fn wait_requests(&self, n: u64) {
+        let mut rx = self.farm.progress.subscribe();
+        let _ = rx.wait_for(|seen| *seen >= n).await;
     }
 
     pub fn reset_counters(&self) {
@@ -167,7 +176,8 @@ async fn rotate(State(farm): State<Arc<Farm>>, Path(k): Path<usize>) -> &'static
 }
 
 async fn serve(State(farm): State<Arc<Farm>>, Path(id): Path<usize>, headers: HeaderMap) -> Response<Body> {
-    farm.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let seen = farm.counters.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    farm.progress.send_replace(seen);
     let spec = &farm.spec;
     if id >= spec.feeds {
         return status(StatusCode::NOT_FOUND);

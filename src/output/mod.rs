@@ -198,6 +198,7 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
+    remove_stale_temp_files(dir);
     let mut tmp = tempfile::Builder::new()
         .prefix(".tributary-")
         .suffix(".tmp")
@@ -213,6 +214,32 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(true)
+}
+
+/// A process killed while writing an output leaves its temporary file behind (the output
+/// itself is untouched: the rename never happened). Such leftovers are removed once they are
+/// old enough that no live writer can still own them.
+fn remove_stale_temp_files(dir: &Path) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".tributary-") && name.ends_with(".tmp")) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Removes characters XML 1.0 forbids (C0 controls other than tab/newline/CR, U+FFFE, U+FFFF),

@@ -30,6 +30,8 @@ use crate::store::StoreHandle;
 
 /// Longest request path answered; anything longer is refused before it is looked at.
 const MAX_PATH: usize = 512;
+/// Most header bytes a request may carry; feed readers send well under 2 KiB.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Served HTML may show feed content; this policy forbids scripts, plugins, frames and forms
 /// whatever that content holds (the content is sanitized too: this is the second wall).
@@ -167,6 +169,13 @@ async fn handle(
     let path = uri.path();
     if path.len() > MAX_PATH {
         return plain(StatusCode::URI_TOO_LONG, "path too long\n");
+    }
+    let header_bytes: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large\n",
+        );
     }
     match path {
         "/healthz" => health(&server).await,

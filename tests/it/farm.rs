@@ -2,10 +2,7 @@
 //! benchmark times really store every entry (JSON Feed and ISO-8859-1 included), a warm re-poll
 //! really is all 304s with nothing parsed, and rotation really adds K entries per feed.
 
-#[path = "../../benches/farm.rs"]
-mod bench_farm;
-
-use bench_farm::{FarmHandle, FarmSpec};
+use crate::support::farm::{self as bench_farm, FarmHandle, FarmSpec};
 
 use crate::support::Workspace;
 

@@ -12,3 +12,4 @@ mod daemon;
 mod farm;
 mod outputs;
 mod hostile;
+mod crash;

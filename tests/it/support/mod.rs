@@ -70,6 +70,9 @@ fn strip_tags(s: &str) -> String {
 }
 
 mod daemon;
+/// The benchmark's feed farm, shared with the tests that check it and use it.
+#[path = "../../../benches/farm.rs"]
+pub mod farm;
 mod server;
 mod workspace;
 
