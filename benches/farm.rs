@@ -26,6 +26,9 @@ pub struct FarmSpec {
     pub slow_delay: Duration,
     /// Every `failing_every`-th feed answers 500 (0: none).
     pub failing_every: usize,
+    /// Every `hostile_every`-th feed is hostile (0: none), in turn: headers that never come,
+    /// an endless body, a gzip bomb, a 50 MB body.
+    pub hostile_every: usize,
 }
 
 impl FarmSpec {
@@ -37,6 +40,50 @@ impl FarmSpec {
             slow_every: 0,
             slow_delay: Duration::ZERO,
             failing_every: 0,
+            hostile_every: 0,
+        }
+    }
+}
+
+/// 500 MB of zeros, gzipped once (about 500 KB).
+fn gzip_bomb() -> &'static [u8] {
+    static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BOMB.get_or_init(|| {
+        use std::io::Write as _;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..500 {
+            let _ = enc.write_all(&zeros);
+        }
+        enc.finish().unwrap_or_default()
+    })
+}
+
+async fn hostile(kind: usize) -> Response<Body> {
+    let chunk = axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
+    match kind % 4 {
+        // Headers that never arrive (within any sane timeout).
+        0 => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            status(StatusCode::OK)
+        }
+        1 => Response::builder()
+            .header(header::CONTENT_TYPE, "application/rss+xml")
+            .body(Body::from_stream(futures::stream::repeat_with(move || {
+                Ok::<_, std::io::Error>(chunk.clone())
+            })))
+            .expect("response"),
+        2 => Response::builder()
+            .header(header::CONTENT_TYPE, "application/rss+xml")
+            .header(header::CONTENT_ENCODING, "gzip")
+            .body(Body::from(gzip_bomb()))
+            .expect("response"),
+        _ => {
+            let chunks = futures::stream::iter((0..800).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/rss+xml")
+                .body(Body::from_stream(chunks))
+                .expect("response")
         }
     }
 }
@@ -184,6 +231,9 @@ async fn serve(State(farm): State<Arc<Farm>>, Path(id): Path<usize>, headers: He
     }
     if spec.failing_every > 0 && id % spec.failing_every == spec.failing_every - 1 {
         return status(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    if spec.hostile_every > 0 && id % spec.hostile_every == spec.hostile_every - 1 {
+        return hostile(id / spec.hostile_every).await;
     }
     if spec.slow_every > 0 && id % spec.slow_every == spec.slow_every - 1 {
         tokio::time::sleep(spec.slow_delay).await;

@@ -1,5 +1,5 @@
 //! The performance benchmark: `cargo bench --bench poll` (add `-- --quick` for a short run,
-//! `-- --only 1k,render` for some scenario groups of farm, 1k, 10k, render, idle, and
+//! `-- --only 1k,render` for some scenario groups of farm, 1k, 10k, hostile, render, idle, and
 //! `-- --runs N` for more repetitions).
 //!
 //! It starts the feed farm (benches/farm.rs) on 127.0.0.1, runs the real `tributary` binary
@@ -394,6 +394,52 @@ async fn idle_scenario(base: &Path, feeds: usize, window: Duration) -> Row {
     }
 }
 
+/// 100 healthy feeds alone, then alongside 20 hostile ones (headers that never come, endless
+/// bodies, gzip bombs, 50 MB bodies): the hostile ones may cost their timeout, never more,
+/// and memory stays bounded by `poll.max_body`.
+async fn hostile_scenario(base: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (label, spec) in [
+        ("100 healthy feeds alone", FarmSpec::new(100, 50)),
+        (
+            "100 healthy + 20 hostile",
+            FarmSpec {
+                hostile_every: 6,
+                ..FarmSpec::new(120, 50)
+            },
+        ),
+    ] {
+        let farm = FarmHandle::start(spec).await;
+        let dir = fresh_dir(&farm, base, "hostile", 100, "");
+        let config = std::fs::read_to_string(dir.join("tributary.toml"))
+            .expect("config")
+            .replace("timeout = \"30s\"", "timeout = \"5s\"");
+        std::fs::write(dir.join("tributary.toml"), config).expect("config");
+        let m = run_tributary(&dir, &["poll"]).await;
+        rows.push(Row {
+            scenario: label.into(),
+            target: "bounded by timeout".into(),
+            wall: m.wall,
+            cpu: m.cpu,
+            peak_rss_kib: m.peak_rss_kib,
+            entries: count_entries(&dir),
+            requests: farm.requests(),
+            note: m
+                .stdout
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .skip(6)
+                .take(60)
+                .collect(),
+            ..Row::default()
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    rows
+}
+
 /// How fast the farm alone serves every body of a 1000-feed farm (the farm must not be the
 /// bottleneck), with plain concurrent GETs.
 async fn farm_speed(feeds: usize) -> Row {
@@ -479,7 +525,7 @@ fn main() {
         .expect("runtime");
     let base = std::env::temp_dir().join(format!("tributary-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).expect("bench dir");
-    // Scenario groups: farm, 1k (1,000 × 50), 10k (10,000 × 20), render, idle.
+    // Scenario groups: farm, 1k (1,000 × 50), 10k (10,000 × 20), hostile, render, idle.
     let wants = |name: &str| {
         opts.only
             .as_deref()
@@ -511,6 +557,9 @@ fn main() {
                 ["≤ 30 s, ≤ 300 MB", "(no target)", ""],
             )
             .await;
+        }
+        if wants("hostile") {
+            rows.extend(hostile_scenario(&base).await);
         }
         if wants("render") {
             rows.push(render_scenario(&base, if opts.quick { 100_000 } else { 1_000_000 }).await);

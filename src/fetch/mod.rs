@@ -76,6 +76,8 @@ pub struct Body {
     pub caching: Caching,
     /// `final_url`, when it was reached through permanent redirects only.
     pub moved: Option<Url>,
+    /// This body's share of the memory budget, given back when the body is dropped.
+    pub memory: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,8 @@ pub enum FetchError {
     Redirects(&'static str),
     #[error("refused: {0}")]
     Refused(String),
+    #[error("too many large bodies in flight at once; will retry")]
+    Busy,
     #[error("HTTP error: {0}")]
     Http(String),
     #[error("cannot read {path}: {source}")]
@@ -112,7 +116,9 @@ impl FetchError {
     /// Worth retrying soon: the failure says something about the moment, not about the feed.
     pub fn is_transient(&self) -> bool {
         match self {
-            FetchError::Timeout { .. } | FetchError::Connect(_) | FetchError::Http(_) => true,
+            FetchError::Timeout { .. } | FetchError::Connect(_) | FetchError::Http(_) | FetchError::Busy => {
+                true
+            }
             FetchError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
             FetchError::TooLarge { .. }
             | FetchError::Redirects(_)
@@ -130,7 +136,14 @@ pub struct Fetcher {
     max_body: u64,
     timeout: Duration,
     deny_private: bool,
+    /// KiB that bodies being downloaded (and not yet parsed) may hold in all, so that many
+    /// huge or endless bodies at once cannot take memory in proportion to `poll.concurrency`.
+    memory: Arc<tokio::sync::Semaphore>,
 }
+
+/// The least memory the bodies in flight may use together; at least two bodies of the
+/// maximum size always fit.
+const MIN_BODY_BUDGET: u64 = 64 * 1024 * 1024;
 
 impl Fetcher {
     pub fn new(poll: &PollConfig) -> Result<Self, FetchError> {
@@ -163,6 +176,9 @@ impl Fetcher {
             max_body: poll.max_body,
             timeout: poll.timeout,
             deny_private: poll.deny_private_networks,
+            memory: Arc::new(tokio::sync::Semaphore::new(
+                usize::try_from(MIN_BODY_BUDGET.max(2 * poll.max_body) / 1024).unwrap_or(usize::MAX >> 4),
+            )),
         })
     }
 
@@ -292,13 +308,25 @@ impl Fetcher {
             return Err(FetchError::TooLarge { limit: self.max_body });
         }
         // Sized once from Content-Length when it is honest, so the body is not copied while it grows.
-        let expected = response.content_length().unwrap_or(0).min(self.max_body);
-        let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        let expected =
+            usize::try_from(response.content_length().unwrap_or(0).min(self.max_body)).unwrap_or(0);
+        let mut memory: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        self.reserve(&mut memory, expected)?;
+        let mut bytes = Vec::with_capacity(expected);
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.classify(e))?;
-            if (bytes.len() + chunk.len()) as u64 > self.max_body {
+            let size = bytes.len() + chunk.len();
+            if size as u64 > self.max_body {
                 return Err(FetchError::TooLarge { limit: self.max_body });
+            }
+            if size > bytes.capacity() {
+                // Grow as Vec would (doubling), but never past the limit, and count the whole
+                // allocation against the budget, not just the bytes in it.
+                let max = usize::try_from(self.max_body).unwrap_or(usize::MAX);
+                let capacity = (bytes.capacity() * 2).max(size).min(max);
+                self.reserve(&mut memory, capacity)?;
+                bytes.reserve_exact(capacity - bytes.len());
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -309,7 +337,35 @@ impl Fetcher {
             validators: new_validators,
             caching,
             moved,
+            memory,
         }))
+    }
+
+    /// Grows this body's share of the memory budget to `size` bytes. Never waits: a fetch that
+    /// waited while holding part of a body could deadlock with the others, so one that finds
+    /// the budget spent fails (transiently) and is retried later.
+    fn reserve(
+        &self,
+        held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+        size: usize,
+    ) -> Result<(), FetchError> {
+        let needed = u32::try_from(size.div_ceil(1024)).unwrap_or(u32::MAX);
+        let have = held
+            .as_ref()
+            .map_or(0, |p| u32::try_from(p.num_permits()).unwrap_or(u32::MAX));
+        if needed <= have {
+            return Ok(());
+        }
+        let more = self
+            .memory
+            .clone()
+            .try_acquire_many_owned(needed - have)
+            .map_err(|_| FetchError::Busy)?;
+        match held {
+            Some(p) => p.merge(more),
+            None => *held = Some(more),
+        }
+        Ok(())
     }
 
     /// `file://` sources: no validators (the poller's body hash makes an unchanged file cheap).
@@ -338,6 +394,7 @@ impl Fetcher {
             validators: Validators::default(),
             caching: Caching::default(),
             moved: None,
+            memory: None,
         }))
     }
 
