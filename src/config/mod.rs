@@ -5,6 +5,7 @@
 //! Nothing downstream ever sees an unvalidated value.
 
 mod error;
+mod keys;
 mod raw;
 
 use std::path::{Path, PathBuf};
@@ -133,14 +134,20 @@ impl Config {
     /// Validates config `text` as if read from `path` (relative paths resolve against its directory).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let locator = Locator::new(path, text);
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-            problems: vec![locator.toml_problem(&e)],
-        })?;
+        let unknown = keys::unknown_keys(text, &locator);
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let mut problems = unknown;
+                problems.push(locator.toml_problem(&e));
+                return Err(ConfigError { problems });
+            }
+        };
         Validator {
             file: path.to_path_buf(),
             locator,
             base: base_dir(path),
-            problems: Vec::new(),
+            problems: unknown,
             seen_urls: Vec::new(),
         }
         .validate(path, raw, fingerprint(text))
@@ -769,9 +776,9 @@ mod tests {
         let p = &err.problems[0];
         assert_eq!((p.line, p.column), (2, 1));
         assert_eq!(p.key, "poll.concurency");
-        assert!(
-            p.to_string()
-                .starts_with("/etc/tributary/t.toml:2:1: poll.concurency: unknown field")
+        assert_eq!(
+            p.to_string(),
+            "/etc/tributary/t.toml:2:1: poll.concurency: unknown key `concurency`; did you mean `concurrency`?"
         );
     }
 
@@ -786,6 +793,20 @@ mod tests {
             keys,
             [("poll.timeout", 2), ("feed[1].url", 4), ("output[1].format", 7)]
         );
+    }
+
+    #[test]
+    fn unknown_keys_and_invalid_values_are_all_reported() {
+        let err = parse(
+            "[poll]\ntimout = \"3s\"\nschedule = \"every hour\"\n[[feed]]\nurl = \"a\"\nexclude = [\"(\"]\n",
+        )
+        .unwrap_err();
+        let got: Vec<_> = err.problems.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert_eq!(
+            got,
+            [("poll.timout", 2), ("poll.schedule", 3), ("feed[1].exclude", 6)]
+        );
+        assert!(err.problems[0].message.contains("did you mean `timeout`?"));
     }
 
     #[test]

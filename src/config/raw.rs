@@ -1,13 +1,13 @@
 //! The serde mirror of the TOML file: exactly what the user wrote, with spans.
 //!
-//! Nothing here is interpreted; `validate` turns it into a `Config`. Every struct denies unknown
-//! fields so a misspelt key is an error with its place, not a silently ignored setting.
+//! Nothing here is interpreted; `validate` turns it into a `Config`. Unknown keys are not
+//! silently ignored: `keys` reports each of them (with its place and a suggestion) before
+//! these structs are filled, so the structs themselves let them pass.
 
 use serde::Deserialize;
 use toml::Spanned;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     #[serde(default)]
     pub store: RawStore,
@@ -21,7 +21,6 @@ pub(super) struct RawConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawServe {
     pub listen: Option<Spanned<String>>,
     pub base_url: Option<Spanned<String>>,
@@ -33,7 +32,6 @@ pub(super) struct RawServe {
 pub(super) type RawRule = Spanned<toml::Value>;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawStore {
     pub path: Option<Spanned<String>>,
     pub keep_days: Option<Spanned<i64>>,
@@ -42,7 +40,6 @@ pub(super) struct RawStore {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawPoll {
     pub concurrency: Option<Spanned<i64>>,
     pub timeout: Option<Spanned<String>>,
@@ -57,7 +54,6 @@ pub(super) struct RawPoll {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawFeed {
     pub url: Spanned<String>,
     pub title: Option<Spanned<String>>,
@@ -75,7 +71,6 @@ pub(super) struct RawFeed {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawOutput {
     pub path: Spanned<String>,
     pub format: Option<Spanned<String>>,

@@ -482,7 +482,7 @@ async fn fatal_errors_exit_2_with_file_line_and_key() {
     );
     let run = ws.poll().await;
     assert_eq!(run.code, 2, "{run:?}");
-    let expected = format!("{}:7:1: feed[1].colour: unknown field `colour`", config.display());
+    let expected = format!("{}:7:1: feed[1].colour: unknown key `colour`", config.display());
     assert!(run.stderr.contains(&expected), "{}", run.stderr);
 
     ws.write_config("[poll]\ntimeout = \"soon\"\n");
