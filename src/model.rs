@@ -201,6 +201,8 @@ pub struct StoredEntry {
     pub first_seen: DateTime<Utc>,
     /// The canonical form of its link, for cross-feed duplicates.
     pub canonical_link: Option<String>,
+    /// Kept out of outputs: part of a new feed's back catalogue.
+    pub hidden: bool,
 }
 
 /// The output formats Tributary can render.

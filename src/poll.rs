@@ -96,11 +96,24 @@ impl PollReport {
     }
 }
 
-/// How a poll treats feeds whose state says "not now".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Called with each feed's report as soon as it is done (progress bars, verbose output).
+pub type Progress = std::sync::Arc<dyn Fn(&FeedReport) + Send + Sync>;
+
+/// How a poll runs.
+#[derive(Clone, Default)]
 pub struct Options {
     /// Poll feeds that are gone (410), backing off after failures, or under a Retry-After.
     pub force: bool,
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("force", &self.force)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// Polls `feeds` once. Fails only when the store itself is unusable. Once `stop` is cancelled
@@ -141,6 +154,12 @@ pub async fn poll_feeds(
     let mut hosts = Hosts::new(&targets, config.poll.per_host, config.poll.concurrency);
     let mut states: Vec<Option<FeedState>> = states.into_iter().map(Some).collect();
     let mut reports: Vec<Option<FeedReport>> = vec![None; feeds.len()];
+    let done = |reports: &mut Vec<Option<FeedReport>>, i: usize, report: FeedReport| {
+        if let Some(progress) = &options.progress {
+            progress(&report);
+        }
+        reports[i] = Some(report);
+    };
     let mut running = FuturesUnordered::new();
     loop {
         while running.len() < config.poll.concurrency && !stop.is_cancelled() {
@@ -153,7 +172,7 @@ pub async fn poll_feeds(
                 blocked(spec, &state, Utc::now())
             };
             if let Some(reason) = blocked {
-                reports[i] = Some(skipped(spec, reason));
+                done(&mut reports, i, skipped(spec, reason));
                 hosts.finished(q);
                 continue;
             }
@@ -163,7 +182,7 @@ pub async fn poll_feeds(
                 .filter(|t| **t > Utc::now())
             {
                 let reason = format!("host asked to wait until {}", until.format("%Y-%m-%d %H:%M:%SZ"));
-                reports[i] = Some(skipped(spec, reason));
+                done(&mut reports, i, skipped(spec, reason));
                 hosts.finished(q);
                 continue;
             }
@@ -186,7 +205,7 @@ pub async fn poll_feeds(
             let entry = delayed.entry(host.to_string()).or_insert(until);
             *entry = (*entry).max(until);
         }
-        reports[i] = Some(report);
+        done(&mut reports, i, report);
         hosts.finished(q);
     }
     // Whatever never started (a stop was requested) is reported as skipped, not lost.

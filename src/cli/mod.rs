@@ -1,20 +1,29 @@
 //! The command line: clap definitions, logging set-up, and the mapping of results to exit
 //! codes. This is the edge where library errors get their context and are printed; the library
-//! itself never prints or exits.
+//! itself never prints or exits. One file per command.
 //!
 //! Exit codes (stable; scripts rely on them):
-//! - 0: success (for `poll`: every feed was fetched and parsed);
+//! - 0: success (for `poll`: every feed was fetched and parsed, or skipped by its state);
 //! - 1: `poll` only: some feeds failed; the others were stored and the outputs written;
 //! - 2: fatal: bad config, unusable database or output, usage error.
 
+mod check;
+mod edit;
+mod explain;
+mod feeds;
 mod logging;
+mod opml;
 mod poll;
 mod run;
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::store::{StoreHandle, StoreThread};
 
 /// Exit statuses, as documented above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +41,16 @@ impl From<Status> for ExitCode {
 
 const EXAMPLES: &str = "\
 Examples:
-  tributary --config config/demo.toml poll    poll the bundled offline demo once
-  tributary -c /etc/tributary/tributary.toml poll
+  tributary --config config/demo.toml poll     poll the bundled offline demo once
+  tributary check                              validate ./tributary.toml, list every problem
+  tributary feeds                              the health of every feed
+  tributary run                                run as a service (see config/systemd/)
 
-Exit status: 0 all feeds fine, 1 some feeds failed (the rest stored, outputs written),
+Exit status: 0 success, 1 some feeds failed (poll: the rest stored, outputs written),
 2 fatal (config, database, output or usage error).";
 
-/// Tributary: a feed aggregator that merges RSS, Atom and JSON Feed sources into one feed.
+/// Tributary: a feed aggregator that merges RSS, Atom and JSON Feed sources into clean,
+/// deduplicated feeds (Atom, RSS, JSON Feed), a web page and OPML.
 #[derive(Debug, Parser)]
 #[command(name = "tributary", version, about, after_help = EXAMPLES)]
 pub struct Cli {
@@ -62,6 +74,14 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Human)]
     log_format: logging::LogFormat,
 
+    /// Print only problems (failed feeds, errors).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// Print a line for every feed, and log more.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -69,18 +89,99 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Poll every configured feed once, store what is new, and render every output.
-    #[command(after_help = EXAMPLES)]
+    ///
+    /// Feeds that are gone (HTTP 410), backing off after failures or under a Retry-After are
+    /// skipped (and reported as skipped) unless --force. Shows a progress bar when stderr is
+    /// a terminal.
+    #[command(
+        after_help = "Examples:\n  tributary poll\n  tributary -c /etc/tributary/tributary.toml poll --force"
+    )]
     Poll {
-        /// Also poll feeds that are gone (410), backing off after failures, or under a
-        /// Retry-After; without it they are skipped and reported as skipped.
+        /// Also poll feeds that are gone, backing off, or under a Retry-After.
         #[arg(long)]
         force: bool,
     },
     /// Run as a service: poll feeds when their schedules say, re-render outputs when entries
-    /// change. SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config; speaks systemd's
-    /// notify protocol (Type=notify, watchdog).
+    /// change, serve them over HTTP when [serve] is configured.
+    ///
+    /// SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config; speaks systemd's notify
+    /// protocol (Type=notify, watchdog).
     #[command(after_help = "Example:\n  tributary --config /etc/tributary/tributary.toml run")]
     Run,
+    /// Validate the config without touching the network or the database: every problem is
+    /// printed as FILE:LINE:COL: key: message. Also checks that the database path and the
+    /// output directories are usable.
+    #[command(
+        after_help = "Example:\n  tributary -c /etc/tributary/tributary.toml check && systemctl reload tributary"
+    )]
+    Check,
+    /// A table of every feed: title, URL, last success, last error, failures, entries
+    /// stored, next poll. Failing feeds stand out (colour on a terminal, unless NO_COLOR).
+    #[command(
+        visible_alias = "status",
+        after_help = "Examples:\n  tributary feeds\n  tributary feeds --json | jq '.[] | select(.failures > 0)'"
+    )]
+    Feeds {
+        /// Print JSON for scripts instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render every output from the store, without polling.
+    #[command(after_help = "Example:\n  tributary render")]
+    Render,
+    /// Add the feeds of an OPML file to the config (comments and layout kept; feeds already
+    /// present skipped; OPML categories become tags).
+    #[command(after_help = "Example:\n  tributary import subscriptions.opml")]
+    Import {
+        /// The OPML file.
+        file: PathBuf,
+    },
+    /// Print OPML 2.0 of the configured feeds.
+    #[command(after_help = "Example:\n  tributary export > subscriptions.opml")]
+    Export,
+    /// Add a feed to the config. Given a web page, finds its feed (<link rel="alternate">).
+    #[command(
+        after_help = "Examples:\n  tributary add https://blog.rust-lang.org/feed.xml --tag rust\n  tributary add https://example.org/ --title \"Example blog\""
+    )]
+    Add {
+        /// The feed's URL, a web page that links to it, or a path.
+        url: String,
+        /// Title shown instead of the feed's own.
+        #[arg(long)]
+        title: Option<String>,
+        /// A tag (repeat for several).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
+    /// Remove a feed from the config, by URL or title.
+    #[command(after_help = "Example:\n  tributary remove \"Example blog\"")]
+    Remove {
+        /// The feed's URL (as configured) or title.
+        feed: String,
+    },
+    /// Explain one entry: which feeds carried it, its identity key and why, whether it was
+    /// merged with a duplicate or dropped by a rule, and which outputs show it.
+    #[command(
+        after_help = "Examples:\n  tributary explain https://example.org/posts/1\n  tributary explain urn:uuid:6c1d6a8e-2f3b-4c8e-9a51-3b0e7d5f2a10"
+    )]
+    Explain {
+        /// The entry's link, guid, or id in an output (urn:uuid:…).
+        entry: String,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  tributary completions bash > /etc/bash_completion.d/tributary")]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  tributary man | man -l -")]
+    Man,
+}
+
+/// How chatty commands are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
 }
 
 /// Entry point of the binary.
@@ -98,11 +199,16 @@ pub fn main() -> ExitCode {
         }
     };
     // A service reports its rounds; a one-shot command only its problems.
-    let default_level = match cli.command {
-        Command::Run => "info",
-        Command::Poll { .. } => "warn",
+    let default_level = match (&cli.command, cli.verbose) {
+        (Command::Run, _) | (_, true) => "info",
+        _ => "warn",
     };
     logging::init(cli.log_level.as_deref(), default_level, cli.log_format);
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -110,9 +216,95 @@ pub fn main() -> ExitCode {
             return Status::Fatal.into();
         }
     };
+    let config = cli.config.as_path();
     let status = match cli.command {
-        Command::Poll { force } => runtime.block_on(poll::run(&cli.config, force)),
-        Command::Run => runtime.block_on(run::run(&cli.config)),
+        Command::Poll { force } => runtime.block_on(poll::run(config, force, verbosity)),
+        Command::Run => runtime.block_on(run::run(config)),
+        Command::Check => check::run(config),
+        Command::Feeds { json } => runtime.block_on(feeds::run(config, json)),
+        Command::Render => runtime.block_on(render(config, verbosity)),
+        Command::Import { file } => opml::import(config, &file, verbosity),
+        Command::Export => runtime.block_on(opml::export(config)),
+        Command::Add { url, title, tags } => runtime.block_on(edit::add(config, &url, title, tags)),
+        Command::Remove { feed } => edit::remove(config, &feed),
+        Command::Explain { entry } => runtime.block_on(explain::run(config, &entry)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tributary", &mut std::io::stdout());
+            Status::Ok
+        }
+        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => Status::Ok,
+            Err(e) => {
+                eprintln!("error: {e}");
+                Status::Fatal
+            }
+        },
     };
     status.into()
+}
+
+/// The config at `path`, or its problems printed (one per line) and the fatal status.
+fn load(path: &Path) -> Result<Config, Status> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: invalid configuration\n{e}");
+        Status::Fatal
+    })
+}
+
+/// The store of `config`, or the error printed and the fatal status.
+async fn open_store(config: &Config) -> Result<(StoreHandle, StoreThread), Status> {
+    StoreHandle::open(&config.store.path).await.map_err(|e| {
+        eprintln!("error: {e}");
+        Status::Fatal
+    })
+}
+
+/// Prints what rendering did; fatal when an output could not be written.
+fn report_outputs(
+    outputs: &[Result<crate::output::OutputReport, crate::output::OutputError>],
+    verbosity: Verbosity,
+) -> Status {
+    let mut status = Status::Ok;
+    for result in outputs {
+        match result {
+            Ok(o) if verbosity != Verbosity::Quiet => println!(
+                "output {}: {} entries{}",
+                o.path.display(),
+                o.entries,
+                if o.written { "" } else { " (unchanged)" }
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                status = Status::Fatal;
+            }
+        }
+    }
+    status
+}
+
+/// `tributary render`: every output from the store, no polling.
+async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
+    let config = match load(config_path) {
+        Ok(c) => c,
+        Err(status) => return status,
+    };
+    let (store, thread) = match open_store(&config).await {
+        Ok(s) => s,
+        Err(status) => return status,
+    };
+    let outputs = crate::output::render_all(&config, &store).await;
+    drop(store);
+    thread.join().await;
+    report_outputs(&outputs, verbosity)
+}
+
+/// Whether stdout is a terminal that takes colour (NO_COLOR unset).
+fn colour(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Whether stderr is a terminal (progress bars go there).
+fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
 }

@@ -1,28 +1,21 @@
 //! `tributary poll`: one round over every feed, then every output, then a report.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use super::Status;
-use crate::config::Config;
+use super::{Status, Verbosity, load, open_store, report_outputs};
 use crate::fetch::Fetcher;
 use crate::output;
-use crate::poll::{FeedStatus, Options, poll_feeds};
-use crate::store::StoreHandle;
+use crate::poll::{FeedReport, FeedStatus, Options, poll_feeds};
 
-pub async fn run(config_path: &Path, force: bool) -> Status {
-    let config = match Config::load(config_path) {
+pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Status {
+    let config = match load(config_path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: invalid configuration\n{e}");
-            return Status::Fatal;
-        }
+        Err(status) => return status,
     };
-    let (store, store_thread) = match StoreHandle::open(&config.store.path).await {
+    let (store, store_thread) = match open_store(&config).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Status::Fatal;
-        }
+        Err(status) => return status,
     };
     let fetcher = match Fetcher::new(&config.poll) {
         Ok(f) => f,
@@ -31,14 +24,53 @@ pub async fn run(config_path: &Path, force: bool) -> Status {
             return Status::Fatal;
         }
     };
+    // A progress bar on a terminal; nothing on a pipe or in a log, where lines serve better.
+    let bar = (super::stderr_is_terminal() && verbosity != Verbosity::Quiet).then(|| {
+        let bar = indicatif::ProgressBar::new(config.feeds.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} polling [{bar:30}] {pos}/{len} feeds, {msg} {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let progress = {
+        let bar = bar.clone();
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        Arc::new(move |report: &FeedReport| {
+            if report.result.is_err() {
+                failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            match &bar {
+                Some(bar) => {
+                    bar.inc(1);
+                    bar.set_message(format!(
+                        "{} failed",
+                        failed.load(std::sync::atomic::Ordering::Relaxed)
+                    ));
+                }
+                None if verbosity == Verbosity::Verbose => println!("{}", feed_line(report)),
+                None => {}
+            }
+        }) as crate::poll::Progress
+    };
     let stop = tokio_util::sync::CancellationToken::new();
-    let report = match poll_feeds(&config, &config.feeds, &fetcher, &store, &stop, Options { force }).await {
+    let options = Options {
+        force,
+        progress: Some(progress),
+    };
+    let report = match poll_feeds(&config, &config.feeds, &fetcher, &store, &stop, options).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return Status::Fatal;
         }
     };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let outputs = output::render_all(&config, &store).await;
     let written: Vec<_> = outputs.iter().flatten().cloned().collect();
     crate::serve::websub::announce(&config, &written).await;
@@ -46,26 +78,28 @@ pub async fn run(config_path: &Path, force: bool) -> Status {
     store_thread.join().await;
 
     let failed: Vec<_> = report.failed().collect();
-    let not_modified = report.count(|s| matches!(s, FeedStatus::NotModified | FeedStatus::Unchanged));
-    let skipped = report.count(|s| matches!(s, FeedStatus::Skipped(_)));
-    println!(
-        "polled {} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}; {} new, {} updated entries",
-        report.feeds.len(),
-        report.elapsed.as_secs_f64(),
-        report.ok_count(),
-        not_modified,
-        failed.len(),
-        if skipped > 0 {
-            format!(", {skipped} skipped")
-        } else {
-            String::new()
-        },
-        report.new_entries(),
-        report.updated_entries(),
-    );
-    for feed in &report.feeds {
-        if let Ok(FeedStatus::Skipped(reason)) = &feed.result {
-            println!("skipped: {}: {reason}", feed.url);
+    if verbosity != Verbosity::Quiet {
+        let not_modified = report.count(|s| matches!(s, FeedStatus::NotModified | FeedStatus::Unchanged));
+        let skipped = report.count(|s| matches!(s, FeedStatus::Skipped(_)));
+        println!(
+            "polled {} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}; {} new, {} updated entries",
+            report.feeds.len(),
+            report.elapsed.as_secs_f64(),
+            report.ok_count(),
+            not_modified,
+            failed.len(),
+            if skipped > 0 {
+                format!(", {skipped} skipped")
+            } else {
+                String::new()
+            },
+            report.new_entries(),
+            report.updated_entries(),
+        );
+        for feed in &report.feeds {
+            if let Ok(FeedStatus::Skipped(reason)) = &feed.result {
+                println!("skipped: {}: {reason}", feed.url);
+            }
         }
     }
     for feed in &failed {
@@ -73,26 +107,20 @@ pub async fn run(config_path: &Path, force: bool) -> Status {
             println!("failed: {}: {reason}", feed.url);
         }
     }
-    let mut output_failed = false;
-    for result in &outputs {
-        match result {
-            Ok(o) => println!(
-                "output {}: {} entries{}",
-                o.path.display(),
-                o.entries,
-                if o.written { "" } else { " (unchanged)" }
-            ),
-            Err(e) => {
-                eprintln!("error: {e}");
-                output_failed = true;
-            }
-        }
+    match report_outputs(&outputs, verbosity) {
+        Status::Ok if failed.is_empty() => Status::Ok,
+        Status::Ok => Status::FeedsFailed,
+        fatal => fatal,
     }
-    if output_failed {
-        Status::Fatal
-    } else if failed.is_empty() {
-        Status::Ok
-    } else {
-        Status::FeedsFailed
+}
+
+/// One feed's outcome, for --verbose.
+fn feed_line(report: &FeedReport) -> String {
+    match &report.result {
+        Ok(FeedStatus::Stored(o)) => format!("ok: {}: {} new, {} updated", report.url, o.new, o.updated),
+        Ok(FeedStatus::NotModified) => format!("ok: {}: not modified", report.url),
+        Ok(FeedStatus::Unchanged) => format!("ok: {}: unchanged", report.url),
+        Ok(FeedStatus::Skipped(reason)) => format!("skipped: {}: {reason}", report.url),
+        Err(reason) => format!("failed: {}: {reason}", report.url),
     }
 }

@@ -71,12 +71,7 @@ pub fn plan(
     let mut due = Vec::new();
     let mut next: Option<DateTime<Utc>> = None;
     for (i, (spec, state)) in config.feeds.iter().zip(states).enumerate() {
-        let history = History {
-            last_fetch: state.last_fetch,
-            consecutive_failures: state.consecutive_failures,
-            hints: state.hints,
-            gone: state.gone_at.is_some(),
-        };
+        let history = History::from(state);
         let host_delay = Fetcher::host_of(&spec.url).and_then(|h| host_delays.get(&h).copied());
         let Some(at) = schedule::next_due(&config.policy_for(spec), spec.url.as_str(), &history, host_delay)
         else {

@@ -9,7 +9,7 @@
 mod atom;
 mod html;
 mod jsonfeed;
-mod opml;
+pub mod opml;
 mod rss;
 pub mod select;
 
@@ -158,7 +158,7 @@ pub fn render(spec: &OutputSpec, selection: &Selection, context: &Context) -> Re
         OutputFormat::Rss => rss::render(spec, selection, context),
         OutputFormat::Json => jsonfeed::render(spec, selection, context),
         OutputFormat::Html => html::render(spec, selection, context)?,
-        OutputFormat::Opml => opml::render(spec, selection),
+        OutputFormat::Opml => opml::document(&spec.title, &selection.feeds),
     })
 }
 

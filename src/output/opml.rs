@@ -3,20 +3,20 @@
 
 use quick_xml::events::{BytesDecl, BytesStart, Event};
 
-use super::Selection;
+use super::FeedView;
 use super::atom::XmlWriter;
-use crate::model::OutputSpec;
 use crate::output::xml_safe;
 
-pub(super) fn render(spec: &OutputSpec, selection: &Selection) -> Vec<u8> {
-    let mut w = XmlWriter::new(1024 + selection.feeds.len() * 256);
+/// An OPML 2.0 document titled `title` listing `feeds`.
+pub fn document(title: &str, feeds: &[FeedView]) -> Vec<u8> {
+    let mut w = XmlWriter::new(1024 + feeds.len() * 256);
     w.event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
     w.start(BytesStart::new("opml").with_attributes([("version", "2.0")]));
     w.start(BytesStart::new("head"));
-    w.text_element("title", &spec.title);
+    w.text_element("title", title);
     w.end("head");
     w.start(BytesStart::new("body"));
-    for feed in &selection.feeds {
+    for feed in feeds {
         let mut tag = BytesStart::new("outline");
         tag.push_attribute(("type", "rss"));
         tag.push_attribute(("text", xml_safe(&feed.title).as_ref()));

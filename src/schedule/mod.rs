@@ -46,6 +46,17 @@ pub struct History {
     pub gone: bool,
 }
 
+impl From<&crate::model::FeedState> for History {
+    fn from(state: &crate::model::FeedState) -> History {
+        History {
+            last_fetch: state.last_fetch,
+            consecutive_failures: state.consecutive_failures,
+            hints: state.hints,
+            gone: state.gone_at.is_some(),
+        }
+    }
+}
+
 /// When `feed` (identified by `key`, its URL) should next be polled. `None`: never (gone).
 pub fn next_due(
     policy: &Policy,

@@ -32,7 +32,7 @@ pub struct ParsedBatch<'a> {
 
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
                              summary, content, categories, enclosures, published, updated, first_seen, \
-                             canonical_link";
+                             canonical_link, hidden";
 
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
     let author_name: Option<String> = row.get(6)?;
@@ -66,6 +66,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
         updated: from_unix(row.get(14)?),
         first_seen: from_unix(row.get(15)?),
         canonical_link: row.get(16)?,
+        hidden: row.get(17)?,
     })
 }
 
@@ -315,6 +316,41 @@ impl Store {
             .query_map(params![canonical, ids_json], entry_from_row)?
             .collect::<Result<_, _>>()?;
         Ok(entries)
+    }
+
+    /// Entries that `what` names: by link (as given or canonical), guid, or identity key.
+    pub fn entries_matching(&self, what: &str) -> Result<Vec<StoredEntry>, StoreError> {
+        let canonical = crate::dedupe::canonical_url(what);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries
+             WHERE link = ?1 OR canonical_link = ?2 OR guid = ?1 OR key = ?1
+                OR key IN ('guid:' || ?1, 'link:' || ?2)
+             ORDER BY id"
+        ))?;
+        let entries = stmt
+            .query_map(params![what, canonical], entry_from_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(entries)
+    }
+
+    /// Every entry's id, feed URL and key: what output ids are derived from.
+    pub fn entry_keys(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT e.id, f.url, e.key FROM entries e JOIN feeds f ON f.id = e.feed_id")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// One entry by its row id.
+    pub fn entry(&self, id: i64) -> Result<Option<StoredEntry>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"))?
+            .query_row([id], entry_from_row)
+            .optional()?)
     }
 
     /// The newest `limit` visible entries of the feeds at `urls`, with those feeds' state.

@@ -13,3 +13,4 @@ mod farm;
 mod outputs;
 mod hostile;
 mod crash;
+mod cli;

@@ -1,0 +1,270 @@
+//! `tributary add` / `remove`, and the config editing `import` shares: the file is edited with
+//! toml_edit so its comments and layout stay as the operator wrote them, the result is
+//! validated before it is written, and it is written atomically.
+
+use std::path::Path;
+
+use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
+use url::Url;
+
+use super::Status;
+use crate::config::Config;
+use crate::fetch::{Fetched, Fetcher, Request, charset};
+use crate::model::Validators;
+
+/// A feed to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFeed {
+    pub url: String,
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// Adds `feeds` that are not configured yet; returns how many were added and skipped.
+pub fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<(usize, usize), String> {
+    let text = std::fs::read_to_string(config_path)
+        .map_err(|e| format!("cannot read {}: {e}", config_path.display()))?;
+    let config = Config::parse(config_path, &text)
+        .map_err(|e| format!("the config has problems; fix them first:\n{e}"))?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let mut known: Vec<Url> = config.feeds.iter().map(|f| f.url.clone()).collect();
+    let (mut added, mut skipped) = (0, 0);
+    for feed in feeds {
+        let resolved = resolve(config_path, &feed.url);
+        if resolved.as_ref().is_some_and(|u| known.contains(u)) {
+            skipped += 1;
+            continue;
+        }
+        let array = doc
+            .entry("feed")
+            .or_insert(Item::ArrayOfTables(ArrayOfTables::new()))
+            .as_array_of_tables_mut()
+            .ok_or("`feed` in the config is not an array of tables ([[feed]])")?;
+        let mut table = Table::new();
+        table.insert("url", value(feed.url.clone()));
+        if let Some(title) = &feed.title {
+            table.insert("title", value(title.clone()));
+        }
+        if !feed.tags.is_empty() {
+            table.insert(
+                "tags",
+                value(feed.tags.iter().map(String::as_str).collect::<Array>()),
+            );
+        }
+        array.push(table);
+        if let Some(url) = resolved {
+            known.push(url);
+        }
+        added += 1;
+    }
+    if added > 0 {
+        save(config_path, &doc)?;
+    }
+    Ok((added, skipped))
+}
+
+/// The URL a feed reference in this config resolves to (as validation resolves it).
+fn resolve(config_path: &Path, reference: &str) -> Option<Url> {
+    let probe = format!("[[feed]]\nurl = {}\n", toml_edit::Value::from(reference));
+    Config::parse(config_path, &probe)
+        .ok()?
+        .feeds
+        .into_iter()
+        .next()
+        .map(|f| f.url)
+}
+
+/// Writes `doc` over the config, after checking it is still a valid config.
+fn save(config_path: &Path, doc: &DocumentMut) -> Result<(), String> {
+    let text = doc.to_string();
+    Config::parse(config_path, &text)
+        .map_err(|e| format!("the edited config would be invalid; not written:\n{e}"))?;
+    crate::output::write_if_changed(config_path, text.as_bytes())
+        .map(drop)
+        .map_err(|e| format!("cannot write {}: {e}", config_path.display()))
+}
+
+pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec<String>) -> Status {
+    let feed_url = match Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => match discover(config_path, &u).await {
+            Ok(found) => found,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Status::Fatal;
+            }
+        },
+        // A path or file:// URL is taken as it is.
+        _ => url.to_string(),
+    };
+    if feed_url != url {
+        println!("found the feed of {url}: {feed_url}");
+    }
+    let feed = NewFeed {
+        url: feed_url.clone(),
+        title,
+        tags,
+    };
+    match append_feeds(config_path, &[feed]) {
+        Ok((1, _)) => {
+            println!("added {feed_url} to {}", config_path.display());
+            Status::Ok
+        }
+        Ok(_) => {
+            println!("{feed_url} is already in {}", config_path.display());
+            Status::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Status::Fatal
+        }
+    }
+}
+
+/// The feed at `url`: `url` itself when it is a feed, else the first feed a web page there
+/// links to with `<link rel="alternate">`.
+async fn discover(config_path: &Path, url: &Url) -> Result<String, String> {
+    let config = Config::load(config_path).map_err(|e| format!("invalid configuration\n{e}"))?;
+    let fetcher = Fetcher::new(&config.poll).map_err(|e| e.to_string())?;
+    let validators = Validators::default();
+    let get = |u: Url| {
+        let fetcher = fetcher.clone();
+        let validators = validators.clone();
+        async move {
+            let request = Request {
+                url: &u,
+                validators: &validators,
+                headers: &[],
+            };
+            match fetcher.fetch(request).await {
+                Ok(Fetched::Modified(body)) => Ok(body),
+                Ok(Fetched::NotModified { .. }) => Err(format!("{u}: unexpected 304")),
+                Err(e) => Err(format!("{u}: {e}")),
+            }
+        }
+    };
+    let body = get(url.clone()).await?;
+    let base = body.final_url.clone();
+    let text = charset::decode(body.bytes, body.content_type.as_deref()).text;
+    if crate::parse::parse_document(&text, &base).is_ok() {
+        return Ok(url.to_string());
+    }
+    let candidates = feed_links(&text, &base);
+    if candidates.is_empty() {
+        return Err(format!("{url} is neither a feed nor a page that links to one"));
+    }
+    for candidate in &candidates {
+        if let Ok(found) = get(candidate.clone()).await {
+            let text = charset::decode(found.bytes, found.content_type.as_deref()).text;
+            if crate::parse::parse_document(&text, &found.final_url).is_ok() {
+                return Ok(candidate.to_string());
+            }
+        }
+    }
+    Err(format!(
+        "{url} links to {} feed(s), but none could be read",
+        candidates.len()
+    ))
+}
+
+/// The `<link rel="alternate" type="…feed type…" href>` targets of an HTML page, resolved.
+fn feed_links(html: &str, base: &Url) -> Vec<Url> {
+    const FEED_TYPES: &[&str] = &[
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/feed+json",
+        "application/json",
+        "application/rdf+xml",
+    ];
+    let tag = regex::Regex::new(r"(?is)<link\b[^>]*>").unwrap_or_else(|e| unreachable!("{e}"));
+    let attr = regex::Regex::new(r#"(?is)([a-z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))"#)
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    tag.find_iter(html)
+        .filter_map(|m| {
+            let mut rel = String::new();
+            let mut kind = String::new();
+            let mut href = None;
+            for c in attr.captures_iter(m.as_str()) {
+                let v = c.get(2).or(c.get(3)).or(c.get(4)).map_or("", |v| v.as_str());
+                match c[1].to_ascii_lowercase().as_str() {
+                    "rel" => rel = v.to_ascii_lowercase(),
+                    "type" => kind = v.to_ascii_lowercase(),
+                    "href" => href = Some(html_escape::decode_html_entities(v).into_owned()),
+                    _ => {}
+                }
+            }
+            let alternate = rel.split_whitespace().any(|r| r == "alternate");
+            (alternate && FEED_TYPES.iter().any(|t| kind.starts_with(t)))
+                .then(|| base.join(href?.trim()).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+pub fn remove(config_path: &Path, feed: &str) -> Status {
+    match remove_feed(config_path, feed) {
+        Ok(url) => {
+            println!("removed {url} from {}", config_path.display());
+            Status::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Status::Fatal
+        }
+    }
+}
+
+fn remove_feed(config_path: &Path, wanted: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(config_path)
+        .map_err(|e| format!("cannot read {}: {e}", config_path.display()))?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let wanted_url = resolve(config_path, wanted);
+    let array = doc
+        .get_mut("feed")
+        .and_then(Item::as_array_of_tables_mut)
+        .ok_or("the config has no [[feed]] tables")?;
+    let position = array.iter().position(|t| {
+        let url = t.get("url").and_then(Item::as_str);
+        let title = t.get("title").and_then(Item::as_str);
+        url == Some(wanted)
+            || title == Some(wanted)
+            || (wanted_url.is_some() && url.and_then(|u| resolve(config_path, u)) == wanted_url)
+    });
+    let Some(i) = position else {
+        return Err(format!(
+            "no feed with the URL or title `{wanted}` in {}",
+            config_path.display()
+        ));
+    };
+    let url = array
+        .get(i)
+        .and_then(|t| t.get("url"))
+        .and_then(Item::as_str)
+        .unwrap_or(wanted)
+        .to_string();
+    array.remove(i);
+    save(config_path, &doc)?;
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_links_are_found_and_resolved() {
+        let html = r#"<html><head><link rel="stylesheet" href="/s.css">
+            <LINK REL="alternate" TYPE="application/rss+xml" HREF="/feed.xml" title="RSS">
+            <link type='application/atom+xml' rel='alternate home' href='https://other.example/atom'>
+            <link rel="alternate" hreflang="de" href="/de/"></head></html>"#;
+        let base = Url::parse("https://blog.example/posts/").unwrap();
+        let found: Vec<String> = feed_links(html, &base).into_iter().map(String::from).collect();
+        assert_eq!(
+            found,
+            ["https://blog.example/feed.xml", "https://other.example/atom"]
+        );
+    }
+}

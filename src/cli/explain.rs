@@ -1,0 +1,207 @@
+//! `tributary explain URL|ID`: for one entry, the answer to "why is this item missing, or
+//! there twice?": which feeds carried it, its identity key and why, whether it was merged
+//! with a duplicate or kept out by a rule or as back catalogue, and which outputs show it.
+
+use std::path::Path;
+
+use super::{Status, load, open_store};
+use crate::config::Config;
+use crate::filter::Verdict;
+use crate::model::{KeyKind, StoredEntry, display_url};
+use crate::output::select;
+use crate::store::{Store, StoreError};
+
+pub async fn run(config_path: &Path, what: &str) -> Status {
+    let config = match load(config_path) {
+        Ok(c) => c,
+        Err(status) => return status,
+    };
+    let (store, thread) = match open_store(&config).await {
+        Ok(s) => s,
+        Err(status) => return status,
+    };
+    let what_owned = what.to_string();
+    let config_owned = config.clone();
+    let text = store.read(move |s| explain(s, &config_owned, &what_owned)).await;
+    drop(store);
+    thread.join().await;
+    match text {
+        Ok(Some(text)) => {
+            print!("{text}");
+            Status::Ok
+        }
+        Ok(None) => {
+            println!("no stored entry matches `{what}` (by link, guid, key or output id).");
+            let rules: Vec<String> = config
+                .feeds
+                .iter()
+                .filter(|f| !f.rules.is_empty())
+                .map(|f| {
+                    let rules: Vec<String> = f
+                        .rules
+                        .include
+                        .iter()
+                        .map(|r| format!("include {r}"))
+                        .chain(f.rules.exclude.iter().map(|r| format!("exclude {r}")))
+                        .collect();
+                    format!("  {}: {}", display_url(&f.url), rules.join(", "))
+                })
+                .collect();
+            if rules.is_empty() {
+                println!(
+                    "No feed has rules, so nothing was excluded before storing: it has not been polled yet."
+                );
+            } else {
+                println!("Entries excluded by a feed's rules are never stored; these feeds have rules:");
+                println!("{}", rules.join("\n"));
+            }
+            Status::FeedsFailed
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Status::Fatal
+        }
+    }
+}
+
+fn explain(store: &Store, config: &Config, what: &str) -> Result<Option<String>, StoreError> {
+    let mut entries = store.entries_matching(what)?;
+    if entries.is_empty() && what.starts_with("urn:uuid:") {
+        for (id, url, key) in store.entry_keys()? {
+            let shown = url::Url::parse(&url).map(|u| display_url(&u)).unwrap_or(url);
+            if crate::output::entry_id(&shown, &key) == what {
+                entries.extend(store.entry(id)?);
+            }
+        }
+    }
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let feed_urls: std::collections::HashMap<i64, String> = {
+        let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
+        store
+            .feeds_by_url(&urls)?
+            .into_values()
+            .map(|f| (f.id, f.url))
+            .collect()
+    };
+    let mut out = String::new();
+    for (n, e) in entries.iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        describe(store, config, e, &feed_urls, &mut out)?;
+    }
+    Ok(Some(out))
+}
+
+fn describe(
+    store: &Store,
+    config: &Config,
+    e: &StoredEntry,
+    feed_urls: &std::collections::HashMap<i64, String>,
+    out: &mut String,
+) -> Result<(), StoreError> {
+    use std::fmt::Write as _;
+    let feed_url = feed_urls
+        .get(&e.feed_id)
+        .cloned()
+        .unwrap_or_else(|| "(a feed no longer configured)".into());
+    let spec = config.feeds.iter().find(|f| f.url.as_str() == feed_url);
+    let _ = writeln!(
+        out,
+        "entry: {}",
+        if e.entry.title.is_empty() {
+            "(untitled)"
+        } else {
+            &e.entry.title
+        }
+    );
+    let _ = writeln!(out, "  link: {}", e.entry.link.as_deref().unwrap_or("(none)"));
+    let _ = writeln!(
+        out,
+        "  feed: {}",
+        spec.map_or(feed_url.clone(), |s| display_url(&s.url))
+    );
+    let why = match e.key.kind() {
+        KeyKind::Guid => "the feed's own guid/id, unique in its document",
+        KeyKind::Link => {
+            "its canonical link: the feed gave no usable guid (none, or repeated for several entries)"
+        }
+        KeyKind::Hash => "a hash of title and content: the feed gave neither a guid nor a link",
+    };
+    let _ = writeln!(out, "  identity key: {} ({why})", e.key);
+    let _ = writeln!(
+        out,
+        "  dates: published {}, updated {}, first seen {}",
+        crate::output::rfc3339(e.published),
+        crate::output::rfc3339(e.updated),
+        crate::output::rfc3339(e.first_seen)
+    );
+    let all_ids: Vec<i64> = feed_urls.keys().copied().collect();
+    let copies: Vec<StoredEntry> = match &e.canonical_link {
+        Some(link) => store
+            .entries_with_link(&all_ids, link)?
+            .into_iter()
+            .filter(|c| c.id != e.id)
+            .collect(),
+        None => Vec::new(),
+    };
+    for c in &copies {
+        let url = feed_urls.get(&c.feed_id).map_or("?", String::as_str);
+        let _ = writeln!(
+            out,
+            "  also carried by: {url} (same canonical link, first seen {})",
+            crate::output::rfc3339(c.first_seen)
+        );
+    }
+    if e.hidden {
+        let _ = writeln!(
+            out,
+            "  kept out of outputs: back catalogue of its feed's first poll (poll.new_feed_entries = {})",
+            config.poll.new_feed_entries
+        );
+    }
+    for (i, output) in config.outputs.iter().enumerate() {
+        let name = format!("output[{}] {}", i + 1, output.path.display());
+        let in_selection = spec.is_some_and(|s| output.feeds.contains(&s.url));
+        let verdict = output.rules.verdict(&e.entry.fields());
+        let line = if !in_selection {
+            "not shown: its feed is not in this output's selection (tags / feeds)".to_string()
+        } else if let Verdict::Excluded(rule) = verdict {
+            format!("not shown: excluded by the output's rule {rule}")
+        } else if verdict == Verdict::NotIncluded {
+            "not shown: it matches none of the output's include rules".to_string()
+        } else if e.hidden {
+            "not shown: back catalogue of a new feed".to_string()
+        } else {
+            let selection = select::select(store, output, &config.feeds)?;
+            match selection.entries.iter().find(|o| {
+                o.stored.id == e.id
+                    || o.stored.canonical_link.is_some() && o.stored.canonical_link == e.canonical_link
+            }) {
+                Some(o) if o.stored.id == e.id => {
+                    let also: Vec<&str> = o.also_in.iter().map(|f| f.title.as_str()).collect();
+                    if also.is_empty() {
+                        "shown".to_string()
+                    } else {
+                        format!(
+                            "shown, as the copy of the feed that had it first; also in {}",
+                            also.join(", ")
+                        )
+                    }
+                }
+                Some(o) => format!(
+                    "merged: shown once, as the copy from {} (it had the story first)",
+                    o.feed.title
+                ),
+                None => format!(
+                    "not shown: older than the newest {} entries this output keeps",
+                    output.limit
+                ),
+            }
+        };
+        let _ = writeln!(out, "  {name}: {line}");
+    }
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! The operators' commands, run as the real binary: check, feeds, render, import/export,
+//! add/remove, explain, completions, man, and the progress bar under a pseudo-terminal.
+
+use crate::support::{FeedServer, Route, Workspace, require_tool, rss};
+
+const D1: &str = "Mon, 02 Mar 2026 10:00:00 +0000";
+const D2: &str = "Tue, 03 Mar 2026 10:00:00 +0000";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_every_problem_with_its_line() {
+    let ws = Workspace::new();
+    let config = ws.write_config(
+        "# three mistakes\n[poll]\nconcurency = 4\ntimeout = \"soon\"\n\n[[feed]]\nurl = \"a.xml\"\nexclude = [\"(oops\"]\n",
+    );
+    let run = ws.tributary(&["check"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    let file = config.display();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("{file}:3:1: poll.concurency: unknown key `concurency`; did you mean `concurrency`?")
+    );
+    assert!(
+        lines[1].starts_with(&format!("{file}:4:11: poll.timeout: `soon` is not a duration")),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{file}:8:12: feed[1].exclude: invalid regular expression `(oops`"
+        )),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(lines[3], format!("3 problems in {file}"));
+
+    // Paths that cannot be written are problems too (no network, no database touched).
+    ws.write("not-a-dir", b"a file");
+    ws.write_config(
+        "[[feed]]\nurl = \"https://example.org/feed\"\n[[output]]\npath = \"not-a-dir/all.atom\"\n",
+    );
+    let run = ws.tributary(&["check"]).await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stdout.contains("output[1].path: cannot write"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !ws.path("tributary.db").exists(),
+        "check does not create the database"
+    );
+
+    ws.write_config("[[feed]]\nurl = \"https://example.org/feed\"\n[[output]]\npath = \"out/all.atom\"\n");
+    let run = ws.tributary(&["check"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.ends_with(": 1 feeds, 1 outputs: ok\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feeds_json_reports_health_and_render_needs_no_network() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/ok.xml",
+        Route::rss(rss(
+            "ok",
+            &[
+                (Some("1"), None, "One", "x", Some(D1)),
+                (Some("2"), None, "Two", "x", Some(D2)),
+            ],
+        )),
+    );
+    server.set("/down.xml", Route::status(503, "down"));
+    let ws = Workspace::new();
+    ws.config_with_feeds(&[server.url("/ok.xml"), server.url("/down.xml")]);
+    assert_eq!(ws.poll().await.code, 1);
+
+    let run = ws.tributary(&["feeds", "--json"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let feeds: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(feeds[0]["url"], server.url("/ok.xml"));
+    assert_eq!(feeds[0]["entries"], 2);
+    assert_eq!(feeds[0]["consecutive_failures"], 0);
+    assert!(feeds[0]["last_success"].is_string());
+    assert_eq!(feeds[1]["consecutive_failures"], 1);
+    assert_eq!(feeds[1]["last_error"], "HTTP 503");
+    assert!(feeds[1]["failing_since"].is_string() && feeds[1]["next_poll"].is_string());
+
+    let table = ws.tributary(&["status"]).await;
+    assert!(
+        table.stdout.starts_with("TITLE") && table.stdout.contains("2 feeds, 1 failing"),
+        "{}",
+        table.stdout
+    );
+    assert!(!table.stdout.contains("\x1b["), "no colour on a pipe");
+
+    // render: outputs from the store alone.
+    let requests = server.requests("/ok.xml").len();
+    std::fs::remove_file(ws.output_path()).unwrap();
+    let run = ws.tributary(&["render"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(ws.output().entries.len(), 2);
+    assert_eq!(
+        server.requests("/ok.xml").len(),
+        requests,
+        "render fetches nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_then_export_loses_nothing() {
+    let ws = Workspace::new();
+    ws.write_config("# My planet: keep this comment\n[store]\npath = \"data/t.db\"\n\n[[feed]]\nurl = \"https://already.example/feed\" # and this one\n");
+    let opml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<opml version="2.0"><head><title>My subscriptions</title></head><body>
+  <outline text="Tech">
+    <outline type="rss" text="Rust Blog" title="Rust Blog" xmlUrl="https://blog.rust-lang.org/feed.xml" htmlUrl="https://blog.rust-lang.org/"/>
+    <outline type="rss" text="LWN &amp; friends" xmlUrl="https://lwn.example/headlines/rss" category="/linux,/news"/>
+  </outline>
+  <outline type="rss" text="Already there" xmlUrl="https://already.example/feed"/>
+  <outline type="rss" text="Café Society" xmlUrl="https://cafe.example/atom.xml"/>
+</body></opml>"#;
+    let file = ws.write("subs.opml", opml.as_bytes());
+    let run = ws.tributary(&["import", file.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("imported 3 feeds") && run.stdout.contains("1 already there"),
+        "{}",
+        run.stdout
+    );
+    let config = std::fs::read_to_string(ws.path("tributary.toml")).unwrap();
+    assert!(config.starts_with("# My planet: keep this comment\n"), "{config}");
+    assert!(
+        config.contains("\"https://already.example/feed\" # and this one"),
+        "{config}"
+    );
+
+    let again = ws.tributary(&["import", file.to_str().unwrap()]).await;
+    assert!(again.stdout.contains("imported 0 feeds"), "{}", again.stdout);
+
+    let export = ws.tributary(&["export"]).await;
+    assert_eq!(export.code, 0, "{export:?}");
+    let out = export.stdout;
+    for (url, title, category) in [
+        ("https://blog.rust-lang.org/feed.xml", "Rust Blog", Some("/Tech")),
+        (
+            "https://lwn.example/headlines/rss",
+            "LWN &amp; friends",
+            Some("/Tech,/linux,/news"),
+        ),
+        ("https://cafe.example/atom.xml", "Café Society", None),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("xmlUrl=\"{url}\"")))
+            .unwrap_or_else(|| panic!("{url}:\n{out}"));
+        assert!(line.contains(&format!("title=\"{title}\"")), "{line}");
+        match category {
+            Some(c) => assert!(line.contains(&format!("category=\"{c}\"")), "{line}"),
+            None => assert!(!line.contains("category="), "{line}"),
+        }
+    }
+    // And back: the exported OPML imports into an empty config as the same feeds.
+    let ws2 = Workspace::new();
+    ws2.write_config("[store]\npath = \"data/t.db\"\n");
+    let file2 = ws2.write("export.opml", out.as_bytes());
+    assert_eq!(ws2.tributary(&["import", file2.to_str().unwrap()]).await.code, 0);
+    let round = ws2.tributary(&["export"]).await.stdout;
+    let outlines = |s: &str| {
+        s.lines()
+            .filter(|l| l.contains("<outline"))
+            .map(str::trim)
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outlines(&round), outlines(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_finds_the_feed_of_a_page_and_remove_takes_it_out() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/feed.xml",
+        Route::rss(rss("blog", &[(Some("1"), None, "Post", "x", Some(D1))])),
+    );
+    server.set(
+        "/",
+        Route::feed(
+            "text/html; charset=utf-8",
+            "<!DOCTYPE html><html><head><title>Blog</title>\
+             <link rel=\"alternate\" type=\"application/rss+xml\" title=\"RSS\" href=\"/feed.xml\"></head><body>hi</body></html>",
+        ),
+    );
+    let ws = Workspace::new();
+    ws.write_config("# feeds below\n[store]\npath = \"data/t.db\"\n");
+    let run = ws
+        .tributary(&[
+            "add",
+            &server.url("/"),
+            "--title",
+            "Some Blog",
+            "--tag",
+            "friends",
+            "--tag",
+            "rust",
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "found the feed of {}: {}",
+            server.url("/"),
+            server.url("/feed.xml")
+        )),
+        "{}",
+        run.stdout
+    );
+    let config = std::fs::read_to_string(ws.path("tributary.toml")).unwrap();
+    assert!(
+        config.contains(&format!("url = \"{}\"", server.url("/feed.xml"))),
+        "{config}"
+    );
+    assert!(
+        config.contains("title = \"Some Blog\"") && config.contains("tags = [\"friends\", \"rust\"]"),
+        "{config}"
+    );
+    assert!(config.starts_with("# feeds below"), "comments kept");
+
+    let again = ws.tributary(&["add", &server.url("/feed.xml")]).await;
+    assert!(again.stdout.contains("already in"), "{}", again.stdout);
+    assert_eq!(ws.poll().await.code, 0, "the added feed polls");
+
+    let removed = ws.tributary(&["remove", "Some Blog"]).await;
+    assert_eq!(removed.code, 0, "{removed:?}");
+    let config = std::fs::read_to_string(ws.path("tributary.toml")).unwrap();
+    assert!(!config.contains("feed.xml"), "{config}");
+    assert_eq!(
+        ws.tributary(&["remove", "Some Blog"]).await.code,
+        2,
+        "nothing left to remove"
+    );
+
+    let not_a_feed = FeedServer::start().await;
+    not_a_feed.set(
+        "/",
+        Route::feed("text/html", "<html><head></head><body>no feeds</body></html>"),
+    );
+    let run = ws.tributary(&["add", &not_a_feed.url("/")]).await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("neither a feed nor a page that links to one"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_says_why_an_entry_is_where_it_is() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/a.xml",
+        Route::rss(rss(
+            "a",
+            &[(
+                None,
+                Some("https://news.example/story"),
+                "Shared story",
+                "x",
+                Some(D1),
+            )],
+        )),
+    );
+    server.set(
+        "/b.xml",
+        Route::rss(rss(
+            "b",
+            &[
+                (
+                    Some("b1"),
+                    Some("https://news.example/story?utm_source=b"),
+                    "Shared story (B)",
+                    "x",
+                    Some(D2),
+                ),
+                (
+                    Some("b2"),
+                    Some("https://b.example/ad"),
+                    "Sponsored thing",
+                    "x",
+                    Some(D2),
+                ),
+            ],
+        )),
+    );
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\ntitle = \"Feed A\"\n[[feed]]\nurl = \"{}\"\ntitle = \"Feed B\"\n\
+         [[output]]\npath = \"public/all.atom\"\nexclude = [{{ title = \"(?i)sponsored\" }}]\n",
+        server.url("/a.xml"),
+        server.url("/b.xml")
+    ));
+    assert_eq!(ws.poll().await.code, 0);
+    let copy = ws
+        .tributary(&["explain", "https://news.example/story?utm_source=b"])
+        .await;
+    assert_eq!(copy.code, 0, "{copy:?}");
+    let text = copy.stdout;
+    assert!(
+        text.contains("identity key: link:https://news.example/story (its canonical link"),
+        "{text}"
+    );
+    assert!(
+        text.contains("identity key: guid:b1 (the feed's own guid/id"),
+        "{text}"
+    );
+    assert!(
+        text.contains("merged: shown once, as the copy from Feed A"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shown, as the copy of the feed that had it first; also in Feed B"),
+        "{text}"
+    );
+
+    let ad = ws.tributary(&["explain", "https://b.example/ad"]).await;
+    assert!(
+        ad.stdout
+            .contains("excluded by the output's rule title = \"(?i)sponsored\""),
+        "{}",
+        ad.stdout
+    );
+
+    // By the id a subscriber sees in the output.
+    let atom = std::fs::read_to_string(ws.output_path()).unwrap();
+    let id = atom
+        .split("<id>")
+        .nth(2)
+        .unwrap()
+        .split("</id>")
+        .next()
+        .unwrap()
+        .to_string();
+    let by_id = ws.tributary(&["explain", &id]).await;
+    assert_eq!(by_id.code, 0, "{by_id:?}");
+    assert!(by_id.stdout.contains("entry: Shared story"), "{}", by_id.stdout);
+
+    let missing = ws.tributary(&["explain", "https://nowhere.example/"]).await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stdout.contains("no stored entry matches"),
+        "{}",
+        missing.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_man_and_help() {
+    let ws = Workspace::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let run = ws.tributary(&["completions", shell]).await;
+        assert_eq!(run.code, 0);
+        assert!(
+            run.stdout.contains("tributary") && run.stdout.contains("explain"),
+            "{shell}"
+        );
+    }
+    let man = ws.tributary(&["man"]).await;
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH tributary"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    for command in [
+        "poll", "run", "check", "feeds", "render", "import", "export", "add", "remove", "explain",
+    ] {
+        let help = ws.tributary(&[command, "--help"]).await;
+        assert_eq!(help.code, 0);
+        assert!(
+            help.stdout.contains("Example"),
+            "{command} --help shows an example"
+        );
+    }
+}
+
+/// The progress bar appears on a terminal (a pseudo-terminal made by `script`) and never in
+/// a pipe.
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_bar_only_on_a_terminal() {
+    let Some(script) = require_tool("script") else {
+        return;
+    };
+    let server = FeedServer::start().await;
+    server.set(
+        "/a.xml",
+        Route::rss(rss("a", &[(Some("1"), None, "One", "x", Some(D1))])),
+    );
+    let ws = Workspace::new();
+    ws.config_with_feeds(&[server.url("/a.xml")]);
+    let command = format!(
+        "{} --config {} poll",
+        env!("CARGO_BIN_EXE_tributary"),
+        ws.path("tributary.toml").display()
+    );
+    let out = tokio::process::Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .await
+        .unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(tty.contains("polling [") && tty.contains("1/1 feeds"), "{tty}");
+    let piped = ws.poll().await;
+    assert!(!piped.stderr.contains("polling [") && !piped.stdout.contains("polling ["));
+}
