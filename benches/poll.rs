@@ -284,6 +284,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
             .map(|k| Keyed {
                 key: k.key,
                 content_hash: k.content_hash,
+                canonical_link: k.canonical_link,
                 entry: k.entry.finish(&mut sanitizer),
             })
             .collect();

@@ -61,14 +61,16 @@ pub fn key_entries(entries: Vec<ParsedEntry>) -> Vec<Keyed<ParsedEntry>> {
                 .guid
                 .as_deref()
                 .filter(|g| g.len() <= MAX_GUID_LEN && !repeated.contains(*g));
-            let key = match (guid, entry.link.as_deref()) {
+            let canonical_link = entry.link.as_deref().map(canonical_url);
+            let key = match (guid, &canonical_link) {
                 (Some(g), _) => EntryKey::new(KeyKind::Guid, g),
-                (None, Some(link)) => EntryKey::new(KeyKind::Link, &canonical_url(link)),
+                (None, Some(link)) => EntryKey::new(KeyKind::Link, link),
                 (None, None) => EntryKey::new(KeyKind::Hash, &text_hash(&parsed)),
             };
             seen.insert(key.clone()).then(|| Keyed {
                 key,
                 content_hash: content_hash(&parsed),
+                canonical_link,
                 entry: parsed,
             })
         })

@@ -180,6 +180,8 @@ impl fmt::Display for EntryKey {
 pub struct Keyed<T> {
     pub key: EntryKey,
     pub content_hash: String,
+    /// The canonical form of the entry's link, for cross-feed duplicates.
+    pub canonical_link: Option<String>,
     pub entry: T,
 }
 

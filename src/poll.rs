@@ -577,6 +577,7 @@ async fn parse_new(
             .map(|k| Keyed {
                 key: k.key,
                 content_hash: k.content_hash,
+                canonical_link: k.canonical_link,
                 entry: k.entry.finish(&mut sanitizer),
             })
             .collect();

@@ -138,12 +138,11 @@ fn describe(
         crate::output::rfc3339(e.updated),
         crate::output::rfc3339(e.first_seen)
     );
-    let all_ids: Vec<i64> = feed_urls.keys().copied().collect();
     let copies: Vec<StoredEntry> = match &e.canonical_link {
         Some(link) => store
-            .entries_with_link(&all_ids, link)?
+            .entries_with_link(link)?
             .into_iter()
-            .filter(|c| c.id != e.id)
+            .filter(|c| c.id != e.id && feed_urls.contains_key(&c.feed_id))
             .collect(),
         None => Vec::new(),
     };

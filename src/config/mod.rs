@@ -148,7 +148,7 @@ impl Config {
             locator,
             base: base_dir(path),
             problems: unknown,
-            seen_urls: Vec::new(),
+            seen_urls: std::collections::HashSet::new(),
         }
         .validate(path, raw, fingerprint(text))
     }
@@ -178,7 +178,7 @@ struct Validator<'a> {
     locator: Locator<'a>,
     base: PathBuf,
     problems: Vec<Problem>,
-    seen_urls: Vec<Url>,
+    seen_urls: std::collections::HashSet<Url>,
 }
 
 impl Validator<'_> {
@@ -347,7 +347,7 @@ impl Validator<'_> {
             if self.seen_urls.contains(url) {
                 self.report(raw.url.span(), key("url"), format!("`{url}` is configured twice"));
             } else {
-                self.seen_urls.push(url.clone());
+                self.seen_urls.insert(url.clone());
             }
         }
         let title = raw.title.map(|t| t.into_inner()).filter(|t| !t.trim().is_empty());
@@ -575,7 +575,7 @@ impl Validator<'_> {
         if tags.is_empty() && listed.is_empty() {
             return all.iter().map(|f| f.url.clone()).collect();
         }
-        let mut chosen: Vec<Url> = Vec::new();
+        let mut chosen: std::collections::HashSet<Url> = std::collections::HashSet::new();
         for tag in &tags {
             let with_tag: Vec<&FeedSpec> = all.iter().filter(|f| f.tags.contains(tag.get_ref())).collect();
             if with_tag.is_empty() {
@@ -594,7 +594,9 @@ impl Validator<'_> {
                 .iter()
                 .find(|f| Some(&f.url) == as_url.as_ref() || f.title.as_deref() == Some(wanted));
             match found {
-                Some(f) => chosen.push(f.url.clone()),
+                Some(f) => {
+                    chosen.insert(f.url.clone());
+                }
                 None => self.report(
                     item.span(),
                     key("feeds"),

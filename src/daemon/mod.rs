@@ -373,17 +373,12 @@ impl Daemon {
             ),
             Ok(new) => match Fetcher::new(&new.poll) {
                 Ok(fetcher) => {
-                    let added = new
-                        .feeds
-                        .iter()
-                        .filter(|f| !self.config.feeds.iter().any(|o| o.url == f.url))
-                        .count();
-                    let removed = self
-                        .config
-                        .feeds
-                        .iter()
-                        .filter(|o| !new.feeds.iter().any(|f| f.url == o.url))
-                        .count();
+                    let old: std::collections::HashSet<&str> =
+                        self.config.feeds.iter().map(|f| f.url.as_str()).collect();
+                    let current: std::collections::HashSet<&str> =
+                        new.feeds.iter().map(|f| f.url.as_str()).collect();
+                    let added = current.difference(&old).count();
+                    let removed = old.difference(&current).count();
                     let outputs_changed = self.config.outputs != new.outputs;
                     let old_listen = self.config.serve.as_ref().map(|s| s.listen);
                     if new.serve.as_ref().map(|s| s.listen) != old_listen {

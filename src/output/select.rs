@@ -73,7 +73,11 @@ pub struct Selection {
 
 /// Chooses `spec`'s entries from `store`. `all_feeds` is the configuration's feed list.
 pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Result<Selection, StoreError> {
-    let specs: Vec<&FeedSpec> = all_feeds.iter().filter(|f| spec.feeds.contains(&f.url)).collect();
+    let selected: HashSet<&str> = spec.feeds.iter().map(url::Url::as_str).collect();
+    let specs: Vec<&FeedSpec> = all_feeds
+        .iter()
+        .filter(|f| selected.contains(f.url.as_str()))
+        .collect();
     let urls: Vec<String> = specs.iter().map(|f| f.url.to_string()).collect();
     let states = store.feeds_by_url(&urls)?;
     let mut views: HashMap<i64, FeedView> = HashMap::new();
@@ -101,11 +105,17 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
     // duplicates can skip any number of them.
     let page = (spec.limit * 2).max(50);
     'pages: loop {
-        let candidates = store.entries_page(&ids, after, page)?;
+        let candidates = store.ids_page(&ids, after, page)?;
         let exhausted = candidates.len() < page;
-        for candidate in candidates {
-            after = Some((candidate.published, candidate.id));
-            if seen_ids.contains(&candidate.id) || !spec.rules.keeps(&candidate.entry.fields()) {
+        for (id, published) in candidates {
+            after = Some((published, id));
+            if seen_ids.contains(&id) {
+                continue;
+            }
+            let Some(candidate) = store.entry(id)? else {
+                continue;
+            };
+            if !spec.rules.keeps(&candidate.entry.fields()) {
                 continue;
             }
             let (primary, others) = match (&spec.dedupe, &candidate.canonical_link) {
@@ -114,9 +124,9 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
                         continue;
                     }
                     let mut group: Vec<StoredEntry> = store
-                        .entries_with_link(&ids, link)?
+                        .entries_with_link(link)?
                         .into_iter()
-                        .filter(|e| spec.rules.keeps(&e.entry.fields()))
+                        .filter(|e| views.contains_key(&e.feed_id) && spec.rules.keeps(&e.entry.fields()))
                         .collect();
                     if group.is_empty() {
                         group.push(candidate);

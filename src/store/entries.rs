@@ -158,7 +158,7 @@ impl Store {
                             updated,
                             now_s,
                             keyed.content_hash,
-                            e.link.as_deref().map(crate::dedupe::canonical_url),
+                            keyed.canonical_link,
                             hidden.contains(&key),
                         ])?;
                         outcome.new += 1;
@@ -186,7 +186,7 @@ impl Store {
                             enclosures,
                             updated.max(stored_updated),
                             keyed.content_hash,
-                            e.link.as_deref().map(crate::dedupe::canonical_url),
+                            keyed.canonical_link,
                         ])?;
                         outcome.updated += 1;
                     }
@@ -233,14 +233,18 @@ impl Store {
 
     /// States of the feeds at `urls` that the store knows, by URL.
     pub fn feeds_by_url(&self, urls: &[String]) -> Result<HashMap<String, FeedState>, StoreError> {
-        let urls_json = serde_json::to_string(urls).unwrap_or_else(|_| "[]".into());
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {FEED_COLUMNS} FROM feeds WHERE url IN (SELECT value FROM json_each(?1))"
-        ))?;
-        let feeds = stmt
-            .query_map([urls_json], super::feeds::feed_from_row)?
-            .map(|r| r.map(|f| (f.url.clone(), f)))
-            .collect::<Result<_, _>>()?;
+        // One scan of the (small) feeds table beats an IN-list of thousands of URLs.
+        let wanted: std::collections::HashSet<&str> = urls.iter().map(String::as_str).collect();
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {FEED_COLUMNS} FROM feeds"))?;
+        let mut feeds = HashMap::with_capacity(urls.len());
+        for feed in stmt.query_map([], super::feeds::feed_from_row)? {
+            let feed = feed?;
+            if wanted.contains(feed.url.as_str()) {
+                feeds.insert(feed.url.clone(), feed);
+            }
+        }
         Ok(feeds)
     }
 
@@ -252,6 +256,20 @@ impl Store {
         after: Option<(DateTime<Utc>, i64)>,
         n: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
+        self.ids_page(feed_ids, after, n)?
+            .into_iter()
+            .filter_map(|(id, _)| self.entry(id).transpose())
+            .collect()
+    }
+
+    /// The ids and dates of [`Store::entries_page`], from an index alone: callers that skip
+    /// many candidates read only the rows they keep.
+    pub fn ids_page(
+        &self,
+        feed_ids: &[i64],
+        after: Option<(DateTime<Utc>, i64)>,
+        n: usize,
+    ) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
         let n_sql = i64::try_from(n).unwrap_or(i64::MAX);
         let (after_published, after_id) = after.map_or((i64::MAX, i64::MAX), |(p, id)| (to_unix(p), id));
         let total_feeds: i64 = self
@@ -291,29 +309,23 @@ impl Store {
             newest.sort_by(|a: &(i64, i64), b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
             newest.truncate(n);
         }
-        let mut by_id = self
-            .conn
-            .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"))?;
-        newest
-            .iter()
-            .map(|(id, _)| Ok(by_id.query_row([id], entry_from_row)?))
-            .collect()
+        Ok(newest
+            .into_iter()
+            .map(|(id, published)| (id, from_unix(published)))
+            .collect())
     }
 
-    /// Every visible entry of the feeds `feed_ids` whose canonical link is `canonical`.
-    pub fn entries_with_link(
-        &self,
-        feed_ids: &[i64],
-        canonical: &str,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
-        let ids_json = serde_json::to_string(feed_ids).unwrap_or_else(|_| "[]".into());
+    /// Every visible entry whose canonical link is `canonical`, first seen first. (Callers keep
+    /// the feeds they care about: an IN-list here would be rebuilt on every call. The `+` keeps
+    /// SQLite's STAT4 planner from re-preparing the statement for every value bound to it.)
+    pub fn entries_with_link(&self, canonical: &str) -> Result<Vec<StoredEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM entries INDEXED BY entries_by_link
-             WHERE canonical_link = ?1 AND hidden = 0 AND feed_id IN (SELECT value FROM json_each(?2))
+             WHERE canonical_link = +?1 AND hidden = 0
              ORDER BY first_seen, id"
         ))?;
         let entries = stmt
-            .query_map(params![canonical, ids_json], entry_from_row)?
+            .query_map([canonical], entry_from_row)?
             .collect::<Result<_, _>>()?;
         Ok(entries)
     }
@@ -433,6 +445,7 @@ pub(crate) mod tests {
             .map(|k| crate::model::Keyed {
                 key: k.key,
                 content_hash: k.content_hash,
+                canonical_link: k.canonical_link,
                 entry: k.entry.finish(&mut sanitizer),
             })
             .collect()

@@ -89,7 +89,8 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE entries ADD COLUMN canonical_link TEXT;
     ALTER TABLE entries ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX entries_by_link ON entries (canonical_link) WHERE canonical_link IS NOT NULL;
+    -- Not a partial index: a query on a partial index is planned anew for every bound value.
+    CREATE INDEX entries_by_link ON entries (canonical_link);
     DROP INDEX entries_by_date;
     DROP INDEX entries_by_feed;
     CREATE INDEX entries_by_date ON entries (published DESC, id DESC, feed_id, hidden);
