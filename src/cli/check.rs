@@ -25,13 +25,13 @@ pub fn run(config_path: &Path) -> Status {
         Err(e) => (e.problems, String::new()),
     };
     for problem in &problems {
-        println!("{problem}");
+        outln!("{problem}");
     }
     if problems.is_empty() {
-        println!("{summary}: ok");
+        outln!("{summary}: ok");
         Status::Ok
     } else {
-        println!(
+        outln!(
             "{} problem{} in {}",
             problems.len(),
             if problems.len() == 1 { "" } else { "s" },

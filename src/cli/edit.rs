@@ -99,7 +99,7 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
         _ => url.to_string(),
     };
     if feed_url != url {
-        println!("found the feed of {url}: {feed_url}");
+        outln!("found the feed of {url}: {feed_url}");
     }
     let feed = NewFeed {
         url: feed_url.clone(),
@@ -108,11 +108,11 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
     };
     match append_feeds(config_path, &[feed]) {
         Ok((1, _)) => {
-            println!("added {feed_url} to {}", config_path.display());
+            outln!("added {feed_url} to {}", config_path.display());
             Status::Ok
         }
         Ok(_) => {
-            println!("{feed_url} is already in {}", config_path.display());
+            outln!("{feed_url} is already in {}", config_path.display());
             Status::Ok
         }
         Err(e) => {
@@ -205,7 +205,7 @@ fn feed_links(html: &str, base: &Url) -> Vec<Url> {
 pub fn remove(config_path: &Path, feed: &str) -> Status {
     match remove_feed(config_path, feed) {
         Ok(url) => {
-            println!("removed {url} from {}", config_path.display());
+            outln!("removed {url} from {}", config_path.display());
             Status::Ok
         }
         Err(e) => {

@@ -27,11 +27,11 @@ pub async fn run(config_path: &Path, what: &str) -> Status {
     thread.join().await;
     match text {
         Ok(Some(text)) => {
-            print!("{text}");
+            out!("{text}");
             Status::Ok
         }
         Ok(None) => {
-            println!("no stored entry matches `{what}` (by link, guid, key or output id).");
+            outln!("no stored entry matches `{what}` (by link, guid, key or output id).");
             let rules: Vec<String> = config
                 .feeds
                 .iter()
@@ -48,12 +48,12 @@ pub async fn run(config_path: &Path, what: &str) -> Status {
                 })
                 .collect();
             if rules.is_empty() {
-                println!(
+                outln!(
                     "No feed has rules, so nothing was excluded before storing: it has not been polled yet."
                 );
             } else {
-                println!("Entries excluded by a feed's rules are never stored; these feeds have rules:");
-                println!("{}", rules.join("\n"));
+                outln!("Entries excluded by a feed's rules are never stored; these feeds have rules:");
+                outln!("{}", rules.join("\n"));
             }
             Status::FeedsFailed
         }

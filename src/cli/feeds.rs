@@ -83,7 +83,7 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
         .collect();
     if json {
         match serde_json::to_string_pretty(&rows) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(e) => {
                 eprintln!("error: {e}");
                 return Status::Fatal;
@@ -147,17 +147,17 @@ fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {
             .to_string()
     };
     let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    println!("{}", line(&head));
+    outln!("{}", line(&head));
     for (row, cells) in rows.iter().zip(&cells) {
         let text = line(cells);
         if colour && (row.consecutive_failures > 0 || row.gone) {
-            println!("\x1b[31m{text}\x1b[0m");
+            outln!("\x1b[31m{text}\x1b[0m");
         } else {
-            println!("{text}");
+            outln!("{text}");
         }
     }
     let failing = rows.iter().filter(|r| r.consecutive_failures > 0).count();
-    println!("{} feeds, {} failing", rows.len(), failing);
+    outln!("{} feeds, {} failing", rows.len(), failing);
 }
 
 fn clip(s: &str, max: usize) -> String {

@@ -7,6 +7,17 @@
 //! - 1: `poll` only: some feeds failed; the others were stored and the outputs written;
 //! - 2: fatal: bad config, unusable database or output, usage error.
 
+/// `println!` for command output: a reader that goes away (`tributary feeds | head`) ends the
+/// command quietly, as it does for any Unix tool, instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` for command output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!($($arg)*)) };
+}
+
 mod check;
 mod edit;
 mod explain;
@@ -267,7 +278,7 @@ fn report_outputs(
     let mut status = Status::Ok;
     for result in outputs {
         match result {
-            Ok(o) if verbosity != Verbosity::Quiet => println!(
+            Ok(o) if verbosity != Verbosity::Quiet => outln!(
                 "output {}: {} entries{}",
                 o.path.display(),
                 o.entries,
@@ -297,6 +308,19 @@ async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
     drop(store);
     thread.join().await;
     report_outputs(&outputs, verbosity)
+}
+
+/// Writes command output to stdout; a closed pipe ends the process with success.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(2);
+    }
 }
 
 /// Whether stdout is a terminal that takes colour (NO_COLOR unset).

@@ -28,7 +28,7 @@ pub fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
     match append_feeds(config_path, &feeds) {
         Ok((added, skipped)) => {
             if verbosity != Verbosity::Quiet {
-                println!(
+                outln!(
                     "imported {added} feeds into {} ({skipped} already there)",
                     config_path.display()
                 );
@@ -122,7 +122,7 @@ pub async fn export(config_path: &Path) -> Status {
         .map(|f| FeedView::new(f, states.get(f.url.as_str())))
         .collect();
     let title = format!("Tributary subscriptions ({})", config_path.display());
-    print!(
+    out!(
         "{}",
         String::from_utf8_lossy(&crate::output::opml::document(&title, &feeds))
     );

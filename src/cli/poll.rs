@@ -51,7 +51,7 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
                         failed.load(std::sync::atomic::Ordering::Relaxed)
                     ));
                 }
-                None if verbosity == Verbosity::Verbose => println!("{}", feed_line(report)),
+                None if verbosity == Verbosity::Verbose => outln!("{}", feed_line(report)),
                 None => {}
             }
         }) as crate::poll::Progress
@@ -81,7 +81,7 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
     if verbosity != Verbosity::Quiet {
         let not_modified = report.count(|s| matches!(s, FeedStatus::NotModified | FeedStatus::Unchanged));
         let skipped = report.count(|s| matches!(s, FeedStatus::Skipped(_)));
-        println!(
+        outln!(
             "polled {} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}; {} new, {} updated entries",
             report.feeds.len(),
             report.elapsed.as_secs_f64(),
@@ -98,13 +98,13 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
         );
         for feed in &report.feeds {
             if let Ok(FeedStatus::Skipped(reason)) = &feed.result {
-                println!("skipped: {}: {reason}", feed.url);
+                outln!("skipped: {}: {reason}", feed.url);
             }
         }
     }
     for feed in &failed {
         if let Err(reason) = &feed.result {
-            println!("failed: {}: {reason}", feed.url);
+            outln!("failed: {}: {reason}", feed.url);
         }
     }
     match report_outputs(&outputs, verbosity) {

@@ -105,6 +105,12 @@ impl Store {
             std::collections::HashSet::new()
         };
         {
+            // Most feeds have no tombstones; then no entry needs looking up among them.
+            let has_tombstones: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tombstones WHERE feed_id = ?1)",
+                [feed_id],
+                |r| r.get(0),
+            )?;
             // Marks a tombstone as seen again (it must outlive the feed showing the key) and
             // tells whether there was one.
             let mut tombstoned =
@@ -112,11 +118,14 @@ impl Store {
             let mut existing = tx.prepare_cached(
                 "SELECT id, content_hash, updated FROM entries WHERE feed_id = ?1 AND key = ?2",
             )?;
+            // New keys are the common case: one statement inserts them, and only a conflict
+            // (the key is stored already) costs a lookup.
             let mut insert = tx.prepare_cached(
                 "INSERT INTO entries (feed_id, key, guid, link, title, author_name, author_email, author_uri,
                      summary, content, categories, enclosures, published, updated, first_seen, content_hash,
                      canonical_link, hidden)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                 ON CONFLICT (feed_id, key) DO NOTHING",
             )?;
             let mut update = tx.prepare_cached(
                 "UPDATE entries SET guid = ?2, link = ?3, title = ?4, author_name = ?5, author_email = ?6,
@@ -126,71 +135,69 @@ impl Store {
             )?;
             for keyed in batch.entries {
                 let key = keyed.key.as_str();
-                if tombstoned.execute(params![feed_id, key, now_s])? > 0 {
+                if has_tombstones && tombstoned.execute(params![feed_id, key, now_s])? > 0 {
                     continue;
                 }
                 let e = &keyed.entry;
                 let author = e.author.as_ref();
                 let categories = serde_json::to_string(&e.categories).unwrap_or_else(|_| "[]".into());
                 let enclosures = serde_json::to_string(&e.enclosures).unwrap_or_else(|_| "[]".into());
-                let found: Option<(i64, String, i64)> = existing
-                    .query_row(params![feed_id, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?;
                 let not_future = |d: DateTime<Utc>| (d <= now).then_some(to_unix(d));
-                match found {
-                    None => {
-                        let published = e.published.and_then(not_future).unwrap_or(now_s);
-                        let updated = e.updated.and_then(not_future).unwrap_or(published).max(published);
-                        insert.execute(params![
-                            feed_id,
-                            key,
-                            e.guid,
-                            e.link,
-                            e.title,
-                            author.map(|a| &a.name),
-                            author.and_then(|a| a.email.as_deref()),
-                            author.and_then(|a| a.uri.as_deref()),
-                            e.summary,
-                            e.content,
-                            categories,
-                            enclosures,
-                            published,
-                            updated,
-                            now_s,
-                            keyed.content_hash,
-                            keyed.canonical_link,
-                            hidden.contains(&key),
-                        ])?;
-                        outcome.new += 1;
-                    }
-                    Some((_, hash, _)) if hash == keyed.content_hash => {}
-                    Some((id, _, stored_updated)) => {
-                        // The feed's own modification date when it moved forward; otherwise now,
-                        // the moment we saw the change.
-                        let updated = e
-                            .updated
-                            .and_then(not_future)
-                            .filter(|u| *u > stored_updated)
-                            .unwrap_or(now_s);
-                        update.execute(params![
-                            id,
-                            e.guid,
-                            e.link,
-                            e.title,
-                            author.map(|a| &a.name),
-                            author.and_then(|a| a.email.as_deref()),
-                            author.and_then(|a| a.uri.as_deref()),
-                            e.summary,
-                            e.content,
-                            categories,
-                            enclosures,
-                            updated.max(stored_updated),
-                            keyed.content_hash,
-                            keyed.canonical_link,
-                        ])?;
-                        outcome.updated += 1;
-                    }
+                let published = e.published.and_then(not_future).unwrap_or(now_s);
+                let updated = e.updated.and_then(not_future).unwrap_or(published).max(published);
+                let inserted = insert.execute(params![
+                    feed_id,
+                    key,
+                    e.guid,
+                    e.link,
+                    e.title,
+                    author.map(|a| &a.name),
+                    author.and_then(|a| a.email.as_deref()),
+                    author.and_then(|a| a.uri.as_deref()),
+                    e.summary,
+                    e.content,
+                    categories,
+                    enclosures,
+                    published,
+                    updated,
+                    now_s,
+                    keyed.content_hash,
+                    keyed.canonical_link,
+                    hidden.contains(&key),
+                ])?;
+                if inserted > 0 {
+                    outcome.new += 1;
+                    continue;
                 }
+                let (id, hash, stored_updated): (i64, String, i64) =
+                    existing.query_row(params![feed_id, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                if hash == keyed.content_hash {
+                    continue;
+                }
+                // The feed's own modification date when it moved forward; otherwise now, the
+                // moment we saw the change. The first-seen date stays.
+                let updated = e
+                    .updated
+                    .and_then(not_future)
+                    .filter(|u| *u > stored_updated)
+                    .unwrap_or(now_s);
+                update.execute(params![
+                    id,
+                    e.guid,
+                    e.link,
+                    e.title,
+                    author.map(|a| &a.name),
+                    author.and_then(|a| a.email.as_deref()),
+                    author.and_then(|a| a.uri.as_deref()),
+                    e.summary,
+                    e.content,
+                    categories,
+                    enclosures,
+                    updated.max(stored_updated),
+                    keyed.content_hash,
+                    keyed.canonical_link,
+                ])?;
+                outcome.updated += 1;
             }
             tx.prepare_cached(
                 "UPDATE feeds SET title = ?2, site_url = ?3, feed_id = ?4, etag = ?5, last_modified = ?6,
