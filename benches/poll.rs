@@ -24,7 +24,7 @@ use tokio::process::Command;
 
 use tributary::config::Config;
 use tributary::dedupe::key_entries;
-use tributary::model::{Entry, FeedMeta, Keyed, Validators};
+use tributary::model::{Entry, FeedMeta, Validators};
 use tributary::store::{ParsedBatch, Store, StoreHandle};
 
 struct Options {
@@ -281,12 +281,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                     .collect(),
             )
             .into_iter()
-            .map(|k| Keyed {
-                key: k.key,
-                content_hash: k.content_hash,
-                canonical_link: k.canonical_link,
-                entry: k.entry.finish(&mut sanitizer),
-            })
+            .map(|k| k.finish(&mut sanitizer))
             .collect();
             let meta = FeedMeta::default();
             let validators = Validators::default();
@@ -297,6 +292,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                 entries: &entries,
                 fresh_until: None,
                 new_feed_entries: per_feed,
+                unchanged_segments: &[],
             };
             store.store_parsed(state.id, &batch, Utc::now()).expect("store");
         }

@@ -71,6 +71,7 @@ pub fn key_entries(entries: Vec<ParsedEntry>) -> Vec<Keyed<ParsedEntry>> {
                 key,
                 content_hash: content_hash(&parsed),
                 canonical_link,
+                segment: parsed.segment,
                 entry: parsed,
             })
         })

@@ -182,8 +182,13 @@ pub struct Keyed<T> {
     pub content_hash: String,
     /// The canonical form of the entry's link, for cross-feed duplicates.
     pub canonical_link: Option<String>,
+    /// The fingerprint of the item it was parsed from, when known (see `parse::segments`).
+    pub segment: Option<SegmentHash>,
     pub entry: T,
 }
+
+/// A fingerprint of one item of a feed document, as the parser cut it out.
+pub type SegmentHash = u64;
 
 /// An entry ready for the store.
 pub type KeyedEntry = Keyed<Entry>;

@@ -22,7 +22,7 @@ use url::Url;
 use crate::config::Config;
 use crate::dedupe;
 use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher, charset};
-use crate::model::{FeedSpec, FeedState, Keyed, KeyedEntry, Validators, display_url};
+use crate::model::{FeedSpec, FeedState, KeyedEntry, SegmentHash, Validators, display_url};
 use crate::parse::{self, ParsedFeed};
 use crate::schedule::hints::{self, FeedRhythm};
 use crate::store::{FeedUpdate, ParsedBatch, StoreError, StoreHandle, StoreOutcome};
@@ -408,6 +408,7 @@ async fn poll_one(
                     entries: &parsed.entries,
                     fresh_until: fresh_until(&parsed.caching, &parsed.feed.meta.rhythm, now),
                     new_feed_entries,
+                    unchanged_segments: &parsed.unchanged_segments,
                 };
                 s.store_parsed(feed_id, &batch, now)
             })
@@ -491,6 +492,8 @@ enum Outcome {
 struct Parsed {
     feed: ParsedFeed,
     entries: Vec<KeyedEntry>,
+    /// Fingerprints of the items whose entries are stored unchanged.
+    unchanged_segments: Vec<SegmentHash>,
     validators: Validators,
     caching: Caching,
     body_hash: String,
@@ -557,7 +560,7 @@ async fn parse_new(
     let feed_id = state.id;
     // From a reader: a lookup must not wait behind the writer's queue while parsers idle.
     let known = store
-        .read(move |s| s.entry_hashes(feed_id))
+        .read(move |s| s.known_entries(feed_id))
         .await
         .map_err(|e| Failure::Task(e.to_string()))?;
     let _permit = parsing
@@ -567,23 +570,28 @@ async fn parse_new(
     let rules = spec.rules.clone();
     let parsed = tokio::task::spawn_blocking(move || {
         let text = charset::decode(body.bytes, body.content_type.as_deref()).text;
-        let mut feed = parse::parse_document(&text, &body.final_url)?;
+        let mut feed = parse::parse_changed(&text, &body.final_url, &known.segments)?;
         let mut sanitizer = parse::Sanitizer::new();
+        // Items the parser left out, and those whose entries turn out unchanged, are the ones
+        // the next parse may leave out.
+        let mut unchanged_segments = std::mem::take(&mut feed.skipped);
         let entries = dedupe::key_entries(std::mem::take(&mut feed.entries))
             .into_iter()
-            .filter(|k| known.get(k.key.as_str()) != Some(&k.content_hash))
+            .filter(|k| {
+                let unchanged = known.hashes.get(k.key.as_str()) == Some(&k.content_hash);
+                if unchanged {
+                    unchanged_segments.extend(k.segment);
+                }
+                !unchanged
+            })
             // The feed's rules run before anything is stored: an excluded entry is never kept.
             .filter(|k| rules.is_empty() || rules.keeps(&k.entry.fields()))
-            .map(|k| Keyed {
-                key: k.key,
-                content_hash: k.content_hash,
-                canonical_link: k.canonical_link,
-                entry: k.entry.finish(&mut sanitizer),
-            })
+            .map(|k| k.finish(&mut sanitizer))
             .collect();
         Ok::<_, parse::ParseError>(Parsed {
             feed,
             entries,
+            unchanged_segments,
             validators: body.validators,
             caching: body.caching,
             body_hash,

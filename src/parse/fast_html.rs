@@ -238,7 +238,9 @@ fn nesting_conflict(open: &str, new: &str) -> bool {
 /// An absolute URL with a scheme the policy allows, written plainly (no whitespace, no
 /// entities): only then is keeping it as-is certainly what ammonia would do.
 fn is_absolute_web_url(value: &str) -> bool {
-    let lower_prefix = |p: &str| value.len() > p.len() && value[..p.len()].eq_ignore_ascii_case(p);
+    // Bytes, not a str slice: the prefix length may fall inside a multi-byte character.
+    let lower_prefix =
+        |p: &str| value.len() > p.len() && value.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
     (lower_prefix("https://") || lower_prefix("http://") || lower_prefix("mailto:"))
         && !value.bytes().any(|c| c <= b' ' || c == b'\\' || c >= 0x7f)
         && url::Url::parse(value).is_ok()
@@ -277,6 +279,17 @@ mod tests {
             check("<p onclick=\"x()\" style=\"color:red\">a</p>").as_deref(),
             Some("<p>a</p>")
         );
+    }
+
+    /// Found by `cargo fuzz run feed`: a multi-byte character where the scheme would end
+    /// panicked on a str slice.
+    #[test]
+    fn non_ascii_where_a_scheme_would_be() {
+        assert_eq!(
+            check("<a href=\"h\u{ff}\u{ff}\u{ff}\u{ff}ttp://e.org/\">x</a>"),
+            None
+        );
+        assert_eq!(check("<img src=\"mailt\u{e9}\">"), None);
     }
 
     #[test]

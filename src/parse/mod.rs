@@ -15,18 +15,21 @@ mod html;
 mod normalize;
 mod repair;
 mod rhythm;
+mod segments;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use feed_rs::model::{FeedType, Link, Text};
 use feed_rs::parser::{ParseErrorKind, ParseFeedError};
 use url::Url;
 
-use crate::model::{Enclosure, Entry, FeedMeta, Person};
+use crate::model::{Enclosure, Entry, FeedMeta, Keyed, KeyedEntry, Person, SegmentHash};
 pub use html::{Sanitizer, html_to_text};
 use normalize::Prepared;
 use repair::Fault;
+use segments::Segments;
 
 /// Repairs attempted per document before giving up; each costs one re-parse.
 const MAX_REPAIRS: usize = 16;
@@ -46,6 +49,8 @@ pub enum ParseError {
 pub struct ParsedFeed {
     pub meta: FeedMeta,
     pub entries: Vec<ParsedEntry>,
+    /// Fingerprints of the items left out because the caller knew them (see [`parse_changed`]).
+    pub skipped: Vec<SegmentHash>,
 }
 
 /// A summary or content body as the feed gave it, not yet sanitized.
@@ -67,6 +72,8 @@ pub struct ParsedEntry {
     pub content: Option<RawBody>,
     /// What relative URLs in the bodies resolve against.
     base: Option<Url>,
+    /// The fingerprint of the item it came from, when the parse could tell.
+    pub segment: Option<SegmentHash>,
 }
 
 impl ParsedEntry {
@@ -104,6 +111,19 @@ impl ParsedEntry {
     }
 }
 
+impl Keyed<ParsedEntry> {
+    /// Ready for the store: the entry finished, its identity kept.
+    pub fn finish(self, sanitizer: &mut Sanitizer) -> KeyedEntry {
+        Keyed {
+            key: self.key,
+            content_hash: self.content_hash,
+            canonical_link: self.canonical_link,
+            segment: self.segment,
+            entry: self.entry.finish(sanitizer),
+        }
+    }
+}
+
 /// An entry built by hand (tests, benchmarks): its `summary` and `content` are taken as HTML.
 impl From<Entry> for ParsedEntry {
     fn from(mut entry: Entry) -> ParsedEntry {
@@ -113,16 +133,37 @@ impl From<Entry> for ParsedEntry {
             content: html(entry.content.take()),
             entry,
             base: None,
+            segment: None,
         }
     }
 }
 
 /// Parses `text` (UTF-8) fetched from `base`, which resolves relative URLs.
 pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> {
+    parse_changed(text, base, &HashSet::new())
+}
+
+/// Parses `text` like [`parse_document`], leaving out the items whose fingerprint is in
+/// `known` (the caller has their entries stored unchanged); `skipped` lists those. Entries
+/// carry their own item's fingerprint when the parse can tell it.
+pub fn parse_changed(text: &str, base: &Url, known: &HashSet<SegmentHash>) -> Result<ParsedFeed, ParseError> {
     let (mut doc, is_json) = match normalize::prepare(text)? {
         Prepared::Xml(doc) => (doc, false),
         Prepared::Json(doc) => (Cow::Owned(doc), true),
     };
+    // A document read from a file takes its base from the channel link, outside the items, so
+    // only documents with a web address are fingerprinted.
+    let segments = match base.scheme() {
+        "http" | "https" if !is_json => Segments::scan(&doc, base),
+        _ => None,
+    };
+    let mut item_hashes = segments.as_ref().map(|s| s.hashes().to_vec());
+    let mut skipped = Vec::new();
+    if let Some((rest, kept, cut)) = segments.as_ref().and_then(|s| s.cut(&doc, known)) {
+        doc = Cow::Owned(rest);
+        item_hashes = Some(kept);
+        skipped = cut;
+    }
     let mut repairs = 0;
     loop {
         // A fresh parser per attempt: feed-rs keeps per-entry state that a failed parse leaves
@@ -144,7 +185,15 @@ pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> 
                 } else {
                     rhythm::scan(&doc)
                 };
-                return Ok(convert(feed, base, rhythm));
+                let mut feed = convert(feed, base, rhythm);
+                // Entries map onto items one to one unless feed-rs passed over some.
+                if let Some(hashes) = item_hashes.filter(|h| h.len() == feed.entries.len()) {
+                    for (entry, hash) in feed.entries.iter_mut().zip(hashes) {
+                        entry.segment = Some(hash);
+                    }
+                }
+                feed.skipped = skipped;
+                return Ok(feed);
             }
             Err(err) => err,
         };
@@ -170,6 +219,8 @@ pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> 
             Some(fixed) if fixed != *doc => {
                 doc = Cow::Owned(fixed);
                 repairs += 1;
+                // The repair removed or changed an element: which entry is which item is lost.
+                item_hashes = None;
             }
             _ => return Err(classify(err)),
         }
@@ -212,7 +263,11 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::schedule::hint
         .into_iter()
         .map(|e| convert_entry(e, &base, loose, is_json))
         .collect();
-    ParsedFeed { meta, entries }
+    ParsedFeed {
+        meta,
+        entries,
+        skipped: Vec::new(),
+    }
 }
 
 fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json: bool) -> ParsedEntry {
@@ -282,6 +337,7 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
         summary,
         content,
         base: Some(base),
+        segment: None,
     }
 }
 
@@ -312,25 +368,20 @@ fn text_of(text: &Text, loose: bool) -> String {
 /// those bytes are valid UTF-8, which ordinary text (ASCII, real Latin-1 accents, or any
 /// character above U+00FF) never satisfies. feedparser makes the same repair.
 fn undo_double_utf8(s: &str) -> std::borrow::Cow<'_, str> {
-    // Cheap screen first: double-encoded text contains a UTF-8 lead byte read as Latin-1
-    // (U+00C2..U+00F4) followed by a continuation byte read as Latin-1 (U+0080..U+00BF).
-    let mut lead = false;
-    let mut candidate = false;
-    for c in s.chars() {
-        let n = u32::from(c);
-        if n > 0xFF {
-            return std::borrow::Cow::Borrowed(s);
-        }
-        candidate |= lead && (0x80..=0xBF).contains(&n);
-        lead = (0xC2..=0xF4).contains(&n);
-    }
+    // Cheap screen first, on bytes (every body passes here): double-encoded text contains a
+    // UTF-8 lead byte read as Latin-1 (U+00C2..U+00F4, encoded C3 82..C3 B4) followed by a
+    // continuation byte read as Latin-1 (U+0080..U+00BF, encoded C2 80..C2 BF).
+    let b = s.as_bytes();
+    let candidate = memchr::memchr_iter(0xC3, b)
+        .any(|i| matches!(b.get(i + 1..i + 4), Some(&[0x82..=0xB4, 0xC2, 0x80..=0xBF])));
     if !candidate {
         return std::borrow::Cow::Borrowed(s);
     }
-    let bytes: Vec<u8> = s.chars().map(|c| u32::from(c) as u8).collect();
-    match String::from_utf8(bytes) {
-        Ok(fixed) => std::borrow::Cow::Owned(fixed),
-        Err(_) => std::borrow::Cow::Borrowed(s),
+    // Only text made entirely of Latin-1 characters can have been double-encoded.
+    let bytes: Option<Vec<u8>> = s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+    match bytes.map(String::from_utf8) {
+        Some(Ok(fixed)) => std::borrow::Cow::Owned(fixed),
+        _ => std::borrow::Cow::Borrowed(s),
     }
 }
 
@@ -420,6 +471,20 @@ mod tests {
                 .map(|e| e.finish(&mut sanitizer))
                 .collect(),
         }
+    }
+
+    /// Found by `cargo fuzz run feed`: a second declaration naming an encoding, inside an entry,
+    /// made quick-xml panic (caught, but the feed was lost for a harmless paste error).
+    #[test]
+    fn stray_declaration_inside_an_entry_still_parses() {
+        let f = parse(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\
+             <title>T</title><entry><title>First</title><id>urn:x:1</id>\
+             <updated>2023-12-01T00:00:00+0<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\
+             0:00</updated></entry><entry><title>Second</title><id>urn:x:2</id></entry></feed>",
+        );
+        let titles: Vec<_> = f.entries.iter().map(|e| e.title.as_str()).collect();
+        assert_eq!(titles, ["First", "Second"]);
     }
 
     #[test]

@@ -48,6 +48,9 @@ fn prepare_xml(text: &str) -> Result<Cow<'_, str>, ParseError> {
     // The text is UTF-8 now; a declaration naming another encoding would make feed-rs (through
     // quick-xml) decode it a second time.
     let text = strip_xml_declaration(text);
+    if let Some(cleaned) = without_stray_declarations(text) {
+        return prepare_xml(&cleaned).map(|doc| Cow::Owned(doc.into_owned()));
+    }
     let root = find_root(text).ok_or_else(|| ParseError::NotAFeed("no root element".into()))?;
     if let Some(fixed) = fix_root(text, &root)? {
         return Ok(fixed);
@@ -70,6 +73,38 @@ fn strip_xml_declaration(text: &str) -> &str {
         }
     }
     text
+}
+
+/// Removes `<?xml …?>` declarations after the start of the document (pasted-together feeds carry
+/// them). They are not well-formed there, and quick-xml panics on one that names an encoding.
+/// `None` when there are none, the common case, so nothing is copied.
+fn without_stray_declarations(text: &str) -> Option<String> {
+    const DECL: &str = "<?xml";
+    let mut found = text
+        .match_indices(DECL)
+        .filter(|&(at, _)| !inside_cdata(text, at))
+        .peekable();
+    found.peek()?;
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (at, _) in found {
+        if at < copied {
+            continue;
+        }
+        let end = text[at..].find("?>").map_or(text.len(), |close| at + close + 2);
+        out.push_str(&text[copied..at]);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
+/// Whether byte `at` lies inside a CDATA section (where `<?xml` is just text).
+fn inside_cdata(text: &str, at: usize) -> bool {
+    let before = &text[..at];
+    before
+        .rfind("<![CDATA[")
+        .is_some_and(|open| before[open..].find("]]>").is_none())
 }
 
 struct Root {
@@ -725,6 +760,15 @@ mod tests {
         assert!(!out.contains("koi8-r"));
         let out = xml("<rss version=\"0.94\" xmlns:dc=\"x\"><channel/></rss>");
         assert!(out.contains("<rss xmlns:dc=\"x\" version=\"2.0\">"), "{out}");
+    }
+
+    #[test]
+    fn stray_declarations_are_removed_outside_cdata() {
+        let doc = "<feed><entry><title>a</title><?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\
+                   <summary><![CDATA[<?xml version=\"1.0\"?>]]></summary></entry></feed>";
+        let out = xml(doc);
+        assert_eq!(out.matches("<?xml").count(), 1, "{out}");
+        assert!(out.contains("<![CDATA[<?xml version=\"1.0\"?>]]>"), "{out}");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Entry rows: upserts by (feed, key) with stable dates, tombstones, and the queries outputs use.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::feeds::FEED_COLUMNS;
 use super::{Store, StoreError, from_unix, to_unix};
-use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, StoredEntry, Validators};
+use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, SegmentHash, StoredEntry, Validators};
 
 /// What storing one feed's parse did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +28,25 @@ pub struct ParsedBatch<'a> {
     /// On a feed's first successful parse, only this many of its newest entries are shown in
     /// outputs; the rest are stored hidden.
     pub new_feed_entries: usize,
+    /// Fingerprints of the document's items whose entries are stored unchanged already; the
+    /// items of `entries` stored now are added to them.
+    pub unchanged_segments: &'a [SegmentHash],
+}
+
+/// What a new parse of a feed is compared with.
+#[derive(Debug, Default)]
+pub struct KnownEntries {
+    /// Key → content hash of every stored entry.
+    pub hashes: HashMap<String, String>,
+    /// Fingerprints of the items last seen with their entries stored unchanged.
+    pub segments: HashSet<SegmentHash>,
+}
+
+/// Item fingerprints as stored: 8 bytes each, little-endian, sorted, no repeats.
+fn segments_blob(mut segments: Vec<SegmentHash>) -> Vec<u8> {
+    segments.sort_unstable();
+    segments.dedup();
+    segments.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
@@ -87,6 +106,7 @@ impl Store {
         let mut outcome = StoreOutcome::default();
         // A savepoint, not a transaction: inside the store thread's group commit it nests.
         let tx = self.conn.savepoint()?;
+        let mut segments = batch.unchanged_segments.to_vec();
         let first_parse: bool = tx.query_row(
             "SELECT last_success IS NULL FROM feeds WHERE id = ?1",
             [feed_id],
@@ -135,9 +155,12 @@ impl Store {
             )?;
             for keyed in batch.entries {
                 let key = keyed.key.as_str();
+                // A tombstoned entry's item is never recorded: its tombstone must go on being
+                // seen.
                 if has_tombstones && tombstoned.execute(params![feed_id, key, now_s])? > 0 {
                     continue;
                 }
+                segments.extend(keyed.segment);
                 let e = &keyed.entry;
                 let author = e.author.as_ref();
                 let categories = serde_json::to_string(&e.categories).unwrap_or_else(|_| "[]".into());
@@ -204,7 +227,7 @@ impl Store {
                      body_hash = ?7, last_fetch = ?8, last_success = ?8, last_error = NULL, failures = 0,
                      failing_since = NULL, retry_after = NULL, gone_at = NULL, gone_config = NULL, fresh_until = ?9,
                      rhythm = ?10,
-                     skip_hours = ?11, skip_days = ?12
+                     skip_hours = ?11, skip_days = ?12, segments = ?13
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -220,22 +243,33 @@ impl Store {
                 rhythm.map(|d| d.as_secs() as i64),
                 batch.meta.rhythm.skip.hours,
                 batch.meta.rhythm.skip.days,
+                segments_blob(segments),
             ])?;
         }
         tx.commit()?;
         Ok(outcome)
     }
 
-    /// Key → content hash of every stored entry of a feed: what a new parse is compared with,
-    /// so unchanged entries are skipped before the costly sanitizing.
-    pub fn entry_hashes(&self, feed_id: i64) -> Result<HashMap<String, String>, StoreError> {
+    /// What a new parse of a feed is compared with, so that unchanged items are not parsed
+    /// and unchanged entries not sanitized.
+    pub fn known_entries(&self, feed_id: i64) -> Result<KnownEntries, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT key, content_hash FROM entries WHERE feed_id = ?1")?;
-        let rows = stmt
+        let hashes = stmt
             .query_map([feed_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<HashMap<String, String>, _>>()?;
-        Ok(rows)
+        let blob: Option<Vec<u8>> =
+            self.conn
+                .query_row("SELECT segments FROM feeds WHERE id = ?1", [feed_id], |r| {
+                    r.get(0)
+                })?;
+        let segments = blob
+            .unwrap_or_default()
+            .chunks_exact(8)
+            .filter_map(|c| c.try_into().ok().map(SegmentHash::from_le_bytes))
+            .collect();
+        Ok(KnownEntries { hashes, segments })
     }
 
     /// States of the feeds at `urls` that the store knows, by URL.
@@ -398,9 +432,15 @@ impl Store {
                 "INSERT OR IGNORE INTO tombstones (feed_id, key, removed, last_seen)
                  SELECT feed_id, key, ?2, ?2 FROM entries WHERE id = ?1",
             )?;
+            // The feed's recorded items included this entry's: forget them all, so the next
+            // parse reads every item and keeps the new tombstone seen.
+            let mut forget = tx.prepare_cached(
+                "UPDATE feeds SET segments = NULL WHERE id = (SELECT feed_id FROM entries WHERE id = ?1)",
+            )?;
             let mut delete = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
             for id in ids {
                 tomb.execute(params![id, to_unix(now)])?;
+                forget.execute([id])?;
                 removed += delete.execute([id])?;
             }
         }
@@ -449,12 +489,7 @@ pub(crate) mod tests {
         let mut sanitizer = crate::parse::Sanitizer::new();
         key_entries(entries.into_iter().map(Into::into).collect())
             .into_iter()
-            .map(|k| crate::model::Keyed {
-                key: k.key,
-                content_hash: k.content_hash,
-                canonical_link: k.canonical_link,
-                entry: k.entry.finish(&mut sanitizer),
-            })
+            .map(|k| k.finish(&mut sanitizer))
             .collect()
     }
 
@@ -468,6 +503,7 @@ pub(crate) mod tests {
             entries,
             fresh_until: None,
             new_feed_entries: 100,
+            unchanged_segments: &[],
         };
         store.store_parsed(feed, &batch, Utc::now()).unwrap()
     }

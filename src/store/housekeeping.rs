@@ -121,6 +121,7 @@ mod tests {
             entries: &entries,
             fresh_until: None,
             new_feed_entries: 100,
+            unchanged_segments: &[],
         };
         store.store_parsed(feed, &batch, day(20)).unwrap();
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 
-pub use entries::{ParsedBatch, StoreOutcome};
+pub use entries::{KnownEntries, ParsedBatch, StoreOutcome};
 pub use feeds::FeedUpdate;
 pub use handle::{StoreHandle, StoreThread};
 pub use housekeeping::{HousekeepingReport, Retention};
@@ -110,6 +110,10 @@ impl Store {
         )
         .map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // Readers look up every changed feed's stored entries: mapped pages save a copy and a
+        // cache allocation per page (a write elsewhere empties a reader's page cache).
+        conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)
+            .map_err(open_err)?;
         Ok(Store { conn })
     }
 

@@ -105,6 +105,11 @@ const MIGRATIONS: &[&str] = &[
     -- The config fingerprint under which the feed was found gone.
     ALTER TABLE feeds ADD COLUMN gone_config TEXT;
     "#,
+    // 6: fingerprints of the items whose entries are stored unchanged (8 bytes each), so a
+    // re-fetched body costs the parser only its new items.
+    r#"
+    ALTER TABLE feeds ADD COLUMN segments BLOB;
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -133,6 +133,83 @@ async fn same_guid_with_new_text_is_one_updated_entry() {
     assert_eq!(out.entries[0].title.as_ref().unwrap().content, "Final title");
 }
 
+/// Re-fetched bodies are parsed only for their new and changed items (the others' fingerprints
+/// are recorded), and nothing is missed for it: edits, additions, and a generator that repeats
+/// one guid in every item.
+#[tokio::test(flavor = "multi_thread")]
+async fn re_polls_parse_only_changed_items_and_miss_nothing() {
+    let server = FeedServer::start().await;
+    let ws = Workspace::new();
+    ws.config_with_feeds(&[server.url("/f.xml"), server.url("/same-guid.xml")]);
+    let item = |g: &'static str, text: &'static str| (Some(g), None, g, text, Some(D1));
+    let same =
+        |n: &'static str, link: &'static str| (Some("https://example.org/"), Some(link), n, n, Some(D1));
+    let recorded = |ws: &Workspace, path: &str| -> usize {
+        let blob: Option<Vec<u8>> = ws
+            .db()
+            .query_row(
+                "SELECT segments FROM feeds WHERE url LIKE '%' || ?1",
+                [path],
+                |r| r.get(0),
+            )
+            .unwrap();
+        blob.map_or(0, |b| b.len() / 8)
+    };
+    server.set(
+        "/f.xml",
+        Route::rss(rss("f", &[item("a", "1"), item("b", "1"), item("c", "1")])),
+    );
+    let two = [
+        same("x", "https://example.org/x"),
+        same("y", "https://example.org/y"),
+    ];
+    server.set("/same-guid.xml", Route::rss(rss("s", &two)));
+    let run = ws.poll().await;
+    assert!(run.stdout.contains("5 new"), "{}", run.stdout);
+    assert_eq!(recorded(&ws, "/f.xml"), 3, "every stored item is recorded");
+    assert_eq!(
+        recorded(&ws, "/same-guid.xml"),
+        0,
+        "repeated guids: nothing is cut"
+    );
+
+    // The channel title changes too, so the body is new but most items are not.
+    let v2 = rss(
+        "f2",
+        &[item("a", "1"), item("b", "2"), item("c", "1"), item("d", "1")],
+    );
+    server.set("/f.xml", Route::rss(v2));
+    let three = [two[0], two[1], same("z", "https://example.org/z")];
+    server.set("/same-guid.xml", Route::rss(rss("s", &three)));
+    let run = ws.poll().await;
+    assert!(run.stdout.contains("2 new, 1 updated"), "{}", run.stdout);
+    assert_eq!(recorded(&ws, "/f.xml"), 4);
+    let rows = ws.rows();
+    assert_eq!(rows.len(), 7, "{rows:#?}");
+    let b = rows.iter().find(|r| r.key == "guid:b").unwrap();
+    assert!(
+        b.summary.as_deref().unwrap().contains('2'),
+        "the edit is stored: {b:?}"
+    );
+    let by_link: Vec<_> = rows
+        .iter()
+        .filter(|r| r.key.starts_with("link:"))
+        .map(|r| r.title.as_str())
+        .collect();
+    assert_eq!(by_link, ["x", "y", "z"]);
+
+    // An item edited back and forth is seen each time; a removed item forgets its print.
+    server.set(
+        "/f.xml",
+        Route::rss(rss("f3", &[item("b", "1"), item("c", "1"), item("d", "1")])),
+    );
+    let run = ws.poll().await;
+    assert!(run.stdout.contains("0 new, 1 updated"), "{}", run.stdout);
+    assert_eq!(recorded(&ws, "/f.xml"), 3);
+    let b = ws.rows().into_iter().find(|r| r.key == "guid:b").unwrap();
+    assert!(b.summary.as_deref().unwrap().contains('1'), "{b:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn guidless_entries_dedupe_by_canonical_link() {
     let server = FeedServer::start().await;
