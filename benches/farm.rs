@@ -2,14 +2,16 @@
 //! × M entries, a deterministic mix of RSS 2.0, Atom, JSON Feed and ISO-8859-1 RSS with 1–3 KB
 //! HTML bodies, strong ETags and Last-Modified (so a warm re-poll is all 304s), optional
 //! rotation (K new entries per feed per round), and optional slow and failing feeds. Bodies are
-//! generated per request from (seed, feed, round), so memory does not grow with N × M.
+//! generated per request from (seed, feed, round), so memory does not grow with N × M; entry
+//! HTML is drawn from a pool generated once, so rendering is mostly copying and the farm costs
+//! a small fraction of the CPU of the poller it serves.
 
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -314,6 +316,37 @@ fn sentence(rng: &mut Rng, words: usize) -> String {
     s
 }
 
+/// How many distinct entry bodies the farm serves.
+const POOL_SIZE: u64 = 512;
+
+/// Entry bodies, generated once: as HTML, escaped for an Atom `type="html"` element, and as a
+/// JSON string.
+struct Pool {
+    html: Vec<String>,
+    escaped: Vec<String>,
+    json: Vec<String>,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let html: Vec<String> = (0..POOL_SIZE as usize)
+            .map(|i| html_body(&mut Rng::new(0x5EED, i, 0)))
+            .collect();
+        Pool {
+            escaped: html
+                .iter()
+                .map(|h| html_escape::encode_text(h).into_owned())
+                .collect(),
+            json: html
+                .iter()
+                .map(|h| serde_json::to_string(h).expect("a string is JSON"))
+                .collect(),
+            html,
+        }
+    })
+}
+
 /// 1–3 KB of realistic HTML.
 fn html_body(rng: &mut Rng) -> String {
     let target = 1024 + rng.below(2048) as usize;
@@ -338,31 +371,37 @@ fn entry_date(entry: usize) -> chrono::DateTime<chrono::Utc> {
 /// The document for `feed` showing entries `first .. first + M`, newest first.
 pub fn render(spec: &FarmSpec, feed: usize, first: usize) -> Vec<u8> {
     let kind = kind_of(feed);
+    let pool = pool();
     let entries: Vec<usize> = (first..first + spec.entries).rev().collect();
+    // Each entry's title and body, from its own seeded generator.
+    let entry = |e: usize| {
+        let mut rng = Rng::new(spec.seed, feed, e);
+        let title = format!("Feed {feed} entry {e}: {}", sentence(&mut rng, 5));
+        (title, rng.below(POOL_SIZE) as usize)
+    };
     let mut out = String::with_capacity(spec.entries * 2600 + 512);
     match kind {
         Kind::Json => {
-            let items: Vec<serde_json::Value> = entries
-                .iter()
-                .map(|&e| {
-                    let mut rng = Rng::new(spec.seed, feed, e);
-                    serde_json::json!({
-                        "id": format!("urn:farm:{feed}:{e}"),
-                        "url": format!("https://farm.example/{feed}/{e}"),
-                        "title": format!("Feed {feed} entry {e}: {}", sentence(&mut rng, 5)),
-                        "content_html": html_body(&mut rng),
-                        "date_published": entry_date(e).to_rfc3339(),
-                        "authors": [{"name": format!("Author {}", e % 7)}],
-                    })
-                })
-                .collect();
-            let doc = serde_json::json!({
-                "version": "https://jsonfeed.org/version/1.1",
-                "title": format!("Farm feed {feed}"),
-                "home_page_url": format!("https://farm.example/{feed}/"),
-                "items": items,
-            });
-            out = doc.to_string();
+            let _ = write!(
+                out,
+                "{{\"version\":\"https://jsonfeed.org/version/1.1\",\"title\":\"Farm feed {feed}\",\
+                 \"home_page_url\":\"https://farm.example/{feed}/\",\"items\":["
+            );
+            for (i, &e) in entries.iter().enumerate() {
+                let (title, body) = entry(e);
+                let _ = write!(
+                    out,
+                    "{}{{\"id\":\"urn:farm:{feed}:{e}\",\"url\":\"https://farm.example/{feed}/{e}\",\
+                     \"title\":{},\"content_html\":{},\"date_published\":\"{}\",\
+                     \"authors\":[{{\"name\":\"Author {}\"}}]}}",
+                    if i > 0 { "," } else { "" },
+                    serde_json::to_string(&title).expect("a string is JSON"),
+                    pool.json[body],
+                    entry_date(e).to_rfc3339(),
+                    e % 7
+                );
+            }
+            out.push_str("]}");
         }
         Kind::Atom => {
             let _ = write!(
@@ -373,16 +412,15 @@ pub fn render(spec: &FarmSpec, feed: usize, first: usize) -> Vec<u8> {
                 entry_date(first + spec.entries).to_rfc3339()
             );
             for &e in &entries {
-                let mut rng = Rng::new(spec.seed, feed, e);
-                let title = sentence(&mut rng, 5);
-                let body = html_escape::encode_text(&html_body(&mut rng)).into_owned();
+                let (title, body) = entry(e);
                 let _ = writeln!(
                     out,
-                    "<entry><id>urn:farm:{feed}:{e}</id><title>Feed {feed} entry {e}: {title}</title>\
+                    "<entry><id>urn:farm:{feed}:{e}</id><title>{title}</title>\
                      <link href=\"https://farm.example/{feed}/{e}\"/><updated>{}</updated>\
-                     <author><name>Author {}</name></author><content type=\"html\">{body}</content></entry>",
+                     <author><name>Author {}</name></author><content type=\"html\">{}</content></entry>",
                     entry_date(e).to_rfc3339(),
-                    e % 7
+                    e % 7,
+                    pool.escaped[body]
                 );
             }
             out.push_str("</feed>\n");
@@ -399,15 +437,14 @@ pub fn render(spec: &FarmSpec, feed: usize, first: usize) -> Vec<u8> {
                  <title>Farm feed {feed}</title><link>https://farm.example/{feed}/</link><description>farm</description>\n"
             );
             for &e in &entries {
-                let mut rng = Rng::new(spec.seed, feed, e);
-                let title = sentence(&mut rng, 5);
-                let body = html_body(&mut rng);
+                let (title, body) = entry(e);
                 let _ = writeln!(
                     out,
-                    "<item><guid isPermaLink=\"false\">farm-{feed}-{e}</guid><title>Feed {feed} entry {e}: {title}</title>\
+                    "<item><guid isPermaLink=\"false\">farm-{feed}-{e}</guid><title>{title}</title>\
                      <link>https://farm.example/{feed}/{e}</link><pubDate>{}</pubDate>\
-                     <description><![CDATA[{body}]]></description></item>",
-                    entry_date(e).to_rfc2822()
+                     <description><![CDATA[{}]]></description></item>",
+                    entry_date(e).to_rfc2822(),
+                    pool.html[body]
                 );
             }
             out.push_str("</channel></rss>\n");

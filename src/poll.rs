@@ -9,13 +9,13 @@
 //! work on the store thread, so the async workers only wait on the network.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -150,7 +150,13 @@ pub async fn poll_feeds(
         .map(|(f, s)| effective_url(f, s))
         .collect();
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let parsing = Semaphore::new(cores);
+    let context = Context {
+        fetcher: fetcher.clone(),
+        store: store.clone(),
+        parsing: Arc::new(Semaphore::new(cores)),
+        new_feed_entries: config.poll.new_feed_entries,
+        fingerprint: config.fingerprint.clone(),
+    };
     let mut hosts = Hosts::new(&targets, config.poll.per_host, config.poll.concurrency);
     let mut states: Vec<Option<FeedState>> = states.into_iter().map(Some).collect();
     let mut reports: Vec<Option<FeedReport>> = vec![None; feeds.len()];
@@ -160,7 +166,10 @@ pub async fn poll_feeds(
         }
         reports[i] = Some(report);
     };
-    let mut running = FuturesUnordered::new();
+    // Each feed's poll is a task of its own, so that receiving and hashing bodies spreads over
+    // every worker thread; dropping the set (a round abandoned at shutdown) aborts them all.
+    let mut running = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, (usize, usize)> = HashMap::new();
     loop {
         while running.len() < config.poll.concurrency && !stop.is_cancelled() {
             let Some((q, i)) = hosts.next_start() else { break };
@@ -186,20 +195,29 @@ pub async fn poll_feeds(
                 hosts.finished(q);
                 continue;
             }
-            let context = Context {
-                fetcher,
-                store,
-                parsing: &parsing,
-                config,
-            };
-            let target = &targets[i];
-            running.push(async move {
-                let report = poll_one(spec, target, state, &context).await;
-                (q, i, report)
-            });
+            let (spec, target, context) = (spec.clone(), targets[i].clone(), context.clone());
+            let task = running.spawn(async move { poll_one(&spec, &target, state, &context).await });
+            in_flight.insert(task.id(), (q, i));
         }
-        let Some((q, i, (report, penalty))) = running.next().await else {
+        let Some(joined) = running.join_next_with_id().await else {
             break;
+        };
+        let (id, (report, penalty)) = match joined {
+            Ok((id, outcome)) => (id, outcome),
+            // A panic is a bug; it costs that feed's poll, never the others'.
+            Err(e) => {
+                let Some(&(_, i)) = in_flight.get(&e.id()) else {
+                    continue;
+                };
+                let report = FeedReport {
+                    url: display_url(&feeds[i].url),
+                    result: Err(format!("internal error: {e}")),
+                };
+                (e.id(), (report, None))
+            }
+        };
+        let Some((q, i)) = in_flight.remove(&id) else {
+            continue;
         };
         if let (Some(host), Some(until)) = (hosts.name(q), penalty) {
             let entry = delayed.entry(host.to_string()).or_insert(until);
@@ -336,11 +354,15 @@ fn blocked(spec: &FeedSpec, state: &FeedState, now: DateTime<Utc>) -> Option<Str
 }
 
 /// What every feed's poll shares.
-struct Context<'a> {
-    fetcher: &'a Fetcher,
-    store: &'a StoreHandle,
-    parsing: &'a Semaphore,
-    config: &'a Config,
+#[derive(Clone)]
+struct Context {
+    fetcher: Fetcher,
+    store: StoreHandle,
+    /// Bounds the CPU-bound steps to one per core.
+    parsing: Arc<Semaphore>,
+    new_feed_entries: usize,
+    /// The config's fingerprint, recorded with a feed found gone.
+    fingerprint: String,
 }
 
 /// Polls one feed; also returns until when its host must be left alone, after a 429 or 403.
@@ -348,15 +370,16 @@ async fn poll_one(
     spec: &FeedSpec,
     target: &Url,
     state: FeedState,
-    context: &Context<'_>,
+    context: &Context,
 ) -> (FeedReport, Option<DateTime<Utc>>) {
     let Context {
         fetcher,
         store,
         parsing,
-        config,
-    } = *context;
-    let new_feed_entries = config.poll.new_feed_entries;
+        new_feed_entries,
+        fingerprint,
+    } = context;
+    let new_feed_entries = *new_feed_entries;
     let url = display_url(&spec.url);
     let host = Fetcher::host_of(target);
     let feed_id = state.id;
@@ -429,7 +452,7 @@ async fn poll_one(
             let update = FeedUpdate::Failed {
                 error: error.clone(),
                 retry_after,
-                gone: failure.is_gone().then(|| config.fingerprint.clone()),
+                gone: failure.is_gone().then(|| fingerprint.clone()),
             };
             match record(store, feed_id, update).await {
                 Ok(()) => Err(error),
@@ -558,27 +581,47 @@ async fn parse_new(
         return Ok(Outcome::Unchanged(body.validators, body.caching));
     }
     let feed_id = state.id;
-    // From a reader: a lookup must not wait behind the writer's queue while parsers idle.
-    let known = store
-        .read(move |s| s.known_entries(feed_id))
+    let task = |e: &dyn std::fmt::Display| Failure::Task(e.to_string());
+    // Lookups go to a reader: they must not wait behind the writer's queue while parsers idle.
+    let known_segments = store
+        .read(move |s| s.segments(feed_id))
         .await
-        .map_err(|e| Failure::Task(e.to_string()))?;
-    let _permit = parsing
-        .acquire()
-        .await
-        .map_err(|e| Failure::Task(e.to_string()))?;
-    let rules = spec.rules.clone();
-    let parsed = tokio::task::spawn_blocking(move || {
+        .map_err(|e| task(&e))?;
+    // Each CPU-bound step holds a parse permit, not the lookup between them: a permit held
+    // while waiting would leave a core idle.
+    let permit = parsing.acquire().await.map_err(|e| task(&e))?;
+    let final_url = body.final_url.clone();
+    let (mut feed, keyed) = tokio::task::spawn_blocking(move || {
         let text = charset::decode(body.bytes, body.content_type.as_deref()).text;
-        let mut feed = parse::parse_changed(&text, &body.final_url, &known.segments)?;
+        let mut feed = parse::parse_changed(&text, &final_url, &known_segments)?;
+        let keyed = dedupe::key_entries(std::mem::take(&mut feed.entries));
+        Ok::<_, parse::ParseError>((feed, keyed))
+    })
+    .await
+    .map_err(|e| task(&e))??;
+    drop(permit);
+    // Only the entries the parse produced are compared with the store (a feed never stored
+    // has nothing to compare with).
+    let stored = if state.last_success.is_some() && !keyed.is_empty() {
+        let keys: Vec<String> = keyed.iter().map(|k| k.key.as_str().to_owned()).collect();
+        store
+            .read(move |s| s.content_hashes(feed_id, &keys))
+            .await
+            .map_err(|e| task(&e))?
+    } else {
+        Default::default()
+    };
+    let rules = spec.rules.clone();
+    let _permit = parsing.acquire().await.map_err(|e| task(&e))?;
+    let parsed = tokio::task::spawn_blocking(move || {
         let mut sanitizer = parse::Sanitizer::new();
         // Items the parser left out, and those whose entries turn out unchanged, are the ones
         // the next parse may leave out.
         let mut unchanged_segments = std::mem::take(&mut feed.skipped);
-        let entries = dedupe::key_entries(std::mem::take(&mut feed.entries))
+        let entries = keyed
             .into_iter()
             .filter(|k| {
-                let unchanged = known.hashes.get(k.key.as_str()) == Some(&k.content_hash);
+                let unchanged = stored.get(k.key.as_str()) == Some(&k.content_hash);
                 if unchanged {
                     unchanged_segments.extend(k.segment);
                 }
@@ -588,16 +631,16 @@ async fn parse_new(
             .filter(|k| rules.is_empty() || rules.keeps(&k.entry.fields()))
             .map(|k| k.finish(&mut sanitizer))
             .collect();
-        Ok::<_, parse::ParseError>(Parsed {
+        Parsed {
             feed,
             entries,
             unchanged_segments,
             validators: body.validators,
             caching: body.caching,
             body_hash,
-        })
+        }
     })
     .await
-    .map_err(|e| Failure::Task(e.to_string()))??;
+    .map_err(|e| task(&e))?;
     Ok(Outcome::Parsed(Box::new(parsed)))
 }

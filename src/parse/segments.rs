@@ -16,8 +16,6 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use quick_xml::Reader;
-use quick_xml::events::Event;
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -34,9 +32,13 @@ impl Segments {
     /// Finds the item elements of an XML feed document; `None` when the document is not one
     /// this scan understands completely (then nothing is cut).
     pub(super) fn scan(doc: &str, base: &Url) -> Option<Segments> {
-        let mut reader = Reader::from_str(doc);
-        // Local names of the open elements, and the start tags of the item's ancestors.
-        let mut path: Vec<String> = Vec::new();
+        // A purpose-built scanner, not an XML parser: it runs over every changed body, so it
+        // only finds tags (quote-aware, skipping comments, CDATA, PIs and the doctype) and
+        // checks that they nest. Anything it does not follow ends the scan with `None`.
+        let bytes = doc.as_bytes();
+        // Qualified names of the open elements.
+        let mut path: Vec<&str> = Vec::new();
+        // The start tags outside the items.
         let mut context = Sha256::new();
         context.update(env!("CARGO_PKG_VERSION").as_bytes());
         context.update([0]);
@@ -45,57 +47,90 @@ impl Segments {
         let mut ranges = Vec::new();
         // Where the open item starts, and how many elements were open outside it.
         let mut item: Option<(usize, usize)> = None;
-        // Guids and ids of the items (direct children only), to spot repeats.
+        // Guids and ids of the items (direct children only, as written), to spot repeats.
         let mut guid: Option<String> = None;
         let mut in_guid = false;
         let mut guids: HashMap<String, usize> = HashMap::new();
-        loop {
-            let before = usize::try_from(reader.buffer_position()).ok()?;
-            let event = reader.read_event().ok()?;
-            let after = usize::try_from(reader.buffer_position()).ok()?;
-            match event {
-                Event::Start(tag) => {
-                    let name = tag.local_name().as_ref().to_string();
-                    match item {
-                        None if is_item(&name, &path) => {
-                            item = Some((before, path.len()));
+        let mut at = 0;
+        while let Some(offset) = memchr::memchr(b'<', &bytes[at..]) {
+            let lt = at + offset;
+            if in_guid {
+                guid.get_or_insert_with(String::new).push_str(&doc[at..lt]);
+            }
+            let rest = &bytes[lt..];
+            if rest.starts_with(b"<!--") {
+                at = find(bytes, lt + 4, b"-->")? + 3;
+                continue;
+            }
+            if rest.starts_with(b"<![CDATA[") {
+                let end = find(bytes, lt + 9, b"]]>")?;
+                if in_guid {
+                    guid.get_or_insert_with(String::new).push_str(&doc[lt + 9..end]);
+                }
+                at = end + 3;
+                continue;
+            }
+            if rest.starts_with(b"<?") {
+                at = find(bytes, lt + 2, b"?>")? + 2;
+                continue;
+            }
+            if rest.starts_with(b"<!") {
+                // A doctype, perhaps with an internal subset in brackets.
+                let subset_end = match memchr::memchr2(b'[', b'>', &bytes[lt..]) {
+                    Some(i) if bytes[lt + i] == b'[' => find(bytes, lt + i, b"]")?,
+                    _ => lt,
+                };
+                at = tag_end(bytes, subset_end)? + 1;
+                continue;
+            }
+            let close = tag_end(bytes, lt + 1)?;
+            let after = close + 1;
+            if rest.starts_with(b"</") {
+                let name = doc[lt + 2..close].trim_end();
+                if path.pop()? != name {
+                    return None;
+                }
+                in_guid = false;
+                if let Some((start, depth)) = item {
+                    if path.len() == depth {
+                        ranges.push(start..after);
+                        item = None;
+                        if let Some(g) = guid.take() {
+                            *guids.entry(g.trim().to_string()).or_default() += 1;
+                        }
+                    }
+                }
+            } else {
+                let empty = bytes[close - 1] == b'/';
+                let inner = &doc[lt + 1..if empty { close - 1 } else { close }];
+                let name = inner.split(|c: char| c.is_ascii_whitespace()).next()?;
+                if name.is_empty() {
+                    return None;
+                }
+                match item {
+                    None if is_item(local(name), &path) => {
+                        if empty {
+                            ranges.push(lt..after);
+                        } else {
+                            item = Some((lt, path.len()));
                             guid = None;
                         }
-                        None => context.update(doc.get(before..after)?.as_bytes()),
-                        Some((_, depth)) => {
-                            in_guid = path.len() == depth + 1 && matches!(name.as_str(), "guid" | "id");
-                        }
                     }
+                    None => context.update(&bytes[lt..after]),
+                    Some((_, depth)) => {
+                        in_guid = !empty && path.len() == depth + 1 && matches!(local(name), "guid" | "id");
+                    }
+                }
+                if !empty {
                     path.push(name);
                 }
-                Event::Empty(tag) if item.is_none() && is_item(tag.local_name().as_ref(), &path) => {
-                    ranges.push(before..after);
-                }
-                Event::Text(text) if in_guid => {
-                    let text = text.xml_content(quick_xml::XmlVersion::Implicit1_0);
-                    guid.get_or_insert_with(String::new).push_str(&text);
-                }
-                Event::CData(text) if in_guid => {
-                    guid.get_or_insert_with(String::new).push_str(&text);
-                }
-                Event::End(_) => {
-                    path.pop();
-                    in_guid = false;
-                    if let Some((start, depth)) = item {
-                        if path.len() == depth {
-                            ranges.push(start..after);
-                            item = None;
-                            if let Some(g) = guid.take() {
-                                *guids.entry(g.trim().to_string()).or_default() += 1;
-                            }
-                        }
-                    }
-                }
-                Event::Eof => break,
-                _ => {}
             }
+            at = after;
         }
-        if item.is_some() || guids.values().any(|&n| n > 1) {
+        if !path.is_empty() {
+            return None;
+        }
+        if guids.values().any(|&n| n > 1) {
             return None;
         }
         let hashes = ranges
@@ -147,11 +182,33 @@ impl Segments {
 
 /// Whether an element named `name` opened inside `path` is a feed item: an RSS `<item>` in the
 /// channel (or, RSS 1.0, beside it) or an Atom `<entry>` in the feed.
-fn is_item(name: &str, path: &[String]) -> bool {
+fn is_item(name: &str, path: &[&str]) -> bool {
     match (name, path) {
         ("entry" | "item", [_root]) => true,
-        ("item", [_root, parent]) => parent == "channel",
+        ("item", [_root, parent]) => local(parent) == "channel",
         _ => false,
+    }
+}
+
+/// The local part of a qualified name.
+fn local(qname: &str) -> &str {
+    qname.rsplit(':').next().unwrap_or(qname)
+}
+
+/// Where `needle` starts at or after `from`.
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(bytes.get(from..)?, needle).map(|i| from + i)
+}
+
+/// The `>` that ends the tag whose name starts at `from`, passing over quoted attribute values.
+fn tag_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let i = at + memchr::memchr3(b'>', b'"', b'\'', bytes.get(at..)?)?;
+        if bytes[i] == b'>' {
+            return Some(i);
+        }
+        at = i + 1 + memchr::memchr(bytes[i], bytes.get(i + 1..)?)? + 1;
     }
 }
 
@@ -202,9 +259,27 @@ mod tests {
     }
 
     #[test]
+    fn markup_that_is_not_an_element_is_passed_over() {
+        let doc = "<?xml version=\"1.0\"?><!DOCTYPE rss [<!ENTITY e \"x>\">]><rss><channel>\
+                   <!-- <item>not one</item> --><?pi <item>?>\
+                   <item><title a=\"1>2\" b='</item>'>t</title></item>\
+                   <item><description><![CDATA[</item><item>]]></description></item></channel></rss>";
+        let s = Segments::scan(doc, &base()).unwrap();
+        assert_eq!(s.ranges.len(), 2);
+        assert!(doc[s.ranges[0].clone()].starts_with("<item><title a="));
+        assert!(doc[s.ranges[1].clone()].ends_with("]]></description></item>"));
+    }
+
+    #[test]
     fn unsure_documents_are_not_cut() {
         let repeated = RSS.replace("<guid>2</guid>", "<guid>1</guid>");
         assert!(Segments::scan(&repeated, &base()).is_none());
-        assert!(Segments::scan("<rss><channel><item><title>a</channel></rss>", &base()).is_none());
+        for broken in [
+            "<rss><channel><item><title>a</channel></rss>",
+            "<rss><channel><item><title>a < b</title></item></channel></rss>",
+            "<rss><channel><item><title>a</title></item></channel>",
+        ] {
+            assert!(Segments::scan(broken, &base()).is_none(), "{broken}");
+        }
     }
 }

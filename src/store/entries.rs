@@ -33,15 +33,6 @@ pub struct ParsedBatch<'a> {
     pub unchanged_segments: &'a [SegmentHash],
 }
 
-/// What a new parse of a feed is compared with.
-#[derive(Debug, Default)]
-pub struct KnownEntries {
-    /// Key → content hash of every stored entry.
-    pub hashes: HashMap<String, String>,
-    /// Fingerprints of the items last seen with their entries stored unchanged.
-    pub segments: HashSet<SegmentHash>,
-}
-
 /// Item fingerprints as stored: 8 bytes each, little-endian, sorted, no repeats.
 fn segments_blob(mut segments: Vec<SegmentHash>) -> Vec<u8> {
     segments.sort_unstable();
@@ -250,26 +241,37 @@ impl Store {
         Ok(outcome)
     }
 
-    /// What a new parse of a feed is compared with, so that unchanged items are not parsed
-    /// and unchanged entries not sanitized.
-    pub fn known_entries(&self, feed_id: i64) -> Result<KnownEntries, StoreError> {
-        let mut stmt = self
+    /// Fingerprints of the feed's items last seen with their entries stored unchanged: what
+    /// the next parse may leave out.
+    pub fn segments(&self, feed_id: i64) -> Result<HashSet<SegmentHash>, StoreError> {
+        let blob: Option<Vec<u8>> = self
             .conn
-            .prepare_cached("SELECT key, content_hash FROM entries WHERE feed_id = ?1")?;
-        let hashes = stmt
-            .query_map([feed_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<HashMap<String, String>, _>>()?;
-        let blob: Option<Vec<u8>> =
-            self.conn
-                .query_row("SELECT segments FROM feeds WHERE id = ?1", [feed_id], |r| {
-                    r.get(0)
-                })?;
-        let segments = blob
+            .prepare_cached("SELECT segments FROM feeds WHERE id = ?1")?
+            .query_row([feed_id], |r| r.get(0))?;
+        Ok(blob
             .unwrap_or_default()
             .chunks_exact(8)
             .filter_map(|c| c.try_into().ok().map(SegmentHash::from_le_bytes))
-            .collect();
-        Ok(KnownEntries { hashes, segments })
+            .collect())
+    }
+
+    /// Key → content hash of those of `keys` the feed has stored: what a new parse is compared
+    /// with, so unchanged entries are not sanitized or written again.
+    pub fn content_hashes(
+        &self,
+        feed_id: i64,
+        keys: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT content_hash FROM entries WHERE feed_id = ?1 AND key = ?2")?;
+        let mut hashes = HashMap::with_capacity(keys.len());
+        for key in keys {
+            if let Some(hash) = stmt.query_row(params![feed_id, key], |r| r.get(0)).optional()? {
+                hashes.insert(key.clone(), hash);
+            }
+        }
+        Ok(hashes)
     }
 
     /// States of the feeds at `urls` that the store knows, by URL.

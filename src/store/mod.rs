@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 
-pub use entries::{KnownEntries, ParsedBatch, StoreOutcome};
+pub use entries::{ParsedBatch, StoreOutcome};
 pub use feeds::FeedUpdate;
 pub use handle::{StoreHandle, StoreThread};
 pub use housekeeping::{HousekeepingReport, Retention};
