@@ -1,11 +1,12 @@
 //! Owns turning a feed document (already UTF-8) into the project's own [`Entry`] values.
 //!
 //! feed-rs does the format work; around it, [`normalize`] maps legacy and sloppy documents onto
-//! forms it reads, [`repair`] recovers from one odd element failing a whole feed, and a panic
-//! inside feed-rs is caught and becomes an error. The conversion then sanitizes HTML once,
-//! resolves relative links, makes titles plain text, and keeps the feed's own ids, never the
-//! ones feed-rs would invent (a hash of link + title, or a random UUID), so identity stays with
-//! `dedupe`.
+//! forms it reads, [`repair`] recovers from one odd element failing a whole feed, a panic
+//! inside feed-rs is caught and becomes an error, and [`segments`] cuts out the items a caller
+//! already has stored, so that a re-fetched feed costs feed-rs only its new items. The
+//! conversion then sanitizes HTML once, resolves relative links, makes titles plain text, and
+//! keeps the feed's own ids, never the ones feed-rs would invent (a hash of link + title, or a
+//! random UUID), so identity stays with `dedupe`.
 //!
 //! This module does no I/O and never decides identity or dates relative to "now": that is for
 //! `dedupe` and the store.
