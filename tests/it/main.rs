@@ -11,6 +11,8 @@ mod poll;
 mod daemon;
 mod farm;
 mod outputs;
+mod golden;
+mod readers;
 mod hostile;
 mod crash;
 mod cli;
