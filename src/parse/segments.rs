@@ -10,8 +10,10 @@
 //! A fingerprint covers the item's bytes and everything outside them that the entry depends
 //! on: the document's URL (relative links), the start tags of its ancestors (namespaces,
 //! `xml:base`) and the Tributary version (a newer parser may read the same bytes better).
-//! Cutting is declined when the scan is unsure: malformed XML, or a guid the document repeats
-//! (dedupe then keys those entries by link, which it can only see with all of them parsed).
+//! Cutting is declined when the scan is unsure: malformed XML, or an item whose identity
+//! depends on the others: one without a usable guid (dedupe keys it by link and keeps the
+//! first of a repeated link) or with a guid the document repeats (dedupe then keys those
+//! entries by link), which dedupe can only judge with every item parsed.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -27,6 +29,9 @@ pub(super) struct Segments {
     ranges: Vec<Range<usize>>,
     hashes: Vec<SegmentHash>,
 }
+
+/// Longer guids are not used as keys by dedupe (mirrors its limit).
+const MAX_GUID_LEN: usize = 2048;
 
 impl Segments {
     /// Finds the item elements of an XML feed document; `None` when the document is not one
@@ -95,9 +100,12 @@ impl Segments {
                     if path.len() == depth {
                         ranges.push(start..after);
                         item = None;
-                        if let Some(g) = guid.take() {
-                            *guids.entry(g.trim().to_string()).or_default() += 1;
+                        let g = guid.take().unwrap_or_default();
+                        let g = g.trim();
+                        if g.is_empty() || g.len() > MAX_GUID_LEN {
+                            return None;
                         }
+                        *guids.entry(g.to_string()).or_default() += 1;
                     }
                 }
             } else {
@@ -110,7 +118,8 @@ impl Segments {
                 match item {
                     None if is_item(local(name), &path) => {
                         if empty {
-                            ranges.push(lt..after);
+                            // An empty item has no guid: see above.
+                            return None;
                         } else {
                             item = Some((lt, path.len()));
                             guid = None;
@@ -223,12 +232,12 @@ mod tests {
     const RSS: &str = "<rss version=\"2.0\"><channel><title>T</title>\
         <item><title>a</title><guid>1</guid></item>\
         <item><title>b <![CDATA[</item>]]></title><guid>2</guid></item>\
-        <item/></channel></rss>";
+        </channel></rss>";
 
     #[test]
     fn items_are_found_and_cut() {
         let s = Segments::scan(RSS, &base()).unwrap();
-        assert_eq!(s.hashes().len(), 3);
+        assert_eq!(s.hashes().len(), 2);
         let known: HashSet<_> = [s.hashes()[0]].into();
         let (doc, kept, cut) = s.cut(RSS, &known).unwrap();
         assert_eq!(cut, [s.hashes()[0]]);
@@ -262,11 +271,11 @@ mod tests {
     fn markup_that_is_not_an_element_is_passed_over() {
         let doc = "<?xml version=\"1.0\"?><!DOCTYPE rss [<!ENTITY e \"x>\">]><rss><channel>\
                    <!-- <item>not one</item> --><?pi <item>?>\
-                   <item><title a=\"1>2\" b='</item>'>t</title></item>\
-                   <item><description><![CDATA[</item><item>]]></description></item></channel></rss>";
+                   <item><guid>1</guid><title a=\"1>2\" b='</item>'>t</title></item>\
+                   <item><guid><![CDATA[2]]></guid><description><![CDATA[</item><item>]]></description></item></channel></rss>";
         let s = Segments::scan(doc, &base()).unwrap();
         assert_eq!(s.ranges.len(), 2);
-        assert!(doc[s.ranges[0].clone()].starts_with("<item><title a="));
+        assert!(doc[s.ranges[0].clone()].starts_with("<item><guid>1</guid><title a="));
         assert!(doc[s.ranges[1].clone()].ends_with("]]></description></item>"));
     }
 
@@ -274,6 +283,8 @@ mod tests {
     fn unsure_documents_are_not_cut() {
         let repeated = RSS.replace("<guid>2</guid>", "<guid>1</guid>");
         assert!(Segments::scan(&repeated, &base()).is_none());
+        let guidless = RSS.replace("<guid>2</guid>", "");
+        assert!(Segments::scan(&guidless, &base()).is_none());
         for broken in [
             "<rss><channel><item><title>a</channel></rss>",
             "<rss><channel><item><title>a < b</title></item></channel></rss>",
