@@ -438,3 +438,53 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
     cause.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use reqwest::dns::{Name, Resolve, Resolving};
+
+    use super::*;
+
+    /// A resolver that knows no names, as when DNS fails (the suite sends nothing beyond
+    /// loopback, so the failure is made here rather than asked of a real resolver).
+    struct NoSuchHost;
+
+    impl Resolve for NoSuchHost {
+        fn resolve(&self, name: Name) -> Resolving {
+            let host = name.as_str().to_string();
+            Box::pin(async move {
+                Err(
+                    format!("failed to lookup address information: Name or service not known ({host})")
+                        .into(),
+                )
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_a_transient_connection_error() {
+        let config = crate::config::Config::parse(
+            Path::new("/t/tributary.toml"),
+            "[[feed]]\nurl = \"http://feeds.example.invalid/rss\"\n",
+        )
+        .unwrap();
+        let mut fetcher = Fetcher::new(&config.poll).unwrap();
+        fetcher.client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(NoSuchHost))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let url = Url::parse("http://feeds.example.invalid/rss").unwrap();
+        let request = Request {
+            url: &url,
+            validators: &Validators::default(),
+            headers: &[],
+        };
+        let err = fetcher.fetch(request).await.unwrap_err();
+        assert!(matches!(err, FetchError::Connect(_)), "{err:?}");
+        assert!(err.to_string().contains("Name or service not known"), "{err}");
+        assert!(err.is_transient(), "DNS failures are retried later");
+    }
+}
