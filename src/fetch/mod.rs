@@ -141,6 +141,9 @@ pub struct Fetcher {
     memory: Arc<tokio::sync::Semaphore>,
 }
 
+/// How long an idle keep-alive connection is kept for the next request to the same host.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The least memory the bodies in flight may use together; at least two bodies of the
 /// maximum size always fit.
 const MIN_BODY_BUDGET: u64 = 64 * 1024 * 1024;
@@ -162,6 +165,9 @@ impl Fetcher {
             .timeout(poll.timeout)
             .connect_timeout(poll.timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
+            // Connections are reused within a round; between rounds (minutes apart) an idle
+            // connection only holds its buffers, which grow to the size of the bodies read.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .gzip(true)
             .brotli(true)
             .deflate(true);
