@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Status, load, open_store};
+use super::{Status, load_with_store};
 use crate::config::Config;
 use crate::filter::Verdict;
 use crate::model::{KeyKind, StoredEntry, display_url};
@@ -12,12 +12,8 @@ use crate::output::select;
 use crate::store::{Store, StoreError};
 
 pub async fn run(config_path: &Path, what: &str) -> Status {
-    let config = match load(config_path) {
-        Ok(c) => c,
-        Err(status) => return status,
-    };
-    let (store, thread) = match open_store(&config).await {
-        Ok(s) => s,
+    let (config, store, thread) = match load_with_store(config_path).await {
+        Ok(opened) => opened,
         Err(status) => return status,
     };
     let what_owned = what.to_string();

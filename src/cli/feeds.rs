@@ -6,7 +6,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Status, load, open_store};
+use super::{Status, load_with_store};
 use crate::fetch::Fetcher;
 use crate::model::display_url;
 use crate::schedule::{self, History};
@@ -27,12 +27,8 @@ struct FeedRow {
 }
 
 pub async fn run(config_path: &Path, json: bool) -> Status {
-    let config = match load(config_path) {
-        Ok(c) => c,
-        Err(status) => return status,
-    };
-    let (store, thread) = match open_store(&config).await {
-        Ok(s) => s,
+    let (config, store, thread) = match load_with_store(config_path).await {
+        Ok(opened) => opened,
         Err(status) => return status,
     };
     let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();

@@ -270,6 +270,13 @@ async fn open_store(config: &Config) -> Result<(StoreHandle, StoreThread), Statu
     })
 }
 
+/// The config at `path` and its open store: what every command that reads the store starts with.
+async fn load_with_store(path: &Path) -> Result<(Config, StoreHandle, StoreThread), Status> {
+    let config = load(path)?;
+    let (store, thread) = open_store(&config).await?;
+    Ok((config, store, thread))
+}
+
 /// Prints what rendering did; fatal when an output could not be written.
 fn report_outputs(
     outputs: &[Result<crate::output::OutputReport, crate::output::OutputError>],
@@ -296,12 +303,8 @@ fn report_outputs(
 
 /// `tributary render`: every output from the store, no polling.
 async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
-    let config = match load(config_path) {
-        Ok(c) => c,
-        Err(status) => return status,
-    };
-    let (store, thread) = match open_store(&config).await {
-        Ok(s) => s,
+    let (config, store, thread) = match load_with_store(config_path).await {
+        Ok(opened) => opened,
         Err(status) => return status,
     };
     let outputs = crate::output::render_all(&config, &store).await;

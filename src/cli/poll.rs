@@ -3,18 +3,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Status, Verbosity, load, open_store, report_outputs};
+use super::{Status, Verbosity, load_with_store, report_outputs};
 use crate::fetch::Fetcher;
 use crate::output;
 use crate::poll::{FeedReport, FeedStatus, Options, poll_feeds};
 
 pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Status {
-    let config = match load(config_path) {
-        Ok(c) => c,
-        Err(status) => return status,
-    };
-    let (store, store_thread) = match open_store(&config).await {
-        Ok(s) => s,
+    let (config, store, store_thread) = match load_with_store(config_path).await {
+        Ok(opened) => opened,
         Err(status) => return status,
     };
     let fetcher = match Fetcher::new(&config.poll) {
