@@ -138,6 +138,9 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
                  ON CONFLICT (feed_id, key) DO NOTHING",
             )?;
+            // The two statements list the same content columns by position. Binding them by
+            // name instead, to share one list, cost 0.4 s of a cold 1,000-feed poll (a name
+            // lookup per parameter per row, on the single store thread).
             let mut update = tx.prepare_cached(
                 "UPDATE entries SET guid = ?2, link = ?3, title = ?4, author_name = ?5, author_email = ?6,
                      author_uri = ?7, summary = ?8, content = ?9, categories = ?10, enclosures = ?11,
