@@ -202,23 +202,21 @@ pub async fn poll_feeds(
         let Some(joined) = running.join_next_with_id().await else {
             break;
         };
-        let (id, (report, penalty)) = match joined {
-            Ok((id, outcome)) => (id, outcome),
-            // A panic is a bug; it costs that feed's poll, never the others'.
-            Err(e) => {
-                let Some(&(_, i)) = in_flight.get(&e.id()) else {
-                    continue;
-                };
-                let report = FeedReport {
-                    url: display_url(&feeds[i].url),
-                    result: Err(format!("internal error: {e}")),
-                };
-                (e.id(), (report, None))
-            }
+        let (id, outcome) = match joined {
+            Ok((id, outcome)) => (id, Ok(outcome)),
+            Err(e) => (e.id(), Err(e)),
         };
         let Some((q, i)) = in_flight.remove(&id) else {
             continue;
         };
+        // A panic is a bug; it costs that feed's poll, never the others'.
+        let (report, penalty) = outcome.unwrap_or_else(|e| {
+            let report = FeedReport {
+                url: display_url(&feeds[i].url),
+                result: Err(format!("internal error: {e}")),
+            };
+            (report, None)
+        });
         if let (Some(host), Some(until)) = (hosts.name(q), penalty) {
             let entry = delayed.entry(host.to_string()).or_insert(until);
             *entry = (*entry).max(until);
@@ -582,11 +580,17 @@ async fn parse_new(
     }
     let feed_id = state.id;
     let task = |e: &dyn std::fmt::Display| Failure::Task(e.to_string());
-    // Lookups go to a reader: they must not wait behind the writer's queue while parsers idle.
-    let known_segments = store
-        .read(move |s| s.segments(feed_id))
-        .await
-        .map_err(|e| task(&e))?;
+    // A feed never stored has nothing to compare with. Lookups go to a reader: they must not
+    // wait behind the writer's queue while parsers idle.
+    let stored_before = state.last_success.is_some();
+    let known_segments = if stored_before {
+        store
+            .read(move |s| s.segments(feed_id))
+            .await
+            .map_err(|e| task(&e))?
+    } else {
+        Default::default()
+    };
     // Each CPU-bound step holds a parse permit, not the lookup between them: a permit held
     // while waiting would leave a core idle.
     let permit = parsing.acquire().await.map_err(|e| task(&e))?;
@@ -600,9 +604,8 @@ async fn parse_new(
     .await
     .map_err(|e| task(&e))??;
     drop(permit);
-    // Only the entries the parse produced are compared with the store (a feed never stored
-    // has nothing to compare with).
-    let stored = if state.last_success.is_some() && !keyed.is_empty() {
+    // Only the entries the parse produced are compared with the store.
+    let stored = if stored_before && !keyed.is_empty() {
         let keys: Vec<String> = keyed.iter().map(|k| k.key.as_str().to_owned()).collect();
         store
             .read(move |s| s.content_hashes(feed_id, &keys))
