@@ -11,11 +11,8 @@ use std::collections::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::model::{Entry, EntryKey, KeyKind, Keyed};
+use crate::model::{Entry, EntryKey, KeyKind, Keyed, MAX_GUID_LEN};
 use crate::parse::ParsedEntry;
-
-/// Longer guids are not identifiers but content pasted into the wrong element.
-const MAX_GUID_LEN: usize = 2048;
 
 /// Query parameters that only track the reader, never select the content.
 const TRACKING_PARAMS: &[&str] = &[

@@ -187,6 +187,10 @@ pub struct Keyed<T> {
     pub entry: T,
 }
 
+/// Longer guids are not identifiers but content pasted into the wrong element: dedupe does not
+/// key by them, and the parser does not cut items by them.
+pub const MAX_GUID_LEN: usize = 2048;
+
 /// A fingerprint of one item of a feed document, as the parser cut it out.
 pub type SegmentHash = u64;
 

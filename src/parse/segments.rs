@@ -21,7 +21,7 @@ use std::ops::Range;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::model::SegmentHash;
+use crate::model::{MAX_GUID_LEN, SegmentHash};
 
 /// The item elements of one document.
 pub(super) struct Segments {
@@ -29,9 +29,6 @@ pub(super) struct Segments {
     ranges: Vec<Range<usize>>,
     hashes: Vec<SegmentHash>,
 }
-
-/// Longer guids are not used as keys by dedupe (mirrors its limit).
-const MAX_GUID_LEN: usize = 2048;
 
 impl Segments {
     /// Finds the item elements of an XML feed document; `None` when the document is not one
