@@ -15,7 +15,8 @@
 //! matters: for every accepted fragment, ammonia gives the same result for the fast path's
 //! output as for the original.
 
-/// Elements accepted, with the attributes kept on each (beyond `lang` and `title`).
+/// Elements accepted, with the attributes kept on each (beyond `lang` and `title`). Sorted by
+/// name: every start tag is looked up here.
 const ELEMENTS: &[(&str, &[&str])] = &[
     ("a", &["href", "hreflang"]),
     ("abbr", &[]),
@@ -116,7 +117,7 @@ pub(super) fn try_clean(html: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'<' => {
-                let end = i + html[i..].find('>')?;
+                let end = i + memchr::memchr(b'>', &bytes[i..])?;
                 let tag = &html[i + 1..end];
                 if let Some(name) = tag.strip_prefix('/') {
                     let open = stack.pop()?;
@@ -135,7 +136,7 @@ pub(super) fn try_clean(html: &str) -> Option<String> {
             // exactly as it would have read it in the original. NUL and other control
             // characters are repaired by parsers, though: not the fast path's job.
             _ => {
-                let next = html[i..].find('<').map_or(html.len(), |n| i + n);
+                let next = memchr::memchr(b'<', &bytes[i..]).map_or(html.len(), |n| i + n);
                 let run = &html[i..next];
                 if run
                     .bytes()
@@ -157,7 +158,10 @@ fn start_tag(tag: &str, stack: &mut Vec<&'static str>, out: &mut String) -> Opti
         .position(|c| !c.is_ascii_lowercase() && !c.is_ascii_digit())
         .unwrap_or(tag.len());
     let (name, mut rest) = tag.split_at(name_len);
-    let &(name, allowed) = ELEMENTS.iter().find(|(n, _)| *n == name)?;
+    let &(name, allowed) = ELEMENTS
+        .binary_search_by(|(n, _)| n.cmp(&name))
+        .ok()
+        .and_then(|i| ELEMENTS.get(i))?;
     if stack.contains(&"p") && CLOSES_P.contains(&name) {
         return None;
     }
@@ -239,11 +243,49 @@ fn nesting_conflict(open: &str, new: &str) -> bool {
 /// entities): only then is keeping it as-is certainly what ammonia would do.
 fn is_absolute_web_url(value: &str) -> bool {
     // Bytes, not a str slice: the prefix length may fall inside a multi-byte character.
-    let lower_prefix =
-        |p: &str| value.len() > p.len() && value.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
-    (lower_prefix("https://") || lower_prefix("http://") || lower_prefix("mailto:"))
+    let after = |p: &str| {
+        (value.len() > p.len() && value.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
+            .then(|| &value.as_bytes()[p.len()..])
+    };
+    let web = after("https://").or_else(|| after("http://"));
+    (web.is_some() || after("mailto:").is_some())
         && !value.bytes().any(|c| c <= b' ' || c == b'\\' || c >= 0x7f)
-        && url::Url::parse(value).is_ok()
+        // ammonia drops a URL that does not parse. Parsing one costs more than the rest of
+        // the fast path together, so the common shape is recognized as valid first.
+        && (web.is_some_and(plainly_valid_authority) || url::Url::parse(value).is_ok())
+}
+
+/// Whether what follows `http://` starts with a host and port the URL parser certainly
+/// accepts: dot-separated ASCII labels of letters, digits and single hyphens, the last one
+/// starting with a letter (so it is never read as an IPv4 address), no user info, and a
+/// port that fits 16 bits. The rest of a URL (path, query, fragment) never fails to parse
+/// once whitespace, controls, backslashes and non-ASCII are excluded; the caller did that.
+fn plainly_valid_authority(rest: &[u8]) -> bool {
+    let end = memchr::memchr3(b'/', b'?', b'#', rest).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let (host, port) = match memchr::memchr(b':', authority) {
+        Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
+        None => (authority, None),
+    };
+    let label_ok =
+        |label: &[u8]| !label.is_empty() && label.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-');
+    // "--" also rules out punycode ("xn--") labels, which must decode to be valid.
+    let host_ok = host.split(|c| *c == b'.').all(label_ok)
+        && memchr::memmem::find(host, b"--").is_none()
+        && host
+            .rsplit(|c| *c == b'.')
+            .next()
+            .and_then(|last| last.first())
+            .is_some_and(u8::is_ascii_alphabetic);
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.iter().all(u8::is_ascii_digit)
+            && std::str::from_utf8(p)
+                .ok()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|p| p <= 65535)
+    });
+    host_ok && port_ok
 }
 
 #[cfg(test)]
@@ -290,6 +332,54 @@ mod tests {
             None
         );
         assert_eq!(check("<img src=\"mailt\u{e9}\">"), None);
+    }
+
+    #[test]
+    fn elements_are_sorted_for_lookup() {
+        assert!(ELEMENTS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    /// The URL shortcut never calls valid what the URL parser rejects: every authority over
+    /// an alphabet of the characters that matter, up to five characters long.
+    #[test]
+    fn plainly_valid_authorities_are_valid_urls() {
+        let alphabet = ['a', 'Z', '0', '9', '-', '.', ':', '@', '%', 'x', 'n'];
+        let mut authorities = vec![String::new()];
+        let mut accepted = 0;
+        for _ in 0..5 {
+            authorities = authorities
+                .iter()
+                .flat_map(|a| alphabet.iter().map(move |c| format!("{a}{c}")))
+                .collect();
+            for authority in &authorities {
+                for rest in ["", "/p?q#f"] {
+                    let url = format!("http://{authority}{rest}");
+                    if plainly_valid_authority(&url.as_bytes()[7..]) {
+                        accepted += 1;
+                        assert!(url::Url::parse(&url).is_ok(), "{url:?}");
+                    }
+                }
+            }
+        }
+        assert!(accepted > 1000, "{accepted}");
+        for url in [
+            "https://example.org/a",
+            "http://a-b.example.com:8080/x?y=1#z",
+            "https://EXAMPLE.org",
+        ] {
+            assert!(is_absolute_web_url(url), "{url}");
+        }
+        for url in [
+            "http://1.2.3.999/",
+            "http://example.99/",
+            "http://xn--a.example/",
+            "http://host:65536/",
+            "http://user@/",
+            "http:///path",
+        ] {
+            assert!(!plainly_valid_authority(&url.as_bytes()[7..]), "{url}");
+            assert_eq!(is_absolute_web_url(url), url::Url::parse(url).is_ok(), "{url}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ impl Sanitizer {
     /// Sanitized HTML from untrusted `html`, with relative URLs resolved against `base`.
     pub fn clean(&mut self, html: &str, base: Option<&Url>) -> String {
         match super::fast_html::try_clean(html) {
-            Some(clean) => clean.trim().to_string(),
+            Some(clean) => trimmed(clean),
             None => self.ammonia_only(html, base),
         }
     }
@@ -36,17 +36,19 @@ impl Sanitizer {
             self.policies.insert(key.to_string(), policy(base));
         }
         match self.policies.get(key) {
-            Some(policy) => {
-                let mut cleaned = policy.clean(html).to_string();
-                let end = cleaned.trim_end().len();
-                cleaned.truncate(end);
-                let start = cleaned.len() - cleaned.trim_start().len();
-                cleaned.drain(..start);
-                cleaned
-            }
+            Some(policy) => trimmed(policy.clean(html).to_string()),
             None => String::new(),
         }
     }
+}
+
+/// `s` without leading and trailing whitespace, in place.
+fn trimmed(mut s: String) -> String {
+    let end = s.trim_end().len();
+    s.truncate(end);
+    let start = s.len() - s.trim_start().len();
+    s.drain(..start);
+    s
 }
 
 fn policy(base: Option<&Url>) -> Builder<'static> {
