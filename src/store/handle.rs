@@ -9,9 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::checkpoint::{Checkpointer, Thresholds};
 use super::{Store, StoreError};
 
 /// Work for the store thread. It runs inside a group transaction and returns how to reply,
@@ -22,6 +24,13 @@ type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// Most jobs committed together. Writes queue up while the thread is busy; committing them
 /// together writes each touched index page once instead of once per feed.
 const MAX_GROUP: usize = 64;
+
+/// Longest the thread waits for more jobs before committing. It waits as long as its last
+/// group took to run: when groups are heavy (a cold poll storing thousands of entries) that
+/// gathers several feeds per commit, which cut a cold 1,000-feed poll from 3.8 s to 3.4 s
+/// (fewer commits, fewer checkpoints); when they are light (a round of 304s) it costs next to
+/// nothing, where a fixed 25 ms wait made that round half again as slow.
+const MAX_WAIT: Duration = Duration::from_millis(25);
 
 /// A cloneable handle to the store thread and the readers.
 #[derive(Clone)]
@@ -62,17 +71,22 @@ impl StoreHandle {
                         return;
                     }
                 };
+                let checkpointer = Checkpointer::start(&mut store.conn, &path, Thresholds::DEFAULT)
+                    .inspect_err(
+                        |e| tracing::warn!(error = %e, "checkpointing on the writer: no checkpoint thread"),
+                    )
+                    .ok();
                 // Ends when every handle is dropped; the connection closes (and checkpoints
                 // the WAL) here, on its own thread.
+                let mut last_run = Duration::ZERO;
                 while let Ok(first) = rx.recv() {
-                    let mut group = vec![first];
-                    while group.len() < MAX_GROUP {
-                        match rx.try_recv() {
-                            Ok(job) => group.push(job),
-                            Err(_) => break,
-                        }
-                    }
+                    let group = gather(&rx, first, last_run.min(MAX_WAIT));
+                    let started = Instant::now();
                     run_group(&mut store, group);
+                    last_run = started.elapsed();
+                }
+                if let Some(checkpointer) = checkpointer {
+                    checkpointer.stop(&mut store.conn);
                 }
             })
             .map_err(StoreError::Thread)?;
@@ -128,6 +142,19 @@ impl StoreHandle {
     }
 }
 
+/// `first` and the jobs that arrive within `wait` of it, up to [`MAX_GROUP`].
+fn gather(rx: &mpsc::Receiver<Job>, first: Job, wait: Duration) -> Vec<Job> {
+    let mut group = vec![first];
+    let until = Instant::now() + wait;
+    while group.len() < MAX_GROUP {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(job) => group.push(job),
+            Err(_) => break,
+        }
+    }
+    group
+}
+
 /// Runs `group` in one transaction. Each job works in its own savepoint, so one job's failure
 /// rolls back only that job; every job hears the outcome of the commit.
 fn run_group(store: &mut Store, group: Vec<Job>) {
@@ -170,5 +197,39 @@ impl StoreThread {
     /// dropping every handle.
     pub async fn join(self) {
         let _ = tokio::task::spawn_blocking(move || self.thread.join()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checkpointer's connection closes first, so the writer, closing last, folds the WAL
+    /// back into the database and removes it: nothing is left for the next start to recover.
+    #[tokio::test]
+    async fn closing_the_store_leaves_no_wal_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let (handle, thread) = StoreHandle::open(&path).await.unwrap();
+        handle
+            .call(|s| {
+                s.conn.execute_batch(
+                    "CREATE TABLE t (b BLOB);
+                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+                     INSERT INTO t SELECT zeroblob(3000) FROM n;",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert!(path.with_extension("db-wal").exists());
+        drop(handle);
+        thread.join().await;
+        assert!(!path.with_extension("db-wal").exists());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3000);
     }
 }

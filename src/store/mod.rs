@@ -8,6 +8,7 @@
 //! Schema changes are append-only migrations versioned by `PRAGMA user_version`, each run in
 //! one transaction; a database written by a newer Tributary is refused rather than damaged.
 
+mod checkpoint;
 mod entries;
 mod feeds;
 mod handle;
