@@ -138,10 +138,7 @@ pub(super) fn try_clean(html: &str) -> Option<String> {
             _ => {
                 let next = memchr::memchr(b'<', &bytes[i..]).map_or(html.len(), |n| i + n);
                 let run = &html[i..next];
-                if run
-                    .bytes()
-                    .any(|c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
-                {
+                if has_control(run.as_bytes()) {
                     return None;
                 }
                 out.push_str(run);
@@ -229,6 +226,15 @@ fn start_tag(tag: &str, stack: &mut Vec<&'static str>, out: &mut String) -> Opti
         stack.push(name);
     }
     Some(())
+}
+
+/// Whether `text` has a control character other than tab, newline and carriage return.
+fn has_control(text: &[u8]) -> bool {
+    // A fold without early exit (and `&`, not `&&`) compiles to vector code: text runs are
+    // most of every body.
+    text.iter().fold(false, |found, &c| {
+        found | ((c < 0x20) & (c != b'\t') & (c != b'\n') & (c != b'\r'))
+    })
 }
 
 /// Whether opening `new` inside `open` is something browsers restructure.
