@@ -138,9 +138,25 @@ fn count_entries(dir: &Path) -> i64 {
         .expect("count")
 }
 
+/// The median run by wall time; with several runs, the note lists every run's wall time.
 fn median(mut runs: Vec<Row>) -> Row {
     runs.sort_by_key(|r| r.wall);
-    runs[runs.len() / 2].clone()
+    let mut row = runs[runs.len() / 2].clone();
+    if runs.len() > 1 {
+        let walls: Vec<String> = runs.iter().map(|r| format_duration(r.wall)).collect();
+        row.note = format!("runs: {}", walls.join(", "));
+    }
+    row
+}
+
+fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        "-".to_string()
+    } else if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
 }
 
 /// One poll scenario: `prepare` sets the farm and directory up, then the binary polls.
@@ -484,15 +500,6 @@ fn print_table(rows: &[Row]) {
     );
     println!("|{}|", "-".repeat(140));
     for r in rows {
-        let ms = |d: Duration| {
-            if d.is_zero() {
-                "-".to_string()
-            } else if d < Duration::from_secs(1) {
-                format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-            } else {
-                format!("{:.2} s", d.as_secs_f64())
-            }
-        };
         let rss = if r.peak_rss_kib == 0 {
             "-".to_string()
         } else {
@@ -501,8 +508,8 @@ fn print_table(rows: &[Row]) {
         println!(
             "| {:<34} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8} | {:>6} | {:<18} | {}",
             r.scenario,
-            ms(r.wall),
-            ms(r.cpu),
+            format_duration(r.wall),
+            format_duration(r.cpu),
             rss,
             r.entries,
             r.requests,
