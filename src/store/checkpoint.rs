@@ -67,12 +67,22 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("tributary-checkpoint".into())
             .spawn(move || {
+                // Every commit wakes the thread: a failure that lasts (a full disk) is logged
+                // when it starts and when it ends, not once per commit.
+                let mut failing = false;
                 while woken.recv().is_ok() {
                     // PASSIVE never waits for the writer or readers; what a reader still needs
                     // is copied next time.
-                    let r = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE);
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+                        Err(e) if !failing => {
+                            tracing::warn!(error = %e, "WAL checkpoint failed; retrying after the next commits");
+                            failing = true;
+                        }
+                        Ok(_) if failing => {
+                            tracing::info!("WAL checkpoints work again");
+                            failing = false;
+                        }
+                        _ => {}
                     }
                 }
             })?;
