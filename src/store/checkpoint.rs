@@ -1,4 +1,4 @@
-//! WAL checkpoints on their own thread and connection, so the writer never waits for the disk.
+//! WAL checkpoints on their own thread and connection, so the writer seldom waits for the disk.
 //!
 //! A checkpoint copies committed pages from the WAL into the database file and, with
 //! `synchronous=NORMAL`, syncs both files. By default SQLite runs one on the committing

@@ -204,6 +204,24 @@ impl StoreThread {
 mod tests {
     use super::*;
 
+    fn job() -> Job {
+        Box::new(|_| Box::new(|_| ()))
+    }
+
+    /// Queued jobs are taken even without waiting (a round of 304s is committed in groups
+    /// too), never more than a group's worth.
+    #[test]
+    fn a_group_takes_what_is_queued_up_to_its_limit() {
+        let (tx, rx) = mpsc::channel::<Job>();
+        for _ in 0..MAX_GROUP + 6 {
+            tx.send(job()).unwrap();
+        }
+        let first = rx.recv().unwrap();
+        assert_eq!(gather(&rx, first, Duration::ZERO).len(), MAX_GROUP);
+        let first = rx.recv().unwrap();
+        assert_eq!(gather(&rx, first, Duration::ZERO).len(), 6);
+    }
+
     /// The checkpointer's connection closes first, so the writer, closing last, folds the WAL
     /// back into the database and removes it: nothing is left for the next start to recover.
     #[tokio::test]
