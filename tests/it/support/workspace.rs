@@ -143,7 +143,9 @@ pub fn validate_atom(file: &Path) {
     let Some(jing) = super::require_tool("jing") else {
         return;
     };
-    let schema = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/atom.rnc");
+    let schema = std::env::var_os("TRIBUTARY_ATOM_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/atom.rnc"));
     let Some(schema) = super::require_or_skip("Atom schema", schema) else {
         return;
     };
