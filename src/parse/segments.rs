@@ -97,8 +97,10 @@ impl Segments {
                     if path.len() == depth {
                         ranges.push(start..after);
                         item = None;
-                        let g = guid.take().unwrap_or_default();
-                        let g = g.trim();
+                        // Judged as dedupe will see it: entities decoded, spaces trimmed.
+                        let raw = guid.take().unwrap_or_default();
+                        let decoded = quick_xml::escape::unescape(&raw).ok()?;
+                        let g = decoded.trim();
                         if g.is_empty() || g.len() > MAX_GUID_LEN {
                             return None;
                         }
@@ -113,14 +115,11 @@ impl Segments {
                     return None;
                 }
                 match item {
+                    // An empty item has no guid: see above.
+                    None if is_item(local(name), &path) && empty => return None,
                     None if is_item(local(name), &path) => {
-                        if empty {
-                            // An empty item has no guid: see above.
-                            return None;
-                        } else {
-                            item = Some((lt, path.len()));
-                            guid = None;
-                        }
+                        item = Some((lt, path.len()));
+                        guid = None;
                     }
                     None => context.update(&bytes[lt..after]),
                     Some((_, depth)) => {
@@ -282,6 +281,13 @@ mod tests {
         assert!(Segments::scan(&repeated, &base()).is_none());
         let guidless = RSS.replace("<guid>2</guid>", "");
         assert!(Segments::scan(&guidless, &base()).is_none());
+        // The same guid written two ways is still repeated, and a blank one is none.
+        let spelled = RSS
+            .replace("<guid>1</guid>", "<guid>a&amp;b</guid>")
+            .replace("<guid>2</guid>", "<guid>a&#38;b</guid>");
+        assert!(Segments::scan(&spelled, &base()).is_none());
+        let blank = RSS.replace("<guid>2</guid>", "<guid>&#32;</guid>");
+        assert!(Segments::scan(&blank, &base()).is_none());
         for broken in [
             "<rss><channel><item><title>a</channel></rss>",
             "<rss><channel><item><title>a < b</title></item></channel></rss>",
