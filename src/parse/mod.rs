@@ -474,6 +474,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn known_items_are_left_out_and_listed() {
+        let doc = "<rss version=\"2.0\"><channel><title>T</title>\
+                   <item><guid>1</guid><title>One</title></item>\
+                   <item><guid>2</guid><title>Two</title></item>\
+                   <item><guid>3</guid><title>Three</title></item></channel></rss>";
+        let base = Url::parse("https://example.org/feed/").unwrap();
+        let full = parse_document(doc, &base).unwrap();
+        let prints: Vec<SegmentHash> = full.entries.iter().map(|e| e.segment.unwrap()).collect();
+        assert_eq!(prints.len(), 3);
+        let known: HashSet<SegmentHash> = [prints[0], prints[2]].into();
+        let cut = parse_changed(doc, &base, &known).unwrap();
+        let titles: Vec<&str> = cut.entries.iter().map(|e| e.entry.title.as_str()).collect();
+        assert_eq!(titles, ["Two"]);
+        assert_eq!(cut.entries[0].segment, Some(prints[1]));
+        assert_eq!(cut.skipped, [prints[0], prints[2]]);
+        // A file has no web address to fingerprint against: nothing is cut.
+        let file = Url::parse("file:///feeds/t.xml").unwrap();
+        assert_eq!(parse_changed(doc, &file, &known).unwrap().entries.len(), 3);
+    }
+
     /// Found by `cargo fuzz run feed`: a second declaration naming an encoding, inside an entry,
     /// made quick-xml panic (caught, but the feed was lost for a harmless paste error).
     #[test]
