@@ -5,7 +5,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let path = std::path::Path::new("/fuzz/tributary.toml");
     if let Err(e) = tributary::config::Config::parse(path, text) {
         assert!(!e.problems.is_empty());
