@@ -2,7 +2,7 @@
 //! Chromium loads the HTML page (and leaves a screenshot in `target/test-artifacts/`). Each
 //! runs when its program is installed and says SKIPPED otherwise (`.ci/run` installs both).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::{Daemon, FeedServer, Route, Workspace, require_tool, rss};
@@ -59,6 +59,36 @@ async fn serving_daemon(server: &FeedServer, ws: &Workspace) -> (Daemon, String)
     (daemon, format!("http://127.0.0.1:{port}"))
 }
 
+/// A reader program ready to run against a serving daemon, with a home directory of its own.
+struct Client {
+    program: PathBuf,
+    /// The daemon's base URL.
+    base: String,
+    home: PathBuf,
+    // Dropped in this order: the daemon stops before its workspace goes.
+    _daemon: Daemon,
+    ws: Workspace,
+    _server: FeedServer,
+}
+
+/// `None` (and SKIPPED, or a failure under `TRIBUTARY_REQUIRE_ALL`) when `tool` is missing.
+async fn client(tool: &str) -> Option<Client> {
+    let program = require_tool(tool)?;
+    let server = FeedServer::start().await;
+    let ws = Workspace::new();
+    let (daemon, base) = serving_daemon(&server, &ws).await;
+    let home = ws.path(tool);
+    std::fs::create_dir_all(&home).unwrap();
+    Some(Client {
+        program,
+        base,
+        home,
+        _daemon: daemon,
+        ws,
+        _server: server,
+    })
+}
+
 /// Runs `program` with a time limit (a hung client fails the test instead of the suite).
 async fn run(program: &Path, args: &[&str], home: &Path) -> std::process::Output {
     let child = tokio::process::Command::new(program)
@@ -78,20 +108,17 @@ async fn run(program: &Path, args: &[&str], home: &Path) -> std::process::Output
 
 #[tokio::test(flavor = "multi_thread")]
 async fn newsboat_subscribes_to_the_served_atom_feed_and_stores_every_entry() {
-    let Some(newsboat) = require_tool("newsboat") else {
+    // Bound whole: a field left out of a pattern would drop, and the daemon with it.
+    let Some(client) = client("newsboat").await else {
         return;
     };
-    let server = FeedServer::start().await;
-    let ws = Workspace::new();
-    let (_daemon, base) = serving_daemon(&server, &ws).await;
-    let home = ws.path("newsboat");
-    std::fs::create_dir_all(&home).unwrap();
+    let (newsboat, base, home, ws) = (&client.program, &client.base, &client.home, &client.ws);
     let atom_url = format!("{base}/all.atom");
     let urls = ws.write("newsboat/urls", format!("{atom_url}\n").as_bytes());
     let config = ws.write("newsboat/config", b"");
     let cache = home.join("cache.db");
     let out = run(
-        &newsboat,
+        newsboat,
         &[
             "-x",
             "reload",
@@ -102,7 +129,7 @@ async fn newsboat_subscribes_to_the_served_atom_feed_and_stores_every_entry() {
             "-c",
             cache.to_str().unwrap(),
         ],
-        &home,
+        home,
     )
     .await;
     assert!(out.status.success(), "newsboat failed: {out:?}");
@@ -131,14 +158,10 @@ async fn newsboat_subscribes_to_the_served_atom_feed_and_stores_every_entry() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_html_page_loads_in_headless_chromium_without_errors() {
-    let Some(chromium) = require_tool("chromium") else {
+    let Some(client) = client("chromium").await else {
         return;
     };
-    let server = FeedServer::start().await;
-    let ws = Workspace::new();
-    let (_daemon, base) = serving_daemon(&server, &ws).await;
-    let home = ws.path("chromium");
-    std::fs::create_dir_all(&home).unwrap();
+    let (chromium, base, home) = (&client.program, &client.base, &client.home);
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("index.png");
@@ -159,7 +182,7 @@ async fn the_html_page_loads_in_headless_chromium_without_errors() {
     // The DOM after loading: every entry, its source, and no script anywhere.
     let mut args = common.to_vec();
     args.extend(["--dump-dom", page.as_str()]);
-    let out = run(&chromium, &args, &home).await;
+    let out = run(chromium, &args, home).await;
     assert!(out.status.success(), "chromium failed: {out:?}");
     let dom = String::from_utf8_lossy(&out.stdout);
     for title in TITLES {
@@ -194,7 +217,7 @@ async fn the_html_page_loads_in_headless_chromium_without_errors() {
         shot.as_str(),
         page.as_str(),
     ]);
-    let out = run(&chromium, &args, &home).await;
+    let out = run(chromium, &args, home).await;
     assert!(out.status.success(), "chromium failed: {out:?}");
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
