@@ -67,30 +67,19 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("tributary-checkpoint".into())
             .spawn(move || {
-                // Every commit wakes the thread: a failure that lasts (a full disk) is logged
-                // when it starts and when it ends, not once per commit.
-                let mut failing = false;
+                let mut failures = Failures::default();
                 while woken.recv().is_ok() {
                     // PASSIVE never waits for the writer or readers; what a reader still needs
                     // is copied next time.
-                    match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
-                        Err(e) if !failing => {
-                            tracing::warn!(error = %e, "WAL checkpoint failed; retrying after the next commits");
-                            failing = true;
-                        }
-                        Ok(_) if failing => {
-                            tracing::info!("WAL checkpoints work again");
-                            failing = false;
-                        }
-                        _ => {}
-                    }
+                    failures.note(conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE));
                 }
             })?;
+        let mut failures = Failures::default();
         let hook = move |wal: &mut Wal, frames: c_int| {
             if frames >= thresholds.limit {
                 // Busy when the checkpointer is at work: the next commit tries again, and
                 // the checkpointer is not woken meanwhile, so it soon is not.
-                let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
+                failures.note(wal.checkpoint_v2(CheckpointMode::PASSIVE));
             } else if frames >= thresholds.wake {
                 let _ = wake.try_send(());
             }
@@ -111,9 +100,52 @@ impl Checkpointer {
     }
 }
 
+/// Checkpoint failures, logged when they start and when they end: every commit may try a
+/// checkpoint, and a failure that lasts (a full disk) must not log once per commit. `Busy`
+/// (another checkpoint is running) is not a failure.
+#[derive(Default)]
+struct Failures {
+    failing: bool,
+}
+
+impl Failures {
+    fn note(&mut self, result: rusqlite::Result<(c_int, c_int)>) {
+        match result {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+            Err(e) if !self.failing => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; retrying after the next commits");
+                self.failing = true;
+            }
+            Ok(_) if self.failing => {
+                tracing::info!("WAL checkpoints work again");
+                self.failing = false;
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_checkpoint_is_not_a_failure_and_a_lasting_one_is_noted_once() {
+        let error = |code| {
+            Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        let mut failures = Failures::default();
+        failures.note(error(rusqlite::ffi::SQLITE_BUSY));
+        assert!(!failures.failing);
+        failures.note(error(rusqlite::ffi::SQLITE_FULL));
+        failures.note(error(rusqlite::ffi::SQLITE_FULL));
+        assert!(failures.failing);
+        failures.note(Ok((0, 0)));
+        assert!(!failures.failing);
+    }
 
     fn wal_database(dir: &Path) -> Connection {
         let conn = Connection::open(dir.join("t.db")).unwrap();
