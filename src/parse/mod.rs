@@ -158,13 +158,14 @@ pub fn parse_changed(text: &str, base: &Url, known: &HashSet<SegmentHash>) -> Re
         "http" | "https" if !is_json => Segments::scan(&doc, base),
         _ => None,
     };
-    let mut item_hashes = segments.as_ref().map(|s| s.hashes().to_vec());
-    let mut skipped = Vec::new();
-    if let Some((rest, kept, cut)) = segments.as_ref().and_then(|s| s.cut(&doc, known)) {
-        doc = Cow::Owned(rest);
-        item_hashes = Some(kept);
-        skipped = cut;
-    }
+    // The fingerprints of the items feed-rs will see, in order, and of those it will not.
+    let (mut item_hashes, skipped) = match segments.as_ref().and_then(|s| s.cut(&doc, known)) {
+        Some((rest, kept, cut)) => {
+            doc = Cow::Owned(rest);
+            (Some(kept), cut)
+        }
+        None => (segments.map(Segments::into_hashes), Vec::new()),
+    };
     let mut repairs = 0;
     loop {
         // A fresh parser per attempt: feed-rs keeps per-entry state that a failed parse leaves

@@ -154,8 +154,8 @@ impl Segments {
     }
 
     /// Item fingerprints in document order.
-    pub(super) fn hashes(&self) -> &[SegmentHash] {
-        &self.hashes
+    pub(super) fn into_hashes(self) -> Vec<SegmentHash> {
+        self.hashes
     }
 
     /// The document without the items in `known`, and the fingerprints of the items kept and
@@ -233,11 +233,11 @@ mod tests {
     #[test]
     fn items_are_found_and_cut() {
         let s = Segments::scan(RSS, &base()).unwrap();
-        assert_eq!(s.hashes().len(), 2);
-        let known: HashSet<_> = [s.hashes()[0]].into();
+        assert_eq!(s.hashes.len(), 2);
+        let known: HashSet<_> = [s.hashes[0]].into();
         let (doc, kept, cut) = s.cut(RSS, &known).unwrap();
-        assert_eq!(cut, [s.hashes()[0]]);
-        assert_eq!(kept, &s.hashes()[1..]);
+        assert_eq!(cut, [s.hashes[0]]);
+        assert_eq!(kept, &s.hashes[1..]);
         assert!(
             !doc.contains("<title>a</title>") && doc.contains("<guid>2</guid>"),
             "{doc}"
@@ -252,7 +252,7 @@ mod tests {
         let rebased =
             Segments::scan(&RSS.replace("<channel>", "<channel xml:base=\"/x/\">"), &base()).unwrap();
         for other in [moved, rebased] {
-            assert!(other.hashes().iter().all(|h| !s.hashes().contains(h)));
+            assert!(other.hashes.iter().all(|h| !s.hashes.contains(h)));
         }
     }
 
@@ -260,7 +260,7 @@ mod tests {
     fn atom_entries_but_not_nested_ones() {
         let atom = "<feed xmlns=\"http://www.w3.org/2005/Atom\"><entry><id>1</id>\
                     <content type=\"xhtml\"><div><entry>not one</entry></div></content></entry></feed>";
-        assert_eq!(Segments::scan(atom, &base()).unwrap().hashes().len(), 1);
+        assert_eq!(Segments::scan(atom, &base()).unwrap().hashes.len(), 1);
     }
 
     #[test]
