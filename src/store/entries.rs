@@ -438,9 +438,11 @@ impl Store {
                  SELECT feed_id, key, ?2, ?2 FROM entries WHERE id = ?1",
             )?;
             // The feed's recorded items included this entry's: forget them all, so the next
-            // parse reads every item and keeps the new tombstone seen.
+            // parse reads every item and keeps the new tombstone seen. Once per feed: the
+            // other entries retired with it find nothing left to forget.
             let mut forget = tx.prepare_cached(
-                "UPDATE feeds SET segments = NULL WHERE id = (SELECT feed_id FROM entries WHERE id = ?1)",
+                "UPDATE feeds SET segments = NULL
+                 WHERE id = (SELECT feed_id FROM entries WHERE id = ?1) AND segments IS NOT NULL",
             )?;
             let mut delete = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
             for id in ids {
@@ -533,6 +535,31 @@ pub(crate) mod tests {
         let (stored, _) = store.newest_entries(&["https://e.org/f".into()], 10).unwrap();
         assert_eq!(stored.len(), 1);
         assert!(store.integrity_check().unwrap().is_ok());
+    }
+
+    /// Retiring an entry forgets the feed's item fingerprints (the next parse must read its
+    /// item to see the tombstone again), and a tombstoned entry's item is never recorded.
+    #[test]
+    fn retiring_forgets_fingerprints_and_tombstoned_items_are_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let feed = store
+            .ensure_feeds(&["https://e.org/f".into()], Utc::now())
+            .unwrap()[0]
+            .id;
+        let mut entries = batch_of(&["a", "b"]);
+        entries[0].segment = Some(1);
+        entries[1].segment = Some(2);
+        store_all(&mut store, feed, &entries);
+        assert_eq!(store.segments(feed).unwrap(), [1, 2].into());
+
+        let (stored, _) = store.newest_entries(&["https://e.org/f".into()], 10).unwrap();
+        let a = stored.iter().find(|e| e.entry.title == "a").unwrap().id;
+        store.retire_entries(&[a], Utc::now()).unwrap();
+        assert!(store.segments(feed).unwrap().is_empty());
+
+        store_all(&mut store, feed, &entries);
+        assert_eq!(store.segments(feed).unwrap(), [2].into());
     }
 
     #[test]
