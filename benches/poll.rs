@@ -309,6 +309,10 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                 fresh_until: None,
                 new_feed_entries: per_feed,
                 unchanged_segments: &[],
+                scheduled: &tributary::store::Scheduled {
+                    next_due: None,
+                    key: String::new(),
+                },
             };
             store.store_parsed(state.id, &batch, Utc::now()).expect("store");
         }

@@ -56,6 +56,104 @@ pub struct FeedState {
     pub moved_count: u32,
     /// When the server said 410 Gone; the feed is not polled again until the config changes.
     pub gone_at: Option<DateTime<Utc>>,
+    /// What kind of failure the last one was (while `consecutive_failures > 0`).
+    pub failure_kind: Option<FailureKind>,
+    /// When the feed is due next, as the schedule computed it when its last poll was
+    /// recorded; `None`: not scheduled (not configured, or gone).
+    pub next_due: Option<DateTime<Utc>>,
+    /// The scheduling policy `next_due` was computed under; a different one makes it stale.
+    pub schedule_key: Option<String>,
+    /// When the feed was reported abandoned (failing for `poll.give_up_after`), once.
+    pub abandoned_at: Option<DateTime<Utc>>,
+}
+
+/// Why a poll failed, in the terms the code that decides what to do next needs: how soon to
+/// retry, whether the whole host is asking for a pause, whether to give up. It is decided once,
+/// where the failure happens, and stored with the feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// No answer in time.
+    Timeout,
+    /// No connection: refused, reset, DNS, TLS.
+    Connect,
+    /// HTTP 5xx (other than a 503 with Retry-After, which is `RateLimited`).
+    ServerError,
+    /// HTTP 429, or 503 with Retry-After: the host asks everyone to slow down.
+    RateLimited,
+    /// HTTP 4xx other than 408, 410 and 429: this feed's address or access is wrong.
+    ClientError,
+    /// HTTP 410: the publisher removed the feed for good.
+    Gone,
+    /// The body exceeded `poll.max_body`.
+    TooLarge,
+    /// Refused by our own rules (private networks, redirects, unsupported schemes).
+    Refused,
+    /// The body is not a feed we can read.
+    Parse,
+    /// Our own trouble (memory budget, an internal error): says nothing about the feed.
+    Internal,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 10] = [
+        FailureKind::Timeout,
+        FailureKind::Connect,
+        FailureKind::ServerError,
+        FailureKind::RateLimited,
+        FailureKind::ClientError,
+        FailureKind::Gone,
+        FailureKind::TooLarge,
+        FailureKind::Refused,
+        FailureKind::Parse,
+        FailureKind::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Connect => "connect",
+            FailureKind::ServerError => "server_error",
+            FailureKind::RateLimited => "rate_limited",
+            FailureKind::ClientError => "client_error",
+            FailureKind::Gone => "gone",
+            FailureKind::TooLarge => "too_large",
+            FailureKind::Refused => "refused",
+            FailureKind::Parse => "parse",
+            FailureKind::Internal => "internal",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<FailureKind> {
+        FailureKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Says something about the moment rather than about the feed: worth retrying soon.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Timeout
+                | FailureKind::Connect
+                | FailureKind::ServerError
+                | FailureKind::RateLimited
+                | FailureKind::Internal
+        )
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The host a fetch of `url` talks to, which per-host limits and host delays are keyed by
+/// (`None` for local files, which have no host to be polite to). The one definition: the
+/// spine, the schedule and the store all key hosts by it.
+pub fn host_key(url: &Url) -> Option<String> {
+    matches!(url.scheme(), "http" | "https")
+        .then(|| url.host_str().map(str::to_ascii_lowercase))
+        .flatten()
 }
 
 /// HTTP cache validators (RFC 9110 §8.8) sent back on the next request.

@@ -1,12 +1,16 @@
-//! The spine: [`poll_feeds`] polls a set of feeds once — fetch → decode → parse → dedupe →
-//! store — and reports per feed.
+//! The spine: a [`Poller`] polls feeds — fetch → decode → parse → dedupe → compare with the
+//! store → filter → sanitize → store — and reports per feed; [`poll_feeds`] runs one over a
+//! set of feeds once.
 //!
-//! `tributary poll` calls it once with every feed; the daemon calls it with the feeds that are
-//! due. Nothing here prints or exits; a feed's failure is recorded on that feed and in the
-//! report, and never stops the others. Politeness is one budget: at most `poll.concurrency`
-//! fetches in flight overall and `poll.per_host` per host, and a 429 or 403 from a host holds
-//! back every other feed on that host. Parsing (CPU-bound) runs on the blocking pool, database
-//! work on the store thread, so the async workers only wait on the network.
+//! `tributary poll` calls [`poll_feeds`] with every feed; the daemon keeps one [`Poller`] for
+//! its lifetime and hands it the feeds that come due. Nothing here prints or exits; a feed's
+//! failure is recorded on that feed (with its kind and its next due time, in the same commit)
+//! and in the report, and never stops the others. A failure of the store itself is not a feed's
+//! failure: it ends the poll. Politeness is one budget: at most `poll.concurrency` fetches in
+//! flight overall and `poll.per_host` per host, and a 429 (or a 503 with Retry-After) from a
+//! host holds back every other feed on that host. Parsing (CPU-bound) runs on the blocking
+//! pool, database work on the store thread, so the async workers only wait on the network.
+//! Every `now` comes from the caller's [`Clock`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,15 +26,18 @@ use url::Url;
 use crate::config::Config;
 use crate::dedupe;
 use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher, charset};
-use crate::model::{FeedSpec, FeedState, KeyedEntry, SegmentHash, Validators, display_url};
+use crate::model::{
+    FailureKind, FeedSpec, FeedState, KeyedEntry, SegmentHash, Validators, display_url, host_key,
+};
 use crate::parse::{self, ParsedFeed};
 use crate::schedule::hints::{self, FeedRhythm};
-use crate::store::{FeedUpdate, ParsedBatch, StoreError, StoreHandle, StoreOutcome};
+use crate::schedule::{self, Clock, Hints, History, Policy, SystemClock};
+use crate::store::{FeedUpdate, ParsedBatch, Scheduled, StoreError, StoreHandle, StoreOutcome};
 
-/// How long a host that answered 429 or 403 without a Retry-After is left alone.
+/// How long a host that answered 429 (or 503) without a Retry-After is left alone.
 pub const HOST_PENALTY: Duration = Duration::from_secs(30 * 60);
 
-/// How one feed's poll ended.
+/// How one feed's poll ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedStatus {
     /// The server answered 304.
@@ -39,15 +46,60 @@ pub enum FeedStatus {
     Unchanged,
     /// Parsed and stored.
     Stored(StoreOutcome),
-    /// Not fetched: its host asked us to wait, or the poll was stopping.
+    /// Not fetched: held back (backing off, Retry-After, its host's wait, gone), or the poll
+    /// was stopping.
     Skipped(String),
+}
+
+/// A feed's poll that failed: what kind of failure (which decides retries) and what to tell
+/// the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl std::fmt::Display for FeedFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct FeedReport {
+    /// The feed's row in the store.
+    pub feed_id: i64,
     /// The feed URL as it may be shown (no credentials).
     pub url: String,
-    pub result: Result<FeedStatus, String>,
+    pub result: Result<FeedStatus, FeedFailure>,
+    /// Consecutive failures after this poll (for a skipped feed: as stored).
+    pub failures: u32,
+    /// The last error of a feed that is failing, as stored (for skipped feeds, whose result
+    /// says why they were skipped).
+    pub last_error: Option<String>,
+    /// When the feed is due next, as recorded.
+    pub next_due: Option<DateTime<Utc>>,
+    /// This poll found the feed failing for `poll.give_up_after`: news to report once.
+    pub abandoned: bool,
+    /// This poll succeeded after this many consecutive failures (0: it was not failing).
+    pub recovered_after: u32,
+}
+
+impl FeedReport {
+    /// Whether the feed is failing after this poll (a skipped feed that is backing off is).
+    pub fn is_failing(&self) -> bool {
+        self.result.is_err() || self.failures > 0
+    }
+
+    /// Whether it was actually fetched (not skipped).
+    pub fn polled(&self) -> bool {
+        !matches!(self.result, Ok(FeedStatus::Skipped(_)))
+    }
+
+    /// This poll started a run of failures: the one to warn about.
+    pub fn failure_began(&self) -> bool {
+        self.result.is_err() && self.failures == 1
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,11 +113,18 @@ impl PollReport {
         self.feeds.iter().filter(|f| f.result.is_err())
     }
 
+    /// Feeds that were fetched, whatever came of it.
+    pub fn polled(&self) -> impl Iterator<Item = &FeedReport> {
+        self.feeds.iter().filter(|f| f.polled())
+    }
+
+    pub fn skipped(&self) -> impl Iterator<Item = &FeedReport> {
+        self.feeds.iter().filter(|f| !f.polled())
+    }
+
+    /// Feeds fetched without a failure.
     pub fn ok_count(&self) -> usize {
-        self.feeds
-            .iter()
-            .filter(|f| matches!(f.result, Ok(ref s) if !matches!(s, FeedStatus::Skipped(_))))
-            .count()
+        self.polled().filter(|f| f.result.is_ok()).count()
     }
 
     pub fn count(&self, pred: impl Fn(&FeedStatus) -> bool) -> usize {
@@ -99,10 +158,11 @@ impl PollReport {
 /// Called with each feed's report as soon as it is done (progress bars, verbose output).
 pub type Progress = std::sync::Arc<dyn Fn(&FeedReport) + Send + Sync>;
 
-/// How a poll runs.
+/// How a one-shot poll runs.
 #[derive(Clone, Default)]
 pub struct Options {
-    /// Poll feeds that are gone (410), backing off after failures, or under a Retry-After.
+    /// Poll feeds that are gone (410), backing off after failures, under a Retry-After, or on
+    /// a host that asked to wait.
     pub force: bool,
     pub progress: Option<Progress>,
 }
@@ -116,16 +176,58 @@ impl std::fmt::Debug for Options {
     }
 }
 
-/// Polls `feeds` once. Fails only when the store itself is unusable. Once `stop` is cancelled
-/// no new fetch starts; fetches already running finish (the caller bounds how long it waits).
-/// Unless `options.force`, a feed that is gone, backing off or under a Retry-After is skipped
-/// (and reported as skipped), so a `poll` run from cron is as polite as the daemon.
-///
-/// A dispatcher starts feeds while the budget allows: at most `poll.concurrency` in flight
-/// (fetch, parse and store together, so memory is bounded by it, not by the number of feeds)
-/// and `poll.per_host` per host, taking hosts round-robin so that 300 feeds on one host do not
-/// hold up the other hosts' feeds. A host that answers 429 or 403 (now or in an earlier poll)
-/// has its remaining feeds skipped.
+/// Brings the store's rows for `feeds` up to date with the config before polling: rows for
+/// new feeds (due at once), another chance for feeds found gone under an older config, and
+/// due times computed again where the policy they were computed under changed (or was never
+/// recorded: a database from before due times were stored). With `whole_config`, every other
+/// feed is taken off the schedule. Returns the feeds' states, in the order of `feeds`.
+pub async fn prepare(
+    config: &Config,
+    feeds: &[FeedSpec],
+    store: &StoreHandle,
+    now: DateTime<Utc>,
+    whole_config: bool,
+) -> Result<Vec<FeedState>, StoreError> {
+    let urls: Vec<String> = feeds.iter().map(|f| f.url.to_string()).collect();
+    let policies: Vec<Policy> = feeds.iter().map(|f| config.policy_for(f)).collect();
+    let fingerprint = config.fingerprint.clone();
+    store
+        .call(move |s| {
+            s.forgive_gone(&urls, &fingerprint)?;
+            let mut states = s.ensure_feeds(&urls, now)?;
+            let delays = s.host_delays(now)?;
+            let mut stale = Vec::new();
+            for (state, policy) in states.iter_mut().zip(&policies) {
+                let key = policy.key();
+                let gone = state.gone_at.is_some();
+                if state.schedule_key.as_deref() == Some(key.as_str()) && (state.next_due.is_some() || gone) {
+                    continue;
+                }
+                let host_delay = Url::parse(&state.url)
+                    .ok()
+                    .and_then(|u| host_key(&u))
+                    .and_then(|h| delays.get(&h).copied());
+                let next_due = schedule::due(policy, &state.url, &History::from(&*state), host_delay).at;
+                state.next_due = next_due;
+                state.schedule_key = Some(key.clone());
+                stale.push((state.id, Scheduled { next_due, key }));
+            }
+            s.schedule(&stale)?;
+            if whole_config {
+                let ids: Vec<i64> = states.iter().map(|s| s.id).collect();
+                s.unschedule_others(&ids)?;
+            }
+            Ok(states)
+        })
+        .await
+}
+
+/// Polls `feeds` once and renders nothing. Fails only when the store itself fails: then no
+/// new fetch starts, the ones running finish, and what was committed stays. Once `stop` is
+/// cancelled no new fetch starts; fetches already running finish (the caller bounds how long
+/// it waits). Unless `options.force`, a feed held back (gone, backing off, under a
+/// Retry-After, or on a host that asked to wait) is skipped and reported as skipped, so a
+/// `poll` run from cron is as polite as the daemon.
 pub async fn poll_feeds(
     config: &Config,
     feeds: &[FeedSpec],
@@ -135,100 +237,60 @@ pub async fn poll_feeds(
     options: Options,
 ) -> Result<PollReport, StoreError> {
     let started = Instant::now();
-    let urls: Vec<String> = feeds.iter().map(|f| f.url.to_string()).collect();
-    let fingerprint = config.fingerprint.clone();
-    let (states, mut delayed) = store
-        .call(move |s| {
-            let now = Utc::now();
-            s.forgive_gone(&urls, &fingerprint)?;
-            Ok((s.ensure_feeds(&urls, now)?, s.host_delays(now)?))
-        })
-        .await?;
-    let targets: Vec<Url> = feeds
-        .iter()
-        .zip(&states)
-        .map(|(f, s)| effective_url(f, s))
-        .collect();
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let context = Context {
-        fetcher: fetcher.clone(),
-        store: store.clone(),
-        parsing: Arc::new(Semaphore::new(cores)),
-        new_feed_entries: config.poll.new_feed_entries,
-        fingerprint: config.fingerprint.clone(),
-    };
-    let mut hosts = Hosts::new(&targets, config.poll.per_host, config.poll.concurrency);
-    let mut states: Vec<Option<FeedState>> = states.into_iter().map(Some).collect();
-    let mut reports: Vec<Option<FeedReport>> = vec![None; feeds.len()];
-    let done = |reports: &mut Vec<Option<FeedReport>>, i: usize, report: FeedReport| {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let whole_config = feeds.len() == config.feeds.len();
+    let states = prepare(config, feeds, store, clock.now(), whole_config).await?;
+    let mut poller = Poller::new(config, fetcher.clone(), store.clone(), clock).await?;
+    poller.force = options.force;
+    for (spec, state) in feeds.iter().zip(states) {
+        poller.submit(spec.clone(), state, config.policy_for(spec));
+    }
+    let mut reports: HashMap<i64, FeedReport> = HashMap::new();
+    loop {
+        if stop.is_cancelled() {
+            poller.stop();
+        }
+        let next = tokio::select! {
+            next = poller.next() => next,
+            () = stop.cancelled(), if !poller.stopped() => continue,
+        };
+        let Some(result) = next else { break };
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => {
+                // The store failed: nothing more can be recorded. What is running finishes
+                // (its commits fail the same way or succeed); nothing new starts.
+                poller.stop();
+                while poller.next().await.is_some() {}
+                return Err(e);
+            }
+        };
         if let Some(progress) = &options.progress {
             progress(&report);
         }
-        reports[i] = Some(report);
-    };
-    // Each feed's poll is a task of its own, so that receiving and hashing bodies spreads over
-    // every worker thread; dropping the set (a round abandoned at shutdown) aborts them all.
-    let mut running = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, (usize, usize)> = HashMap::new();
-    loop {
-        while running.len() < config.poll.concurrency && !stop.is_cancelled() {
-            let Some((q, i)) = hosts.next_start() else { break };
-            let (spec, state) = (&feeds[i], states[i].take());
-            let Some(state) = state else { continue };
-            let blocked = if options.force {
-                None
-            } else {
-                blocked(spec, &state, Utc::now())
-            };
-            if let Some(reason) = blocked {
-                done(&mut reports, i, skipped(spec, reason));
-                hosts.finished(q);
-                continue;
-            }
-            if let Some(until) = hosts
-                .name(q)
-                .and_then(|h| delayed.get(h))
-                .filter(|t| **t > Utc::now())
-            {
-                let reason = format!("host asked to wait until {}", until.format("%Y-%m-%d %H:%M:%SZ"));
-                done(&mut reports, i, skipped(spec, reason));
-                hosts.finished(q);
-                continue;
-            }
-            let (spec, target, context) = (spec.clone(), targets[i].clone(), context.clone());
-            let task = running.spawn(async move { poll_one(&spec, &target, state, &context).await });
-            in_flight.insert(task.id(), (q, i));
-        }
-        let Some(joined) = running.join_next_with_id().await else {
-            break;
-        };
-        let (id, outcome) = match joined {
-            Ok((id, outcome)) => (id, Ok(outcome)),
-            Err(e) => (e.id(), Err(e)),
-        };
-        let Some((q, i)) = in_flight.remove(&id) else {
-            continue;
-        };
-        // A panic is a bug; it costs that feed's poll, never the others'.
-        let (report, penalty) = outcome.unwrap_or_else(|e| {
-            let report = FeedReport {
-                url: display_url(&feeds[i].url),
-                result: Err(format!("internal error: {e}")),
-            };
-            (report, None)
-        });
-        if let (Some(host), Some(until)) = (hosts.name(q), penalty) {
-            let entry = delayed.entry(host.to_string()).or_insert(until);
-            *entry = (*entry).max(until);
-        }
-        done(&mut reports, i, report);
-        hosts.finished(q);
+        reports.insert(report.feed_id, report);
     }
     // Whatever never started (a stop was requested) is reported as skipped, not lost.
-    let feeds_report = reports
+    let never_started: HashMap<i64, Job> = poller
+        .take_queued()
         .into_iter()
-        .zip(feeds)
-        .map(|(r, spec)| r.unwrap_or_else(|| skipped(spec, "shutting down".into())))
+        .map(|j| (j.state.id, j))
+        .collect();
+    let feeds_report = feeds
+        .iter()
+        .filter_map(|spec| {
+            let url = spec.url.as_str();
+            let report = reports
+                .values()
+                .find(|r| r.url == display_url(&spec.url))
+                .cloned();
+            report.or_else(|| {
+                never_started
+                    .values()
+                    .find(|j| j.spec.url.as_str() == url)
+                    .map(|j| skipped(j, "shutting down".into(), j.state.next_due))
+            })
+        })
         .collect();
     Ok(PollReport {
         feeds: feeds_report,
@@ -236,52 +298,334 @@ pub async fn poll_feeds(
     })
 }
 
-fn skipped(spec: &FeedSpec, reason: String) -> FeedReport {
-    FeedReport {
-        url: display_url(&spec.url),
-        result: Ok(FeedStatus::Skipped(reason)),
+/// One feed waiting to be polled.
+#[derive(Debug, Clone)]
+pub struct Job {
+    spec: FeedSpec,
+    state: FeedState,
+    /// Where it is fetched from (where it moved to, else its configured URL).
+    target: Url,
+    policy: Policy,
+}
+
+impl Job {
+    pub fn feed_id(&self) -> i64 {
+        self.state.id
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.spec.url
     }
 }
 
-/// Per-host queues of feed indices, served round-robin within per-host limits. Every
-/// operation is O(1), so 10,000 hosts cost no more than 10 to schedule.
+fn skipped(job: &Job, reason: String, next_due: Option<DateTime<Utc>>) -> FeedReport {
+    FeedReport {
+        feed_id: job.state.id,
+        url: display_url(&job.spec.url),
+        result: Ok(FeedStatus::Skipped(reason)),
+        failures: job.state.consecutive_failures,
+        last_error: job
+            .state
+            .last_error
+            .clone()
+            .filter(|_| job.state.consecutive_failures > 0),
+        next_due,
+        abandoned: false,
+        recovered_after: 0,
+    }
+}
+
+/// Polls the feeds handed to it, within the config's budget, for as long as it lives: a
+/// one-shot poll hands it every feed and drains it; the daemon hands it feeds as they come
+/// due. Feeds wait in per-host queues and start while the budget allows: at most
+/// `poll.concurrency` in flight (fetch, parse and store together, so memory is bounded by it,
+/// not by the number of feeds) and `poll.per_host` per host, taking hosts round-robin so that
+/// 300 feeds on one host do not hold up the other hosts' feeds.
+pub struct Poller {
+    context: Context,
+    concurrency: usize,
+    per_host: usize,
+    hosts: Hosts,
+    running: JoinSet<Result<Finished, StoreError>>,
+    /// Fetches running (skips, which only record, run beside them outside the budget).
+    fetching: usize,
+    in_flight: HashMap<tokio::task::Id, InFlight>,
+    /// Hosts that asked everyone to wait, until when.
+    delayed: HashMap<String, DateTime<Utc>>,
+    /// Poll held-back feeds too (`poll --force`).
+    pub force: bool,
+    stopped: bool,
+}
+
+struct InFlight {
+    host: Option<usize>,
+    feed_id: i64,
+    url: String,
+    next_due: Option<DateTime<Utc>>,
+}
+
+/// What a task hands back: the report, and a host penalty to apply to the host's other feeds.
+struct Finished {
+    report: FeedReport,
+    penalty: Option<DateTime<Utc>>,
+}
+
+impl Poller {
+    /// A poller with `config`'s budget, its hosts' delays read from the store.
+    pub async fn new(
+        config: &Config,
+        fetcher: Fetcher,
+        store: StoreHandle,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Poller, StoreError> {
+        let now = clock.now();
+        let delayed = store.call(move |s| s.host_delays(now)).await?;
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Ok(Poller {
+            context: Context {
+                fetcher,
+                store,
+                clock,
+                parsing: Arc::new(Semaphore::new(cores)),
+                new_feed_entries: config.poll.new_feed_entries,
+                fingerprint: config.fingerprint.clone(),
+            },
+            concurrency: config.poll.concurrency,
+            per_host: config.poll.per_host,
+            hosts: Hosts::default(),
+            running: JoinSet::new(),
+            fetching: 0,
+            in_flight: HashMap::new(),
+            delayed,
+            force: false,
+            stopped: false,
+        })
+    }
+
+    /// A new config's budget, client and limits, for the feeds that start from now on.
+    pub fn reconfigure(&mut self, config: &Config, fetcher: Fetcher) {
+        self.context.fetcher = fetcher;
+        self.context.new_feed_entries = config.poll.new_feed_entries;
+        self.context.fingerprint = config.fingerprint.clone();
+        self.concurrency = config.poll.concurrency;
+        self.per_host = config.poll.per_host;
+        self.hosts.set_per_host(self.per_host, self.concurrency);
+    }
+
+    /// Queues `spec` (whose store row is `state`) for polling; `policy` schedules it after.
+    pub fn submit(&mut self, spec: FeedSpec, state: FeedState, policy: Policy) {
+        let target = effective_url(&spec, &state);
+        let host = host_key(&target);
+        let job = Job {
+            spec,
+            state,
+            target,
+            policy,
+        };
+        self.hosts.push(host, job, self.per_host, self.concurrency);
+    }
+
+    /// Feeds queued, not yet started.
+    pub fn queued(&self) -> usize {
+        self.hosts.queued
+    }
+
+    /// Feeds being polled now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether anything is queued or running.
+    pub fn busy(&self) -> bool {
+        self.queued() > 0 || !self.running.is_empty()
+    }
+
+    /// The feeds being polled now: their ids, and the due times that put them there.
+    pub fn in_flight_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.in_flight.values().map(|f| f.feed_id)
+    }
+
+    /// No new feed starts from now on; the running ones finish.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Takes every queued feed out (never started).
+    pub fn take_queued(&mut self) -> Vec<Job> {
+        self.hosts.take_where(|_| true)
+    }
+
+    /// Takes the queued feeds for which `remove` holds out (e.g. removed from the config).
+    pub fn take_queued_where(&mut self, remove: impl Fn(&Job) -> bool) -> Vec<Job> {
+        self.hosts.take_where(remove)
+    }
+
+    /// The next feed's report, starting queued feeds as the budget allows; `None` once nothing
+    /// is queued (or the poller is stopped) and nothing runs. Cancel-safe: a report is never
+    /// lost when the future is dropped before it is ready.
+    pub async fn next(&mut self) -> Option<Result<FeedReport, StoreError>> {
+        self.start_what_fits();
+        let joined = self.running.join_next_with_id().await?;
+        let (id, outcome) = match joined {
+            Ok((id, outcome)) => (id, Ok(outcome)),
+            Err(e) => (e.id(), Err(e)),
+        };
+        let flight = self.in_flight.remove(&id);
+        let host = flight.as_ref().and_then(|f| f.host);
+        if let Some(q) = host {
+            self.fetching = self.fetching.saturating_sub(1);
+            self.hosts.finished(q);
+        }
+        let finished = match outcome {
+            Ok(Ok(finished)) => finished,
+            Ok(Err(store_error)) => return Some(Err(store_error)),
+            // A panic is a bug; it costs that feed's poll, never the others'. Its lease runs
+            // out and it is tried again then.
+            Err(e) => {
+                let flight = flight?;
+                Finished {
+                    report: FeedReport {
+                        feed_id: flight.feed_id,
+                        url: flight.url,
+                        result: Err(FeedFailure {
+                            kind: FailureKind::Internal,
+                            message: format!("internal error: {e}"),
+                        }),
+                        failures: 0,
+                        last_error: None,
+                        next_due: flight.next_due,
+                        abandoned: false,
+                        recovered_after: 0,
+                    },
+                    penalty: None,
+                }
+            }
+        };
+        if let (Some(q), Some(until)) = (host, finished.penalty)
+            && let Some(name) = self.hosts.name(q)
+        {
+            let entry = self.delayed.entry(name.to_string()).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+        self.start_what_fits();
+        Some(Ok(finished.report))
+    }
+
+    fn start_what_fits(&mut self) {
+        while !self.stopped && self.fetching < self.concurrency {
+            let Some((q, job)) = self.hosts.next_start() else {
+                break;
+            };
+            let now = self.context.clock.now();
+            let host_delay = self
+                .hosts
+                .name(q)
+                .and_then(|h| self.delayed.get(h))
+                .copied()
+                .filter(|t| *t > now);
+            if !self.force {
+                let due = schedule::due(
+                    &job.policy,
+                    job.spec.url.as_str(),
+                    &History::from(&job.state),
+                    host_delay,
+                );
+                if let Some(hold) = due.hold.filter(|h| h.holds_at(now)) {
+                    // Not fetched: recorded as due when the hold ends, outside the budget.
+                    self.hosts.finished(q);
+                    let (store, key) = (self.context.store.clone(), job.policy.key());
+                    let report = skipped(&job, hold.to_string(), due.at);
+                    let feed_id = job.state.id;
+                    let task = self.running.spawn(async move {
+                        let scheduled = Scheduled {
+                            next_due: due.at,
+                            key,
+                        };
+                        store.call(move |s| s.schedule(&[(feed_id, scheduled)])).await?;
+                        Ok(Finished {
+                            report,
+                            penalty: None,
+                        })
+                    });
+                    self.in_flight.insert(
+                        task.id(),
+                        InFlight {
+                            host: None,
+                            feed_id,
+                            url: display_url(&job.spec.url),
+                            next_due: due.at,
+                        },
+                    );
+                    continue;
+                }
+            }
+            let flight = InFlight {
+                host: Some(q),
+                feed_id: job.state.id,
+                url: display_url(&job.spec.url),
+                next_due: job.state.next_due,
+            };
+            let context = self.context.clone();
+            let task = self
+                .running
+                .spawn(async move { poll_one(job, host_delay, &context).await });
+            self.fetching += 1;
+            self.in_flight.insert(task.id(), flight);
+        }
+    }
+}
+
+/// Per-host queues of feeds, served round-robin within per-host limits. Every operation is
+/// O(1), so 10,000 hosts cost no more than 10 to schedule.
+#[derive(Default)]
 struct Hosts {
+    index: HashMap<Option<String>, usize>,
     names: Vec<Option<String>>,
-    queues: Vec<VecDeque<usize>>,
+    queues: Vec<VecDeque<Job>>,
     active: Vec<usize>,
     limits: Vec<usize>,
     /// Hosts with queued feeds and room under their limit, in round-robin order.
     ready: VecDeque<usize>,
     in_ready: Vec<bool>,
+    queued: usize,
 }
 
 impl Hosts {
-    fn new(targets: &[Url], per_host: usize, concurrency: usize) -> Hosts {
-        let mut index: HashMap<Option<String>, usize> = HashMap::new();
-        let mut hosts = Hosts {
-            names: Vec::new(),
-            queues: Vec::new(),
-            active: Vec::new(),
-            limits: Vec::new(),
-            ready: VecDeque::new(),
-            in_ready: Vec::new(),
+    fn limit_for(host: &Option<String>, per_host: usize, concurrency: usize) -> usize {
+        // Local files have no host to be polite to.
+        if host.is_some() { per_host } else { concurrency }.max(1)
+    }
+
+    fn push(&mut self, host: Option<String>, job: Job, per_host: usize, concurrency: usize) {
+        let q = match self.index.get(&host) {
+            Some(q) => *q,
+            None => {
+                let q = self.names.len();
+                self.limits.push(Self::limit_for(&host, per_host, concurrency));
+                self.index.insert(host.clone(), q);
+                self.names.push(host);
+                self.queues.push(VecDeque::new());
+                self.active.push(0);
+                self.in_ready.push(false);
+                q
+            }
         };
-        for (i, target) in targets.iter().enumerate() {
-            let host = Fetcher::host_of(target);
-            let q = *index.entry(host.clone()).or_insert_with(|| {
-                // Local files have no host to be polite to.
-                let limit = if host.is_some() { per_host } else { concurrency };
-                hosts.names.push(host);
-                hosts.queues.push(VecDeque::new());
-                hosts.active.push(0);
-                hosts.limits.push(limit.max(1));
-                hosts.in_ready.push(true);
-                hosts.ready.push_back(hosts.names.len() - 1);
-                hosts.names.len() - 1
-            });
-            hosts.queues[q].push_back(i);
+        self.queues[q].push_back(job);
+        self.queued += 1;
+        self.requeue(q);
+    }
+
+    fn set_per_host(&mut self, per_host: usize, concurrency: usize) {
+        for (q, name) in self.names.iter().enumerate() {
+            self.limits[q] = Self::limit_for(name, per_host, concurrency);
         }
-        hosts
+        for q in 0..self.names.len() {
+            self.requeue(q);
+        }
     }
 
     fn name(&self, q: usize) -> Option<&str> {
@@ -289,13 +633,18 @@ impl Hosts {
     }
 
     /// The next feed to start, from the next host in turn that may take one.
-    fn next_start(&mut self) -> Option<(usize, usize)> {
-        let q = self.ready.pop_front()?;
-        self.in_ready[q] = false;
-        let i = self.queues[q].pop_front()?;
-        self.active[q] += 1;
-        self.requeue(q);
-        Some((q, i))
+    fn next_start(&mut self) -> Option<(usize, Job)> {
+        loop {
+            let q = self.ready.pop_front()?;
+            self.in_ready[q] = false;
+            let Some(job) = self.queues[q].pop_front() else {
+                continue;
+            };
+            self.queued -= 1;
+            self.active[q] += 1;
+            self.requeue(q);
+            return Some((q, job));
+        }
     }
 
     /// A feed of host `q` is done (or was skipped without starting).
@@ -309,6 +658,17 @@ impl Hosts {
             self.in_ready[q] = true;
             self.ready.push_back(q);
         }
+    }
+
+    fn take_where(&mut self, remove: impl Fn(&Job) -> bool) -> Vec<Job> {
+        let mut taken = Vec::new();
+        for queue in &mut self.queues {
+            let (out, keep): (VecDeque<Job>, VecDeque<Job>) = queue.drain(..).partition(|j| remove(j));
+            *queue = keep;
+            taken.extend(out);
+        }
+        self.queued -= taken.len();
+        taken
     }
 }
 
@@ -326,36 +686,12 @@ fn effective_url(spec: &FeedSpec, state: &FeedState) -> Url {
     url
 }
 
-/// Why a feed's state says not to poll it now, if it does.
-fn blocked(spec: &FeedSpec, state: &FeedState, now: DateTime<Utc>) -> Option<String> {
-    let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
-    if let Some(gone) = state.gone_at {
-        return Some(format!(
-            "gone (HTTP 410) since {}; not polled until the config changes (or --force)",
-            when(gone)
-        ));
-    }
-    if let Some(until) = state.hints.retry_after.filter(|t| *t > now) {
-        return Some(format!(
-            "the server asked to wait until {} (Retry-After)",
-            when(until)
-        ));
-    }
-    if let (Some(last), n @ 1..) = (state.last_fetch, state.consecutive_failures) {
-        let until = last
-            + chrono::Duration::from_std(crate::schedule::backoff(spec.url.as_str(), n)).unwrap_or_default();
-        if until > now {
-            return Some(format!("backing off after {n} failures until {}", when(until)));
-        }
-    }
-    None
-}
-
 /// What every feed's poll shares.
 #[derive(Clone)]
 struct Context {
     fetcher: Fetcher,
     store: StoreHandle,
+    clock: Arc<dyn Clock>,
     /// Bounds the CPU-bound steps to one per core.
     parsing: Arc<Semaphore>,
     new_feed_entries: usize,
@@ -363,102 +699,162 @@ struct Context {
     fingerprint: String,
 }
 
-/// Polls one feed; also returns until when its host must be left alone, after a 429 or 403.
+/// Polls one feed and records the outcome with the feed's next due time. `host_delay` is its
+/// host's standing wait, if any (a `--force` poll can run under one).
 async fn poll_one(
-    spec: &FeedSpec,
-    target: &Url,
-    state: FeedState,
+    job: Job,
+    host_delay: Option<DateTime<Utc>>,
     context: &Context,
-) -> (FeedReport, Option<DateTime<Utc>>) {
-    let Context {
-        fetcher,
-        store,
-        parsing,
-        new_feed_entries,
-        fingerprint,
-    } = context;
-    let new_feed_entries = *new_feed_entries;
+) -> Result<Finished, StoreError> {
+    let Job {
+        spec,
+        state,
+        target,
+        policy,
+    } = job;
+    let store = &context.store;
     let url = display_url(&spec.url);
-    let host = Fetcher::host_of(target);
+    let host = host_key(&target);
     let feed_id = state.id;
     let request = fetch::Request {
-        url: target,
+        url: &target,
         validators: &state.validators,
         headers: &spec.headers,
     };
-    let outcome = match fetcher.fetch(request).await {
+    let outcome = match context.fetcher.fetch(request).await {
         Ok(fetched) => {
-            note_redirect(store, feed_id, &url, fetched.moved(), &state).await;
-            parse_new(fetched, spec, &state, store, parsing).await
+            note_redirect(store, feed_id, &url, fetched.moved(), &state).await?;
+            parse_new(fetched, &spec, &state, store, &context.parsing).await
         }
         Err(e) => Err(e.into()),
     };
-    let now = Utc::now();
+    let now = context.clock.now();
+    let key = spec.url.as_str();
+    // What the schedule will know once this poll is recorded.
+    let mut after = History {
+        last_fetch: Some(now),
+        consecutive_failures: 0,
+        failure: None,
+        failing_since: None,
+        hints: Hints {
+            retry_after: None,
+            fresh_until: None,
+            skip: state.hints.skip,
+        },
+        gone: false,
+    };
     let stored_rhythm = FeedRhythm {
         ttl: state.rhythm,
         ..FeedRhythm::default()
     };
-    let mut host_penalty = None;
+    let scheduled = |after: &History, host_delay: Option<DateTime<Utc>>| Scheduled {
+        next_due: schedule::due(&policy, key, after, host_delay).at,
+        key: policy.key(),
+    };
+    let mut penalty = None;
+    let mut abandoned = false;
     let result = match outcome {
         Ok(Outcome::NotModified(caching)) => {
-            let fresh_until = fresh_until(&caching, &stored_rhythm, now);
+            after.hints.fresh_until = fresh_until(&caching, &stored_rhythm, now);
             let update = FeedUpdate::Unchanged {
                 validators: None,
-                fresh_until,
+                fresh_until: after.hints.fresh_until,
             };
-            record(store, feed_id, update)
-                .await
-                .map(|()| FeedStatus::NotModified)
+            let scheduled = scheduled(&after, host_delay);
+            let next_due = scheduled.next_due;
+            store
+                .call(move |s| s.record_feed(feed_id, &update, &scheduled, now))
+                .await?;
+            (Ok(FeedStatus::NotModified), next_due)
         }
         Ok(Outcome::Unchanged(validators, caching)) => {
-            let fresh_until = fresh_until(&caching, &stored_rhythm, now);
+            after.hints.fresh_until = fresh_until(&caching, &stored_rhythm, now);
             let update = FeedUpdate::Unchanged {
                 validators: Some(validators),
-                fresh_until,
+                fresh_until: after.hints.fresh_until,
             };
-            record(store, feed_id, update)
-                .await
-                .map(|()| FeedStatus::Unchanged)
+            let scheduled = scheduled(&after, host_delay);
+            let next_due = scheduled.next_due;
+            store
+                .call(move |s| s.record_feed(feed_id, &update, &scheduled, now))
+                .await?;
+            (Ok(FeedStatus::Unchanged), next_due)
         }
-        Ok(Outcome::Parsed(parsed)) => store
-            .call(move |s| {
-                let batch = ParsedBatch {
-                    meta: &parsed.feed.meta,
-                    validators: &parsed.validators,
-                    body_hash: &parsed.body_hash,
-                    entries: &parsed.entries,
-                    fresh_until: fresh_until(&parsed.caching, &parsed.feed.meta.rhythm, now),
-                    new_feed_entries,
-                    unchanged_segments: &parsed.unchanged_segments,
-                };
-                s.store_parsed(feed_id, &batch, now)
-            })
-            .await
-            .map(FeedStatus::Stored)
-            .map_err(|e| e.to_string()),
+        Ok(Outcome::Parsed(parsed)) => {
+            let fresh = fresh_until(&parsed.caching, &parsed.feed.meta.rhythm, now);
+            after.hints.fresh_until = fresh;
+            after.hints.skip = parsed.feed.meta.rhythm.skip;
+            let scheduled = scheduled(&after, host_delay);
+            let next_due = scheduled.next_due;
+            let new_feed_entries = context.new_feed_entries;
+            let outcome = store
+                .call(move |s| {
+                    let batch = ParsedBatch {
+                        meta: &parsed.feed.meta,
+                        validators: &parsed.validators,
+                        body_hash: &parsed.body_hash,
+                        entries: &parsed.entries,
+                        fresh_until: fresh,
+                        new_feed_entries,
+                        unchanged_segments: &parsed.unchanged_segments,
+                        scheduled: &scheduled,
+                    };
+                    s.store_parsed(feed_id, &batch, now)
+                })
+                .await?;
+            (Ok(FeedStatus::Stored(outcome)), next_due)
+        }
+        Err(Failure::Store(e)) => return Err(e),
         Err(failure) => {
             let error = failure.to_string();
-            tracing::debug!(feed = %url, %error, "poll failed");
-            let retry_after = failure.retry_after(now);
+            let kind = failure.kind();
+            tracing::debug!(feed = %url, %error, %kind, "poll failed");
+            after.consecutive_failures = state.consecutive_failures + 1;
+            after.failure = Some(kind);
+            after.failing_since = Some(state.failing_since.unwrap_or(now));
+            after.hints.retry_after = failure.retry_after(now);
+            after.hints.fresh_until = state.hints.fresh_until;
+            after.gone = kind == FailureKind::Gone;
+            let mut host_delay = host_delay;
             if let (Some(host), Some(until)) = (&host, failure.host_penalty(now)) {
-                host_penalty = Some(until);
+                penalty = Some(until);
+                host_delay = Some(host_delay.map_or(until, |d| d.max(until)));
                 let (host, reason) = (host.clone(), error.clone());
-                if let Err(e) = store.call(move |s| s.delay_host(&host, until, &reason)).await {
-                    tracing::warn!(%e, "cannot record a host delay");
-                }
+                store.call(move |s| s.delay_host(&host, until, &reason)).await?;
             }
+            abandoned = schedule::abandoned(&policy, &after, now);
             let update = FeedUpdate::Failed {
                 error: error.clone(),
-                retry_after,
-                gone: failure.is_gone().then(|| fingerprint.clone()),
+                kind,
+                retry_after: after.hints.retry_after,
+                gone: after.gone.then(|| context.fingerprint.clone()),
+                abandoned,
             };
-            match record(store, feed_id, update).await {
-                Ok(()) => Err(error),
-                Err(store_error) => Err(format!("{error}; and recording it failed: {store_error}")),
-            }
+            let scheduled = scheduled(&after, host_delay);
+            let next_due = scheduled.next_due;
+            store
+                .call(move |s| s.record_feed(feed_id, &update, &scheduled, now))
+                .await?;
+            (Err(FeedFailure { kind, message: error }), next_due)
         }
     };
-    (FeedReport { url, result }, host_penalty)
+    let (result, next_due) = result;
+    let recovered_after = if result.is_ok() {
+        state.consecutive_failures
+    } else {
+        0
+    };
+    let report = FeedReport {
+        recovered_after,
+        feed_id,
+        url,
+        result,
+        failures: after.consecutive_failures,
+        last_error: None,
+        next_due,
+        abandoned: abandoned && state.abandoned_at.is_none(),
+    };
+    Ok(Finished { report, penalty })
 }
 
 /// Records where permanent redirects led this time (or that there were none), and logs the
@@ -469,7 +865,7 @@ async fn note_redirect(
     shown: &str,
     moved: Option<&Url>,
     state: &FeedState,
-) {
+) -> Result<(), StoreError> {
     let target = moved.map(|m| {
         let mut m = m.clone();
         let _ = m.set_username("");
@@ -478,30 +874,20 @@ async fn note_redirect(
     });
     // Nothing to record in the common case: no redirect now, none counted before.
     if target.is_none() && state.moved_count == 0 {
-        return;
+        return Ok(());
     }
-    match store
+    let moved = store
         .call(move |s| s.note_redirect(feed_id, target.as_deref()))
-        .await
-    {
-        Ok(Some(to)) => {
-            tracing::info!(feed = %shown, moved_to = %to, "feed moved permanently; polling its new address")
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(feed = %shown, error = %e, "cannot record a redirect"),
+        .await?;
+    if let Some(to) = moved {
+        tracing::info!(feed = %shown, moved_to = %to, "feed moved permanently; polling its new address");
     }
+    Ok(())
 }
 
 fn fresh_until(caching: &Caching, rhythm: &FeedRhythm, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let http = hints::http_freshness(caching.cache_control.as_deref(), caching.expires.as_deref(), now);
     hints::after_success(http, rhythm, now).fresh_until
-}
-
-async fn record(store: &StoreHandle, feed_id: i64, update: FeedUpdate) -> Result<(), String> {
-    store
-        .call(move |s| s.record_feed(feed_id, &update, Utc::now()))
-        .await
-        .map_err(|e| e.to_string())
 }
 
 enum Outcome {
@@ -520,44 +906,43 @@ struct Parsed {
     body_hash: String,
 }
 
-/// Why a feed's poll failed.
+/// Why a feed's poll failed, or that the store did (which is not the feed's failure).
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Parse(#[from] parse::ParseError),
-    #[error("{0}")]
+    #[error("internal error: {0}")]
     Task(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl Failure {
-    /// 410: the publisher says the feed is gone for good.
-    fn is_gone(&self) -> bool {
-        matches!(self, Failure::Fetch(FetchError::Status { status: 410, .. }))
+    fn kind(&self) -> FailureKind {
+        match self {
+            Failure::Fetch(e) => e.kind(),
+            Failure::Parse(_) => FailureKind::Parse,
+            Failure::Task(_) | Failure::Store(_) => FailureKind::Internal,
+        }
     }
 
     /// When the server said to come back (Retry-After on any error status).
     fn retry_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Failure::Fetch(FetchError::Status {
-                retry_after: Some(v), ..
-            }) => hints::retry_after(v, now),
+            Failure::Fetch(e) => e.retry_after().and_then(|v| hints::retry_after(v, now)),
             _ => None,
         }
     }
 
-    /// A 429 (too many requests) or 403 (often a rate-limiting WAF) speaks for the whole host.
+    /// A 429, or a 503 with Retry-After, speaks for the whole host: every feed on it waits.
+    /// Other failures (a 403 included) are the feed's own.
     fn host_penalty(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match self {
-            Failure::Fetch(FetchError::Status {
-                status: 429 | 403, ..
-            }) => Some(
-                self.retry_after(now)
-                    .unwrap_or_else(|| now + chrono::Duration::from_std(HOST_PENALTY).unwrap_or_default()),
-            ),
-            _ => None,
-        }
+        (self.kind() == FailureKind::RateLimited).then(|| {
+            self.retry_after(now)
+                .unwrap_or_else(|| now + chrono::Duration::from_std(HOST_PENALTY).unwrap_or_default())
+        })
     }
 }
 
@@ -584,10 +969,7 @@ async fn parse_new(
     // wait behind the writer's queue while parsers idle.
     let stored_before = state.last_success.is_some();
     let known_segments = if stored_before {
-        store
-            .read(move |s| s.segments(feed_id))
-            .await
-            .map_err(|e| task(&e))?
+        store.read(move |s| s.segments(feed_id)).await?
     } else {
         Default::default()
     };
@@ -607,10 +989,7 @@ async fn parse_new(
     // Only the entries the parse produced are compared with the store.
     let stored = if stored_before && !keyed.is_empty() {
         let keys: Vec<String> = keyed.iter().map(|k| k.key.as_str().to_owned()).collect();
-        store
-            .read(move |s| s.content_hashes(feed_id, &keys))
-            .await
-            .map_err(|e| task(&e))?
+        store.read(move |s| s.content_hashes(feed_id, &keys)).await?
     } else {
         Default::default()
     };

@@ -7,9 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Status, load_with_store};
-use crate::fetch::Fetcher;
-use crate::model::display_url;
-use crate::schedule::{self, History};
+use crate::model::{FailureKind, display_url};
 
 #[derive(Serialize)]
 struct FeedRow {
@@ -19,6 +17,10 @@ struct FeedRow {
     last_error: Option<String>,
     consecutive_failures: u32,
     failing_since: Option<DateTime<Utc>>,
+    /// What kind of failure the last one was, while failing.
+    failure_kind: Option<FailureKind>,
+    /// Failing for longer than `poll.give_up_after` (still tried once a day).
+    abandoned: bool,
     entries: usize,
     /// When `run` would poll it next; `null` for a feed that is gone.
     next_poll: Option<DateTime<Utc>>,
@@ -34,11 +36,11 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
     let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
     let now = Utc::now();
     let result = store
-        .call(move |s| Ok((s.feeds_by_url(&urls)?, s.entry_counts()?, s.host_delays(now)?)))
+        .read(move |s| Ok((s.feeds_by_url(&urls)?, s.entry_counts()?)))
         .await;
     drop(store);
     thread.join().await;
-    let (states, counts, delays) = match result {
+    let (states, counts) = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -50,17 +52,15 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
         .iter()
         .map(|spec| {
             let state = states.get(spec.url.as_str());
-            let host_delay = Fetcher::host_of(&spec.url).and_then(|h| delays.get(&h).copied());
+            // The due time the last poll recorded; a feed never polled is due at once.
             let next_poll = match state {
-                Some(s) => schedule::next_due(
-                    &config.policy_for(spec),
-                    spec.url.as_str(),
-                    &History::from(s),
-                    host_delay,
-                )
-                .map(|t| t.max(now)),
+                Some(s) => s
+                    .next_due
+                    .map(|t| t.max(now))
+                    .or(Some(now).filter(|_| s.gone_at.is_none())),
                 None => Some(now),
             };
+            let failing = state.is_some_and(|s| s.consecutive_failures > 0);
             FeedRow {
                 url: display_url(&spec.url),
                 title: spec.title.clone().or_else(|| state.and_then(|s| s.title.clone())),
@@ -70,6 +70,8 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
                     .filter(|_| state.is_some_and(|s| s.consecutive_failures > 0)),
                 consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
                 failing_since: state.and_then(|s| s.failing_since),
+                failure_kind: state.and_then(|s| s.failure_kind).filter(|_| failing),
+                abandoned: state.is_some_and(|s| s.abandoned_at.is_some()) && failing,
                 entries: counts.get(spec.url.as_str()).copied().unwrap_or(0),
                 next_poll,
                 gone: state.is_some_and(|s| s.gone_at.is_some()),
@@ -114,6 +116,7 @@ fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {
                 match (r.gone, r.next_poll) {
                     (true, _) | (_, None) => "gone (410)".into(),
                     (false, Some(t)) if t <= now => "now".into(),
+                    (false, Some(t)) if r.abandoned => format!("in {} (abandoned)", span(t - now)),
                     (false, Some(t)) => format!("in {}", span(t - now)),
                 },
                 clip(r.last_error.as_deref().unwrap_or(""), 48),

@@ -74,27 +74,38 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
     store_thread.join().await;
 
     let failed: Vec<_> = report.failed().collect();
+    let skipped: Vec<_> = report.skipped().collect();
     if verbosity != Verbosity::Quiet {
         let not_modified = report.count(|s| matches!(s, FeedStatus::NotModified | FeedStatus::Unchanged));
-        let skipped = report.count(|s| matches!(s, FeedStatus::Skipped(_)));
+        let polled = report.polled().count();
+        let of_all = if skipped.is_empty() {
+            format!("{polled}")
+        } else {
+            format!("{polled} of {}", report.feeds.len())
+        };
         outln!(
-            "polled {} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}; {} new, {} updated entries",
-            report.feeds.len(),
+            "polled {of_all} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}; {} new, {} updated entries",
             report.elapsed.as_secs_f64(),
             report.ok_count(),
             not_modified,
             failed.len(),
-            if skipped > 0 {
-                format!(", {skipped} skipped")
-            } else {
+            if skipped.is_empty() {
                 String::new()
+            } else {
+                format!("; {} skipped", skipped.len())
             },
             report.new_entries(),
             report.updated_entries(),
         );
-        for feed in &report.feeds {
-            if let Ok(FeedStatus::Skipped(reason)) = &feed.result {
-                outln!("skipped: {}: {reason}", feed.url);
+    }
+    // A feed skipped because it is backing off is still failing: cron is told (exit 1) and
+    // shown its last error, even with --quiet.
+    for feed in &skipped {
+        if let Ok(FeedStatus::Skipped(reason)) = &feed.result {
+            match &feed.last_error {
+                Some(error) => outln!("skipped: {}: {reason}; last error: {error}", feed.url),
+                None if verbosity != Verbosity::Quiet => outln!("skipped: {}: {reason}", feed.url),
+                None => {}
             }
         }
     }
@@ -103,8 +114,16 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
             outln!("failed: {}: {reason}", feed.url);
         }
     }
+    for feed in report.feeds.iter().filter(|f| f.abandoned) {
+        outln!(
+            "abandoned: {}: failing for longer than poll.give_up_after ({} failures); tried once a day from now on",
+            feed.url,
+            feed.failures
+        );
+    }
+    let failing = report.feeds.iter().any(|f| f.is_failing());
     match report_outputs(&outputs, verbosity) {
-        Status::Ok if failed.is_empty() => Status::Ok,
+        Status::Ok if !failing => Status::Ok,
         Status::Ok => Status::FeedsFailed,
         fatal => fatal,
     }

@@ -127,12 +127,10 @@ impl<'a> Locator<'a> {
                 table = format!("{name}[{n}]");
             } else if let Some(name) = trimmed.strip_prefix('[').and_then(|s| s.split(']').next()) {
                 table = name.trim().to_string();
-            } else if is_current {
-                if let Some((k, _)) = trimmed.split_once('=') {
-                    let k = k.trim().trim_matches('"');
-                    if !k.is_empty() && !k.starts_with('#') {
-                        line_key = Some(k.to_string());
-                    }
+            } else if is_current && let Some((k, _)) = trimmed.split_once('=') {
+                let k = k.trim().trim_matches('"');
+                if !k.is_empty() && !k.starts_with('#') {
+                    line_key = Some(k.to_string());
                 }
             }
             if is_current {

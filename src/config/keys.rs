@@ -23,6 +23,7 @@ pub(super) const POLL: &[&str] = &[
     "jitter",
     "per_host",
     "shutdown_grace",
+    "give_up_after",
 ];
 pub(super) const FEED: &[&str] = &[
     "url",

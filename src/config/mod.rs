@@ -43,6 +43,7 @@ pub const DEFAULT_KEEP_DAYS: u32 = 365;
 pub const DEFAULT_KEEP_PER_FEED: usize = 1000;
 pub const DEFAULT_HOUSEKEEPING: &str = "23 * * * *";
 pub const DEFAULT_NEW_FEED_ENTRIES: usize = 10;
+pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// A validated configuration. Paths are absolute; values are in their final types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +103,8 @@ pub struct PollConfig {
     pub per_host: usize,
     /// On SIGTERM, how long in-flight fetches may take before they are abandoned.
     pub shutdown_grace: Duration,
+    /// A feed failing for this long is reported abandoned (and still tried once a day).
+    pub give_up_after: Duration,
 }
 
 impl Config {
@@ -114,6 +117,7 @@ impl Config {
                 .unwrap_or_else(|| self.poll.schedule.clone()),
             jitter: self.poll.jitter,
             respect_hints: !feed.ignore_hints,
+            give_up_after: self.poll.give_up_after,
         }
     }
 
@@ -245,6 +249,9 @@ impl Validator<'_> {
         let shutdown_grace = self
             .duration(raw.shutdown_grace, "poll.shutdown_grace", true)
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let give_up_after = self
+            .duration(raw.give_up_after, "poll.give_up_after", false)
+            .unwrap_or(DEFAULT_GIVE_UP_AFTER);
         let schedule = self.cron(raw.schedule, "poll.schedule", DEFAULT_SCHEDULE);
         let new_feed_entries = self
             .count(raw.new_feed_entries, "poll.new_feed_entries", 0, 100_000)
@@ -285,6 +292,7 @@ impl Validator<'_> {
             jitter,
             per_host,
             shutdown_grace,
+            give_up_after,
         }
     }
 

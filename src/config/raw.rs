@@ -51,6 +51,7 @@ pub(super) struct RawPoll {
     pub jitter: Option<Spanned<String>>,
     pub per_host: Option<Spanned<i64>>,
     pub shutdown_grace: Option<Spanned<String>>,
+    pub give_up_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

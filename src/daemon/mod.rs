@@ -1,31 +1,39 @@
-//! Owns the long-running service (`tributary run`): the due-time loop, reloads, housekeeping,
-//! graceful shutdown, and talking to systemd.
+//! Owns the long-running service (`tributary run`): a control loop that only waits and
+//! dispatches, and the work it hands out as tasks.
 //!
-//! The loop keeps one round of polling in flight at a time (a spawned task running
-//! [`poll::poll_feeds`] over the feeds that are due), and meanwhile stays responsive: control
-//! messages (stop, reload), the watchdog and housekeeping are handled while a round runs. After
-//! a round that changed entries, outputs are re-rendered once. Signals arrive as [`Control`]
-//! messages from the caller, so this module is driven the same way by `cli` and by tests.
+//! Each feed's next due time lives in the store, written by the commit that records its poll
+//! (see [`crate::schedule::due`]). The loop sleeps until the earliest one, claims the feeds that
+//! are due with one range scan of the due-time index (so a wake-up costs O(due feeds), never
+//! O(feeds)), and hands them to the one [`Poller`] it keeps, which polls them within the
+//! budget while the loop goes on waiting. Everything slow runs as a task whose result comes
+//! back to the loop: claiming, rendering (one task per output at most, a request during a
+//! render coalesced into one more), housekeeping, config reloads and WebSub pings. So signals
+//! and the watchdog are answered within moments whatever the daemon is doing.
+//!
+//! Every `now` comes from one [`Clock`]: production uses the system clock, tests tokio's
+//! paused time, which drives the same loop through days of schedule in milliseconds. Signals
+//! arrive as [`Control`] messages from the caller, so this module is driven the same way by
+//! `cli` and by tests.
 
 mod notify;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::{Config, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
-use crate::model::FeedState;
-use crate::output;
-use crate::poll::{self, FeedStatus, PollReport};
-use crate::schedule::{self, Clock, History, SystemClock};
+use crate::model::OutputSpec;
+use crate::output::{self, OutputError, OutputReport};
+use crate::poll::{self, FeedReport, FeedStatus, Poller};
+use crate::schedule::{Clock, SystemClock, clock::sleep_until};
 use crate::serve::{Server, websub};
-use crate::store::{Retention, StoreError, StoreHandle};
+use crate::store::{Claimed, DaemonLock, Retention, Scheduled, StoreError, StoreHandle};
 
 /// What the outside world asks of a running daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,38 +61,19 @@ pub enum DaemonError {
     },
 }
 
-/// Which feeds are due, and when the next one will be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// Indices into `config.feeds`.
-    pub due: Vec<usize>,
-    pub next: Option<DateTime<Utc>>,
-}
-
-/// Plans a round at `now` from the feeds' states (one per `config.feeds`, in order).
-pub fn plan(
-    config: &Config,
-    states: &[FeedState],
-    host_delays: &HashMap<String, DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Plan {
-    let mut due = Vec::new();
-    let mut next: Option<DateTime<Utc>> = None;
-    for (i, (spec, state)) in config.feeds.iter().zip(states).enumerate() {
-        let history = History::from(state);
-        let host_delay = Fetcher::host_of(&spec.url).and_then(|h| host_delays.get(&h).copied());
-        let Some(at) = schedule::next_due(&config.policy_for(spec), spec.url.as_str(), &history, host_delay)
-        else {
-            continue;
-        };
-        if at <= now {
-            due.push(i);
-        } else {
-            next = Some(next.map_or(at, |n| n.min(at)));
-        }
-    }
-    Plan { due, next }
-}
+/// Most feeds one wake-up claims; more are claimed as these get under way.
+const CLAIM_BATCH: usize = 1000;
+/// A claim is a marker, not a deadline: one daemon per database, so a claim outlives a slow
+/// queue without being taken twice, and the next start releases what a crash left behind.
+const CLAIM_LEASE: Duration = Duration::from_secs(60 * 60);
+/// During a round that goes on and on (feeds coming due faster than they finish), outputs are
+/// rendered at least this often, rather than only when the round ends.
+const RENDER_EVERY: Duration = Duration::from_secs(30);
+/// First retry of an output that could not be written; doubles up to [`RENDER_RETRY_CAP`].
+const RENDER_RETRY: Duration = Duration::from_secs(10);
+const RENDER_RETRY_CAP: Duration = Duration::from_secs(10 * 60);
+/// How long HTTP requests in flight may take to finish at shutdown.
+const SERVER_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the daemon until a [`Control::Stop`] (or the channel closes).
 pub async fn run(config_path: &Path, control: mpsc::Receiver<Control>) -> Result<(), DaemonError> {
@@ -97,9 +86,14 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), DaemonError> {
     let config = Arc::new(Config::load(config_path)?);
+    let lock = DaemonLock::acquire(&config.store.path)?;
     let (store, store_thread) = StoreHandle::open(&config.store.path).await?;
+    // The only daemon on this database: any claim in it was left by one that crashed.
+    store.call(|s| s.release_leases(None)).await?;
     let fetcher = Fetcher::new(&config.poll)?;
-    let server_stop = CancellationToken::new();
+    poll::prepare(&config, &config.feeds, &store, clock.now(), true).await?;
+    let poller = Poller::new(&config, fetcher.clone(), store.clone(), clock.clone()).await?;
+    let server_stop = tokio_util::sync::CancellationToken::new();
     let mut server_task = None;
     let server = match &config.serve {
         Some(serve) => {
@@ -121,15 +115,27 @@ pub async fn run_with_clock(
         }
         None => None,
     };
+    let now = clock.now();
     let mut daemon = Daemon {
         path: config_path.to_path_buf(),
+        specs: index_feeds(&config),
+        next_housekeeping: config.store.housekeeping.next_after(now),
         config,
         store,
         fetcher,
         clock,
-        stop: CancellationToken::new(),
-        summary: String::from("no round yet"),
+        poller,
         server,
+        claimed: HashSet::new(),
+        scan: None,
+        next_wake: Some(now),
+        more_due: false,
+        renders: Renders::default(),
+        changes_since: None,
+        housekeeping: None,
+        reload: None,
+        round: None,
+        summary: String::from("no round yet"),
     };
     tracing::info!(
         config = %daemon.path.display(),
@@ -137,29 +143,43 @@ pub async fn run_with_clock(
         outputs = daemon.config.outputs.len(),
         "tributary started"
     );
-    notify::ready(&daemon.status(None));
-    daemon.render().await;
-    let result = daemon.main_loop(&mut control).await;
+    notify::ready(&daemon.status());
+    // The outputs as the store has them, so a restarted daemon serves at once.
+    daemon.request_render();
+    let exit = daemon.main_loop(&mut control).await;
     // The server holds a store handle: it must be gone before the store thread can finish.
     // Requests in flight get a moment; idle keep-alive connections do not hold the exit up.
     server_stop.cancel();
-    if let Some(mut task) = server_task {
-        if tokio::time::timeout(SERVER_GRACE, &mut task).await.is_err() {
-            task.abort();
-        }
+    if let Some(mut task) = server_task
+        && tokio::time::timeout(SERVER_GRACE, &mut task).await.is_err()
+    {
+        task.abort();
     }
-    let Daemon { store, server, .. } = daemon;
-    drop(server);
+    let Daemon {
+        store,
+        server,
+        poller,
+        ..
+    } = daemon;
+    drop((server, poller));
     drop(store);
-    if result == Exit::Graceful {
+    if exit == Exit::Graceful {
         store_thread.join().await;
     }
+    drop(lock);
     tracing::info!("tributary stopped");
     Ok(())
 }
 
-/// How long HTTP requests in flight may take to finish at shutdown.
-const SERVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Config feeds by the URL their store row is keyed by.
+fn index_feeds(config: &Config) -> HashMap<String, usize> {
+    config
+        .feeds
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.url.to_string(), i))
+        .collect()
+}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Exit {
@@ -171,85 +191,523 @@ enum Exit {
 struct Daemon {
     path: PathBuf,
     config: Arc<Config>,
+    /// `config.feeds` by URL.
+    specs: HashMap<String, usize>,
     store: StoreHandle,
     fetcher: Fetcher,
     clock: Arc<dyn Clock>,
-    stop: CancellationToken,
-    summary: String,
+    poller: Poller,
     server: Option<Server>,
+    /// Feeds claimed and not yet reported (queued or being polled).
+    claimed: HashSet<i64>,
+    /// A claim of due feeds in progress.
+    scan: Option<JoinHandle<Result<Claimed, StoreError>>>,
+    /// When the earliest feed not claimed yet is due.
+    next_wake: Option<DateTime<Utc>>,
+    /// The last claim hit its limit: claim again as soon as the queue runs low.
+    more_due: bool,
+    renders: Renders,
+    /// Entries changed since the last render was asked for (when the first change was).
+    changes_since: Option<Instant>,
+    housekeeping: Option<JoinHandle<()>>,
+    next_housekeeping: Option<DateTime<Utc>>,
+    reload: Option<JoinHandle<Result<Reloaded, String>>>,
+    round: Option<Round>,
+    summary: String,
 }
 
-type Round = JoinHandle<Result<PollReport, StoreError>>;
+/// A round: feeds polled back to back, from the poller starting work until it runs dry.
+#[derive(Debug)]
+struct Round {
+    started: Instant,
+    polled: usize,
+    failed: usize,
+    new: usize,
+    updated: usize,
+}
+
+/// A new config, loaded and checked, and the store made ready for it.
+struct Reloaded {
+    config: Config,
+    fetcher: Fetcher,
+}
+
+/// The outputs being rendered: at most one task per output, and at most one more asked for.
+#[derive(Default)]
+struct Renders {
+    tasks: JoinSet<(PathBuf, Result<OutputReport, OutputError>)>,
+    running: HashSet<PathBuf>,
+    again: HashSet<PathBuf>,
+    /// Outputs that failed to render: when to try again, and how many tries failed.
+    retry: HashMap<PathBuf, (DateTime<Utc>, u32)>,
+}
 
 impl Daemon {
     async fn main_loop(&mut self, control: &mut mpsc::Receiver<Control>) -> Exit {
-        let mut round: Option<Round> = None;
-        let mut next_due: Option<DateTime<Utc>> = Some(self.clock.now());
-        let mut next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
         let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
         loop {
             let clock = self.clock.clone();
+            let wake = self.wake_time();
+            let render_due = self.render_due();
+            let housekeeping_at = self.next_housekeeping.filter(|_| self.housekeeping.is_none());
             tokio::select! {
                 message = control.recv() => match message {
-                    Some(Control::Reload) => {
-                        self.reload().await;
-                        // Added feeds may be due at once.
-                        if round.is_none() {
-                            next_due = Some(self.clock.now());
-                        }
-                    }
+                    Some(Control::Reload) => self.start_reload(),
                     Some(Control::Stop) | None => break,
                 },
-                result = async { round.as_mut().expect("guarded by the branch condition").await }, if round.is_some() => {
-                    round = None;
-                    self.finish_round(result).await;
-                    next_due = self.plan_next().await.next;
-                    notify::status(&self.status(next_due));
-                }
-                () = async { schedule::clock::sleep_until(clock.as_ref(), next_due.unwrap_or(DateTime::<Utc>::MAX_UTC)).await },
-                    if round.is_none() && next_due.is_some() =>
-                {
-                    let plan = self.plan_next().await;
-                    if plan.due.is_empty() {
-                        next_due = plan.next;
-                    } else {
-                        round = Some(self.start_round(&plan.due));
-                    }
-                }
-                () = async { schedule::clock::sleep_until(clock.as_ref(), next_housekeeping.unwrap_or(DateTime::<Utc>::MAX_UTC)).await },
-                    if next_housekeeping.is_some() =>
-                {
-                    self.housekeeping().await;
-                    next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
-                }
                 _ = async { watchdog.as_mut().expect("guarded").tick().await }, if watchdog.is_some() => {
                     notify::watchdog();
                 }
+                Some(result) = self.poller.next(), if self.poller.busy() => self.feed_done(result),
+                result = async { self.scan.as_mut().expect("guarded").await }, if self.scan.is_some() => {
+                    self.scan = None;
+                    self.scan_done(result);
+                }
+                () = sleep_until(clock.as_ref(), wake.unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    if wake.is_some() && self.scan.is_none() && self.reload.is_none() =>
+                {
+                    self.start_scan();
+                }
+                Some(done) = self.renders.tasks.join_next(), if !self.renders.tasks.is_empty() => {
+                    match done {
+                        Ok((path, result)) => self.render_done(path, result),
+                        Err(e) => tracing::error!(error = %e, "render task failed"),
+                    }
+                }
+                () = sleep_until(clock.as_ref(), render_due.unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    if render_due.is_some() =>
+                {
+                    self.render_retries();
+                }
+                _ = async { self.housekeeping.as_mut().expect("guarded").await }, if self.housekeeping.is_some() => {
+                    self.housekeeping = None;
+                }
+                () = sleep_until(clock.as_ref(), housekeeping_at.unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    if housekeeping_at.is_some() =>
+                {
+                    self.start_housekeeping();
+                }
+                result = async { self.reload.as_mut().expect("guarded").await }, if self.reload.is_some() => {
+                    self.reload = None;
+                    self.reload_done(result);
+                }
             }
+            self.after_event();
         }
-        self.shutdown(round, control).await
+        self.shutdown(control).await
     }
 
-    async fn shutdown(&mut self, round: Option<Round>, control: &mut mpsc::Receiver<Control>) -> Exit {
-        notify::stopping();
-        self.stop.cancel();
-        if let Some(mut round) = round {
+    /// When to claim due feeds next: at the earliest due time, or now when the last claim
+    /// left feeds behind and the queue runs low.
+    fn wake_time(&self) -> Option<DateTime<Utc>> {
+        if self.more_due {
+            return (self.poller.queued() < CLAIM_BATCH / 2).then(|| self.clock.now());
+        }
+        self.next_wake
+    }
+
+    /// Bookkeeping after any event: rounds that ended, renders that are due.
+    fn after_event(&mut self) {
+        if !self.poller.busy()
+            && self.scan.is_none()
+            && let Some(round) = self.round.take()
+        {
+            self.round_done(round);
+        }
+        if let Some(since) = self.changes_since
+            && (!self.poller.busy() || since.elapsed() >= RENDER_EVERY)
+        {
+            self.changes_since = None;
+            self.request_render();
+        }
+    }
+
+    fn start_scan(&mut self) {
+        let now = self.clock.now();
+        let lease_until = now + chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default();
+        let store = self.store.clone();
+        self.scan = Some(tokio::spawn(async move {
+            store
+                .call(move |s| s.claim_due(now, CLAIM_BATCH, lease_until))
+                .await
+        }));
+    }
+
+    fn scan_done(&mut self, result: Result<Result<Claimed, StoreError>, tokio::task::JoinError>) {
+        let claimed = match result {
+            Ok(Ok(claimed)) => claimed,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read due feeds; trying again in a minute");
+                self.more_due = false;
+                self.next_wake = Some(self.clock.now() + chrono::Duration::minutes(1));
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "due-feed scan failed; trying again in a minute");
+                self.next_wake = Some(self.clock.now() + chrono::Duration::minutes(1));
+                return;
+            }
+        };
+        self.more_due = claimed.more;
+        self.next_wake = claimed.next;
+        let mut unknown = Vec::new();
+        for state in claimed.feeds {
+            let Some(spec) = self.specs.get(&state.url).and_then(|i| self.config.feeds.get(*i)) else {
+                // Scheduled by a poll that finished after its feed left the config.
+                unknown.push(state.id);
+                continue;
+            };
+            if !self.claimed.insert(state.id) {
+                continue;
+            }
+            let policy = self.config.policy_for(spec);
+            self.round.get_or_insert_with(Round::new);
+            self.poller.submit(spec.clone(), state, policy);
+        }
+        if !unknown.is_empty() {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                let off: Vec<(i64, Scheduled)> = unknown
+                    .into_iter()
+                    .map(|id| {
+                        let scheduled = Scheduled {
+                            next_due: None,
+                            key: String::new(),
+                        };
+                        (id, scheduled)
+                    })
+                    .collect();
+                if let Err(e) = store.call(move |s| s.schedule(&off)).await {
+                    tracing::warn!(error = %e, "cannot take removed feeds off the schedule");
+                }
+            });
+        }
+    }
+
+    fn feed_done(&mut self, result: Result<FeedReport, StoreError>) {
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => {
+                // The feed's claim stays; it is polled again once the store works again.
+                tracing::error!(error = %e, "cannot record a poll: the database failed");
+                return;
+            }
+        };
+        self.claimed.remove(&report.feed_id);
+        if let Some(next) = report.next_due {
+            self.next_wake = Some(self.next_wake.map_or(next, |w| w.min(next)));
+        }
+        if let Some(server) = &self.server {
+            server.metrics().record_feed(&report);
+        }
+        log_feed(&report);
+        let round = self.round.get_or_insert_with(Round::new);
+        if report.polled() {
+            round.polled += 1;
+        }
+        match &report.result {
+            Err(_) => round.failed += 1,
+            Ok(FeedStatus::Stored(o)) => {
+                round.new += o.new;
+                round.updated += o.updated;
+                if o.new + o.updated > 0 {
+                    self.changes_since.get_or_insert_with(Instant::now);
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+
+    fn round_done(&mut self, round: Round) {
+        let elapsed = round.started.elapsed();
+        if let Some(server) = &self.server {
+            server.metrics().record_round(elapsed);
+        }
+        // Quiet in steady state: a round that changed nothing and where nothing failed is
+        // not news.
+        let news = round.new + round.updated + round.failed > 0;
+        let fields = (round.polled, round.failed, round.new, round.updated);
+        if news {
             tracing::info!(
-                grace = %humantime::format_duration(self.config.poll.shutdown_grace),
+                polled = fields.0,
+                failed = fields.1,
+                new = fields.2,
+                updated = fields.3,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "round done"
+            );
+        } else {
+            tracing::debug!(
+                polled = fields.0,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "round done"
+            );
+        }
+        self.summary = format!(
+            "last round {}: {} polled, {} failed, {} new",
+            self.clock.now().format("%H:%M:%S"),
+            round.polled,
+            round.failed,
+            round.new
+        );
+        notify::status(&self.status());
+        // Between rounds the daemon rests at its small size, not the last round's high-water mark.
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.release_memory().await {
+                tracing::debug!(error = %e, "could not release database memory");
+            }
+        });
+    }
+
+    /// Renders every output: each starts now unless it is being rendered, in which case it
+    /// is rendered once more after that.
+    fn request_render(&mut self) {
+        let outputs: Vec<OutputSpec> = self.config.outputs.clone();
+        for spec in outputs {
+            if self.renders.running.contains(&spec.path) {
+                self.renders.again.insert(spec.path.clone());
+            } else {
+                self.spawn_render(spec);
+            }
+        }
+    }
+
+    fn spawn_render(&mut self, spec: OutputSpec) {
+        let (config, store) = (self.config.clone(), self.store.clone());
+        self.renders.running.insert(spec.path.clone());
+        self.renders.retry.remove(&spec.path);
+        self.renders.tasks.spawn(async move {
+            let context = Arc::new(output::Context::new(&config));
+            let result = output::render_one(&config, &spec, &store, &context).await;
+            (spec.path, result)
+        });
+    }
+
+    fn render_done(&mut self, path: PathBuf, result: Result<OutputReport, OutputError>) {
+        self.renders.running.remove(&path);
+        match &result {
+            Ok(o) if o.written => {
+                tracing::debug!(output = %o.path.display(), entries = o.entries, "output written")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let tries = self.renders.retry.get(&path).map_or(0, |(_, n)| *n) + 1;
+                let delay = RENDER_RETRY
+                    .saturating_mul(1 << (tries - 1).min(16))
+                    .min(RENDER_RETRY_CAP);
+                if tries == 1 {
+                    tracing::error!(error = %e, retry_in = %humantime::format_duration(delay), "output not written");
+                }
+                let at = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                self.renders.retry.insert(path.clone(), (at, tries));
+            }
+        }
+        if let Ok(report) = &result {
+            if self.renders.retry.remove(&path).is_some() {
+                tracing::info!(output = %path.display(), "output written again after failures");
+            }
+            if report.written {
+                let (config, report) = (self.config.clone(), report.clone());
+                tokio::spawn(async move { websub::announce(&config, &[report]).await });
+            }
+        }
+        if let Some(server) = &self.server {
+            server.publish(std::slice::from_ref(&result));
+        }
+        if self.renders.again.remove(&path)
+            && let Some(spec) = self.config.outputs.iter().find(|o| o.path == path).cloned()
+        {
+            self.spawn_render(spec);
+        }
+    }
+
+    /// The earliest retry of a failed output, if any.
+    fn render_due(&self) -> Option<DateTime<Utc>> {
+        self.renders
+            .retry
+            .iter()
+            .filter(|(path, _)| !self.renders.running.contains(*path))
+            .map(|(_, (at, _))| *at)
+            .min()
+    }
+
+    fn render_retries(&mut self) {
+        let now = self.clock.now();
+        let due: Vec<OutputSpec> = self
+            .config
+            .outputs
+            .iter()
+            .filter(|o| self.renders.retry.get(&o.path).is_some_and(|(at, _)| *at <= now))
+            .cloned()
+            .collect();
+        for spec in due {
+            let tries = self.renders.retry.get(&spec.path).map(|(_, n)| *n);
+            self.spawn_render(spec.clone());
+            // Keep the count of failed tries, so the next delay doubles.
+            if let Some(tries) = tries {
+                self.renders
+                    .retry
+                    .insert(spec.path, (DateTime::<Utc>::MAX_UTC, tries));
+            }
+        }
+    }
+
+    fn start_reload(&mut self) {
+        if self.reload.is_some() {
+            // Already reloading: that reload reads the file as it is now.
+            return;
+        }
+        notify::reloading();
+        let path = self.path.clone();
+        let (store, clock) = (self.store.clone(), self.clock.clone());
+        let store_path = self.config.store.path.clone();
+        self.reload = Some(tokio::spawn(async move {
+            let load = tokio::task::spawn_blocking(move || Config::load(&path));
+            let config = match load.await {
+                Ok(Ok(config)) => config,
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "new configuration rejected; keeping the running one:\n{e}"
+                    ));
+                }
+                Err(e) => return Err(format!("new configuration not loaded: {e}")),
+            };
+            if config.store.path != store_path {
+                return Err(format!(
+                    "new configuration rejected: store.path changed ({} → {}); restart to switch databases; \
+                     keeping the running configuration",
+                    store_path.display(),
+                    config.store.path.display()
+                ));
+            }
+            let fetcher = Fetcher::new(&config.poll)
+                .map_err(|e| format!("new configuration rejected; keeping the running one: {e}"))?;
+            poll::prepare(&config, &config.feeds, &store, clock.now(), true)
+                .await
+                .map_err(|e| format!("new configuration not applied: {e}"))?;
+            Ok(Reloaded { config, fetcher })
+        }));
+    }
+
+    fn reload_done(&mut self, result: Result<Result<Reloaded, String>, tokio::task::JoinError>) {
+        let Reloaded { config, fetcher } = match result {
+            Ok(Ok(reloaded)) => reloaded,
+            Ok(Err(message)) => {
+                tracing::error!("{message}");
+                notify::ready(&self.status());
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed");
+                notify::ready(&self.status());
+                return;
+            }
+        };
+        let old: HashSet<&str> = self.config.feeds.iter().map(|f| f.url.as_str()).collect();
+        let new: HashSet<&str> = config.feeds.iter().map(|f| f.url.as_str()).collect();
+        let added = new.difference(&old).count();
+        let removed = old.difference(&new).count();
+        let outputs_changed = self.config.outputs != config.outputs;
+        if config.serve.as_ref().map(|s| s.listen) != self.config.serve.as_ref().map(|s| s.listen) {
+            tracing::warn!("serve.listen changed: the server keeps its address until a restart");
+        }
+        let config = Arc::new(config);
+        let specs = index_feeds(&config);
+        // Queued feeds that left the config are not polled (their schedule is gone already).
+        for job in self
+            .poller
+            .take_queued_where(|job| !specs.contains_key(job.url().as_str()))
+        {
+            self.claimed.remove(&job.feed_id());
+        }
+        self.poller.reconfigure(&config, fetcher.clone());
+        self.fetcher = fetcher;
+        self.specs = specs;
+        self.config = config;
+        if let Some(server) = &self.server {
+            server.set_config(self.config.clone());
+        }
+        self.next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
+        tracing::info!(
+            feeds = self.config.feeds.len(),
+            added,
+            removed,
+            outputs_changed,
+            "configuration reloaded"
+        );
+        // Added feeds are due at once; changed schedules have new due times.
+        self.more_due = false;
+        self.next_wake = Some(self.clock.now());
+        // Feed selection or titles may have changed what outputs show.
+        self.request_render();
+        notify::ready(&self.status());
+    }
+
+    fn start_housekeeping(&mut self) {
+        self.next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
+        let (config, store, now) = (self.config.clone(), self.store.clone(), self.clock.now());
+        self.housekeeping = Some(tokio::spawn(
+            async move { housekeeping(config, store, now).await },
+        ));
+    }
+
+    async fn shutdown(&mut self, control: &mut mpsc::Receiver<Control>) -> Exit {
+        notify::stopping();
+        self.poller.stop();
+        // Claimed feeds that never started are due as they were.
+        let unstarted: Vec<i64> = self.poller.take_queued().iter().map(|j| j.feed_id()).collect();
+        if !unstarted.is_empty() {
+            let store = self.store.clone();
+            if let Err(e) = store.call(move |s| s.release_leases(Some(&unstarted))).await {
+                tracing::warn!(error = %e, "cannot release the claims of feeds not polled");
+            }
+        }
+        let grace = self.config.poll.shutdown_grace;
+        if self.poller.busy() {
+            tracing::info!(
+                grace = %humantime::format_duration(grace),
                 "stopping: letting in-flight fetches finish"
             );
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut abandoned = false;
+        while self.poller.busy() {
             tokio::select! {
-                result = &mut round => self.finish_round(result).await,
-                () = tokio::time::sleep(self.config.poll.shutdown_grace) => {
-                    round.abort();
+                Some(result) = self.poller.next() => self.feed_done(result),
+                () = tokio::time::sleep_until(deadline) => {
+                    abandoned = true;
                     tracing::warn!("stopping: abandoned fetches still running after the grace period");
-                    // Feeds that finished were committed; outputs catch up with them.
-                    self.render().await;
+                    break;
                 }
                 message = control.recv() => {
-                    round.abort();
                     if message.is_some() {
                         tracing::warn!("second stop request: exiting at once");
+                        return Exit::Immediate;
+                    }
+                }
+            }
+        }
+        // Feeds that finished were committed; outputs catch up with them, within the grace.
+        if self.changes_since.take().is_some() || abandoned {
+            self.request_render();
+        }
+        let render_deadline = tokio::time::Instant::now() + grace.max(Duration::from_secs(1));
+        while !self.renders.tasks.is_empty() {
+            tokio::select! {
+                Some(done) = self.renders.tasks.join_next() => {
+                    if let Ok((path, result)) = done {
+                        self.renders.again.remove(&path);
+                        self.render_done(path, result);
+                    }
+                }
+                () = tokio::time::sleep_until(render_deadline) => {
+                    // Outputs are written whole or not at all: stopping mid-render is safe.
+                    tracing::warn!("stopping: an output is still rendering; it keeps its last version");
+                    break;
+                }
+                message = control.recv() => {
+                    if message.is_some() {
                         return Exit::Immediate;
                     }
                 }
@@ -258,240 +716,84 @@ impl Daemon {
         Exit::Graceful
     }
 
-    /// States of the configured feeds and the hosts' delays, then the plan at `now`.
-    async fn plan_next(&self) -> Plan {
-        let urls: Vec<String> = self.config.feeds.iter().map(|f| f.url.to_string()).collect();
-        let now = self.clock.now();
-        match self
-            .store
-            .call(move |s| Ok((s.ensure_feeds(&urls, now)?, s.host_delays(now)?)))
-            .await
-        {
-            Ok((states, delays)) => plan(&self.config, &states, &delays, now),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read feed states; retrying in a minute");
-                Plan {
-                    due: Vec::new(),
-                    next: Some(now + chrono::Duration::minutes(1)),
-                }
-            }
-        }
-    }
-
-    fn start_round(&self, due: &[usize]) -> Round {
-        let feeds: Vec<_> = due
-            .iter()
-            .filter_map(|i| self.config.feeds.get(*i).cloned())
-            .collect();
-        tracing::debug!(feeds = feeds.len(), "round starting");
-        let (config, fetcher, store, stop) = (
-            self.config.clone(),
-            self.fetcher.clone(),
-            self.store.clone(),
-            self.stop.clone(),
-        );
-        tokio::spawn(async move {
-            poll::poll_feeds(&config, &feeds, &fetcher, &store, &stop, poll::Options::default()).await
-        })
-    }
-
-    async fn finish_round(&mut self, result: Result<Result<PollReport, StoreError>, tokio::task::JoinError>) {
-        let report = match result {
-            Ok(Ok(report)) => report,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "poll round failed: the database is unusable");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "poll round task failed");
-                return;
-            }
-        };
-        for feed in &report.feeds {
-            match &feed.result {
-                Err(reason) => tracing::warn!(feed = %feed.url, error = %reason, "fetch failed"),
-                Ok(FeedStatus::Skipped(reason)) => tracing::info!(feed = %feed.url, %reason, "skipped"),
-                Ok(_) => {}
-            }
-        }
-        if let Some(server) = &self.server {
-            server.metrics().record_round(&report);
-        }
-        let failed = report.failed().count();
-        tracing::info!(
-            feeds = report.feeds.len(),
-            ok = report.ok_count(),
-            failed,
-            new = report.new_entries(),
-            updated = report.updated_entries(),
-            elapsed_ms = report.elapsed.as_millis() as u64,
-            "round done"
-        );
-        self.summary = format!(
-            "last round {}: {} ok, {} failed, {} new",
-            self.clock.now().format("%H:%M:%S"),
-            report.ok_count(),
-            failed,
-            report.new_entries()
-        );
-        if report.changed() {
-            self.render().await;
-        }
-        if let Err(e) = self.store.release_memory().await {
-            tracing::debug!(error = %e, "could not release database memory");
-        }
-    }
-
-    /// Renders every output, hands the bytes to the server, and pings the WebSub hub for the
-    /// feeds that changed.
-    async fn render(&self) {
-        let reports = output::render_all(&self.config, &self.store).await;
-        for result in &reports {
-            match result {
-                Ok(o) if o.written => {
-                    tracing::info!(output = %o.path.display(), entries = o.entries, "output written")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "output not written"),
-            }
-        }
-        if let Some(server) = &self.server {
-            server.publish(&reports);
-        }
-        let written: Vec<_> = reports.into_iter().flatten().collect();
-        websub::announce(&self.config, &written).await;
-    }
-
-    async fn reload(&mut self) {
-        notify::reloading();
-        match Config::load(&self.path) {
-            Ok(new) if new.store.path != self.config.store.path => tracing::error!(
-                "new configuration rejected: store.path changed ({} → {}); restart to switch databases; \
-                 keeping the running configuration",
-                self.config.store.path.display(),
-                new.store.path.display()
-            ),
-            Ok(new) => match Fetcher::new(&new.poll) {
-                Ok(fetcher) => {
-                    let old: std::collections::HashSet<&str> =
-                        self.config.feeds.iter().map(|f| f.url.as_str()).collect();
-                    let current: std::collections::HashSet<&str> =
-                        new.feeds.iter().map(|f| f.url.as_str()).collect();
-                    let added = current.difference(&old).count();
-                    let removed = old.difference(&current).count();
-                    let outputs_changed = self.config.outputs != new.outputs;
-                    let old_listen = self.config.serve.as_ref().map(|s| s.listen);
-                    if new.serve.as_ref().map(|s| s.listen) != old_listen {
-                        tracing::warn!("serve.listen changed: the server keeps its address until a restart");
-                    }
-                    self.config = Arc::new(new);
-                    self.fetcher = fetcher;
-                    if let Some(server) = &self.server {
-                        server.set_config(self.config.clone());
-                    }
-                    tracing::info!(
-                        feeds = self.config.feeds.len(),
-                        added,
-                        removed,
-                        outputs_changed,
-                        "configuration reloaded"
-                    );
-                    // Feed selection or titles may have changed what outputs show.
-                    self.render().await;
-                }
-                Err(e) => tracing::error!(error = %e, "new configuration rejected; keeping the running one"),
-            },
-            Err(e) => tracing::error!("new configuration rejected; keeping the running one:\n{e}"),
-        }
-        notify::ready(&self.status(None));
-    }
-
-    async fn housekeeping(&self) {
-        // What outputs show now is kept, whatever its age: the same selection that renders them.
-        let config = self.config.clone();
-        let shown = self
-            .store
-            .read(move |s| {
-                let mut ids = std::collections::HashSet::new();
-                for spec in &config.outputs {
-                    let selection = output::select::select(s, spec, &config.feeds)?;
-                    ids.extend(selection.entries.iter().map(|e| e.stored.id));
-                }
-                Ok(ids)
-            })
-            .await;
-        let protected = match shown {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::error!(error = %e, "housekeeping skipped: cannot tell what outputs show");
-                return;
-            }
-        };
-        let retention = Retention {
-            keep_days: self.config.store.keep_days,
-            keep_per_feed: self.config.store.keep_per_feed,
-            protected,
-        };
-        let now = self.clock.now();
-        match self.store.call(move |s| s.housekeeping(&retention, now)).await {
-            Ok(r) => tracing::info!(
-                entries_removed = r.entries_removed,
-                tombstones_expired = r.tombstones_expired,
-                "housekeeping done"
-            ),
-            Err(e) => tracing::error!(error = %e, "housekeeping failed"),
-        }
-    }
-
-    fn status(&self, next: Option<DateTime<Utc>>) -> String {
+    fn status(&self) -> String {
         let mut s = format!("{} feeds; {}", self.config.feeds.len(), self.summary);
-        if let Some(next) = next {
+        if let Some(next) = self.next_wake {
             s.push_str(&format!("; next poll {}", next.format("%H:%M:%S")));
         }
         s
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
+impl Round {
+    fn new() -> Round {
+        Round {
+            started: Instant::now(),
+            polled: 0,
+            failed: 0,
+            new: 0,
+            updated: 0,
+        }
+    }
+}
 
-    use chrono::TimeZone;
-
-    use super::*;
-
-    #[test]
-    fn a_restarted_daemon_polls_only_what_is_due() {
-        let config = Config::parse(
-            Path::new("/t/t.toml"),
-            "[poll]\nschedule = \"0 * * * *\"\njitter = \"0s\"\n\
-             [[feed]]\nurl = \"https://a.example/feed\"\n\
-             [[feed]]\nurl = \"https://b.example/feed\"\n\
-             [[feed]]\nurl = \"https://c.example/feed\"\nschedule = \"*/5 * * * *\"\n\
-             [[feed]]\nurl = \"https://d.example/feed\"\n",
-        )
-        .unwrap();
-        let now = Utc.with_ymd_and_hms(2026, 3, 2, 10, 20, 0).unwrap();
-        let fetched = |h: u32, m: u32| FeedState {
-            last_fetch: Some(Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap()),
-            ..FeedState::default()
-        };
-        let states = [
-            fetched(10, 1),       // hourly, polled this hour: next at 11:00
-            fetched(9, 30),       // hourly, missed 10:00 while the daemon was down: due
-            fetched(10, 16),      // every 5 minutes: due at 10:20
-            FeedState::default(), // never polled: due
-        ];
-        let mut delays = HashMap::new();
-        let plan_now = plan(&config, &states, &delays, now);
-        assert_eq!(plan_now.due, [1, 2, 3]);
-        assert_eq!(
-            plan_now.next,
-            Some(Utc.with_ymd_and_hms(2026, 3, 2, 11, 0, 0).unwrap())
+/// One line per event that matters, none for a feed that is simply as it was: a failure is
+/// warned about when a run of failures starts, and when the feed is found abandoned.
+fn log_feed(report: &FeedReport) {
+    match &report.result {
+        Err(failure) if report.failure_began() => {
+            tracing::warn!(feed = %report.url, kind = %failure.kind, error = %failure, "fetch failed")
+        }
+        Err(failure) => tracing::debug!(
+            feed = %report.url, kind = %failure.kind, failures = report.failures, error = %failure, "still failing"
+        ),
+        Ok(FeedStatus::Skipped(reason)) => tracing::debug!(feed = %report.url, %reason, "skipped"),
+        Ok(_) if report.recovered_after > 0 => tracing::info!(
+            feed = %report.url, failures = report.recovered_after, "feed recovered"
+        ),
+        Ok(_) => {}
+    }
+    if report.abandoned {
+        tracing::warn!(
+            feed = %report.url,
+            failures = report.failures,
+            "feed abandoned: failing for longer than poll.give_up_after; still tried once a day"
         );
+    }
+}
 
-        // A host under a 429 penalty is not due, whatever its schedule says.
-        delays.insert("b.example".to_string(), now + chrono::Duration::minutes(30));
-        assert_eq!(plan(&config, &states, &delays, now).due, [2, 3]);
+/// Retention, `PRAGMA optimize`, checkpoints and vacuum, keeping what outputs show now.
+async fn housekeeping(config: Arc<Config>, store: StoreHandle, now: DateTime<Utc>) {
+    let selection_config = config.clone();
+    let shown = store
+        .read(move |s| {
+            let mut ids = HashSet::new();
+            for spec in &selection_config.outputs {
+                let selection = output::select::select(s, spec, &selection_config.feeds)?;
+                ids.extend(selection.entries.iter().map(|e| e.stored.id));
+            }
+            Ok(ids)
+        })
+        .await;
+    let protected = match shown {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(error = %e, "housekeeping skipped: cannot tell what outputs show");
+            return;
+        }
+    };
+    let retention = Retention {
+        keep_days: config.store.keep_days,
+        keep_per_feed: config.store.keep_per_feed,
+        protected,
+    };
+    match store.call(move |s| s.housekeeping(&retention, now)).await {
+        Ok(r) if r.entries_removed + r.tombstones_expired > 0 => tracing::info!(
+            entries_removed = r.entries_removed,
+            tombstones_expired = r.tombstones_expired,
+            "housekeeping done"
+        ),
+        Ok(_) => tracing::debug!("housekeeping done"),
+        Err(e) => tracing::error!(error = %e, "housekeeping failed"),
     }
 }

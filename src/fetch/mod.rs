@@ -22,7 +22,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::config::PollConfig;
-use crate::model::Validators;
+use crate::model::{FailureKind, Validators};
 
 /// Redirect hops followed before giving up.
 pub const MAX_REDIRECTS: usize = 10;
@@ -113,18 +113,35 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// Worth retrying soon: the failure says something about the moment, not about the feed.
-    pub fn is_transient(&self) -> bool {
+    /// What kind of failure this is, for the code that decides on retries and host delays.
+    pub fn kind(&self) -> FailureKind {
         match self {
-            FetchError::Timeout { .. } | FetchError::Connect(_) | FetchError::Http(_) | FetchError::Busy => {
-                true
+            FetchError::Timeout { .. } => FailureKind::Timeout,
+            FetchError::Connect(_) | FetchError::Http(_) => FailureKind::Connect,
+            FetchError::Busy => FailureKind::Internal,
+            FetchError::Status { status, retry_after } => match status {
+                408 => FailureKind::Timeout,
+                410 => FailureKind::Gone,
+                429 => FailureKind::RateLimited,
+                503 if retry_after.is_some() => FailureKind::RateLimited,
+                400..=499 => FailureKind::ClientError,
+                _ => FailureKind::ServerError,
+            },
+            FetchError::TooLarge { .. } => FailureKind::TooLarge,
+            FetchError::Redirects(_) | FetchError::Refused(_) | FetchError::Unsupported(_) => {
+                FailureKind::Refused
             }
-            FetchError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
-            FetchError::TooLarge { .. }
-            | FetchError::Redirects(_)
-            | FetchError::Refused(_)
-            | FetchError::File { .. }
-            | FetchError::Unsupported(_) => false,
+            FetchError::File { .. } => FailureKind::ClientError,
+        }
+    }
+
+    /// The Retry-After header of an error response, raw.
+    pub fn retry_after(&self) -> Option<&str> {
+        match self {
+            FetchError::Status {
+                retry_after: Some(v), ..
+            } => Some(v),
+            _ => None,
         }
     }
 }
@@ -186,13 +203,6 @@ impl Fetcher {
                 usize::try_from(MIN_BODY_BUDGET.max(2 * poll.max_body) / 1024).unwrap_or(usize::MAX >> 4),
             )),
         })
-    }
-
-    /// The host a fetch of `url` talks to, for per-host politeness (`None` for files).
-    pub fn host_of(url: &Url) -> Option<String> {
-        matches!(url.scheme(), "http" | "https")
-            .then(|| url.host_str().map(str::to_ascii_lowercase))
-            .flatten()
     }
 
     /// Fetches `request.url`, conditionally when its validators hold an ETag or Last-Modified.
@@ -491,6 +501,6 @@ mod tests {
         let err = fetcher.fetch(request).await.unwrap_err();
         assert!(matches!(err, FetchError::Connect(_)), "{err:?}");
         assert!(err.to_string().contains("Name or service not known"), "{err}");
-        assert!(err.is_transient(), "DNS failures are retried later");
+        assert!(err.kind().is_transient(), "DNS failures are retried later");
     }
 }

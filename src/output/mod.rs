@@ -108,7 +108,7 @@ pub async fn render_all(config: &Config, store: &StoreHandle) -> Vec<Result<Outp
     reports
 }
 
-async fn render_one(
+pub async fn render_one(
     config: &Config,
     spec: &OutputSpec,
     store: &StoreHandle,

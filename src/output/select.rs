@@ -145,10 +145,11 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
             let mut also_in: Vec<FeedView> = Vec::new();
             for other in &others {
                 seen_ids.insert(other.id);
-                if let Some(v) = views.get(&other.feed_id) {
-                    if other.feed_id != primary.feed_id && !also_in.contains(v) {
-                        also_in.push(v.clone());
-                    }
+                if let Some(v) = views.get(&other.feed_id)
+                    && other.feed_id != primary.feed_id
+                    && !also_in.contains(v)
+                {
+                    also_in.push(v.clone());
                 }
             }
             seen_ids.insert(primary.id);

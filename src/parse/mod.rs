@@ -410,14 +410,14 @@ fn alternate_link(links: &[Link], base: &Url, is_json: bool) -> Option<String> {
 fn enclosures(e: &feed_rs::model::Entry, base: &Url, is_json: bool) -> Vec<Enclosure> {
     let mut out: Vec<Enclosure> = Vec::new();
     let mut push = |url: Option<String>, mime_type: Option<String>, length: Option<u64>| {
-        if let Some(url) = url {
-            if !out.iter().any(|x| x.url == url) {
-                out.push(Enclosure {
-                    url,
-                    mime_type: mime_type.filter(|m| !m.is_empty()),
-                    length: length.filter(|l| *l > 0),
-                });
-            }
+        if let Some(url) = url
+            && !out.iter().any(|x| x.url == url)
+        {
+            out.push(Enclosure {
+                url,
+                mime_type: mime_type.filter(|m| !m.is_empty()),
+                length: length.filter(|l| *l > 0),
+            });
         }
     };
     for l in &e.links {

@@ -67,10 +67,10 @@ fn prepare_xml(text: &str) -> Result<Cow<'_, str>, ParseError> {
 }
 
 fn strip_xml_declaration(text: &str) -> &str {
-    if text.starts_with("<?xml") {
-        if let Some(end) = text.find("?>") {
-            return &text[end + 2..];
-        }
+    if text.starts_with("<?xml")
+        && let Some(end) = text.find("?>")
+    {
+        return &text[end + 2..];
     }
     text
 }
@@ -359,11 +359,12 @@ fn find_embedded_feed(text: &str) -> Option<&str> {
             }
             Event::End(tag) => {
                 depth = depth.saturating_sub(1);
-                if let Some((start, name)) = &found {
-                    if depth == 0 && tag.name().as_ref() == name.as_str() {
-                        let end = usize::try_from(reader.buffer_position()).ok()?;
-                        return Some(&text[*start..end]);
-                    }
+                if let Some((start, name)) = &found
+                    && depth == 0
+                    && tag.name().as_ref() == name.as_str()
+                {
+                    let end = usize::try_from(reader.buffer_position()).ok()?;
+                    return Some(&text[*start..end]);
                 }
             }
             Event::Eof => return None,

@@ -93,19 +93,19 @@ impl Segments {
                     return None;
                 }
                 in_guid = false;
-                if let Some((start, depth)) = item {
-                    if path.len() == depth {
-                        ranges.push(start..after);
-                        item = None;
-                        // Judged as dedupe will see it: entities decoded, spaces trimmed.
-                        let raw = guid.take().unwrap_or_default();
-                        let decoded = quick_xml::escape::unescape(&raw).ok()?;
-                        let g = decoded.trim();
-                        if g.is_empty() || g.len() > MAX_GUID_LEN {
-                            return None;
-                        }
-                        *guids.entry(g.to_string()).or_default() += 1;
+                if let Some((start, depth)) = item
+                    && path.len() == depth
+                {
+                    ranges.push(start..after);
+                    item = None;
+                    // Judged as dedupe will see it: entities decoded, spaces trimmed.
+                    let raw = guid.take().unwrap_or_default();
+                    let decoded = quick_xml::escape::unescape(&raw).ok()?;
+                    let g = decoded.trim();
+                    if g.is_empty() || g.len() > MAX_GUID_LEN {
+                        return None;
                     }
+                    *guids.entry(g.to_string()).or_default() += 1;
                 }
             } else {
                 let empty = bytes[close - 1] == b'/';

@@ -16,12 +16,18 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::model::{FailureKind, FeedState};
+
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use cron_expr::CronSchedule;
 pub use hints::Hints;
 
-/// First retry delay after a failure; doubles per consecutive failure.
+/// First retry delay after a transient failure (timeout, refused connection, 5xx); doubles
+/// per consecutive failure.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(5 * 60);
+/// First retry delay after a failure that says something about the feed itself (404, 403, a
+/// body that is not a feed, too large): retrying in minutes would only repeat it.
+pub const PERMANENT_BACKOFF_BASE: Duration = Duration::from_secs(60 * 60);
 /// Longest delay between tries of a failing feed.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -34,6 +40,21 @@ pub struct Policy {
     /// When false, caching hints (max-age, Expires, ttl, sy:*, skipHours/Days) are ignored;
     /// Retry-After after a 429/503 is always honoured.
     pub respect_hints: bool,
+    /// A feed failing for this long is reported abandoned (it is still tried, at the cap).
+    pub give_up_after: Duration,
+}
+
+impl Policy {
+    /// What due times computed under this policy depend on: when it changes (a new schedule
+    /// in the config), stored due times are computed again.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.cron,
+            self.jitter.as_millis(),
+            if self.respect_hints { "hints" } else { "no-hints" }
+        )
+    }
 }
 
 /// What scheduling needs to know about a feed's history.
@@ -41,59 +62,145 @@ pub struct Policy {
 pub struct History {
     pub last_fetch: Option<DateTime<Utc>>,
     pub consecutive_failures: u32,
+    /// The kind of the last failure, while failing.
+    pub failure: Option<FailureKind>,
+    /// Start of the current run of failures.
+    pub failing_since: Option<DateTime<Utc>>,
     pub hints: Hints,
     /// The feed was gone (410) and must not be polled until the config changes.
     pub gone: bool,
 }
 
-impl From<&crate::model::FeedState> for History {
-    fn from(state: &crate::model::FeedState) -> History {
+impl From<&FeedState> for History {
+    fn from(state: &FeedState) -> History {
         History {
             last_fetch: state.last_fetch,
             consecutive_failures: state.consecutive_failures,
+            failure: state.failure_kind,
+            failing_since: state.failing_since,
             hints: state.hints,
             gone: state.gone_at.is_some(),
         }
     }
 }
 
-/// When `feed` (identified by `key`, its URL) should next be polled. `None`: never (gone).
-pub fn next_due(
-    policy: &Policy,
-    key: &str,
-    history: &History,
-    host_not_before: Option<DateTime<Utc>>,
-) -> Option<DateTime<Utc>> {
-    if history.gone {
-        return None;
+/// Something that keeps a feed from being polled before a time, whatever its schedule says.
+/// A one-shot `poll` honours these too (unless forced); only the daemon also waits for the
+/// schedule's slot and the publisher's caching hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// 410 Gone: not polled until the config changes.
+    Gone,
+    /// The server's Retry-After.
+    RetryAfter(DateTime<Utc>),
+    /// Backing off after consecutive failures of this kind.
+    Backoff {
+        until: DateTime<Utc>,
+        failures: u32,
+        kind: Option<FailureKind>,
+    },
+    /// The feed's host asked every client to wait (429, or 503 with Retry-After).
+    Host(DateTime<Utc>),
+}
+
+impl Hold {
+    /// Until when it holds (`None`: indefinitely).
+    pub fn until(&self) -> Option<DateTime<Utc>> {
+        match *self {
+            Hold::Gone => None,
+            Hold::RetryAfter(t) | Hold::Host(t) | Hold::Backoff { until: t, .. } => Some(t),
+        }
     }
-    let wanted = match history.last_fetch {
+
+    /// Whether it still holds at `now`.
+    pub fn holds_at(&self, now: DateTime<Utc>) -> bool {
+        self.until().is_none_or(|t| t > now)
+    }
+}
+
+impl std::fmt::Display for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let when = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        match self {
+            Hold::Gone => f.write_str("gone (HTTP 410); not polled until the config changes (or --force)"),
+            Hold::RetryAfter(t) => write!(f, "the server asked to wait until {} (Retry-After)", when(t)),
+            Hold::Backoff {
+                until,
+                failures,
+                kind,
+            } => {
+                write!(f, "backing off after {failures} failures")?;
+                if let Some(kind) = kind {
+                    write!(f, " ({kind})")?;
+                }
+                write!(f, " until {}", when(until))
+            }
+            Hold::Host(t) => write!(f, "host asked to wait until {}", when(t)),
+        }
+    }
+}
+
+/// When a feed is due, and what holds it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// When the daemon polls it next; `None`: never (gone).
+    pub at: Option<DateTime<Utc>>,
+    /// The hold that ends last, if any.
+    pub hold: Option<Hold>,
+}
+
+/// The one place that decides when `feed` (identified by `key`, its URL) is polled next: from
+/// the policy, its history, the publisher's hints and its host's delay. The daemon stores
+/// `at` as the feed's due time; a one-shot poll skips the feed while `hold` holds.
+pub fn due(policy: &Policy, key: &str, history: &History, host_not_before: Option<DateTime<Utc>>) -> Due {
+    if history.gone {
+        return Due {
+            at: None,
+            hold: Some(Hold::Gone),
+        };
+    }
+    let backoff = match (history.last_fetch, history.consecutive_failures) {
+        (Some(last), failures @ 1..) => Some(Hold::Backoff {
+            until: last + to_chrono(backoff(key, failures, history.failure)),
+            failures,
+            kind: history.failure,
+        }),
+        _ => None,
+    };
+    // Server limits come first: a rate-limited host or feed is not asked again before it says.
+    // Of holds that end together the feed's own is named (the last maximum wins).
+    let hold = [
+        host_not_before.map(Hold::Host),
+        backoff,
+        history.hints.retry_after.map(Hold::RetryAfter),
+    ]
+    .into_iter()
+    .flatten()
+    .max_by_key(|h| h.until());
+    let mut at = match history.last_fetch {
         // Never polled: due at once.
         None => DateTime::<Utc>::MIN_UTC,
-        Some(last) => {
-            let slot = next_slot(policy, key, last);
-            if history.consecutive_failures > 0 {
-                slot.max(last + to_chrono(backoff(key, history.consecutive_failures)))
-            } else {
-                slot
-            }
-        }
+        Some(last) => next_slot(policy, key, last),
     };
-    let mut due = wanted;
-    // Server limits come first: a rate-limited host or feed is not asked again before it says.
-    if let Some(t) = history.hints.retry_after {
-        due = due.max(t);
-    }
-    if let Some(t) = host_not_before {
-        due = due.max(t);
+    if let Some(until) = hold.and_then(|h| h.until()) {
+        at = at.max(until);
     }
     if policy.respect_hints {
         if let Some(t) = history.hints.fresh_until {
-            due = due.max(t);
+            at = at.max(t);
         }
-        due = history.hints.skip.next_allowed(due);
+        at = history.hints.skip.next_allowed(at);
     }
-    Some(due)
+    Due { at: Some(at), hold }
+}
+
+/// Whether a failing feed has failed for so long (`policy.give_up_after`) that it is reported
+/// abandoned.
+pub fn abandoned(policy: &Policy, history: &History, now: DateTime<Utc>) -> bool {
+    history.consecutive_failures > 0
+        && history
+            .failing_since
+            .is_some_and(|since| now - since >= to_chrono(policy.give_up_after))
 }
 
 /// The first cron time strictly after `after`, plus this feed's jitter.
@@ -121,10 +228,16 @@ pub fn jitter_offset(policy: &Policy, key: &str, around: DateTime<Utc>) -> Durat
     Duration::from_secs_f64(window.as_secs_f64() * fraction)
 }
 
-/// Exponential backoff after `failures` consecutive failures (≥ 1), ±20% per-feed jitter, capped.
-pub fn backoff(key: &str, failures: u32) -> Duration {
+/// Exponential backoff after `failures` consecutive failures (≥ 1), the last of `kind`: from
+/// [`BACKOFF_BASE`] for transient failures, [`PERMANENT_BACKOFF_BASE`] for the others, ±20%
+/// per-feed jitter, capped at [`BACKOFF_CAP`].
+pub fn backoff(key: &str, failures: u32, kind: Option<FailureKind>) -> Duration {
     let exp = failures.saturating_sub(1).min(20);
-    let raw = BACKOFF_BASE.as_secs_f64() * f64::from(1u32 << exp);
+    let base = match kind {
+        Some(kind) if !kind.is_transient() => PERMANENT_BACKOFF_BASE,
+        _ => BACKOFF_BASE,
+    };
+    let raw = base.as_secs_f64() * f64::from(1u32 << exp);
     let factor = 0.8 + 0.4 * unit_hash(key, &format!("backoff{failures}"));
     Duration::from_secs_f64((raw * factor).min(BACKOFF_CAP.as_secs_f64()))
 }

@@ -13,7 +13,13 @@ fn policy(expr: &str, jitter_secs: u64) -> Policy {
         cron: CronSchedule::parse(expr).unwrap(),
         jitter: Duration::from_secs(jitter_secs),
         respect_hints: true,
+        give_up_after: Duration::from_secs(30 * 86_400),
     }
+}
+
+/// The due time alone, which is what most of these tests look at.
+fn next_due(p: &Policy, key: &str, h: &History, host: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    due(p, key, h, host).at
 }
 
 fn polled_at(t: DateTime<Utc>) -> History {
@@ -108,7 +114,7 @@ fn backoff_grows_is_capped_and_resets_after_success() {
     let p = policy("*/15 * * * *", 0);
     let mut last = Duration::ZERO;
     for failures in 1..=12 {
-        let b = backoff("k", failures);
+        let b = backoff("k", failures, Some(FailureKind::Timeout));
         assert!(b.as_secs_f64() >= BACKOFF_BASE.as_secs_f64() * 0.8);
         assert!(b <= BACKOFF_CAP);
         if failures > 1 && b < BACKOFF_CAP {
@@ -116,7 +122,7 @@ fn backoff_grows_is_capped_and_resets_after_success() {
         }
         last = b;
     }
-    assert_eq!(backoff("k", 30), BACKOFF_CAP);
+    assert_eq!(backoff("k", 30, None), BACKOFF_CAP);
 
     let failing = |n| History {
         last_fetch: Some(at(10, 0, 0)),
@@ -244,4 +250,98 @@ async fn daemon_waits_until_the_next_due_time_on_paused_time() {
     tokio::time::advance(Duration::from_secs(60)).await;
     clock::sleep_until(&clock, due).await;
     assert!(clock.now() >= due);
+}
+
+/// The slot is computed from the exact time of the poll: a feed polled a fraction of a second
+/// after its jittered slot is due one period later, never again in the same slot (stored
+/// whole seconds once made every such feed due again at once).
+#[test]
+fn a_poll_just_after_its_slot_is_due_one_period_later() {
+    let p = policy("*/10 * * * * *", 300);
+    for i in 0..200 {
+        let key = format!("https://h.example/{i}");
+        let slot = next_due(&p, &key, &polled_at(at(10, 0, 0)), None).unwrap();
+        for late_ms in [0, 1, 300, 999, 4_000] {
+            let polled = slot + chrono::Duration::milliseconds(late_ms);
+            let next = next_due(&p, &key, &polled_at(polled), None).unwrap();
+            assert_eq!(
+                (next - slot).num_milliseconds(),
+                10_000,
+                "{key}: polled {late_ms} ms late"
+            );
+        }
+    }
+}
+
+#[test]
+fn failures_back_off_by_kind_and_say_why() {
+    let p = policy("*/15 * * * *", 0);
+    let failing = |kind| History {
+        last_fetch: Some(at(10, 0, 0)),
+        consecutive_failures: 1,
+        failure: Some(kind),
+        failing_since: Some(at(10, 0, 0)),
+        ..History::default()
+    };
+    // A timeout is retried at the next slot (5 min backoff < 15 min schedule); a 404 or a
+    // body that is not a feed waits about an hour.
+    assert_eq!(
+        next_due(&p, "k", &failing(FailureKind::Timeout), None),
+        Some(at(10, 15, 0))
+    );
+    for kind in [
+        FailureKind::ClientError,
+        FailureKind::Parse,
+        FailureKind::TooLarge,
+    ] {
+        let due = due(&p, "k", &failing(kind), None);
+        let wait = (due.at.unwrap() - at(10, 0, 0)).num_minutes();
+        assert!((48..=72).contains(&wait), "{kind}: {wait} min");
+        let hold = due.hold.unwrap();
+        assert!(matches!(hold, Hold::Backoff { failures: 1, kind: Some(k), .. } if k == kind));
+        assert!(hold.to_string().contains(kind.as_str()), "{hold}");
+        assert!(hold.holds_at(at(10, 30, 0)) && !hold.holds_at(at(12, 0, 0)));
+    }
+    // The hold that ends last is the one reported.
+    let mut h = failing(FailureKind::Timeout);
+    h.hints.retry_after = Some(at(18, 0, 0));
+    assert_eq!(
+        due(&p, "k", &h, Some(at(12, 0, 0))).hold,
+        Some(Hold::RetryAfter(at(18, 0, 0)))
+    );
+    assert_eq!(
+        due(&p, "k", &h, Some(at(19, 0, 0))).hold,
+        Some(Hold::Host(at(19, 0, 0)))
+    );
+    // Not failing, not held.
+    assert_eq!(due(&p, "k", &polled_at(at(10, 0, 0)), None).hold, None);
+}
+
+#[test]
+fn a_feed_failing_for_give_up_after_is_abandoned() {
+    let p = policy("*/15 * * * *", 0);
+    let h = History {
+        last_fetch: Some(at(10, 0, 0)),
+        consecutive_failures: 40,
+        failure: Some(FailureKind::ClientError),
+        failing_since: Some(at(10, 0, 0) - chrono::Duration::days(30)),
+        ..History::default()
+    };
+    assert!(abandoned(&p, &h, at(10, 0, 0)));
+    assert!(!abandoned(&p, &h, at(9, 59, 0)));
+    let healthy = polled_at(at(10, 0, 0));
+    assert!(!abandoned(&p, &healthy, at(10, 0, 0)));
+}
+
+#[test]
+fn a_policy_key_changes_with_what_due_times_depend_on() {
+    let a = policy("*/15 * * * *", 300);
+    assert_eq!(a.key(), policy("*/15 * * * *", 300).key());
+    assert_ne!(a.key(), policy("*/10 * * * *", 300).key());
+    assert_ne!(a.key(), policy("*/15 * * * *", 0).key());
+    let lax = Policy {
+        respect_hints: false,
+        ..a.clone()
+    };
+    assert_ne!(a.key(), lax.key());
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::poll::{FeedStatus, PollReport};
+use crate::poll::{FeedReport, FeedStatus};
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -25,25 +25,28 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one finished poll round.
-    pub fn record_round(&self, report: &PollReport) {
-        for feed in &report.feeds {
-            let counter = match &feed.result {
-                Ok(FeedStatus::Stored(_)) => &self.fetch_ok,
-                Ok(FeedStatus::NotModified) => &self.fetch_not_modified,
-                Ok(FeedStatus::Unchanged) => &self.fetch_unchanged,
-                Ok(FeedStatus::Skipped(_)) => &self.fetch_skipped,
-                Err(_) => &self.fetch_error,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+    /// Counts one feed's poll.
+    pub fn record_feed(&self, report: &FeedReport) {
+        let counter = match &report.result {
+            Ok(FeedStatus::Stored(_)) => &self.fetch_ok,
+            Ok(FeedStatus::NotModified) => &self.fetch_not_modified,
+            Ok(FeedStatus::Unchanged) => &self.fetch_unchanged,
+            Ok(FeedStatus::Skipped(_)) => &self.fetch_skipped,
+            Err(_) => &self.fetch_error,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Ok(FeedStatus::Stored(o)) = &report.result {
+            self.entries_new.fetch_add(o.new as u64, Ordering::Relaxed);
+            self.entries_updated
+                .fetch_add(o.updated as u64, Ordering::Relaxed);
         }
-        self.entries_new
-            .fetch_add(report.new_entries() as u64, Ordering::Relaxed);
-        self.entries_updated
-            .fetch_add(report.updated_entries() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one round (feeds polled back to back until none was left), of `elapsed`.
+    pub fn record_round(&self, elapsed: std::time::Duration) {
         self.rounds.fetch_add(1, Ordering::Relaxed);
         self.round_micros
-            .fetch_add(report.elapsed.as_micros() as u64, Ordering::Relaxed);
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn set_feeds(&self, total: usize, failing: usize) {

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::feeds::FEED_COLUMNS;
-use super::{Store, StoreError, from_unix, to_unix};
+use super::feeds::{FEED_COLUMNS, Scheduled};
+use super::{Store, StoreError, from_unix, to_millis, to_unix};
 use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, SegmentHash, StoredEntry, Validators};
 
 /// What storing one feed's parse did.
@@ -31,6 +31,8 @@ pub struct ParsedBatch<'a> {
     /// Fingerprints of the document's items whose entries are stored unchanged already; the
     /// items of `entries` stored now are added to them.
     pub unchanged_segments: &'a [SegmentHash],
+    /// When the feed is due next.
+    pub scheduled: &'a Scheduled,
 }
 
 /// Item fingerprints as stored: 8 bytes each, little-endian, sorted, no repeats.
@@ -218,10 +220,12 @@ impl Store {
             }
             tx.prepare_cached(
                 "UPDATE feeds SET title = ?2, site_url = ?3, feed_id = ?4, etag = ?5, last_modified = ?6,
-                     body_hash = ?7, last_fetch = ?8, last_success = ?8, last_error = NULL, failures = 0,
+                     body_hash = ?7, last_fetch = ?14, last_success = ?8, last_error = NULL, failures = 0,
                      failing_since = NULL, retry_after = NULL, gone_at = NULL, gone_config = NULL, fresh_until = ?9,
                      rhythm = ?10,
-                     skip_hours = ?11, skip_days = ?12, segments = ?13
+                     skip_hours = ?11, skip_days = ?12, segments = ?13,
+                     failure_kind = NULL, abandoned_at = NULL,
+                     next_due = ?15, schedule_key = ?16, lease_until = NULL
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -238,6 +242,9 @@ impl Store {
                 batch.meta.rhythm.skip.hours,
                 batch.meta.rhythm.skip.days,
                 segments_blob(segments),
+                to_millis(now),
+                batch.scheduled.next_due.map(to_millis),
+                batch.scheduled.key,
             ])?;
         }
         tx.commit()?;
@@ -511,6 +518,10 @@ pub(crate) mod tests {
             fresh_until: None,
             new_feed_entries: 100,
             unchanged_segments: &[],
+            scheduled: &crate::store::Scheduled {
+                next_due: None,
+                key: String::new(),
+            },
         };
         store.store_parsed(feed, &batch, Utc::now()).unwrap()
     }

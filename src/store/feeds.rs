@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, StoreError, from_unix, to_unix};
-use crate::model::{FeedState, Validators};
+use super::{Store, StoreError, from_millis, from_unix, to_millis, to_unix};
+use crate::model::{FailureKind, FeedState, Validators};
 use crate::schedule::{Hints, Skip};
 
 /// What happened to a feed in a poll that did not store entries.
@@ -22,12 +22,34 @@ pub enum FeedUpdate {
     },
     Failed {
         error: String,
+        kind: FailureKind,
         /// From a Retry-After header.
         retry_after: Option<DateTime<Utc>>,
         /// The server said 410 Gone: stop polling until the config (whose fingerprint this
         /// is) changes.
         gone: Option<String>,
+        /// The feed has failed for `poll.give_up_after`.
+        abandoned: bool,
     },
+}
+
+/// When a feed is due next, as the schedule computed it, and the policy it was computed under.
+/// Written by the same statement that records a poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// `None`: not scheduled (gone).
+    pub next_due: Option<DateTime<Utc>>,
+    pub key: String,
+}
+
+/// The due feeds a wake-up claimed, and when the next one not claimed is due.
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    pub feeds: Vec<FeedState>,
+    /// More feeds are due than the claim's limit: claim again once these are under way.
+    pub more: bool,
+    /// The earliest due time after `now`, if any feed has one.
+    pub next: Option<DateTime<Utc>>,
 }
 
 /// How many consecutive polls must see the same permanent redirect before the feed moves:
@@ -36,11 +58,14 @@ pub const MOVE_AFTER: u32 = 3;
 
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
-                            fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count";
+                            fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count, \
+                            failure_kind, next_due, schedule_key, abandoned_at";
 
 pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
     let opt_time =
         |i| -> rusqlite::Result<Option<DateTime<Utc>>> { Ok(row.get::<_, Option<i64>>(i)?.map(from_unix)) };
+    let opt_millis =
+        |i| -> rusqlite::Result<Option<DateTime<Utc>>> { Ok(row.get::<_, Option<i64>>(i)?.map(from_millis)) };
     Ok(FeedState {
         id: row.get(0)?,
         url: row.get(1)?,
@@ -52,7 +77,7 @@ pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
             last_modified: row.get(6)?,
         },
         body_hash: row.get(7)?,
-        last_fetch: opt_time(8)?,
+        last_fetch: opt_millis(8)?,
         last_success: opt_time(9)?,
         last_error: row.get(10)?,
         consecutive_failures: row.get(11)?,
@@ -71,6 +96,12 @@ pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
         moved_to: row.get(18)?,
         gone_at: opt_time(19)?,
         moved_count: row.get(20)?,
+        failure_kind: row
+            .get::<_, Option<String>>(21)?
+            .and_then(|k| FailureKind::from_name(&k)),
+        next_due: opt_millis(22)?,
+        schedule_key: row.get(23)?,
+        abandoned_at: opt_time(24)?,
     })
 }
 
@@ -108,13 +139,15 @@ impl Store {
             .optional()?)
     }
 
-    /// Records a poll of `feed_id` that stored no entries.
+    /// Records a poll of `feed_id` that stored no entries, with when it is due next.
     pub fn record_feed(
         &mut self,
         feed_id: i64,
         update: &FeedUpdate,
+        scheduled: &Scheduled,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let next_due = scheduled.next_due.map(to_millis);
         match update {
             FeedUpdate::Unchanged {
                 validators,
@@ -122,42 +155,141 @@ impl Store {
             } => {
                 self.conn
                     .prepare_cached(
-                        "UPDATE feeds SET last_fetch = ?2, last_success = ?2, last_error = NULL, failures = 0,
-                             failing_since = NULL, retry_after = NULL, fresh_until = ?5, gone_at = NULL, gone_config = NULL,
-                             etag = COALESCE(?3, etag), last_modified = COALESCE(?4, last_modified)
+                        "UPDATE feeds SET last_fetch = ?2, last_success = ?3, last_error = NULL, failures = 0,
+                             failing_since = NULL, retry_after = NULL, fresh_until = ?6, gone_at = NULL, gone_config = NULL,
+                             etag = COALESCE(?4, etag), last_modified = COALESCE(?5, last_modified),
+                             failure_kind = NULL, abandoned_at = NULL,
+                             next_due = ?7, schedule_key = ?8, lease_until = NULL
                          WHERE id = ?1",
                     )?
                     .execute(params![
                         feed_id,
+                        to_millis(now),
                         to_unix(now),
                         validators.as_ref().and_then(|v| v.etag.as_deref()),
                         validators.as_ref().and_then(|v| v.last_modified.as_deref()),
                         fresh_until.map(to_unix),
+                        next_due,
+                        scheduled.key,
                     ])?;
             }
             FeedUpdate::Failed {
                 error,
+                kind,
                 retry_after,
                 gone,
+                abandoned,
             } => {
                 self.conn
                     .prepare_cached(
-                        "UPDATE feeds SET last_fetch = ?2, last_error = ?3, failures = failures + 1,
-                             failing_since = COALESCE(failing_since, ?2), retry_after = ?4,
-                             gone_at = CASE WHEN ?5 IS NULL THEN gone_at ELSE ?2 END,
-                             gone_config = COALESCE(?5, gone_config)
+                        "UPDATE feeds SET last_fetch = ?2, last_error = ?4, failures = failures + 1,
+                             failing_since = COALESCE(failing_since, ?3), retry_after = ?5,
+                             gone_at = CASE WHEN ?6 IS NULL THEN gone_at ELSE ?3 END,
+                             gone_config = COALESCE(?6, gone_config), failure_kind = ?7,
+                             next_due = ?8, schedule_key = ?9, lease_until = NULL,
+                             abandoned_at = CASE WHEN ?10 THEN COALESCE(abandoned_at, ?3) END
                          WHERE id = ?1",
                     )?
                     .execute(params![
                         feed_id,
+                        to_millis(now),
                         to_unix(now),
                         error,
                         retry_after.map(to_unix),
-                        gone
+                        gone,
+                        kind.as_str(),
+                        next_due,
+                        scheduled.key,
+                        abandoned,
                     ])?;
             }
         }
         Ok(())
+    }
+
+    /// Sets when feeds are due (after the policy they were computed under changed, or when a
+    /// poll skipped them), releasing any lease on them.
+    pub fn schedule(&mut self, due: &[(i64, Scheduled)]) -> Result<(), StoreError> {
+        let tx = self.conn.savepoint()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE feeds SET next_due = ?2, schedule_key = ?3, lease_until = NULL WHERE id = ?1",
+            )?;
+            for (id, scheduled) in due {
+                update.execute(params![id, scheduled.next_due.map(to_millis), scheduled.key])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Takes every feed but `configured` off the schedule (removed from the config): their
+    /// rows and entries stay, but no wake-up sees them.
+    pub fn unschedule_others(&mut self, configured: &[i64]) -> Result<usize, StoreError> {
+        let ids = serde_json::to_string(configured).unwrap_or_else(|_| "[]".into());
+        Ok(self.conn.execute(
+            "UPDATE feeds SET next_due = NULL, schedule_key = NULL, lease_until = NULL
+             WHERE next_due IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?1))",
+            [ids],
+        )?)
+    }
+
+    /// Claims up to `limit` feeds due at `now` that nobody holds, oldest due first, until
+    /// `lease_until`; and finds when the next unclaimed feed is due. One range of the due-time
+    /// index: the cost is the number of due feeds, whatever the number of feeds.
+    pub fn claim_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claimed, StoreError> {
+        let now_ms = to_millis(now);
+        let tx = self.conn.savepoint()?;
+        let mut claimed = Claimed::default();
+        {
+            let mut due = tx.prepare_cached(&format!(
+                "SELECT {FEED_COLUMNS} FROM feeds
+                 WHERE next_due <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+                 ORDER BY next_due LIMIT ?2"
+            ))?;
+            let limit_plus_one = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+            claimed.feeds = due
+                .query_map(params![now_ms, limit_plus_one], feed_from_row)?
+                .collect::<Result<_, _>>()?;
+            if claimed.feeds.len() > limit {
+                claimed.feeds.truncate(limit);
+                claimed.more = true;
+            }
+            let mut lease = tx.prepare_cached("UPDATE feeds SET lease_until = ?2 WHERE id = ?1")?;
+            for feed in &claimed.feeds {
+                lease.execute(params![feed.id, to_millis(lease_until)])?;
+            }
+            claimed.next = tx
+                .prepare_cached("SELECT MIN(next_due) FROM feeds WHERE next_due > ?1")?
+                .query_row([now_ms], |r| r.get::<_, Option<i64>>(0))?
+                .map(from_millis);
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    /// Gives up the leases on `ids` (claimed, then not polled: the daemon is stopping, or the
+    /// feed left the config), or on every feed when `ids` is `None` (a daemon starting: it is
+    /// the only one, so every lease it finds is left over from a crash).
+    pub fn release_leases(&mut self, ids: Option<&[i64]>) -> Result<usize, StoreError> {
+        Ok(match ids {
+            None => self.conn.execute(
+                "UPDATE feeds SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                [],
+            )?,
+            Some(ids) => {
+                let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+                self.conn.execute(
+                    "UPDATE feeds SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?1))",
+                    [ids],
+                )?
+            }
+        })
     }
 
     /// Notes where this poll's permanent redirects led (`None`: no permanent redirect). After

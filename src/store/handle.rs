@@ -138,7 +138,13 @@ impl StoreHandle {
                 })
             }))
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        // The reply is awaited on the blocking pool, not in the task: to tokio a write being
+        // committed is work in progress, so a paused clock (the daemon's tests run on one)
+        // does not jump ahead to the next timer while the store thread works.
+        tokio::task::spawn_blocking(move || rx.blocking_recv())
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|_| StoreError::Closed)?
     }
 }
 

@@ -122,6 +122,10 @@ mod tests {
             fresh_until: None,
             new_feed_entries: 100,
             unchanged_segments: &[],
+            scheduled: &crate::store::Scheduled {
+                next_due: None,
+                key: String::new(),
+            },
         };
         store.store_parsed(feed, &batch, day(20)).unwrap();
 

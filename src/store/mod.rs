@@ -13,6 +13,7 @@ mod entries;
 mod feeds;
 mod handle;
 mod housekeeping;
+mod lock;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -22,9 +23,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 
 pub use entries::{ParsedBatch, StoreOutcome};
-pub use feeds::FeedUpdate;
+pub use feeds::{Claimed, FeedUpdate, Scheduled};
 pub use handle::{StoreHandle, StoreThread};
 pub use housekeeping::{HousekeepingReport, Retention};
+pub use lock::{DaemonLock, lock_path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -57,6 +59,18 @@ pub enum StoreError {
     Commit(String),
     #[error("the database thread has stopped")]
     Closed,
+    #[error(
+        "another `tributary run`{} is using the database {path}; one daemon per database \
+         (stop it first, or give this one its own store.path)",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// How long a writer waits for another process's transaction before giving up.
@@ -155,6 +169,16 @@ pub(crate) fn to_unix(t: DateTime<Utc>) -> i64 {
 
 pub(crate) fn from_unix(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}
+
+/// Times that schedules compare (due times, last fetch, leases) keep milliseconds: whole
+/// seconds made a feed polled at 10:02:17.9 for a slot at 10:02:17.6 look polled before it.
+pub(crate) fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -110,6 +110,23 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE feeds ADD COLUMN segments BLOB;
     "#,
+    // 7: due times live in the store, in milliseconds (a schedule with seconds and a jitter
+    // of fractions of one needs them), with the policy they were computed under and the lease
+    // of a feed being polled; failures keep their kind; abandoned feeds are noted once.
+    // Existing feeds get `schedule_key` NULL, which marks their due time stale: the first open
+    // with a config computes it from the feed's history (`poll::prepare`), in the one place
+    // that computes due times, rather than here in SQL.
+    r#"
+    UPDATE feeds SET last_fetch = last_fetch * 1000 WHERE last_fetch IS NOT NULL;
+    ALTER TABLE feeds ADD COLUMN next_due INTEGER;
+    ALTER TABLE feeds ADD COLUMN schedule_key TEXT;
+    ALTER TABLE feeds ADD COLUMN lease_until INTEGER;
+    ALTER TABLE feeds ADD COLUMN failure_kind TEXT;
+    ALTER TABLE feeds ADD COLUMN abandoned_at INTEGER;
+    UPDATE feeds SET next_due = COALESCE(last_fetch, 0);
+    -- A wake-up reads the due feeds as a range of this index: O(due), not O(feeds).
+    CREATE INDEX feeds_by_due ON feeds (next_due);
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

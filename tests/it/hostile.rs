@@ -291,7 +291,9 @@ async fn gone_not_found_and_rate_limits_are_honoured_by_the_next_poll() {
         Route::status(429, "slow down").header("Retry-After", "3600"),
     );
     server.set("/sibling.xml", good_feed());
-    server.set(
+    // A 503 with Retry-After speaks for its whole host, so it has one of its own.
+    let maintenance = FeedServer::start_at("127.0.0.3").await;
+    maintenance.set(
         "/unavailable.xml",
         Route::status(503, "maintenance").header("Retry-After", "7200"),
     );
@@ -302,7 +304,7 @@ async fn gone_not_found_and_rate_limits_are_honoured_by_the_next_poll() {
         server.url("/gone.xml"),
         server.url("/missing.xml"),
         sibling_host("/busy.xml"),
-        server.url("/unavailable.xml"),
+        maintenance.url("/unavailable.xml"),
     ];
     config(&ws, &urls, "concurrency = 1");
     let first = ws.poll().await;
@@ -314,7 +316,13 @@ async fn gone_not_found_and_rate_limits_are_honoured_by_the_next_poll() {
     with_sibling.push(sibling_host("/sibling.xml"));
     config(&ws, &with_sibling, "concurrency = 1");
     let second = ws.poll().await;
-    assert_eq!(second.code, 0, "skips are not failures: {second:?}");
+    // Feeds skipped while backing off are still failing: cron hears of it.
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(
+        second.stdout.starts_with("polled 0 of 5 feeds"),
+        "the summary counts only what was fetched: {}",
+        second.stdout
+    );
     let skipped = |url: &str| {
         second
             .stdout
@@ -324,6 +332,10 @@ async fn gone_not_found_and_rate_limits_are_honoured_by_the_next_poll() {
             .to_string()
     };
     assert!(skipped(&urls[1]).contains("backing off"));
+    assert!(
+        skipped(&urls[1]).contains("last error: HTTP 404"),
+        "a failing feed's last error is printed"
+    );
     assert!(skipped(&urls[2]).contains("Retry-After"));
     assert!(skipped(&urls[3]).contains("Retry-After"));
     assert!(
@@ -336,10 +348,11 @@ async fn gone_not_found_and_rate_limits_are_honoured_by_the_next_poll() {
     // The config was rewritten after the 410: the feed is no longer gone, only backing off
     // like any feed that failed.
     assert!(skipped(&urls[0]).contains("backing off"), "{}", second.stdout);
-    // --force polls everything that is blocked, whatever its state.
+    // --force polls everything that is blocked, whatever its state, a host's wait included.
     let forced = ws.tributary(&["poll", "--force"]).await;
     assert_eq!(forced.code, 1);
     assert_eq!(server.requests("/missing.xml").len(), 2);
+    assert_eq!(server.requests("/sibling.xml").len(), 1, "{}", forced.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -350,8 +363,9 @@ async fn a_gone_feed_stays_gone_until_the_config_changes() {
     config(&ws, &[server.url("/gone.xml")], "");
     assert_eq!(ws.poll().await.code, 1);
     let again = ws.poll().await;
-    assert_eq!(again.code, 0);
+    assert_eq!(again.code, 1, "a gone feed is a failing feed");
     assert!(again.stdout.contains("gone (HTTP 410)"), "{}", again.stdout);
+    assert!(again.stdout.contains("last error: HTTP 410"), "{}", again.stdout);
     assert_eq!(server.requests("/gone.xml").len(), 1);
 }
 

@@ -146,8 +146,14 @@ pub struct FeedServer {
 
 impl FeedServer {
     pub async fn start() -> FeedServer {
+        FeedServer::start_at("127.0.0.1").await
+    }
+
+    /// A server on another loopback address (all of 127.0.0.0/8 is loopback): a distinct
+    /// host, for per-host limits and host delays.
+    pub async fn start_at(ip: &str) -> FeedServer {
         let state = Arc::new(Mutex::new(State::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
