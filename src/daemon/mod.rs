@@ -696,8 +696,8 @@ impl Daemon {
         while !self.renders.tasks.is_empty() {
             tokio::select! {
                 Some(done) = self.renders.tasks.join_next() => {
+                    // A render asked for while this one ran starts now, and is waited for too.
                     if let Ok((path, result)) = done {
-                        self.renders.again.remove(&path);
                         self.render_done(path, result);
                     }
                 }
