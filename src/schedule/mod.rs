@@ -203,24 +203,32 @@ pub fn abandoned(policy: &Policy, history: &History, now: DateTime<Utc>) -> bool
             .is_some_and(|since| now - since >= to_chrono(policy.give_up_after))
 }
 
-/// The first cron time strictly after `after`, plus this feed's jitter.
+/// The first of this feed's slots (cron time plus its jitter offset) at least one jitter
+/// window after `after`. A poll on its slot is next due one period later; a poll off its slot
+/// (the first one, a retry, a `poll` run by hand) counts for the slot whose window it falls
+/// in, so it is not followed by a second poll moments later, which users rightly see as
+/// polling twice.
 fn next_slot(policy: &Policy, key: &str, after: DateTime<Utc>) -> DateTime<Utc> {
-    let offset = jitter_offset(policy, key, after);
-    // The slot is found for the un-jittered time, so a feed polled at slot+offset is not
-    // rescheduled into the same slot.
-    let base = after - to_chrono(offset);
+    let offset = to_chrono(jitter_offset(policy, key, after));
+    let window = to_chrono(jitter_window(policy, after));
     policy
         .cron
-        .next_after(base)
-        .map(|t| t + to_chrono(offset))
+        .next_after(after + window - offset)
+        .map(|t| t + offset)
         .unwrap_or(after + chrono::Duration::days(365))
+}
+
+/// How far feeds sharing a schedule are spread after each fire time: the jitter, at most half
+/// the schedule's period there.
+fn jitter_window(policy: &Policy, around: DateTime<Utc>) -> Duration {
+    let interval = policy.cron.interval_near(around).unwrap_or(policy.jitter * 2);
+    policy.jitter.min(interval / 2)
 }
 
 /// A stable per-feed offset in `[0, min(jitter, interval / 2))`: the same feed always lands at
 /// the same point of the window, different feeds spread evenly across it.
 pub fn jitter_offset(policy: &Policy, key: &str, around: DateTime<Utc>) -> Duration {
-    let interval = policy.cron.interval_near(around).unwrap_or(policy.jitter * 2);
-    let window = policy.jitter.min(interval / 2);
+    let window = jitter_window(policy, around);
     if window.is_zero() {
         return Duration::ZERO;
     }

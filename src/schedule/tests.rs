@@ -70,6 +70,16 @@ fn never_polled_feeds_are_due_at_once_and_then_follow_the_cron() {
         next_due(&p, "f", &polled_at(at(10, 14, 59)), None),
         Some(at(10, 15, 0))
     );
+    // With a jitter window, a poll off its slot counts for the slot whose window it is in:
+    // polled at 10:14:59 (first poll, or by hand), not again moments later at 10:15 + offset.
+    let spread = policy("*/15 * * * *", 300);
+    let key = "https://host.example/feed/3";
+    let slot = next_due(&spread, key, &polled_at(at(10, 0, 0)), None).unwrap();
+    let early = slot - chrono::Duration::seconds(1);
+    assert_eq!(
+        next_due(&spread, key, &polled_at(early), None),
+        Some(slot + chrono::Duration::minutes(15))
+    );
 }
 
 #[test]

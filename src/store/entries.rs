@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::feeds::{FEED_COLUMNS, Scheduled};
-use super::{Store, StoreError, from_unix, to_millis, to_unix};
+use super::{Store, StoreError, from_unix, to_millis, to_millis_ceil, to_unix};
 use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, SegmentHash, StoredEntry, Validators};
 
 /// What storing one feed's parse did.
@@ -243,7 +243,7 @@ impl Store {
                 batch.meta.rhythm.skip.days,
                 segments_blob(segments),
                 to_millis(now),
-                batch.scheduled.next_due.map(to_millis),
+                batch.scheduled.next_due.map(to_millis_ceil),
                 batch.scheduled.key,
             ])?;
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, StoreError, from_millis, from_unix, to_millis, to_unix};
+use super::{Store, StoreError, from_millis, from_unix, to_millis, to_millis_ceil, to_unix};
 use crate::model::{FailureKind, FeedState, Validators};
 use crate::schedule::{Hints, Skip};
 
@@ -147,7 +147,7 @@ impl Store {
         scheduled: &Scheduled,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let next_due = scheduled.next_due.map(to_millis);
+        let next_due = scheduled.next_due.map(to_millis_ceil);
         match update {
             FeedUpdate::Unchanged {
                 validators,
@@ -216,7 +216,7 @@ impl Store {
                 "UPDATE feeds SET next_due = ?2, schedule_key = ?3, lease_until = NULL WHERE id = ?1",
             )?;
             for (id, scheduled) in due {
-                update.execute(params![id, scheduled.next_due.map(to_millis), scheduled.key])?;
+                update.execute(params![id, scheduled.next_due.map(to_millis_ceil), scheduled.key])?;
             }
         }
         tx.commit()?;

@@ -90,7 +90,11 @@ impl StoreHandle {
                 }
             })
             .map_err(StoreError::Thread)?;
-        ready_rx.await.map_err(|_| StoreError::Closed)??;
+        // Waited for on the blocking pool, like every reply of the store thread (see `call`).
+        tokio::task::spawn_blocking(move || ready_rx.blocking_recv())
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|_| StoreError::Closed)??;
         let readers = Arc::new(Readers {
             path: path_for_readers,
             idle: Mutex::new(Vec::new()),

@@ -9,6 +9,7 @@ mod support;
 mod corpus;
 mod poll;
 mod daemon;
+mod schedule;
 mod farm;
 mod outputs;
 mod golden;

@@ -134,6 +134,8 @@ struct State {
     seen: Vec<Seen>,
     /// Paths whose requests have arrived (before any delay), oldest first.
     started: Vec<String>,
+    /// When each request arrived, on tokio's clock (paused in the daemon's schedule tests).
+    arrivals: Vec<(String, tokio::time::Instant)>,
 }
 
 /// Runs until dropped (the task is aborted with the test's runtime).
@@ -167,6 +169,8 @@ impl FeedServer {
                 let delay = {
                     let mut s = state.lock().unwrap();
                     s.started.push(req.uri().path().to_string());
+                    s.arrivals
+                        .push((req.uri().path().to_string(), tokio::time::Instant::now()));
                     s.routes.get(req.uri().path()).and_then(|r| r.delay)
                 };
                 arrivals.notify_waiters();
@@ -211,6 +215,18 @@ impl FeedServer {
 
     pub fn set(&self, path: &str, route: Route) {
         self.state.lock().unwrap().routes.insert(path.to_string(), route);
+    }
+
+    /// When the requests for `path` arrived (tokio's clock), oldest first.
+    pub fn arrivals(&self, path: &str) -> Vec<tokio::time::Instant> {
+        self.state
+            .lock()
+            .unwrap()
+            .arrivals
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     /// Every request to `path`, oldest first.
