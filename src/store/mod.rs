@@ -180,7 +180,7 @@ pub(crate) fn to_millis(t: DateTime<Utc>) -> i64 {
 /// A due time in milliseconds, rounded up: a wake-up at the stored time is never early.
 pub(crate) fn to_millis_ceil(t: DateTime<Utc>) -> i64 {
     let ms = t.timestamp_millis();
-    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         ms
     } else {
         ms + 1
