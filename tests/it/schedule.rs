@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tributary::config::Config;
 use tributary::daemon::{self, Control};
-use tributary::schedule::{Clock, TokioClock};
+use tributary::schedule::TokioClock;
 
 use crate::support::{FeedServer, Route, Workspace, rss};
 
