@@ -1,9 +1,19 @@
-//! tracing set-up: human-readable lines by default, JSON for log shippers, and no timestamps of
-//! our own when stderr is the systemd journal (it stamps every line already).
+//! tracing set-up: human-readable lines by default, JSON for log shippers, and, when stderr is
+//! the systemd journal, lines the journal understands: no timestamps of our own (it stamps
+//! every record), each line led by its syslog priority (`<3>` error … `<7>` debug, as
+//! sd-daemon(3) describes, so `journalctl -p warning` shows exactly the warnings), and one
+//! record per event even when the message spans lines (the journal cuts records at newlines).
 
+use std::fmt;
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -21,17 +31,104 @@ pub fn init(flag: Option<&str>, default: &str, format: LogFormat) {
         eprintln!("warning: ignoring log filter `{filter}`: {e}");
         EnvFilter::new("warn")
     });
-    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let journal = stderr_is_journal();
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(colour)
+        .with_ansi(colour && !journal)
         .with_target(false);
     // A second init (tests calling main twice) is harmless, so its error is ignored.
     let _ = match (format, journal) {
         (LogFormat::Json, _) => builder.json().try_init(),
-        (LogFormat::Human, true) => builder.without_time().with_ansi(false).try_init(),
+        (LogFormat::Human, true) => builder
+            .event_format(Journal {
+                inner: tracing_subscriber::fmt::format()
+                    .without_time()
+                    .with_target(false),
+            })
+            .try_init(),
         (LogFormat::Human, false) => builder.try_init(),
     };
+}
+
+/// Whether stderr is the journal: systemd sets `JOURNAL_STREAM` to the device and inode of
+/// the stream it connected, and it only counts if stderr is still that stream (a child whose
+/// stderr was redirected inherits the variable).
+fn stderr_is_journal() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+        return false;
+    };
+    dev.parse::<u64>() == Ok(meta.dev()) && ino.parse::<u64>() == Ok(meta.ino())
+}
+
+/// The syslog priority of a level, as the journal reads it from a line's `<N>` prefix.
+fn priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+/// Formats with `inner`, then leads the line with its priority and folds it into one line.
+struct Journal<F> {
+    inner: F,
+}
+
+impl<S, N, F> FormatEvent<S, N> for Journal<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::new();
+        self.inner.format_event(ctx, Writer::new(&mut line), event)?;
+        let folded = one_line(line.trim_end_matches('\n'));
+        writeln!(writer, "<{}>{folded}", priority(event.metadata().level()))
+    }
+}
+
+/// `text` with its line breaks turned into ` | `, so the journal keeps it as one record.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_follow_syslog_and_lines_fold() {
+        assert_eq!(priority(&Level::ERROR), 3);
+        assert_eq!(priority(&Level::WARN), 4);
+        assert_eq!(priority(&Level::INFO), 6);
+        assert_eq!(priority(&Level::DEBUG), 7);
+        assert_eq!(
+            one_line(
+                "new configuration rejected:\n/etc/t.toml:2:1: poll.x: unknown\n\n/etc/t.toml:3:1: y: bad\n"
+            ),
+            "new configuration rejected: | /etc/t.toml:2:1: poll.x: unknown | /etc/t.toml:3:1: y: bad"
+        );
+    }
 }

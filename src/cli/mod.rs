@@ -251,6 +251,10 @@ pub fn main() -> ExitCode {
             }
         },
     };
+    // A render or a read still running on the blocking pool (an output template that takes
+    // minutes, say) does not hold the exit up: what it would write is written whole or not
+    // at all.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     status.into()
 }
 

@@ -155,14 +155,9 @@ pub async fn run_with_clock(
     {
         task.abort();
     }
-    let Daemon {
-        store,
-        server,
-        poller,
-        ..
-    } = daemon;
-    drop((server, poller));
-    drop(store);
+    // Every task that holds a store handle goes with the daemon (renders still running are
+    // aborted; an output is written whole or not at all).
+    drop(daemon);
     if exit == Exit::Graceful {
         store_thread.join().await;
     }

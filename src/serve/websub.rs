@@ -43,7 +43,7 @@ pub async fn announce(config: &Config, reports: &[OutputReport]) {
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(form);
         match request.send().await {
-            Ok(r) if r.status().is_success() => tracing::info!(%topic, "WebSub hub notified"),
+            Ok(r) if r.status().is_success() => tracing::debug!(%topic, "WebSub hub notified"),
             Ok(r) => tracing::warn!(%topic, status = r.status().as_u16(), "WebSub hub refused the ping"),
             Err(e) => tracing::warn!(%topic, error = %e, "WebSub hub unreachable"),
         }

@@ -176,3 +176,224 @@ fn systemd_unit_verifies() {
         "systemd-analyze verify:\n{stderr}"
     );
 }
+
+/// One daemon per database: a second `run` on the same store refuses at start (exit 2),
+/// naming the database and the pid holding it; the first one is unaffected.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_daemon_on_the_same_database_refuses() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/a.xml",
+        Route::rss(rss("a", &[(Some("a1"), None, "First", "x", Some(D1))])),
+    );
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n\n[[feed]]\nurl = \"{}\"\n\n[[output]]\npath = \"public/all.atom\"\n",
+        server.url("/a.xml")
+    ));
+    let mut first = Daemon::start(&ws.path("tributary.toml"));
+    first.wait_for("READY=1").await;
+    let second = ws.tributary(&["run"]).await;
+    assert_eq!(second.code, 2, "{second:?}");
+    let db = ws.path("data/t.db").display().to_string();
+    assert!(
+        second.stderr.contains(&db),
+        "names the database: {}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains(&format!("pid {}", first.pid())),
+        "names the holder: {}",
+        second.stderr
+    );
+    // The first one still answers, and stops cleanly.
+    first.signal(Signal::SIGTERM);
+    assert_eq!(first.exit_code().await, 0, "{}", first.stderr());
+}
+
+/// `poll` while the daemon runs is safe and does what the README says: it polls and renders
+/// on its own, and the feeds it polled are rescheduled from that poll, so the daemon does not
+/// poll them again in the same slot.
+#[tokio::test(flavor = "multi_thread")]
+async fn poll_while_the_daemon_runs_reschedules_what_it_polled() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/a.xml",
+        Route::rss(rss("a", &[(Some("a1"), None, "First", "x", Some(D1))])),
+    );
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n\n[poll]\nschedule = \"0 * * * *\"\n\n[[feed]]\nurl = \"{}\"\n\n\
+         [[output]]\npath = \"public/all.atom\"\n",
+        server.url("/a.xml")
+    ));
+    let mut daemon = Daemon::start(&ws.path("tributary.toml"));
+    daemon.wait_for("READY=1").await;
+    daemon
+        .until_round(5, || server.requests("/a.xml").len() == 1)
+        .await;
+    let due_before: i64 = ws
+        .db()
+        .query_row("SELECT next_due FROM feeds", [], |r| r.get(0))
+        .unwrap();
+    server.set(
+        "/a.xml",
+        Route::rss(rss(
+            "a",
+            &[
+                (Some("a1"), None, "First", "x", Some(D1)),
+                (Some("a2"), None, "Second", "y", Some(D2)),
+            ],
+        )),
+    );
+    let poll = ws.poll().await;
+    assert_eq!(poll.code, 0, "{poll:?}");
+    assert!(poll.stdout.contains("1 new"), "{}", poll.stdout);
+    assert_eq!(
+        output_titles(&ws),
+        ["Second", "First"],
+        "poll renders the files itself"
+    );
+    let due_after: i64 = ws
+        .db()
+        .query_row("SELECT next_due FROM feeds", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        due_after >= due_before,
+        "rescheduled from the poll: {due_before} -> {due_after}"
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
+    assert_eq!(
+        server.requests("/a.xml").len(),
+        2,
+        "the daemon did not poll it again"
+    );
+}
+
+/// The control loop never waits on long work: while an output takes long to render (a
+/// template that loops 100 million times), the watchdog is pinged every second, SIGHUP
+/// reloads at once, and SIGTERM stops the daemon without waiting for the render.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watchdog_and_signals_are_answered_while_an_output_renders_for_minutes() {
+    let ws = Workspace::new();
+    ws.write(
+        "feeds/a.xml",
+        rss("a", &[(Some("a1"), None, "First", "x", Some(D1))]).as_bytes(),
+    );
+    ws.write(
+        "slow.html",
+        b"{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}<p>{{ title }}</p>",
+    );
+    ws.write_config(
+        "[store]\npath = \"data/t.db\"\n\n[[feed]]\nurl = \"feeds/a.xml\"\n\n\
+         [[output]]\npath = \"public/index.html\"\nformat = \"html\"\ntemplate = \"slow.html\"\n",
+    );
+    // systemd's WatchdogSec=2 (the unit's is 120 s): pings are due every second.
+    let mut daemon = Daemon::start_with(&ws.path("tributary.toml"), &[("WATCHDOG_USEC", "2000000")], false);
+    daemon.wait_for("READY=1").await;
+    let mut last = std::time::Instant::now();
+    for _ in 0..4 {
+        daemon.wait_for("WATCHDOG=1").await;
+        let gap = last.elapsed();
+        assert!(gap < std::time::Duration::from_secs(3), "watchdog gap {gap:?}");
+        last = std::time::Instant::now();
+    }
+    assert!(
+        !ws.path("public/index.html").exists(),
+        "the render is still running"
+    );
+    let asked = std::time::Instant::now();
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for("RELOADING=1").await;
+    daemon.wait_for("READY=1").await;
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(3),
+        "reload took {:?}",
+        asked.elapsed()
+    );
+    let asked = std::time::Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    daemon.wait_for("STOPPING=1").await;
+    assert!(asked.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
+    // Stopped within the grace period (10 s), not after the render.
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(15),
+        "stop took {:?}",
+        asked.elapsed()
+    );
+    assert!(!ws.path("public/index.html").exists(), "no half-written output");
+}
+
+/// Under systemd, stderr is the journal: every line carries its syslog priority, a
+/// multi-line error stays one record, and a steady state (feeds unchanged, 304) logs nothing
+/// at the default level.
+#[tokio::test(flavor = "multi_thread")]
+async fn journal_lines_carry_priorities_and_a_steady_state_is_quiet() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/a.xml",
+        Route::rss(rss("a", &[(Some("a1"), None, "First", "x", Some(D1))])).with_etag("\"a\""),
+    );
+    let ws = Workspace::new();
+    let config = |schedule: &str| {
+        format!(
+            "[store]\npath = \"data/t.db\"\n\n[poll]\nschedule = \"{schedule}\"\n\n[[feed]]\nurl = \"{}\"\n\n\
+             [[feed]]\nurl = \"{}\"\n\n[[output]]\npath = \"public/all.atom\"\n",
+            server.url("/a.xml"),
+            server.url("/missing.xml"),
+        )
+    };
+    ws.write_config(&config("* * * * * *"));
+    let mut daemon = Daemon::start_with(&ws.path("tributary.toml"), &[], true);
+    daemon.wait_for("READY=1").await;
+    daemon
+        .until_round(5, || server.requests("/a.xml").len() >= 2)
+        .await;
+    let settled = daemon.stderr();
+    // Several more rounds of 304s (the missing feed backs off meanwhile).
+    daemon
+        .until_round(10, || server.requests("/a.xml").len() >= 5)
+        .await;
+    let steady = daemon.stderr();
+    assert_eq!(
+        steady[settled.len()..].trim(),
+        "",
+        "rounds of 304s log nothing at info:\n{steady}"
+    );
+    // A broken config on reload: one error record, whatever its number of problems.
+    ws.write_config("[poll]\nschedule = \"every now and then\"\nconcurency = 3\n");
+    daemon.signal(Signal::SIGHUP);
+    daemon.wait_for("READY=1").await;
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code().await, 0);
+    let log = daemon.stderr();
+    for line in log.lines() {
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"].iter().any(|p| line.starts_with(p)),
+            "a line without a priority: {line:?}\n{log}"
+        );
+    }
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("fetch failed")).collect();
+    assert_eq!(failed.len(), 1, "one warning per failure episode: {log}");
+    assert!(
+        failed[0].starts_with("<4>") && failed[0].contains("missing.xml"),
+        "{}",
+        failed[0]
+    );
+    let rejected: Vec<&str> = log.lines().filter(|l| l.contains("rejected")).collect();
+    assert_eq!(rejected.len(), 1, "{log}");
+    assert!(
+        rejected[0].starts_with("<3>")
+            && rejected[0].contains("poll.schedule")
+            && rejected[0].contains("poll.concurency"),
+        "both problems in one record: {}",
+        rejected[0]
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("<6>") && l.contains("tributary started")),
+        "{log}"
+    );
+}

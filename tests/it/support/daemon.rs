@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::io::AsyncReadExt;
 use tokio::net::UnixDatagram;
 use tokio::process::{Child, Command};
 
@@ -24,26 +23,47 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `tributary --config CONFIG run` with a notify socket.
     pub fn start(config: &Path) -> Daemon {
+        Daemon::start_with(config, &[], false)
+    }
+
+    /// Starts it with extra environment variables, and with stderr as the journal would
+    /// connect it (`JOURNAL_STREAM` naming the stream) when `journal`.
+    pub fn start_with(config: &Path, env: &[(&str, &str)], journal: bool) -> Daemon {
+        use std::os::unix::fs::MetadataExt;
         let socket_dir = tempfile::tempdir().unwrap();
         let socket_path: PathBuf = socket_dir.path().join("notify.sock");
         let socket = UnixDatagram::bind(&socket_path).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        // Our own pipe, so that its device and inode can be named before the child starts.
+        let (reader, writer) = std::io::pipe().unwrap();
+        let stream = std::fs::File::from(std::os::fd::OwnedFd::from(writer.try_clone().unwrap()))
+            .metadata()
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        command
             .arg("--config")
             .arg(config)
             .arg("run")
             .env("NOTIFY_SOCKET", &socket_path)
             .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+            .stderr(writer)
+            .kill_on_drop(true);
+        if journal {
+            command.env("JOURNAL_STREAM", format!("{}:{}", stream.dev(), stream.ino()));
+        }
+        let child = command.spawn().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();
-        tokio::spawn(async move {
+        // The write end went to the child (the command's copy is dropped with it), so the
+        // read ends when the child exits.
+        drop(command);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut reader = reader;
             let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf).await {
+            while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
@@ -110,5 +130,9 @@ impl Daemon {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("daemon running")
     }
 }
