@@ -157,7 +157,7 @@ fn systemd_unit_verifies() {
     let path = dir.path().join("tributary.service");
     crate::support::write_file(
         &path,
-        unit.replace("/usr/local/bin/tributary", env!("CARGO_BIN_EXE_tributary"))
+        unit.replace("/usr/bin/tributary", env!("CARGO_BIN_EXE_tributary"))
             .as_bytes(),
     );
     let out = std::process::Command::new(analyze)

@@ -17,3 +17,4 @@ mod readers;
 mod hostile;
 mod crash;
 mod cli;
+mod install;

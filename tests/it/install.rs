@@ -1,0 +1,99 @@
+//! The packaged config and the systemd unit together, installed as the README says: the
+//! config at /etc/tributary/tributary.toml, state under the unit's StateDirectory, run as the
+//! unit's user. The test builds that layout in a private mount namespace (a copy of /etc,
+//! mounted read-only over the real one; a fresh /var/lib), so the machine is left untouched;
+//! that needs root, which CI has. Elsewhere it says it skipped.
+
+use std::process::Command;
+
+use crate::support::require_or_skip;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A unit setting's value (the last one, as systemd reads them).
+fn unit_setting(unit: &str, key: &str) -> String {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+        .last()
+        .unwrap_or_else(|| panic!("the unit sets no {key}="))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn the_packaged_config_works_as_the_service_user_with_etc_read_only() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let needed = if is_root { "/" } else { "/nonexistent/root-privileges" };
+    if require_or_skip("root (for a private mount namespace)", needed.into()).is_none() {
+        return;
+    }
+    for tool in ["unshare", "setpriv", "mount"] {
+        if crate::support::require_tool(tool).is_none() {
+            return;
+        }
+    }
+    let unit = std::fs::read_to_string(format!("{ROOT}/config/systemd/tributary.service")).unwrap();
+    let user = unit_setting(&unit, "User");
+    let group = unit_setting(&unit, "Group");
+    let state = format!("/var/lib/{}", unit_setting(&unit, "StateDirectory"));
+    let mode = unit_setting(&unit, "StateDirectoryMode");
+    let umask = unit_setting(&unit, "UMask");
+    let exec = unit_setting(&unit, "ExecStart");
+    assert!(
+        exec.contains("--config /etc/tributary/tributary.toml"),
+        "the unit reads the packaged config: {exec}"
+    );
+    let config = std::fs::read_to_string(format!("{ROOT}/config/tributary.toml")).unwrap();
+    for line in config.lines().filter(|l| l.starts_with("path = ")) {
+        assert!(
+            line.contains(&format!("\"{state}/")),
+            "every path of the packaged config is under the StateDirectory: {line}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().display().to_string();
+    let bin = env!("CARGO_BIN_EXE_tributary");
+    // The unit's user and group, and a web server's user in that group.
+    let script = format!(
+        r#"set -eu
+cp -a /etc {t}/etc
+install -D -m 0644 {ROOT}/config/tributary.toml {t}/etc/tributary/tributary.toml
+echo '{group}:x:64123:www-test' >> {t}/etc/group
+echo '{user}:x:64123:64123:Tributary:{state}:/usr/sbin/nologin' >> {t}/etc/passwd
+echo 'www-test:x:64124:64124:web server:/nonexistent:/usr/sbin/nologin' >> {t}/etc/passwd
+echo 'www-test:x:64124:' >> {t}/etc/group
+mount --bind {t}/etc /etc
+mount -o remount,bind,ro /etc
+mount -t tmpfs tmpfs /var/lib
+# What systemd does for StateDirectory= and StateDirectoryMode= before starting the unit.
+install -d -m {mode} -o {user} -g {group} {state}
+umask {umask}
+as_service() {{ setpriv --reuid={user} --regid={group} --init-groups "$@"; }}
+as_service {bin} --config /etc/tributary/tributary.toml check
+as_service {bin} --config /etc/tributary/tributary.toml render
+# A web server in the unit's group reads the outputs.
+setpriv --reuid=www-test --regid=www-test --init-groups head -c 100 {state}/public/all.atom > /dev/null
+setpriv --reuid=www-test --regid=www-test --init-groups head -c 100 {state}/public/index.html > /dev/null
+# The config cannot be changed by the service, and nothing else was needed from /etc.
+if as_service touch /etc/tributary/tributary.toml 2>/dev/null; then echo "config writable"; exit 1; fi
+echo layout-ok
+"#
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "bash", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("layout-ok"),
+        "the installed layout:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("/etc/tributary/tributary.toml: 1 feeds, 2 outputs") && stdout.contains(": ok"),
+        "check reports no problem: {stdout}"
+    );
+}
