@@ -288,6 +288,12 @@ struct FeedHealth {
     last_error: Option<String>,
     consecutive_failures: u32,
     failing_since: Option<String>,
+    /// The kind of the last failure, while failing (timeout, client_error, parse, …).
+    failure_kind: Option<crate::model::FailureKind>,
+    /// Failing for longer than `poll.give_up_after`.
+    abandoned: bool,
+    /// When the feed is polled next.
+    next_poll: Option<String>,
 }
 
 async fn health(server: &Server) -> Response<Body> {
@@ -321,6 +327,7 @@ async fn feed_health(server: &Server) -> Result<Vec<FeedHealth>, crate::store::S
         .iter()
         .map(|spec| {
             let state = states.get(spec.url.as_str());
+            let failing = state.is_some_and(|s| s.consecutive_failures > 0);
             FeedHealth {
                 url: display_url(&spec.url),
                 title: spec.title.clone().or_else(|| state.and_then(|s| s.title.clone())),
@@ -330,6 +337,9 @@ async fn feed_health(server: &Server) -> Result<Vec<FeedHealth>, crate::store::S
                 last_error: state.and_then(|s| s.last_error.clone()),
                 consecutive_failures: state.map_or(0, |s| s.consecutive_failures),
                 failing_since: state.and_then(|s| s.failing_since).map(crate::output::rfc3339),
+                failure_kind: state.and_then(|s| s.failure_kind).filter(|_| failing),
+                abandoned: failing && state.is_some_and(|s| s.abandoned_at.is_some()),
+                next_poll: state.and_then(|s| s.next_due).map(crate::output::rfc3339),
             }
         })
         .collect())

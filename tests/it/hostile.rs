@@ -628,3 +628,87 @@ async fn private_networks_can_be_denied() {
     );
     assert!(server.requests("/feed.xml").is_empty());
 }
+
+/// Failures keep their kind to the end: a 403 is that feed's problem (its host's other feeds
+/// are polled as usual), a 404 backs off far longer than a 500, and the kind is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn failure_kinds_decide_backoff_and_only_rate_limits_hold_a_host() {
+    let server = FeedServer::start().await;
+    server.set("/forbidden.xml", Route::status(403, "no"));
+    server.set("/missing.xml", Route::status(404, "no"));
+    server.set("/broken.xml", Route::status(500, "oops"));
+    server.set("/sibling.xml", good_feed());
+    let ws = Workspace::new();
+    let urls: Vec<String> = ["/forbidden.xml", "/missing.xml", "/broken.xml", "/sibling.xml"]
+        .iter()
+        .map(|p| server.url(p))
+        .collect();
+    config(&ws, &urls, "concurrency = 1");
+    let first = ws.poll().await;
+    assert_eq!(first.code, 1, "{first:?}");
+    let second = ws.poll().await;
+    assert_eq!(
+        server.requests("/sibling.xml").len(),
+        2,
+        "a 403 does not hold back the host: {}",
+        second.stdout
+    );
+    let kinds: Vec<(String, Option<String>, i64, i64)> = {
+        let db = ws.db();
+        let mut st = db
+            .prepare("SELECT url, failure_kind, next_due, last_fetch FROM feeds ORDER BY id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let kind = |u: &str| kinds.iter().find(|k| k.0 == u).unwrap().clone();
+    assert_eq!(kind(&urls[0]).1.as_deref(), Some("client_error"));
+    assert_eq!(kind(&urls[1]).1.as_deref(), Some("client_error"));
+    assert_eq!(kind(&urls[2]).1.as_deref(), Some("server_error"));
+    assert_eq!(kind(&urls[3]).1, None);
+    let wait_minutes = |k: &(String, Option<String>, i64, i64)| (k.2 - k.3) / 60_000;
+    // One failure each (the second poll skipped them): a 404 waits about an hour, a 500 about
+    // five minutes and then its slot.
+    assert!(wait_minutes(&kind(&urls[1])) >= 45, "{kinds:?}");
+    assert!(wait_minutes(&kind(&urls[2])) <= 25, "{kinds:?}");
+}
+
+/// A feed failing for `poll.give_up_after` is reported abandoned once (poll, feeds --json),
+/// and is still tried.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feed_failing_for_give_up_after_is_reported_abandoned_once() {
+    let server = FeedServer::start().await;
+    server.set("/dead.xml", Route::status(404, "no"));
+    let ws = Workspace::new();
+    let url = server.url("/dead.xml");
+    config(&ws, std::slice::from_ref(&url), "give_up_after = \"30d\"");
+    assert_eq!(ws.poll().await.code, 1);
+    // Failing for 31 days already.
+    let month_ago = chrono::Utc::now().timestamp() - 31 * 86_400;
+    ws.db_rw()
+        .execute("UPDATE feeds SET failing_since = ?1", [month_ago])
+        .unwrap();
+    let forced = ws.tributary(&["poll", "--force"]).await;
+    assert_eq!(forced.code, 1);
+    assert!(
+        forced
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("abandoned: ") && l.contains(&url)),
+        "{}",
+        forced.stdout
+    );
+    let again = ws.tributary(&["poll", "--force"]).await;
+    assert!(
+        !again.stdout.contains("abandoned: "),
+        "reported once: {}",
+        again.stdout
+    );
+    assert_eq!(server.requests("/dead.xml").len(), 3, "still tried");
+    let feeds = ws.tributary(&["feeds", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&feeds.stdout).unwrap();
+    assert_eq!(json[0]["abandoned"], true, "{}", feeds.stdout);
+    assert_eq!(json[0]["failure_kind"], "client_error");
+}

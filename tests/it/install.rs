@@ -26,7 +26,11 @@ fn the_packaged_config_works_as_the_service_user_with_etc_read_only() {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let needed = if is_root { "/" } else { "/nonexistent/root-privileges" };
+    let needed = if is_root {
+        "/"
+    } else {
+        "/nonexistent/root-privileges"
+    };
     if require_or_skip("root (for a private mount namespace)", needed.into()).is_none() {
         return;
     }

@@ -100,6 +100,12 @@ impl Workspace {
         .expect("open db")
     }
 
+    /// The database for writing: a test that sets up a state no poll could make quickly (a
+    /// feed failing for a month).
+    pub fn db_rw(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path("data/t.db")).expect("open db")
+    }
+
     /// Every stored entry, in id order.
     pub fn rows(&self) -> Vec<Row> {
         let db = self.db();

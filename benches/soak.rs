@@ -1,0 +1,570 @@
+//! The daemon in real time: `cargo bench --bench soak` (about 11 minutes; `-- --minutes 3`
+//! for a shorter soak, `-- --only soak` or `-- --only planning` for one part).
+//!
+//! **soak**: the real `tributary run` binary against a farm of 1,000 feeds on 60 loopback
+//! hosts (127.0.1.x for the healthy ones, 127.0.2.x for the 10% that fail), a 10-second
+//! 6-field schedule with every other key at its default (the 5-minute jitter, capped at half
+//! the period: feeds spread over 5 s), failing feeds rotating every minute through 500, 404,
+//! 429, garbage, a reset connection, a stall past the timeout and a good answer, and a SIGHUP
+//! every 30 s that swaps 50 feeds in and 50 out. It prints, for the feeds that never failed
+//! and never left the config: polls per slot (every slot exactly once: no stall, no double),
+//! lateness against the due time the schedule gives (p50 / p99 / max), fetches of removed
+//! feeds after their removal, how soon added feeds were polled, the daemon's CPU and its RSS at
+//! minute 2 and at the end.
+//!
+//! **planning**: a store filled directly with 100,000 feeds (the real schema): the time of one
+//! wake-up's claim (the due-time index range scan, 100 feeds due), and the idle daemon's RSS
+//! with all 100,000 configured.
+//!
+//! All traffic stays on loopback; every request loop is bounded by the soak's length.
+
+// The benchmark writes configs directly; the rule against std::fs::write is for outputs.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, Response, StatusCode, header};
+use chrono::{DateTime, Utc};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tributary::config::Config;
+use tributary::schedule::{self, History};
+use tributary::store::Store;
+
+const FEEDS: usize = 1000;
+/// Every tenth feed fails, in rotating ways.
+const FAILING_EVERY: usize = 10;
+/// Feeds swapped in and out by each reload (two sets, alternating).
+const SWAP: usize = 50;
+const HEALTHY_HOSTS: usize = 50;
+const FAILING_HOSTS: usize = 10;
+const SCHEDULE: &str = "*/10 * * * * *";
+const SLOT: i64 = 10_000;
+const RELOAD_EVERY: Duration = Duration::from_secs(30);
+
+struct Options {
+    minutes: u64,
+    only: Option<String>,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    Options {
+        minutes: value("--minutes").and_then(|v| v.parse().ok()).unwrap_or(10),
+        only: value("--only"),
+    }
+}
+
+/// What the farm saw: each request's feed and arrival time.
+#[derive(Default)]
+struct Log {
+    requests: Vec<(usize, DateTime<Utc>)>,
+}
+
+struct Farm {
+    log: Mutex<Log>,
+    started: Instant,
+}
+
+/// How a failing feed answers in its current minute.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    ServerError,
+    NotFound,
+    TooMany,
+    Garbage,
+    Reset,
+    Stall,
+    Fine,
+}
+
+const FAULTS: [Fault; 7] = [
+    Fault::ServerError,
+    Fault::NotFound,
+    Fault::TooMany,
+    Fault::Garbage,
+    Fault::Reset,
+    Fault::Stall,
+    Fault::Fine,
+];
+
+fn is_failing(feed: usize) -> bool {
+    feed.is_multiple_of(FAILING_EVERY)
+}
+
+fn host_of(feed: usize) -> String {
+    if is_failing(feed) {
+        format!("127.0.2.{}", 1 + (feed / FAILING_EVERY) % FAILING_HOSTS)
+    } else {
+        format!("127.0.1.{}", 1 + feed % HEALTHY_HOSTS)
+    }
+}
+
+fn rss(feed: usize, version: u64) -> String {
+    let mut s = format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Feed {feed}</title>\
+         <link>http://example.org/{feed}/</link><description>soak</description>"
+    );
+    for i in 0..5u64 {
+        let n = version.saturating_sub(i);
+        s.push_str(&format!(
+            "<item><guid>f{feed}-{n}</guid><title>Entry {n} of feed {feed}</title>\
+             <description>Body {n}</description></item>"
+        ));
+    }
+    s.push_str("</channel></rss>");
+    s
+}
+
+async fn serve(
+    State(farm): State<Arc<Farm>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let Some(feed) = name.strip_suffix(".xml").and_then(|n| n.parse::<usize>().ok()) else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    farm.log.lock().unwrap().requests.push((feed, Utc::now()));
+    let minute = farm.started.elapsed().as_secs() / 60;
+    if is_failing(feed) {
+        match FAULTS[(minute as usize + feed / FAILING_EVERY) % FAULTS.len()] {
+            Fault::ServerError => return status(StatusCode::INTERNAL_SERVER_ERROR),
+            Fault::NotFound => return status(StatusCode::NOT_FOUND),
+            Fault::TooMany => {
+                let mut r = status(StatusCode::TOO_MANY_REQUESTS);
+                r.headers_mut().insert(header::RETRY_AFTER, "20".parse().unwrap());
+                return r;
+            }
+            Fault::Garbage => return Response::new(Body::from("<html><body>not a feed")),
+            Fault::Reset => {
+                let broken =
+                    futures::stream::iter([Err::<axum::body::Bytes, _>(std::io::Error::other("reset"))]);
+                return Response::new(Body::from_stream(broken));
+            }
+            Fault::Stall => {
+                // Longer than the default 30 s timeout; the connection then closes.
+                tokio::time::sleep(Duration::from_secs(40)).await;
+                return status(StatusCode::GATEWAY_TIMEOUT);
+            }
+            Fault::Fine => {}
+        }
+    }
+    // A new entry every two minutes, per feed at its own moment.
+    let version = (farm.started.elapsed().as_secs() + feed as u64 * 7) / 120;
+    let etag = format!("\"{feed}-{version}\"");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == etag)
+    {
+        let mut r = status(StatusCode::NOT_MODIFIED);
+        r.headers_mut().insert(header::ETAG, etag.parse().unwrap());
+        return r;
+    }
+    let mut r = Response::new(Body::from(rss(feed, version + 10)));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, "application/rss+xml".parse().unwrap());
+    r.headers_mut().insert(header::ETAG, etag.parse().unwrap());
+    r
+}
+
+fn status(code: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = code;
+    r
+}
+
+/// Starts one listener per host; returns each host's address.
+async fn start_farm(farm: Arc<Farm>) -> HashMap<String, SocketAddr> {
+    let mut hosts: Vec<String> = (0..FEEDS + 2 * SWAP).map(host_of).collect();
+    hosts.sort();
+    hosts.dedup();
+    let mut addrs = HashMap::new();
+    for host in hosts {
+        let listener = tokio::net::TcpListener::bind((host.as_str(), 0))
+            .await
+            .expect("bind loopback");
+        addrs.insert(host, listener.local_addr().expect("addr"));
+        let app = axum::Router::new()
+            .route("/{name}", axum::routing::get(serve))
+            .with_state(farm.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    addrs
+}
+
+fn feed_url(addrs: &HashMap<String, SocketAddr>, feed: usize) -> String {
+    format!("http://{}/{feed}.xml", addrs[&host_of(feed)])
+}
+
+/// The config of reload `n`: the 1,000 feeds and one of the two swap sets.
+fn write_config(dir: &Path, addrs: &HashMap<String, SocketAddr>, n: usize) -> Vec<usize> {
+    let swap = if n.is_multiple_of(2) {
+        FEEDS..FEEDS + SWAP
+    } else {
+        FEEDS + SWAP..FEEDS + 2 * SWAP
+    };
+    let feeds: Vec<usize> = (0..FEEDS).chain(swap).collect();
+    let mut toml = format!("[store]\npath = \"soak.db\"\n\n[poll]\nschedule = \"{SCHEDULE}\"\n\n");
+    for f in &feeds {
+        toml.push_str(&format!("[[feed]]\nurl = \"{}\"\n\n", feed_url(addrs, *f)));
+    }
+    toml.push_str("[[output]]\npath = \"public/all.atom\"\n\n[[output]]\npath = \"public/index.html\"\nformat = \"html\"\n");
+    std::fs::write(dir.join("tributary.toml"), toml).expect("write config");
+    feeds
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// utime + stime of `pid`, in clock ticks (100 per second on Linux).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+async fn soak(base: &Path, minutes: u64) {
+    let dir = base.join("soak");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let farm = Arc::new(Farm {
+        log: Mutex::new(Log::default()),
+        started: Instant::now(),
+    });
+    let addrs = start_farm(farm.clone()).await;
+    let mut reloads = 0;
+    let mut configured = write_config(&dir, &addrs, reloads);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["--config", "tributary.toml", "run"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tributary");
+    let pid = child.id().expect("pid");
+    let started = Instant::now();
+    let ticks_at_start = cpu_ticks(pid).unwrap_or(0);
+    let total = Duration::from_secs(minutes * 60);
+    let mut rss_minute_2 = None;
+    // Per swap feed: when it was added and removed (wall), for the reload checks.
+    let mut added_at: HashMap<usize, Vec<DateTime<Utc>>> = HashMap::new();
+    let mut removed_at: HashMap<usize, Vec<DateTime<Utc>>> = HashMap::new();
+    let mut next_reload = started + RELOAD_EVERY;
+    while started.elapsed() < total {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if rss_minute_2.is_none() && started.elapsed() >= Duration::from_secs(120) {
+            rss_minute_2 = proc_status_kib(pid, "VmRSS:");
+        }
+        if Instant::now() >= next_reload && started.elapsed() + Duration::from_secs(10) < total {
+            next_reload += RELOAD_EVERY;
+            reloads += 1;
+            let before = configured.clone();
+            configured = write_config(&dir, &addrs, reloads);
+            let now = Utc::now();
+            for f in before.iter().filter(|f| !configured.contains(f)) {
+                removed_at.entry(*f).or_default().push(now);
+            }
+            for f in configured.iter().filter(|f| !before.contains(f)) {
+                added_at.entry(*f).or_default().push(now);
+            }
+            kill(Pid::from_raw(pid as i32), Signal::SIGHUP).expect("SIGHUP");
+        }
+    }
+    let ended = Utc::now();
+    let rss_end = proc_status_kib(pid, "VmRSS:");
+    let cpu = cpu_ticks(pid).unwrap_or(0).saturating_sub(ticks_at_start) as f64 / 100.0;
+    let wall = started.elapsed().as_secs_f64();
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+
+    let config = Config::load(&dir.join("tributary.toml")).expect("config");
+    let log = farm.log.lock().unwrap();
+    let mut by_feed: HashMap<usize, Vec<DateTime<Utc>>> = HashMap::new();
+    for (feed, t) in &log.requests {
+        by_feed.entry(*feed).or_default().push(*t);
+    }
+    // Healthy, always configured feeds: exactly one poll per slot, on time.
+    let (mut slots, mut stalls, mut doubles) = (0u64, 0u64, 0u64);
+    let mut lateness: Vec<i64> = Vec::new();
+    for feed in (0..FEEDS).filter(|f| !is_failing(*f)) {
+        let url = feed_url(&addrs, feed);
+        let spec = config
+            .feeds
+            .iter()
+            .find(|f| f.url.as_str() == url)
+            .expect("configured");
+        let policy = config.policy_for(spec);
+        let polls = by_feed.get(&feed).cloned().unwrap_or_default();
+        let Some(first) = polls.first().copied() else {
+            stalls += 1;
+            continue;
+        };
+        // Walk the feed's due times from its first poll, the way the schedule computes them.
+        let due_after = |t: DateTime<Utc>| {
+            let history = History {
+                last_fetch: Some(t),
+                ..History::default()
+            };
+            schedule::due(&policy, &url, &history, None)
+                .at
+                .expect("scheduled")
+        };
+        let mut due = due_after(first);
+        // The last slot counted must have ended before the soak did.
+        while due + chrono::Duration::milliseconds(SLOT) < ended {
+            let end = due + chrono::Duration::milliseconds(SLOT);
+            let in_slot: Vec<&DateTime<Utc>> = polls
+                .iter()
+                .filter(|t| **t >= due - chrono::Duration::milliseconds(500) && **t < end)
+                .collect();
+            slots += 1;
+            match in_slot.len() {
+                0 => stalls += 1,
+                1 => lateness.push((*in_slot[0] - due).num_milliseconds()),
+                _ => {
+                    doubles += 1;
+                    lateness.push((*in_slot[0] - due).num_milliseconds());
+                }
+            }
+            due = due_after(due);
+        }
+    }
+    lateness.sort_unstable();
+    // Removed feeds fetched after their removal (a fetch already under way may finish).
+    let mut late_fetches = 0;
+    for (feed, times) in &removed_at {
+        let polls = by_feed.get(feed).cloned().unwrap_or_default();
+        for removed in times {
+            let back = added_at
+                .get(feed)
+                .and_then(|a| a.iter().find(|t| *t > removed).copied())
+                .unwrap_or(ended);
+            late_fetches += polls
+                .iter()
+                .filter(|t| **t > *removed + chrono::Duration::milliseconds(200) && **t < back)
+                .count();
+        }
+    }
+    // Added healthy feeds: how soon after the reload their first poll came (a failing one
+    // re-added keeps its backoff, as it should).
+    let mut first_poll_ms: Vec<i64> = Vec::new();
+    for (feed, times) in added_at.iter().filter(|(f, _)| !is_failing(**f)) {
+        let polls = by_feed.get(feed).cloned().unwrap_or_default();
+        for added in times {
+            if let Some(t) = polls.iter().find(|t| **t >= *added) {
+                first_poll_ms.push((*t - *added).num_milliseconds());
+            }
+        }
+    }
+    first_poll_ms.sort_unstable();
+    let mib = |k: Option<u64>| k.map_or("?".to_string(), |k| format!("{:.1} MB", k as f64 / 1024.0));
+    println!(
+        "soak: {minutes} min, {FEEDS} feeds + {SWAP} swapped per reload, schedule \"{SCHEDULE}\", default jitter"
+    );
+    println!("  requests seen by the farm: {}", log.requests.len());
+    println!(
+        "  healthy feeds: {slots} feed-slots, {} polled exactly once, {stalls} stalls, {doubles} double polls",
+        slots - stalls - doubles
+    );
+    println!(
+        "  lateness vs due time: p50 {} ms, p99 {} ms, max {} ms (target p99 <= 1000 ms)",
+        percentile(&lateness, 0.5),
+        percentile(&lateness, 0.99),
+        lateness.last().copied().unwrap_or(0)
+    );
+    println!(
+        "  reloads: {reloads}; removed feeds fetched after removal: {late_fetches}; added healthy feeds first polled after p50 {} ms, max {} ms",
+        percentile(&first_poll_ms, 0.5),
+        first_poll_ms.last().copied().unwrap_or(0)
+    );
+    println!(
+        "  daemon CPU: {:.2} % of one core; RSS at minute 2: {}, at the end: {} (target growth <= 5 MB)",
+        100.0 * cpu / wall,
+        mib(rss_minute_2),
+        mib(rss_end)
+    );
+}
+
+/// 100,000 feeds in the store: one wake-up's claim, and the idle daemon's memory.
+async fn planning(base: &Path) {
+    const N: usize = 100_000;
+    let dir = base.join("planning");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    // Feeds on a closed port: none is due during the measurement, so none is fetched.
+    let mut toml = String::from("[store]\npath = \"plan.db\"\n\n[poll]\nschedule = \"0 */6 * * *\"\n\n");
+    for i in 0..N {
+        toml.push_str(&format!(
+            "[[feed]]\nurl = \"http://127.0.3.{}:9/{i}.xml\"\n\n",
+            1 + i % 200
+        ));
+    }
+    toml.push_str("[[output]]\npath = \"public/all.atom\"\n");
+    std::fs::write(dir.join("tributary.toml"), &toml).expect("config");
+    let config = Config::load(&dir.join("tributary.toml")).expect("config");
+    let now = Utc::now();
+    let later = (now + chrono::Duration::hours(5)).timestamp_millis();
+    {
+        let mut store = Store::open(&dir.join("plan.db")).expect("store");
+        let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
+        let states = store.ensure_feeds(&urls, now).expect("feeds");
+        let due: Vec<(i64, tributary::store::Scheduled)> = states
+            .iter()
+            .zip(&config.feeds)
+            .map(|(s, spec)| {
+                let scheduled = tributary::store::Scheduled {
+                    next_due: chrono::DateTime::from_timestamp_millis(later + (s.id % 3600) * 1000),
+                    key: config.policy_for(spec).key(),
+                };
+                (s.id, scheduled)
+            })
+            .collect();
+        store.schedule(&due).expect("schedule");
+    }
+    // A wake-up: 100 feeds due among 100,000, claimed with the range scan; put back after.
+    let mut store = Store::open(&dir.join("plan.db")).expect("store");
+    let mut times = Vec::new();
+    // The first wake-up reads the index from disk; the daemon's are warm.
+    for round in 0..51i64 {
+        let due: Vec<(i64, tributary::store::Scheduled)> = (0..100)
+            .map(|k| {
+                let id = 1 + (round * 977 + k * 131) % N as i64;
+                let scheduled = tributary::store::Scheduled {
+                    next_due: Some(now - chrono::Duration::seconds(1)),
+                    key: String::new(),
+                };
+                (id, scheduled)
+            })
+            .collect();
+        store.schedule(&due).expect("schedule");
+        let t = Instant::now();
+        let claimed = store
+            .claim_due(now, 1000, now + chrono::Duration::hours(1))
+            .expect("claim");
+        if round > 0 {
+            times.push(t.elapsed());
+        }
+        assert_eq!(claimed.feeds.len(), 100);
+        let back: Vec<(i64, tributary::store::Scheduled)> = claimed
+            .feeds
+            .iter()
+            .map(|f| {
+                let scheduled = tributary::store::Scheduled {
+                    next_due: chrono::DateTime::from_timestamp_millis(later),
+                    key: String::new(),
+                };
+                (f.id, scheduled)
+            })
+            .collect();
+        store.schedule(&back).expect("schedule");
+        store.release_leases(None).expect("release");
+    }
+    drop(store);
+    times.sort();
+    println!(
+        "planning: one wake-up claiming 100 due of {N} feeds ({} wake-ups): median {:.2} ms, p90 {:.2} ms, max {:.2} ms (target <= 5 ms)",
+        times.len(),
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times[times.len() * 9 / 10].as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3
+    );
+    // Keys as the config computes them, so the daemon finds every due time current.
+    {
+        let mut store = Store::open(&dir.join("plan.db")).expect("store");
+        let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
+        let states = store.ensure_feeds(&urls, now).expect("feeds");
+        let due: Vec<(i64, tributary::store::Scheduled)> = states
+            .iter()
+            .zip(&config.feeds)
+            .map(|(s, spec)| {
+                let scheduled = tributary::store::Scheduled {
+                    next_due: chrono::DateTime::from_timestamp_millis(later + (s.id % 3600) * 1000),
+                    key: config.policy_for(spec).key(),
+                };
+                (s.id, scheduled)
+            })
+            .collect();
+        store.schedule(&due).expect("schedule");
+    }
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["--config", "tributary.toml", "run"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tributary");
+    let pid = child.id().expect("pid");
+    let start = Instant::now();
+    // Settled: started (config, store, outputs) and then 30 s idle.
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    let rss = proc_status_kib(pid, "VmRSS:");
+    let hwm = proc_status_kib(pid, "VmHWM:");
+    let ticks = cpu_ticks(pid);
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    let mib = |k: Option<u64>| k.map_or("?".to_string(), |k| format!("{:.1} MB", k as f64 / 1024.0));
+    println!(
+        "planning: idle daemon with {N} feeds: RSS {} after {:.0} s (peak {}, CPU {:.1} s) (target <= 150 MB)",
+        mib(rss),
+        start.elapsed().as_secs_f64(),
+        mib(hwm),
+        ticks.unwrap_or(0) as f64 / 100.0
+    );
+}
+
+fn main() {
+    let options = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let base: PathBuf = tempfile::tempdir().expect("temp dir").keep();
+    let wants = |group: &str| {
+        options
+            .only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|g| g == group))
+    };
+    runtime.block_on(async {
+        if wants("planning") {
+            planning(&base).await;
+        }
+        if wants("soak") {
+            soak(&base, options.minutes).await;
+        }
+    });
+    let _ = std::fs::remove_dir_all(&base);
+}
