@@ -13,8 +13,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// A unit setting's value (the last one, as systemd reads them).
 fn unit_setting(unit: &str, key: &str) -> String {
     unit.lines()
-        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .unwrap_or_else(|| panic!("the unit sets no {key}="))
         .trim()
         .to_string()
