@@ -50,7 +50,14 @@ pub(super) const OUTPUT: &[&str] = &[
     "link",
     "description",
 ];
-pub(super) const SERVE: &[&str] = &["listen", "base_url", "websub_hub"];
+pub(super) const SERVE: &[&str] = &[
+    "listen",
+    "base_url",
+    "websub_hub",
+    "max_connections",
+    "header_timeout",
+    "idle_timeout",
+];
 
 /// Problems for every key of `text` that is not in the schema (empty when the text is not
 /// valid TOML: deserializing reports that).

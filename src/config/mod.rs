@@ -43,6 +43,9 @@ pub const DEFAULT_KEEP_DAYS: u32 = 365;
 pub const DEFAULT_KEEP_PER_FEED: usize = 1000;
 pub const DEFAULT_HOUSEKEEPING: &str = "23 * * * *";
 pub const DEFAULT_NEW_FEED_ENTRIES: usize = 10;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// A validated configuration. Paths are absolute; values are in their final types.
@@ -68,6 +71,13 @@ pub struct ServeConfig {
     pub base_url: Option<Url>,
     /// A WebSub hub to announce in feeds and to ping when an output changes.
     pub websub_hub: Option<Url>,
+    /// Connections open at once (lowered to fit the descriptor limit); at the cap, the
+    /// connection that waited longest without a request is closed for a newcomer.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may sit idle between requests.
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -723,10 +733,22 @@ impl Validator<'_> {
                 "needs serve.base_url: subscribers and the hub must know the outputs' public URLs",
             );
         }
+        let max_connections = self
+            .count(raw.max_connections, "serve.max_connections", 1, 1_000_000)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        let header_timeout = self
+            .duration(raw.header_timeout, "serve.header_timeout", false)
+            .unwrap_or(DEFAULT_HEADER_TIMEOUT);
+        let idle_timeout = self
+            .duration(raw.idle_timeout, "serve.idle_timeout", false)
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT);
         ServeConfig {
             listen,
             base_url,
             websub_hub,
+            max_connections,
+            header_timeout,
+            idle_timeout,
         }
     }
 

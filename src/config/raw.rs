@@ -25,6 +25,9 @@ pub(super) struct RawServe {
     pub listen: Option<Spanned<String>>,
     pub base_url: Option<Spanned<String>>,
     pub websub_hub: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<i64>>,
+    pub header_timeout: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
 }
 
 /// A rule as written: a bare regex (any field) or `{ title = "regex" }` for one field;

@@ -95,6 +95,7 @@ pub async fn run_with_clock(
     let poller = Poller::new(&config, fetcher.clone(), store.clone(), clock.clone()).await?;
     let server_stop = tokio_util::sync::CancellationToken::new();
     let mut server_task = None;
+    let mut serving = None;
     let server = match &config.serve {
         Some(serve) => {
             let listener = tokio::net::TcpListener::bind(serve.listen)
@@ -104,7 +105,10 @@ pub async fn run_with_clock(
                     source,
                 })?;
             let server = Server::new(config.clone(), store.clone());
-            tracing::info!(listen = %serve.listen, "serving outputs");
+            // The address bound, which differs from the configured one for port 0.
+            let bound = listener.local_addr().unwrap_or(serve.listen);
+            tracing::info!(listen = %bound, "serving outputs");
+            serving = Some(bound);
             let (task_server, stop) = (server.clone(), server_stop.clone());
             server_task = Some(tokio::spawn(async move {
                 if let Err(e) = task_server.run(listener, stop).await {
@@ -136,6 +140,7 @@ pub async fn run_with_clock(
         reload: None,
         round: None,
         summary: String::from("no round yet"),
+        serving,
     };
     tracing::info!(
         config = %daemon.path.display(),
@@ -209,6 +214,8 @@ struct Daemon {
     reload: Option<JoinHandle<Result<Reloaded, String>>>,
     round: Option<Round>,
     summary: String,
+    /// The address the HTTP server bound, if it serves.
+    serving: Option<std::net::SocketAddr>,
 }
 
 /// A round: feeds polled back to back, from the poller starting work until it runs dry.
@@ -715,6 +722,9 @@ impl Daemon {
         let mut s = format!("{} feeds; {}", self.config.feeds.len(), self.summary);
         if let Some(next) = self.next_wake {
             s.push_str(&format!("; next poll {}", next.format("%H:%M:%S")));
+        }
+        if let Some(addr) = self.serving {
+            s.push_str(&format!("; serving on {addr}"));
         }
         s
     }

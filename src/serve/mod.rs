@@ -6,6 +6,7 @@
 //! If-Modified-Since, gzip when the client accepts it, and HEAD. Nothing but the configured
 //! routes is reachable: paths are looked up in a table, never joined to a directory.
 
+mod conn;
 mod metrics;
 pub mod websub;
 
@@ -131,16 +132,32 @@ impl Server {
             .clone()
     }
 
-    /// Answers on `listener` until `shutdown` is cancelled.
+    /// Answers on `listener` until `shutdown` is cancelled, within the configured
+    /// connection limits (see [`conn`]).
     pub async fn run(
         self,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
+        let config = self.config();
+        let limits = match &config.serve {
+            Some(serve) => conn::Limits {
+                header_timeout: serve.header_timeout,
+                idle_timeout: serve.idle_timeout,
+                max_connections: serve.max_connections,
+            },
+            None => conn::Limits {
+                header_timeout: crate::config::DEFAULT_HEADER_TIMEOUT,
+                idle_timeout: crate::config::DEFAULT_IDLE_TIMEOUT,
+                max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
+            },
+        };
+        conn::raise_descriptor_limit();
+        // Every fetch may hold a connection and a file: those descriptors are kept free.
+        let limits = limits.within_descriptors(2 * config.poll.concurrency);
+        tracing::debug!(max_connections = limits.max_connections, "connection limits");
         let app = axum::Router::new().fallback(handle).with_state(self);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
+        conn::serve(listener, app, limits, shutdown).await
     }
 }
 

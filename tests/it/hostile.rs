@@ -712,3 +712,101 @@ async fn a_feed_failing_for_give_up_after_is_reported_abandoned_once() {
     assert_eq!(json[0]["abandoned"], true, "{}", feeds.stdout);
     assert_eq!(json[0]["failure_kind"], "client_error");
 }
+
+/// The built-in server outlasts clients that never finish a request: five times its
+/// connection cap of idle and slowloris connections, and a health check still gets in at
+/// once; the cap is logged once; a slowloris client is cut off by the header timeout (10 s)
+/// however it trickles; a kept-alive connection between requests outlives that timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_outlasts_idle_floods_and_slowloris_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ws = Workspace::new();
+    ws.write("feeds/a.xml", good_feed().body.as_slice());
+    ws.write_config(
+        "[store]\npath = \"data/t.db\"\n\n[[feed]]\nurl = \"feeds/a.xml\"\n\n\
+         [[output]]\npath = \"public/all.atom\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\nmax_connections = 20\n",
+    );
+    let mut daemon = crate::support::Daemon::start(&ws.path("tributary.toml"));
+    let addr = daemon.ready_serving().await;
+    let connect = || tokio::net::TcpStream::connect(addr);
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(connect().await.unwrap());
+    }
+    for _ in 0..10 {
+        let mut s = connect().await.unwrap();
+        s.write_all(b"GET /all.atom HTTP/1.1\r\nHost: planet\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    let client = reqwest::Client::new();
+    let asked = std::time::Instant::now();
+    let health = client
+        .get(format!("http://{addr}/healthz"))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(1),
+        "healthz took {:?} behind the flood",
+        asked.elapsed()
+    );
+    assert!(health.text().await.unwrap().contains("\"status\""));
+    drop(held);
+
+    // A slowloris client trickling a header byte a second, and a kept-alive client that is
+    // quiet between two requests: the first is cut off at about 10 s, the second is not.
+    let slowloris = async {
+        let mut s = connect().await.unwrap();
+        let started = std::time::Instant::now();
+        s.write_all(b"GET /all.atom HTTP/1.1\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            tokio::select! {
+                read = s.read(&mut buf) => {
+                    // Closed (EOF or reset) without an answer.
+                    assert!(matches!(read, Ok(0) | Err(_)), "answered a half request: {read:?}");
+                    return started.elapsed();
+                }
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                    if s.write_all(b"X").await.is_err() {
+                        return started.elapsed();
+                    }
+                }
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "held for 30 s"
+            );
+        }
+    };
+    let kept_alive = async {
+        let mut s = connect().await.unwrap();
+        let request = b"GET /healthz HTTP/1.1\r\nHost: planet\r\n\r\n";
+        let mut buf = vec![0u8; 64 * 1024];
+        s.write_all(request).await.unwrap();
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        // Quiet for longer than the header timeout, then the next request.
+        tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+        s.write_all(request).await.unwrap();
+        let n = s.read(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let (cut_off, second) = tokio::join!(slowloris, kept_alive);
+    assert!(
+        cut_off >= std::time::Duration::from_secs(9) && cut_off < std::time::Duration::from_secs(14),
+        "slowloris held for {cut_off:?}"
+    );
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "kept-alive connection: {second:?}"
+    );
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.exit_code().await, 0);
+    let log = daemon.stderr();
+    assert_eq!(log.matches("connection cap reached").count(), 1, "{log}");
+}

@@ -343,25 +343,15 @@ async fn invalid_rules_and_selections_are_config_errors_with_their_place() {
     );
 }
 
-/// A free port on 127.0.0.1 (the server binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_server_serves_outputs_health_and_metrics_and_pings_the_hub() {
     let server = FeedServer::start().await;
     server.set("/pod.xml", Route::rss(podcast()));
     server.set("/hub", Route::status(202, ""));
-    let port = free_port();
     let ws = Workspace::new();
     ws.write_config(&format!(
         "[store]\npath = \"data/t.db\"\n[poll]\nschedule = \"0 0 1 1 *\"\n\
-         [serve]\nlisten = \"127.0.0.1:{port}\"\nbase_url = \"https://planet.example/feeds\"\nwebsub_hub = \"{hub}\"\n\
+         [serve]\nlisten = \"127.0.0.1:0\"\nbase_url = \"https://planet.example/feeds\"\nwebsub_hub = \"{hub}\"\n\
          [[feed]]\nurl = \"{feed}\"\n\
          [[output]]\npath = \"public/all.atom\"\n\
          [[output]]\npath = \"public/index.html\"\nformat = \"html\"\n",
@@ -369,11 +359,11 @@ async fn the_server_serves_outputs_health_and_metrics_and_pings_the_hub() {
         feed = server.url("/pod.xml"),
     ));
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
-    daemon.wait_for("READY=1").await;
+    let addr = daemon.ready_serving().await;
     daemon.wait_for("last round").await;
     server.wait_for_request("/hub").await;
 
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{addr}");
     let client = reqwest::Client::builder()
         .no_gzip()
         .no_brotli()

@@ -40,23 +40,18 @@ async fn serving_daemon(server: &FeedServer, ws: &Workspace) -> (Daemon, String)
     .map(|(g, l, t, d)| (Some(g), Some(l), t, BODY, Some(d)))
     .collect();
     server.set("/f.xml", Route::rss(rss("readers", &items)));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     ws.write_config(&format!(
         "[store]\npath = \"data/t.db\"\n[poll]\nschedule = \"0 0 1 1 *\"\n\
-         [serve]\nlisten = \"127.0.0.1:{port}\"\n\
+         [serve]\nlisten = \"127.0.0.1:0\"\n\
          [[feed]]\nurl = \"{feed}\"\ntitle = \"Readers' feed\"\n\
          [[output]]\npath = \"public/all.atom\"\ntitle = \"Planet\"\n\
          [[output]]\npath = \"public/index.html\"\nformat = \"html\"\ntitle = \"Planet\"\n",
         feed = server.url("/f.xml"),
     ));
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
-    daemon.wait_for("READY=1").await;
+    let addr = daemon.ready_serving().await;
     daemon.wait_for("last round").await;
-    (daemon, format!("http://127.0.0.1:{port}"))
+    (daemon, format!("http://{addr}"))
 }
 
 /// A reader program ready to run against a serving daemon, with a home directory of its own.

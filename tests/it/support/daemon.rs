@@ -132,6 +132,19 @@ impl Daemon {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Starts the daemon and waits until it is ready; returns the address its HTTP server
+    /// bound, as its READY status says (configured as port 0, so tests never race each other
+    /// for a port).
+    pub async fn ready_serving(&mut self) -> std::net::SocketAddr {
+        let ready = self.wait_for("READY=1").await;
+        ready
+            .split("serving on ")
+            .nth(1)
+            .and_then(|rest| rest.split([';', '\n']).next())
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no address in {ready:?}"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id().expect("daemon running")
     }
