@@ -156,6 +156,18 @@ pub fn host_key(url: &Url) -> Option<String> {
         .flatten()
 }
 
+/// What the store remembers about an output: whether its last render could be written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutputState {
+    pub path: String,
+    /// Why the last render was not written; `None` once one was.
+    pub last_error: Option<String>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub failures: u32,
+    /// When its file last changed.
+    pub last_written: Option<DateTime<Utc>>,
+}
+
 /// HTTP cache validators (RFC 9110 §8.8) sent back on the next request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Validators {

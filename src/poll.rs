@@ -257,12 +257,12 @@ pub async fn poll_feeds(
         let Some(result) = next else { break };
         let report = match result {
             Ok(report) => report,
-            Err(e) => {
+            Err(unrecorded) => {
                 // The store failed: nothing more can be recorded. What is running finishes
                 // (its commits fail the same way or succeed); nothing new starts.
                 poller.stop();
                 while poller.next().await.is_some() {}
-                return Err(e);
+                return Err(unrecorded.error);
             }
         };
         if let Some(progress) = &options.progress {
@@ -362,6 +362,13 @@ struct InFlight {
     feed_id: i64,
     url: String,
     next_due: Option<DateTime<Utc>>,
+}
+
+/// A feed whose poll could not be recorded: the store failed.
+#[derive(Debug)]
+pub struct Unrecorded {
+    pub feed_id: i64,
+    pub error: StoreError,
 }
 
 /// What a task hands back: the report, and a host penalty to apply to the host's other feeds.
@@ -467,7 +474,7 @@ impl Poller {
     /// The next feed's report, starting queued feeds as the budget allows; `None` once nothing
     /// is queued (or the poller is stopped) and nothing runs. Cancel-safe: a report is never
     /// lost when the future is dropped before it is ready.
-    pub async fn next(&mut self) -> Option<Result<FeedReport, StoreError>> {
+    pub async fn next(&mut self) -> Option<Result<FeedReport, Unrecorded>> {
         self.start_what_fits();
         let joined = self.running.join_next_with_id().await?;
         let (id, outcome) = match joined {
@@ -482,7 +489,12 @@ impl Poller {
         }
         let finished = match outcome {
             Ok(Ok(finished)) => finished,
-            Ok(Err(store_error)) => return Some(Err(store_error)),
+            Ok(Err(error)) => {
+                return Some(Err(Unrecorded {
+                    feed_id: flight.map_or(0, |f| f.feed_id),
+                    error,
+                }));
+            }
             // A panic is a bug; it costs that feed's poll, never the others'. Its lease runs
             // out and it is tried again then.
             Err(e) => {

@@ -36,11 +36,11 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
     let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
     let now = Utc::now();
     let result = store
-        .read(move |s| Ok((s.feeds_by_url(&urls)?, s.entry_counts()?)))
+        .read(move |s| Ok((s.feeds_by_url(&urls)?, s.entry_counts()?, s.outputs()?)))
         .await;
     drop(store);
     thread.join().await;
-    let (states, counts) = match result {
+    let (states, counts, outputs) = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -79,6 +79,15 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
             }
         })
         .collect();
+    let configured: std::collections::HashSet<String> = config
+        .outputs
+        .iter()
+        .map(|o| o.path.display().to_string())
+        .collect();
+    let failing_outputs: Vec<_> = outputs
+        .into_iter()
+        .filter(|o| o.last_error.is_some() && configured.contains(&o.path))
+        .collect();
     if json {
         match serde_json::to_string_pretty(&rows) {
             Ok(text) => outln!("{text}"),
@@ -90,7 +99,28 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
     } else {
         print_table(&rows, now);
     }
-    Status::Ok
+    // Outputs that could not be written stay stale until a render succeeds: say so, on
+    // stderr when stdout is JSON for scripts.
+    for o in &failing_outputs {
+        let line = format!(
+            "output {}: not written since {} ({} tries): {}",
+            o.path,
+            o.failing_since.map_or_else(|| "?".into(), |t| ago(now, t)),
+            o.failures,
+            o.last_error.as_deref().unwrap_or("")
+        );
+        if json {
+            eprintln!("{line}");
+        } else {
+            outln!("{line}");
+        }
+    }
+    let feeds_failing = rows.iter().any(|r| r.consecutive_failures > 0 || r.gone);
+    if feeds_failing || !failing_outputs.is_empty() {
+        Status::FeedsFailed
+    } else {
+        Status::Ok
+    }
 }
 
 fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {

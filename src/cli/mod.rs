@@ -312,6 +312,10 @@ async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
         Err(status) => return status,
     };
     let outputs = crate::output::render_all(&config, &store).await;
+    let outcomes = outputs.iter().map(crate::output::outcome).collect();
+    if let Err(e) = crate::output::record_renders(&store, outcomes, chrono::Utc::now()).await {
+        eprintln!("warning: cannot record the outputs' state: {e}");
+    }
     drop(store);
     thread.join().await;
     report_outputs(&outputs, verbosity)

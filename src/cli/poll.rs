@@ -68,6 +68,10 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
         bar.finish_and_clear();
     }
     let outputs = output::render_all(&config, &store).await;
+    let outcomes = outputs.iter().map(output::outcome).collect();
+    if let Err(e) = output::record_renders(&store, outcomes, chrono::Utc::now()).await {
+        eprintln!("warning: cannot record the outputs' state: {e}");
+    }
     let written: Vec<_> = outputs.iter().flatten().cloned().collect();
     crate::serve::websub::announce(&config, &written).await;
     drop(store);

@@ -26,8 +26,8 @@ pub async fn run(config_path: &Path) -> Status {
     match daemon::run(config_path, rx).await {
         Ok(()) => Status::Ok,
         Err(e) => {
+            // One line, through the log (the journal's priority, one record).
             tracing::error!("{e}");
-            eprintln!("error: {e}");
             Status::Fatal
         }
     }

@@ -131,6 +131,8 @@ pub async fn run_with_clock(
         poller,
         server,
         claimed: HashSet::new(),
+        unrecorded: Vec::new(),
+        store_failing: false,
         scan: None,
         next_wake: Some(now),
         more_due: false,
@@ -200,8 +202,13 @@ struct Daemon {
     server: Option<Server>,
     /// Feeds claimed and not yet reported (queued or being polled).
     claimed: HashSet<i64>,
+    /// Feeds whose poll could not be recorded (the store failed): their claims are released
+    /// with the next claim, so they are due again once the store works.
+    unrecorded: Vec<i64>,
+    /// The store is failing: logged when it starts and when it ends, not per feed.
+    store_failing: bool,
     /// A claim of due feeds in progress.
-    scan: Option<JoinHandle<Result<Claimed, StoreError>>>,
+    scan: Option<JoinHandle<ScanResult>>,
     /// When the earliest feed not claimed yet is due.
     next_wake: Option<DateTime<Utc>>,
     /// The last claim hit its limit: claim again as soon as the queue runs low.
@@ -217,6 +224,10 @@ struct Daemon {
     /// The address the HTTP server bound, if it serves.
     serving: Option<std::net::SocketAddr>,
 }
+
+/// A claim of due feeds, or why it failed with the claims it was to release (kept for the
+/// next one).
+type ScanResult = Result<Claimed, (StoreError, Vec<i64>)>;
 
 /// A round: feeds polled back to back, from the poller starting work until it runs dry.
 #[derive(Debug)]
@@ -242,6 +253,8 @@ struct Renders {
     again: HashSet<PathBuf>,
     /// Outputs that failed to render: when to try again, and how many tries failed.
     retry: HashMap<PathBuf, (DateTime<Utc>, u32)>,
+    /// Outputs recorded as failing in the store (cleared there at their next success).
+    recorded_failing: HashSet<PathBuf>,
 }
 
 impl Daemon {
@@ -328,18 +341,47 @@ impl Daemon {
         let now = self.clock.now();
         let lease_until = now + chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default();
         let store = self.store.clone();
+        let release = std::mem::take(&mut self.unrecorded);
         self.scan = Some(tokio::spawn(async move {
+            let kept = release.clone();
             store
-                .call(move |s| s.claim_due(now, CLAIM_BATCH, lease_until))
+                .call(move |s| {
+                    if !release.is_empty() {
+                        s.release_leases(Some(&release))?;
+                    }
+                    s.claim_due(now, CLAIM_BATCH, lease_until)
+                })
                 .await
+                .map_err(|e| (e, kept))
         }));
     }
 
-    fn scan_done(&mut self, result: Result<Result<Claimed, StoreError>, tokio::task::JoinError>) {
+    /// Notes whether the store works, logging only the changes.
+    fn store_works(&mut self, works: bool, error: Option<&StoreError>) {
+        match (self.store_failing, works) {
+            (false, false) => {
+                self.store_failing = true;
+                if let Some(e) = error {
+                    tracing::error!(error = %e, "the database failed; polls are not recorded until it works again");
+                }
+            }
+            (true, true) => {
+                self.store_failing = false;
+                tracing::info!("the database works again");
+            }
+            _ => {}
+        }
+    }
+
+    fn scan_done(&mut self, result: Result<ScanResult, tokio::task::JoinError>) {
         let claimed = match result {
-            Ok(Ok(claimed)) => claimed,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read due feeds; trying again in a minute");
+            Ok(Ok(claimed)) => {
+                self.store_works(true, None);
+                claimed
+            }
+            Ok(Err((e, unreleased))) => {
+                self.store_works(false, Some(&e));
+                self.unrecorded.extend(unreleased);
                 self.more_due = false;
                 self.next_wake = Some(self.clock.now() + chrono::Duration::minutes(1));
                 return;
@@ -386,12 +428,17 @@ impl Daemon {
         }
     }
 
-    fn feed_done(&mut self, result: Result<FeedReport, StoreError>) {
+    fn feed_done(&mut self, result: Result<FeedReport, poll::Unrecorded>) {
         let report = match result {
-            Ok(report) => report,
-            Err(e) => {
-                // The feed's claim stays; it is polled again once the store works again.
-                tracing::error!(error = %e, "cannot record a poll: the database failed");
+            Ok(report) => {
+                self.store_works(true, None);
+                report
+            }
+            Err(unrecorded) => {
+                // Polled but not recorded: due again once the store takes writes again.
+                self.claimed.remove(&unrecorded.feed_id);
+                self.unrecorded.push(unrecorded.feed_id);
+                self.store_works(false, Some(&unrecorded.error));
                 return;
             }
         };
@@ -513,6 +560,23 @@ impl Daemon {
                 let (config, report) = (self.config.clone(), report.clone());
                 tokio::spawn(async move { websub::announce(&config, &[report]).await });
             }
+        }
+        // Written or not, the store says so (for `feeds` and /healthz); changes of state only.
+        let failing = result.is_err();
+        if failing || self.renders.recorded_failing.remove(&path) {
+            if failing {
+                self.renders.recorded_failing.insert(path.clone());
+            }
+            let (store, now, outcomes) = (
+                self.store.clone(),
+                self.clock.now(),
+                vec![output::outcome(&result)],
+            );
+            tokio::spawn(async move {
+                if let Err(e) = output::record_renders(&store, outcomes, now).await {
+                    tracing::debug!(error = %e, "cannot record an output's state");
+                }
+            });
         }
         if let Some(server) = &self.server {
             server.publish(std::slice::from_ref(&result));

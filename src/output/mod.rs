@@ -4,7 +4,8 @@
 //!
 //! Renderers are pure functions of (spec, selection, context) → bytes, with no clock: the same
 //! store renders the same bytes, so files, mtimes and ETags stay put when nothing changed.
-//! This module never fetches and never writes to the store.
+//! This module never fetches; all it writes to the store is whether each output could be
+//! written ([`record_renders`]), so that a stale output is shown until a render succeeds.
 
 mod atom;
 mod html;
@@ -45,6 +46,42 @@ pub enum OutputError {
         template: String,
         message: String,
     },
+}
+
+impl OutputError {
+    /// The output it concerns.
+    pub fn path(&self) -> &Path {
+        match self {
+            OutputError::Store { path, .. }
+            | OutputError::Write { path, .. }
+            | OutputError::Template { path, .. } => path,
+        }
+    }
+}
+
+/// Whether a render was written (and whether its file changed), or why not: what the store
+/// keeps of it.
+pub fn outcome(result: &Result<OutputReport, OutputError>) -> (String, Result<bool, String>) {
+    match result {
+        Ok(o) => (o.path.display().to_string(), Ok(o.written)),
+        Err(e) => (e.path().display().to_string(), Err(e.to_string())),
+    }
+}
+
+/// Records renders' outcomes (see [`outcome`]) in the store, for `feeds` and /healthz.
+pub async fn record_renders(
+    store: &StoreHandle,
+    outcomes: Vec<(String, Result<bool, String>)>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    store
+        .call(move |s| {
+            for (path, outcome) in &outcomes {
+                s.record_output(path, outcome.as_ref().map(|w| *w).map_err(String::as_str), now)?;
+            }
+            Ok(())
+        })
+        .await
 }
 
 /// What rendering one output did.

@@ -294,6 +294,8 @@ fn accepts_gzip(request: &HeaderMap) -> bool {
 struct Health {
     status: &'static str,
     feeds: Vec<FeedHealth>,
+    /// Outputs whose last render could not be written (retried until it is).
+    outputs_failing: Vec<crate::model::OutputState>,
 }
 
 #[derive(Serialize)]
@@ -324,14 +326,35 @@ async fn health(server: &Server) -> Response<Body> {
         }
     };
     let failing = feeds.iter().filter(|f| !f.ok).count();
+    let outputs_failing = output_health(server).await.unwrap_or_default();
     let health = Health {
-        status: if failing == 0 { "ok" } else { "degraded" },
+        status: if failing == 0 && outputs_failing.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
         feeds,
+        outputs_failing,
     };
     let mut r = Response::new(Body::from(serde_json::to_vec_pretty(&health).unwrap_or_default()));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
+}
+
+/// The configured outputs whose last render failed, from the store.
+async fn output_health(server: &Server) -> Result<Vec<crate::model::OutputState>, crate::store::StoreError> {
+    let config = server.config();
+    let paths: std::collections::HashSet<String> = config
+        .outputs
+        .iter()
+        .map(|o| o.path.display().to_string())
+        .collect();
+    let outputs = server.inner.store.read(|s| s.outputs()).await?;
+    Ok(outputs
+        .into_iter()
+        .filter(|o| o.last_error.is_some() && paths.contains(&o.path))
+        .collect())
 }
 
 /// Every configured feed's health, from the store. Never shows credentials.

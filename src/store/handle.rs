@@ -117,7 +117,7 @@ impl StoreHandle {
             };
             let result = f(&store);
             readers.idle.lock().unwrap_or_else(|e| e.into_inner()).push(store);
-            result
+            result.map_err(|e| e.at(&readers.path))
         })
         .await
         .map_err(|_| StoreError::Closed)?
@@ -149,6 +149,7 @@ impl StoreHandle {
             .await
             .map_err(|_| StoreError::Closed)?
             .map_err(|_| StoreError::Closed)?
+            .map_err(|e| e.at(&self.readers.path))
     }
 }
 

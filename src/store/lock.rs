@@ -32,9 +32,17 @@ impl DaemonLock {
                 source,
             })?;
         }
-        let io = |source| StoreError::Lock {
-            path: path.clone(),
-            source,
+        let io = |source: std::io::Error| match source.kind() {
+            // The lock lives beside the database: if it cannot be written, neither can that.
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+                StoreError::ReadOnly {
+                    path: db.to_path_buf(),
+                }
+            }
+            _ => StoreError::Lock {
+                path: path.clone(),
+                source,
+            },
         };
         let mut file = OpenOptions::new()
             .read(true)

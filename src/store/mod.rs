@@ -14,6 +14,7 @@ mod feeds;
 mod handle;
 mod housekeeping;
 mod lock;
+mod outputs;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -51,8 +52,20 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    /// An SQLite error inside the store; the handle names the database (`Database`).
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database {path}: {source}")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} is read-only: check that the file, its directory and its -wal and -shm \
+         files are writable by this user"
+    )]
+    ReadOnly { path: PathBuf },
     #[error("cannot start the database thread: {0}")]
     Thread(#[source] std::io::Error),
     #[error("the write was not committed: {0}")]
@@ -88,8 +101,26 @@ pub struct Store {
     conn: Connection,
 }
 
+impl StoreError {
+    /// The error with the database it happened in named.
+    pub(crate) fn at(self, path: &Path) -> StoreError {
+        match self {
+            StoreError::Sqlite(source) => StoreError::Database {
+                path: path.to_path_buf(),
+                source,
+            },
+            StoreError::Commit(message) => {
+                StoreError::Commit(format!("database {}: {message}", path.display()))
+            }
+            other => other,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Fails unless the database can be written: SQLite opens a database it cannot write
+    /// (a read-only directory holding `-wal` / `-shm` files, say) read-only without a word.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
@@ -118,7 +149,14 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(open_err)?;
-        schema::migrate(&mut conn, path)?;
+        schema::migrate(&mut conn, path).map_err(|e| e.at(path))?;
+        let read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true)
+            || conn.execute_batch("BEGIN IMMEDIATE; COMMIT").is_err();
+        if read_only {
+            return Err(StoreError::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
         Ok(Store { conn })
     }
 

@@ -127,6 +127,16 @@ const MIGRATIONS: &[&str] = &[
     -- A wake-up reads the due feeds as a range of this index: O(due), not O(feeds).
     CREATE INDEX feeds_by_due ON feeds (next_due);
     "#,
+    // 8: outputs that could not be written, until they are: `feeds` and /healthz show them.
+    r#"
+    CREATE TABLE outputs (
+        path            TEXT PRIMARY KEY,
+        last_error      TEXT,
+        failing_since   INTEGER,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        last_written    INTEGER
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -80,7 +80,7 @@ async fn feeds_json_reports_health_and_render_needs_no_network() {
     assert_eq!(ws.poll().await.code, 1);
 
     let run = ws.tributary(&["feeds", "--json"]).await;
-    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.code, 1, "a feed is failing: {run:?}");
     let feeds: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(feeds[0]["url"], server.url("/ok.xml"));
     assert_eq!(feeds[0]["entries"], 2);

@@ -4,9 +4,7 @@
 //! mounted read-only over the real one; a fresh /var/lib), so the machine is left untouched;
 //! that needs root, which CI has. Elsewhere it says it skipped.
 
-use std::process::Command;
-
-use crate::support::require_or_skip;
+use crate::support::as_root_in_mount_namespace;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -22,23 +20,6 @@ fn unit_setting(unit: &str, key: &str) -> String {
 
 #[test]
 fn the_packaged_config_works_as_the_service_user_with_etc_read_only() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let needed = if is_root {
-        "/"
-    } else {
-        "/nonexistent/root-privileges"
-    };
-    if require_or_skip("root (for a private mount namespace)", needed.into()).is_none() {
-        return;
-    }
-    for tool in ["unshare", "setpriv", "mount"] {
-        if crate::support::require_tool(tool).is_none() {
-            return;
-        }
-    }
     let unit = std::fs::read_to_string(format!("{ROOT}/config/systemd/tributary.service")).unwrap();
     let user = unit_setting(&unit, "User");
     let group = unit_setting(&unit, "Group");
@@ -62,8 +43,7 @@ fn the_packaged_config_works_as_the_service_user_with_etc_read_only() {
     let bin = env!("CARGO_BIN_EXE_tributary");
     // The unit's user and group, and a web server's user in that group.
     let script = format!(
-        r#"set -eu
-cp -a /etc {t}/etc
+        r#"cp -a /etc {t}/etc
 install -D -m 0644 {ROOT}/config/tributary.toml {t}/etc/tributary/tributary.toml
 echo '{group}:x:64123:www-test' >> {t}/etc/group
 echo '{user}:x:64123:64123:Tributary:{state}:/usr/sbin/nologin' >> {t}/etc/passwd
@@ -86,10 +66,9 @@ if as_service touch /etc/tributary/tributary.toml 2>/dev/null; then echo "config
 echo layout-ok
 "#
     );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "bash", "-c", &script])
-        .output()
-        .unwrap();
+    let Some(out) = as_root_in_mount_namespace(&script) else {
+        return;
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -18,3 +18,4 @@ mod hostile;
 mod crash;
 mod cli;
 mod install;
+mod faults;

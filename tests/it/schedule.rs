@@ -343,3 +343,40 @@ async fn a_feed_added_and_removed_by_a_reload_mid_round() {
         .unwrap();
     assert_eq!(due, None);
 }
+
+/// An output that cannot be written (its directory is a file) is retried with backoff, and
+/// the store shows it failing; once the directory can be made, it is written, although no
+/// feed changed in between.
+#[tokio::test(start_paused = true)]
+async fn an_output_that_cannot_be_written_is_retried_until_it_is() {
+    let server = FeedServer::start().await;
+    server.set("/a.xml", feed("a"));
+    let ws = Workspace::new();
+    let path = config(&ws, "*/15 * * * *", &[(server.url("/a.xml"), None)]);
+    ws.write("public", b"a file where the output directory should be");
+    let start = at(2026, 3, 2, 10, 0, 0);
+    let daemon = Running::start(&path, start);
+    daemon.run_until(start + chrono::Duration::seconds(5)).await;
+    let failing: (Option<String>, i64) = ws
+        .db()
+        .query_row("SELECT last_error, failures FROM outputs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(
+        failing.0.is_some_and(|e| e.contains("all.atom")),
+        "recorded as failing"
+    );
+    std::fs::remove_file(ws.path("public")).unwrap();
+    daemon.run_until(start + chrono::Duration::minutes(2)).await;
+    let requests = server.arrivals("/a.xml").len();
+    daemon.stop().await;
+    assert_eq!(requests, 1, "no feed changed: the retry alone wrote it");
+    let atom = std::fs::read_to_string(ws.path("public/all.atom")).expect("written after the retry");
+    assert!(atom.contains("An entry"));
+    let cleared: Option<String> = ws
+        .db()
+        .query_row("SELECT last_error FROM outputs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(cleared, None);
+}

@@ -38,6 +38,37 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// Runs `script` (bash) as root in a private mount namespace, where it may mount what it
+/// likes without touching the machine: `None`, after saying so, when not root (CI is).
+pub fn as_root_in_mount_namespace(script: &str) -> Option<std::process::Output> {
+    as_root_in_mount_namespace_with(script, &[])
+}
+
+/// [`as_root_in_mount_namespace`] with extra environment variables.
+pub fn as_root_in_mount_namespace_with(script: &str, env: &[(&str, &str)]) -> Option<std::process::Output> {
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let needed = if is_root {
+        "/"
+    } else {
+        "/nonexistent/root-privileges"
+    };
+    require_or_skip("root (for a private mount namespace)", needed.into())?;
+    for tool in ["unshare", "mount", "setpriv"] {
+        require_tool(tool)?;
+    }
+    let script = format!("set -eu\n{script}");
+    Some(
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "bash", "-c", &script])
+            .envs(env.iter().copied())
+            .output()
+            .expect("run unshare"),
+    )
+}
+
 /// A title reduced to comparable text: markup dropped, entities decoded (twice, since feeds
 /// double-escape), whitespace collapsed.
 pub fn title_text(s: &str) -> String {
