@@ -19,6 +19,7 @@ pub(super) const POLL: &[&str] = &[
     "max_body",
     "new_feed_entries",
     "deny_private_networks",
+    "allow_files",
     "schedule",
     "jitter",
     "per_host",

@@ -103,8 +103,11 @@ pub struct PollConfig {
     /// A feed's first poll shows at most this many of its entries in outputs (the rest are
     /// stored), so adding a feed does not flood subscribers with its back catalogue.
     pub new_feed_entries: usize,
-    /// Refuse feeds and redirects that resolve to loopback, private or link-local addresses.
+    /// Refuse feeds and redirects that resolve to loopback, private or link-local addresses;
+    /// proxies are not used then (they would resolve names where the guard cannot check).
     pub deny_private_networks: bool,
+    /// Read `file://` sources even while `deny_private_networks` is on.
+    pub allow_files: bool,
     /// When feeds are due (each `[[feed]]` may override it).
     pub schedule: CronSchedule,
     /// Feeds sharing a schedule are spread over up to this much time after each fire time.
@@ -163,6 +166,7 @@ impl Config {
             base: base_dir(path),
             problems: unknown,
             seen_urls: std::collections::HashSet::new(),
+            files_refused: false,
         }
         .validate(path, raw, fingerprint(text))
     }
@@ -193,6 +197,8 @@ struct Validator<'a> {
     base: PathBuf,
     problems: Vec<Problem>,
     seen_urls: std::collections::HashSet<Url>,
+    /// Local files are refused as sources (the private-network guard is on).
+    files_refused: bool,
 }
 
 impl Validator<'_> {
@@ -211,6 +217,7 @@ impl Validator<'_> {
             housekeeping: self.cron(raw.store.housekeeping, "store.housekeeping", DEFAULT_HOUSEKEEPING),
         };
         let poll = self.poll(raw.poll);
+        self.files_refused = poll.deny_private_networks && !poll.allow_files;
         let feeds = raw
             .feed
             .into_iter()
@@ -298,6 +305,7 @@ impl Validator<'_> {
             max_body,
             new_feed_entries,
             deny_private_networks: raw.deny_private_networks.unwrap_or(false),
+            allow_files: raw.allow_files.unwrap_or(false),
             schedule,
             jitter,
             per_host,
@@ -361,6 +369,14 @@ impl Validator<'_> {
     fn feed(&mut self, n: usize, raw: raw::RawFeed) -> Option<FeedSpec> {
         let key = |k: &str| format!("feed[{n}].{k}");
         let url = self.source_url(&raw.url, &key("url"));
+        if self.files_refused && url.as_ref().is_some_and(|u| u.scheme() == "file") {
+            self.report(
+                raw.url.span(),
+                key("url"),
+                "local files are refused while poll.deny_private_networks is on \
+                 (set poll.allow_files = true to read them)",
+            );
+        }
         if let Some(url) = &url {
             if self.seen_urls.contains(url) {
                 self.report(raw.url.span(), key("url"), format!("`{url}` is configured twice"));

@@ -50,6 +50,7 @@ pub(super) struct RawPoll {
     pub max_body: Option<Spanned<String>>,
     pub new_feed_entries: Option<Spanned<i64>>,
     pub deny_private_networks: Option<bool>,
+    pub allow_files: Option<bool>,
     pub schedule: Option<Spanned<String>>,
     pub jitter: Option<Spanned<String>>,
     pub per_host: Option<Spanned<i64>>,

@@ -31,6 +31,20 @@ impl Resolve for PublicOnly {
     }
 }
 
+/// The proxy variable set in the environment, if any (the ones reqwest would use).
+pub(super) fn proxy_variable() -> Option<&'static str> {
+    [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .into_iter()
+    .find(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
 /// IP literals in URLs never reach a resolver: they are checked here.
 pub(super) fn check_literal(url: &Url) -> Result<(), FetchError> {
     let ip = match url.host() {

@@ -153,6 +153,8 @@ pub struct Fetcher {
     max_body: u64,
     timeout: Duration,
     deny_private: bool,
+    /// `file://` sources are refused (the private-network guard is on, files not allowed).
+    deny_files: bool,
     /// KiB that bodies being downloaded (and not yet parsed) may hold in all, so that many
     /// huge or endless bodies at once cannot take memory in proportion to `poll.concurrency`.
     memory: Arc<tokio::sync::Semaphore>,
@@ -190,8 +192,16 @@ impl Fetcher {
             .deflate(true);
         if poll.deny_private_networks {
             // Names are checked where they are resolved, so a hostile DNS answer cannot slip a
-            // private address past a check made earlier.
-            builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
+            // private address past a check made earlier. A proxy would resolve them itself,
+            // out of the guard's sight: with the guard on, none is used.
+            builder = builder.dns_resolver(Arc::new(guard::PublicOnly)).no_proxy();
+            if let Some(var) = guard::proxy_variable() {
+                tracing::warn!(
+                    variable = var,
+                    "poll.deny_private_networks is on: the proxy is not used, since it would resolve \
+                     feed hosts where the guard cannot check them"
+                );
+            }
         }
         let client = builder.build().map_err(|e| FetchError::Http(e.to_string()))?;
         Ok(Fetcher {
@@ -199,6 +209,7 @@ impl Fetcher {
             max_body: poll.max_body,
             timeout: poll.timeout,
             deny_private: poll.deny_private_networks,
+            deny_files: poll.deny_private_networks && !poll.allow_files,
             memory: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(MIN_BODY_BUDGET.max(2 * poll.max_body) / 1024).unwrap_or(usize::MAX >> 4),
             )),
@@ -212,6 +223,9 @@ impl Fetcher {
             "http" | "https" => tokio::time::timeout(self.timeout, self.fetch_http(request))
                 .await
                 .unwrap_or(Err(FetchError::Timeout { after: self.timeout })),
+            "file" if self.deny_files => Err(FetchError::Refused(
+                "local files are refused while poll.deny_private_networks is on (poll.allow_files)".into(),
+            )),
             "file" => self.read_file(request.url).await,
             _ => Err(FetchError::Unsupported(crate::model::display_url(request.url))),
         }

@@ -810,3 +810,64 @@ async fn the_server_outlasts_idle_floods_and_slowloris_clients() {
     let log = daemon.stderr();
     assert_eq!(log.matches("connection cap reached").count(), 1, "{log}");
 }
+
+/// The guard has no back doors: with a proxy in the environment, names would be resolved by
+/// the proxy, out of the guard's sight, so no proxy is used while the guard is on (one
+/// without the guard proves this proxy would have fetched); local files are refused unless
+/// `allow_files = true`, and `check` says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_private_network_guard_covers_proxies_and_local_files() {
+    let target = FeedServer::start().await;
+    target.set("/feed.xml", good_feed());
+    let proxy = FeedServer::start_at("127.0.0.2").await;
+    proxy.set("/feed.xml", good_feed());
+    let proxy_url = proxy.url("");
+    let env = [("HTTP_PROXY", proxy_url.as_str()), ("NO_PROXY", "")];
+    let feed = target.url("/feed.xml").replace("127.0.0.1", "localhost");
+    let ws = Workspace::new();
+    config(&ws, std::slice::from_ref(&feed), "");
+    let open = ws.tributary_env(&["poll"], &env).await;
+    assert_eq!(open.code, 0, "{open:?}");
+    assert_eq!(
+        proxy.requests("/feed.xml").len(),
+        1,
+        "without the guard the proxy fetches"
+    );
+
+    config(&ws, std::slice::from_ref(&feed), "deny_private_networks = true");
+    let guarded = ws.tributary_env(&["poll"], &env).await;
+    assert_eq!(guarded.code, 1, "{guarded:?}");
+    assert!(
+        failure_line(&guarded.stdout, "localhost").contains("non-public"),
+        "{}",
+        guarded.stdout
+    );
+    assert_eq!(proxy.requests("/feed.xml").len(), 1, "the proxy was not asked");
+    assert!(target.requests("/feed.xml").is_empty());
+    assert!(
+        guarded.stderr.contains("the proxy is not used"),
+        "{}",
+        guarded.stderr
+    );
+
+    // Local files: refused with the guard, by `check` and by `poll`, unless allowed.
+    ws.write("feeds/local.xml", good_feed().body.as_slice());
+    config(
+        &ws,
+        &["feeds/local.xml".to_string()],
+        "deny_private_networks = true",
+    );
+    let check = ws.tributary(&["check"]).await;
+    assert_eq!(check.code, 2, "{check:?}");
+    assert!(
+        check.stdout.contains("feed[1].url: local files are refused"),
+        "{}",
+        check.stdout
+    );
+    config(
+        &ws,
+        &["feeds/local.xml".to_string()],
+        "deny_private_networks = true\nallow_files = true",
+    );
+    assert_eq!(ws.poll().await.code, 0);
+}

@@ -88,6 +88,20 @@ impl Workspace {
             .into()
     }
 
+    /// Like [`Workspace::tributary`] with extra environment variables.
+    pub async fn tributary_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .arg("--config")
+            .arg(self.path("tributary.toml"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .output()
+            .await
+            .expect("run tributary")
+            .into()
+    }
+
     pub async fn poll(&self) -> Run {
         self.tributary(&["poll"]).await
     }
