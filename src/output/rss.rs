@@ -3,7 +3,7 @@
 //! enclosures kept (url, length, type are all required there), authors as `dc:creator`
 //! because RSS's `<author>` must be an e-mail address.
 
-use quick_xml::events::{BytesDecl, BytesStart, Event};
+use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
 
 use super::atom::XmlWriter;
 use super::{Context, Selection, entry_id, last_change};
@@ -19,7 +19,7 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         ("xmlns:dc", "http://purl.org/dc/elements/1.1/"),
     ]));
     w.start(BytesStart::new("channel"));
-    w.text_element("title", &spec.title);
+    plain_text(&mut w, "title", &spec.title);
     // <link> is required: the output's web page, else where it is published, else its file.
     let link = spec
         .link
@@ -48,7 +48,8 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         let (stored, feed) = (&out.stored, &out.feed);
         let e = &stored.entry;
         w.start(BytesStart::new("item"));
-        w.text_element(
+        plain_text(
+            &mut w,
             "title",
             if e.title.is_empty() {
                 "(untitled)"
@@ -64,10 +65,10 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
             w.text_element("description", body);
         }
         if let Some(a) = &e.author {
-            w.text_element("dc:creator", &a.name);
+            plain_text(&mut w, "dc:creator", &a.name);
         }
         for c in &e.categories {
-            w.text_element("category", c);
+            plain_text(&mut w, "category", c);
         }
         for enc in &e.enclosures {
             let length = enc.length.unwrap_or(0).to_string();
@@ -85,13 +86,40 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         w.end("guid");
         w.text_element("pubDate", &stored.published.to_rfc2822());
         w.start(BytesStart::new("source").with_attributes([("url", xml_safe(&feed.url).as_ref())]));
-        w.text(&feed.title);
+        w.event(Event::Text(BytesText::from_escaped(plain_text_escaped(
+            &feed.title,
+        ))));
         w.end("source");
         w.end("item");
     }
     w.end("channel");
     w.end("rss");
     w.finish()
+}
+
+/// An element of plain text as the RSS Advisory Board's profile has it written: `&`, `<` and
+/// `>` as hexadecimal character references. Readers disagree on whether RSS titles are text or
+/// HTML; XML parsers read these references as the characters themselves (plain-text readers
+/// get the text exactly), and they tell readers that sniff for escaped markup (Tributary's own
+/// parser among them) that there is none.
+fn plain_text(w: &mut XmlWriter, name: &str, value: &str) {
+    w.start(BytesStart::new(name));
+    w.event(Event::Text(BytesText::from_escaped(plain_text_escaped(value))));
+    w.end(name);
+}
+
+fn plain_text_escaped(value: &str) -> String {
+    let value = xml_safe(value);
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&#x26;"),
+            '<' => out.push_str("&#x3C;"),
+            '>' => out.push_str("&#x3E;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn atom_link(w: &mut XmlWriter, rel: &str, href: &str) {

@@ -173,7 +173,7 @@ fn fix_root<'a>(text: &'a str, root: &Root) -> Result<Option<Cow<'a, str>>, Pars
                 Some("2.0" | "0.91" | "0.92") => Cow::Borrowed(text),
                 _ => Cow::Owned(replace_root_tag(text, root, "version", "2.0")),
             };
-            dc_title_as_title(ensure_channel(versioned))
+            plain_text_titles(dc_title_as_title(ensure_channel(versioned)))
         }
         "feed" if root.attr("xmlns") == Some(ATOM_03_NS) || root.attr("version") == Some("0.3") => {
             translate_atom03(text).map_or(Cow::Borrowed(text), Cow::Owned)
@@ -257,6 +257,74 @@ fn dc_title_as_title(text: Cow<'_, str>) -> Cow<'_, str> {
                 .replacen("</dc:title", "</title", 1)
         })
     })
+}
+
+/// RSS titles are read as HTML (publishers fill them with entities and markup), but the RSS
+/// Advisory Board's profile has publishers mark a title as plain text by writing `&`, `<` and
+/// `>` as character references (`&#x26;`, `&#x3C;`, `&#x3E;`), which is how Tributary writes its
+/// own RSS. Such a reference in a `<title>` is kept a literal character through the HTML
+/// reading: it becomes the escaped entity (`&amp;lt;`), which that reading turns back into `<`.
+/// Documents without references to those characters are not copied.
+fn plain_text_titles(text: Cow<'_, str>) -> Cow<'_, str> {
+    if !text.contains("&#") {
+        return text;
+    }
+    let mut out = String::new();
+    let mut changed = false;
+    let mut rest: &str = &text;
+    while let Some(open) = rest.find("<title>") {
+        let body_start = open + "<title>".len();
+        let Some(len) = rest[body_start..].find("</title>") else {
+            break;
+        };
+        let body = &rest[body_start..body_start + len];
+        out.push_str(&rest[..body_start]);
+        match literal_references(body) {
+            Some(new) if !body.contains("<![CDATA[") => {
+                changed = true;
+                out.push_str(&new);
+            }
+            _ => out.push_str(body),
+        }
+        rest = &rest[body_start + len..];
+    }
+    if !changed {
+        return text;
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// `body` with character references to `&`, `<` and `>` written as escaped entities; `None`
+/// when it has none.
+fn literal_references(body: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut copied = 0;
+    for (at, _) in body.match_indices("&#") {
+        let after = &body[at + 2..];
+        let Some(semi) = after.find(';').filter(|s| *s <= 8) else {
+            continue;
+        };
+        let digits = &after[..semi];
+        let code = match digits.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => digits.parse::<u32>().ok(),
+        };
+        let entity = match code {
+            Some(0x26) => "&amp;amp;",
+            Some(0x3C) => "&amp;lt;",
+            Some(0x3E) => "&amp;gt;",
+            _ => continue,
+        };
+        out.push_str(&body[copied..at]);
+        out.push_str(entity);
+        copied = at + 2 + semi + 1;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&body[copied..]);
+    Some(out)
 }
 
 /// Applies `f` to the text of every `<item>…</item>` element (unprefixed name), keeping items

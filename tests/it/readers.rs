@@ -219,3 +219,128 @@ async fn the_html_page_loads_in_headless_chromium_without_errors() {
     assert!(png.len() > 10_000, "a blank page? only {} bytes", png.len());
     eprintln!("screenshot of the HTML page: {}", screenshot.display());
 }
+
+/// Titles and authors that mean different things to plain-text and HTML readers (`<`, `&`,
+/// quotes, entities spelled out, CJK) come back the same from our RSS through our own parser,
+/// feedparser and newsboat.
+#[tokio::test(flavor = "multi_thread")]
+async fn rss_titles_and_authors_come_back_the_same_from_every_reader() {
+    let texts = [
+        "Use <b> for bold & <img src=x onerror=alert(1)>",
+        "Fish & Chips",
+        "a &lt; b, written out",
+        "x < y and y > z",
+        "Tom's \"quoted\" word",
+        "&amp; as text",
+        "AT&T",
+        "日本語 <漢字> と「引用」",
+    ];
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut atom = String::from(
+        "<?xml version=\"1.0\"?><feed xmlns=\"http://www.w3.org/2005/Atom\"><title>Source</title>\
+         <id>urn:x-test:source</id><updated>2026-03-02T10:00:00Z</updated>",
+    );
+    for (i, t) in texts.iter().enumerate() {
+        atom.push_str(&format!(
+            "<entry><id>urn:x-test:{i}</id><title type=\"text\">{t}</title><author><name>{t}</name></author>\
+             <updated>2026-03-0{d}T10:00:00Z</updated><link href=\"https://example.org/{i}\"/>\
+             <content type=\"text\">body</content></entry>",
+            t = escape(t),
+            d = i + 1,
+        ));
+    }
+    atom.push_str("</feed>");
+    let source = Workspace::new();
+    source.write("feeds/source.atom", atom.as_bytes());
+    source.write_config(
+        "[store]\npath = \"data/t.db\"\n[poll]\nnew_feed_entries = 100\n\n[[feed]]\nurl = \"feeds/source.atom\"\n\n\
+         [[output]]\npath = \"public/all.rss\"\nformat = \"rss\"\n",
+    );
+    assert_eq!(source.poll().await.code, 0);
+    let rss_path = source.path("public/all.rss");
+    let mut want: Vec<(String, String)> = texts.iter().map(|t| (t.to_string(), t.to_string())).collect();
+    want.sort();
+
+    // Our own parser, reading our RSS as any feed.
+    let reader = Workspace::new();
+    reader.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[poll]\nnew_feed_entries = 100\n\n[[feed]]\nurl = \"{}\"\n\n\
+         [[output]]\npath = \"public/all.atom\"\n",
+        rss_path.display()
+    ));
+    assert_eq!(reader.poll().await.code, 0);
+    let mut ours: Vec<(String, String)> = reader
+        .db()
+        .prepare("SELECT title, author_name FROM entries")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    ours.sort();
+    assert_eq!(ours, want, "our parser");
+
+    // feedparser, the reference reader of the corpus.
+    let has_feedparser = std::process::Command::new("python3")
+        .args(["-c", "import feedparser"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let marker = if has_feedparser {
+        "/"
+    } else {
+        "/nonexistent/python3-feedparser"
+    };
+    if crate::support::require_or_skip("Python module feedparser", marker.into()).is_some() {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import feedparser, json, sys\nd = feedparser.parse(sys.argv[1])\n\
+                 print(json.dumps([[e.title, e.get('author', '')] for e in d.entries]))",
+                rss_path.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let mut theirs: Vec<(String, String)> = serde_json::from_slice::<Vec<(String, String)>>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        theirs.sort();
+        assert_eq!(theirs, want, "feedparser");
+    }
+
+    // newsboat, subscribed to the file.
+    if let Some(newsboat) = require_tool("newsboat") {
+        let home = reader.path("newsboat");
+        std::fs::create_dir_all(&home).unwrap();
+        let urls = reader.write(
+            "newsboat/urls",
+            format!("file://{}\n", rss_path.display()).as_bytes(),
+        );
+        let config = reader.write("newsboat/config", b"");
+        let cache = home.join("cache.db");
+        let out = run(
+            &newsboat,
+            &[
+                "-x",
+                "reload",
+                "-u",
+                urls.to_str().unwrap(),
+                "-C",
+                config.to_str().unwrap(),
+                "-c",
+                cache.to_str().unwrap(),
+            ],
+            &home,
+        )
+        .await;
+        assert!(out.status.success(), "newsboat failed: {out:?}");
+        let mut theirs: Vec<(String, String)> = rusqlite::Connection::open(&cache)
+            .unwrap()
+            .prepare("SELECT title, author FROM rss_item")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        theirs.sort();
+        assert_eq!(theirs, want, "newsboat");
+    }
+}
