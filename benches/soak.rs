@@ -16,6 +16,11 @@
 //! wake-up's claim (the due-time index range scan, 100 feeds due), and the idle daemon's RSS
 //! with all 100,000 configured.
 //!
+//! **abuse**: the daemon's HTTP server with its defaults (1,024 connections at most, 10 s to
+//! send headers) under 10,000 idle connections and 500 slowloris clients (a header byte every
+//! 5 s): `/healthz` latency from fresh connections meanwhile, how many of the attackers'
+//! connections the server closed, and the daemon's RSS.
+//!
 //! All traffic stays on loopback; every request loop is bounded by the soak's length.
 
 // The benchmark writes configs directly; the rule against std::fs::write is for outputs. A
@@ -546,6 +551,133 @@ async fn planning(base: &Path) {
     );
 }
 
+/// 10,000 idle connections and 500 slowloris clients against the server, and health checks
+/// meanwhile.
+async fn abuse(base: &Path) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const IDLE: usize = 10_000;
+    const SLOW: usize = 500;
+    // The attackers' side needs more descriptors than a shell's default soft limit.
+    if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let dir = base.join("abuse");
+    std::fs::create_dir_all(dir.join("feeds")).expect("dir");
+    std::fs::write(dir.join("feeds/a.xml"), rss(1, 1)).expect("feed");
+    std::fs::write(
+        dir.join("tributary.toml"),
+        "[store]\npath = \"abuse.db\"\n\n[serve]\nlisten = \"127.0.0.9:0\"\n\n[[feed]]\nurl = \"feeds/a.xml\"\n\n\
+         [[output]]\npath = \"public/all.atom\"\n",
+    )
+    .expect("config");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["--config", "tributary.toml", "run"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tributary");
+    let pid = child.id().expect("pid");
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut log = String::new();
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(30), tokio::io::AsyncBufReadExt::read_line(&mut stderr, &mut line))
+            .await
+            .expect("the daemon starts")
+            .expect("read log");
+        assert!(n > 0, "the daemon exited: {log}");
+        log.push_str(&line);
+        if let Some(addr) = line
+            .split("listen=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+        {
+            break addr;
+        }
+    };
+    let log_task = tokio::spawn(async move {
+        let mut rest = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut rest).await;
+        rest
+    });
+    let started = Instant::now();
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            idle.push(s);
+        }
+    }
+    let opened = started.elapsed();
+    let mut slow = Vec::with_capacity(SLOW);
+    for _ in 0..SLOW {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+            let _ = s.write_all(b"GET /all.atom HTTP/1.1\r\nHost: planet\r\n").await;
+            slow.push(s);
+        }
+    }
+    // 30 s of health checks, every 250 ms, from fresh connections, while the slowloris
+    // clients trickle a byte each every 5 s.
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    let checks_started = Instant::now();
+    let mut next_trickle = Instant::now() + Duration::from_secs(5);
+    while checks_started.elapsed() < Duration::from_secs(30) {
+        let t = Instant::now();
+        match client
+            .get(format!("http://{addr}/healthz"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => latencies.push(t.elapsed()),
+            _ => failures += 1,
+        }
+        if Instant::now() >= next_trickle {
+            next_trickle += Duration::from_secs(5);
+            for s in &mut slow {
+                let _ = s.write_all(b"X").await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // How many of the attackers' connections the server closed by now.
+    let mut closed = 0;
+    let mut buf = [0u8; 16];
+    for s in idle.iter_mut().chain(slow.iter_mut()) {
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(1), s.read(&mut buf)).await {
+            closed += 1;
+        }
+    }
+    let rss = proc_status_kib(pid, "VmRSS:");
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    let rest = log_task.await.unwrap_or_default();
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "abuse: {} idle connections opened in {:.1} s and {} slowloris clients; /healthz meanwhile: {} answered, \
+         {failures} failed, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target: every answer within 1 s)",
+        idle.len(),
+        opened.as_secs_f64(),
+        slow.len(),
+        latencies.len(),
+        latencies.get(latencies.len() / 2).copied().map_or(0.0, ms),
+        latencies.get(latencies.len() * 99 / 100).copied().map_or(0.0, ms),
+        latencies.last().copied().map_or(0.0, ms),
+    );
+    println!(
+        "abuse: after 30 s the server had closed {closed} of the {} attacking connections; daemon RSS {}; \
+         \"connection cap reached\" logged {} time(s)",
+        idle.len() + slow.len(),
+        rss.map_or("?".to_string(), |k| format!("{:.1} MB", k as f64 / 1024.0)),
+        (log + &rest).matches("connection cap reached").count()
+    );
+}
+
 fn main() {
     let options = options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -560,6 +692,9 @@ fn main() {
             .is_none_or(|o| o.split(',').any(|g| g == group))
     };
     runtime.block_on(async {
+        if wants("abuse") {
+            abuse(&base).await;
+        }
         if wants("planning") {
             planning(&base).await;
         }
