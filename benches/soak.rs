@@ -583,10 +583,13 @@ async fn abuse(base: &Path) {
     let mut log = String::new();
     let addr: SocketAddr = loop {
         let mut line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(30), tokio::io::AsyncBufReadExt::read_line(&mut stderr, &mut line))
-            .await
-            .expect("the daemon starts")
-            .expect("read log");
+        let n = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::AsyncBufReadExt::read_line(&mut stderr, &mut line),
+        )
+        .await
+        .expect("the daemon starts")
+        .expect("read log");
         assert!(n > 0, "the daemon exited: {log}");
         log.push_str(&line);
         if let Some(addr) = line
@@ -622,7 +625,10 @@ async fn abuse(base: &Path) {
     // clients trickle a byte each every 5 s.
     let mut latencies = Vec::new();
     let mut failures = 0;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
     let checks_started = Instant::now();
     let mut next_trickle = Instant::now() + Duration::from_secs(5);
     while checks_started.elapsed() < Duration::from_secs(30) {

@@ -37,32 +37,37 @@ const TRACKING_PARAMS: &[&str] = &[
 ];
 
 /// Keys every entry of one parsed document, dropping later repeats of a key within it.
+///
+/// A guid or a link is an identity only if it names one story in the document: some CMSs give
+/// every item the same link (the section page) or the same guid, and then stories that differ
+/// in title or content would collapse into one. Such a value falls back to the next rule
+/// (guid → link → hash of title and content). The same story repeated verbatim keeps its key
+/// and is kept once.
 pub fn key_entries(entries: Vec<ParsedEntry>) -> Vec<Keyed<ParsedEntry>> {
-    let mut guid_counts: HashMap<&str, usize> = HashMap::new();
-    for e in &entries {
-        if let Some(g) = e.entry.guid.as_deref() {
-            *guid_counts.entry(g).or_default() += 1;
-        }
-    }
-    let repeated: HashSet<String> = guid_counts
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(g, _)| g.to_string())
+    let texts: Vec<String> = entries.iter().map(text_hash).collect();
+    let links: Vec<Option<String>> = entries
+        .iter()
+        .map(|e| e.entry.link.as_deref().map(canonical_url))
         .collect();
+    let guids: Vec<Option<String>> = entries
+        .iter()
+        .map(|e| e.entry.guid.clone().filter(|g| g.len() <= MAX_GUID_LEN))
+        .collect();
+    let shared_guids = shared(guids.iter().map(Option::as_deref).zip(&texts));
+    let shared_links = shared(links.iter().map(Option::as_deref).zip(&texts));
     let mut seen = HashSet::new();
     entries
         .into_iter()
-        .filter_map(|parsed| {
-            let entry = &parsed.entry;
-            let guid = entry
-                .guid
-                .as_deref()
-                .filter(|g| g.len() <= MAX_GUID_LEN && !repeated.contains(*g));
-            let canonical_link = entry.link.as_deref().map(canonical_url);
-            let key = match (guid, &canonical_link) {
-                (Some(g), _) => EntryKey::new(KeyKind::Guid, g),
+        .zip(texts.iter())
+        .zip(links)
+        .zip(guids)
+        .filter_map(|(((parsed, text), canonical_link), guid)| {
+            let guid = guid.filter(|g| !shared_guids.contains(g.as_str()));
+            let link = canonical_link.as_deref().filter(|l| !shared_links.contains(*l));
+            let key = match (guid, link) {
+                (Some(g), _) => EntryKey::new(KeyKind::Guid, &g),
                 (None, Some(link)) => EntryKey::new(KeyKind::Link, link),
-                (None, None) => EntryKey::new(KeyKind::Hash, &text_hash(&parsed)),
+                (None, None) => EntryKey::new(KeyKind::Hash, text),
             };
             seen.insert(key.clone()).then(|| Keyed {
                 key,
@@ -73,6 +78,25 @@ pub fn key_entries(entries: Vec<ParsedEntry>) -> Vec<Keyed<ParsedEntry>> {
             })
         })
         .collect()
+}
+
+/// The values that stand for more than one story: given to entries whose texts differ.
+fn shared<'a>(values: impl Iterator<Item = (Option<&'a str>, &'a String)>) -> HashSet<String> {
+    let mut texts: HashMap<&str, &String> = HashMap::new();
+    let mut shared = HashSet::new();
+    for (value, text) in values {
+        let Some(value) = value else { continue };
+        match texts.get(value) {
+            Some(first) if *first != text => {
+                shared.insert(value.to_string());
+            }
+            Some(_) => {}
+            None => {
+                texts.insert(value, text);
+            }
+        }
+    }
+    shared
 }
 
 /// The form of a URL used to compare links: lowercase scheme and host, no default port, no
@@ -201,9 +225,22 @@ mod tests {
     fn repeats_within_a_document_are_dropped() {
         let keyed = key_entries(vec![
             entry(None, Some("https://e.org/1"), "a"),
-            entry(None, Some("https://e.org/1#x"), "b"),
+            entry(None, Some("https://e.org/1#x"), "a"),
         ]);
         assert_eq!(keyed.len(), 1);
         assert_eq!(keyed[0].entry.entry.title, "a");
+    }
+
+    #[test]
+    fn a_link_shared_by_different_stories_is_not_their_identity() {
+        let keyed = key_entries(vec![
+            entry(None, Some("https://e.org/news"), "a"),
+            entry(None, Some("https://e.org/news#x"), "b"),
+            entry(None, Some("https://e.org/other"), "c"),
+        ]);
+        assert_eq!(keyed.len(), 3);
+        assert_eq!(keyed[0].key.kind(), KeyKind::Hash);
+        assert_eq!(keyed[1].key.kind(), KeyKind::Hash);
+        assert_eq!(keyed[2].key.as_str(), "link:https://e.org/other");
     }
 }

@@ -65,6 +65,8 @@ pub struct FeedState {
     pub schedule_key: Option<String>,
     /// When the feed was reported abandoned (failing for `poll.give_up_after`), once.
     pub abandoned_at: Option<DateTime<Utc>>,
+    /// What its last document needed repaired before it could be read.
+    pub repairs: Vec<Repair>,
 }
 
 /// Why a poll failed, in the terms the code that decides what to do next needs: how soon to
@@ -156,6 +158,73 @@ pub fn host_key(url: &Url) -> Option<String> {
         .flatten()
 }
 
+/// A repair a document needed before it could be read: recorded on the feed, so an operator
+/// can tell the publisher (`tributary feeds`, `explain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Repair {
+    /// Bare `&`, or HTML entities XML does not define, escaped.
+    Entities,
+    /// End tags that closed nothing dropped, elements they skipped over closed, items freed
+    /// from elements left open.
+    Structure,
+    /// The document was cut off: what arrived is kept, open elements closed.
+    Truncated,
+    /// Markup written unescaped inside an RSS description read as its HTML.
+    Markup,
+    /// One odd element (an empty one, or a text of an unknown type) rewritten or dropped.
+    Element,
+}
+
+impl Repair {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Repair::Entities => "entities",
+            Repair::Structure => "structure",
+            Repair::Truncated => "truncated",
+            Repair::Markup => "markup",
+            Repair::Element => "element",
+        }
+    }
+
+    /// What it means, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Repair::Entities => "bare & or HTML entities escaped",
+            Repair::Structure => "mismatched or stray end tags mended",
+            Repair::Truncated => "cut-off document closed",
+            Repair::Markup => "unescaped markup in descriptions read as HTML",
+            Repair::Element => "an odd element rewritten or dropped",
+        }
+    }
+
+    /// As stored: names joined by commas; `None` for none.
+    pub fn join(repairs: &[Repair]) -> Option<String> {
+        (!repairs.is_empty()).then(|| repairs.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","))
+    }
+
+    /// The stored form read back; unknown names are passed over.
+    pub fn split(stored: Option<&str>) -> Vec<Repair> {
+        stored
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|n| Repair::from_name(n.trim()))
+            .collect()
+    }
+
+    pub fn from_name(name: &str) -> Option<Repair> {
+        [
+            Repair::Entities,
+            Repair::Structure,
+            Repair::Truncated,
+            Repair::Markup,
+            Repair::Element,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
+    }
+}
+
 /// What the store remembers about an output: whether its last render could be written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OutputState {
@@ -183,6 +252,8 @@ pub struct FeedMeta {
     pub id: Option<String>,
     /// What the document says about its update rhythm (ttl, sy:*, skipHours/Days).
     pub rhythm: crate::schedule::hints::FeedRhythm,
+    /// What the document needed repaired before it could be read.
+    pub repairs: Vec<Repair>,
 }
 
 /// One entry as parsed and normalized: UTF-8, sanitized HTML, absolute URLs, plain-text title.

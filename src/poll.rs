@@ -83,6 +83,8 @@ pub struct FeedReport {
     pub abandoned: bool,
     /// This poll succeeded after this many consecutive failures (0: it was not failing).
     pub recovered_after: u32,
+    /// Repairs the document needed that the last one did not: news to report once.
+    pub newly_repaired: Vec<crate::model::Repair>,
 }
 
 impl FeedReport {
@@ -332,6 +334,7 @@ fn skipped(job: &Job, reason: String, next_due: Option<DateTime<Utc>>) -> FeedRe
         next_due,
         abandoned: false,
         recovered_after: 0,
+        newly_repaired: Vec::new(),
     }
 }
 
@@ -512,6 +515,7 @@ impl Poller {
                         next_due: flight.next_due,
                         abandoned: false,
                         recovered_after: 0,
+                        newly_repaired: Vec::new(),
                     },
                     penalty: None,
                 }
@@ -765,6 +769,7 @@ async fn poll_one(
     };
     let mut penalty = None;
     let mut abandoned = false;
+    let mut newly_repaired = Vec::new();
     let result = match outcome {
         Ok(Outcome::NotModified(caching)) => {
             after.hints.fresh_until = fresh_until(&caching, &stored_rhythm, now);
@@ -793,6 +798,9 @@ async fn poll_one(
             (Ok(FeedStatus::Unchanged), next_due)
         }
         Ok(Outcome::Parsed(parsed)) => {
+            if !parsed.feed.meta.repairs.is_empty() && parsed.feed.meta.repairs != state.repairs {
+                newly_repaired = parsed.feed.meta.repairs.clone();
+            }
             let fresh = fresh_until(&parsed.caching, &parsed.feed.meta.rhythm, now);
             after.hints.fresh_until = fresh;
             after.hints.skip = parsed.feed.meta.rhythm.skip;
@@ -858,6 +866,7 @@ async fn poll_one(
     };
     let report = FeedReport {
         recovered_after,
+        newly_repaired,
         feed_id,
         url,
         result,

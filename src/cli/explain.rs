@@ -119,14 +119,35 @@ fn describe(
         "  feed: {}",
         spec.map_or(feed_url.clone(), |s| display_url(&s.url))
     );
-    let why = match e.key.kind() {
-        KeyKind::Guid => "the feed's own guid/id, unique in its document",
-        KeyKind::Link => {
-            "its canonical link: the feed gave no usable guid (none, or repeated for several entries)"
+    let why = match (e.key.kind(), &e.entry.guid, &e.entry.link) {
+        (KeyKind::Guid, _, _) => "the feed's own guid/id, unique in its document",
+        (KeyKind::Link, Some(_), _) => {
+            "its canonical link: the feed's guid names several different stories in its document"
         }
-        KeyKind::Hash => "a hash of title and content: the feed gave neither a guid nor a link",
+        (KeyKind::Link, None, _) => "its canonical link: the feed gave no guid",
+        (KeyKind::Hash, _, Some(_)) => {
+            "a hash of title and content: the feed gives this link (and guid, if any) to several \
+             different stories in its document"
+        }
+        (KeyKind::Hash, Some(_), None) => {
+            "a hash of title and content: the feed's guid names several different stories and it gave no link"
+        }
+        (KeyKind::Hash, None, None) => "a hash of title and content: the feed gave neither a guid nor a link",
     };
     let _ = writeln!(out, "  identity key: {} ({why})", e.key);
+    let repairs = store
+        .feeds_by_url(std::slice::from_ref(&feed_url))?
+        .remove(&feed_url)
+        .map(|f| f.repairs)
+        .unwrap_or_default();
+    if !repairs.is_empty() {
+        let what: Vec<&str> = repairs.iter().map(|r| r.describe()).collect();
+        let _ = writeln!(
+            out,
+            "  its feed's last document was read with repairs: {}",
+            what.join("; ")
+        );
+    }
     let _ = writeln!(
         out,
         "  dates: published {}, updated {}, first seen {}",

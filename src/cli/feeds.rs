@@ -21,6 +21,8 @@ struct FeedRow {
     failure_kind: Option<FailureKind>,
     /// Failing for longer than `poll.give_up_after` (still tried once a day).
     abandoned: bool,
+    /// What its last document needed repaired to be read (tell the publisher).
+    repairs: Vec<crate::model::Repair>,
     entries: usize,
     /// When `run` would poll it next; `null` for a feed that is gone.
     next_poll: Option<DateTime<Utc>>,
@@ -72,6 +74,7 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
                 failing_since: state.and_then(|s| s.failing_since),
                 failure_kind: state.and_then(|s| s.failure_kind).filter(|_| failing),
                 abandoned: state.is_some_and(|s| s.abandoned_at.is_some()) && failing,
+                repairs: state.map(|s| s.repairs.clone()).unwrap_or_default(),
                 entries: counts.get(spec.url.as_str()).copied().unwrap_or(0),
                 next_poll,
                 gone: state.is_some_and(|s| s.gone_at.is_some()),
@@ -149,7 +152,14 @@ fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {
                     (false, Some(t)) if r.abandoned => format!("in {} (abandoned)", span(t - now)),
                     (false, Some(t)) => format!("in {}", span(t - now)),
                 },
-                clip(r.last_error.as_deref().unwrap_or(""), 48),
+                match (&r.last_error, r.repairs.is_empty()) {
+                    (Some(e), _) => clip(e, 48),
+                    (None, false) => {
+                        let names: Vec<&str> = r.repairs.iter().map(|x| x.as_str()).collect();
+                        format!("(read with repairs: {})", names.join(", "))
+                    }
+                    (None, true) => String::new(),
+                },
             ]
         })
         .collect();

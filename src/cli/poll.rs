@@ -118,6 +118,14 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
             outln!("failed: {}: {reason}", feed.url);
         }
     }
+    for feed in report.feeds.iter().filter(|f| !f.newly_repaired.is_empty()) {
+        let repairs: Vec<&str> = feed.newly_repaired.iter().map(|r| r.describe()).collect();
+        outln!(
+            "repaired: {}: read with repairs: {}",
+            feed.url,
+            repairs.join("; ")
+        );
+    }
     for feed in report.feeds.iter().filter(|f| f.abandoned) {
         outln!(
             "abandoned: {}: failing for longer than poll.give_up_after ({} failures); tried once a day from now on",

@@ -822,6 +822,14 @@ fn log_feed(report: &FeedReport) {
         ),
         Ok(_) => {}
     }
+    if !report.newly_repaired.is_empty() {
+        let repairs: Vec<&str> = report.newly_repaired.iter().map(|r| r.describe()).collect();
+        tracing::warn!(
+            feed = %report.url,
+            repairs = %repairs.join("; "),
+            "feed read with repairs: its publisher may want to know"
+        );
+    }
     if report.abandoned {
         tracing::warn!(
             feed = %report.url,

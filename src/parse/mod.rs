@@ -16,6 +16,7 @@ mod html;
 mod normalize;
 mod repair;
 mod rhythm;
+mod salvage;
 mod segments;
 
 use std::borrow::Cow;
@@ -26,6 +27,7 @@ use feed_rs::model::{FeedType, Link, Text};
 use feed_rs::parser::{ParseErrorKind, ParseFeedError};
 use url::Url;
 
+pub use crate::model::Repair;
 use crate::model::{Enclosure, Entry, FeedMeta, Keyed, KeyedEntry, Person, SegmentHash};
 pub use html::{Sanitizer, html_to_text};
 use normalize::Prepared;
@@ -148,10 +150,12 @@ pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> 
 /// `known` (the caller has their entries stored unchanged); `skipped` lists those. Entries
 /// carry their own item's fingerprint when the parse can tell it.
 pub fn parse_changed(text: &str, base: &Url, known: &HashSet<SegmentHash>) -> Result<ParsedFeed, ParseError> {
-    let (mut doc, is_json) = match normalize::prepare(text)? {
+    let mut repairs: std::collections::BTreeSet<Repair> = std::collections::BTreeSet::new();
+    let (mut doc, is_json) = match normalize::prepare(text, &mut repairs)? {
         Prepared::Xml(doc) => (doc, false),
         Prepared::Json(doc) => (Cow::Owned(doc), true),
     };
+    let mut salvaged = false;
     // A document read from a file takes its base from the channel link, outside the items, so
     // only documents with a web address are fingerprinted.
     let segments = match base.scheme() {
@@ -166,7 +170,7 @@ pub fn parse_changed(text: &str, base: &Url, known: &HashSet<SegmentHash>) -> Re
         }
         None => (segments.map(Segments::into_hashes), Vec::new()),
     };
-    let mut repairs = 0;
+    let mut attempts = 0;
     loop {
         // A fresh parser per attempt: feed-rs keeps per-entry state that a failed parse leaves
         // behind, and a reused parser then panics on the next document.
@@ -188,6 +192,15 @@ pub fn parse_changed(text: &str, base: &Url, known: &HashSet<SegmentHash>) -> Re
                     rhythm::scan(&doc)
                 };
                 let mut feed = convert(feed, base, rhythm);
+                // A document with items that yields no entries lost them silently: an error.
+                if feed.entries.is_empty() && skipped.is_empty() {
+                    let (name, items) = count_items(&doc);
+                    if items > 0 {
+                        return Err(ParseError::Malformed(format!(
+                            "the document has {items} <{name}> elements but none could be read as entries"
+                        )));
+                    }
+                }
                 // Entries map onto items one to one unless feed-rs passed over some.
                 if let Some(hashes) = item_hashes.filter(|h| h.len() == feed.entries.len()) {
                     for (entry, hash) in feed.entries.iter_mut().zip(hashes) {
@@ -195,6 +208,7 @@ pub fn parse_changed(text: &str, base: &Url, known: &HashSet<SegmentHash>) -> Re
                     }
                 }
                 feed.skipped = skipped;
+                feed.meta.repairs = repairs.into_iter().collect();
                 return Ok(feed);
             }
             Err(err) => err,
@@ -213,19 +227,53 @@ pub fn parse_changed(text: &str, base: &Url, known: &HashSet<SegmentHash>) -> Re
             ) => Some(Fault::Other { position: *position }),
             _ => None,
         };
+        // Ill-formed XML: read as a loose parser would, once.
+        if !is_json && !salvaged && matches!(err, ParseFeedError::XmlReader(_)) {
+            salvaged = true;
+            if let Some((fixed, found)) = salvage::salvage(&doc) {
+                repairs.extend(found);
+                let prepared = match normalize::prepare(&fixed, &mut repairs)? {
+                    Prepared::Xml(d) => d.into_owned(),
+                    Prepared::Json(d) => d,
+                };
+                doc = Cow::Owned(prepared);
+                item_hashes = None;
+                continue;
+            }
+        }
         let repaired = match fault {
-            Some(fault) if !is_json && repairs < MAX_REPAIRS => repair::repair(&doc, fault),
+            Some(fault) if !is_json && attempts < MAX_REPAIRS => repair::repair(&doc, fault),
             _ => None,
         };
         match repaired {
             Some(fixed) if fixed != *doc => {
                 doc = Cow::Owned(fixed);
-                repairs += 1;
+                attempts += 1;
+                repairs.insert(Repair::Element);
                 // The repair removed or changed an element: which entry is which item is lost.
                 item_hashes = None;
             }
             _ => return Err(classify(err)),
         }
+    }
+}
+
+/// The item element a document uses and how many it has (`<item>` for RSS, `<entry>` for
+/// Atom), counted from start tags.
+fn count_items(doc: &str) -> (&'static str, usize) {
+    let count = |name: &str| {
+        doc.match_indices(&format!("<{name}"))
+            .filter(|(at, _)| {
+                doc[at + name.len() + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c == '>' || c == '/' || c.is_whitespace())
+            })
+            .count()
+    };
+    match count("item") {
+        0 => ("entry", count("entry")),
+        n => ("item", n),
     }
 }
 
@@ -252,6 +300,7 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::schedule::hint
         site_url: alternate_link(&feed.links, base, is_json),
         id: Some(feed.id.trim().to_string()).filter(|id| !id.is_empty()),
         rhythm,
+        repairs: Vec::new(),
     };
     // A feed read from a file (the demo, a mirror) has no web location of its own; its site
     // link is the best base for the relative URLs inside it.
@@ -280,13 +329,9 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
         .and_then(|b| feed_base.join(b).ok())
         .unwrap_or_else(|| feed_base.clone());
     let guid = Some(e.id.trim().to_string()).filter(|id| !id.is_empty());
-    let link = alternate_link(&e.links, &base, is_json).or_else(|| {
-        // An entry without a link whose guid is a URL (RSS isPermaLink, Atom tag-less ids).
-        guid.as_deref()
-            .and_then(|g| Url::parse(g).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .map(String::from)
-    });
+    // Only a link is a link: an RSS permalink guid became one in `normalize`; any other id is
+    // not the story's address.
+    let link = alternate_link(&e.links, &base, is_json);
     let raw = |body: &str, mime: &str| {
         Some(RawBody {
             text: undo_double_utf8(body).into_owned(),
@@ -298,10 +343,19 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
         .summary
         .as_ref()
         .and_then(|t| raw(&t.content, &summary_mime(t, loose)));
-    let content = e
+    let mut content = e
         .content
         .as_ref()
         .and_then(|c| raw(c.body.as_deref()?, c.content_type.as_ref()));
+    // Some items keep their only text in a media object: YouTube's media:description,
+    // a podcast's itunes:summary.
+    if summary.is_none() && content.is_none() {
+        content = e
+            .media
+            .iter()
+            .filter_map(|m| m.description.as_ref())
+            .find_map(|d| raw(&d.content, d.content_type.as_ref()));
+    }
     let author = e.authors.iter().find_map(|p| {
         let name = p
             .name
@@ -325,7 +379,20 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
     let entry = Entry {
         guid,
         link,
-        title: e.title.as_ref().map(|t| text_of(t, loose)).unwrap_or_default(),
+        title: e
+            .title
+            .as_ref()
+            .map(|t| text_of(t, loose))
+            .filter(|t| !t.is_empty())
+            // An item titled only by Media RSS (media:title), or by iTunes.
+            .or_else(|| {
+                e.media
+                    .iter()
+                    .filter_map(|m| m.title.as_ref())
+                    .map(|t| text_of(t, loose))
+                    .find(|t| !t.is_empty())
+            })
+            .unwrap_or_default(),
         author,
         summary: None,
         content: None,
@@ -401,6 +468,8 @@ fn alternate_link(links: &[Link], base: &Url, is_json: bool) -> Option<String> {
     links
         .iter()
         .filter(|l| matches!(l.rel.as_deref(), None | Some("alternate")))
+        // `<comments>` and wfw:commentRss arrive as links too, but are not the story.
+        .filter(|l| l.target.is_none())
         // JSON Feed attachments arrive as links with a media type.
         .filter(|l| !(is_json && l.media_type.is_some()))
         .filter(|l| l.href != normalize::NO_LINK)
@@ -584,7 +653,11 @@ mod tests {
     fn garbage_is_a_clean_error() {
         let base = Url::parse("https://example.org/").unwrap();
         assert!(parse_document("<html><body>oops</body></html>", &base).is_err());
-        assert!(parse_document("<rss version=\"2.0\"><channel><item>", &base).is_err());
         assert!(parse_document("", &base).is_err());
+        // Cut off: read as far as it goes (as feedparser does), and said so.
+        let cut = parse_document("<rss version=\"2.0\"><channel><item><title>a", &base).unwrap();
+        assert_eq!(cut.entries.len(), 1);
+        assert_eq!(cut.entries[0].entry.title, "a");
+        assert_eq!(cut.meta.repairs, [Repair::Truncated]);
     }
 }

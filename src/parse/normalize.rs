@@ -33,12 +33,23 @@ pub(super) enum Prepared<'a> {
     Json(String),
 }
 
-/// Sniffs JSON or XML and applies the fixes each needs.
-pub(super) fn prepare(text: &str) -> Result<Prepared<'_>, ParseError> {
+/// Sniffs JSON or XML and applies the fixes each needs; fixes of sloppy markup (rather than
+/// of legacy forms) are noted in `repairs`.
+pub(super) fn prepare<'a>(
+    text: &'a str,
+    repairs: &mut std::collections::BTreeSet<super::Repair>,
+) -> Result<Prepared<'a>, ParseError> {
     let text = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     match text.as_bytes().first() {
         Some(b'{') => prepare_json(text).map(Prepared::Json),
-        Some(b'<') => Ok(Prepared::Xml(prepare_xml(text)?)),
+        Some(b'<') => {
+            let doc = prepare_xml(text)?;
+            let (doc, markup) = markup_in_descriptions(doc);
+            if markup {
+                repairs.insert(super::Repair::Markup);
+            }
+            Ok(Prepared::Xml(doc))
+        }
         Some(_) => Err(ParseError::NotAFeed("the body is neither XML nor JSON".into())),
         None => Err(ParseError::NotAFeed("the body is empty".into())),
     }
@@ -168,12 +179,23 @@ fn fix_root<'a>(text: &'a str, root: &Root) -> Result<Option<Cow<'a, str>>, Pars
     let fixed = match root.local.as_str() {
         "rss" => {
             // The versions feed-rs dispatches on; anything else (missing, 0.93, 0.94, 2.01) is
-            // read as RSS 2.0, which is a superset of them all.
-            let versioned = match root.attr("version") {
-                Some("2.0" | "0.91" | "0.92") => Cow::Borrowed(text),
-                _ => Cow::Owned(replace_root_tag(text, root, "version", "2.0")),
+            // read as RSS 2.0, which is a superset of them all. RSS has no namespace: one that
+            // UserLand once gave it (`xmlns="http://backend.userland.com/rss2"`) would hide
+            // every element from feed-rs, so a default namespace on the root goes.
+            let version_ok = matches!(root.attr("version"), Some("2.0" | "0.91" | "0.92"));
+            let versioned = if version_ok && root.attr("xmlns").is_none() {
+                Cow::Borrowed(text)
+            } else {
+                let version = if version_ok {
+                    root.attr("version").unwrap_or("2.0")
+                } else {
+                    "2.0"
+                };
+                Cow::Owned(rewrite_root_tag(text, root, &["xmlns"], ("version", version)))
             };
-            plain_text_titles(dc_title_as_title(ensure_channel(versioned)))
+            plain_text_titles(permalinks_as_links(item_fallbacks(dc_title_as_title(
+                ensure_channel(versioned),
+            ))))
         }
         "feed" if root.attr("xmlns") == Some(ATOM_03_NS) || root.attr("version") == Some("0.3") => {
             translate_atom03(text).map_or(Cow::Borrowed(text), Cow::Owned)
@@ -246,6 +268,96 @@ fn rss1_items(text: Cow<'_, str>) -> Cow<'_, str> {
     })
 }
 
+/// An item without `<link>` whose `<guid>` is a permalink has its guid as its link: one marked
+/// `isPermaLink="true"` (a relative one resolves like any link), or an unmarked one that is an
+/// absolute http(s) URL (RSS 2.0 makes guids permalinks by default, but generators leave ids
+/// like `1234` unmarked). A guid marked `isPermaLink="false"` is an id, never the story's
+/// address.
+fn permalinks_as_links(text: Cow<'_, str>) -> Cow<'_, str> {
+    if !text.contains("<guid") {
+        return text;
+    }
+    rewrite_items(text, |item| {
+        if item.contains("<link") {
+            return None;
+        }
+        let open = item.find("<guid")?;
+        let tag_end = open + item[open..].find('>')?;
+        let tag = &item[open..=tag_end];
+        if tag.ends_with("/>") {
+            return None;
+        }
+        let marked = tag
+            .split("isPermaLink")
+            .nth(1)
+            .and_then(|rest| rest.split(['"', '\'']).nth(1))
+            .map(|v| v.trim().eq_ignore_ascii_case("true"));
+        let close = tag_end + item[tag_end..].find("</guid>")?;
+        let guid = item[tag_end + 1..close].trim();
+        let absolute = guid.starts_with("http://") || guid.starts_with("https://");
+        if guid.is_empty() || !marked.unwrap_or(absolute) {
+            return None;
+        }
+        let start_end = item.find('>')?;
+        Some(format!(
+            "{}<link>{guid}</link>{}",
+            &item[..=start_end],
+            &item[start_end + 1..]
+        ))
+    })
+}
+
+/// Items without a title or text of their own keep them elsewhere: a video's only text may be
+/// `<media:description>`, a podcast's `<itunes:subtitle>` (feed-rs reads `<itunes:summary>`
+/// itself, and Media RSS inside `<media:group>`), a video's only title `<media:title>`. Such an item gets them as its `<description>` and
+/// `<title>`.
+fn item_fallbacks(text: Cow<'_, str>) -> Cow<'_, str> {
+    if !["<itunes:subtitle", "<media:title", "<media:description"]
+        .iter()
+        .any(|t| text.contains(t))
+    {
+        return text;
+    }
+    rewrite_items(text, |item| {
+        let has_text = ["<description", "<content:encoded", "<itunes:summary"]
+            .iter()
+            .any(|t| item.contains(t));
+        let description = (!has_text)
+            .then(|| {
+                element_content(item, "media:description")
+                    .or_else(|| element_content(item, "itunes:subtitle"))
+            })
+            .flatten()
+            .map(|s| format!("<description>{s}</description>"));
+        let title = (!item.contains("<title"))
+            .then(|| element_content(item, "media:title"))
+            .flatten()
+            .map(|t| format!("<title>{t}</title>"));
+        if description.is_none() && title.is_none() {
+            return None;
+        }
+        let start_end = item.find('>')?;
+        Some(format!(
+            "{}{}{}{}",
+            &item[..=start_end],
+            title.unwrap_or_default(),
+            description.unwrap_or_default(),
+            &item[start_end + 1..]
+        ))
+    })
+}
+
+/// The raw content of the first `<name …>…</name>` in `xml`.
+fn element_content<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = xml.find(&format!("<{name}"))?;
+    let tag_end = open + xml[open..].find('>')?;
+    if xml[..=tag_end].ends_with("/>") {
+        return None;
+    }
+    let close = tag_end + xml[tag_end..].find(&format!("</{name}>"))?;
+    Some(&xml[tag_end + 1..close])
+}
+
 /// Items titled only with Dublin Core `<dc:title>` (seen in RSS written by DC-minded tools).
 fn dc_title_as_title(text: Cow<'_, str>) -> Cow<'_, str> {
     if !text.contains("<dc:title") {
@@ -257,6 +369,102 @@ fn dc_title_as_title(text: Cow<'_, str>) -> Cow<'_, str> {
                 .replacen("</dc:title", "</title", 1)
         })
     })
+}
+
+/// RSS descriptions hold HTML as escaped text (or CDATA); some publishers write the markup
+/// as it is, so `<em>`, `<img>` or `<p>` arrive as child elements, which feed-rs passes over,
+/// leaving the body empty. Such a description (and `content:encoded`) is rewritten as the
+/// escaped HTML it meant, CDATA sections included. The flag says whether any was.
+fn markup_in_descriptions(doc: Cow<'_, str>) -> (Cow<'_, str>, bool) {
+    let mut doc = doc;
+    let mut changed = false;
+    for name in ["description", "content:encoded"] {
+        if let Some(fixed) = escape_child_markup(&doc, name) {
+            doc = Cow::Owned(fixed);
+            changed = true;
+        }
+    }
+    (doc, changed)
+}
+
+/// `doc` with every `<name>` element whose content has markup outside CDATA rewritten as
+/// escaped text; `None` when there is none.
+fn escape_child_markup(doc: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}");
+    let close = format!("</{name}>");
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = doc[from..].find(&open) {
+        let start = from + found;
+        let after_name = start + open.len();
+        from = after_name;
+        if !doc[after_name..].starts_with(['>', ' ', '\t', '\r', '\n']) {
+            continue;
+        }
+        let Some(tag_len) = doc[after_name..].find('>') else {
+            break;
+        };
+        let content_start = after_name + tag_len + 1;
+        if doc[..content_start].ends_with("/>") {
+            continue;
+        }
+        let Some(len) = doc[content_start..].find(&close) else {
+            break;
+        };
+        let content = &doc[content_start..content_start + len];
+        from = content_start + len + close.len();
+        if !has_markup_outside_cdata(content) {
+            continue;
+        }
+        out.push_str(&doc[copied..content_start]);
+        out.push_str(&quick_xml::escape::escape(
+            html_of_mixed_content(content).as_str(),
+        ));
+        copied = content_start + len;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&doc[copied..]);
+    Some(out)
+}
+
+fn has_markup_outside_cdata(content: &str) -> bool {
+    let mut rest = content;
+    while let Some(lt) = rest.find('<') {
+        match rest[lt..].strip_prefix("<![CDATA[") {
+            Some(cdata) => match cdata.find("]]>") {
+                Some(end) => rest = &cdata[end + 3..],
+                None => return false,
+            },
+            None => return rest[lt + 1..].starts_with(|c: char| c.is_alphabetic() || c == '/'),
+        }
+    }
+    false
+}
+
+/// Mixed XML content as the HTML it stands for: text as it is (escaped XML text is escaped
+/// HTML text), tags as they are, CDATA sections as their content.
+fn html_of_mixed_content(content: &str) -> String {
+    let mut html = String::with_capacity(content.len());
+    let mut rest = content;
+    let text = |t: &str, html: &mut String| html.push_str(t);
+    while let Some(lt) = rest.find('<') {
+        text(&rest[..lt], &mut html);
+        let markup = &rest[lt..];
+        if let Some(cdata) = markup.strip_prefix("<![CDATA[") {
+            let end = cdata.find("]]>").unwrap_or(cdata.len());
+            html.push_str(&cdata[..end]);
+            rest = cdata.get(end + 3..).unwrap_or("");
+        } else {
+            let end = markup.find('>').map_or(markup.len(), |e| e + 1);
+            html.push_str(&markup[..end]);
+            rest = &markup[end..];
+        }
+    }
+    text(rest, &mut html);
+    html
 }
 
 /// RSS titles are read as HTML (publishers fill them with entities and markup), but the RSS
@@ -367,13 +575,17 @@ fn rewrite_items(text: Cow<'_, str>, f: impl Fn(&str) -> Option<String>) -> Cow<
     Cow::Owned(out)
 }
 
-/// Rewrites the root start tag with `attr="value"` set.
-fn replace_root_tag(text: &str, root: &Root, attr: &str, value: &str) -> String {
+/// Rewrites the root start tag without the attributes `drop`, and with `set` set.
+fn rewrite_root_tag(text: &str, root: &Root, drop: &[&str], set: (&str, &str)) -> String {
     let mut tag = BytesStart::new(root.qname.as_str());
-    for (name, v) in root.attributes.iter().filter(|(n, _)| n != attr) {
+    for (name, v) in root
+        .attributes
+        .iter()
+        .filter(|(n, _)| n != set.0 && !drop.contains(&n.as_str()))
+    {
         tag.push_attribute((name.as_str(), v.as_str()));
     }
-    tag.push_attribute((attr, value));
+    tag.push_attribute(set);
     let mut out = Vec::with_capacity(text.len() + 16);
     out.extend_from_slice(&text.as_bytes()[..root.start]);
     let event = if root.empty {
@@ -444,22 +656,45 @@ fn find_embedded_feed(text: &str) -> Option<&str> {
 /// Atom 0.3 → Atom 1.0: the namespace, the renamed elements and the `mode`/`type` pair of text
 /// constructs. Returns `None` if the document is not well-formed enough to rewrite.
 fn translate_atom03(text: &str) -> Option<String> {
+    use base64::Engine;
     let mut reader = Reader::from_str(text);
     let mut writer = Writer::new(Vec::with_capacity(text.len() + 64));
+    // Inside a text construct in mode="base64": its text is decoded.
+    let mut base64 = false;
     loop {
         let event = match reader.read_event().ok()? {
             Event::Eof => break,
-            Event::Start(tag) => Event::Start(atom03_tag(&tag)),
+            Event::Start(tag) => {
+                base64 = atom03_is_base64(&tag);
+                Event::Start(atom03_tag(&tag))
+            }
             Event::Empty(tag) => Event::Empty(atom03_tag(&tag)),
             Event::End(tag) => {
+                base64 = false;
                 let name = tag.name().as_ref().to_string();
                 Event::End(BytesEnd::new(atom03_rename(&name).to_string()))
+            }
+            Event::Text(t) if base64 => {
+                let raw = t.xml_content(XmlVersion::Implicit1_0);
+                let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(compact.as_bytes())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_else(|| raw.into_owned());
+                Event::Text(BytesText::new(&decoded).into_owned())
             }
             other => other,
         };
         writer.write_event(event).ok()?;
     }
     String::from_utf8(writer.into_inner()).ok()
+}
+
+fn atom03_is_base64(tag: &BytesStart) -> bool {
+    tag.attributes()
+        .flatten()
+        .any(|a| a.key.as_ref() == "mode" && a.value.eq_ignore_ascii_case("base64"))
 }
 
 fn atom03_rename(name: &str) -> &str {
@@ -503,7 +738,9 @@ fn atom03_tag(tag: &BytesStart) -> BytesStart<'static> {
         let mode = get("mode").unwrap_or_else(|| "xml".into());
         let mime = get("type").unwrap_or_else(|| "text/plain".into());
         let new_type = match (mode.as_str(), mime.as_str()) {
-            ("base64", _) => mime.clone(),
+            // Decoded by the translation: what is left is the media type's text or HTML.
+            ("base64", t) if t.contains("html") => "html".into(),
+            ("base64", _) => "text".into(),
             (_, t) if t.contains("xhtml") => "xhtml".into(),
             ("xml", "text/html") => "xhtml".into(),
             (_, t) if t.contains("html") => "html".into(),
@@ -816,7 +1053,7 @@ mod tests {
     use super::*;
 
     fn xml(text: &str) -> String {
-        match prepare(text).unwrap() {
+        match prepare(text, &mut Default::default()).unwrap() {
             Prepared::Xml(s) => s.into_owned(),
             Prepared::Json(_) => panic!("expected XML"),
         }
@@ -866,11 +1103,17 @@ mod tests {
     #[test]
     fn not_a_feed() {
         assert!(matches!(
-            prepare("<note><to>x</to></note>"),
+            prepare("<note><to>x</to></note>", &mut Default::default()),
             Err(ParseError::NotAFeed(_))
         ));
-        assert!(matches!(prepare("   "), Err(ParseError::NotAFeed(_))));
-        assert!(matches!(prepare("{\"rss\": {}}"), Err(ParseError::NotAFeed(_))));
+        assert!(matches!(
+            prepare("   ", &mut Default::default()),
+            Err(ParseError::NotAFeed(_))
+        ));
+        assert!(matches!(
+            prepare("{\"rss\": {}}", &mut Default::default()),
+            Err(ParseError::NotAFeed(_))
+        ));
     }
 
     #[test]
@@ -878,6 +1121,7 @@ mod tests {
         let Prepared::Json(out) = prepare(
             r#"{"version":"http://jsonfeed.org/version/1","items":[{"id":7,"tags":"a, b","title":3,
                 "attachments":[{"url":"http://x/a.mp3","size_in_bytes":"12"}]}]}"#,
+            &mut Default::default(),
         )
         .unwrap() else {
             panic!()

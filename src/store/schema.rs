@@ -137,6 +137,10 @@ const MIGRATIONS: &[&str] = &[
         last_written    INTEGER
     ) WITHOUT ROWID;
     "#,
+    // 9: what a feed's last document needed repaired to be read (comma-separated names).
+    r#"
+    ALTER TABLE feeds ADD COLUMN repairs TEXT;
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -172,15 +172,10 @@ async fn malformed_bodies_fail_cleanly_and_are_recorded() {
         Route::feed("image/png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec()),
     );
     let ws = Workspace::new();
-    let bad = [
-        "/empty.xml",
-        "/noise.xml",
-        "/truncated.xml",
-        "/error.html",
-        "/image.png",
-    ];
+    let bad = ["/empty.xml", "/noise.xml", "/error.html", "/image.png"];
     let mut urls: Vec<String> = bad.iter().map(|p| server.url(p)).collect();
     urls.push(server.url("/good.xml"));
+    urls.push(server.url("/truncated.xml"));
     config(&ws, &urls, "");
     let run = ws.poll().await;
     assert_eq!(run.code, 1, "{run:?}");
@@ -191,12 +186,38 @@ async fn malformed_bodies_fail_cleanly_and_are_recorded() {
             "{line}"
         );
     }
-    assert_eq!(ws.rows().len(), 1);
+    // A cut-off document is read as far as it goes, as feedparser does, and says so.
+    let titles: Vec<String> = ws.rows().into_iter().map(|r| r.title).collect();
+    assert_eq!(titles.len(), 2, "{titles:?}\n{}", run.stdout);
+    assert!(titles.contains(&"half".to_string()), "{titles:?}");
+    let repairs: Option<String> = ws
+        .db()
+        .query_row(
+            "SELECT repairs FROM feeds WHERE url = ?1",
+            [server.url("/truncated.xml")],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(repairs.as_deref(), Some("truncated"));
+    assert!(
+        run.stdout.contains(&format!(
+            "repaired: {}: read with repairs: cut-off document closed",
+            server.url("/truncated.xml")
+        )),
+        "{}",
+        run.stdout
+    );
+    let table = ws.tributary(&["feeds"]).await;
+    assert!(
+        table.stdout.contains("(read with repairs: truncated)"),
+        "{}",
+        table.stdout
+    );
     let failing: i64 = ws
         .db()
         .query_row("SELECT COUNT(*) FROM feeds WHERE failures = 1", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(failing, 5, "each failure is recorded on its own feed");
+    assert_eq!(failing, 4, "each failure is recorded on its own feed");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,3 +19,4 @@ mod crash;
 mod cli;
 mod install;
 mod faults;
+mod realweb;

@@ -405,7 +405,10 @@ async fn failing_feeds_give_exit_1_and_the_others_are_stored() {
     server.set("/down.xml", Route::status(500, "internal error"));
     server.set(
         "/broken.xml",
-        Route::rss("<rss version=\"2.0\"><channel><item><title>cut off"),
+        Route::feed(
+            "application/feed+json",
+            "{\"version\": \"https://jsonfeed.org/version/1.1\", \"title\": \"cut\", \"items\": [{\"id\": \"1\",",
+        ),
     );
     server.set(
         "/html.xml",
