@@ -9,32 +9,10 @@
 use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
-use url::Url;
 
+pub use crate::model::canonical_url;
 use crate::model::{Entry, EntryKey, KeyKind, Keyed, MAX_GUID_LEN};
 use crate::parse::ParsedEntry;
-
-/// Query parameters that only track the reader, never select the content.
-const TRACKING_PARAMS: &[&str] = &[
-    "fbclid",
-    "gclid",
-    "dclid",
-    "gbraid",
-    "wbraid",
-    "msclkid",
-    "yclid",
-    "mc_cid",
-    "mc_eid",
-    "igshid",
-    "_hsenc",
-    "_hsmi",
-    "mkt_tok",
-    "oly_anon_id",
-    "oly_enc_id",
-    "vero_id",
-    "rb_clickid",
-    "s_cid",
-];
 
 /// Keys every entry of one parsed document, dropping later repeats of a key within it.
 ///
@@ -97,32 +75,6 @@ fn shared<'a>(values: impl Iterator<Item = (Option<&'a str>, &'a String)>) -> Ha
         }
     }
     shared
-}
-
-/// The form of a URL used to compare links: lowercase scheme and host, no default port, no
-/// fragment, no tracking parameters. Unparseable input is returned trimmed, as is.
-pub fn canonical_url(link: &str) -> String {
-    let Ok(mut url) = Url::parse(link.trim()) else {
-        return link.trim().to_string();
-    };
-    // The url crate already lowercases scheme and host and drops default ports.
-    url.set_fragment(None);
-    if url.query().is_some() {
-        let kept: Vec<(String, String)> = url
-            .query_pairs()
-            .filter(|(k, _)| {
-                let k = k.to_ascii_lowercase();
-                !k.starts_with("utm_") && !TRACKING_PARAMS.contains(&k.as_str())
-            })
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        if kept.is_empty() {
-            url.set_query(None);
-        } else {
-            url.query_pairs_mut().clear().extend_pairs(kept);
-        }
-    }
-    url.to_string()
 }
 
 fn text_hash(parsed: &ParsedEntry) -> String {

@@ -13,8 +13,11 @@ use url::Url;
 /// One configured feed, as the config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedSpec {
-    /// Where the feed is read from: `http(s)://` or `file://` (plain paths become `file://`).
+    /// Where the feed is read from: `http(s)://` or `file://` (plain paths become `file://`),
+    /// credentials included (they are for the feed's host, nobody else).
     pub url: Url,
+    /// The feed's identity in the store: its URL without credentials (see [`feed_key`]).
+    pub key: String,
     /// The operator's title, which wins over the feed's own.
     pub title: Option<String>,
     pub tags: Vec<String>,
@@ -22,6 +25,8 @@ pub struct FeedSpec {
     pub schedule: Option<crate::schedule::CronSchedule>,
     /// Ignore the publisher's caching hints (max-age, ttl, …) for feeds that lie about them.
     pub ignore_hints: bool,
+    /// Kept in the config and the store, but not polled and not shown.
+    pub disabled: bool,
     /// Entries these rules reject are not stored.
     pub rules: crate::filter::Rules,
     /// Extra request headers, sent to the feed's own host only and never logged.
@@ -223,6 +228,14 @@ impl Repair {
         .into_iter()
         .find(|r| r.as_str() == name)
     }
+}
+
+/// One failure in a feed's error history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedError {
+    pub at: DateTime<Utc>,
+    pub kind: FailureKind,
+    pub message: String,
 }
 
 /// What the store remembers about an output: whether its last render could be written.
@@ -491,6 +504,66 @@ pub fn stable_urn(name: &str) -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+/// Query parameters that only track the reader, never select the content.
+const TRACKING_PARAMS: &[&str] = &[
+    "fbclid",
+    "gclid",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "yclid",
+    "mc_cid",
+    "mc_eid",
+    "igshid",
+    "_hsenc",
+    "_hsmi",
+    "mkt_tok",
+    "oly_anon_id",
+    "oly_enc_id",
+    "vero_id",
+    "rb_clickid",
+    "s_cid",
+];
+
+/// The form of a URL used to compare links: lowercase scheme and host, no default port, no
+/// fragment, no tracking parameters. Unparseable input is returned trimmed, as is.
+pub fn canonical_url(link: &str) -> String {
+    let Ok(mut url) = Url::parse(link.trim()) else {
+        return link.trim().to_string();
+    };
+    // The url crate already lowercases scheme and host and drops default ports.
+    url.set_fragment(None);
+    if url.query().is_some() {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                !k.starts_with("utm_") && !TRACKING_PARAMS.contains(&k.as_str())
+            })
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    }
+    url.to_string()
+}
+
+/// A feed's identity: its URL without user name and password. Credentials are never written to
+/// the store, and rotating a password leaves the feed the same feed.
+pub fn feed_key(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    bare.to_string()
 }
 
 /// A URL as it may appear in logs, reports and outputs: without a password (credentials in a

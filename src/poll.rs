@@ -190,16 +190,42 @@ pub async fn prepare(
     now: DateTime<Utc>,
     whole_config: bool,
 ) -> Result<Vec<FeedState>, StoreError> {
-    let urls: Vec<String> = feeds.iter().map(|f| f.url.to_string()).collect();
+    let urls: Vec<String> = feeds.iter().map(|f| f.key.clone()).collect();
+    // Feeds with credentials were once stored under their whole URL: their rows move to the
+    // identity without them, so their history and entries stay theirs.
+    let renames: Vec<(String, String)> = feeds
+        .iter()
+        .filter(|f| f.url.as_str() != f.key)
+        .map(|f| (f.url.to_string(), f.key.clone()))
+        .collect();
     let policies: Vec<Policy> = feeds.iter().map(|f| config.policy_for(f)).collect();
+    let disabled: Vec<bool> = feeds.iter().map(|f| f.disabled).collect();
     let fingerprint = config.fingerprint.clone();
     store
         .call(move |s| {
+            if !renames.is_empty() {
+                s.rekey_feeds(&renames)?;
+            }
             s.forgive_gone(&urls, &fingerprint)?;
             let mut states = s.ensure_feeds(&urls, now)?;
             let delays = s.host_delays(now)?;
             let mut stale = Vec::new();
-            for (state, policy) in states.iter_mut().zip(&policies) {
+            for ((state, policy), disabled) in states.iter_mut().zip(&policies).zip(&disabled) {
+                if *disabled {
+                    // Kept, not polled: off the schedule until enabled (then due at once).
+                    if state.next_due.is_some() || state.schedule_key.is_some() {
+                        state.next_due = None;
+                        state.schedule_key = None;
+                        stale.push((
+                            state.id,
+                            Scheduled {
+                                next_due: None,
+                                key: String::new(),
+                            },
+                        ));
+                    }
+                    continue;
+                }
                 let key = policy.key();
                 let gone = state.gone_at.is_some();
                 if state.schedule_key.as_deref() == Some(key.as_str()) && (state.next_due.is_some() || gone) {
@@ -244,7 +270,7 @@ pub async fn poll_feeds(
     let states = prepare(config, feeds, store, clock.now(), whole_config).await?;
     let mut poller = Poller::new(config, fetcher.clone(), store.clone(), clock).await?;
     poller.force = options.force;
-    for (spec, state) in feeds.iter().zip(states) {
+    for (spec, state) in feeds.iter().zip(states).filter(|(spec, _)| !spec.disabled) {
         poller.submit(spec.clone(), state, config.policy_for(spec));
     }
     let mut reports: HashMap<i64, FeedReport> = HashMap::new();
@@ -280,8 +306,9 @@ pub async fn poll_feeds(
         .collect();
     let feeds_report = feeds
         .iter()
+        .filter(|spec| !spec.disabled)
         .filter_map(|spec| {
-            let url = spec.url.as_str();
+            let key = spec.key.as_str();
             let report = reports
                 .values()
                 .find(|r| r.url == display_url(&spec.url))
@@ -289,7 +316,7 @@ pub async fn poll_feeds(
             report.or_else(|| {
                 never_started
                     .values()
-                    .find(|j| j.spec.url.as_str() == url)
+                    .find(|j| j.spec.key == key)
                     .map(|j| skipped(j, "shutting down".into(), j.state.next_due))
             })
         })
@@ -315,8 +342,9 @@ impl Job {
         self.state.id
     }
 
-    pub fn url(&self) -> &Url {
-        &self.spec.url
+    /// The feed's identity (see [`crate::model::feed_key`]).
+    pub fn key(&self) -> &str {
+        &self.spec.key
     }
 }
 
@@ -544,12 +572,7 @@ impl Poller {
                 .copied()
                 .filter(|t| *t > now);
             if !self.force {
-                let due = schedule::due(
-                    &job.policy,
-                    job.spec.url.as_str(),
-                    &History::from(&job.state),
-                    host_delay,
-                );
+                let due = schedule::due(&job.policy, &job.spec.key, &History::from(&job.state), host_delay);
                 if let Some(hold) = due.hold.filter(|h| h.holds_at(now)) {
                     // Not fetched: recorded as due when the hold ends, outside the budget.
                     self.hosts.finished(q);
@@ -745,7 +768,7 @@ async fn poll_one(
         Err(e) => Err(e.into()),
     };
     let now = context.clock.now();
-    let key = spec.url.as_str();
+    let key = spec.key.as_str();
     // What the schedule will know once this poll is recorded.
     let mut after = History {
         last_fetch: Some(now),

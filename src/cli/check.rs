@@ -1,68 +1,118 @@
-//! `tributary check`: the config validated, every problem listed, plus the paths the daemon
-//! will write checked — without touching the network or the database.
+//! `tributary check`: the config validated, every problem listed at once, warnings for what
+//! works but is probably not meant, templates compiled, and the paths the daemon will write
+//! checked — without touching the network or the database. `-v` also prints what the config
+//! resolves to (the database, the outputs, the served addresses).
 
 use std::path::Path;
 
-use super::Status;
+use super::{Status, Verbosity};
 use crate::config::{Config, Problem};
 
-pub fn run(config_path: &Path) -> Status {
-    let (problems, summary) = match Config::load(config_path) {
-        Ok(config) => {
-            let problems = writable_paths(&config);
-            let summary = format!(
-                "{}: {} feeds, {} outputs{}",
-                config_path.display(),
-                config.feeds.len(),
-                config.outputs.len(),
-                config
-                    .serve
-                    .as_ref()
-                    .map_or(String::new(), |s| format!(", serving on {}", s.listen))
-            );
-            (problems, summary)
+pub fn run(config_path: &Path, verbosity: Verbosity) -> Status {
+    if !config_path.exists() {
+        eprintln!("{}", super::missing_config(config_path));
+        return Status::Fatal;
+    }
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            for problem in &e.problems {
+                outln!("{problem}");
+            }
+            let file = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+            outln!("{} in {}", count(e.problems.len(), "problem"), file.display());
+            return Status::Fatal;
         }
-        Err(e) => (e.problems, String::new()),
     };
+    let mut problems = writable_paths(&config);
+    problems.extend(templates(&config));
+    let mut warnings = config.warnings.clone();
+    warnings.extend(readable_secrets(&config));
     for problem in &problems {
         outln!("{problem}");
     }
+    for warning in &warnings {
+        outln!("warning: {warning}");
+    }
+    if verbosity == Verbosity::Verbose {
+        print_resolved(&config);
+    }
     if problems.is_empty() {
-        outln!("{summary}: ok");
+        outln!(
+            "{}: {} feeds, {} outputs{}: ok{}",
+            config.source.display(),
+            config.feeds.len(),
+            config.outputs.len(),
+            config
+                .serve
+                .as_ref()
+                .map_or(String::new(), |s| format!(", serving on {}", s.listen)),
+            if warnings.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", count(warnings.len(), "warning"))
+            }
+        );
         Status::Ok
     } else {
         outln!(
-            "{} problem{} in {}",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" },
-            config_path.display()
+            "{} in {}",
+            count(problems.len(), "problem"),
+            config.source.display()
         );
         Status::Fatal
     }
 }
 
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// What the config resolves to, for an operator checking where things will go.
+fn print_resolved(config: &Config) {
+    outln!("database: {}", config.store.path.display());
+    for (i, o) in config.outputs.iter().enumerate() {
+        outln!(
+            "output[{}]: {} ({:?}, {} feeds{})",
+            i + 1,
+            o.path.display(),
+            o.format,
+            o.feeds.len(),
+            o.self_url
+                .as_deref()
+                .map_or(String::new(), |u| format!(", at {u}"))
+        );
+    }
+    if let Some(serve) = &config.serve {
+        outln!(
+            "serving outputs on {}, /healthz and /metrics on {}",
+            serve.listen,
+            serve.admin_listen
+        );
+    }
+    let disabled = config.feeds.iter().filter(|f| f.disabled).count();
+    outln!("feeds: {} ({disabled} disabled)", config.feeds.len());
+}
+
 /// The database file and the output directories must be writable by whoever runs Tributary.
 fn writable_paths(config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut problem = |key: String, message: String| {
-        problems.push(Problem {
-            file: config.source.clone(),
-            line: 0,
-            column: 0,
-            key,
-            message,
-        })
-    };
+    let mut problem = |key: String, message: String| problems.push(file_problem(config, key, message));
     let db = &config.store.path;
     match std::fs::metadata(db) {
         Ok(m) if m.is_dir() => problem(
             "store.path".into(),
             format!("{} is a directory, not a database file", db.display()),
         ),
-        Ok(m) if m.permissions().readonly() => {
-            problem("store.path".into(), format!("{} is read-only", db.display()))
+        Ok(_) => {
+            // Opening for writing (without writing) covers ownership, ACLs and read-only mounts.
+            if let Err(e) = std::fs::OpenOptions::new().write(true).open(db) {
+                problem(
+                    "store.path".into(),
+                    format!("{} cannot be written: {e}", db.display()),
+                );
+            }
         }
-        Ok(_) => {}
         Err(_) => {
             if let Err(why) = writable_dir(db.parent().unwrap_or(Path::new("."))) {
                 problem(
@@ -83,6 +133,58 @@ fn writable_paths(config: &Config) -> Vec<Problem> {
     problems
 }
 
+/// Page templates compile, with their errors located in the template's own file.
+fn templates(config: &Config) -> Vec<Problem> {
+    config
+        .outputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            let template = o.template.as_ref()?;
+            crate::output::check_template(template)
+                .err()
+                .map(|e| file_problem(config, format!("output[{}].template", i + 1), e))
+        })
+        .collect()
+}
+
+/// A config that holds secrets itself (a password in a URL, a header value written out)
+/// should not be readable by every user of the machine.
+fn readable_secrets(config: &Config) -> Vec<Problem> {
+    use std::os::unix::fs::PermissionsExt;
+    if !config.holds_secrets {
+        return Vec::new();
+    }
+    let Ok(meta) = std::fs::metadata(&config.source) else {
+        return Vec::new();
+    };
+    if meta.permissions().mode() & 0o004 == 0 {
+        return Vec::new();
+    }
+    vec![file_problem(
+        config,
+        String::new(),
+        format!(
+            "holds secrets (a password in a feed URL or a header value) and every user can read it \
+             (mode {:o}): chmod o-r it, or take the secrets from ${{NAME}}, ${{file:PATH}} or \
+             ${{credential:NAME}}",
+            meta.permissions().mode() & 0o777
+        ),
+    )]
+}
+
+/// A problem at `key`'s place in the file (where the config recorded one).
+fn file_problem(config: &Config, key: String, message: String) -> Problem {
+    let (line, column) = config.places.get(&key).copied().unwrap_or((0, 0));
+    Problem {
+        file: config.source.clone(),
+        line,
+        column,
+        key,
+        message,
+    }
+}
+
 /// Whether files can be created in `dir`, or in the nearest existing ancestor that would hold it.
 fn writable_dir(dir: &Path) -> Result<(), String> {
     let mut existing = dir;
@@ -101,5 +203,5 @@ fn writable_dir(dir: &Path) -> Result<(), String> {
         .prefix(".tributary-check-")
         .tempfile_in(existing)
         .map(drop)
-        .map_err(|e| format!("{} is not writable ({e})", existing.display()))
+        .map_err(|_| format!("{} is not writable", existing.display()))
 }

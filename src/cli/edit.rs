@@ -20,8 +20,19 @@ pub struct NewFeed {
     pub tags: Vec<String>,
 }
 
-/// Adds `feeds` that are not configured yet; returns how many were added and skipped.
-pub fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<(usize, usize), String> {
+/// What adding feeds did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Added {
+    pub added: usize,
+    /// Already configured, and given a new title or tags: those were applied.
+    pub updated: usize,
+    /// Already configured as asked.
+    pub skipped: usize,
+}
+
+/// Adds `feeds` that are not configured yet, and applies the title and tags given for those
+/// that are.
+pub fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<Added, String> {
     let text = std::fs::read_to_string(config_path)
         .map_err(|e| format!("cannot read {}: {e}", config_path.display()))?;
     let config = Config::parse(config_path, &text)
@@ -30,11 +41,15 @@ pub fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<(usize, usi
         .parse()
         .map_err(|e| format!("{}: {e}", config_path.display()))?;
     let mut known: Vec<Url> = config.feeds.iter().map(|f| f.url.clone()).collect();
-    let (mut added, mut skipped) = (0, 0);
+    let mut result = Added::default();
     for feed in feeds {
         let resolved = resolve(config_path, &feed.url);
-        if resolved.as_ref().is_some_and(|u| known.contains(u)) {
-            skipped += 1;
+        if let Some(at) = resolved.as_ref().and_then(|u| known.iter().position(|k| k == u)) {
+            if update_feed(config_path, &mut doc, at, feed)? {
+                result.updated += 1;
+            } else {
+                result.skipped += 1;
+            }
             continue;
         }
         let array = doc
@@ -57,12 +72,46 @@ pub fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<(usize, usi
         if let Some(url) = resolved {
             known.push(url);
         }
-        added += 1;
+        result.added += 1;
     }
-    if added > 0 {
+    if result.added + result.updated > 0 {
         save(config_path, &doc)?;
     }
-    Ok((added, skipped))
+    Ok(result)
+}
+
+/// Gives the `at`-th `[[feed]]` the title and tags `feed` asks for (tags are added to its
+/// own); whether that changed anything.
+fn update_feed(config_path: &Path, doc: &mut DocumentMut, at: usize, feed: &NewFeed) -> Result<bool, String> {
+    let table = doc
+        .get_mut("feed")
+        .and_then(Item::as_array_of_tables_mut)
+        .and_then(|a| a.get_mut(at))
+        .ok_or_else(|| format!("cannot find that feed's table in {}", config_path.display()))?;
+    let mut changed = false;
+    if let Some(title) = &feed.title
+        && table.get("title").and_then(Item::as_str) != Some(title.as_str())
+    {
+        table.insert("title", value(title.clone()));
+        changed = true;
+    }
+    if !feed.tags.is_empty() {
+        let mut tags: Vec<String> = table
+            .get("tags")
+            .and_then(Item::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        for tag in &feed.tags {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            table.insert("tags", value(tags.iter().map(String::as_str).collect::<Array>()));
+        }
+    }
+    Ok(changed)
 }
 
 /// The URL a feed reference in this config resolves to (as validation resolves it).
@@ -107,12 +156,19 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
         tags,
     };
     match append_feeds(config_path, &[feed]) {
-        Ok((1, _)) => {
+        Ok(Added { added: 1, .. }) => {
             outln!("added {feed_url} to {}", config_path.display());
             Status::Ok
         }
+        Ok(Added { updated: 1, .. }) => {
+            outln!(
+                "{feed_url} is already in {}: its title and tags were updated",
+                config_path.display()
+            );
+            Status::Ok
+        }
         Ok(_) => {
-            outln!("{feed_url} is already in {}", config_path.display());
+            outln!("{feed_url} is already in {}, as asked", config_path.display());
             Status::Ok
         }
         Err(e) => {
@@ -202,8 +258,14 @@ fn feed_links(html: &str, base: &Url) -> Vec<Url> {
         .collect()
 }
 
-pub fn remove(config_path: &Path, feed: &str) -> Status {
-    match remove_feed(config_path, feed) {
+pub async fn remove(config_path: &Path, feed: &str) -> Status {
+    // The title `feeds` shows may be the feed's own (from the store) rather than the config's.
+    let wanted = match super::find_feed(config_path, feed).await {
+        Ok(Some(url)) => url,
+        Ok(None) => feed.to_string(),
+        Err(status) => return status,
+    };
+    match remove_feed(config_path, &wanted) {
         Ok(url) => {
             outln!("removed {url} from {}", config_path.display());
             Status::Ok

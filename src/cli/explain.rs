@@ -27,7 +27,7 @@ pub async fn run(config_path: &Path, what: &str) -> Status {
             Status::Ok
         }
         Ok(None) => {
-            outln!("no stored entry matches `{what}` (by link, guid, key or output id).");
+            outln!("no stored entry matches `{what}` (by link, guid, key, output id or title).");
             let rules: Vec<String> = config
                 .feeds
                 .iter()
@@ -74,7 +74,7 @@ fn explain(store: &Store, config: &Config, what: &str) -> Result<Option<String>,
         return Ok(None);
     }
     let feed_urls: std::collections::HashMap<i64, String> = {
-        let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
+        let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
         store
             .feeds_by_url(&urls)?
             .into_values()
@@ -103,7 +103,7 @@ fn describe(
         .get(&e.feed_id)
         .cloned()
         .unwrap_or_else(|| "(a feed no longer configured)".into());
-    let spec = config.feeds.iter().find(|f| f.url.as_str() == feed_url);
+    let spec = config.feeds.iter().find(|f| f.key == feed_url);
     let _ = writeln!(
         out,
         "entry: {}",

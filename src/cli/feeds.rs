@@ -6,8 +6,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Status, load_with_store};
-use crate::model::{FailureKind, display_url};
+use super::{Status, load, open_store};
+use crate::model::{FailureKind, FeedError, display_url};
 
 #[derive(Serialize)]
 struct FeedRow {
@@ -21,6 +21,8 @@ struct FeedRow {
     failure_kind: Option<FailureKind>,
     /// Failing for longer than `poll.give_up_after` (still tried once a day).
     abandoned: bool,
+    /// Kept in the config but not polled or shown (`disabled = true`).
+    disabled: bool,
     /// What its last document needed repaired to be read (tell the publisher).
     repairs: Vec<crate::model::Repair>,
     entries: usize,
@@ -28,32 +30,100 @@ struct FeedRow {
     next_poll: Option<DateTime<Utc>>,
     gone: bool,
     moved_to: Option<String>,
+    /// The last failures, newest first (only when one feed is asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<FeedError>>,
 }
 
-pub async fn run(config_path: &Path, json: bool) -> Status {
-    let (config, store, thread) = match load_with_store(config_path).await {
-        Ok(opened) => opened,
+/// What `feeds` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Ask {
+    pub json: bool,
+    /// One feed (by URL or shown title), with its error history.
+    pub feed: Option<String>,
+    /// Forget that feed's failures.
+    pub reset: bool,
+}
+
+pub async fn run(config_path: &Path, ask: Ask) -> Status {
+    let config = match load(config_path) {
+        Ok(config) => config,
         Err(status) => return status,
     };
-    let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
-    let now = Utc::now();
-    let result = store
-        .read(move |s| Ok((s.feeds_by_url(&urls)?, s.entry_counts()?, s.outputs()?)))
-        .await;
-    drop(store);
-    thread.join().await;
-    let (states, counts, outputs) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Status::Fatal;
-        }
+    let chosen = match &ask.feed {
+        Some(wanted) => match super::find_feed(config_path, wanted).await {
+            Ok(Some(url)) => config.feeds.iter().find(|f| f.url.as_str() == url).cloned(),
+            Ok(None) => {
+                eprintln!(
+                    "error: no feed with the URL or title `{wanted}` in {}",
+                    config.source.display()
+                );
+                return Status::Fatal;
+            }
+            Err(status) => return status,
+        },
+        None => None,
     };
+    if ask.reset && chosen.is_none() {
+        eprintln!("error: --reset needs a feed: tributary feeds --reset URL");
+        return Status::Fatal;
+    }
+    let now = Utc::now();
+    // Never creates a database: before the first poll there is nothing to read.
+    let (states, counts, outputs, errors) = if config.store.path.exists() {
+        let (store, thread) = match open_store(&config).await {
+            Ok(opened) => opened,
+            Err(status) => return status,
+        };
+        let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
+        let one = chosen.as_ref().map(|f| f.key.clone());
+        let reset = ask.reset;
+        let result = store
+            .call(move |s| {
+                let states = s.feeds_by_url(&urls)?;
+                let one_id = one.as_ref().and_then(|k| states.get(k)).map(|st| st.id);
+                if let (true, Some(id)) = (reset, one_id) {
+                    s.reset_feed(id)?;
+                }
+                let states = if reset { s.feeds_by_url(&urls)? } else { states };
+                let errors = match one_id {
+                    Some(id) => Some(s.feed_errors(id)?),
+                    None => None,
+                };
+                Ok((states, s.entry_counts()?, s.outputs()?, errors))
+            })
+            .await;
+        drop(store);
+        thread.join().await;
+        match result {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Status::Fatal;
+            }
+        }
+    } else {
+        if !ask.json {
+            outln!(
+                "no database yet at {} (nothing polled): every feed is due",
+                config.store.path.display()
+            );
+        }
+        Default::default()
+    };
+    if let (true, Some(f)) = (ask.reset, &chosen) {
+        outln!(
+            "reset {}: its failures are forgotten and it is due at once",
+            display_url(&f.url)
+        );
+    }
+    let json = ask.json;
     let rows: Vec<FeedRow> = config
         .feeds
         .iter()
+        .filter(|spec| chosen.as_ref().is_none_or(|c| c.key == spec.key))
         .map(|spec| {
-            let state = states.get(spec.url.as_str());
+            let state = states.get(&spec.key);
             // The due time the last poll recorded; a feed never polled is due at once.
             let next_poll = match state {
                 Some(s) => s
@@ -75,10 +145,12 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
                 failure_kind: state.and_then(|s| s.failure_kind).filter(|_| failing),
                 abandoned: state.is_some_and(|s| s.abandoned_at.is_some()) && failing,
                 repairs: state.map(|s| s.repairs.clone()).unwrap_or_default(),
-                entries: counts.get(spec.url.as_str()).copied().unwrap_or(0),
+                disabled: spec.disabled,
+                entries: counts.get(&spec.key).copied().unwrap_or(0),
                 next_poll,
                 gone: state.is_some_and(|s| s.gone_at.is_some()),
                 moved_to: state.and_then(|s| s.moved_to.clone()),
+                errors: chosen.as_ref().map(|_| errors.clone().unwrap_or_default()),
             }
         })
         .collect();
@@ -101,6 +173,9 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
         }
     } else {
         print_table(&rows, now);
+        if let Some(row) = rows.first().filter(|_| chosen.is_some()) {
+            print_history(row);
+        }
     }
     // Outputs that could not be written stay stale until a render succeeds: say so, on
     // stderr when stdout is JSON for scripts.
@@ -126,8 +201,29 @@ pub async fn run(config_path: &Path, json: bool) -> Status {
     }
 }
 
+/// One feed's error history, newest first.
+fn print_history(row: &FeedRow) {
+    let errors = row.errors.as_deref().unwrap_or_default();
+    if errors.is_empty() {
+        outln!("no failures recorded");
+        return;
+    }
+    outln!("last {} failures, newest first:", errors.len());
+    for e in errors {
+        outln!(
+            "  {}  {:<13} {}",
+            e.at.format("%Y-%m-%d %H:%M:%SZ"),
+            e.kind.as_str(),
+            e.message
+        );
+    }
+}
+
 fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {
-    let colour = super::colour(std::io::stdout().is_terminal());
+    let terminal = std::io::stdout().is_terminal();
+    let colour = super::colour(terminal);
+    // Cut to fit on a terminal; whole in a pipe or a file, where someone wants all of it.
+    let clip = |s: &str, max: usize| if terminal { clip(s, max) } else { s.to_string() };
     let header = [
         "TITLE",
         "URL",
@@ -147,6 +243,7 @@ fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {
                 r.consecutive_failures.to_string(),
                 r.entries.to_string(),
                 match (r.gone, r.next_poll) {
+                    _ if r.disabled => "disabled".into(),
                     (true, _) | (_, None) => "gone (410)".into(),
                     (false, Some(t)) if t <= now => "now".into(),
                     (false, Some(t)) if r.abandoned => format!("in {} (abandoned)", span(t - now)),

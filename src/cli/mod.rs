@@ -22,6 +22,7 @@ mod check;
 mod edit;
 mod explain;
 mod feeds;
+mod init;
 mod logging;
 mod opml;
 mod poll;
@@ -130,12 +131,17 @@ enum Command {
     /// stored, next poll. Failing feeds stand out (colour on a terminal, unless NO_COLOR).
     #[command(
         visible_alias = "status",
-        after_help = "Examples:\n  tributary feeds\n  tributary feeds --json | jq '.[] | select(.failures > 0)'"
+        after_help = "Examples:\n  tributary feeds\n  tributary feeds https://example.org/feed.xml\n  tributary feeds --reset \"Example blog\"\n  tributary feeds --json | jq '.[] | select(.consecutive_failures > 0)'\n\nExit status: 0 all healthy, 1 some feed or output failing, 2 fatal."
     )]
     Feeds {
         /// Print JSON for scripts instead of a table.
         #[arg(long)]
         json: bool,
+        /// Forget FEED's failures (backoff, gone, abandoned, history): it is due at once.
+        #[arg(long, requires = "feed")]
+        reset: bool,
+        /// One feed, by URL or by the title shown, with its last 20 failures.
+        feed: Option<String>,
     },
     /// Render every output from the store, without polling.
     #[command(after_help = "Example:\n  tributary render")]
@@ -171,13 +177,22 @@ enum Command {
         feed: String,
     },
     /// Explain one entry: which feeds carried it, its identity key and why, whether it was
-    /// merged with a duplicate or dropped by a rule, and which outputs show it.
+    /// merged with a duplicate or dropped by a rule, and which outputs show it. The entry is
+    /// named by its link, guid, id in an output, or its title as shown (any case).
     #[command(
         after_help = "Examples:\n  tributary explain https://example.org/posts/1\n  tributary explain urn:uuid:6c1d6a8e-2f3b-4c8e-9a51-3b0e7d5f2a10"
     )]
     Explain {
-        /// The entry's link, guid, or id in an output (urn:uuid:…).
+        /// The entry's link, guid, id in an output (urn:uuid:…), or title.
         entry: String,
+    },
+    /// Start from nothing: write a commented starter config (DIR/tributary.toml) and its data
+    /// directory, and print the next commands to run.
+    #[command(after_help = "Examples:\n  tributary init\n  tributary init ~/planet")]
+    Init {
+        /// Where to write it (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  tributary completions bash > /etc/bash_completion.d/tributary")]
@@ -231,14 +246,23 @@ pub fn main() -> ExitCode {
     let status = match cli.command {
         Command::Poll { force } => runtime.block_on(poll::run(config, force, verbosity)),
         Command::Run => runtime.block_on(run::run(config)),
-        Command::Check => check::run(config),
-        Command::Feeds { json } => runtime.block_on(feeds::run(config, json)),
+        Command::Check => check::run(config, verbosity),
+        Command::Feeds { json, reset, feed } => {
+            runtime.block_on(feeds::run(config, feeds::Ask { json, feed, reset }))
+        }
         Command::Render => runtime.block_on(render(config, verbosity)),
-        Command::Import { file } => opml::import(config, &file, verbosity),
+        Command::Import { file } => match ensure_config(config) {
+            Ok(()) => opml::import(config, &file, verbosity),
+            Err(status) => status,
+        },
         Command::Export => runtime.block_on(opml::export(config)),
-        Command::Add { url, title, tags } => runtime.block_on(edit::add(config, &url, title, tags)),
-        Command::Remove { feed } => edit::remove(config, &feed),
+        Command::Add { url, title, tags } => match ensure_config(config) {
+            Ok(()) => runtime.block_on(edit::add(config, &url, title, tags)),
+            Err(status) => status,
+        },
+        Command::Remove { feed } => runtime.block_on(edit::remove(config, &feed)),
         Command::Explain { entry } => runtime.block_on(explain::run(config, &entry)),
+        Command::Init { dir } => init::run(&dir),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tributary", &mut std::io::stdout());
             Status::Ok
@@ -260,10 +284,49 @@ pub fn main() -> ExitCode {
 
 /// The config at `path`, or its problems printed (one per line) and the fatal status.
 fn load(path: &Path) -> Result<Config, Status> {
+    if !path.exists() {
+        eprintln!("{}", missing_config(path));
+        return Err(Status::Fatal);
+    }
     Config::load(path).map_err(|e| {
         eprintln!("error: invalid configuration\n{e}");
         Status::Fatal
     })
+}
+
+/// What to do when there is no config: where it was looked for, and how to make one.
+fn missing_config(path: &Path) -> String {
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    format!(
+        "error: no config at {} (from --config, else $TRIBUTARY_CONFIG, else ./tributary.toml)\n\
+         to start one here:       tributary init\n\
+         from your subscriptions: tributary import subscriptions.opml   (creates the config)\n\
+         or use another one:      tributary --config /etc/tributary/tributary.toml …",
+        shown.display()
+    )
+}
+
+/// For commands that edit the config (`add`, `import`): a missing config is created from the
+/// starter, and said so.
+fn ensure_config(path: &Path) -> Result<(), Status> {
+    if path.exists() {
+        return Ok(());
+    }
+    match init::write_starter(path) {
+        Ok(()) => {
+            eprintln!(
+                "created {} from the starter config (see `tributary init`)",
+                std::path::absolute(path)
+                    .unwrap_or_else(|_| path.to_path_buf())
+                    .display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(Status::Fatal)
+        }
+    }
 }
 
 /// The store of `config`, or the error printed and the fatal status.
@@ -319,6 +382,45 @@ async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
     drop(store);
     thread.join().await;
     report_outputs(&outputs, verbosity)
+}
+
+/// The configured URL (as written) of the feed the user named: by URL, by the title the config
+/// gives it, or by the title `feeds` shows (the feed's own, from the store), case-insensitively.
+/// `Ok(None)` when nothing matches (the caller says so in its own terms).
+pub(crate) async fn find_feed(config_path: &Path, wanted: &str) -> Result<Option<String>, Status> {
+    let config = load(config_path)?;
+    let wanted_trim = wanted.trim();
+    let same = |a: &str| a.trim().to_lowercase() == wanted_trim.to_lowercase();
+    if let Some(f) = config.feeds.iter().find(|f| {
+        f.url.as_str() == wanted_trim
+            || crate::model::display_url(&f.url) == wanted_trim
+            || f.key == wanted_trim
+            || f.title.as_deref().is_some_and(same)
+    }) {
+        return Ok(Some(f.url.to_string()));
+    }
+    if !config.store.path.exists() {
+        return Ok(None);
+    }
+    let (store, thread) = open_store(&config).await?;
+    let keys: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
+    let states = store.read(move |s| s.feeds_by_url(&keys)).await;
+    drop(store);
+    thread.join().await;
+    let states = states.map_err(|e| {
+        eprintln!("error: {e}");
+        Status::Fatal
+    })?;
+    Ok(config
+        .feeds
+        .iter()
+        .find(|f| {
+            states
+                .get(&f.key)
+                .and_then(|s| s.title.as_deref())
+                .is_some_and(same)
+        })
+        .map(|f| f.url.to_string()))
 }
 
 /// Writes command output to stdout; a closed pipe ends the process with success.

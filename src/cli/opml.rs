@@ -26,11 +26,14 @@ pub fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
         }
     };
     match append_feeds(config_path, &feeds) {
-        Ok((added, skipped)) => {
+        Ok(done) => {
             if verbosity != Verbosity::Quiet {
                 outln!(
-                    "imported {added} feeds into {} ({skipped} already there)",
-                    config_path.display()
+                    "imported {} feeds into {} ({} already there, {} of them given new titles or tags)",
+                    done.added,
+                    config_path.display(),
+                    done.skipped + done.updated,
+                    done.updated
                 );
             }
             Status::Ok
@@ -103,7 +106,7 @@ pub async fn export(config_path: &Path) -> Status {
     };
     // The store adds what only polling knows (a feed's own title, its site); without it the
     // config alone still makes a complete OPML.
-    let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
+    let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
     let states = match open_store(&config).await {
         Ok((store, thread)) => {
             let states = store
@@ -119,7 +122,7 @@ pub async fn export(config_path: &Path) -> Status {
     let feeds: Vec<FeedView> = config
         .feeds
         .iter()
-        .map(|f| FeedView::new(f, states.get(f.url.as_str())))
+        .map(|f| FeedView::new(f, states.get(&f.key)))
         .collect();
     let title = format!("Tributary subscriptions ({})", config_path.display());
     out!(

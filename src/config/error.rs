@@ -70,23 +70,6 @@ impl<'a> Locator<'a> {
         }
     }
 
-    /// A problem reported by the TOML deserializer, which knows the place but not the key path:
-    /// the key is recovered from the text around the span.
-    pub fn toml_problem(&self, err: &toml::de::Error) -> Problem {
-        let span = err.span().unwrap_or(0..0);
-        let message = err.message().trim().to_string();
-        let mut key = self.key_at(span.start);
-        // For an unknown field the span covers the bad key itself, so the path ends in it.
-        if let Some(field) = quoted_after(&message, "unknown field") {
-            if !key.ends_with(field) {
-                key = join_key(&key, field);
-            }
-        } else if let Some(field) = quoted_after(&message, "missing field") {
-            key = join_key(&key, field);
-        }
-        self.problem(span, key, message)
-    }
-
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.source.len());
         let before = &self.source[..floor_char_boundary(self.source, offset)];
@@ -95,70 +78,6 @@ impl<'a> Locator<'a> {
         let column = before[line_start..].chars().count() + 1;
         (line, column)
     }
-
-    /// The dotted key path at `offset`: the nearest table header above it (with the index of
-    /// array-of-tables entries, 1-based as people count) plus the key on the offset's line.
-    fn key_at(&self, offset: usize) -> String {
-        let offset = floor_char_boundary(self.source, offset.min(self.source.len()));
-        let mut table = String::new();
-        let mut counts: Vec<(String, usize)> = Vec::new();
-        let mut line_key = None;
-        let mut pos = 0;
-        for line in self.source.split_inclusive('\n') {
-            let start = pos;
-            pos += line.len();
-            let trimmed = line.trim();
-            if start > offset {
-                break;
-            }
-            let is_current = offset < pos || pos == self.source.len();
-            if let Some(name) = trimmed.strip_prefix("[[").and_then(|s| s.split("]]").next()) {
-                let name = name.trim().to_string();
-                let n = match counts.iter_mut().find(|(t, _)| *t == name) {
-                    Some((_, n)) => {
-                        *n += 1;
-                        *n
-                    }
-                    None => {
-                        counts.push((name.clone(), 1));
-                        1
-                    }
-                };
-                table = format!("{name}[{n}]");
-            } else if let Some(name) = trimmed.strip_prefix('[').and_then(|s| s.split(']').next()) {
-                table = name.trim().to_string();
-            } else if is_current && let Some((k, _)) = trimmed.split_once('=') {
-                let k = k.trim().trim_matches('"');
-                if !k.is_empty() && !k.starts_with('#') {
-                    line_key = Some(k.to_string());
-                }
-            }
-            if is_current {
-                break;
-            }
-        }
-        match line_key {
-            Some(k) => join_key(&table, &k),
-            None => table,
-        }
-    }
-}
-
-fn join_key(table: &str, key: &str) -> String {
-    if table.is_empty() {
-        key.to_string()
-    } else {
-        format!("{table}.{key}")
-    }
-}
-
-/// The first backquoted word after `marker` in a serde message such as
-/// "unknown field `concurency`, expected one of ...".
-fn quoted_after<'m>(message: &'m str, marker: &str) -> Option<&'m str> {
-    let rest = &message[message.find(marker)? + marker.len()..];
-    let start = rest.find('`')? + 1;
-    let len = rest[start..].find('`')?;
-    Some(&rest[start..start + len])
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -166,19 +85,4 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_at_names_array_tables_with_their_index() {
-        let src = "[poll]\ntimeout = 3\n\n[[feed]]\nurl = \"a\"\n\n[[feed]]\nurl = 5\n";
-        let loc = Locator::new(Path::new("c.toml"), src);
-        let offset = src.rfind('5').unwrap();
-        assert_eq!(loc.key_at(offset), "feed[2].url");
-        assert_eq!(loc.line_col(offset), (8, 7));
-        assert_eq!(loc.key_at(src.find('3').unwrap()), "poll.timeout");
-    }
 }

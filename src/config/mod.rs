@@ -62,11 +62,23 @@ pub struct Config {
     /// A hash of the config text. A feed found gone (410) under one version of the config is
     /// polled again once the config changes: the operator has looked at it since.
     pub fingerprint: String,
+    /// Things that work but are probably not what was meant (`check` prints them).
+    pub warnings: Vec<Problem>,
+    /// The file itself holds secrets (a password in a URL, a header value written out rather
+    /// than taken from `${NAME}`): `check` warns when others can read it.
+    pub holds_secrets: bool,
+    /// Line and column of the keys that checks after validation report on (`store.path`,
+    /// `output[N].path`, `output[N].template`), so that they too name their place.
+    pub places: std::collections::HashMap<String, (usize, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeConfig {
+    /// Where the outputs are served (the public side).
     pub listen: std::net::SocketAddr,
+    /// Where `/healthz` and `/metrics` are served: the operator's side, loopback by default.
+    /// The same address as `listen` serves both there.
+    pub admin_listen: std::net::SocketAddr,
     /// The public URL the outputs are reachable under (self links, WebSub).
     pub base_url: Option<Url>,
     /// A WebSub hub to announce in feeds and to ping when an output changes.
@@ -150,23 +162,26 @@ impl Config {
 
     /// Validates config `text` as if read from `path` (relative paths resolve against its directory).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Self::parse_with(path, text, &Secrets::from_process())
+    }
+
+    /// [`Config::parse`] with the places secrets are read from given (tests).
+    pub fn parse_with(path: &Path, text: &str, secrets: &Secrets) -> Result<Config, ConfigError> {
+        // One name for the file everywhere: the absolute path it was read from.
+        let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let locator = Locator::new(path, text);
-        let unknown = keys::unknown_keys(text, &locator);
-        let raw: RawConfig = match toml::from_str(text) {
-            Ok(raw) => raw,
-            Err(e) => {
-                let mut problems = unknown;
-                problems.push(locator.toml_problem(&e));
-                return Err(ConfigError { problems });
-            }
-        };
+        let (raw, problems): (RawConfig, Vec<Problem>) = raw::read(text, &locator);
         Validator {
             file: path.to_path_buf(),
             locator,
             base: base_dir(path),
-            problems: unknown,
-            seen_urls: std::collections::HashSet::new(),
+            problems,
+            warnings: Vec::new(),
+            seen_urls: std::collections::HashMap::new(),
             files_refused: false,
+            secrets,
+            uses_secrets: false,
+            places: std::collections::HashMap::new(),
         }
         .validate(path, raw, fingerprint(text))
     }
@@ -191,14 +206,142 @@ fn default_listen() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
+/// Loopback, on the port after the public one (port 0, "any", stays 0).
+fn default_admin_listen(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    let port = if listen.port() == 0 {
+        0
+    } else {
+        listen.port().wrapping_add(1)
+    };
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Whether a source written as a relative path looks like a host name someone meant as a URL
+/// (`example.org/feed.xml`): its first segment has a dot and ends in letters, like a domain.
+fn looks_like_a_host(text: &str) -> bool {
+    let first = text.split(['/', '?', '#']).next().unwrap_or("");
+    let Some((name, tld)) = first.rsplit_once('.') else {
+        return false;
+    };
+    !name.is_empty()
+        && !first.starts_with('.')
+        && tld.len() >= 2
+        && tld.chars().all(|c| c.is_ascii_alphabetic())
+        && first
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        && !matches!(
+            tld.to_ascii_lowercase().as_str(),
+            "xml" | "rss" | "atom" | "json" | "rdf" | "txt" | "html" | "htm" | "opml"
+        )
+}
+
+/// Where `${…}` references in the config are read from: the environment, files, and systemd
+/// credentials.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    env: std::collections::HashMap<String, String>,
+    credentials: Option<PathBuf>,
+}
+
+impl Secrets {
+    /// The process's environment and `$CREDENTIALS_DIRECTORY` (set by systemd's
+    /// `LoadCredential=`).
+    pub fn from_process() -> Secrets {
+        Secrets {
+            env: std::env::vars().collect(),
+            credentials: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        }
+    }
+
+    /// Only these variables, no credentials directory (tests).
+    pub fn from_vars(vars: &[(&str, &str)]) -> Secrets {
+        Secrets {
+            env: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            credentials: None,
+        }
+    }
+
+    /// `text` with its references replaced; the error names the reference, never a secret.
+    fn expand(&self, text: &str, base: &Path) -> Result<String, String> {
+        if !text.contains('$') {
+            return Ok(text.to_string());
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at..];
+            if let Some(literal) = after.strip_prefix("$${") {
+                out.push_str("${");
+                rest = literal;
+                continue;
+            }
+            let Some(body) = after.strip_prefix("${") else {
+                out.push('$');
+                rest = &after[1..];
+                continue;
+            };
+            let close = body
+                .find('}')
+                .ok_or_else(|| "`${` without a closing `}`".to_string())?;
+            let reference = &body[..close];
+            out.push_str(self.lookup(reference, base)?.trim_end_matches(['\n', '\r']));
+            rest = &body[close + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn lookup(&self, reference: &str, base: &Path) -> Result<String, String> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("`${{{reference}}}`: cannot read {what} {}: {e}", path.display()))
+        };
+        if let Some(file) = reference.strip_prefix("file:") {
+            return read(&base.join(file), "the file");
+        }
+        if let Some(name) = reference.strip_prefix("credential:") {
+            let Some(dir) = &self.credentials else {
+                return Err(format!(
+                    "`${{{reference}}}`: no systemd credentials here (CREDENTIALS_DIRECTORY is not set; \
+                     see LoadCredential= in the unit)"
+                ));
+            };
+            if name.contains('/') {
+                return Err(format!("`${{{reference}}}`: a credential name has no `/`"));
+            }
+            return read(&dir.join(name), "the credential");
+        }
+        let valid = !reference.is_empty() && reference.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "`${{{reference}}}` is not a reference: write ${{NAME}}, ${{file:PATH}} or ${{credential:NAME}}"
+            ));
+        }
+        self.env
+            .get(reference)
+            .cloned()
+            .ok_or_else(|| format!("the environment variable {reference} (in `${{{reference}}}`) is not set"))
+    }
+}
+
 struct Validator<'a> {
     file: PathBuf,
     locator: Locator<'a>,
     base: PathBuf,
     problems: Vec<Problem>,
-    seen_urls: std::collections::HashSet<Url>,
+    /// Things that work but are probably not what was meant.
+    warnings: Vec<Problem>,
+    /// Feeds seen so far by canonical URL, with the URL as written.
+    seen_urls: std::collections::HashMap<String, String>,
     /// Local files are refused as sources (the private-network guard is on).
     files_refused: bool,
+    secrets: &'a Secrets,
+    /// The file itself holds secrets (passwords in URLs, header values written out).
+    uses_secrets: bool,
+    /// See [`Config::places`].
+    places: std::collections::HashMap<String, (usize, usize)>,
 }
 
 impl Validator<'_> {
@@ -235,13 +378,16 @@ impl Validator<'_> {
         self.distinct_outputs(&outputs, serve.is_some());
         if self.problems.is_empty() {
             Ok(Config {
-                source: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+                source: path.to_path_buf(),
                 store,
                 poll,
                 feeds,
                 outputs,
                 serve,
                 fingerprint,
+                warnings: self.warnings,
+                holds_secrets: self.uses_secrets,
+                places: self.places,
             })
         } else {
             Err(ConfigError {
@@ -368,20 +514,44 @@ impl Validator<'_> {
 
     fn feed(&mut self, n: usize, raw: raw::RawFeed) -> Option<FeedSpec> {
         let key = |k: &str| format!("feed[{n}].{k}");
-        let url = self.source_url(&raw.url, &key("url"));
+        let Some(raw_url) = raw.url else {
+            self.report(
+                raw.span.clone(),
+                format!("feed[{n}]"),
+                "missing `url`: every [[feed]] needs one",
+            );
+            // The rest is checked all the same, so one run reports every problem.
+            self.rules(raw.include, raw.exclude, &key(""));
+            self.cron_opt(raw.schedule, &key("schedule"));
+            return None;
+        };
+        let url = self.source_url(&raw_url, &key("url"));
         if self.files_refused && url.as_ref().is_some_and(|u| u.scheme() == "file") {
             self.report(
-                raw.url.span(),
+                raw_url.span(),
                 key("url"),
                 "local files are refused while poll.deny_private_networks is on \
                  (set poll.allow_files = true to read them)",
             );
         }
         if let Some(url) = &url {
-            if self.seen_urls.contains(url) {
-                self.report(raw.url.span(), key("url"), format!("`{url}` is configured twice"));
-            } else {
-                self.seen_urls.insert(url.clone());
+            let canonical = crate::model::canonical_url(&crate::model::feed_key(url));
+            match self.seen_urls.get(&canonical) {
+                Some(first) if first == url.as_str() => {
+                    self.report(raw_url.span(), key("url"), format!("`{url}` is configured twice"));
+                }
+                Some(first) => {
+                    let message = format!(
+                        "`{}` is the same feed as `{}` configured before it (they differ only in case, \
+                         default port, fragment or tracking parameters); it would be fetched twice",
+                        crate::model::display_url(url),
+                        first
+                    );
+                    self.report(raw_url.span(), key("url"), message);
+                }
+                None => {
+                    self.seen_urls.insert(canonical, crate::model::display_url(url));
+                }
             }
         }
         let title = raw.title.map(|t| t.into_inner()).filter(|t| !t.trim().is_empty());
@@ -397,31 +567,59 @@ impl Validator<'_> {
         let rules = self.rules(raw.include, raw.exclude, &key(""));
         let mut headers = Vec::new();
         if let Some(table) = raw.headers {
-            let span = table.span();
             for (name, value) in table.into_inner() {
+                let header_key = key(&format!("headers.{name}"));
+                let span = value.span();
+                let literal = !value.get_ref().contains("${");
+                let Some(expanded) = self.expand(&value, &header_key) else {
+                    continue;
+                };
+                if literal && !expanded.trim().is_empty() {
+                    self.uses_secrets = true;
+                }
                 let valid_name = reqwest::header::HeaderName::try_from(name.as_str()).is_ok();
-                let valid_value = reqwest::header::HeaderValue::try_from(value.as_str()).is_ok();
+                let valid_value = reqwest::header::HeaderValue::try_from(expanded.as_str()).is_ok();
                 if valid_name && valid_value {
-                    headers.push((name, value));
+                    headers.push((name, expanded));
                 } else {
                     // The value may be a secret: the message names the header only.
                     self.report(
-                        span.clone(),
-                        key("headers"),
+                        span,
+                        header_key,
                         format!("`{name}` is not a valid HTTP header name and value"),
                     );
                 }
             }
         }
+        let url = url?;
+        if url.password().is_some() && !raw_url.get_ref().contains("${") {
+            self.uses_secrets = true;
+        }
         Some(FeedSpec {
-            url: url?,
+            key: crate::model::feed_key(&url),
+            url,
             title,
             tags,
             schedule,
             ignore_hints: raw.ignore_hints.unwrap_or(false),
+            disabled: raw.disabled.unwrap_or(false),
             rules,
             headers,
         })
+    }
+
+    /// `raw` with `${NAME}` (an environment variable), `${file:PATH}` (a file's content) and
+    /// `${credential:NAME}` (a systemd credential, `$CREDENTIALS_DIRECTORY/NAME`) replaced;
+    /// `$${` is a literal `${`. A reference that cannot be read is reported, naming the
+    /// reference, never the secret.
+    fn expand(&mut self, raw: &toml::Spanned<String>, key: &str) -> Option<String> {
+        match self.secrets.expand(raw.get_ref(), &self.base) {
+            Ok(text) => Some(text),
+            Err(message) => {
+                self.report(raw.span(), key, message);
+                None
+            }
+        }
     }
 
     /// The URL a feed reference resolves to, like `source_url` but without reporting.
@@ -434,7 +632,8 @@ impl Validator<'_> {
 
     /// A feed source: an `http(s)://` or `file://` URL, or a path relative to the config file.
     fn source_url(&mut self, raw: &toml::Spanned<String>, key: &str) -> Option<Url> {
-        let text = raw.get_ref().trim();
+        let expanded = self.expand(raw, key)?;
+        let text = expanded.trim();
         if text.is_empty() {
             self.report(raw.span(), key, "must not be empty");
             return None;
@@ -456,6 +655,16 @@ impl Validator<'_> {
             }
             Ok(_) | Err(url::ParseError::RelativeUrlWithoutBase) => {
                 let path = self.base.join(text);
+                if looks_like_a_host(text) && !path.exists() {
+                    self.warn(
+                        raw.span(),
+                        key,
+                        format!(
+                            "`{text}` is read as a file next to the config, which does not exist; \
+                             did you mean `https://{text}`?"
+                        ),
+                    );
+                }
                 match Url::from_file_path(&path) {
                     Ok(url) => Some(url),
                     Err(()) => {
@@ -479,25 +688,35 @@ impl Validator<'_> {
         base_url: Option<&Url>,
     ) -> Option<OutputSpec> {
         let key = |k: &str| format!("output[{n}].{k}");
-        let path_text = raw.path.get_ref().clone();
+        let raw_path = match raw.path {
+            Some(p) => p,
+            None => {
+                self.report(
+                    raw.span.clone(),
+                    format!("output[{n}]"),
+                    "missing `path`: every [[output]] needs one",
+                );
+                toml::Spanned::new(raw.span.clone(), String::new())
+            }
+        };
+        let path_text = raw_path.get_ref().clone();
         let path = if path_text.trim().is_empty() {
-            self.report(raw.path.span(), key("path"), "must not be empty");
+            if !raw_path.span().is_empty() && raw_path.span() != raw.span {
+                self.report(raw_path.span(), key("path"), "must not be empty");
+            }
             None
         } else {
-            Some(self.path(raw.path, &key("path")))
+            Some(self.path(raw_path, &key("path")))
         };
         let format = match raw.format {
             Some(f) => match OutputFormat::from_name(f.get_ref()) {
                 Some(format) => Some(format),
                 None => {
+                    let hint = keys::did_you_mean(f.get_ref(), OutputFormat::NAMES);
                     self.report(
                         f.span(),
                         key("format"),
-                        format!(
-                            "unknown format `{}`; expected one of: {}",
-                            f.get_ref(),
-                            OutputFormat::NAMES.join(", ")
-                        ),
+                        format!("unknown format `{}`{hint}", f.get_ref()),
                     );
                     None
                 }
@@ -539,11 +758,8 @@ impl Validator<'_> {
                 "link" => CrossFeedDedupe::Link,
                 "none" => CrossFeedDedupe::None,
                 other => {
-                    self.report(
-                        d.span(),
-                        key("dedupe"),
-                        format!("unknown value `{other}`; expected \"link\" or \"none\""),
-                    );
+                    let hint = keys::did_you_mean(other, &["link", "none"]);
+                    self.report(d.span(), key("dedupe"), format!("unknown value `{other}`{hint}"));
                     CrossFeedDedupe::Link
                 }
             },
@@ -580,7 +796,17 @@ impl Validator<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let self_url = base_url.and_then(|b| b.join(&file_name).ok()).map(String::from);
+        // Where subscribers fetch it: its own `url`, else the server's base_url + file name.
+        let self_url = match raw.url {
+            Some(u) => match Url::parse(u.get_ref()) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url.to_string()),
+                _ => {
+                    self.report(u.span(), key("url"), "must be an absolute http(s) URL");
+                    None
+                }
+            },
+            None => base_url.and_then(|b| b.join(&file_name).ok()).map(String::from),
+        };
         Some(OutputSpec {
             path: path?,
             format: format?,
@@ -606,12 +832,14 @@ impl Validator<'_> {
         all: &[FeedSpec],
         key: &dyn Fn(&str) -> String,
     ) -> Vec<Url> {
+        // A disabled feed is kept, but shown nowhere.
+        let all: Vec<&FeedSpec> = all.iter().filter(|f| !f.disabled).collect();
         if tags.is_empty() && listed.is_empty() {
             return all.iter().map(|f| f.url.clone()).collect();
         }
         let mut chosen: std::collections::HashSet<Url> = std::collections::HashSet::new();
         for tag in &tags {
-            let with_tag: Vec<&FeedSpec> = all.iter().filter(|f| f.tags.contains(tag.get_ref())).collect();
+            let with_tag: Vec<&&FeedSpec> = all.iter().filter(|f| f.tags.contains(tag.get_ref())).collect();
             if with_tag.is_empty() {
                 self.report(
                     tag.span(),
@@ -722,6 +950,21 @@ impl Validator<'_> {
             },
             None => default_listen(),
         };
+        // Health and metrics are for the operator: on loopback by default, next to `listen`.
+        let admin_listen = match raw.admin_listen {
+            Some(l) => match l.get_ref().parse::<std::net::SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    self.report(
+                        l.span(),
+                        "serve.admin_listen",
+                        format!("`{}` is not an address such as \"127.0.0.1:8081\"", l.get_ref()),
+                    );
+                    default_admin_listen(listen)
+                }
+            },
+            None => default_admin_listen(listen),
+        };
         let mut http_url = |raw: Option<toml::Spanned<String>>, key: &str| {
             let raw = raw?;
             match Url::parse(raw.get_ref()) {
@@ -760,6 +1003,7 @@ impl Validator<'_> {
             .unwrap_or(DEFAULT_IDLE_TIMEOUT);
         ServeConfig {
             listen,
+            admin_listen,
             base_url,
             websub_hub,
             max_connections,
@@ -773,11 +1017,13 @@ impl Validator<'_> {
         for (i, o) in outputs.iter().enumerate() {
             for earlier in &outputs[..i] {
                 if earlier.path == o.path || (served && earlier.file_name() == o.file_name()) {
+                    let key = format!("output[{}].path", i + 1);
+                    let (line, column) = self.places.get(&key).copied().unwrap_or((0, 0));
                     self.problems.push(Problem {
                         file: self.file.clone(),
-                        line: 0,
-                        column: 0,
-                        key: format!("output[{}].path", i + 1),
+                        line,
+                        column,
+                        key,
                         message: format!("`{}` is also another output's file name", o.file_name()),
                     });
                 }
@@ -786,6 +1032,8 @@ impl Validator<'_> {
     }
 
     fn path(&mut self, raw: toml::Spanned<String>, key: &str) -> PathBuf {
+        self.places
+            .insert(key.to_string(), self.locator.line_col(raw.span().start));
         let text = raw.get_ref();
         if text.trim().is_empty() {
             self.report(raw.span(), key, "must not be empty");
@@ -795,6 +1043,10 @@ impl Validator<'_> {
 
     fn report(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(self.locator.problem(span, key, message));
+    }
+
+    fn warn(&mut self, span: std::ops::Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(self.locator.problem(span, key, message));
     }
 }
 

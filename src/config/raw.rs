@@ -1,28 +1,30 @@
-//! The serde mirror of the TOML file: exactly what the user wrote, with spans.
-//!
-//! Nothing here is interpreted; `validate` turns it into a `Config`. Unknown keys are not
-//! silently ignored: `keys` reports each of them (with its place and a suggestion) before
-//! these structs are filled, so the structs themselves let them pass.
+//! What the user wrote, with the place of every value: the TOML parser's spanned tree read
+//! into plain structs, every problem of shape (an unknown key, a value of the wrong type, a
+//! missing required key, a syntax error) noted with its place as it is found, so that one
+//! run reports them all. Nothing here is interpreted; `validate` turns it into a `Config`.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
-#[derive(Debug, Default, Deserialize)]
+use super::error::{Locator, Problem};
+use super::keys;
+
+#[derive(Debug, Default)]
 pub(super) struct RawConfig {
-    #[serde(default)]
     pub store: RawStore,
-    #[serde(default)]
     pub poll: RawPoll,
-    #[serde(default)]
     pub feed: Vec<RawFeed>,
-    #[serde(default)]
     pub output: Vec<RawOutput>,
     pub serve: Option<RawServe>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub(super) struct RawServe {
     pub listen: Option<Spanned<String>>,
+    pub admin_listen: Option<Spanned<String>>,
     pub base_url: Option<Spanned<String>>,
     pub websub_hub: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<i64>>,
@@ -31,10 +33,10 @@ pub(super) struct RawServe {
 }
 
 /// A rule as written: a bare regex (any field) or `{ title = "regex" }` for one field;
-/// `validate` tells them apart (keeping the span, which an untagged enum would lose).
+/// `validate` tells them apart.
 pub(super) type RawRule = Spanned<toml::Value>;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub(super) struct RawStore {
     pub path: Option<Spanned<String>>,
     pub keep_days: Option<Spanned<i64>>,
@@ -42,7 +44,7 @@ pub(super) struct RawStore {
     pub housekeeping: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub(super) struct RawPoll {
     pub concurrency: Option<Spanned<i64>>,
     pub timeout: Option<Spanned<String>>,
@@ -58,40 +60,317 @@ pub(super) struct RawPoll {
     pub give_up_after: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub(super) struct RawFeed {
-    pub url: Spanned<String>,
+    /// Where the `[[feed]]` table is, for problems that have no key of their own.
+    pub span: Range<usize>,
+    pub url: Option<Spanned<String>>,
     pub title: Option<Spanned<String>>,
-    #[serde(default)]
     pub tags: Vec<Spanned<String>>,
     pub schedule: Option<Spanned<String>>,
     pub ignore_hints: Option<bool>,
+    pub disabled: Option<bool>,
     /// Extra request headers (API keys, bearer tokens), sent to the feed's host only.
-    #[serde(default)]
-    pub headers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
-    #[serde(default)]
+    pub headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     pub include: Vec<RawRule>,
-    #[serde(default)]
     pub exclude: Vec<RawRule>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub(super) struct RawOutput {
-    pub path: Spanned<String>,
+    pub span: Range<usize>,
+    pub path: Option<Spanned<String>>,
     pub format: Option<Spanned<String>>,
     pub title: Option<Spanned<String>>,
     pub limit: Option<Spanned<i64>>,
     pub id: Option<Spanned<String>>,
-    #[serde(default)]
     pub tags: Vec<Spanned<String>>,
-    #[serde(default)]
     pub feeds: Vec<Spanned<String>>,
-    #[serde(default)]
     pub include: Vec<RawRule>,
-    #[serde(default)]
     pub exclude: Vec<RawRule>,
     pub dedupe: Option<Spanned<String>>,
     pub template: Option<Spanned<String>>,
     pub link: Option<Spanned<String>>,
     pub description: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
+}
+
+/// Reads `text` into a [`RawConfig`], with every problem of shape it has.
+pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem>) {
+    let (root, errors) = DeTable::parse_recoverable(text);
+    let mut r = Reader {
+        locator,
+        problems: errors
+            .iter()
+            .map(|e| {
+                locator.problem(
+                    e.span().unwrap_or(0..0),
+                    String::new(),
+                    format!("TOML syntax: {}", e.message().trim()),
+                )
+            })
+            .collect(),
+    };
+    let top = root.get_ref();
+    r.unknown(top, keys::TOP, "");
+    let mut raw = RawConfig::default();
+    if let Some(store) = r.table(top, "store", "store") {
+        r.unknown(store, keys::STORE, "store");
+        raw.store = RawStore {
+            path: r.string(store, "path", "store"),
+            keep_days: r.integer(store, "keep_days", "store"),
+            keep_per_feed: r.integer(store, "keep_per_feed", "store"),
+            housekeeping: r.string(store, "housekeeping", "store"),
+        };
+    }
+    if let Some(poll) = r.table(top, "poll", "poll") {
+        r.unknown(poll, keys::POLL, "poll");
+        let p = "poll";
+        raw.poll = RawPoll {
+            concurrency: r.integer(poll, "concurrency", p),
+            timeout: r.string(poll, "timeout", p),
+            user_agent: r.string(poll, "user_agent", p),
+            max_body: r.string(poll, "max_body", p),
+            new_feed_entries: r.integer(poll, "new_feed_entries", p),
+            deny_private_networks: r.boolean(poll, "deny_private_networks", p),
+            allow_files: r.boolean(poll, "allow_files", p),
+            schedule: r.string(poll, "schedule", p),
+            jitter: r.string(poll, "jitter", p),
+            per_host: r.integer(poll, "per_host", p),
+            shutdown_grace: r.string(poll, "shutdown_grace", p),
+            give_up_after: r.string(poll, "give_up_after", p),
+        };
+    }
+    if let Some(serve) = r.table(top, "serve", "serve") {
+        r.unknown(serve, keys::SERVE, "serve");
+        let p = "serve";
+        raw.serve = Some(RawServe {
+            listen: r.string(serve, "listen", p),
+            admin_listen: r.string(serve, "admin_listen", p),
+            base_url: r.string(serve, "base_url", p),
+            websub_hub: r.string(serve, "websub_hub", p),
+            max_connections: r.integer(serve, "max_connections", p),
+            header_timeout: r.string(serve, "header_timeout", p),
+            idle_timeout: r.string(serve, "idle_timeout", p),
+        });
+    }
+    for (n, (span, feed)) in r.tables(top, "feed").into_iter().enumerate() {
+        let p = format!("feed[{}]", n + 1);
+        r.unknown(feed, keys::FEED, &p);
+        raw.feed.push(RawFeed {
+            span,
+            url: r.string(feed, "url", &p),
+            title: r.string(feed, "title", &p),
+            tags: r.strings(feed, "tags", &p),
+            schedule: r.string(feed, "schedule", &p),
+            ignore_hints: r.boolean(feed, "ignore_hints", &p),
+            disabled: r.boolean(feed, "disabled", &p),
+            headers: r.string_map(feed, "headers", &p),
+            include: r.rules(feed, "include", &p),
+            exclude: r.rules(feed, "exclude", &p),
+        });
+    }
+    for (n, (span, output)) in r.tables(top, "output").into_iter().enumerate() {
+        let p = format!("output[{}]", n + 1);
+        r.unknown(output, keys::OUTPUT, &p);
+        raw.output.push(RawOutput {
+            span,
+            path: r.string(output, "path", &p),
+            format: r.string(output, "format", &p),
+            title: r.string(output, "title", &p),
+            limit: r.integer(output, "limit", &p),
+            id: r.string(output, "id", &p),
+            tags: r.strings(output, "tags", &p),
+            feeds: r.strings(output, "feeds", &p),
+            include: r.rules(output, "include", &p),
+            exclude: r.rules(output, "exclude", &p),
+            dedupe: r.string(output, "dedupe", &p),
+            template: r.string(output, "template", &p),
+            link: r.string(output, "link", &p),
+            description: r.string(output, "description", &p),
+            url: r.string(output, "url", &p),
+        });
+    }
+    (raw, r.problems)
+}
+
+struct Reader<'a, 'l> {
+    locator: &'a Locator<'l>,
+    problems: Vec<Problem>,
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+impl Reader<'_, '_> {
+    fn wrong(&mut self, value: &Value<'_>, key: String, expected: &str) {
+        let message = format!("must be {expected}, not {}", article(value.get_ref().type_str()));
+        self.problems
+            .push(self.locator.problem(value.span(), key, message));
+    }
+
+    fn unknown(&mut self, table: &DeTable<'_>, known: &[&str], path: &str) {
+        self.problems
+            .extend(keys::unknown(table, known, path, self.locator));
+    }
+
+    fn table<'t, 'i>(&mut self, parent: &'t DeTable<'i>, name: &str, key: &str) -> Option<&'t DeTable<'i>> {
+        let value = parent.get(name)?;
+        match value.get_ref().as_table() {
+            Some(t) => Some(t),
+            None => {
+                self.wrong(value, key.to_string(), "a table");
+                None
+            }
+        }
+    }
+
+    /// The tables of an array of tables (`[[feed]]`), with their places.
+    fn tables<'t, 'i>(
+        &mut self,
+        parent: &'t DeTable<'i>,
+        name: &str,
+    ) -> Vec<(Range<usize>, &'t DeTable<'i>)> {
+        let Some(value) = parent.get(name) else {
+            return Vec::new();
+        };
+        let Some(items) = value.get_ref().as_array() else {
+            self.wrong(value, name.to_string(), &format!("a list of tables ([[{name}]])"));
+            return Vec::new();
+        };
+        let mut tables = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.get_ref().as_table() {
+                Some(t) => tables.push((item.span(), t)),
+                None => self.wrong(item, format!("{name}[{}]", i + 1), "a table"),
+            }
+        }
+        tables
+    }
+
+    fn string(&mut self, table: &DeTable<'_>, name: &str, path: &str) -> Option<Spanned<String>> {
+        let value = table.get(name)?;
+        match value.get_ref().as_str() {
+            Some(s) => Some(Spanned::new(value.span(), s.to_string())),
+            None => {
+                self.wrong(value, join(path, name), "a string");
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, table: &DeTable<'_>, name: &str, path: &str) -> Option<Spanned<i64>> {
+        let value = table.get(name)?;
+        match value
+            .get_ref()
+            .as_integer()
+            .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
+        {
+            Some(n) => Some(Spanned::new(value.span(), n)),
+            None => {
+                self.wrong(value, join(path, name), "a whole number");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, table: &DeTable<'_>, name: &str, path: &str) -> Option<bool> {
+        let value = table.get(name)?;
+        match value.get_ref().as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.wrong(value, join(path, name), "true or false");
+                None
+            }
+        }
+    }
+
+    fn list<'t, 'i>(&mut self, table: &'t DeTable<'i>, name: &str, path: &str) -> &'t [Value<'i>] {
+        let Some(value) = table.get(name) else {
+            return &[];
+        };
+        match value.get_ref().as_array() {
+            Some(items) => items,
+            None => {
+                self.wrong(value, join(path, name), "a list (`[...]`)");
+                &[]
+            }
+        }
+    }
+
+    fn strings(&mut self, table: &DeTable<'_>, name: &str, path: &str) -> Vec<Spanned<String>> {
+        let key = join(path, name);
+        let mut out = Vec::new();
+        for item in self.list(table, name, path) {
+            match item.get_ref().as_str() {
+                Some(s) => out.push(Spanned::new(item.span(), s.to_string())),
+                None => self.wrong(item, key.clone(), "a string"),
+            }
+        }
+        out
+    }
+
+    fn rules(&mut self, table: &DeTable<'_>, name: &str, path: &str) -> Vec<RawRule> {
+        self.list(table, name, path)
+            .iter()
+            .map(|item| Spanned::new(item.span(), plain_value(item.get_ref())))
+            .collect()
+    }
+
+    fn string_map(
+        &mut self,
+        table: &DeTable<'_>,
+        name: &str,
+        path: &str,
+    ) -> Option<Spanned<BTreeMap<String, Spanned<String>>>> {
+        let value = table.get(name)?;
+        let Some(entries) = value.get_ref().as_table() else {
+            self.wrong(value, join(path, name), "a table of strings");
+            return None;
+        };
+        let mut map = BTreeMap::new();
+        for (k, v) in entries {
+            match v.get_ref().as_str() {
+                Some(s) => {
+                    map.insert(k.get_ref().to_string(), Spanned::new(v.span(), s.to_string()));
+                }
+                None => self.wrong(v, format!("{}.{}", join(path, name), k.get_ref()), "a string"),
+            }
+        }
+        Some(Spanned::new(value.span(), map))
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn article(type_name: &str) -> String {
+    match type_name.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => format!("an {type_name}"),
+        _ => format!("a {type_name}"),
+    }
+}
+
+/// A value of the spanned tree as a plain `toml::Value` (rules are small; their places are
+/// kept on the whole rule).
+fn plain_value(value: &DeValue<'_>) -> toml::Value {
+    match value {
+        DeValue::String(s) => toml::Value::String(s.to_string()),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .map(toml::Value::Integer)
+            .unwrap_or_else(|_| toml::Value::String(i.as_str().to_string())),
+        DeValue::Float(f) => toml::Value::String(f.as_str().to_string()),
+        DeValue::Boolean(b) => toml::Value::Boolean(*b),
+        DeValue::Datetime(d) => toml::Value::Datetime(*d),
+        DeValue::Array(items) => toml::Value::Array(items.iter().map(|i| plain_value(i.get_ref())).collect()),
+        DeValue::Table(t) => toml::Value::Table(
+            t.iter()
+                .map(|(k, v)| (k.get_ref().to_string(), plain_value(v.get_ref())))
+                .collect(),
+        ),
+    }
 }

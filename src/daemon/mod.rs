@@ -179,7 +179,7 @@ fn index_feeds(config: &Config) -> HashMap<String, usize> {
         .feeds
         .iter()
         .enumerate()
-        .map(|(i, f)| (f.url.to_string(), i))
+        .map(|(i, f)| (f.key.clone(), i))
         .collect()
 }
 
@@ -670,8 +670,8 @@ impl Daemon {
                 return;
             }
         };
-        let old: HashSet<&str> = self.config.feeds.iter().map(|f| f.url.as_str()).collect();
-        let new: HashSet<&str> = config.feeds.iter().map(|f| f.url.as_str()).collect();
+        let old: HashSet<&str> = self.config.feeds.iter().map(|f| f.key.as_str()).collect();
+        let new: HashSet<&str> = config.feeds.iter().map(|f| f.key.as_str()).collect();
         let added = new.difference(&old).count();
         let removed = old.difference(&new).count();
         let outputs_changed = self.config.outputs != config.outputs;
@@ -683,7 +683,7 @@ impl Daemon {
         // Queued feeds that left the config are not polled (their schedule is gone already).
         for job in self
             .poller
-            .take_queued_where(|job| !specs.contains_key(job.url().as_str()))
+            .take_queued_where(|job| !specs.contains_key(job.key()))
         {
             self.claimed.remove(&job.feed_id());
         }

@@ -251,7 +251,13 @@ impl Fetcher {
             }
             // Credentials belong to the feed's host: never sent after a redirect elsewhere.
             if same_host {
-                if !origin.username().is_empty() {
+                // A configured Authorization header is what the operator asked for: it wins
+                // over credentials in the URL.
+                let explicit = request
+                    .headers
+                    .iter()
+                    .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+                if !origin.username().is_empty() && !explicit {
                     builder = builder.basic_auth(
                         percent_decode(origin.username()),
                         origin.password().map(percent_decode),

@@ -6,6 +6,8 @@
 //! escapes everything it prints in an `.html` template; entry bodies, already sanitized on the
 //! way in, are the only values marked safe. The built-in template documents the variables.
 
+use std::path::Path;
+
 use minijinja::{Environment, context};
 use serde::Serialize;
 
@@ -100,6 +102,33 @@ fn escape_minimal(
     minijinja::escape_formatter(out, state, value)
 }
 
+/// The template's name, which its errors carry (`(in /etc/tributary/page.html:12)`): the
+/// user's file as they named it, or the built-in one.
+fn template_name(path: Option<&Path>) -> String {
+    path.map_or_else(|| "page.html (built in)".to_string(), |p| p.display().to_string())
+}
+
+/// An environment holding the page template (the user's file, else the built-in one),
+/// compiled: a syntax error is found here, with its line in that file.
+fn environment(path: Option<&Path>) -> Result<Environment<'static>, String> {
+    let source = match path {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        None => BUILT_IN.to_string(),
+    };
+    let mut env = Environment::new();
+    env.set_formatter(escape_minimal);
+    // Whatever the file is called, what it prints is escaped as HTML.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_template_owned(template_name(path), source)
+        .map_err(|e| e.to_string())?;
+    Ok(env)
+}
+
+/// Compiles the page template at `path` (for `check`): its syntax errors, located in it.
+pub fn check_template(path: &Path) -> Result<(), String> {
+    environment(Some(path)).map(drop)
+}
+
 pub(super) fn render(
     spec: &OutputSpec,
     selection: &Selection,
@@ -113,15 +142,7 @@ pub(super) fn render(
             .map_or_else(|| "(built in)".to_string(), |p| p.display().to_string()),
         message,
     };
-    let source = match &spec.template {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| template_error(e.to_string()))?,
-        None => BUILT_IN.to_string(),
-    };
-    let mut env = Environment::new();
-    env.set_formatter(escape_minimal);
-    // Names ending in .html turn on auto-escaping.
-    env.add_template_owned("page.html", source)
-        .map_err(|e| template_error(e.to_string()))?;
+    let env = environment(spec.template.as_deref()).map_err(template_error)?;
 
     let mut days: Vec<Day<'_>> = Vec::new();
     for out in &selection.entries {
@@ -180,7 +201,7 @@ pub(super) fn render(
         .collect();
     let feeds: Vec<FeedLink<'_>> = selection.feeds.iter().map(FeedLink::from).collect();
     let template = env
-        .get_template("page.html")
+        .get_template(&template_name(spec.template.as_deref()))
         .map_err(|e| template_error(e.to_string()))?;
     let html = template
         .render(context! {

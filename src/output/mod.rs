@@ -9,6 +9,7 @@
 
 mod atom;
 mod html;
+pub use html::check_template;
 mod jsonfeed;
 pub mod opml;
 mod rss;

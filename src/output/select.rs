@@ -78,12 +78,12 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
         .iter()
         .filter(|f| selected.contains(f.url.as_str()))
         .collect();
-    let urls: Vec<String> = specs.iter().map(|f| f.url.to_string()).collect();
+    let urls: Vec<String> = specs.iter().map(|f| f.key.clone()).collect();
     let states = store.feeds_by_url(&urls)?;
     let mut views: HashMap<i64, FeedView> = HashMap::new();
     let mut feeds = Vec::with_capacity(specs.len());
     for f in &specs {
-        let state = states.get(f.url.as_str());
+        let state = states.get(&f.key);
         let view = FeedView::new(f, state);
         if let Some(state) = state {
             views.insert(state.id, view.clone());
@@ -95,7 +95,7 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
     let order: HashMap<i64, usize> = specs
         .iter()
         .enumerate()
-        .filter_map(|(i, f)| states.get(f.url.as_str()).map(|s| (s.id, i)))
+        .filter_map(|(i, f)| states.get(&f.key).map(|s| (s.id, i)))
         .collect();
     let mut entries: Vec<OutputEntry> = Vec::new();
     let mut seen_links: HashSet<String> = HashSet::new();

@@ -360,13 +360,13 @@ async fn output_health(server: &Server) -> Result<Vec<crate::model::OutputState>
 /// Every configured feed's health, from the store. Never shows credentials.
 async fn feed_health(server: &Server) -> Result<Vec<FeedHealth>, crate::store::StoreError> {
     let config = server.config();
-    let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
+    let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
     let states = server.inner.store.read(move |s| s.feeds_by_url(&urls)).await?;
     Ok(config
         .feeds
         .iter()
         .map(|spec| {
-            let state = states.get(spec.url.as_str());
+            let state = states.get(&spec.key);
             let failing = state.is_some_and(|s| s.consecutive_failures > 0);
             FeedHealth {
                 url: display_url(&spec.url),

@@ -391,6 +391,7 @@ impl Store {
             "SELECT {ENTRY_COLUMNS} FROM entries
              WHERE link = ?1 OR canonical_link = ?2 OR guid = ?1 OR key = ?1
                 OR key IN ('guid:' || ?1, 'link:' || ?2)
+                OR lower(title) = lower(?1)
              ORDER BY id"
         ))?;
         let entries = stmt

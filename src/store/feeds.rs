@@ -52,6 +52,9 @@ pub struct Claimed {
     pub next: Option<DateTime<Utc>>,
 }
 
+/// Failures kept per feed for its error history.
+pub const ERROR_HISTORY: i64 = 20;
+
 /// How many consecutive polls must see the same permanent redirect before the feed moves:
 /// one 301 can be a mistake, three in a row are a decision.
 pub const MOVE_AFTER: u32 = 3;
@@ -131,6 +134,19 @@ impl Store {
         Ok(states)
     }
 
+    /// Renames feeds stored under an old identity (`old` → `new`) when the new one is not taken:
+    /// databases from before identities left credentials out stored feed URLs whole.
+    pub fn rekey_feeds(&mut self, renames: &[(String, String)]) -> Result<usize, StoreError> {
+        let mut renamed = 0;
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE feeds SET url = ?2 WHERE url = ?1 AND NOT EXISTS (SELECT 1 FROM feeds WHERE url = ?2)",
+        )?;
+        for (old, new) in renames {
+            renamed += stmt.execute(params![old, new])?;
+        }
+        Ok(renamed)
+    }
+
     /// One feed by its source URL.
     pub fn feed(&self, url: &str) -> Result<Option<FeedState>, StoreError> {
         Ok(self
@@ -203,8 +219,49 @@ impl Store {
                         scheduled.key,
                         abandoned,
                     ])?;
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO feed_errors (feed_id, at, kind, message) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![feed_id, to_unix(now), kind.as_str(), error])?;
+                self.conn
+                    .prepare_cached(
+                        "DELETE FROM feed_errors WHERE feed_id = ?1 AND id <= (
+                             SELECT id FROM feed_errors WHERE feed_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    )?
+                    .execute(params![feed_id, ERROR_HISTORY])?;
             }
         }
+        Ok(())
+    }
+
+    /// A feed's recent failures, newest first.
+    pub fn feed_errors(&self, feed_id: i64) -> Result<Vec<crate::model::FeedError>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, kind, message FROM feed_errors WHERE feed_id = ?1 ORDER BY id DESC",
+        )?;
+        let rows = stmt.query_map([feed_id], |r| {
+            Ok(crate::model::FeedError {
+                at: from_unix(r.get(0)?),
+                kind: FailureKind::from_name(&r.get::<_, String>(1)?).unwrap_or(FailureKind::Internal),
+                message: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets a feed's failures (`feeds --reset`): no backoff, no gone, no history; due at once.
+    pub fn reset_feed(&mut self, feed_id: i64) -> Result<(), StoreError> {
+        let tx = self.conn.savepoint()?;
+        tx.execute(
+            "UPDATE feeds SET failures = 0, last_error = NULL, failing_since = NULL, failure_kind = NULL,
+                 retry_after = NULL, gone_at = NULL, gone_config = NULL, abandoned_at = NULL,
+                 next_due = 0, lease_until = NULL
+             WHERE id = ?1",
+            [feed_id],
+        )?;
+        tx.execute("DELETE FROM feed_errors WHERE feed_id = ?1", [feed_id])?;
+        tx.commit()?;
         Ok(())
     }
 

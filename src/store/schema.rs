@@ -141,6 +141,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE feeds ADD COLUMN repairs TEXT;
     "#,
+    // 10: each feed's recent failures, for `feeds URL` (the last 20 are kept).
+    r#"
+    CREATE TABLE feed_errors (
+        id              INTEGER PRIMARY KEY,
+        feed_id         INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        at              INTEGER NOT NULL,
+        kind            TEXT NOT NULL,
+        message         TEXT NOT NULL
+    );
+    CREATE INDEX feed_errors_by_feed ON feed_errors (feed_id, id);
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

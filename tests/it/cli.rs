@@ -416,3 +416,113 @@ async fn progress_bar_only_on_a_terminal() {
     let piped = ws.poll().await;
     assert!(!piped.stderr.contains("polling [") && !piped.stdout.contains("polling ["));
 }
+
+/// `check` reports every problem of a config in one run, each as FILE:LINE:COL: key: message,
+/// the file named the same way every time: one mistake of each kind.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_every_problem_at_once_with_its_place() {
+    let ws = Workspace::new();
+    ws.write("broken.html", b"<p>{{ title </p>{% endfor %}\n");
+    let config = "\
+[store]
+keep_days = \"forever\"
+
+[poll]
+concurency = 3
+timeout = \"soon\"
+schedule = \"every hour\"
+deny_private_networks = \"yes\"
+
+[[feed]]
+title = \"No url here\"
+exclude = [\"(\"]
+
+[[feed]]
+url = \"https://EXAMPLE.org:443/a.xml#top\"
+
+[[feed]]
+url = \"https://example.org/a.xml\"
+
+[[feed]]
+url = \"gopher://old.example/\"
+
+[[feed]]
+url = \"https://x.example/${NOT_SET_ANYWHERE}\"
+
+[[output]]
+path = \"public/all.atom\"
+format = \"atomm\"
+
+[[output]]
+format = \"rss\"
+
+[[output]]
+path = \"public/index.html\"
+format = \"html\"
+template = \"broken.html\"
+dedupe = \"links\"
+";
+    ws.write_config(config);
+    let run = ws.tributary(&["check"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    let file = ws.path("tributary.toml").display().to_string();
+    let expected = [
+        ":2:13: store.keep_days: must be a whole number",
+        ":5:1: poll.concurency: unknown key `concurency`; did you mean `concurrency`?",
+        ":6:11: poll.timeout:",
+        ":7:12: poll.schedule:",
+        ":8:25: poll.deny_private_networks: must be true or false",
+        ": feed[1]: missing `url`",
+        ":12:12: feed[1].exclude: invalid regular expression",
+        ":18:7: feed[3].url: `https://example.org/a.xml` is the same feed as `https://example.org/a.xml#top`",
+        ":21:7: feed[4].url: unsupported scheme `gopher`",
+        ":24:7: feed[5].url: the environment variable NOT_SET_ANYWHERE",
+        ":28:10: output[1].format: unknown format `atomm`; did you mean `atom`?",
+        ": output[2]: missing `path`",
+        ":37:10: output[3].dedupe: unknown value `links`; did you mean `link`?",
+    ];
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    for want in expected {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&file) && l.contains(want)),
+            "missing {want:?} in:\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.ends_with(&format!("13 problems in {file}\n")),
+        "{}",
+        run.stdout
+    );
+    // Once those are fixed, the template's syntax error is found in the template's own file.
+    ws.write_config(
+        "[[feed]]\nurl = \"example.org/feed.xml\"\n\n[[output]]\npath = \"public/index.html\"\nformat = \"html\"\ntemplate = \"broken.html\"\n",
+    );
+    let run = ws.tributary(&["check", "-v"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout.contains(":7:12: output[1].template:") && run.stdout.contains("broken.html:1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("warning: ")
+            && run
+                .stdout
+                .contains("did you mean `https://example.org/feed.xml`?"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("database: {}", ws.path("tributary.db").display())),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("output[1]: {}", ws.path("public/index.html").display())),
+        "{}",
+        run.stdout
+    );
+}

@@ -892,3 +892,85 @@ async fn the_private_network_guard_covers_proxies_and_local_files() {
     );
     assert_eq!(ws.poll().await.code, 0);
 }
+
+/// Secrets have a home: `${NAME}` from the environment, `${file:PATH}` and systemd's
+/// `${credential:NAME}`, in URLs and header values; an unset one is a `check` error naming the
+/// reference. Credentials never reach the store (a feed's identity leaves them out, so a new
+/// password is the same feed), and a config that holds secrets itself and is world-readable
+/// gets a warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_come_from_the_environment_files_and_credentials_never_the_store() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/private.xml",
+        Route::rss(rss("p", &[(Some("p1"), None, "Members only", "x", Some(D1))])),
+    );
+    let ws = Workspace::new();
+    ws.write("secrets/password", b"s3cret-pw\n");
+    let creds = ws.path("creds");
+    std::fs::create_dir_all(&creds).unwrap();
+    crate::support::write_file(&creds.join("api-key"), b"key-from-systemd");
+    let url = server
+        .url("/private.xml")
+        .replace("http://", "http://reader:${file:secrets/password}@");
+    let config = format!(
+        "[store]\npath = \"data/t.db\"\n\n[[feed]]\nurl = \"{url}\"\n\
+         headers = {{ Authorization = \"Bearer ${{FEED_TOKEN}}\", X-Api-Key = \"${{credential:api-key}}\" }}\n\n\
+         [[output]]\npath = \"public/all.atom\"\n"
+    );
+    ws.write_config(&config);
+    let creds_dir = creds.display().to_string();
+    let env = [
+        ("FEED_TOKEN", "tok-123"),
+        ("CREDENTIALS_DIRECTORY", creds_dir.as_str()),
+    ];
+    let missing = ws
+        .tributary_env(&["check"], &[("CREDENTIALS_DIRECTORY", creds_dir.as_str())])
+        .await;
+    assert_eq!(missing.code, 2, "{missing:?}");
+    assert!(
+        missing
+            .stdout
+            .contains("feed[1].headers.Authorization: the environment variable FEED_TOKEN"),
+        "{}",
+        missing.stdout
+    );
+    let run = ws.tributary_env(&["poll"], &env).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let seen = &server.requests("/private.xml")[0].headers;
+    assert_eq!(seen["authorization"], "Bearer tok-123");
+    assert_eq!(seen["x-api-key"], "key-from-systemd");
+    // The store knows the feed by its URL without credentials.
+    let stored: String = ws
+        .db()
+        .query_row("SELECT url FROM feeds", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, server.url("/private.xml"));
+    let dump = std::fs::read(ws.path("data/t.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&dump).contains("s3cret"),
+        "no password in the database"
+    );
+    // A new password: the same feed, its entry not stored again.
+    ws.write("secrets/password", b"rotated\n");
+    let again = ws.tributary_env(&["poll", "--force"], &env).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(ws.rows().len(), 1);
+    let feeds: i64 = ws
+        .db()
+        .query_row("SELECT COUNT(*) FROM feeds", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(feeds, 1);
+
+    // Secrets written into a world-readable file: a warning.
+    use std::os::unix::fs::PermissionsExt;
+    ws.write_config(&config.replace("${FEED_TOKEN}", "literal-token"));
+    std::fs::set_permissions(ws.path("tributary.toml"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let check = ws.tributary_env(&["check"], &env).await;
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(
+        check.stdout.contains("warning:") && check.stdout.contains("every user can read it"),
+        "{}",
+        check.stdout
+    );
+}
