@@ -566,7 +566,7 @@ async fn abuse(base: &Path) {
     std::fs::write(dir.join("feeds/a.xml"), rss(1, 1)).expect("feed");
     std::fs::write(
         dir.join("tributary.toml"),
-        "[store]\npath = \"abuse.db\"\n\n[serve]\nlisten = \"127.0.0.9:0\"\n\n[[feed]]\nurl = \"feeds/a.xml\"\n\n\
+        "[store]\npath = \"abuse.db\"\n\n[serve]\nlisten = \"127.0.0.9:0\"\nadmin_listen = \"same\"\n\n[[feed]]\nurl = \"feeds/a.xml\"\n\n\
          [[output]]\npath = \"public/all.atom\"\n",
     )
     .expect("config");

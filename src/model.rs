@@ -148,6 +148,24 @@ impl FailureKind {
     }
 }
 
+impl FailureKind {
+    /// What it means, for readers of a public page: no URLs, paths or server messages.
+    pub fn public_text(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "the feed did not answer in time",
+            FailureKind::Connect => "the feed's server could not be reached",
+            FailureKind::ServerError => "the feed's server had an error",
+            FailureKind::RateLimited => "the feed's server asked to come back later",
+            FailureKind::ClientError => "the feed's address no longer works",
+            FailureKind::Gone => "the feed was removed by its publisher",
+            FailureKind::TooLarge => "the feed is too large",
+            FailureKind::Refused => "the feed's address is not allowed here",
+            FailureKind::Parse => "the feed could not be read",
+            FailureKind::Internal => "the feed could not be polled",
+        }
+    }
+}
+
 impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

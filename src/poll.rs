@@ -85,6 +85,8 @@ pub struct FeedReport {
     pub recovered_after: u32,
     /// Repairs the document needed that the last one did not: news to report once.
     pub newly_repaired: Vec<crate::model::Repair>,
+    /// How long the poll took, fetch to commit (zero for a skipped feed).
+    pub elapsed: Duration,
 }
 
 impl FeedReport {
@@ -363,6 +365,7 @@ fn skipped(job: &Job, reason: String, next_due: Option<DateTime<Utc>>) -> FeedRe
         abandoned: false,
         recovered_after: 0,
         newly_repaired: Vec::new(),
+        elapsed: Duration::ZERO,
     }
 }
 
@@ -544,6 +547,7 @@ impl Poller {
                         abandoned: false,
                         recovered_after: 0,
                         newly_repaired: Vec::new(),
+                        elapsed: Duration::ZERO,
                     },
                     penalty: None,
                 }
@@ -751,6 +755,7 @@ async fn poll_one(
         target,
         policy,
     } = job;
+    let started = Instant::now();
     let store = &context.store;
     let url = display_url(&spec.url);
     let host = host_key(&target);
@@ -890,6 +895,7 @@ async fn poll_one(
     let report = FeedReport {
         recovered_after,
         newly_repaired,
+        elapsed: started.elapsed(),
         feed_id,
         url,
         result,

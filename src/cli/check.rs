@@ -84,11 +84,13 @@ fn print_resolved(config: &Config) {
         );
     }
     if let Some(serve) = &config.serve {
-        outln!(
-            "serving outputs on {}, /healthz and /metrics on {}",
-            serve.listen,
-            serve.admin_listen
-        );
+        match serve.admin_listen {
+            Some(admin) => outln!(
+                "serving outputs on {}, /healthz and /metrics on {admin}",
+                serve.listen
+            ),
+            None => outln!("serving outputs, /healthz and /metrics on {}", serve.listen),
+        }
     }
     let disabled = config.feeds.iter().filter(|f| f.disabled).count();
     outln!("feeds: {} ({disabled} disabled)", config.feeds.len());

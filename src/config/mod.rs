@@ -76,9 +76,9 @@ pub struct Config {
 pub struct ServeConfig {
     /// Where the outputs are served (the public side).
     pub listen: std::net::SocketAddr,
-    /// Where `/healthz` and `/metrics` are served: the operator's side, loopback by default.
-    /// The same address as `listen` serves both there.
-    pub admin_listen: std::net::SocketAddr,
+    /// Where `/healthz` and `/metrics` are served: the operator's side, loopback by default;
+    /// `None` (`admin_listen = "same"`, or `listen`'s own address) serves them beside the outputs.
+    pub admin_listen: Option<std::net::SocketAddr>,
     /// The public URL the outputs are reachable under (self links, WebSub).
     pub base_url: Option<Url>,
     /// A WebSub hub to announce in feeds and to ping when an output changes.
@@ -952,18 +952,23 @@ impl Validator<'_> {
         };
         // Health and metrics are for the operator: on loopback by default, next to `listen`.
         let admin_listen = match raw.admin_listen {
+            Some(l) if l.get_ref().trim() == "same" => None,
             Some(l) => match l.get_ref().parse::<std::net::SocketAddr>() {
-                Ok(a) => a,
+                Ok(a) if a == listen && a.port() != 0 => None,
+                Ok(a) => Some(a),
                 Err(_) => {
                     self.report(
                         l.span(),
                         "serve.admin_listen",
-                        format!("`{}` is not an address such as \"127.0.0.1:8081\"", l.get_ref()),
+                        format!(
+                            "`{}` is not an address such as \"127.0.0.1:8081\" (or \"same\": beside the outputs)",
+                            l.get_ref()
+                        ),
                     );
-                    default_admin_listen(listen)
+                    None
                 }
             },
-            None => default_admin_listen(listen),
+            None => Some(default_admin_listen(listen)),
         };
         let mut http_url = |raw: Option<toml::Spanned<String>>, key: &str| {
             let raw = raw?;

@@ -32,7 +32,7 @@ use crate::model::OutputSpec;
 use crate::output::{self, OutputError, OutputReport};
 use crate::poll::{self, FeedReport, FeedStatus, Poller};
 use crate::schedule::{Clock, SystemClock, clock::sleep_until};
-use crate::serve::{Server, websub};
+use crate::serve::{Role, Server, websub};
 use crate::store::{Claimed, DaemonLock, Retention, Scheduled, StoreError, StoreHandle};
 
 /// What the outside world asks of a running daemon.
@@ -94,27 +94,44 @@ pub async fn run_with_clock(
     poll::prepare(&config, &config.feeds, &store, clock.now(), true).await?;
     let poller = Poller::new(&config, fetcher.clone(), store.clone(), clock.clone()).await?;
     let server_stop = tokio_util::sync::CancellationToken::new();
-    let mut server_task = None;
+    let mut server_tasks = Vec::new();
     let mut serving = None;
+    let mut serving_admin = None;
     let server = match &config.serve {
         Some(serve) => {
-            let listener = tokio::net::TcpListener::bind(serve.listen)
-                .await
-                .map_err(|source| DaemonError::Listen {
-                    addr: serve.listen,
-                    source,
-                })?;
+            let bind = |addr: std::net::SocketAddr| async move {
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| DaemonError::Listen { addr, source })
+            };
             let server = Server::new(config.clone(), store.clone());
-            // The address bound, which differs from the configured one for port 0.
-            let bound = listener.local_addr().unwrap_or(serve.listen);
-            tracing::info!(listen = %bound, "serving outputs");
-            serving = Some(bound);
-            let (task_server, stop) = (server.clone(), server_stop.clone());
-            server_task = Some(tokio::spawn(async move {
-                if let Err(e) = task_server.run(listener, stop).await {
-                    tracing::error!(error = %e, "HTTP server failed");
+            let mut listeners = match serve.admin_listen {
+                Some(admin) => vec![
+                    (bind(serve.listen).await?, Role::Public),
+                    (bind(admin).await?, Role::Admin),
+                ],
+                None => vec![(bind(serve.listen).await?, Role::Both)],
+            };
+            for (listener, role) in listeners.drain(..) {
+                // The address bound, which differs from the configured one for port 0.
+                let bound = listener.local_addr().unwrap_or(serve.listen);
+                match role {
+                    Role::Admin => {
+                        tracing::info!(listen = %bound, "serving /healthz and /metrics");
+                        serving_admin = Some(bound);
+                    }
+                    _ => {
+                        tracing::info!(listen = %bound, "serving outputs");
+                        serving = Some(bound);
+                    }
                 }
-            }));
+                let (task_server, stop) = (server.clone(), server_stop.clone());
+                server_tasks.push(tokio::spawn(async move {
+                    if let Err(e) = task_server.run(listener, role, stop).await {
+                        tracing::error!(error = %e, "HTTP server failed");
+                    }
+                }));
+            }
             Some(server)
         }
         None => None,
@@ -143,6 +160,7 @@ pub async fn run_with_clock(
         round: None,
         summary: String::from("no round yet"),
         serving,
+        serving_admin,
     };
     tracing::info!(
         config = %daemon.path.display(),
@@ -157,10 +175,10 @@ pub async fn run_with_clock(
     // The server holds a store handle: it must be gone before the store thread can finish.
     // Requests in flight get a moment; idle keep-alive connections do not hold the exit up.
     server_stop.cancel();
-    if let Some(mut task) = server_task
-        && tokio::time::timeout(SERVER_GRACE, &mut task).await.is_err()
-    {
-        task.abort();
+    for mut task in server_tasks {
+        if tokio::time::timeout(SERVER_GRACE, &mut task).await.is_err() {
+            task.abort();
+        }
     }
     // Every task that holds a store handle goes with the daemon (renders still running are
     // aborted; an output is written whole or not at all).
@@ -223,6 +241,8 @@ struct Daemon {
     summary: String,
     /// The address the HTTP server bound, if it serves.
     serving: Option<std::net::SocketAddr>,
+    /// The address /healthz and /metrics are served on, when it is another one.
+    serving_admin: Option<std::net::SocketAddr>,
 }
 
 /// A claim of due feeds, or why it failed with the claims it was to release (kept for the
@@ -789,6 +809,9 @@ impl Daemon {
         }
         if let Some(addr) = self.serving {
             s.push_str(&format!("; serving on {addr}"));
+        }
+        if let Some(addr) = self.serving_admin {
+            s.push_str(&format!("; admin on {addr}"));
         }
         s
     }

@@ -19,7 +19,8 @@ pub struct FeedView {
     pub title: String,
     pub site_url: Option<String>,
     pub tags: Vec<String>,
-    /// Start of its current run of failures, with the last reason; `None` when healthy.
+    /// Start of its current run of failures, with what kind of failure in words fit for a
+    /// public page; `None` when healthy.
     pub failing: Option<(DateTime<Utc>, String)>,
     /// Whether it has ever been fetched successfully.
     pub polled: bool,
@@ -37,9 +38,12 @@ impl FeedView {
             .and_then(|s| s.feed_id.clone())
             .filter(|id| url::Url::parse(id).is_ok())
             .unwrap_or_else(|| url.clone());
+        // What a public page may say: the kind of failure in plain words, never the error
+        // text itself (it can name server paths and addresses).
         let failing = state.and_then(|s| {
             let since = s.failing_since?;
-            Some((since, s.last_error.clone().unwrap_or_default()))
+            let kind = s.failure_kind.unwrap_or(crate::model::FailureKind::Internal);
+            Some((since, kind.public_text().to_string()))
         });
         FeedView {
             url,

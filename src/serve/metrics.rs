@@ -7,8 +7,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::poll::{FeedReport, FeedStatus};
 
-#[derive(Debug, Default)]
+/// Upper bounds (seconds) of the fetch-duration histogram's buckets.
+const FETCH_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+#[derive(Debug)]
 pub struct Metrics {
+    /// When the process started (seconds since the epoch).
+    started: u64,
+    /// When the last round ended that polled a feed without a failure of the store.
+    last_round: AtomicU64,
+    /// Fetch durations: a count per bucket (cumulative when rendered), the sum in
+    /// microseconds, and the count.
+    fetch_buckets: [AtomicU64; FETCH_BUCKETS.len()],
+    fetch_micros: AtomicU64,
+    fetch_count: AtomicU64,
     fetch_ok: AtomicU64,
     fetch_not_modified: AtomicU64,
     fetch_unchanged: AtomicU64,
@@ -24,9 +36,68 @@ pub struct Metrics {
     outputs_written: AtomicU64,
 }
 
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            started: unix_now(),
+            last_round: AtomicU64::new(0),
+            fetch_buckets: Default::default(),
+            fetch_micros: AtomicU64::new(0),
+            fetch_count: AtomicU64::new(0),
+            fetch_ok: AtomicU64::new(0),
+            fetch_not_modified: AtomicU64::new(0),
+            fetch_unchanged: AtomicU64::new(0),
+            fetch_error: AtomicU64::new(0),
+            fetch_skipped: AtomicU64::new(0),
+            entries_new: AtomicU64::new(0),
+            entries_updated: AtomicU64::new(0),
+            rounds: AtomicU64::new(0),
+            round_micros: AtomicU64::new(0),
+            feeds: AtomicU64::new(0),
+            feeds_failing: AtomicU64::new(0),
+            outputs_written: AtomicU64::new(0),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// This process's resident memory (bytes) and CPU time (seconds), from /proc.
+fn process_usage() -> (Option<u64>, Option<f64>) {
+    let rss = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+            .map(|kib| kib * 1024)
+    });
+    // utime and stime, fields 14 and 15, in clock ticks (100 a second on Linux).
+    let cpu = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| {
+        let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / 100.0)
+    });
+    (rss, cpu)
+}
+
 impl Metrics {
     /// Counts one feed's poll.
     pub fn record_feed(&self, report: &FeedReport) {
+        if report.polled() {
+            let secs = report.elapsed.as_secs_f64();
+            if let Some(i) = FETCH_BUCKETS.iter().position(|b| secs <= *b) {
+                self.fetch_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+            self.fetch_micros
+                .fetch_add(report.elapsed.as_micros() as u64, Ordering::Relaxed);
+            self.fetch_count.fetch_add(1, Ordering::Relaxed);
+        }
         let counter = match &report.result {
             Ok(FeedStatus::Stored(_)) => &self.fetch_ok,
             Ok(FeedStatus::NotModified) => &self.fetch_not_modified,
@@ -44,6 +115,7 @@ impl Metrics {
 
     /// Counts one round (feeds polled back to back until none was left), of `elapsed`.
     pub fn record_round(&self, elapsed: std::time::Duration) {
+        self.last_round.store(unix_now(), Ordering::Relaxed);
         self.rounds.fetch_add(1, Ordering::Relaxed);
         self.round_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
@@ -61,7 +133,69 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self) -> String {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::with_capacity(2048);
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(out, "# HELP tributary_build_info Tributary's version.");
+        let _ = writeln!(out, "# TYPE tributary_build_info gauge");
+        let _ = writeln!(
+            out,
+            "tributary_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tributary_last_round_timestamp_seconds When the last round of polls ended (0: none yet)."
+        );
+        let _ = writeln!(out, "# TYPE tributary_last_round_timestamp_seconds gauge");
+        let _ = writeln!(
+            out,
+            "tributary_last_round_timestamp_seconds {}",
+            get(&self.last_round)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tributary_fetch_duration_seconds How long each feed's poll took."
+        );
+        let _ = writeln!(out, "# TYPE tributary_fetch_duration_seconds histogram");
+        let mut cumulative = 0;
+        for (bound, count) in FETCH_BUCKETS.iter().zip(&self.fetch_buckets) {
+            cumulative += get(count);
+            let _ = writeln!(
+                out,
+                "tributary_fetch_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "tributary_fetch_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            get(&self.fetch_count)
+        );
+        let _ = writeln!(
+            out,
+            "tributary_fetch_duration_seconds_sum {}",
+            get(&self.fetch_micros) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "tributary_fetch_duration_seconds_count {}",
+            get(&self.fetch_count)
+        );
+        let (rss, cpu) = process_usage();
+        let _ = writeln!(out, "# HELP process_start_time_seconds When the process started.");
+        let _ = writeln!(out, "# TYPE process_start_time_seconds gauge");
+        let _ = writeln!(out, "process_start_time_seconds {}", self.started);
+        if let Some(rss) = rss {
+            let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.");
+            let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge");
+            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        }
+        if let Some(cpu) = cpu {
+            let _ = writeln!(
+                out,
+                "# HELP process_cpu_seconds_total CPU time used, user and system."
+            );
+            let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter");
+            let _ = writeln!(out, "process_cpu_seconds_total {cpu}");
+        }
         let _ = writeln!(out, "# HELP tributary_fetches_total Feed fetches, by result.");
         let _ = writeln!(out, "# TYPE tributary_fetches_total counter");
         for (result, counter) in [

@@ -39,6 +39,15 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 const HTML_CSP: &str = "default-src 'none'; img-src * data:; media-src *; style-src 'unsafe-inline'; \
                         base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// What a listener serves: the outputs (the public side), health and metrics (the operator's
+/// side, `admin_listen`), or both when the two addresses are one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Public,
+    Admin,
+    Both,
+}
+
 /// One output as served.
 struct Served {
     bytes: Arc<Vec<u8>>,
@@ -133,10 +142,11 @@ impl Server {
     }
 
     /// Answers on `listener` until `shutdown` is cancelled, within the configured
-    /// connection limits (see [`conn`]).
+    /// connection limits (see [`conn`]), with what `role` serves.
     pub async fn run(
         self,
         listener: tokio::net::TcpListener,
+        role: Role,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
         let config = self.config();
@@ -156,7 +166,7 @@ impl Server {
         // Every fetch may hold a connection and a file: those descriptors are kept free.
         let limits = limits.within_descriptors(2 * config.poll.concurrency);
         tracing::debug!(max_connections = limits.max_connections, "connection limits");
-        let app = axum::Router::new().fallback(handle).with_state(self);
+        let app = axum::Router::new().fallback(handle).with_state((self, role));
         conn::serve(listener, app, limits, shutdown).await
     }
 }
@@ -172,7 +182,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 async fn handle(
-    State(server): State<Server>,
+    State((server, role)): State<(Server, Role)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -194,9 +204,16 @@ async fn handle(
             "request headers too large\n",
         );
     }
+    let admin = matches!(role, Role::Admin | Role::Both);
+    let public = matches!(role, Role::Public | Role::Both);
     match path {
-        "/healthz" => health(&server).await,
-        "/metrics" => {
+        "/healthz" if admin => {
+            let strict = uri
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "strict" || p.starts_with("strict=")));
+            health(&server, strict).await
+        }
+        "/metrics" if admin => {
             // The feed gauges come from the store, like /healthz.
             if let Ok(feeds) = feed_health(&server).await {
                 let failing = feeds.iter().filter(|f| !f.ok).count();
@@ -209,6 +226,10 @@ async fn handle(
             );
             r
         }
+        _ if !public => plain(
+            StatusCode::NOT_FOUND,
+            "not found (outputs are served on serve.listen)\n",
+        ),
         _ => {
             let served = server
                 .inner
@@ -315,7 +336,9 @@ struct FeedHealth {
     next_poll: Option<String>,
 }
 
-async fn health(server: &Server) -> Response<Body> {
+/// `/healthz`: 200 with the JSON; with `?strict`, 503 when degraded (for probes that read
+/// only the status).
+async fn health(server: &Server, strict: bool) -> Response<Body> {
     let feeds = match feed_health(server).await {
         Ok(feeds) => feeds,
         Err(e) => {
@@ -336,7 +359,11 @@ async fn health(server: &Server) -> Response<Body> {
         feeds,
         outputs_failing,
     };
+    let degraded = health.status != "ok";
     let mut r = Response::new(Body::from(serde_json::to_vec_pretty(&health).unwrap_or_default()));
+    if strict && degraded {
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r

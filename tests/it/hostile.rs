@@ -745,7 +745,7 @@ async fn the_server_outlasts_idle_floods_and_slowloris_clients() {
     ws.write("feeds/a.xml", good_feed().body.as_slice());
     ws.write_config(
         "[store]\npath = \"data/t.db\"\n\n[[feed]]\nurl = \"feeds/a.xml\"\n\n\
-         [[output]]\npath = \"public/all.atom\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\nmax_connections = 20\n",
+         [[output]]\npath = \"public/all.atom\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"same\"\nmax_connections = 20\n",
     );
     let mut daemon = crate::support::Daemon::start(&ws.path("tributary.toml"));
     let addr = daemon.ready_serving().await;

@@ -359,7 +359,8 @@ async fn the_server_serves_outputs_health_and_metrics_and_pings_the_hub() {
         feed = server.url("/pod.xml"),
     ));
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
-    let addr = daemon.ready_serving().await;
+    let (addr, admin) = daemon.ready_serving_both().await;
+    assert_ne!(addr, admin, "health and metrics are on the admin listener");
     daemon.wait_for("last round").await;
     server.wait_for_request("/hub").await;
 
@@ -455,6 +456,13 @@ async fn the_server_serves_outputs_health_and_metrics_and_pings_the_hub() {
         405
     );
 
+    // The public side serves outputs only; the operator's side health and metrics.
+    assert_eq!(get("/healthz").send().await.unwrap().status(), 404);
+    assert_eq!(get("/metrics").send().await.unwrap().status(), 404);
+    let admin_get = |path: &str| client.get(format!("http://{admin}{path}"));
+    assert_eq!(admin_get("/all.atom").send().await.unwrap().status(), 404);
+    assert_eq!(admin_get("/healthz?strict").send().await.unwrap().status(), 200);
+    let get = admin_get;
     let health: serde_json::Value =
         serde_json::from_slice(&get("/healthz").send().await.unwrap().bytes().await.unwrap()).unwrap();
     assert_eq!(health["status"], "ok");
@@ -467,6 +475,21 @@ async fn the_server_serves_outputs_health_and_metrics_and_pings_the_hub() {
     );
     assert!(metrics.contains("tributary_entries_stored_total{kind=\"new\"} 1"));
     assert!(metrics.contains("tributary_feeds_failing 0"));
+    for needed in [
+        "tributary_build_info{version=",
+        "tributary_last_round_timestamp_seconds ",
+        "tributary_fetch_duration_seconds_bucket{le=\"+Inf\"} 1",
+        "tributary_fetch_duration_seconds_count 1",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(metrics.contains(needed), "{needed} in:\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("tributary_last_round_timestamp_seconds 0\n"),
+        "{metrics}"
+    );
 
     // The hub heard about the Atom output (a feed) each time it changed (at start, empty, and
     // after the first round), never about the HTML page.

@@ -136,13 +136,22 @@ impl Daemon {
     /// bound, as its READY status says (configured as port 0, so tests never race each other
     /// for a port).
     pub async fn ready_serving(&mut self) -> std::net::SocketAddr {
+        self.ready_serving_both().await.0
+    }
+
+    /// Like [`Daemon::ready_serving`], with the address of /healthz and /metrics too (the same
+    /// one when the config serves both on one address).
+    pub async fn ready_serving_both(&mut self) -> (std::net::SocketAddr, std::net::SocketAddr) {
         let ready = self.wait_for("READY=1").await;
-        ready
-            .split("serving on ")
-            .nth(1)
-            .and_then(|rest| rest.split([';', '\n']).next())
-            .and_then(|a| a.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no address in {ready:?}"))
+        let address = |label: &str| {
+            ready
+                .split(label)
+                .nth(1)
+                .and_then(|rest| rest.split([';', '\n']).next())
+                .and_then(|a| a.trim().parse().ok())
+        };
+        let public = address("serving on ").unwrap_or_else(|| panic!("no address in {ready:?}"));
+        (public, address("admin on ").unwrap_or(public))
     }
 
     pub fn pid(&self) -> u32 {
