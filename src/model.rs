@@ -426,6 +426,9 @@ pub struct StoredEntry {
     pub canonical_link: Option<String>,
     /// Kept out of outputs: part of a new feed's back catalogue.
     pub hidden: bool,
+    /// Its rank, newest first, among the entries of its feed's first poll (`None`: it came
+    /// later); ranks past `poll.new_feed_entries` are the back catalogue.
+    pub catalogue_rank: Option<usize>,
 }
 
 /// The output formats Tributary can render.

@@ -153,6 +153,16 @@ impl PollReport {
         self.stored().map(|o| o.updated).sum()
     }
 
+    /// New entries held back as new feeds' back catalogues.
+    pub fn held_back_entries(&self) -> usize {
+        self.stored().map(|o| o.held_back).sum()
+    }
+
+    /// Entries the feeds' rules excluded.
+    pub fn excluded_entries(&self) -> usize {
+        self.stored().map(|o| o.excluded).sum()
+    }
+
     /// Whether any entry was added or changed, i.e. whether outputs may need re-rendering.
     pub fn changed(&self) -> bool {
         self.stored().any(|o| o.new + o.updated > 0)
@@ -203,8 +213,12 @@ pub async fn prepare(
     let policies: Vec<Policy> = feeds.iter().map(|f| config.policy_for(f)).collect();
     let disabled: Vec<bool> = feeds.iter().map(|f| f.disabled).collect();
     let fingerprint = config.fingerprint.clone();
+    let catalogue_limit = config.poll.new_feed_entries;
     store
         .call(move |s| {
+            // A changed `poll.new_feed_entries` lets more (or less) of new feeds' back
+            // catalogues into outputs from the next render on.
+            s.apply_catalogue_limit(catalogue_limit)?;
             if !renames.is_empty() {
                 s.rekey_feeds(&renames)?;
             }
@@ -835,7 +849,8 @@ async fn poll_one(
             let scheduled = scheduled(&after, host_delay);
             let next_due = scheduled.next_due;
             let new_feed_entries = context.new_feed_entries;
-            let outcome = store
+            let excluded = parsed.excluded;
+            let mut outcome = store
                 .call(move |s| {
                     let batch = ParsedBatch {
                         meta: &parsed.feed.meta,
@@ -850,6 +865,7 @@ async fn poll_one(
                     s.store_parsed(feed_id, &batch, now)
                 })
                 .await?;
+            outcome.excluded = excluded;
             (Ok(FeedStatus::Stored(outcome)), next_due)
         }
         Err(Failure::Store(e)) => return Err(e),
@@ -949,6 +965,8 @@ enum Outcome {
 struct Parsed {
     feed: ParsedFeed,
     entries: Vec<KeyedEntry>,
+    /// New or changed entries the feed's rules excluded.
+    excluded: usize,
     /// Fingerprints of the items whose entries are stored unchanged.
     unchanged_segments: Vec<SegmentHash>,
     validators: Validators,
@@ -1050,6 +1068,7 @@ async fn parse_new(
         // Items the parser left out, and those whose entries turn out unchanged, are the ones
         // the next parse may leave out.
         let mut unchanged_segments = std::mem::take(&mut feed.skipped);
+        let mut excluded = 0;
         let entries = keyed
             .into_iter()
             .filter(|k| {
@@ -1060,12 +1079,17 @@ async fn parse_new(
                 !unchanged
             })
             // The feed's rules run before anything is stored: an excluded entry is never kept.
-            .filter(|k| rules.is_empty() || rules.keeps(&k.entry.fields()))
+            .filter(|k| {
+                let keeps = rules.is_empty() || rules.keeps(&k.entry.fields());
+                excluded += usize::from(!keeps);
+                keeps
+            })
             .map(|k| k.finish(&mut sanitizer))
             .collect();
         Parsed {
             feed,
             entries,
+            excluded,
             unchanged_segments,
             validators: body.validators,
             caching: body.caching,

@@ -171,11 +171,14 @@ fn describe(
             crate::output::rfc3339(c.first_seen)
         );
     }
-    if e.hidden {
+    if let (true, Some(rank)) = (e.hidden, e.catalogue_rank) {
         let _ = writeln!(
             out,
-            "  kept out of outputs: back catalogue of its feed's first poll (poll.new_feed_entries = {})",
-            config.poll.new_feed_entries
+            "  kept out of outputs: back catalogue of its feed's first poll, number {} of it by date, \
+             past poll.new_feed_entries = {} (set it to {} or more to show it)",
+            rank + 1,
+            config.poll.new_feed_entries,
+            rank + 1
         );
     }
     for (i, output) in config.outputs.iter().enumerate() {

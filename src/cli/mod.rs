@@ -374,6 +374,12 @@ async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
         Ok(opened) => opened,
         Err(status) => return status,
     };
+    // The back catalogue shown is what `poll.new_feed_entries` says now.
+    let limit = config.poll.new_feed_entries;
+    if let Err(e) = store.call(move |s| s.apply_catalogue_limit(limit)).await {
+        eprintln!("error: {e}");
+        return Status::Fatal;
+    }
     let outputs = crate::output::render_all(&config, &store).await;
     let outcomes = outputs.iter().map(crate::output::outcome).collect();
     if let Err(e) = crate::output::record_renders(&store, outcomes, chrono::Utc::now()).await {

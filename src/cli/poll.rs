@@ -87,8 +87,23 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
         } else {
             format!("{polled} of {}", report.feeds.len())
         };
+        // Every new entry accounted for: shown, or held back, or excluded (and why).
+        let (new, held) = (report.new_entries(), report.held_back_entries());
+        let mut entries = format!("{new} new");
+        if held > 0 {
+            entries.push_str(&format!(
+                ": {} shown, {held} held back as new feeds' back catalogues (poll.new_feed_entries = {})",
+                new - held,
+                config.poll.new_feed_entries
+            ));
+        }
+        entries.push_str(&format!(", {} updated entries", report.updated_entries()));
+        let excluded = report.excluded_entries();
+        if excluded > 0 {
+            entries.push_str(&format!("; {excluded} excluded by rules"));
+        }
         outln!(
-            "polled {of_all} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}; {} new, {} updated entries",
+            "polled {of_all} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}; {entries}",
             report.elapsed.as_secs_f64(),
             report.ok_count(),
             not_modified,
@@ -98,8 +113,6 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
             } else {
                 format!("; {} skipped", skipped.len())
             },
-            report.new_entries(),
-            report.updated_entries(),
         );
     }
     // A feed skipped because it is backing off is still failing: cron is told (exit 1) and

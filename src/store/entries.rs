@@ -14,6 +14,10 @@ use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, SegmentHas
 pub struct StoreOutcome {
     pub new: usize,
     pub updated: usize,
+    /// Of the new ones, how many were held back as a new feed's back catalogue.
+    pub held_back: usize,
+    /// Entries the feed's rules excluded (never stored); counted by the poll.
+    pub excluded: usize,
 }
 
 /// Everything a successful parse hands the store for one feed.
@@ -44,7 +48,7 @@ fn segments_blob(mut segments: Vec<SegmentHash>) -> Vec<u8> {
 
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
                              summary, content, categories, enclosures, published, updated, first_seen, \
-                             canonical_link, hidden";
+                             canonical_link, hidden, catalogue_rank";
 
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
     let author_name: Option<String> = row.get(6)?;
@@ -79,6 +83,9 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
         first_seen: from_unix(row.get(15)?),
         canonical_link: row.get(16)?,
         hidden: row.get(17)?,
+        catalogue_rank: row
+            .get::<_, Option<i64>>(18)?
+            .and_then(|r| usize::try_from(r).ok()),
     })
 }
 
@@ -105,17 +112,18 @@ impl Store {
             [feed_id],
             |r| r.get(0),
         )?;
-        // A new feed shows its newest few; the back catalogue is stored but kept out of outputs.
-        let hidden: std::collections::HashSet<&str> = if first_parse {
+        // A new feed shows its newest few: its first poll's entries are ranked by date, and
+        // those ranked past `new_feed_entries` are kept out of outputs (see `apply_catalogue_limit`).
+        let ranks: std::collections::HashMap<&str, usize> = if first_parse {
             let mut by_date: Vec<&KeyedEntry> = batch.entries.iter().collect();
             by_date.sort_by_key(|k| std::cmp::Reverse(k.entry.published.or(k.entry.updated)));
             by_date
                 .iter()
-                .skip(batch.new_feed_entries)
-                .map(|k| k.key.as_str())
+                .enumerate()
+                .map(|(rank, k)| (k.key.as_str(), rank))
                 .collect()
         } else {
-            std::collections::HashSet::new()
+            std::collections::HashMap::new()
         };
         {
             // Most feeds have no tombstones; then no entry needs looking up among them.
@@ -136,8 +144,8 @@ impl Store {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO entries (feed_id, key, guid, link, title, author_name, author_email, author_uri,
                      summary, content, categories, enclosures, published, updated, first_seen, content_hash,
-                     canonical_link, hidden)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                     canonical_link, hidden, catalogue_rank)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
                  ON CONFLICT (feed_id, key) DO NOTHING",
             )?;
             // The two statements list the same content columns by position. Binding them by
@@ -157,6 +165,7 @@ impl Store {
                     continue;
                 }
                 segments.extend(keyed.segment);
+                let rank = ranks.get(key).copied();
                 let e = &keyed.entry;
                 let author = e.author.as_ref();
                 let categories = serde_json::to_string(&e.categories).unwrap_or_else(|_| "[]".into());
@@ -182,10 +191,14 @@ impl Store {
                     now_s,
                     keyed.content_hash,
                     keyed.canonical_link,
-                    hidden.contains(&key),
+                    rank.is_some_and(|r| r >= batch.new_feed_entries),
+                    rank.and_then(|r| i64::try_from(r).ok()),
                 ])?;
                 if inserted > 0 {
                     outcome.new += 1;
+                    if rank.is_some_and(|r| r >= batch.new_feed_entries) {
+                        outcome.held_back += 1;
+                    }
                     continue;
                 }
                 let (id, hash, stored_updated): (i64, String, i64) =
@@ -250,6 +263,37 @@ impl Store {
         }
         tx.commit()?;
         Ok(outcome)
+    }
+
+    /// Keeps a new feed's back catalogue out of outputs by `limit` (`poll.new_feed_entries`):
+    /// entries ranked past it in their feed's first poll are hidden, the others shown. Costs
+    /// nothing unless the limit changed since it was last applied.
+    pub fn apply_catalogue_limit(&mut self, limit: usize) -> Result<bool, StoreError> {
+        let applied: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM settings WHERE name = 'new_feed_entries'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if applied.as_deref() == Some(limit.to_string().as_str()) {
+            return Ok(false);
+        }
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let tx = self.conn.savepoint()?;
+        tx.execute(
+            "UPDATE entries SET hidden = (catalogue_rank >= ?1)
+             WHERE catalogue_rank IS NOT NULL AND hidden != (catalogue_rank >= ?1)",
+            [limit_sql],
+        )?;
+        tx.execute(
+            "INSERT INTO settings (name, value) VALUES ('new_feed_entries', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            [limit.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Fingerprints of the feed's items last seen with their entries stored unchanged: what

@@ -152,6 +152,23 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX feed_errors_by_feed ON feed_errors (feed_id, id);
     "#,
+    // 11: a new feed's back catalogue is kept out of outputs by its rank (newest first) in the
+    // feed's first poll, against `poll.new_feed_entries` as it is now: raising the setting
+    // lets more in. Entries hidden before ranks were kept get ranks after the default 10
+    // shown ones. `settings` remembers what `hidden` was last computed for.
+    r#"
+    ALTER TABLE entries ADD COLUMN catalogue_rank INTEGER;
+    UPDATE entries SET catalogue_rank = 9 + (
+        SELECT COUNT(*) FROM entries AS newer
+        WHERE newer.feed_id = entries.feed_id AND newer.hidden = 1
+          AND (newer.published, newer.id) >= (entries.published, entries.id))
+    WHERE hidden = 1;
+    CREATE TABLE settings (
+        name            TEXT PRIMARY KEY,
+        value           TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO settings (name, value) VALUES ('new_feed_entries', '10');
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -69,6 +69,7 @@ fn stored(id: i64, feed_id: i64, entry: Entry, first_seen: DateTime<Utc>) -> Sto
         published,
         first_seen,
         hidden: false,
+        catalogue_rank: None,
         entry,
     }
 }

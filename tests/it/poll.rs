@@ -645,3 +645,61 @@ fn the_reference_config_is_valid() {
     assert_eq!(config.feeds.len(), 1);
     assert!(!config.feeds[0].ignore_hints);
 }
+
+/// Every new entry is accounted for: shown, held back as a new feed's back catalogue (and
+/// which limit applied), or excluded by a rule. Raising `poll.new_feed_entries` lets more of
+/// the back catalogue in at the next render.
+#[tokio::test(flavor = "multi_thread")]
+async fn held_back_and_excluded_entries_are_counted_and_the_limit_can_be_raised() {
+    let server = FeedServer::start().await;
+    let items: Vec<(String, String, String)> = (0..32)
+        .map(|i| {
+            (
+                format!("e{i}"),
+                if i < 2 {
+                    format!("Sponsored {i}")
+                } else {
+                    format!("Entry {i}")
+                },
+                format!("Mon, {:02} Feb 2026 10:00:00 +0000", i % 28 + 1),
+            )
+        })
+        .collect();
+    let items: Vec<crate::support::Item<'_>> = items
+        .iter()
+        .map(|(g, t, d)| (Some(g.as_str()), None, t.as_str(), "body", Some(d.as_str())))
+        .collect();
+    server.set("/f.xml", Route::rss(rss("f", &items)));
+    let ws = Workspace::new();
+    let config = |limit: usize| {
+        format!(
+            "[store]\npath = \"data/t.db\"\n[poll]\nnew_feed_entries = {limit}\n\n[[feed]]\nurl = \"{}\"\n\
+             exclude = [{{ title = \"^Sponsored\" }}]\n\n[[output]]\npath = \"public/all.atom\"\n",
+            server.url("/f.xml")
+        )
+    };
+    ws.write_config(&config(10));
+    let run = ws.poll().await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "30 new: 10 shown, 20 held back as new feeds' back catalogues (poll.new_feed_entries = 10), 0 updated entries; 2 excluded by rules"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(ws.output().entries.len(), 10);
+    let oldest = ws.tributary(&["explain", "Entry 2"]).await;
+    assert!(
+        oldest.stdout.contains(
+            "number 27 of it by date, past poll.new_feed_entries = 10 (set it to 27 or more to show it)"
+        ),
+        "{}",
+        oldest.stdout
+    );
+    // More of the back catalogue, at the next render, without polling.
+    ws.write_config(&config(25));
+    assert_eq!(ws.tributary(&["render"]).await.code, 0);
+    assert_eq!(ws.output().entries.len(), 25);
+    assert_eq!(server.requests("/f.xml").len(), 1);
+}
