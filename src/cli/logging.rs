@@ -21,16 +21,43 @@ pub enum LogFormat {
     Json,
 }
 
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// The filter a `--log-level` value (or `RUST_LOG`) stands for: a plain level applies to
+/// Tributary itself, with other crates (HTTP, TLS, the database) kept at warnings, since
+/// their debug output buries ours; anything with `=` or `,` is a tracing filter as written.
+/// A value that is neither is an error (`loud` is not a level).
+pub fn filter_for(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.contains('=') || value.contains(',') {
+        return EnvFilter::try_new(value)
+            .map(|_| value.to_string())
+            .map_err(|e| format!("`{value}` is not a log filter: {e}"));
+    }
+    let level = value.to_ascii_lowercase();
+    match level.as_str() {
+        "off" | "error" | "warn" => Ok(level),
+        "info" | "debug" | "trace" => Ok(format!("warn,tributary={level}")),
+        _ => Err(format!(
+            "`{value}` is not a log level: use one of {} (or a filter such as \"tributary=debug,reqwest=info\")",
+            LEVELS.join(", ")
+        )),
+    }
+}
+
 /// `flag` (--log-level) wins over `RUST_LOG`, which wins over the command's `default`.
 pub fn init(flag: Option<&str>, default: &str, format: LogFormat) {
-    let filter = flag
+    let chosen = flag
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()))
         .unwrap_or_else(|| default.to_string());
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|e| {
-        eprintln!("warning: ignoring log filter `{filter}`: {e}");
-        EnvFilter::new("warn")
-    });
+    let filter = filter_for(&chosen)
+        .and_then(|f| EnvFilter::try_new(&f).map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| {
+            // Only RUST_LOG gets here (the flag is checked before): say so, and go on.
+            eprintln!("warning: ignoring RUST_LOG: {e}");
+            EnvFilter::new("warn")
+        });
     let journal = stderr_is_journal();
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()

@@ -24,6 +24,7 @@ mod explain;
 mod feeds;
 mod init;
 mod logging;
+mod man;
 mod opml;
 mod poll;
 mod run;
@@ -77,8 +78,9 @@ pub struct Cli {
     )]
     config: PathBuf,
 
-    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
-    /// "tributary=debug"). Wins over RUST_LOG. Default: info for `run`, warn otherwise.
+    /// Log level (off, error, warn, info, debug, trace: for Tributary itself, other crates stay
+    /// at warnings) or a tracing filter such as "tributary=debug,reqwest=info". Wins over
+    /// RUST_LOG. Default: info for `run`, warn otherwise.
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
 
@@ -224,6 +226,12 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    if let Some(level) = &cli.log_level
+        && let Err(e) = logging::filter_for(level)
+    {
+        eprintln!("error: --log-level: {e}");
+        return Status::Fatal.into();
+    }
     // A service reports its rounds; a one-shot command only its problems.
     let default_level = match (&cli.command, cli.verbose) {
         (Command::Run, _) | (_, true) => "info",
@@ -267,7 +275,7 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "tributary", &mut std::io::stdout());
             Status::Ok
         }
-        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Command::Man => match man::render(&mut std::io::stdout()) {
             Ok(()) => Status::Ok,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -9,6 +9,17 @@ use toml::de::DeTable;
 
 use super::error::{Locator, Problem};
 
+/// Every table of the config and its keys (the schema the reference config documents).
+pub fn schema() -> [(&'static str, &'static [&'static str]); 5] {
+    [
+        ("store", STORE),
+        ("poll", POLL),
+        ("serve", SERVE),
+        ("feed", FEED),
+        ("output", OUTPUT),
+    ]
+}
+
 pub(super) const TOP: &[&str] = &["store", "poll", "feed", "output", "serve"];
 pub(super) const STORE: &[&str] = &["path", "keep_days", "keep_per_feed", "housekeeping"];
 pub(super) const POLL: &[&str] = &[

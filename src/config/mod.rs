@@ -15,6 +15,7 @@ use url::Url;
 
 use error::Locator;
 pub use error::{ConfigError, Problem};
+pub use keys::schema;
 use raw::RawConfig;
 
 use crate::filter::{Field, Rule, Rules};

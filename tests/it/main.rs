@@ -20,3 +20,4 @@ mod cli;
 mod install;
 mod faults;
 mod realweb;
+mod docs;

@@ -1,0 +1,212 @@
+//! The documentation agrees with the code: the reference config names every key the config
+//! reads, the man page has the sections a man page has and points nowhere that does not
+//! exist, and every example in `--help` runs.
+
+use crate::support::{FeedServer, Route, Workspace, rss};
+
+/// Every key of the schema is in the reference config (set, or commented out with its
+/// default), under its own table; and the reference config itself is valid.
+#[test]
+fn the_reference_config_documents_every_key() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/tributary.toml")).unwrap();
+    let mut table = String::new();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let bare = line.trim().trim_start_matches('#').trim();
+        if let Some(name) = bare.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            table = name.to_string();
+        } else if let Some(name) = bare.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            table = name.to_string();
+        } else if let Some((key, _)) = bare.split_once(" = ")
+            && !key.contains(' ')
+        {
+            documented.push((table.clone(), key.to_string()));
+        }
+    }
+    for (name, keys) in tributary::config::schema() {
+        for key in keys {
+            assert!(
+                documented.iter().any(|(t, k)| t == name && k == key),
+                "config/tributary.toml does not document {name}.{key}"
+            );
+        }
+    }
+    tributary::config::Config::parse(std::path::Path::new("/etc/tributary/tributary.toml"), &text)
+        .unwrap_or_else(|e| panic!("the reference config is invalid:\n{e}"));
+}
+
+#[test]
+fn the_man_page_has_the_standard_sections_and_no_dangling_references() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .arg("man")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "COMMANDS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXIT STATUS",
+        "SIGNALS",
+    ] {
+        assert!(
+            page.contains(&format!(".SH {section}")) || page.contains(&format!(".SH \"{section}\"")),
+            "no {section} section"
+        );
+    }
+    assert!(
+        !page.contains("tributary\\-poll(1)") && !page.contains("tributary-poll(1)"),
+        "points to pages that do not exist"
+    );
+    for command in [
+        "poll", "run", "check", "feeds", "render", "import", "export", "add", "remove", "explain", "init",
+    ] {
+        assert!(
+            page.contains(&format!("tributary {command}")),
+            "{command} is not described"
+        );
+    }
+}
+
+/// Every `Example` line in every command's `--help` runs (against loopback stand-ins for the
+/// URLs and paths it names): none is a usage error or a fatal one.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_help_example_runs() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/feed.xml",
+        Route::rss(rss(
+            "Example blog",
+            &[(
+                Some("p1"),
+                Some("https://example.org/posts/1"),
+                "A post",
+                "x",
+                Some("Mon, 02 Mar 2026 10:00:00 +0000"),
+            )],
+        )),
+    );
+    server.set(
+        "/other.xml",
+        Route::rss(rss("other", &[(Some("o1"), None, "Other", "y", None)])),
+    );
+    server.set(
+        "/",
+        Route::feed(
+            "text/html",
+            format!(
+                "<html><head><link rel=\"alternate\" type=\"application/rss+xml\" href=\"{}\"></head></html>",
+                server.url("/feed.xml")
+            ),
+        ),
+    );
+    let ws = Workspace::new();
+    ws.write_config("[store]\npath = \"data/t.db\"\n\n[[output]]\npath = \"public/all.atom\"\n");
+    ws.write(
+        "subscriptions.opml",
+        format!(
+            "<opml version=\"2.0\"><body><outline type=\"rss\" text=\"Other\" xmlUrl=\"{}\"/></body></opml>",
+            server.url("/other.xml")
+        )
+        .as_bytes(),
+    );
+    let config = ws.path("tributary.toml").display().to_string();
+    let stand_ins = [
+        ("https://blog.rust-lang.org/feed.xml", server.url("/feed.xml")),
+        ("https://example.org/feed.xml", server.url("/feed.xml")),
+        ("https://example.org/", server.url("/")),
+        ("/etc/tributary/tributary.toml", config.clone()),
+        ("~/planet", ws.path("planet").display().to_string()),
+    ];
+    // The commands in an order where each example has what it needs (feeds before polls).
+    let order = [
+        "init",
+        "add",
+        "import",
+        "poll",
+        "feeds",
+        "render",
+        "explain",
+        "export",
+        "check",
+        "completions",
+        "man",
+        "remove",
+    ];
+    let mut ran = 0;
+    for command in order {
+        let help = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(help.stdout).unwrap();
+        for example in help.lines().filter(|l| l.starts_with("  tributary ")) {
+            // The command itself, without what the shell does with its output.
+            let mut line = example
+                .trim()
+                .split(['|', '>'])
+                .next()
+                .unwrap()
+                .split("&&")
+                .next()
+                .unwrap()
+                .trim()
+                .to_string();
+            for (from, to) in &stand_ins {
+                line = line.replace(from, to);
+            }
+            let words = shell_words(&line);
+            // `init` starts from nothing: an empty directory.
+            let cwd = if command == "init" {
+                ws.path("empty")
+            } else {
+                ws.path("")
+            };
+            std::fs::create_dir_all(&cwd).unwrap();
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+                .args(&words[1..])
+                .current_dir(&cwd)
+                .env_remove("TRIBUTARY_CONFIG")
+                .output()
+                .await
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.code() != Some(2),
+                "`{example}` (run as `{line}`) failed:\n{stderr}{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            ran += 1;
+        }
+    }
+    assert!(ran >= 15, "only {ran} examples found");
+    let _ = config;
+}
+
+/// Words of a command line, with double quotes grouping.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
