@@ -4,6 +4,8 @@
 //! mounted read-only over the real one; a fresh /var/lib), so the machine is left untouched;
 //! that needs root, which CI has. Elsewhere it says it skipped.
 
+use std::process::Command;
+
 use crate::support::as_root_in_mount_namespace;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -18,8 +20,13 @@ fn unit_setting(unit: &str, key: &str) -> String {
         .to_string()
 }
 
+/// The two tests here touch the machine's /etc (one reads a copy, one installs a package):
+/// never at once.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_packaged_config_works_as_the_service_user_with_etc_read_only() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let unit = std::fs::read_to_string(format!("{ROOT}/config/systemd/tributary.service")).unwrap();
     let user = unit_setting(&unit, "User");
     let group = unit_setting(&unit, "Group");
@@ -45,8 +52,11 @@ fn the_packaged_config_works_as_the_service_user_with_etc_read_only() {
     let script = format!(
         r#"cp -a /etc {t}/etc
 install -D -m 0644 {ROOT}/config/tributary.toml {t}/etc/tributary/tributary.toml
-echo '{group}:x:64123:www-test' >> {t}/etc/group
-echo '{user}:x:64123:64123:Tributary:{state}:/usr/sbin/nologin' >> {t}/etc/passwd
+# The unit's user (unless the machine has it: the package creates it, and keeps it when purged)
+# and a web server's user in its group.
+grep -q '^{group}:' {t}/etc/group || echo '{group}:x:64123:' >> {t}/etc/group
+grep -q '^{user}:' {t}/etc/passwd || echo '{user}:x:64123:64123:Tributary:{state}:/usr/sbin/nologin' >> {t}/etc/passwd
+sed -i 's/^\({group}:[^:]*:[^:]*:\)\(.*\)$/\1www-test/' {t}/etc/group
 echo 'www-test:x:64124:64124:web server:/nonexistent:/usr/sbin/nologin' >> {t}/etc/passwd
 echo 'www-test:x:64124:' >> {t}/etc/group
 mount --bind {t}/etc /etc
@@ -79,4 +89,99 @@ echo layout-ok
         stdout.contains("/etc/tributary/tributary.toml: 1 feeds, 2 outputs") && stdout.contains(": ok"),
         "check reports no problem: {stdout}"
     );
+}
+
+/// The Debian package installs as the README says: the binary in /usr/bin, the unit (which
+/// `systemd-analyze verify` accepts), the man page, the conffile, the system user; `check` as
+/// that user finds nothing wrong; a purge removes it again. Needs root, dpkg-deb and
+/// systemd-analyze (CI has them); elsewhere it says it skipped.
+#[test]
+fn the_debian_package_installs_verifies_and_purges() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_) = crate::support::as_root_in_mount_namespace("true") else {
+        return;
+    };
+    for tool in ["dpkg-deb", "dpkg", "systemd-analyze", "runuser"] {
+        if crate::support::require_tool(tool).is_none() {
+            return;
+        }
+    }
+    let out_dir = tempfile::tempdir().unwrap();
+    let built = Command::new(format!("{ROOT}/packaging/deb/build"))
+        // The test binary is a debug build, hundreds of MB: not worth compressing.
+        .args([
+            "--binary",
+            env!("CARGO_BIN_EXE_tributary"),
+            "--compression",
+            "none",
+            "--out",
+        ])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let run = |cmd: &[&str]| {
+        let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, log) = run(&["dpkg", "-i", &deb]);
+    assert!(ok, "dpkg -i: {log}");
+    let checks = [
+        run(&["/usr/bin/tributary", "--version"]),
+        run(&[
+            "systemd-analyze",
+            "verify",
+            "/lib/systemd/system/tributary.service",
+        ]),
+        run(&[
+            "runuser",
+            "-u",
+            "tributary",
+            "--",
+            "/usr/bin/tributary",
+            "-c",
+            "/etc/tributary/tributary.toml",
+            "check",
+        ]),
+        run(&[
+            "sh",
+            "-c",
+            "zcat /usr/share/man/man1/tributary.1.gz | grep -q 'EXIT STATUS'",
+        ]),
+        run(&[
+            "sh",
+            "-c",
+            "stat -c '%U:%G %a' /var/lib/tributary | grep -qx 'tributary:tributary 750'",
+        ]),
+    ];
+    let (purged, purge_log) = run(&["dpkg", "--purge", "tributary"]);
+    for (i, (ok, log)) in checks.iter().enumerate() {
+        assert!(*ok, "check {i} after install: {log}");
+    }
+    assert!(checks[0].1.starts_with("tributary "), "{}", checks[0].1);
+    assert!(
+        checks[1].1.lines().all(|l| !l.contains("tributary.service")),
+        "systemd-analyze verify: {}",
+        checks[1].1
+    );
+    assert!(
+        checks[2].1.contains(": ok"),
+        "check as the service user: {}",
+        checks[2].1
+    );
+    assert!(purged, "dpkg --purge: {purge_log}");
+    assert!(!std::path::Path::new("/usr/bin/tributary").exists());
+    assert!(!std::path::Path::new("/etc/tributary/tributary.toml").exists());
 }
