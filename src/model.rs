@@ -20,6 +20,8 @@ pub struct FeedSpec {
     pub key: String,
     /// The operator's title, which wins over the feed's own.
     pub title: Option<String>,
+    /// The operator's web page for it, which wins over the one the feed names.
+    pub site: Option<String>,
     pub tags: Vec<String>,
     /// Overrides `[poll] schedule` for this feed.
     pub schedule: Option<crate::schedule::CronSchedule>,
@@ -72,6 +74,8 @@ pub struct FeedState {
     pub abandoned_at: Option<DateTime<Utc>>,
     /// What its last document needed repaired before it could be read.
     pub repairs: Vec<Repair>,
+    /// The language the feed declares, as last parsed.
+    pub language: Option<String>,
 }
 
 /// Why a poll failed, in the terms the code that decides what to do next needs: how soon to
@@ -285,6 +289,8 @@ pub struct FeedMeta {
     pub rhythm: crate::schedule::hints::FeedRhythm,
     /// What the document needed repaired before it could be read.
     pub repairs: Vec<Repair>,
+    /// The language the feed declares (RSS `<language>`, `xml:lang`, JSON Feed `language`).
+    pub language: Option<String>,
 }
 
 /// One entry as parsed and normalized: UTF-8, sanitized HTML, absolute URLs, plain-text title.
@@ -501,6 +507,10 @@ pub struct OutputSpec {
     pub description: Option<String>,
     /// Where subscribers fetch it: `[serve] base_url` + the file name, when a base is set.
     pub self_url: Option<String>,
+    /// The language of the page (its `lang`, the words of its dates); `None`: English.
+    pub lang: Option<String>,
+    /// The time zone the page groups and prints dates in; `None`: UTC.
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 impl OutputSpec {

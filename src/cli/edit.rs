@@ -17,6 +17,8 @@ use crate::model::Validators;
 pub struct NewFeed {
     pub url: String,
     pub title: Option<String>,
+    /// Its web page (OPML `htmlUrl`).
+    pub site: Option<String>,
     pub tags: Vec<String>,
 }
 
@@ -62,6 +64,9 @@ pub fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<Added, Stri
         if let Some(title) = &feed.title {
             table.insert("title", value(title.clone()));
         }
+        if let Some(site) = &feed.site {
+            table.insert("site", value(site.clone()));
+        }
         if !feed.tags.is_empty() {
             table.insert(
                 "tags",
@@ -93,6 +98,12 @@ fn update_feed(config_path: &Path, doc: &mut DocumentMut, at: usize, feed: &NewF
         && table.get("title").and_then(Item::as_str) != Some(title.as_str())
     {
         table.insert("title", value(title.clone()));
+        changed = true;
+    }
+    if let Some(site) = &feed.site
+        && table.get("site").and_then(Item::as_str).is_none()
+    {
+        table.insert("site", value(site.clone()));
         changed = true;
     }
     if !feed.tags.is_empty() {
@@ -153,6 +164,7 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
     let feed = NewFeed {
         url: feed_url.clone(),
         title,
+        site: None,
         tags,
     };
     match append_feeds(config_path, &[feed]) {

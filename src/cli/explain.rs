@@ -104,15 +104,7 @@ fn describe(
         .cloned()
         .unwrap_or_else(|| "(a feed no longer configured)".into());
     let spec = config.feeds.iter().find(|f| f.key == feed_url);
-    let _ = writeln!(
-        out,
-        "entry: {}",
-        if e.entry.title.is_empty() {
-            "(untitled)"
-        } else {
-            &e.entry.title
-        }
-    );
+    let _ = writeln!(out, "entry: {}", crate::output::display_title(&e.entry));
     let _ = writeln!(out, "  link: {}", e.entry.link.as_deref().unwrap_or("(none)"));
     let _ = writeln!(
         out,

@@ -196,6 +196,10 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Print the built-in HTML page template, its variables documented at the top: a theme
+    /// starts from it ([[output]] template = "FILE").
+    #[command(after_help = "Example:\n  tributary template > page.html")]
+    Template,
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  tributary completions bash > /etc/bash_completion.d/tributary")]
     Completions { shell: clap_complete::Shell },
@@ -271,6 +275,10 @@ pub fn main() -> ExitCode {
         Command::Remove { feed } => runtime.block_on(edit::remove(config, &feed)),
         Command::Explain { entry } => runtime.block_on(explain::run(config, &entry)),
         Command::Init { dir } => init::run(&dir),
+        Command::Template => {
+            out!("{}", crate::output::BUILT_IN_TEMPLATE);
+            Status::Ok
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tributary", &mut std::io::stdout());
             Status::Ok

@@ -39,6 +39,7 @@ pub(super) const POLL: &[&str] = &[
 pub(super) const FEED: &[&str] = &[
     "url",
     "title",
+    "site",
     "tags",
     "schedule",
     "ignore_hints",
@@ -62,6 +63,8 @@ pub(super) const OUTPUT: &[&str] = &[
     "link",
     "description",
     "url",
+    "lang",
+    "timezone",
 ];
 pub(super) const SERVE: &[&str] = &[
     "listen",

@@ -217,6 +217,16 @@ fn default_admin_listen(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// A BCP 47 language tag as people write them: a 2-3 letter language, then subtags of letters
+/// and digits (`fr`, `pt-BR`, `zh-Hant-TW`).
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split(['-', '_']);
+    let first = parts.next().unwrap_or("");
+    (2..=3).contains(&first.len())
+        && first.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
 /// Whether a source written as a relative path looks like a host name someone meant as a URL
 /// (`example.org/feed.xml`): its first segment has a dot and ends in letters, like a domain.
 fn looks_like_a_host(text: &str) -> bool {
@@ -556,6 +566,20 @@ impl Validator<'_> {
             }
         }
         let title = raw.title.map(|t| t.into_inner()).filter(|t| !t.trim().is_empty());
+        let site = match raw.site {
+            Some(s) => match Url::parse(s.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u.to_string()),
+                _ => {
+                    self.report(
+                        s.span(),
+                        key("site"),
+                        format!("`{}` is not an http(s) URL", s.get_ref()),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         let mut tags = Vec::new();
         for tag in raw.tags {
             if tag.get_ref().trim().is_empty() {
@@ -600,6 +624,7 @@ impl Validator<'_> {
             key: crate::model::feed_key(&url),
             url,
             title,
+            site,
             tags,
             schedule,
             ignore_hints: raw.ignore_hints.unwrap_or(false),
@@ -808,7 +833,41 @@ impl Validator<'_> {
             },
             None => base_url.and_then(|b| b.join(&file_name).ok()).map(String::from),
         };
+        let lang = match raw.lang {
+            Some(l) if is_language_tag(l.get_ref()) => Some(l.into_inner()),
+            Some(l) => {
+                self.report(
+                    l.span(),
+                    key("lang"),
+                    format!(
+                        "`{}` is not a language tag such as \"fr\" or \"pt-BR\"",
+                        l.get_ref()
+                    ),
+                );
+                None
+            }
+            None => None,
+        };
+        let timezone = match raw.timezone {
+            Some(t) => match t.get_ref().parse::<chrono_tz::Tz>() {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    self.report(
+                        t.span(),
+                        key("timezone"),
+                        format!(
+                            "`{}` is not a time zone name such as \"Europe/Paris\" or \"UTC\"",
+                            t.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         Some(OutputSpec {
+            lang,
+            timezone,
             path: path?,
             format: format?,
             title,

@@ -66,6 +66,7 @@ pub(super) struct RawFeed {
     pub span: Range<usize>,
     pub url: Option<Spanned<String>>,
     pub title: Option<Spanned<String>>,
+    pub site: Option<Spanned<String>>,
     pub tags: Vec<Spanned<String>>,
     pub schedule: Option<Spanned<String>>,
     pub ignore_hints: Option<bool>,
@@ -93,6 +94,8 @@ pub(super) struct RawOutput {
     pub link: Option<Spanned<String>>,
     pub description: Option<Spanned<String>>,
     pub url: Option<Spanned<String>>,
+    pub lang: Option<Spanned<String>>,
+    pub timezone: Option<Spanned<String>>,
 }
 
 /// Reads `text` into a [`RawConfig`], with every problem of shape it has.
@@ -161,6 +164,7 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             span,
             url: r.string(feed, "url", &p),
             title: r.string(feed, "title", &p),
+            site: r.string(feed, "site", &p),
             tags: r.strings(feed, "tags", &p),
             schedule: r.string(feed, "schedule", &p),
             ignore_hints: r.boolean(feed, "ignore_hints", &p),
@@ -189,6 +193,8 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             link: r.string(output, "link", &p),
             description: r.string(output, "description", &p),
             url: r.string(output, "url", &p),
+            lang: r.string(output, "lang", &p),
+            timezone: r.string(output, "timezone", &p),
         });
     }
     (raw, r.problems)

@@ -266,8 +266,9 @@ struct Reloaded {
 }
 
 /// The outputs being rendered: at most one task per output, and at most one more asked for.
-#[derive(Default)]
 struct Renders {
+    /// Until the first round ends, an output without entries does not replace its file.
+    mode: output::WhenEmpty,
     tasks: JoinSet<(PathBuf, Result<OutputReport, OutputError>)>,
     running: HashSet<PathBuf>,
     again: HashSet<PathBuf>,
@@ -275,6 +276,19 @@ struct Renders {
     retry: HashMap<PathBuf, (DateTime<Utc>, u32)>,
     /// Outputs recorded as failing in the store (cleared there at their next success).
     recorded_failing: HashSet<PathBuf>,
+}
+
+impl Default for Renders {
+    fn default() -> Renders {
+        Renders {
+            mode: output::WhenEmpty::Keep,
+            tasks: JoinSet::new(),
+            running: HashSet::new(),
+            again: HashSet::new(),
+            retry: HashMap::new(),
+            recorded_failing: HashSet::new(),
+        }
+    }
 }
 
 impl Daemon {
@@ -520,6 +534,14 @@ impl Daemon {
             round.new
         );
         notify::status(&self.status());
+        if std::mem::replace(&mut self.renders.mode, output::WhenEmpty::Write) == output::WhenEmpty::Keep {
+            // The first round: what was held back at start-up is now the truth, entries or not.
+            self.request_render_where(|_| true);
+        } else if self.changes_since.is_none() && round.polled > 0 {
+            // No new entries, but the page says when its feeds were last checked and how they
+            // are; feeds that did not change render the same bytes and are not rewritten.
+            self.request_render_where(|spec| spec.format == crate::model::OutputFormat::Html);
+        }
         // Between rounds the daemon rests at its small size, not the last round's high-water mark.
         let store = self.store.clone();
         tokio::spawn(async move {
@@ -532,7 +554,12 @@ impl Daemon {
     /// Renders every output: each starts now unless it is being rendered, in which case it
     /// is rendered once more after that.
     fn request_render(&mut self) {
-        let outputs: Vec<OutputSpec> = self.config.outputs.clone();
+        self.request_render_where(|_| true);
+    }
+
+    /// [`Daemon::request_render`] for the outputs `which` picks.
+    fn request_render_where(&mut self, which: impl Fn(&OutputSpec) -> bool) {
+        let outputs: Vec<OutputSpec> = self.config.outputs.iter().filter(|s| which(s)).cloned().collect();
         for spec in outputs {
             if self.renders.running.contains(&spec.path) {
                 self.renders.again.insert(spec.path.clone());
@@ -546,9 +573,10 @@ impl Daemon {
         let (config, store) = (self.config.clone(), self.store.clone());
         self.renders.running.insert(spec.path.clone());
         self.renders.retry.remove(&spec.path);
+        let mode = self.renders.mode;
         self.renders.tasks.spawn(async move {
             let context = Arc::new(output::Context::new(&config));
-            let result = output::render_one(&config, &spec, &store, &context).await;
+            let result = output::render_one(&config, &spec, &store, &context, mode).await;
             (spec.path, result)
         });
     }

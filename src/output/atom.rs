@@ -7,7 +7,11 @@
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
-use super::{Context, OutputEntry, Selection, entry_id, last_change, rfc3339};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{Context, OutputEntry, Selection, display_title, entry_id, last_change, rfc3339};
 use crate::model::OutputSpec;
 use crate::output::xml_safe;
 
@@ -23,7 +27,7 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         w.text_element("subtitle", d);
     }
     w.text_element("updated", &rfc3339(last_change(selection)));
-    if let Some(link) = &spec.link {
+    if let Some(link) = context.home_page(spec) {
         w.link("alternate", link, None);
     }
     if let Some(self_url) = &spec.self_url {
@@ -41,25 +45,30 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
     ]));
     w.text("Tributary");
     w.end("generator");
+    // A source's `updated` is when that feed last changed, as far as this output shows it.
+    let mut source_updated: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    for out in &selection.entries {
+        let t = source_updated.entry(out.feed.url.as_str()).or_default();
+        *t = (*t).max(out.stored.updated);
+    }
     for entry in &selection.entries {
-        entry_element(&mut w, entry);
+        let updated = source_updated
+            .get(entry.feed.url.as_str())
+            .copied()
+            .unwrap_or(entry.stored.updated);
+        entry_element(&mut w, entry, updated);
     }
     w.end("feed");
     w.finish()
 }
 
-fn entry_element(w: &mut XmlWriter, out: &OutputEntry) {
+fn entry_element(w: &mut XmlWriter, out: &OutputEntry, source_updated: DateTime<Utc>) {
     let (stored, feed) = (&out.stored, &out.feed);
     let e = &stored.entry;
     w.start(BytesStart::new("entry"));
     w.text_element("id", &entry_id(&feed.url, stored.key.as_str()));
-    let title = if e.title.is_empty() {
-        "(untitled)"
-    } else {
-        &e.title
-    };
     w.start(BytesStart::new("title").with_attributes([("type", "text")]));
-    w.text(title);
+    w.text(&display_title(e));
     w.end("title");
     if let Some(link) = &e.link {
         w.link("alternate", link, None);
@@ -117,6 +126,7 @@ fn entry_element(w: &mut XmlWriter, out: &OutputEntry) {
         w.link("alternate", site, None);
     }
     w.link("self", &feed.url, None);
+    w.text_element("updated", &rfc3339(source_updated));
     w.end("source");
     w.end("entry");
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Context, FeedView, Selection, entry_id, rfc3339};
+use super::{Context, FeedView, Selection, display_title, entry_id, rfc3339};
 use crate::model::OutputSpec;
 
 #[derive(Serialize)]
@@ -34,9 +34,13 @@ struct Item<'a> {
     id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<&'a str>,
-    title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content_html: Option<&'a str>,
+    /// Only for an entry without a body: an item must have content of one kind or the other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     summary: Option<String>,
     date_published: String,
@@ -97,17 +101,20 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         .iter()
         .map(|out| {
             let e = &out.stored.entry;
+            let content_html = e.content.as_deref().or(e.summary.as_deref());
             Item {
                 id: entry_id(&out.feed.url, out.stored.key.as_str()),
                 url: e.link.as_deref(),
-                title: &e.title,
-                content_html: e.content.as_deref().or(e.summary.as_deref()),
+                title: Some(e.title.as_str()).filter(|t| !t.is_empty()),
+                content_html,
+                content_text: content_html.is_none().then(|| display_title(e).into_owned()),
                 // JSON Feed summaries are plain text.
                 summary: e
                     .content
                     .as_ref()
                     .and(e.summary.as_deref())
-                    .map(crate::parse::html_to_text),
+                    .map(crate::parse::html_to_text)
+                    .filter(|s| !s.is_empty()),
                 date_published: rfc3339(out.stored.published),
                 date_modified: rfc3339(out.stored.updated),
                 authors: e
@@ -139,7 +146,7 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
     let feed = Feed {
         version: "https://jsonfeed.org/version/1.1",
         title: &spec.title,
-        home_page_url: spec.link.as_deref(),
+        home_page_url: context.home_page(spec),
         feed_url: spec.self_url.as_deref(),
         description: spec.description.as_deref(),
         hubs: context

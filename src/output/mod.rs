@@ -9,7 +9,7 @@
 
 mod atom;
 mod html;
-pub use html::check_template;
+pub use html::{BUILT_IN as BUILT_IN_TEMPLATE, check_template};
 mod jsonfeed;
 pub mod opml;
 mod rss;
@@ -96,6 +96,19 @@ pub struct OutputReport {
     pub bytes: Arc<Vec<u8>>,
     /// When these bytes were first written (the file's mtime).
     pub modified: SystemTime,
+    /// Nothing to show yet: no file was written and there is none to serve (see
+    /// [`WhenEmpty::Keep`]).
+    pub pending: bool,
+}
+
+/// Whether a render with no entries may replace the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenEmpty {
+    Write,
+    /// At start-up, before the first poll: an empty store says nothing about the feeds, so
+    /// an output without entries leaves the file as it is (and that file is what is served),
+    /// or, with no file yet, waits for the first round.
+    Keep,
 }
 
 /// Another output that a page or feed can point to.
@@ -113,6 +126,9 @@ pub struct Context {
     pub alternates: Vec<Alternate>,
     /// The WebSub hub to announce.
     pub hub: Option<String>,
+    /// Where the config's HTML page is published, when it has an address: the web page the
+    /// feeds belong to unless an output names its own `link`.
+    pub page: Option<String>,
 }
 
 impl Context {
@@ -132,7 +148,21 @@ impl Context {
                 .as_ref()
                 .and_then(|s| s.websub_hub.as_ref())
                 .map(|h| h.to_string()),
+            page: config
+                .outputs
+                .iter()
+                .find(|o| o.format == OutputFormat::Html)
+                .and_then(|o| o.self_url.clone()),
         }
+    }
+
+    /// The web page `spec` belongs to: its own `link`, else the HTML page (unless it is that
+    /// page).
+    pub fn home_page<'a>(&'a self, spec: &'a OutputSpec) -> Option<&'a str> {
+        spec.link.as_deref().or(self
+            .page
+            .as_deref()
+            .filter(|p| spec.self_url.as_deref() != Some(*p)))
     }
 }
 
@@ -141,7 +171,7 @@ pub async fn render_all(config: &Config, store: &StoreHandle) -> Vec<Result<Outp
     let context = Arc::new(Context::new(config));
     let mut reports = Vec::with_capacity(config.outputs.len());
     for spec in &config.outputs {
-        reports.push(render_one(config, spec, store, &context).await);
+        reports.push(render_one(config, spec, store, &context, WhenEmpty::Write).await);
     }
     reports
 }
@@ -151,6 +181,7 @@ pub async fn render_one(
     spec: &OutputSpec,
     store: &StoreHandle,
     context: &Arc<Context>,
+    mode: WhenEmpty,
 ) -> Result<OutputReport, OutputError> {
     let (spec_owned, feeds, context) = (spec.clone(), config.feeds.clone(), context.clone());
     // Selection and rendering run on a reader thread: both are synchronous and CPU-bound.
@@ -165,6 +196,26 @@ pub async fn render_one(
             source,
         })?;
     let (entries, bytes) = (rendered.0, rendered.1?);
+    let path = spec.path.clone();
+    // OPML lists subscriptions, which the config has before any poll.
+    if mode == WhenEmpty::Keep && entries == 0 && spec.format != OutputFormat::Opml {
+        let existing = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path).ok().filter(|b| !b.is_empty())?;
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+            Some((bytes, modified))
+        })
+        .await
+        .ok()
+        .flatten();
+        return Ok(OutputReport {
+            path: spec.path.clone(),
+            entries,
+            written: false,
+            pending: existing.is_none(),
+            modified: existing.as_ref().map_or(SystemTime::UNIX_EPOCH, |e| e.1),
+            bytes: Arc::new(existing.map(|e| e.0).unwrap_or_default()),
+        });
+    }
     let path = spec.path.clone();
     let bytes = Arc::new(bytes);
     let to_write = bytes.clone();
@@ -186,6 +237,7 @@ pub async fn render_one(
         written,
         bytes,
         modified,
+        pending: false,
     })
 }
 
@@ -214,6 +266,43 @@ pub(crate) fn last_change(selection: &Selection) -> DateTime<Utc> {
         .map(|e| e.stored.updated)
         .max()
         .unwrap_or_default()
+}
+
+/// What an entry is called where a title is needed: its own, or else the first words of its
+/// text (a title-less post is usually a short note, and its opening says what it is), or else
+/// its link. Empty only when the entry has none of these.
+pub fn display_title(entry: &crate::model::Entry) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    if !entry.title.is_empty() {
+        return Cow::Borrowed(&entry.title);
+    }
+    let text = entry
+        .summary
+        .as_deref()
+        .or(entry.content.as_deref())
+        .map(crate::parse::html_to_text)
+        .unwrap_or_default();
+    if text.is_empty() {
+        return Cow::Borrowed(entry.link.as_deref().unwrap_or(""));
+    }
+    Cow::Owned(first_words(&text, 80))
+}
+
+/// At most `max` characters of `text`, cut at a word boundary when there is one in the second
+/// half (scripts written without spaces are cut at a character), with an ellipsis when cut.
+fn first_words(text: &str, max: usize) -> String {
+    let Some((cut, _)) = text.char_indices().nth(max) else {
+        return text.to_string();
+    };
+    let head = &text[..cut];
+    let head = match head.rfind(char::is_whitespace) {
+        Some(space) if head[..space].chars().count() >= max / 2 => &head[..space],
+        _ => head,
+    };
+    format!(
+        "{}…",
+        head.trim_end_matches(|c: char| c.is_whitespace() || c.is_ascii_punctuation())
+    )
 }
 
 /// A stable, globally unique entry id from (feed URL, entry key). The feed's own guid is not
@@ -305,6 +394,27 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn untitled_entries_are_called_by_their_first_words() {
+        let mut e = crate::model::Entry {
+            summary: Some("<p>Just shipped the <b>new</b> release, with a much faster parser and fewer surprises for everyone.</p>".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            display_title(&e),
+            "Just shipped the new release, with a much faster parser and fewer surprises for…"
+        );
+        e.summary = Some("<p>短い投稿です。</p>".into());
+        assert_eq!(display_title(&e), "短い投稿です。");
+        e.summary = Some("<p>".to_string() + &"字".repeat(100) + "</p>");
+        assert_eq!(display_title(&e).chars().count(), 81);
+        e.summary = None;
+        e.link = Some("https://example.org/p/1".into());
+        assert_eq!(display_title(&e), "https://example.org/p/1");
+        e.title = "Own title".into();
+        assert_eq!(display_title(&e), "Own title");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
 
 use super::atom::XmlWriter;
-use super::{Context, Selection, entry_id, last_change};
+use super::{Context, Selection, display_title, entry_id, last_change};
 use crate::model::OutputSpec;
 use crate::output::xml_safe;
 
@@ -21,9 +21,9 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
     w.start(BytesStart::new("channel"));
     plain_text(&mut w, "title", &spec.title);
     // <link> is required: the output's web page, else where it is published, else its file.
-    let link = spec
-        .link
-        .clone()
+    let link = context
+        .home_page(spec)
+        .map(str::to_string)
         .or_else(|| spec.self_url.clone())
         .or_else(|| url::Url::from_file_path(&spec.path).ok().map(String::from))
         .unwrap_or_default();
@@ -48,15 +48,12 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         let (stored, feed) = (&out.stored, &out.feed);
         let e = &stored.entry;
         w.start(BytesStart::new("item"));
-        plain_text(
-            &mut w,
-            "title",
-            if e.title.is_empty() {
-                "(untitled)"
-            } else {
-                &e.title
-            },
-        );
+        // An item needs a title or a description; readers show a title-less one by its text.
+        if !e.title.is_empty() {
+            plain_text(&mut w, "title", &e.title);
+        } else if e.content.is_none() && e.summary.is_none() {
+            plain_text(&mut w, "title", &display_title(e));
+        }
         if let Some(link) = &e.link {
             w.text_element("link", link);
         }
@@ -64,9 +61,12 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         if let Some(body) = body {
             w.text_element("description", body);
         }
-        if let Some(a) = &e.author {
-            plain_text(&mut w, "dc:creator", &a.name);
-        }
+        // Readers show a blank author otherwise; the feed is who wrote it, as far as we know.
+        plain_text(
+            &mut w,
+            "dc:creator",
+            e.author.as_ref().map_or(&feed.title, |a| &a.name),
+        );
         for c in &e.categories {
             plain_text(&mut w, "category", c);
         }

@@ -24,6 +24,10 @@ pub struct FeedView {
     pub failing: Option<(DateTime<Utc>, String)>,
     /// Whether it has ever been fetched successfully.
     pub polled: bool,
+    /// The language the feed declares, if any.
+    pub lang: Option<String>,
+    /// When it was last polled, successfully or not.
+    pub checked: Option<DateTime<Utc>>,
 }
 
 impl FeedView {
@@ -49,10 +53,15 @@ impl FeedView {
             url,
             id,
             title,
-            site_url: state.and_then(|s| s.site_url.clone()),
+            site_url: spec
+                .site
+                .clone()
+                .or_else(|| state.and_then(|s| s.site_url.clone())),
             tags: spec.tags.clone(),
             failing,
             polled: state.is_some_and(|s| s.last_success.is_some()),
+            lang: state.and_then(|s| s.language.clone()),
+            checked: state.and_then(|s| s.last_fetch),
         }
     }
 }

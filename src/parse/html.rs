@@ -23,10 +23,11 @@ impl Sanitizer {
 
     /// Sanitized HTML from untrusted `html`, with relative URLs resolved against `base`.
     pub fn clean(&mut self, html: &str, base: Option<&Url>) -> String {
-        match super::fast_html::try_clean(html) {
+        let clean = match super::fast_html::try_clean(html) {
             Some(clean) => trimmed(clean),
             None => self.ammonia_only(html, base),
-        }
+        };
+        without_sourceless_images(clean)
     }
 
     /// The full ammonia pass (what [`Sanitizer::clean`] falls back to).
@@ -40,6 +41,38 @@ impl Sanitizer {
             None => String::new(),
         }
     }
+}
+
+/// `html` (sanitized, so serialized canonically: lowercase names, double-quoted attributes)
+/// without `<img>` elements that lost their `src` to the sanitizer (a `javascript:` or `data:`
+/// source): such an image is an empty box in every reader.
+fn without_sourceless_images(html: String) -> String {
+    if !html.contains("<img") {
+        return html;
+    }
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html.as_str();
+    while let Some(at) = rest.find("<img") {
+        let after = &rest[at + 4..];
+        let is_img = after.starts_with(['>', ' ', '/']);
+        let end = after.find('>').map(|e| at + 4 + e + 1);
+        match (is_img, end) {
+            (true, Some(end)) => {
+                out.push_str(&rest[..at]);
+                let tag = &rest[at..end];
+                if tag.contains(" src=\"") {
+                    out.push_str(tag);
+                }
+                rest = &rest[end..];
+            }
+            _ => {
+                out.push_str(&rest[..at + 4]);
+                rest = &rest[at + 4..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `s` without leading and trailing whitespace, in place.
@@ -128,6 +161,16 @@ mod tests {
         assert!(!out.contains("script") && !out.contains("onclick") && !out.contains("javascript"));
         assert!(!out.contains("data:"));
         assert!(out.contains("href=\"https://example.org/blog/other\""), "{out}");
+    }
+
+    #[test]
+    fn images_without_a_source_go() {
+        let mut s = Sanitizer::new();
+        let out = s.clean(
+            "<p>a<img src=\"javascript:alert(1)\" alt=\"x\">b<img src=\"https://e.org/i.png\"></p>",
+            None,
+        );
+        assert_eq!(out, "<p>ab<img src=\"https://e.org/i.png\"></p>");
     }
 
     #[test]

@@ -301,6 +301,12 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::schedule::hint
         id: Some(feed.id.trim().to_string()).filter(|id| !id.is_empty()),
         rhythm,
         repairs: Vec::new(),
+        language: feed
+            .language
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && l.len() <= 35)
+            .map(str::to_string),
     };
     // A feed read from a file (the demo, a mirror) has no web location of its own; its site
     // link is the best base for the relative URLs inside it.

@@ -100,7 +100,10 @@ impl Server {
         let mut next: HashMap<String, Arc<Served>> = HashMap::new();
         for spec in &config.outputs {
             let route = format!("/{}", spec.file_name());
-            let report = reports.iter().flatten().find(|r| r.path == spec.path);
+            let report = reports
+                .iter()
+                .flatten()
+                .find(|r| r.path == spec.path && !r.pending);
             let served = match report {
                 Some(r) => {
                     let hash = hex::encode(&Sha256::digest(r.bytes.as_slice())[..16]);

@@ -238,7 +238,7 @@ impl Store {
                      rhythm = ?10,
                      skip_hours = ?11, skip_days = ?12, segments = ?13,
                      failure_kind = NULL, abandoned_at = NULL,
-                     next_due = ?15, schedule_key = ?16, lease_until = NULL, repairs = ?17
+                     next_due = ?15, schedule_key = ?16, lease_until = NULL, repairs = ?17, language = ?18
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -259,6 +259,7 @@ impl Store {
                 batch.scheduled.next_due.map(to_millis_ceil),
                 batch.scheduled.key,
                 crate::model::Repair::join(&batch.meta.repairs),
+                batch.meta.language,
             ])?;
         }
         tx.commit()?;

@@ -62,7 +62,7 @@ pub const MOVE_AFTER: u32 = 3;
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
                             fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count, \
-                            failure_kind, next_due, schedule_key, abandoned_at, repairs";
+                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language";
 
 pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
     let opt_time =
@@ -106,6 +106,7 @@ pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
         schedule_key: row.get(23)?,
         abandoned_at: opt_time(24)?,
         repairs: crate::model::Repair::split(row.get::<_, Option<String>>(25)?.as_deref()),
+        language: row.get(26)?,
     })
 }
 

@@ -169,6 +169,10 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO settings (name, value) VALUES ('new_feed_entries', '10');
     "#,
+    // 12: the language a feed declares, for the page's `lang` attributes.
+    r#"
+    ALTER TABLE feeds ADD COLUMN language TEXT;
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

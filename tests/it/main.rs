@@ -14,6 +14,7 @@ mod farm;
 mod outputs;
 mod golden;
 mod readers;
+mod page;
 mod hostile;
 mod crash;
 mod cli;

@@ -506,3 +506,26 @@ async fn the_server_serves_outputs_health_and_metrics_and_pings_the_hub() {
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(daemon.exit_code().await, 0);
 }
+
+/// A theme starts from `tributary template`: that file, named as the template, renders the
+/// same page as the built-in one.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_printed_template_renders_the_built_in_page() {
+    let server = FeedServer::start().await;
+    server.set("/pod.xml", Route::rss(podcast()));
+    let ws = Workspace::new();
+    let printed = ws.tributary(&["template"]).await;
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    assert!(printed.stdout.contains("days "), "the variables are documented");
+    ws.write("theme/page.html", printed.stdout.as_bytes());
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\n\n\
+         [[output]]\npath = \"public/index.html\"\nformat = \"html\"\n\n\
+         [[output]]\npath = \"public/themed.html\"\nformat = \"html\"\ntemplate = \"theme/page.html\"\n",
+        server.url("/pod.xml")
+    ));
+    assert_eq!(ws.poll().await.code, 0);
+    let built_in = read(&ws, "index.html");
+    assert!(String::from_utf8_lossy(&built_in).contains("Episode"));
+    assert_eq!(read(&ws, "themed.html"), built_in);
+}

@@ -281,16 +281,7 @@ async fn rss_titles_and_authors_come_back_the_same_from_every_reader() {
     assert_eq!(ours, want, "our parser");
 
     // feedparser, the reference reader of the corpus.
-    let has_feedparser = std::process::Command::new("python3")
-        .args(["-c", "import feedparser"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let marker = if has_feedparser {
-        "/"
-    } else {
-        "/nonexistent/python3-feedparser"
-    };
-    if crate::support::require_or_skip("Python module feedparser", marker.into()).is_some() {
+    if crate::support::require_python_module("feedparser") {
         let out = std::process::Command::new("python3")
             .args([
                 "-c",

@@ -380,3 +380,39 @@ async fn an_output_that_cannot_be_written_is_retried_until_it_is() {
         .unwrap();
     assert_eq!(cleared, None);
 }
+
+/// A daemon started on an empty store does not replace an output that has entries with one
+/// that has none: the file stays as it is until the first round, which writes the truth.
+#[tokio::test(start_paused = true)]
+async fn an_output_is_not_emptied_at_start_up() {
+    let server = FeedServer::start().await;
+    // The first poll takes a while (the server is slow), so start-up and the first round are
+    // far apart.
+    server.set("/a.xml", feed("a").delayed(Duration::from_secs(20)));
+    let ws = Workspace::new();
+    let path = config(&ws, "*/15 * * * *", &[(server.url("/a.xml"), None)]);
+    let earlier =
+        b"<?xml version=\"1.0\"?><feed xmlns=\"http://www.w3.org/2005/Atom\"><title>kept</title></feed>";
+    ws.write("public/all.atom", earlier);
+    let mut toml = std::fs::read_to_string(&path).unwrap();
+    toml.push_str("\n[[output]]\npath = \"public/index.html\"\nformat = \"html\"\n");
+    ws.write_config(&toml);
+    let start = at(2026, 3, 2, 10, 0, 0);
+    let daemon = Running::start(&path, start);
+    daemon.run_until(start + chrono::Duration::seconds(10)).await;
+    assert_eq!(
+        std::fs::read(ws.path("public/all.atom")).unwrap(),
+        earlier,
+        "kept at start-up"
+    );
+    assert!(
+        !ws.path("public/index.html").exists(),
+        "no empty page before the first round"
+    );
+    daemon.run_until(start + chrono::Duration::minutes(1)).await;
+    daemon.stop().await;
+    let atom = std::fs::read_to_string(ws.path("public/all.atom")).unwrap();
+    assert!(atom.contains("An entry"), "the first round wrote it: {atom}");
+    let page = std::fs::read_to_string(ws.path("public/index.html")).unwrap();
+    assert!(page.contains("An entry"));
+}

@@ -38,6 +38,20 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// Like [`require_or_skip`] for a Python 3 module: whether `python3 -c "import NAME"` works.
+pub fn require_python_module(name: &str) -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let marker = if found {
+        PathBuf::from("/")
+    } else {
+        Path::new("/nonexistent/python3").join(name)
+    };
+    require_or_skip(&format!("Python module {name}"), marker).is_some()
+}
+
 /// Runs `script` (bash) as root in a private mount namespace, where it may mount what it
 /// likes without touching the machine: `None`, after saying so, when not root (CI is).
 pub fn as_root_in_mount_namespace(script: &str) -> Option<std::process::Output> {
