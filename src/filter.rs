@@ -112,9 +112,30 @@ pub enum Verdict<'r> {
     NotIncluded,
 }
 
+/// Which fields beyond the title and link some rule looks at: what must be read of an
+/// entry before the rules can decide on it (bodies are most of a stored entry's bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub bodies: bool,
+    pub author: bool,
+    pub categories: bool,
+}
+
 impl Rules {
     pub fn is_empty(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    /// The fields these rules read besides title and link.
+    pub fn needs(&self) -> Needs {
+        let mut needs = Needs::default();
+        for rule in self.include.iter().chain(&self.exclude) {
+            let any = rule.field == Field::Any;
+            needs.bodies |= any || rule.field == Field::Content;
+            needs.author |= any || rule.field == Field::Author;
+            needs.categories |= any || rule.field == Field::Category;
+        }
+        needs
     }
 
     pub fn verdict(&self, e: &Fields<'_>) -> Verdict<'_> {

@@ -276,6 +276,8 @@ struct Renders {
     retry: HashMap<PathBuf, (DateTime<Utc>, u32)>,
     /// Outputs recorded as failing in the store (cleared there at their next success).
     recorded_failing: HashSet<PathBuf>,
+    /// What each output showed at its last successful render: retention keeps it.
+    shown: HashMap<PathBuf, Arc<Vec<i64>>>,
 }
 
 impl Default for Renders {
@@ -287,6 +289,7 @@ impl Default for Renders {
             again: HashSet::new(),
             retry: HashMap::new(),
             recorded_failing: HashSet::new(),
+            shown: HashMap::new(),
         }
     }
 }
@@ -601,6 +604,9 @@ impl Daemon {
             }
         }
         if let Ok(report) = &result {
+            self.renders
+                .shown
+                .insert(path.clone(), Arc::new(report.shown.clone()));
             if self.renders.retry.remove(&path).is_some() {
                 tracing::info!(output = %path.display(), "output written again after failures");
             }
@@ -761,9 +767,10 @@ impl Daemon {
     fn start_housekeeping(&mut self) {
         self.next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
         let (config, store, now) = (self.config.clone(), self.store.clone(), self.clock.now());
-        self.housekeeping = Some(tokio::spawn(
-            async move { housekeeping(config, store, now).await },
-        ));
+        let shown = self.renders.shown.clone();
+        self.housekeeping = Some(tokio::spawn(async move {
+            housekeeping(config, store, now, shown).await
+        }));
     }
 
     async fn shutdown(&mut self, control: &mut mpsc::Receiver<Control>) -> Exit {
@@ -890,15 +897,26 @@ fn log_feed(report: &FeedReport) {
     }
 }
 
-/// Retention, `PRAGMA optimize`, checkpoints and vacuum, keeping what outputs show now.
-async fn housekeeping(config: Arc<Config>, store: StoreHandle, now: DateTime<Utc>) {
+/// Retention, `PRAGMA optimize`, checkpoints and vacuum, keeping what outputs show now: as
+/// their last renders showed it (`shown`), selected again only for outputs not rendered yet.
+async fn housekeeping(
+    config: Arc<Config>,
+    store: StoreHandle,
+    now: DateTime<Utc>,
+    shown: HashMap<PathBuf, Arc<Vec<i64>>>,
+) {
     let selection_config = config.clone();
     let shown = store
         .read(move |s| {
             let mut ids = HashSet::new();
             for spec in &selection_config.outputs {
-                let selection = output::select::select(s, spec, &selection_config.feeds)?;
-                ids.extend(selection.entries.iter().map(|e| e.stored.id));
+                match shown.get(&spec.path) {
+                    Some(rendered) => ids.extend(rendered.iter().copied()),
+                    None => {
+                        let selection = output::select::select(s, spec, &selection_config.feeds)?;
+                        ids.extend(selection.entries.iter().map(|e| e.stored.id));
+                    }
+                }
             }
             Ok(ids)
         })
@@ -915,10 +933,12 @@ async fn housekeeping(config: Arc<Config>, store: StoreHandle, now: DateTime<Utc
         keep_per_feed: config.store.keep_per_feed,
         protected,
     };
-    match store.call(move |s| s.housekeeping(&retention, now)).await {
+    match crate::store::housekeeping(&store, retention, now).await {
         Ok(r) if r.entries_removed + r.tombstones_expired > 0 => tracing::info!(
             entries_removed = r.entries_removed,
             tombstones_expired = r.tombstones_expired,
+            steps = r.steps,
+            longest_step_ms = r.longest_step.as_millis() as u64,
             "housekeeping done"
         ),
         Ok(_) => tracing::debug!("housekeeping done"),

@@ -96,6 +96,8 @@ pub struct OutputReport {
     pub bytes: Arc<Vec<u8>>,
     /// When these bytes were first written (the file's mtime).
     pub modified: SystemTime,
+    /// The store ids of the entries it shows (which retention keeps).
+    pub shown: Vec<i64>,
     /// Nothing to show yet: no file was written and there is none to serve (see
     /// [`WhenEmpty::Keep`]).
     pub pending: bool,
@@ -188,14 +190,16 @@ pub async fn render_one(
     let rendered = store
         .read(move |s| {
             let selection = select::select(s, &spec_owned, &feeds)?;
-            Ok((selection.entries.len(), render(&spec_owned, &selection, &context)))
+            let shown: Vec<i64> = selection.entries.iter().map(|e| e.stored.id).collect();
+            Ok((shown, render(&spec_owned, &selection, &context)))
         })
         .await
         .map_err(|source| OutputError::Store {
             path: spec.path.clone(),
             source,
         })?;
-    let (entries, bytes) = (rendered.0, rendered.1?);
+    let (shown, bytes) = (rendered.0, rendered.1?);
+    let entries = shown.len();
     let path = spec.path.clone();
     // OPML lists subscriptions, which the config has before any poll.
     if mode == WhenEmpty::Keep && entries == 0 && spec.format != OutputFormat::Opml {
@@ -212,6 +216,7 @@ pub async fn render_one(
             entries,
             written: false,
             pending: existing.is_none(),
+            shown,
             modified: existing.as_ref().map_or(SystemTime::UNIX_EPOCH, |e| e.1),
             bytes: Arc::new(existing.map(|e| e.0).unwrap_or_default()),
         });
@@ -238,6 +243,7 @@ pub async fn render_one(
         bytes,
         modified,
         pending: false,
+        shown,
     })
 }
 

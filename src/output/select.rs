@@ -3,11 +3,12 @@
 //! the story first, naming the others — and the feeds themselves with their health.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 
 use crate::model::{CrossFeedDedupe, FeedSpec, FeedState, OutputSpec, StoredEntry, display_url};
-use crate::store::{Store, StoreError};
+use crate::store::{Candidate, Store, StoreError};
 
 /// A feed as an output names it: the operator's title wins over the feed's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,42 @@ pub struct Selection {
     pub feeds: Vec<FeedView>,
 }
 
+/// The entry a kept candidate stands for, read whole, with the other copies of its story
+/// (same canonical link) in the output's feeds; `None` when its story was shown already.
+fn choose(
+    store: &Store,
+    spec: &OutputSpec,
+    views: &HashMap<i64, FeedView>,
+    order: &HashMap<i64, usize>,
+    seen_links: &mut HashSet<String>,
+    candidate: Candidate,
+) -> Result<Option<(StoredEntry, Vec<StoredEntry>)>, StoreError> {
+    let link = match (&spec.dedupe, candidate.canonical_link) {
+        (CrossFeedDedupe::Link, Some(link)) => link,
+        _ => return Ok(store.entry(candidate.id)?.map(|e| (e, Vec::new()))),
+    };
+    if seen_links.contains(&link) {
+        return Ok(None);
+    }
+    let mut group: Vec<StoredEntry> = store
+        .entries_with_link(&link)?
+        .into_iter()
+        .filter(|e| views.contains_key(&e.feed_id) && spec.rules.keeps(&e.entry.fields()))
+        .collect();
+    seen_links.insert(link);
+    if group.is_empty() {
+        let Some(entry) = store.entry(candidate.id)? else {
+            return Ok(None);
+        };
+        group.push(entry);
+    }
+    // The feed that had it first: first seen by us, then (for copies found in the same poll)
+    // published first, then the feed listed first.
+    group.sort_by_key(|e| (e.first_seen, e.published, order.get(&e.feed_id).copied(), e.id));
+    let primary = group.remove(0);
+    Ok(Some((primary, group)))
+}
+
 /// Chooses `spec`'s entries from `store`. `all_feeds` is the configuration's feed list.
 pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Result<Selection, StoreError> {
     let selected: HashSet<&str> = spec.feeds.iter().map(url::Url::as_str).collect();
@@ -104,6 +141,8 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
         feeds.push(view);
     }
     let ids: Vec<i64> = views.keys().copied().collect();
+    // Every feed the store has is selected: no need to test each entry's feed.
+    let all = store.feed_count()? == ids.len();
     // Config order of the feeds, for ties.
     let order: HashMap<i64, usize> = specs
         .iter()
@@ -113,71 +152,51 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
     let mut entries: Vec<OutputEntry> = Vec::new();
     let mut seen_links: HashSet<String> = HashSet::new();
     let mut seen_ids: HashSet<i64> = HashSet::new();
-    let mut after = None;
-    // Pages of candidates, until the output is full or the candidates run out; rules and
-    // duplicates can skip any number of them.
-    let page = (spec.limit * 2).max(50);
-    'pages: loop {
-        let candidates = store.ids_page(&ids, after, page)?;
-        let exhausted = candidates.len() < page;
-        for (id, published) in candidates {
-            after = Some((published, id));
-            if seen_ids.contains(&id) {
-                continue;
-            }
-            let Some(candidate) = store.entry(id)? else {
-                continue;
-            };
-            if !spec.rules.keeps(&candidate.entry.fields()) {
-                continue;
-            }
-            let (primary, others) = match (&spec.dedupe, &candidate.canonical_link) {
-                (CrossFeedDedupe::Link, Some(link)) => {
-                    if !seen_links.insert(link.clone()) {
-                        continue;
+    let mut failed = None;
+    if spec.limit == 0 || ids.is_empty() {
+        return Ok(Selection { entries, feeds });
+    }
+    // One pass over the candidates, newest first, until the output is full: rules and
+    // duplicates can skip any number of them, and only the rows kept are read whole.
+    store.candidates(&ids, all, spec.rules.needs(), |candidate| {
+        if seen_ids.contains(&candidate.id) || !spec.rules.keeps(&candidate.fields()) {
+            return ControlFlow::Continue(());
+        }
+        match choose(store, spec, &views, &order, &mut seen_links, candidate) {
+            Ok(Some((primary, others))) => {
+                let Some(feed) = views.get(&primary.feed_id).cloned() else {
+                    return ControlFlow::Continue(());
+                };
+                let mut also_in: Vec<FeedView> = Vec::new();
+                for other in &others {
+                    seen_ids.insert(other.id);
+                    if let Some(v) = views.get(&other.feed_id)
+                        && other.feed_id != primary.feed_id
+                        && !also_in.contains(v)
+                    {
+                        also_in.push(v.clone());
                     }
-                    let mut group: Vec<StoredEntry> = store
-                        .entries_with_link(link)?
-                        .into_iter()
-                        .filter(|e| views.contains_key(&e.feed_id) && spec.rules.keeps(&e.entry.fields()))
-                        .collect();
-                    if group.is_empty() {
-                        group.push(candidate);
-                    }
-                    // The feed that had it first: first seen by us, then (for copies found in
-                    // the same poll) published first, then the feed listed first.
-                    group.sort_by_key(|e| (e.first_seen, e.published, order.get(&e.feed_id).copied(), e.id));
-                    let primary = group.remove(0);
-                    (primary, group)
                 }
-                _ => (candidate, Vec::new()),
-            };
-            let Some(feed) = views.get(&primary.feed_id).cloned() else {
-                continue;
-            };
-            let mut also_in: Vec<FeedView> = Vec::new();
-            for other in &others {
-                seen_ids.insert(other.id);
-                if let Some(v) = views.get(&other.feed_id)
-                    && other.feed_id != primary.feed_id
-                    && !also_in.contains(v)
-                {
-                    also_in.push(v.clone());
+                seen_ids.insert(primary.id);
+                entries.push(OutputEntry {
+                    stored: primary,
+                    feed,
+                    also_in,
+                });
+                if entries.len() >= spec.limit {
+                    return ControlFlow::Break(());
                 }
+                ControlFlow::Continue(())
             }
-            seen_ids.insert(primary.id);
-            entries.push(OutputEntry {
-                stored: primary,
-                feed,
-                also_in,
-            });
-            if entries.len() >= spec.limit {
-                break 'pages;
+            Ok(None) => ControlFlow::Continue(()),
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
             }
         }
-        if exhausted {
-            break;
-        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     // A duplicate group's primary may be a little older than the copy that surfaced it.
     entries.sort_by(|a, b| {

@@ -1,12 +1,14 @@
 //! Entry rows: upserts by (feed, key) with stable dates, tombstones, and the queries outputs use.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::feeds::{FEED_COLUMNS, Scheduled};
 use super::{Store, StoreError, from_unix, to_millis, to_millis_ceil, to_unix};
+use crate::filter::Needs;
 use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, SegmentHash, StoredEntry, Validators};
 
 /// What storing one feed's parse did.
@@ -44,6 +46,55 @@ fn segments_blob(mut segments: Vec<SegmentHash>) -> Vec<u8> {
     segments.sort_unstable();
     segments.dedup();
     segments.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// Up to this many feeds, [`Store::candidates`] merges per-feed pages of this size.
+const FEW_FEEDS: usize = 256;
+const FEED_PAGE: usize = 64;
+
+/// An entry as selection first sees it: enough to order it, attribute it, test the rules
+/// on (the fields the rules do not need are empty) and find its duplicates.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub id: i64,
+    pub feed_id: i64,
+    pub published: DateTime<Utc>,
+    pub title: String,
+    pub link: Option<String>,
+    pub canonical_link: Option<String>,
+    pub author: Option<String>,
+    pub categories: Vec<String>,
+    pub summary: Option<String>,
+    pub content: Option<String>,
+}
+
+impl Candidate {
+    /// What the rules see of it.
+    pub fn fields(&self) -> crate::filter::Fields<'_> {
+        crate::filter::Fields {
+            title: &self.title,
+            bodies: [self.summary.as_deref(), self.content.as_deref()],
+            author: self.author.as_deref(),
+            categories: &self.categories,
+            link: self.link.as_deref(),
+        }
+    }
+}
+
+fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<Candidate> {
+    let categories: String = row.get(7)?;
+    Ok(Candidate {
+        id: row.get(0)?,
+        feed_id: row.get(1)?,
+        published: from_unix(row.get(2)?),
+        title: row.get(3)?,
+        link: row.get(4)?,
+        canonical_link: row.get(5)?,
+        author: row.get(6)?,
+        categories: serde_json::from_str(&categories).unwrap_or_default(),
+        summary: row.get(8)?,
+        content: row.get(9)?,
+    })
 }
 
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
@@ -330,6 +381,14 @@ impl Store {
         Ok(hashes)
     }
 
+    /// How many feeds the store has rows for.
+    pub fn feed_count(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM feeds", [], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// States of the feeds at `urls` that the store knows, by URL.
     pub fn feeds_by_url(&self, urls: &[String]) -> Result<HashMap<String, FeedState>, StoreError> {
         // One scan of the (small) feeds table beats an IN-list of thousands of URLs.
@@ -347,71 +406,92 @@ impl Store {
         Ok(feeds)
     }
 
-    /// Up to `n` visible entries of the feeds `feed_ids`, newest first, strictly older than
-    /// `after` (published, id) when given: pages of an output's candidates.
-    pub fn entries_page(
+    /// The visible entries of the feeds `feed_ids` (every feed when `all`), newest first, as
+    /// [`Candidate`]s with the columns `needs` asks for, each handed to `each` until it
+    /// breaks: one pass, whose cost is what it reads.
+    ///
+    /// Many feeds: one walk of the date index (the feed test and `hidden` are answered from
+    /// the index, so rows of other feeds are never read). Few feeds: each feed's newest, from
+    /// the per-feed index, merged; a feed's next page is read only when the merge needs it.
+    pub fn candidates(
         &self,
         feed_ids: &[i64],
-        after: Option<(DateTime<Utc>, i64)>,
-        n: usize,
-    ) -> Result<Vec<StoredEntry>, StoreError> {
-        self.ids_page(feed_ids, after, n)?
-            .into_iter()
-            .filter_map(|(id, _)| self.entry(id).transpose())
-            .collect()
-    }
-
-    /// The ids and dates of [`Store::entries_page`], from an index alone: callers that skip
-    /// many candidates read only the rows they keep.
-    pub fn ids_page(
-        &self,
-        feed_ids: &[i64],
-        after: Option<(DateTime<Utc>, i64)>,
-        n: usize,
-    ) -> Result<Vec<(i64, DateTime<Utc>)>, StoreError> {
-        let n_sql = i64::try_from(n).unwrap_or(i64::MAX);
-        let (after_published, after_id) = after.map_or((i64::MAX, i64::MAX), |(p, id)| (to_unix(p), id));
-        let total_feeds: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM feeds", [], |r| r.get(0))?;
-        // Two ways to find the ids, both from an index alone (no entry bodies are read):
-        // - most feeds selected: walk the date index newest first, stop after `n` matches;
-        // - few feeds selected: take each feed's newest `n` from the per-feed index, merge.
-        let mut newest: Vec<(i64, i64)> = Vec::new();
-        if (feed_ids.len() as i64) * 4 >= total_feeds {
-            let ids_json = serde_json::to_string(feed_ids).unwrap_or_else(|_| "[]".into());
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, published FROM entries INDEXED BY entries_by_date
-                 WHERE feed_id IN (SELECT value FROM json_each(?1)) AND hidden = 0
-                   AND (published, id) < (?2, ?3)
-                 ORDER BY published DESC, id DESC LIMIT ?4",
-            )?;
-            newest = stmt
-                .query_map(params![ids_json, after_published, after_id, n_sql], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<Result<_, _>>()?;
-        } else {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, published FROM entries INDEXED BY entries_by_feed
-                 WHERE feed_id = ?1 AND hidden = 0 AND (published, id) < (?2, ?3)
-                 ORDER BY published DESC, id DESC LIMIT ?4",
-            )?;
-            for feed_id in feed_ids {
-                let rows = stmt.query_map(params![feed_id, after_published, after_id, n_sql], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-                for row in rows {
-                    newest.push(row?);
+        all: bool,
+        needs: Needs,
+        mut each: impl FnMut(Candidate) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let columns = format!(
+            "id, feed_id, published, title, link, canonical_link, {}, {}, {}",
+            if needs.author { "author_name" } else { "NULL" },
+            if needs.categories { "categories" } else { "'[]'" },
+            if needs.bodies {
+                "summary, content"
+            } else {
+                "NULL, NULL"
+            },
+        );
+        if all || feed_ids.len() > FEW_FEEDS {
+            let filter = if all {
+                ""
+            } else {
+                "AND feed_id IN (SELECT value FROM json_each(?1))"
+            };
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {columns} FROM entries INDEXED BY entries_by_date
+                 WHERE hidden = 0 {filter} ORDER BY published DESC, id DESC"
+            ))?;
+            let mut rows = if all {
+                stmt.query([])?
+            } else {
+                stmt.query([serde_json::to_string(feed_ids).unwrap_or_else(|_| "[]".into())])?
+            };
+            while let Some(row) = rows.next()? {
+                if each(candidate_from_row(row)?).is_break() {
+                    break;
                 }
             }
-            newest.sort_by(|a: &(i64, i64), b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
-            newest.truncate(n);
+            return Ok(());
         }
-        Ok(newest
-            .into_iter()
-            .map(|(id, published)| (id, from_unix(published)))
-            .collect())
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {columns} FROM entries INDEXED BY entries_by_feed
+             WHERE feed_id = ?1 AND hidden = 0 AND (published, id) < (?2, ?3)
+             ORDER BY published DESC, id DESC LIMIT {FEED_PAGE}"
+        ))?;
+        let mut page =
+            |feed_id: i64, after: (i64, i64)| -> Result<std::collections::VecDeque<Candidate>, StoreError> {
+                let rows = stmt.query_map(params![feed_id, after.0, after.1], candidate_from_row)?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            };
+        // Each feed's unread candidates (and whether its last page was full, so that there
+        // may be more), and a heap of their heads, newest first.
+        let mut pending: Vec<(std::collections::VecDeque<Candidate>, bool)> =
+            Vec::with_capacity(feed_ids.len());
+        let mut heads = std::collections::BinaryHeap::new();
+        for &feed_id in feed_ids {
+            let queue = page(feed_id, (i64::MAX, i64::MAX))?;
+            if let Some(head) = queue.front() {
+                heads.push((to_unix(head.published), head.id, pending.len()));
+            }
+            let full = queue.len() == FEED_PAGE;
+            pending.push((queue, full));
+        }
+        while let Some((_, _, at)) = heads.pop() {
+            let Some(next) = pending[at].0.pop_front() else {
+                continue;
+            };
+            if pending[at].0.is_empty() && pending[at].1 {
+                let queue = page(next.feed_id, (to_unix(next.published), next.id))?;
+                let full = queue.len() == FEED_PAGE;
+                pending[at] = (queue, full);
+            }
+            if let Some(head) = pending[at].0.front() {
+                heads.push((to_unix(head.published), head.id, at));
+            }
+            if each(next).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Every visible entry whose canonical link is `canonical`, first seen first. (Callers keep
@@ -465,7 +545,9 @@ impl Store {
             .optional()?)
     }
 
-    /// The newest `limit` visible entries of the feeds at `urls`, with those feeds' state.
+    /// The newest `limit` visible entries of the feeds at `urls`, with those feeds' state
+    /// (what the store's own tests look at; outputs select through [`Store::candidates`]).
+    #[cfg(test)]
     pub fn newest_entries(
         &self,
         urls: &[String],
@@ -477,7 +559,20 @@ impl Store {
             .map(|f| (f.id, f))
             .collect();
         let ids: Vec<i64> = feeds.keys().copied().collect();
-        Ok((self.entries_page(&ids, None, limit)?, feeds))
+        let mut wanted = Vec::new();
+        self.candidates(&ids, false, Needs::default(), |c| {
+            wanted.push(c.id);
+            if wanted.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        let entries = wanted
+            .into_iter()
+            .filter_map(|id| self.entry(id).transpose())
+            .collect::<Result<_, _>>()?;
+        Ok((entries, feeds))
     }
 
     /// Removes entries for good, leaving a tombstone per key so a later poll that still sees

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
-use super::{Store, StoreError, to_unix};
+use super::{Store, StoreError, StoreHandle, to_unix};
 
 /// A tombstone whose key its feed has not shown for this long can go: the entry will not
 /// come back.
@@ -30,57 +30,173 @@ pub struct Retention {
 pub struct HousekeepingReport {
     pub entries_removed: usize,
     pub tombstones_expired: usize,
+    /// Writer steps taken (deletion batches, vacuum steps), and the longest of them: how
+    /// long polls could wait on housekeeping at most.
+    pub steps: usize,
+    pub longest_step: Duration,
+}
+
+/// A writer step aims at this long, so that no poll waits on housekeeping much longer.
+const STEP_BUDGET: Duration = Duration::from_millis(40);
+/// Entries retired per step to start with; the size then follows how long steps take.
+const FIRST_BATCH: usize = 500;
+
+/// Retention, tombstone expiry, `PRAGMA optimize`, a WAL checkpoint and incremental vacuum,
+/// in steps: what to remove is found on a reader (the writer is not held while 10,000,000
+/// entries are ranked), then removed in batches sized to take about [`STEP_BUDGET`] each,
+/// with polls' writes served between them.
+pub async fn housekeeping(
+    store: &StoreHandle,
+    retention: Retention,
+    now: DateTime<Utc>,
+) -> Result<HousekeepingReport, StoreError> {
+    let mut report = HousekeepingReport::default();
+    let (keep_days, keep_per_feed) = (retention.keep_days, retention.keep_per_feed);
+    let mut doomed = store
+        .read(move |s| s.retention_candidates(keep_days, keep_per_feed, now))
+        .await?;
+    doomed.retain(|id| !retention.protected.contains(id));
+    let mut batch = FIRST_BATCH;
+    let step = |report: &mut HousekeepingReport, took: Duration| {
+        report.steps += 1;
+        report.longest_step = report.longest_step.max(took);
+    };
+    for _ in 0..MAX_STEPS {
+        if doomed.is_empty() {
+            break;
+        }
+        let chunk: Vec<i64> = doomed.drain(..batch.min(doomed.len())).collect();
+        let (removed, took) = store
+            .call(move |s| {
+                let started = std::time::Instant::now();
+                let removed = s.retire_entries(&chunk, now)?;
+                Ok((removed, started.elapsed()))
+            })
+            .await?;
+        report.entries_removed += removed;
+        step(&mut report, took);
+        batch = next_batch(batch, took);
+    }
+    let tombstone_cutoff = to_unix(now) - TOMBSTONE_TTL.as_secs() as i64;
+    for _ in 0..MAX_STEPS {
+        let (expired, took) = store
+            .call(move |s| {
+                let started = std::time::Instant::now();
+                let expired = s.expire_tombstones(tombstone_cutoff, 5_000)?;
+                Ok((expired, started.elapsed()))
+            })
+            .await?;
+        report.tombstones_expired += expired;
+        step(&mut report, took);
+        if expired < 5_000 {
+            break;
+        }
+    }
+    let took = store
+        .call(|s| {
+            let started = std::time::Instant::now();
+            // Fresh planner statistics (SQLite's advice for long-lived connections), and the
+            // WAL folded back into the database.
+            s.conn.execute_batch("PRAGMA optimize;")?;
+            s.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            Ok(started.elapsed())
+        })
+        .await?;
+    step(&mut report, took);
+    // Free pages go back to the file system a bounded number per step, until none are left.
+    let mut pages = VACUUM_PAGES;
+    for _ in 0..MAX_STEPS {
+        let (left, took) = store
+            .call(move |s| {
+                let started = std::time::Instant::now();
+                s.conn
+                    .execute_batch(&format!("PRAGMA incremental_vacuum({pages});"))?;
+                let left: i64 = s.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+                Ok((left, started.elapsed()))
+            })
+            .await?;
+        step(&mut report, took);
+        pages = u32::try_from(next_batch(pages as usize, took)).unwrap_or(VACUUM_PAGES);
+        if left == 0 {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// However much there is to do, one run takes at most this many steps of each kind (the
+/// rest waits for the next run).
+const MAX_STEPS: usize = 100_000;
+
+/// The next batch size after one of `size` took `took`: aiming at [`STEP_BUDGET`], never
+/// more than doubling, never below 16.
+fn next_batch(size: usize, took: Duration) -> usize {
+    let took = took.max(Duration::from_micros(100));
+    let scaled = (size as f64 * STEP_BUDGET.as_secs_f64() / took.as_secs_f64()) as usize;
+    scaled.clamp(16, size.saturating_mul(2).max(16))
 }
 
 impl Store {
-    pub fn housekeeping(
-        &mut self,
-        retention: &Retention,
+    /// The entries retention would remove: older than `keep_days`, or past the newest
+    /// `keep_per_feed` of their feed. One walk of the per-feed index, without reading rows,
+    /// meant for a reader connection.
+    pub fn retention_candidates(
+        &self,
+        keep_days: u32,
+        keep_per_feed: usize,
         now: DateTime<Utc>,
-    ) -> Result<HousekeepingReport, StoreError> {
-        let protected = &retention.protected;
-        let cutoff = if retention.keep_days > 0 {
-            to_unix(now) - i64::from(retention.keep_days) * 86_400
+    ) -> Result<Vec<i64>, StoreError> {
+        if keep_days == 0 && keep_per_feed == 0 {
+            return Ok(Vec::new());
+        }
+        let cutoff = if keep_days > 0 {
+            to_unix(now) - i64::from(keep_days) * 86_400
         } else {
             i64::MIN
         };
-        let keep = if retention.keep_per_feed > 0 {
-            i64::try_from(retention.keep_per_feed).unwrap_or(i64::MAX)
+        let keep = if keep_per_feed > 0 {
+            keep_per_feed
         } else {
-            i64::MAX
+            usize::MAX
         };
-        let candidates: Vec<i64> = {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id FROM (
-                     SELECT id, published,
-                            ROW_NUMBER() OVER (PARTITION BY feed_id ORDER BY published DESC, id DESC) AS rank
-                     FROM entries)
-                 WHERE published < ?1 OR rank > ?2",
-            )?;
-            stmt.query_map(params![cutoff, keep], |r| r.get(0))?
-                .collect::<Result<Vec<i64>, _>>()?
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT feed_id, published, id FROM entries INDEXED BY entries_by_feed ORDER BY feed_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut doomed = Vec::new();
+        let mut feed: Vec<(i64, i64)> = Vec::new();
+        let mut current = None;
+        let judge = |feed: &mut Vec<(i64, i64)>, doomed: &mut Vec<i64>| {
+            // Newest first, hidden or not.
+            feed.sort_unstable_by(|a, b| b.cmp(a));
+            for (rank, (published, id)) in feed.drain(..).enumerate() {
+                if published < cutoff || rank >= keep {
+                    doomed.push(id);
+                }
+            }
         };
-        let doomed: Vec<i64> = candidates
-            .into_iter()
-            .filter(|id| !protected.contains(id))
-            .collect();
-        let entries_removed = self.retire_entries(&doomed, now)?;
-        let tombstone_cutoff = to_unix(now) - TOMBSTONE_TTL.as_secs() as i64;
-        let tombstones_expired = self
+        while let Some(row) = rows.next()? {
+            let feed_id: i64 = row.get(0)?;
+            if current != Some(feed_id) {
+                judge(&mut feed, &mut doomed);
+                current = Some(feed_id);
+            }
+            feed.push((row.get(1)?, row.get(2)?));
+        }
+        judge(&mut feed, &mut doomed);
+        Ok(doomed)
+    }
+
+    /// Removes up to `limit` tombstones not seen since `cutoff`; how many went.
+    pub fn expire_tombstones(&mut self, cutoff: i64, limit: usize) -> Result<usize, StoreError> {
+        Ok(self
             .conn
-            .prepare_cached("DELETE FROM tombstones WHERE last_seen < ?1")?
-            .execute([tombstone_cutoff])?;
-        // Keep the query planner's statistics fresh (SQLite's recommendation for long-lived
-        // connections), fold the WAL back into the database, and give free pages back.
-        self.conn.execute_batch("PRAGMA optimize;")?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        self.conn
-            .execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES});"))?;
-        Ok(HousekeepingReport {
-            entries_removed,
-            tombstones_expired,
-        })
+            .prepare_cached(
+                "DELETE FROM tombstones WHERE (feed_id, key) IN
+                     (SELECT feed_id, key FROM tombstones WHERE last_seen < ?1 LIMIT ?2)",
+            )?
+            .execute(params![cutoff, i64::try_from(limit).unwrap_or(i64::MAX)])?)
     }
 }
 
@@ -137,8 +253,9 @@ mod tests {
             keep_per_feed: 3,
             protected: shown.iter().map(|e| e.id).collect(),
         };
-        let report = store.housekeeping(&retention, day(20)).unwrap();
-        assert_eq!(report.entries_removed, 6);
+        let mut doomed = store.retention_candidates(5, 3, day(20)).unwrap();
+        doomed.retain(|id| !retention.protected.contains(id));
+        assert_eq!(store.retire_entries(&doomed, day(20)).unwrap(), 6);
         let (left, _) = store.newest_entries(std::slice::from_ref(&url), 100).unwrap();
         let titles: Vec<_> = left.iter().map(|e| e.entry.title.as_str()).collect();
         assert_eq!(titles, ["day 10", "day 9", "day 8", "day 7"]);

@@ -23,10 +23,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 
-pub use entries::{ParsedBatch, StoreOutcome};
+pub use entries::{Candidate, ParsedBatch, StoreOutcome};
 pub use feeds::{Claimed, FeedUpdate, Scheduled};
 pub use handle::{StoreHandle, StoreThread};
-pub use housekeeping::{HousekeepingReport, Retention};
+pub use housekeeping::{HousekeepingReport, Retention, housekeeping};
 pub use lock::{DaemonLock, lock_path};
 
 #[derive(Debug, thiserror::Error)]

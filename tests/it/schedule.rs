@@ -416,3 +416,53 @@ async fn an_output_is_not_emptied_at_start_up() {
     let page = std::fs::read_to_string(ws.path("public/index.html")).unwrap();
     assert!(page.contains("An entry"));
 }
+
+/// The daemon's housekeeping removes what retention says and keeps what an output shows, as
+/// its last render showed it, whatever its age or rank.
+#[tokio::test(start_paused = true)]
+async fn housekeeping_keeps_what_outputs_show() {
+    let server = FeedServer::start().await;
+    let items: Vec<(String, String)> = (1..=10)
+        .map(|d| (format!("day {d}"), format!("Mon, {d:02} Feb 2026 10:00:00 +0000")))
+        .collect();
+    let items: Vec<_> = items
+        .iter()
+        .enumerate()
+        .map(|(i, (title, date))| {
+            (
+                Some(["g1", "g2", "g3", "g4", "g5", "g6", "g7", "g8", "g9", "g10"][i]),
+                None,
+                title.as_str(),
+                "text",
+                Some(date.as_str()),
+            )
+        })
+        .collect();
+    server.set("/a.xml", Route::rss(rss("a", &items)));
+    let ws = Workspace::new();
+    let path = ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\nkeep_per_feed = 3\nhousekeeping = \"*/10 * * * *\"\n\n\
+         [poll]\nschedule = \"0 * * * *\"\nnew_feed_entries = 100\n\n\
+         [[feed]]\nurl = \"{}\"\n\n\
+         [[output]]\npath = \"public/all.atom\"\ninclude = [{{ title = \"^day 1$\" }}]\n",
+        server.url("/a.xml")
+    ));
+    let start = at(2026, 3, 2, 10, 1, 0);
+    let daemon = Running::start(&path, start);
+    daemon.run_until(start + chrono::Duration::minutes(5)).await;
+    assert_eq!(ws.rows().len(), 10, "housekeeping has not run yet");
+    daemon.run_until(start + chrono::Duration::minutes(12)).await;
+    daemon.stop().await;
+    let mut titles: Vec<String> = ws.rows().into_iter().map(|r| r.title).collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        ["day 1", "day 10", "day 8", "day 9"],
+        "the newest 3, and the one shown"
+    );
+    let tombstones: i64 = ws
+        .db()
+        .query_row("SELECT COUNT(*) FROM tombstones", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tombstones, 6);
+}
