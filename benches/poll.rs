@@ -1,5 +1,6 @@
 //! The performance benchmark: `cargo bench --bench poll` (add `-- --quick` for a short run,
-//! `-- --only 1k,render` for some scenario groups of farm, 1k, 10k, hostile, render, idle, and
+//! `-- --only 1k,render` for some scenario groups of farm, 1k, 10k, hostile, render, scale,
+//! retention, idle, and
 //! `-- --runs N` for more repetitions).
 //!
 //! It starts the feed farm (benches/farm.rs) on 127.0.0.1, runs the real `tributary` binary
@@ -11,6 +12,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod farm;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -320,10 +322,11 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
     let built = build_started.elapsed();
     let (store, thread) = StoreHandle::open(&config.store.path).await.expect("store");
     let mut times = Vec::new();
+    let shared = Arc::new(config.clone());
     for _ in 0..5 {
         let _ = std::fs::remove_file(dir.join("out/all.atom"));
         let started = Instant::now();
-        let reports = tributary::output::render_all(&config, &store).await;
+        let reports = tributary::output::render_all(&shared, &store).await;
         times.push(started.elapsed());
         assert_eq!(reports[0].as_ref().expect("rendered").entries, 100);
     }
@@ -571,6 +574,12 @@ fn main() {
         }
         if wants("render") {
             rows.push(render_scenario(&base, if opts.quick { 100_000 } else { 1_000_000 }).await);
+        }
+        if wants("scale") {
+            rows.extend(scale::render_at_scale(&base, opts.quick).await);
+        }
+        if wants("retention") {
+            rows.extend(scale::retention_at_scale(&base, opts.quick).await);
         }
         if wants("idle") {
             let window = if opts.quick {

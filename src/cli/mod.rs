@@ -396,6 +396,7 @@ async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
         eprintln!("error: {e}");
         return Status::Fatal;
     }
+    let config = std::sync::Arc::new(config);
     let outputs = crate::output::render_all(&config, &store).await;
     let outcomes = outputs.iter().map(crate::output::outcome).collect();
     if let Err(e) = crate::output::record_renders(&store, outcomes, chrono::Utc::now()).await {

@@ -67,6 +67,7 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let config = std::sync::Arc::new(config);
     let outputs = output::render_all(&config, &store).await;
     let outcomes = outputs.iter().map(output::outcome).collect();
     if let Err(e) = output::record_renders(&store, outcomes, chrono::Utc::now()).await {

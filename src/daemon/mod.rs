@@ -562,25 +562,30 @@ impl Daemon {
 
     /// [`Daemon::request_render`] for the outputs `which` picks.
     fn request_render_where(&mut self, which: impl Fn(&OutputSpec) -> bool) {
-        let outputs: Vec<OutputSpec> = self.config.outputs.iter().filter(|s| which(s)).cloned().collect();
-        for spec in outputs {
+        let config = self.config.clone();
+        for (at, spec) in config.outputs.iter().enumerate().filter(|(_, s)| which(s)) {
             if self.renders.running.contains(&spec.path) {
                 self.renders.again.insert(spec.path.clone());
             } else {
-                self.spawn_render(spec);
+                self.spawn_render(at);
             }
         }
     }
 
-    fn spawn_render(&mut self, spec: OutputSpec) {
+    /// Renders the `at`-th output of the config. (By position: a spec lists its feeds, and
+    /// copying 100,000 of them per render is not free.)
+    fn spawn_render(&mut self, at: usize) {
         let (config, store) = (self.config.clone(), self.store.clone());
-        self.renders.running.insert(spec.path.clone());
-        self.renders.retry.remove(&spec.path);
+        let Some(path) = config.outputs.get(at).map(|o| o.path.clone()) else {
+            return;
+        };
+        self.renders.running.insert(path.clone());
+        self.renders.retry.remove(&path);
         let mode = self.renders.mode;
         self.renders.tasks.spawn(async move {
             let context = Arc::new(output::Context::new(&config));
-            let result = output::render_one(&config, &spec, &store, &context, mode).await;
-            (spec.path, result)
+            let result = output::render_one(&config, &config.outputs[at], &store, &context, mode).await;
+            (path, result)
         });
     }
 
@@ -636,9 +641,9 @@ impl Daemon {
             server.publish(std::slice::from_ref(&result));
         }
         if self.renders.again.remove(&path)
-            && let Some(spec) = self.config.outputs.iter().find(|o| o.path == path).cloned()
+            && let Some(at) = self.config.outputs.iter().position(|o| o.path == path)
         {
-            self.spawn_render(spec);
+            self.spawn_render(at);
         }
     }
 
@@ -654,21 +659,23 @@ impl Daemon {
 
     fn render_retries(&mut self) {
         let now = self.clock.now();
-        let due: Vec<OutputSpec> = self
-            .config
+        let config = self.config.clone();
+        let due: Vec<usize> = config
             .outputs
             .iter()
-            .filter(|o| self.renders.retry.get(&o.path).is_some_and(|(at, _)| *at <= now))
-            .cloned()
+            .enumerate()
+            .filter(|(_, o)| self.renders.retry.get(&o.path).is_some_and(|(at, _)| *at <= now))
+            .map(|(at, _)| at)
             .collect();
-        for spec in due {
-            let tries = self.renders.retry.get(&spec.path).map(|(_, n)| *n);
-            self.spawn_render(spec.clone());
+        for at in due {
+            let path = &config.outputs[at].path;
+            let tries = self.renders.retry.get(path).map(|(_, n)| *n);
+            self.spawn_render(at);
             // Keep the count of failed tries, so the next delay doubles.
             if let Some(tries) = tries {
                 self.renders
                     .retry
-                    .insert(spec.path, (DateTime::<Utc>::MAX_UTC, tries));
+                    .insert(path.clone(), (DateTime::<Utc>::MAX_UTC, tries));
             }
         }
     }

@@ -169,7 +169,7 @@ impl Context {
 }
 
 /// Renders every configured output from the store.
-pub async fn render_all(config: &Config, store: &StoreHandle) -> Vec<Result<OutputReport, OutputError>> {
+pub async fn render_all(config: &Arc<Config>, store: &StoreHandle) -> Vec<Result<OutputReport, OutputError>> {
     let context = Arc::new(Context::new(config));
     let mut reports = Vec::with_capacity(config.outputs.len());
     for spec in &config.outputs {
@@ -179,19 +179,27 @@ pub async fn render_all(config: &Config, store: &StoreHandle) -> Vec<Result<Outp
 }
 
 pub async fn render_one(
-    config: &Config,
+    config: &Arc<Config>,
     spec: &OutputSpec,
     store: &StoreHandle,
     context: &Arc<Context>,
     mode: WhenEmpty,
 ) -> Result<OutputReport, OutputError> {
-    let (spec_owned, feeds, context) = (spec.clone(), config.feeds.clone(), context.clone());
+    // The spec is found in the shared config rather than copied: it lists its feeds, all
+    // 100,000 of them in a big planet.
+    let at = config.outputs.iter().position(|o| o.path == spec.path);
+    let own = if at.is_none() { Some(spec.clone()) } else { None };
+    let (config, context) = (config.clone(), context.clone());
     // Selection and rendering run on a reader thread: both are synchronous and CPU-bound.
     let rendered = store
         .read(move |s| {
-            let selection = select::select(s, &spec_owned, &feeds)?;
+            let spec = match &own {
+                Some(own) => own,
+                None => &config.outputs[at.unwrap_or_default()],
+            };
+            let selection = select::select(s, spec, &config.feeds)?;
             let shown: Vec<i64> = selection.entries.iter().map(|e| e.stored.id).collect();
-            Ok((shown, render(&spec_owned, &selection, &context)))
+            Ok((shown, render(spec, &selection, &context)))
         })
         .await
         .map_err(|source| OutputError::Store {

@@ -7,7 +7,9 @@ use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{CrossFeedDedupe, FeedSpec, FeedState, OutputSpec, StoredEntry, display_url};
+use crate::model::{
+    CrossFeedDedupe, FeedSpec, FeedState, OutputFormat, OutputSpec, StoredEntry, display_url,
+};
 use crate::store::{Candidate, Store, StoreError};
 
 /// A feed as an output names it: the operator's title wins over the feed's own.
@@ -85,13 +87,52 @@ pub struct Selection {
     pub feeds: Vec<FeedView>,
 }
 
+/// An output's feeds as selection meets them: which store rows are in it, and their views,
+/// built only for the feeds whose entries are shown (an output of 100,000 feeds shows 100
+/// entries).
+struct OutputFeeds<'a> {
+    store: &'a Store,
+    /// The output's feeds by store key, with their position in the config (ties go to the
+    /// feed listed first).
+    specs: HashMap<&'a str, (usize, &'a FeedSpec)>,
+    /// Store ids of the output's feeds; `None`: every feed the store has.
+    ids: Option<HashSet<i64>>,
+    views: HashMap<i64, Option<(usize, FeedView)>>,
+}
+
+impl OutputFeeds<'_> {
+    fn contains(&self, id: i64) -> bool {
+        self.ids.as_ref().is_none_or(|ids| ids.contains(&id))
+    }
+
+    /// The view of feed `id` and its config position, `None` when it is not the output's.
+    fn view(&mut self, id: i64) -> Result<Option<&(usize, FeedView)>, StoreError> {
+        if !self.views.contains_key(&id) {
+            let state = if self.contains(id) {
+                self.store.feed_by_id(id)?
+            } else {
+                None
+            };
+            let view = state.and_then(|state| {
+                let (at, spec) = *self.specs.get(state.url.as_str())?;
+                Some((at, FeedView::new(spec, Some(&state))))
+            });
+            self.views.insert(id, view);
+        }
+        Ok(self.views.get(&id).and_then(Option::as_ref))
+    }
+
+    fn position(&mut self, id: i64) -> Result<Option<usize>, StoreError> {
+        Ok(self.view(id)?.map(|(at, _)| *at))
+    }
+}
+
 /// The entry a kept candidate stands for, read whole, with the other copies of its story
 /// (same canonical link) in the output's feeds; `None` when its story was shown already.
 fn choose(
     store: &Store,
     spec: &OutputSpec,
-    views: &HashMap<i64, FeedView>,
-    order: &HashMap<i64, usize>,
+    feeds: &mut OutputFeeds<'_>,
     seen_links: &mut HashSet<String>,
     candidate: Candidate,
 ) -> Result<Option<(StoredEntry, Vec<StoredEntry>)>, StoreError> {
@@ -102,97 +143,118 @@ fn choose(
     if seen_links.contains(&link) {
         return Ok(None);
     }
-    let mut group: Vec<StoredEntry> = store
-        .entries_with_link(&link)?
-        .into_iter()
-        .filter(|e| views.contains_key(&e.feed_id) && spec.rules.keeps(&e.entry.fields()))
-        .collect();
+    let mut group: Vec<(StoredEntry, Option<usize>)> = Vec::new();
+    for e in store.entries_with_link(&link)? {
+        if feeds.contains(e.feed_id) && spec.rules.keeps(&e.entry.fields()) {
+            let at = feeds.position(e.feed_id)?;
+            group.push((e, at));
+        }
+    }
     seen_links.insert(link);
     if group.is_empty() {
         let Some(entry) = store.entry(candidate.id)? else {
             return Ok(None);
         };
-        group.push(entry);
+        group.push((entry, None));
     }
     // The feed that had it first: first seen by us, then (for copies found in the same poll)
     // published first, then the feed listed first.
-    group.sort_by_key(|e| (e.first_seen, e.published, order.get(&e.feed_id).copied(), e.id));
-    let primary = group.remove(0);
-    Ok(Some((primary, group)))
+    group.sort_by_key(|(e, at)| (e.first_seen, e.published, *at, e.id));
+    let mut group = group.into_iter().map(|(e, _)| e);
+    let Some(primary) = group.next() else {
+        return Ok(None);
+    };
+    Ok(Some((primary, group.collect())))
 }
 
 /// Chooses `spec`'s entries from `store`. `all_feeds` is the configuration's feed list.
 pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Result<Selection, StoreError> {
-    let selected: HashSet<&str> = spec.feeds.iter().map(url::Url::as_str).collect();
-    let specs: Vec<&FeedSpec> = all_feeds
-        .iter()
-        .filter(|f| selected.contains(f.url.as_str()))
-        .collect();
-    let urls: Vec<String> = specs.iter().map(|f| f.key.clone()).collect();
-    let states = store.feeds_by_url(&urls)?;
-    let mut views: HashMap<i64, FeedView> = HashMap::new();
-    let mut feeds = Vec::with_capacity(specs.len());
-    for f in &specs {
-        let state = states.get(&f.key);
-        let view = FeedView::new(f, state);
-        if let Some(state) = state {
-            views.insert(state.id, view.clone());
-        }
-        feeds.push(view);
+    // An output's feeds are configured feeds, each once: as many means all of them.
+    let specs: Vec<&FeedSpec> = if spec.feeds.len() == all_feeds.len() {
+        all_feeds.iter().collect()
+    } else {
+        let selected: HashSet<&str> = spec.feeds.iter().map(url::Url::as_str).collect();
+        all_feeds
+            .iter()
+            .filter(|f| selected.contains(f.url.as_str()))
+            .collect()
+    };
+    // Only the page and OPML list the output's feeds; the others name only those of the
+    // entries they show.
+    let feeds: Vec<FeedView> = if matches!(spec.format, OutputFormat::Html | OutputFormat::Opml) {
+        let urls: Vec<String> = specs.iter().map(|f| f.key.clone()).collect();
+        let states = store.feeds_by_url(&urls)?;
+        specs
+            .iter()
+            .map(|f| FeedView::new(f, states.get(&f.key)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut entries: Vec<OutputEntry> = Vec::new();
+    if spec.limit == 0 || specs.is_empty() {
+        return Ok(Selection { entries, feeds });
     }
-    let ids: Vec<i64> = views.keys().copied().collect();
-    // Every feed the store has is selected: no need to test each entry's feed.
-    let all = store.feed_count()? == ids.len();
-    // Config order of the feeds, for ties.
-    let order: HashMap<i64, usize> = specs
+    let by_key: HashMap<&str, (usize, &FeedSpec)> = specs
         .iter()
         .enumerate()
-        .filter_map(|(i, f)| states.get(&f.key).map(|s| (s.id, i)))
+        .map(|(i, f)| (f.key.as_str(), (i, *f)))
         .collect();
-    let mut entries: Vec<OutputEntry> = Vec::new();
+    let ids: Vec<i64> = store.feed_ids(&by_key)?;
+    if ids.is_empty() {
+        return Ok(Selection { entries, feeds });
+    }
+    // Every feed the store has is selected: no need to test each entry's feed.
+    let all = store.feed_count()? == ids.len();
+    let mut output_feeds = OutputFeeds {
+        store,
+        specs: by_key,
+        ids: (!all).then(|| ids.iter().copied().collect()),
+        views: HashMap::new(),
+    };
     let mut seen_links: HashSet<String> = HashSet::new();
     let mut seen_ids: HashSet<i64> = HashSet::new();
     let mut failed = None;
-    if spec.limit == 0 || ids.is_empty() {
-        return Ok(Selection { entries, feeds });
-    }
     // One pass over the candidates, newest first, until the output is full: rules and
     // duplicates can skip any number of them, and only the rows kept are read whole.
-    store.candidates(&ids, all, spec.rules.needs(), |candidate| {
+    let mut keep = |candidate: Candidate| -> Result<ControlFlow<()>, StoreError> {
         if seen_ids.contains(&candidate.id) || !spec.rules.keeps(&candidate.fields()) {
-            return ControlFlow::Continue(());
+            return Ok(ControlFlow::Continue(()));
         }
-        match choose(store, spec, &views, &order, &mut seen_links, candidate) {
-            Ok(Some((primary, others))) => {
-                let Some(feed) = views.get(&primary.feed_id).cloned() else {
-                    return ControlFlow::Continue(());
-                };
-                let mut also_in: Vec<FeedView> = Vec::new();
-                for other in &others {
-                    seen_ids.insert(other.id);
-                    if let Some(v) = views.get(&other.feed_id)
-                        && other.feed_id != primary.feed_id
-                        && !also_in.contains(v)
-                    {
-                        also_in.push(v.clone());
-                    }
-                }
-                seen_ids.insert(primary.id);
-                entries.push(OutputEntry {
-                    stored: primary,
-                    feed,
-                    also_in,
-                });
-                if entries.len() >= spec.limit {
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
+        let Some((primary, others)) = choose(store, spec, &mut output_feeds, &mut seen_links, candidate)?
+        else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        let Some((_, feed)) = output_feeds.view(primary.feed_id)?.cloned() else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        let mut also_in: Vec<FeedView> = Vec::new();
+        for other in &others {
+            seen_ids.insert(other.id);
+            if other.feed_id != primary.feed_id
+                && let Some((_, v)) = output_feeds.view(other.feed_id)?
+                && !also_in.contains(v)
+            {
+                also_in.push(v.clone());
             }
-            Ok(None) => ControlFlow::Continue(()),
-            Err(e) => {
-                failed = Some(e);
-                ControlFlow::Break(())
-            }
+        }
+        seen_ids.insert(primary.id);
+        entries.push(OutputEntry {
+            stored: primary,
+            feed,
+            also_in,
+        });
+        Ok(if entries.len() >= spec.limit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    };
+    store.candidates(&ids, all, spec.rules.needs(), |candidate| match keep(candidate) {
+        Ok(flow) => flow,
+        Err(e) => {
+            failed = Some(e);
+            ControlFlow::Break(())
         }
     })?;
     if let Some(e) = failed {

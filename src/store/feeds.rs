@@ -148,6 +148,41 @@ impl Store {
         Ok(renamed)
     }
 
+    /// One feed by its row id.
+    pub fn feed_by_id(&self, id: i64) -> Result<Option<FeedState>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {FEED_COLUMNS} FROM feeds WHERE id = ?1"))?
+            .query_row([id], feed_from_row)
+            .optional()?)
+    }
+
+    /// The row ids of the feeds whose URLs are the keys of `urls` that the store knows:
+    /// looked up one by one for a few, from one walk of the URL index (not the wide rows) for
+    /// many.
+    pub fn feed_ids<V>(&self, urls: &HashMap<&str, V>) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(urls.len());
+        if urls.len() <= 512 {
+            let mut stmt = self.conn.prepare_cached("SELECT id FROM feeds WHERE url = ?1")?;
+            for url in urls.keys() {
+                if let Some(id) = stmt.query_row([url], |r| r.get(0)).optional()? {
+                    ids.push(id);
+                }
+            }
+            return Ok(ids);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, url FROM feeds ORDER BY url")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            if urls.contains_key(row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?) {
+                ids.push(row.get(0)?);
+            }
+        }
+        Ok(ids)
+    }
+
     /// One feed by its source URL.
     pub fn feed(&self, url: &str) -> Result<Option<FeedState>, StoreError> {
         Ok(self

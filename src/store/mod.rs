@@ -136,6 +136,12 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         conn.pragma_update(None, "page_size", PAGE_SIZE)
             .map_err(open_err)?;
+        // Like the page size, only possible while the file is new: before the first table,
+        // and before WAL mode (which writes the header). Lets housekeeping give free pages
+        // back to the file system a little at a time (PRAGMA incremental_vacuum). On an
+        // existing file it changes nothing, and on a read-only one it fails: that is reported
+        // below, as read-only, not as this.
+        let _ = conn.pragma_update(None, "auto_vacuum", "INCREMENTAL");
         // WAL: readers never block the writer; NORMAL is durable across process crashes in WAL
         // mode (only an OS crash can lose the last commits, never consistency).
         conn.pragma_update(None, "journal_mode", "WAL")

@@ -185,10 +185,18 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             supported,
         });
     }
-    if found == 0 {
-        // Only possible before the first table exists: lets housekeeping return free pages to
-        // the file system a little at a time (PRAGMA incremental_vacuum) instead of never.
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    // Databases created before auto_vacuum was set in time (it must precede WAL mode) never
+    // gave pages back: converted once, which rewrites the file (VACUUM). Not fatal: such a
+    // database works, it only does not shrink.
+    let auto_vacuum: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
+    if found > 0 && auto_vacuum != 2 && !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
+        tracing::info!(database = %path.display(), "converting the database for incremental vacuum (once)");
+        let converted = conn
+            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .and_then(|()| conn.execute_batch("VACUUM"));
+        if let Err(e) = converted {
+            tracing::warn!(database = %path.display(), error = %e, "cannot convert the database for incremental vacuum; it will not shrink");
+        }
     }
     for (version, sql) in MIGRATIONS
         .iter()
