@@ -331,7 +331,7 @@ async fn soak(base: &Path, minutes: u64) {
             .iter()
             .find(|f| f.url.as_str() == url)
             .expect("configured");
-        let policy = config.policy_for(spec);
+        let policy = tributary::schedule::Policy::of(&config, spec);
         let polls = by_feed.get(&feed).cloned().unwrap_or_default();
         let Some(first) = polls.first().copied() else {
             stalls += 1;
@@ -452,7 +452,7 @@ async fn planning(base: &Path) {
             .map(|(s, spec)| {
                 let scheduled = tributary::store::Scheduled {
                     next_due: chrono::DateTime::from_timestamp_millis(later + (s.id % 3600) * 1000),
-                    key: config.policy_for(spec).key(),
+                    key: tributary::schedule::Policy::of(&config, spec).key(),
                 };
                 (s.id, scheduled)
             })
@@ -517,7 +517,7 @@ async fn planning(base: &Path) {
             .map(|(s, spec)| {
                 let scheduled = tributary::store::Scheduled {
                     next_due: chrono::DateTime::from_timestamp_millis(later + (s.id % 3600) * 1000),
-                    key: config.policy_for(spec).key(),
+                    key: tributary::schedule::Policy::of(&config, spec).key(),
                 };
                 (s.id, scheduled)
             })

@@ -18,7 +18,7 @@ fn main() {
     let mut n = 0;
     for d in &docs {
         let t = Instant::now();
-        let text = tributary::fetch::charset::decode(d.clone(), None).text;
+        let text = tributary::decode::decode(d.clone(), None).text;
         decode += t.elapsed();
         let t = Instant::now();
         let f = tributary::parse::parse_document(&text, &base).unwrap();

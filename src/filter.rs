@@ -1,72 +1,21 @@
-//! Owns include / exclude rules: regular expressions on an entry's title, content, author,
-//! categories or link, compiled once when the config is loaded.
+//! Owns the verdict of include / exclude rules ([`Rules`], compiled with the config) on an
+//! entry.
 //!
-//! Feed rules run in the poll, before entries are stored (an excluded entry is never stored);
-//! output rules run when an output is rendered (one store feeds many outputs). Both use
-//! [`Rules::verdict`], so a rule means the same thing wherever it is written.
+//! Feed rules run in the poll on the sanitized entry, just before it is stored (an excluded
+//! entry is never stored); output rules run when an output is rendered, on the stored entry
+//! (one store feeds many outputs). Both go through [`verdict`] on the same [`Fields`], and a
+//! body is matched as its plain text (tags dropped, entities decoded), so a rule means the same
+//! thing wherever it is written: `exclude = [{ content = "onclick" }]` matches no attribute at
+//! either level, and `Tom & Jerry` matches a body written `Tom &amp; Jerry` at both.
 
-use std::fmt;
+use std::cell::OnceCell;
 
-use regex::Regex;
+use crate::model::Entry;
+pub use crate::model::{Field, Rule, Rules};
+use crate::parse::html_to_text;
 
-/// Which part of an entry a rule looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    /// Title, content, summary, author, categories or link: any of them.
-    Any,
-    Title,
-    /// Content or summary (HTML as the feed gave it).
-    Content,
-    Author,
-    Category,
-    Link,
-}
-
-impl Field {
-    pub const NAMES: &'static [&'static str] = &["title", "content", "author", "category", "link"];
-
-    pub fn from_name(name: &str) -> Option<Field> {
-        Some(match name {
-            "title" => Field::Title,
-            "content" => Field::Content,
-            "author" => Field::Author,
-            "category" => Field::Category,
-            "link" => Field::Link,
-            _ => return None,
-        })
-    }
-}
-
-/// One compiled rule.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    pub field: Field,
-    pub regex: Regex,
-}
-
-impl PartialEq for Rule {
-    fn eq(&self, other: &Rule) -> bool {
-        self.field == other.field && self.regex.as_str() == other.regex.as_str()
-    }
-}
-
-impl Eq for Rule {}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.field {
-            Field::Any => write!(f, "\"{}\"", self.regex.as_str()),
-            field => write!(
-                f,
-                "{} = \"{}\"",
-                format!("{field:?}").to_lowercase(),
-                self.regex.as_str()
-            ),
-        }
-    }
-}
-
-/// The parts of an entry rules can see.
+/// The parts of an entry rules can see: the title, author and categories as text, the bodies
+/// as sanitized HTML (as they are stored).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fields<'a> {
     pub title: &'a str,
@@ -76,15 +25,38 @@ pub struct Fields<'a> {
     pub link: Option<&'a str>,
 }
 
-impl Rule {
-    fn matches(&self, e: &Fields<'_>) -> bool {
-        let re = &self.regex;
+impl<'a> Fields<'a> {
+    pub fn of(entry: &'a Entry) -> Fields<'a> {
+        Fields {
+            title: &entry.title,
+            bodies: [entry.summary.as_deref(), entry.content.as_deref()],
+            author: entry.author.as_ref().map(|a| a.name.as_str()),
+            categories: &entry.categories,
+            link: entry.link.as_deref(),
+        }
+    }
+}
+
+/// One entry under judgement: the bodies' plain text is made once, when a rule first needs it.
+struct Judged<'e, 'a> {
+    fields: &'e Fields<'a>,
+    bodies: OnceCell<Vec<String>>,
+}
+
+impl Judged<'_, '_> {
+    fn matches(&self, rule: &Rule) -> bool {
+        let (re, e) = (&rule.regex, self.fields);
         let title = || re.is_match(e.title);
-        let content = || e.bodies.iter().flatten().any(|b| re.is_match(b));
+        let content = || {
+            let bodies = self
+                .bodies
+                .get_or_init(|| e.bodies.iter().flatten().map(|b| html_to_text(b)).collect());
+            bodies.iter().any(|b| re.is_match(b))
+        };
         let author = || e.author.is_some_and(|a| re.is_match(a));
         let category = || e.categories.iter().any(|c| re.is_match(c));
         let link = || e.link.is_some_and(|l| re.is_match(l));
-        match self.field {
+        match rule.field {
             Field::Any => title() || content() || author() || category() || link(),
             Field::Title => title(),
             Field::Content => content(),
@@ -93,15 +65,6 @@ impl Rule {
             Field::Link => link(),
         }
     }
-}
-
-/// A set of include and exclude rules.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rules {
-    /// When not empty, only entries matching one of these pass.
-    pub include: Vec<Rule>,
-    /// Entries matching any of these are dropped.
-    pub exclude: Vec<Rule>,
 }
 
 /// Why an entry passes or not.
@@ -121,41 +84,42 @@ pub struct Needs {
     pub categories: bool,
 }
 
-impl Rules {
-    pub fn is_empty(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty()
+/// The fields `rules` read besides title and link.
+pub fn needs(rules: &Rules) -> Needs {
+    let mut needs = Needs::default();
+    for rule in rules.include.iter().chain(&rules.exclude) {
+        let any = rule.field == Field::Any;
+        needs.bodies |= any || rule.field == Field::Content;
+        needs.author |= any || rule.field == Field::Author;
+        needs.categories |= any || rule.field == Field::Category;
     }
+    needs
+}
 
-    /// The fields these rules read besides title and link.
-    pub fn needs(&self) -> Needs {
-        let mut needs = Needs::default();
-        for rule in self.include.iter().chain(&self.exclude) {
-            let any = rule.field == Field::Any;
-            needs.bodies |= any || rule.field == Field::Content;
-            needs.author |= any || rule.field == Field::Author;
-            needs.categories |= any || rule.field == Field::Category;
-        }
-        needs
+/// What `rules` say of an entry: an exclude rule that matches wins, then include rules (when
+/// there are any) must match one.
+pub fn verdict<'r>(rules: &'r Rules, e: &Fields<'_>) -> Verdict<'r> {
+    let judged = Judged {
+        fields: e,
+        bodies: OnceCell::new(),
+    };
+    if let Some(rule) = rules.exclude.iter().find(|r| judged.matches(r)) {
+        return Verdict::Excluded(rule);
     }
+    if !rules.include.is_empty() && !rules.include.iter().any(|r| judged.matches(r)) {
+        return Verdict::NotIncluded;
+    }
+    Verdict::Keep
+}
 
-    pub fn verdict(&self, e: &Fields<'_>) -> Verdict<'_> {
-        if let Some(rule) = self.exclude.iter().find(|r| r.matches(e)) {
-            return Verdict::Excluded(rule);
-        }
-        if !self.include.is_empty() && !self.include.iter().any(|r| r.matches(e)) {
-            return Verdict::NotIncluded;
-        }
-        Verdict::Keep
-    }
-
-    pub fn keeps(&self, e: &Fields<'_>) -> bool {
-        self.verdict(e) == Verdict::Keep
-    }
+pub fn keeps(rules: &Rules, e: &Fields<'_>) -> bool {
+    rules.is_empty() || verdict(rules, e) == Verdict::Keep
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex::Regex;
 
     fn rule(field: Field, re: &str) -> Rule {
         Rule {
@@ -179,17 +143,17 @@ mod tests {
             categories: &cats,
             ..Fields::default()
         };
-        assert_eq!(rules.verdict(&e), Verdict::Keep);
+        assert_eq!(verdict(&rules, &e), Verdict::Keep);
         let sponsored = Fields {
             bodies: [Some("<p>Sponsored post</p>"), None],
             ..e
         };
-        assert!(matches!(rules.verdict(&sponsored), Verdict::Excluded(r) if r.field == Field::Any));
+        assert!(matches!(verdict(&rules, &sponsored), Verdict::Excluded(r) if r.field == Field::Any));
         let other = Fields {
             title: "Gardening",
             ..Fields::default()
         };
-        assert_eq!(rules.verdict(&other), Verdict::NotIncluded);
-        assert!(Rules::default().keeps(&other));
+        assert_eq!(verdict(&rules, &other), Verdict::NotIncluded);
+        assert!(keeps(&Rules::default(), &other));
     }
 }

@@ -2,27 +2,35 @@
 //! deduplicated merged feed (or several) flows out.
 //!
 //! ```text
-//! config ──► schedule ──► fetch ──► parse + normalize ──► filter ──► dedupe ──► store ──► output ──► serve
-//! (TOML)     cron,        HTTP,     feed-rs, UTF-8,       rules      keys,      SQLite,   Atom/RSS/    HTTP,
-//!            backoff,     file://   sanitize, URLs                   hashes     one       JSON/HTML/   ETag,
-//!            hints                                                              writer    OPML files   gzip
+//! config ─► schedule ─► fetch ─► decode ─► parse ─► dedupe ─► [compare] ─► sanitize ─► filter ─► store ─► output ─► serve
+//! TOML,     cron,       HTTP,    bytes →   feed-rs, keys,     unchanged    ammonia     rules     SQLite,  Atom/RSS/  HTTP,
+//! spans     backoff,    guard,   UTF-8     salvage  hashes    entries      (+ fast     on plain  one      JSON/HTML/ ETag,
+//!           hints, due  limits                                stop here    path)       text      writer   OPML       gzip
 //! ```
 //!
-//! Each arrow is a plain function call or a channel; nothing flows backwards.
-//! [`poll::poll_feeds`] is the spine that `tributary poll` runs once and the [`daemon`] runs
-//! whenever feeds are due. The store is the only state; everything else is derived from
-//! config + store. The binary is a thin shell over [`cli::main`].
+//! Each arrow is a plain function call or a channel, and each stage imports only [`model`] (the
+//! vocabulary, which imports nothing of ours) and the stages before it; a test
+//! (`tests/it/shape.rs`) fails on a backward import. Only the spine ([`poll`]), the [`daemon`]
+//! and the [`cli`] sit above the stages and call them. [`poll::Poller`] runs the flow for the
+//! feeds that are due: `tributary poll` once, the daemon whenever its store says feeds are due.
+//! Entries whose content hash the store already holds stop at the compare, so only new and
+//! changed entries are sanitized ([`parse::ParsedEntry::finish`]) and judged by the feed's rules
+//! ([`filter`]), which see exactly what output rules see later: the stored, sanitized entry.
+//!
+//! The store is the only state; everything else is derived from config + store. The binary is
+//! a thin shell over [`cli::main`].
 
-pub mod cli;
-pub mod config;
 pub mod model;
+pub mod config;
 pub mod schedule;
-pub mod poll;
 pub mod fetch;
+pub mod decode;
 pub mod parse;
-pub mod filter;
 pub mod dedupe;
+pub mod filter;
 pub mod store;
 pub mod output;
 pub mod serve;
+pub mod poll;
 pub mod daemon;
+pub mod cli;

@@ -1,5 +1,5 @@
 //! The spine: a [`Poller`] polls feeds — fetch → decode → parse → dedupe → compare with the
-//! store → filter → sanitize → store — and reports per feed; [`poll_feeds`] runs one over a
+//! store → sanitize → filter → store — and reports per feed; [`poll_feeds`] runs one over a
 //! set of feeds once.
 //!
 //! `tributary poll` calls [`poll_feeds`] with every feed; the daemon keeps one [`Poller`] for
@@ -24,13 +24,16 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::config::Config;
+use crate::decode;
 use crate::dedupe;
-use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher, charset};
+use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher};
+use crate::filter::{self, Fields};
+use crate::model::FeedRhythm;
 use crate::model::{
     FailureKind, FeedSpec, FeedState, KeyedEntry, SegmentHash, Validators, display_url, host_key,
 };
 use crate::parse::{self, ParsedFeed};
-use crate::schedule::hints::{self, FeedRhythm};
+use crate::schedule::hints;
 use crate::schedule::{self, Clock, Hints, History, Policy, SystemClock};
 use crate::store::{FeedUpdate, ParsedBatch, Scheduled, StoreError, StoreHandle, StoreOutcome};
 
@@ -210,7 +213,7 @@ pub async fn prepare(
         .filter(|f| f.url.as_str() != f.key)
         .map(|f| (f.url.to_string(), f.key.clone()))
         .collect();
-    let policies: Vec<Policy> = feeds.iter().map(|f| config.policy_for(f)).collect();
+    let policies: Vec<Policy> = feeds.iter().map(|f| Policy::of(config, f)).collect();
     let disabled: Vec<bool> = feeds.iter().map(|f| f.disabled).collect();
     let fingerprint = config.fingerprint.clone();
     let catalogue_limit = config.poll.new_feed_entries;
@@ -287,7 +290,7 @@ pub async fn poll_feeds(
     let mut poller = Poller::new(config, fetcher.clone(), store.clone(), clock).await?;
     poller.force = options.force;
     for (spec, state) in feeds.iter().zip(states).filter(|(spec, _)| !spec.disabled) {
-        poller.submit(spec.clone(), state, config.policy_for(spec));
+        poller.submit(spec.clone(), state, Policy::of(config, spec));
     }
     let mut reports: HashMap<i64, FeedReport> = HashMap::new();
     loop {
@@ -1046,7 +1049,7 @@ async fn parse_new(
     let permit = parsing.acquire().await.map_err(|e| task(&e))?;
     let final_url = body.final_url.clone();
     let (mut feed, keyed) = tokio::task::spawn_blocking(move || {
-        let text = charset::decode(body.bytes, body.content_type.as_deref()).text;
+        let text = decode::decode(body.bytes, body.content_type.as_deref()).text;
         let mut feed = parse::parse_changed(&text, &final_url, &known_segments)?;
         let keyed = dedupe::key_entries(std::mem::take(&mut feed.entries));
         Ok::<_, parse::ParseError>((feed, keyed))
@@ -1078,13 +1081,14 @@ async fn parse_new(
                 }
                 !unchanged
             })
-            // The feed's rules run before anything is stored: an excluded entry is never kept.
+            .map(|k| k.finish(&mut sanitizer))
+            // The feed's rules judge the entry as it would be stored (and as output rules see
+            // it): an excluded entry is never kept.
             .filter(|k| {
-                let keeps = rules.is_empty() || rules.keeps(&k.entry.fields());
+                let keeps = filter::keeps(&rules, &Fields::of(&k.entry));
                 excluded += usize::from(!keeps);
                 keeps
             })
-            .map(|k| k.finish(&mut sanitizer))
             .collect();
         Parsed {
             feed,

@@ -23,7 +23,7 @@ fuzz_target!(
             Some((_, rest)) => (None, rest),
             None => (None, data),
         };
-        let text = tributary::fetch::charset::decode(body.to_vec(), content_type).text;
+        let text = tributary::decode::decode(body.to_vec(), content_type).text;
         let base = url::Url::parse("https://fuzz.example/feed/").unwrap();
         let Ok(feed) = tributary::parse::parse_document(&text, &base) else {
             return;

@@ -9,7 +9,8 @@ use url::Url;
 
 use super::Status;
 use crate::config::Config;
-use crate::fetch::{Fetched, Fetcher, Request, charset};
+use crate::decode;
+use crate::fetch::{Fetched, Fetcher, Request};
 use crate::model::Validators;
 
 /// A feed to add.
@@ -214,17 +215,17 @@ async fn discover(config_path: &Path, url: &Url) -> Result<String, String> {
     };
     let body = get(url.clone()).await?;
     let base = body.final_url.clone();
-    let text = charset::decode(body.bytes, body.content_type.as_deref()).text;
+    let text = decode::decode(body.bytes, body.content_type.as_deref()).text;
     if crate::parse::parse_document(&text, &base).is_ok() {
         return Ok(url.to_string());
     }
-    let candidates = feed_links(&text, &base);
+    let candidates = crate::parse::discover::feed_links(&text, &base);
     if candidates.is_empty() {
         return Err(format!("{url} is neither a feed nor a page that links to one"));
     }
     for candidate in &candidates {
         if let Ok(found) = get(candidate.clone()).await {
-            let text = charset::decode(found.bytes, found.content_type.as_deref()).text;
+            let text = decode::decode(found.bytes, found.content_type.as_deref()).text;
             if crate::parse::parse_document(&text, &found.final_url).is_ok() {
                 return Ok(candidate.to_string());
             }
@@ -234,40 +235,6 @@ async fn discover(config_path: &Path, url: &Url) -> Result<String, String> {
         "{url} links to {} feed(s), but none could be read",
         candidates.len()
     ))
-}
-
-/// The `<link rel="alternate" type="…feed type…" href>` targets of an HTML page, resolved.
-fn feed_links(html: &str, base: &Url) -> Vec<Url> {
-    const FEED_TYPES: &[&str] = &[
-        "application/rss+xml",
-        "application/atom+xml",
-        "application/feed+json",
-        "application/json",
-        "application/rdf+xml",
-    ];
-    let tag = regex::Regex::new(r"(?is)<link\b[^>]*>").unwrap_or_else(|e| unreachable!("{e}"));
-    let attr = regex::Regex::new(r#"(?is)([a-z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))"#)
-        .unwrap_or_else(|e| unreachable!("{e}"));
-    tag.find_iter(html)
-        .filter_map(|m| {
-            let mut rel = String::new();
-            let mut kind = String::new();
-            let mut href = None;
-            for c in attr.captures_iter(m.as_str()) {
-                let v = c.get(2).or(c.get(3)).or(c.get(4)).map_or("", |v| v.as_str());
-                match c[1].to_ascii_lowercase().as_str() {
-                    "rel" => rel = v.to_ascii_lowercase(),
-                    "type" => kind = v.to_ascii_lowercase(),
-                    "href" => href = Some(html_escape::decode_html_entities(v).into_owned()),
-                    _ => {}
-                }
-            }
-            let alternate = rel.split_whitespace().any(|r| r == "alternate");
-            (alternate && FEED_TYPES.iter().any(|t| kind.starts_with(t)))
-                .then(|| base.join(href?.trim()).ok())
-                .flatten()
-        })
-        .collect()
 }
 
 pub async fn remove(config_path: &Path, feed: &str) -> Status {
@@ -322,23 +289,4 @@ fn remove_feed(config_path: &Path, wanted: &str) -> Result<String, String> {
     array.remove(i);
     save(config_path, &doc)?;
     Ok(url)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn feed_links_are_found_and_resolved() {
-        let html = r#"<html><head><link rel="stylesheet" href="/s.css">
-            <LINK REL="alternate" TYPE="application/rss+xml" HREF="/feed.xml" title="RSS">
-            <link type='application/atom+xml' rel='alternate home' href='https://other.example/atom'>
-            <link rel="alternate" hreflang="de" href="/de/"></head></html>"#;
-        let base = Url::parse("https://blog.example/posts/").unwrap();
-        let found: Vec<String> = feed_links(html, &base).into_iter().map(String::from).collect();
-        assert_eq!(
-            found,
-            ["https://blog.example/feed.xml", "https://other.example/atom"]
-        );
-    }
 }

@@ -176,7 +176,7 @@ fn describe(
     for (i, output) in config.outputs.iter().enumerate() {
         let name = format!("output[{}] {}", i + 1, output.path.display());
         let in_selection = spec.is_some_and(|s| output.feeds.contains(&s.url));
-        let verdict = output.rules.verdict(&e.entry.fields());
+        let verdict = crate::filter::verdict(&output.rules, &crate::filter::Fields::of(&e.entry));
         let line = if !in_selection {
             "not shown: its feed is not in this output's selection (tags / feeds)".to_string()
         } else if let Verdict::Excluded(rule) = verdict {

@@ -32,6 +32,7 @@ mod run;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -295,7 +296,10 @@ pub fn main() -> ExitCode {
     // minutes, say) does not hold the exit up: what it would write is written whole or not
     // at all.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    status.into()
+    match STDOUT.load(Ordering::Relaxed) {
+        STDOUT_FAILED => Status::Fatal.into(),
+        _ => status.into(),
+    }
 }
 
 /// The config at `path`, or its problems printed (one per line) and the fatal status.
@@ -446,16 +450,28 @@ pub(crate) async fn find_feed(config_path: &Path, wanted: &str) -> Result<Option
         .map(|f| f.url.to_string()))
 }
 
-/// Writes command output to stdout; a closed pipe ends the process with success.
+/// What became of writing to stdout: `STDOUT_OK`, `STDOUT_CLOSED` (the reader went away, as
+/// `| head` does: not an error) or `STDOUT_FAILED`.
+static STDOUT: AtomicU8 = AtomicU8::new(STDOUT_OK);
+const STDOUT_OK: u8 = 0;
+const STDOUT_CLOSED: u8 = 1;
+const STDOUT_FAILED: u8 = 2;
+
+/// Writes command output to stdout. After a write fails, later output is dropped and
+/// [`main`] decides the exit status; a command never exits from here.
 pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
+    if STDOUT.load(Ordering::Relaxed) != STDOUT_OK {
+        return;
+    }
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            STDOUT.store(STDOUT_CLOSED, Ordering::Relaxed);
+        } else {
+            eprintln!("error: cannot write to stdout: {e}");
+            STDOUT.store(STDOUT_FAILED, Ordering::Relaxed);
         }
-        eprintln!("error: cannot write to stdout: {e}");
-        std::process::exit(2);
     }
 }
 

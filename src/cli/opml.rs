@@ -12,7 +12,7 @@ use crate::output::FeedView;
 
 pub fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
     let text = match std::fs::read(file) {
-        Ok(bytes) => crate::fetch::charset::decode(bytes, None).text,
+        Ok(bytes) => crate::decode::decode(bytes, None).text,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", file.display());
             return Status::Fatal;

@@ -18,9 +18,7 @@ pub use error::{ConfigError, Problem};
 pub use keys::schema;
 use raw::RawConfig;
 
-use crate::filter::{Field, Rule, Rules};
-use crate::model::{CrossFeedDedupe, FeedSpec, OutputFormat, OutputSpec};
-use crate::schedule::{self, CronSchedule};
+use crate::model::{CronSchedule, CrossFeedDedupe, FeedSpec, Field, OutputFormat, OutputSpec, Rule, Rules};
 
 /// The default User-Agent: who we are and where to read about us, so publishers can reach us.
 pub const DEFAULT_USER_AGENT: &str = concat!(
@@ -134,19 +132,6 @@ pub struct PollConfig {
 }
 
 impl Config {
-    /// How `feed` is scheduled.
-    pub fn policy_for(&self, feed: &FeedSpec) -> schedule::Policy {
-        schedule::Policy {
-            cron: feed
-                .schedule
-                .clone()
-                .unwrap_or_else(|| self.poll.schedule.clone()),
-            jitter: self.poll.jitter,
-            respect_hints: !feed.ignore_hints,
-            give_up_after: self.poll.give_up_after,
-        }
-    }
-
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -602,8 +587,8 @@ impl Validator<'_> {
                 if literal && !expanded.trim().is_empty() {
                     self.uses_secrets = true;
                 }
-                let valid_name = reqwest::header::HeaderName::try_from(name.as_str()).is_ok();
-                let valid_value = reqwest::header::HeaderValue::try_from(expanded.as_str()).is_ok();
+                let valid_name = http::HeaderName::try_from(name.as_str()).is_ok();
+                let valid_value = http::HeaderValue::try_from(expanded.as_str()).is_ok();
                 if valid_name && valid_value {
                     headers.push((name, expanded));
                 } else {

@@ -31,8 +31,8 @@ use crate::fetch::{FetchError, Fetcher};
 use crate::model::OutputSpec;
 use crate::output::{self, OutputError, OutputReport};
 use crate::poll::{self, FeedReport, FeedStatus, Poller};
-use crate::schedule::{Clock, SystemClock, clock::sleep_until};
-use crate::serve::{Role, Server, websub};
+use crate::schedule::{Clock, Policy, SystemClock, clock::sleep_until};
+use crate::serve::{FetchOutcome, PolledFeed, Role, Server, websub};
 use crate::store::{Claimed, DaemonLock, Retention, Scheduled, StoreError, StoreHandle};
 
 /// What the outside world asks of a running daemon.
@@ -441,7 +441,7 @@ impl Daemon {
             if !self.claimed.insert(state.id) {
                 continue;
             }
-            let policy = self.config.policy_for(spec);
+            let policy = Policy::of(&self.config, spec);
             self.round.get_or_insert_with(Round::new);
             self.poller.submit(spec.clone(), state, policy);
         }
@@ -484,7 +484,7 @@ impl Daemon {
             self.next_wake = Some(self.next_wake.map_or(next, |w| w.min(next)));
         }
         if let Some(server) = &self.server {
-            server.metrics().record_feed(&report);
+            server.metrics().record_feed(&counted(&report));
         }
         log_feed(&report);
         let round = self.round.get_or_insert_with(Round::new);
@@ -950,5 +950,23 @@ async fn housekeeping(
         ),
         Ok(_) => tracing::debug!("housekeeping done"),
         Err(e) => tracing::error!(error = %e, "housekeeping failed"),
+    }
+}
+
+/// A feed's report as the server's metrics count it.
+fn counted(report: &FeedReport) -> PolledFeed {
+    let outcome = match &report.result {
+        Ok(FeedStatus::Stored(o)) => FetchOutcome::Stored {
+            new: o.new,
+            updated: o.updated,
+        },
+        Ok(FeedStatus::NotModified) => FetchOutcome::NotModified,
+        Ok(FeedStatus::Unchanged) => FetchOutcome::Unchanged,
+        Ok(FeedStatus::Skipped(_)) => FetchOutcome::Skipped,
+        Err(_) => FetchOutcome::Failed,
+    };
+    PolledFeed {
+        fetched: report.polled().then_some(report.elapsed),
+        outcome,
     }
 }

@@ -7,10 +7,8 @@
 //! only to the feed's own host, private addresses refused when configured, and whether every
 //! hop was permanent (301/308), which is how a feed moves.
 //!
-//! It knows nothing about SQLite or feed formats. Charset decoding lives in [`charset`] so that
-//! the parser only ever sees UTF-8.
+//! It knows nothing about SQLite, charsets or feed formats: it hands over bytes.
 
-pub mod charset;
 mod guard;
 
 use std::sync::Arc;
@@ -457,11 +455,11 @@ fn without_credentials(url: &Url) -> Url {
     bare
 }
 
+/// A URL's user name or password as the text it encodes (URLs keep them percent-encoded).
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// reqwest wraps the interesting part ("connection refused", "dns error") several levels deep;

@@ -148,25 +148,14 @@ fn locale_for(tag: &str) -> Option<chrono::Locale> {
 
 /// minijinja's HTML escaping also escapes `/` (as `&#x2f;`), which is valid but makes every
 /// URL in the page unreadable; escaping `& < > " '` is what HTML needs, in text and in quoted
-/// attributes alike.
+/// attributes alike (html-escape's quoted-attribute set, as everywhere else we write HTML).
 fn escape_minimal(
     out: &mut minijinja::Output,
     state: &mut minijinja::State,
     value: &minijinja::Value,
 ) -> Result<(), minijinja::Error> {
     if matches!(state.auto_escape(), minijinja::AutoEscape::Html) && !value.is_safe() && !value.is_none() {
-        let text = value.to_string();
-        let mut escaped = String::with_capacity(text.len() + 16);
-        for c in text.chars() {
-            match c {
-                '&' => escaped.push_str("&amp;"),
-                '<' => escaped.push_str("&lt;"),
-                '>' => escaped.push_str("&gt;"),
-                '"' => escaped.push_str("&quot;"),
-                '\'' => escaped.push_str("&#39;"),
-                c => escaped.push(c),
-            }
-        }
+        let escaped = html_escape::encode_quoted_attribute(&value.to_string()).into_owned();
         return out
             .write_str(&escaped)
             .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()));

@@ -1,4 +1,4 @@
-//! JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/). Attribution to the origin feed and
+//! JSON Feed 1.1 (<https://www.jsonfeed.org/version/1.1/>). Attribution to the origin feed and
 //! the other feeds that carried a story go in a `_tributary` extension object, as the spec
 //! allows for custom fields (names starting with an underscore).
 

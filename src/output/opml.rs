@@ -1,4 +1,4 @@
-//! OPML 2.0 (http://opml.org/spec2.opml) of an output's subscriptions. Each feed sits in the
+//! OPML 2.0 (<http://opml.org/spec2.opml>) of an output's subscriptions. Each feed sits in the
 //! folder of its first tag, a tag path `a/b` being folder `a` holding folder `b` (the nesting
 //! FreshRSS, Miniflux and NetNewsWire build folders from); all its tags are in its `category`
 //! attribute, so a feed with several keeps them all. URLs are written with Unicode host names,
@@ -86,7 +86,7 @@ fn outline(feed: &FeedView) -> BytesStart<'static> {
     tag
 }
 
-/// A tag as `category` carries it back (see [`CATEGORY`]).
+/// A tag as `category` carries it back (see `CATEGORY`).
 pub fn category_tag(category: &str) -> Cow<'_, str> {
     percent_encoding::percent_decode_str(category.trim().trim_start_matches('/')).decode_utf8_lossy()
 }

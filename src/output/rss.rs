@@ -1,4 +1,4 @@
-//! RSS 2.0 (https://www.rssboard.org/rss-specification): guid with isPermaLink="false" (the
+//! RSS 2.0 (<https://www.rssboard.org/rss-specification>): guid with isPermaLink="false" (the
 //! merged feed's own stable id), pubDate in RFC 822, `<source url>` naming the origin feed,
 //! enclosures kept (url, length, type are all required there), authors as `dc:creator`
 //! because RSS's `<author>` must be an e-mail address.

@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 
+use crate::filter::{self, Fields};
 use crate::model::{
     CrossFeedDedupe, FeedSpec, FeedState, OutputFormat, OutputSpec, StoredEntry, display_url,
 };
@@ -145,7 +146,7 @@ fn choose(
     }
     let mut group: Vec<(StoredEntry, Option<usize>)> = Vec::new();
     for e in store.entries_with_link(&link)? {
-        if feeds.contains(e.feed_id) && spec.rules.keeps(&e.entry.fields()) {
+        if feeds.contains(e.feed_id) && filter::keeps(&spec.rules, &Fields::of(&e.entry)) {
             let at = feeds.position(e.feed_id)?;
             group.push((e, at));
         }
@@ -218,7 +219,7 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
     // One pass over the candidates, newest first, until the output is full: rules and
     // duplicates can skip any number of them, and only the rows kept are read whole.
     let mut keep = |candidate: Candidate| -> Result<ControlFlow<()>, StoreError> {
-        if seen_ids.contains(&candidate.id) || !spec.rules.keeps(&candidate.fields()) {
+        if seen_ids.contains(&candidate.id) || !filter::keeps(&spec.rules, &candidate.fields()) {
             return Ok(ControlFlow::Continue(()));
         }
         let Some((primary, others)) = choose(store, spec, &mut output_feeds, &mut seen_links, candidate)?
@@ -250,11 +251,13 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
             ControlFlow::Continue(())
         })
     };
-    store.candidates(&ids, all, spec.rules.needs(), |candidate| match keep(candidate) {
-        Ok(flow) => flow,
-        Err(e) => {
-            failed = Some(e);
-            ControlFlow::Break(())
+    store.candidates(&ids, all, filter::needs(&spec.rules), |candidate| {
+        match keep(candidate) {
+            Ok(flow) => flow,
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
+            }
         }
     })?;
     if let Some(e) = failed {

@@ -431,7 +431,7 @@ mod tests {
         for line in manifest.lines().skip(1) {
             let path = dir.join("feeds").join(line.split('\t').next().unwrap());
             let bytes = std::fs::read(&path).unwrap();
-            let text = crate::fetch::charset::decode(bytes, None).text;
+            let text = crate::decode::decode(bytes, None).text;
             let base = url::Url::from_file_path(&path).unwrap();
             let Ok(feed) = super::super::parse_document(&text, &base) else {
                 continue;

@@ -1,8 +1,8 @@
 //! Owns turning a feed document (already UTF-8) into the project's own [`Entry`] values.
 //!
-//! feed-rs does the format work; around it, [`normalize`] maps legacy and sloppy documents onto
-//! forms it reads, [`repair`] recovers from one odd element failing a whole feed, a panic
-//! inside feed-rs is caught and becomes an error, and [`segments`] cuts out the items a caller
+//! feed-rs does the format work; around it, `normalize` maps legacy and sloppy documents onto
+//! forms it reads, `repair` recovers from one odd element failing a whole feed, a panic
+//! inside feed-rs is caught and becomes an error, and `segments` cuts out the items a caller
 //! already has stored, so that a re-fetched feed costs feed-rs only its new items. The
 //! conversion then sanitizes HTML once, resolves relative links, makes titles plain text, and
 //! keeps the feed's own ids, never the ones feed-rs would invent (a hash of link + title, or a
@@ -11,6 +11,7 @@
 //! This module does no I/O and never decides identity or dates relative to "now": that is for
 //! `dedupe` and the store.
 
+pub mod discover;
 mod fast_html;
 mod html;
 mod normalize;
@@ -80,20 +81,6 @@ pub struct ParsedEntry {
 }
 
 impl ParsedEntry {
-    /// What filter rules see of it (bodies as the feed gave them).
-    pub fn fields(&self) -> crate::filter::Fields<'_> {
-        crate::filter::Fields {
-            title: &self.entry.title,
-            bodies: [
-                self.summary.as_ref().map(|b| b.text.as_str()),
-                self.content.as_ref().map(|b| b.text.as_str()),
-            ],
-            author: self.entry.author.as_ref().map(|a| a.name.as_str()),
-            categories: &self.entry.categories,
-            link: self.entry.link.as_deref(),
-        }
-    }
-
     /// The finished entry: bodies sanitized (HTML) or escaped (text), relative URLs resolved.
     pub fn finish(self, sanitizer: &mut Sanitizer) -> Entry {
         let base = self.base;
@@ -286,7 +273,7 @@ fn classify(err: ParseFeedError) -> ParseError {
     }
 }
 
-fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::schedule::hints::FeedRhythm) -> ParsedFeed {
+fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::model::FeedRhythm) -> ParsedFeed {
     // RSS and JSON Feed titles are "plain text" that publishers fill with entities and markup;
     // Atom says exactly what its text constructs hold.
     let loose = !matches!(feed.feed_type, FeedType::Atom);

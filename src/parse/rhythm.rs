@@ -7,8 +7,9 @@ use std::time::Duration;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
+use crate::model::FeedRhythm;
 use crate::schedule::Skip;
-use crate::schedule::hints::{self, FeedRhythm};
+use crate::schedule::hints;
 
 pub(super) fn scan(doc: &str) -> FeedRhythm {
     let mut reader = Reader::from_str(doc);

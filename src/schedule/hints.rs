@@ -9,30 +9,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::Skip;
+use crate::model::{FeedRhythm, Hints};
 
 /// The longest a caching hint may postpone a poll.
 pub const MAX_FRESHNESS: Duration = Duration::from_secs(24 * 60 * 60);
 /// The longest a Retry-After may postpone a poll.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-
-/// Hints in force for one feed, as absolute times.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Hints {
-    /// From Retry-After: always honoured.
-    pub retry_after: Option<DateTime<Utc>>,
-    /// From max-age / Expires / ttl / sy:*: honoured unless the feed ignores hints.
-    pub fresh_until: Option<DateTime<Utc>>,
-    pub skip: Skip,
-}
-
-/// What the feed document itself says about its update rhythm.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FeedRhythm {
-    pub ttl: Option<Duration>,
-    pub update_interval: Option<Duration>,
-    pub skip: Skip,
-}
 
 /// Parses a Retry-After value (delay-seconds or an HTTP date) into an absolute time.
 pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {

@@ -8,19 +8,18 @@
 //! I/O or reads a clock: time is an argument, so the daemon and the tests drive it the same way.
 
 pub mod clock;
-mod cron_expr;
 pub mod hints;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::model::{FailureKind, FeedState};
+use crate::config::Config;
+use crate::model::{FailureKind, FeedSpec, FeedState};
 
+pub use crate::model::{CronSchedule, Hints, Skip};
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use cron_expr::CronSchedule;
-pub use hints::Hints;
 
 /// First retry delay after a transient failure (timeout, refused connection, 5xx); doubles
 /// per consecutive failure.
@@ -45,6 +44,19 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// How `feed` is scheduled under `config`: its own schedule, else `[poll] schedule`.
+    pub fn of(config: &Config, feed: &FeedSpec) -> Policy {
+        Policy {
+            cron: feed
+                .schedule
+                .clone()
+                .unwrap_or_else(|| config.poll.schedule.clone()),
+            jitter: config.poll.jitter,
+            respect_hints: !feed.ignore_hints,
+            give_up_after: config.poll.give_up_after,
+        }
+    }
+
     /// What due times computed under this policy depend on: when it changes (a new schedule
     /// in the config), stored due times are computed again.
     pub fn key(&self) -> String {
@@ -260,41 +272,6 @@ fn unit_hash(key: &str, salt: &str) -> f64 {
 
 fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// RSS `<skipHours>` (0–23, GMT) and `<skipDays>` (Monday…Sunday): times not to poll.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Skip {
-    /// Bit h set: skip hour h (UTC).
-    pub hours: u32,
-    /// Bit d set: skip weekday d (0 = Monday).
-    pub days: u8,
-}
-
-impl Skip {
-    /// The first time at or after `t` that is in neither a skipped hour nor a skipped day.
-    pub fn next_allowed(&self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let all_hours = (1u32 << 24) - 1;
-        if (self.hours & all_hours) == all_hours || self.days == 0x7f {
-            // A feed that skips every hour or day cannot mean it; ignore the hint.
-            return t;
-        }
-        let mut t = t;
-        // At most 7 days × 24 hours of skipping can be needed.
-        for _ in 0..(24 * 8) {
-            let day_skipped = self.days & (1 << t.weekday().num_days_from_monday()) != 0;
-            let hour_skipped = self.hours & (1 << t.hour()) != 0;
-            if !day_skipped && !hour_skipped {
-                return t;
-            }
-            let start_of_hour = t
-                .with_minute(0)
-                .and_then(|x| x.with_second(0))
-                .and_then(|x| x.with_nanosecond(0));
-            t = start_of_hour.unwrap_or(t) + chrono::Duration::hours(1);
-        }
-        t
-    }
 }
 
 #[cfg(test)]

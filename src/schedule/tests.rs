@@ -1,7 +1,8 @@
 use chrono::TimeZone;
 
-use super::hints::{self, FeedRhythm};
+use super::hints;
 use super::*;
+use crate::model::FeedRhythm;
 
 fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     // 2026-03-02 is a Monday.

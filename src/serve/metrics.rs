@@ -5,8 +5,6 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::poll::{FeedReport, FeedStatus};
-
 /// Upper bounds (seconds) of the fetch-duration histogram's buckets.
 const FETCH_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
@@ -86,31 +84,47 @@ fn process_usage() -> (Option<u64>, Option<f64>) {
     (rss, cpu)
 }
 
+/// One feed's poll as the metrics count it (the spine's report, reduced to what is counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolledFeed {
+    /// How long the fetch-to-commit took, when the feed was fetched at all.
+    pub fetched: Option<std::time::Duration>,
+    pub outcome: FetchOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchOutcome {
+    Stored { new: usize, updated: usize },
+    NotModified,
+    Unchanged,
+    Skipped,
+    Failed,
+}
+
 impl Metrics {
     /// Counts one feed's poll.
-    pub fn record_feed(&self, report: &FeedReport) {
-        if report.polled() {
-            let secs = report.elapsed.as_secs_f64();
+    pub fn record_feed(&self, poll: &PolledFeed) {
+        if let Some(elapsed) = poll.fetched {
+            let secs = elapsed.as_secs_f64();
             if let Some(i) = FETCH_BUCKETS.iter().position(|b| secs <= *b) {
                 self.fetch_buckets[i].fetch_add(1, Ordering::Relaxed);
             }
             self.fetch_micros
-                .fetch_add(report.elapsed.as_micros() as u64, Ordering::Relaxed);
+                .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
             self.fetch_count.fetch_add(1, Ordering::Relaxed);
         }
-        let counter = match &report.result {
-            Ok(FeedStatus::Stored(_)) => &self.fetch_ok,
-            Ok(FeedStatus::NotModified) => &self.fetch_not_modified,
-            Ok(FeedStatus::Unchanged) => &self.fetch_unchanged,
-            Ok(FeedStatus::Skipped(_)) => &self.fetch_skipped,
-            Err(_) => &self.fetch_error,
+        let counter = match poll.outcome {
+            FetchOutcome::Stored { new, updated } => {
+                self.entries_new.fetch_add(new as u64, Ordering::Relaxed);
+                self.entries_updated.fetch_add(updated as u64, Ordering::Relaxed);
+                &self.fetch_ok
+            }
+            FetchOutcome::NotModified => &self.fetch_not_modified,
+            FetchOutcome::Unchanged => &self.fetch_unchanged,
+            FetchOutcome::Skipped => &self.fetch_skipped,
+            FetchOutcome::Failed => &self.fetch_error,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        if let Ok(FeedStatus::Stored(o)) = &report.result {
-            self.entries_new.fetch_add(o.new as u64, Ordering::Relaxed);
-            self.entries_updated
-                .fetch_add(o.updated as u64, Ordering::Relaxed);
-        }
     }
 
     /// Counts one round (feeds polled back to back until none was left), of `elapsed`.

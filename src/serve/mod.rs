@@ -22,7 +22,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-pub use metrics::Metrics;
+pub use metrics::{FetchOutcome, Metrics, PolledFeed};
 
 use crate::config::Config;
 use crate::model::{OutputFormat, display_url};
@@ -145,7 +145,7 @@ impl Server {
     }
 
     /// Answers on `listener` until `shutdown` is cancelled, within the configured
-    /// connection limits (see [`conn`]), with what `role` serves.
+    /// connection limits (see `conn`), with what `role` serves.
     pub async fn run(
         self,
         listener: tokio::net::TcpListener,

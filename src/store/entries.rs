@@ -545,36 +545,6 @@ impl Store {
             .optional()?)
     }
 
-    /// The newest `limit` visible entries of the feeds at `urls`, with those feeds' state
-    /// (what the store's own tests look at; outputs select through [`Store::candidates`]).
-    #[cfg(test)]
-    pub fn newest_entries(
-        &self,
-        urls: &[String],
-        limit: usize,
-    ) -> Result<(Vec<StoredEntry>, HashMap<i64, FeedState>), StoreError> {
-        let feeds: HashMap<i64, FeedState> = self
-            .feeds_by_url(urls)?
-            .into_values()
-            .map(|f| (f.id, f))
-            .collect();
-        let ids: Vec<i64> = feeds.keys().copied().collect();
-        let mut wanted = Vec::new();
-        self.candidates(&ids, false, Needs::default(), |c| {
-            wanted.push(c.id);
-            if wanted.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        let entries = wanted
-            .into_iter()
-            .filter_map(|id| self.entry(id).transpose())
-            .collect::<Result<_, _>>()?;
-        Ok((entries, feeds))
-    }
-
     /// Removes entries for good, leaving a tombstone per key so a later poll that still sees
     /// them in the feed does not bring them back as new.
     pub fn retire_entries(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<usize, StoreError> {
@@ -626,6 +596,35 @@ pub(crate) mod tests {
     use super::*;
     use crate::dedupe::key_entries;
     use crate::model::Entry;
+
+    /// The newest `limit` visible entries of the feeds at `urls`, with those feeds' state
+    /// (what the store's tests look at; outputs select through [`Store::candidates`]).
+    pub(crate) fn newest_entries(
+        store: &Store,
+        urls: &[String],
+        limit: usize,
+    ) -> Result<(Vec<StoredEntry>, HashMap<i64, FeedState>), StoreError> {
+        let feeds: HashMap<i64, FeedState> = store
+            .feeds_by_url(urls)?
+            .into_values()
+            .map(|f| (f.id, f))
+            .collect();
+        let ids: Vec<i64> = feeds.keys().copied().collect();
+        let mut wanted = Vec::new();
+        store.candidates(&ids, false, Needs::default(), |c| {
+            wanted.push(c.id);
+            if wanted.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        let entries = wanted
+            .into_iter()
+            .filter_map(|id| store.entry(id).transpose())
+            .collect::<Result<_, _>>()?;
+        Ok((entries, feeds))
+    }
 
     fn batch_of(titles: &[&str]) -> Vec<KeyedEntry> {
         finished(
@@ -679,13 +678,13 @@ pub(crate) mod tests {
         let entries = batch_of(&["a", "b"]);
         assert_eq!(store_all(&mut store, feed, &entries).new, 2);
 
-        let (stored, _) = store.newest_entries(&["https://e.org/f".into()], 10).unwrap();
+        let (stored, _) = newest_entries(&store, &["https://e.org/f".into()], 10).unwrap();
         let a = stored.iter().find(|e| e.entry.title == "a").unwrap().id;
         assert_eq!(store.retire_entries(&[a], Utc::now()).unwrap(), 1);
 
         // The feed still carries "a": it must not return as new.
         assert_eq!(store_all(&mut store, feed, &entries), StoreOutcome::default());
-        let (stored, _) = store.newest_entries(&["https://e.org/f".into()], 10).unwrap();
+        let (stored, _) = newest_entries(&store, &["https://e.org/f".into()], 10).unwrap();
         assert_eq!(stored.len(), 1);
         assert!(store.integrity_check().unwrap().is_ok());
     }
@@ -706,7 +705,7 @@ pub(crate) mod tests {
         store_all(&mut store, feed, &entries);
         assert_eq!(store.segments(feed).unwrap(), [1, 2].into());
 
-        let (stored, _) = store.newest_entries(&["https://e.org/f".into()], 10).unwrap();
+        let (stored, _) = newest_entries(&store, &["https://e.org/f".into()], 10).unwrap();
         let a = stored.iter().find(|e| e.entry.title == "a").unwrap().id;
         store.retire_entries(&[a], Utc::now()).unwrap();
         assert!(store.segments(feed).unwrap().is_empty());
@@ -736,18 +735,18 @@ pub(crate) mod tests {
             );
             store_all(&mut store, feed.id, &entries);
         }
-        let (two, feeds_seen) = store.newest_entries(&urls, 2).unwrap();
+        let (two, feeds_seen) = newest_entries(&store, &urls, 2).unwrap();
         assert_eq!(two.len(), 2);
         assert!(two[0].published > two[1].published);
         assert_eq!(feeds_seen.len(), 2);
-        let (only_first, _) = store.newest_entries(&urls[..1], 10).unwrap();
+        let (only_first, _) = newest_entries(&store, &urls[..1], 10).unwrap();
         assert_eq!(only_first.len(), 3);
         assert!(only_first.iter().all(|e| e.feed_id == feeds[0].id));
 
         // A narrow selection (one feed of many) takes the per-feed path; same answer.
         let others: Vec<String> = (3..12).map(|i| format!("https://e.org/{i}")).collect();
         store.ensure_feeds(&others, Utc::now()).unwrap();
-        let (narrow, narrow_feeds) = store.newest_entries(&urls[..1], 2).unwrap();
+        let (narrow, narrow_feeds) = newest_entries(&store, &urls[..1], 2).unwrap();
         assert_eq!(
             narrow.iter().map(|e| e.id).collect::<Vec<_>>(),
             only_first[..2].iter().map(|e| e.id).collect::<Vec<_>>()

@@ -183,15 +183,6 @@ impl Store {
         Ok(ids)
     }
 
-    /// One feed by its source URL.
-    pub fn feed(&self, url: &str) -> Result<Option<FeedState>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!("SELECT {FEED_COLUMNS} FROM feeds WHERE url = ?1"))?
-            .query_row([url], feed_from_row)
-            .optional()?)
-    }
-
     /// Records a poll of `feed_id` that stored no entries, with when it is due next.
     pub fn record_feed(
         &mut self,
@@ -387,7 +378,7 @@ impl Store {
     }
 
     /// Notes where this poll's permanent redirects led (`None`: no permanent redirect). After
-    /// [`MOVE_AFTER`] consecutive polls to the same place the feed moves there; returns the new
+    /// `MOVE_AFTER` consecutive polls to the same place the feed moves there; returns the new
     /// location when that happened now.
     pub fn note_redirect(
         &mut self,

@@ -43,7 +43,7 @@ const FIRST_BATCH: usize = 500;
 
 /// Retention, tombstone expiry, `PRAGMA optimize` and incremental vacuum,
 /// in steps: what to remove is found on a reader (the writer is not held while 10,000,000
-/// entries are ranked), then removed in batches sized to take about [`STEP_BUDGET`] each,
+/// entries are ranked), then removed in batches sized to take about `STEP_BUDGET` each,
 /// with polls' writes served between them.
 pub async fn housekeeping(
     store: &StoreHandle,
@@ -245,7 +245,8 @@ mod tests {
 
         // Keep 5 days (from Jan 20: entries of Jan 15+ survive by age), at most 3 per feed,
         // but outputs show the newest 4.
-        let (shown, _) = store.newest_entries(std::slice::from_ref(&url), 4).unwrap();
+        let (shown, _) =
+            crate::store::entries::tests::newest_entries(&store, std::slice::from_ref(&url), 4).unwrap();
         let retention = Retention {
             keep_days: 5,
             keep_per_feed: 3,
@@ -254,7 +255,8 @@ mod tests {
         let mut doomed = store.retention_candidates(5, 3, day(20)).unwrap();
         doomed.retain(|id| !retention.protected.contains(id));
         assert_eq!(store.retire_entries(&doomed, day(20)).unwrap(), 6);
-        let (left, _) = store.newest_entries(std::slice::from_ref(&url), 100).unwrap();
+        let (left, _) =
+            crate::store::entries::tests::newest_entries(&store, std::slice::from_ref(&url), 100).unwrap();
         let titles: Vec<_> = left.iter().map(|e| e.entry.title.as_str()).collect();
         assert_eq!(titles, ["day 10", "day 9", "day 8", "day 7"]);
 

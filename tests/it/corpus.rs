@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use tributary::fetch::charset;
+use tributary::decode;
 use tributary::parse::parse_document;
 
 use crate::support::{require_or_skip, title_text};
@@ -94,7 +94,7 @@ fn corpus_agrees_with_the_reference_parser() {
         let file = dir.join("feeds").join(&row.path);
         let bytes = std::fs::read(&file).expect("corpus file");
         let base = url::Url::from_file_path(&file).expect("file URL");
-        let text = charset::decode(bytes, None).text;
+        let text = decode::decode(bytes, None).text;
         let ours = parse_document(&text, &base);
         let agrees = match &ours {
             Ok(feed) if feed.entries.len() == row.entries => {

@@ -22,3 +22,4 @@ mod install;
 mod faults;
 mod realweb;
 mod docs;
+mod shape;

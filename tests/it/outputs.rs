@@ -123,8 +123,10 @@ async fn every_format_parses_back_and_rerendering_is_byte_stable() {
     assert!(opml.contains("category=\"/audio\""));
     assert!(opml.contains("title=\"My Blog\""));
 
-    // Nothing new: every output keeps its exact bytes and its mtime.
-    let names = ["all.atom", "all.rss", "all.json", "index.html", "feeds.opml"];
+    // Nothing new: every feed output keeps its exact bytes and its mtime; the page changes
+    // only in saying when the feeds were last checked.
+    let page_before = String::from_utf8(read(&ws, "index.html")).unwrap();
+    let names = ["all.atom", "all.rss", "all.json", "feeds.opml"];
     let before: HashMap<_, _> = names
         .iter()
         .map(|n| {
@@ -153,6 +155,15 @@ async fn every_format_parses_back_and_rerendering_is_byte_stable() {
             "{n} changed without new entries"
         );
     }
+    let page_after = String::from_utf8(read(&ws, "index.html")).unwrap();
+    let without_checked = |page: &str| -> String {
+        page.lines()
+            .filter(|l| !l.contains("<p class=\"updated\">"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(page_after.contains("<p class=\"updated\">Updated <time datetime="));
+    assert_eq!(without_checked(&page_after), without_checked(&page_before));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -528,4 +539,62 @@ async fn the_printed_template_renders_the_built_in_page() {
     let built_in = read(&ws, "index.html");
     assert!(String::from_utf8_lossy(&built_in).contains("Episode"));
     assert_eq!(read(&ws, "themed.html"), built_in);
+}
+
+/// A rule means the same at feed level (judged before storing) and at output level (judged at
+/// render): both see a body as its plain text, so markup attributes and script never match,
+/// entities match as the characters they stand for, and tags do not split words.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_sees_the_same_text_at_feed_and_output_level() {
+    let server = FeedServer::start().await;
+    // Descriptions are HTML, escaped into the RSS text as publishers do.
+    let items: &[(&str, &str)] = &[
+        ("Handler", "&lt;p onclick=\"track()\"&gt;Cats&lt;/p&gt;"),
+        ("Entity", "&lt;p&gt;Tom &amp;amp; Jerry&lt;/p&gt;"),
+        ("Markup", "&lt;p&gt;&lt;b&gt;bold&lt;/b&gt;face&lt;/p&gt;"),
+        (
+            "Script",
+            "&lt;script&gt;secret()&lt;/script&gt;&lt;p&gt;shown&lt;/p&gt;",
+        ),
+        ("Reference", "&lt;p&gt;caf&amp;#233; society&lt;/p&gt;"),
+        ("Plain", "&lt;p&gt;dogs&lt;/p&gt;"),
+    ];
+    let rows: Vec<(String, String)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, (t, _))| (format!("id{i}"), format!("https://r.example/{t}")))
+        .collect();
+    let entries: Vec<_> = items
+        .iter()
+        .zip(&rows)
+        .map(|((t, d), (g, l))| (Some(g.as_str()), Some(l.as_str()), *t, *d, Some(D1)))
+        .collect();
+    server.set("/r.xml", Route::rss(rss("rules", &entries)));
+    let rules = "exclude = [{ content = \"onclick\" }, { content = \"Tom & Jerry\" }, \
+                 { content = \"boldface\" }, { content = \"secret\" }, { content = \"café\" }]";
+    let kept = |at_feed: bool| {
+        let server = &server;
+        async move {
+            let ws = Workspace::new();
+            let (feed_rules, output_rules) = if at_feed { (rules, "") } else { ("", rules) };
+            ws.write_config(&format!(
+                "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\n{feed_rules}\n\
+                 [[output]]\npath = \"public/all.atom\"\n{output_rules}\n",
+                server.url("/r.xml")
+            ));
+            let run = ws.poll().await;
+            assert_eq!(run.code, 0, "{run:?}");
+            let feed = feed_rs::parser::parse(&read(&ws, "all.atom")[..]).unwrap();
+            let mut titles: Vec<String> = feed
+                .entries
+                .iter()
+                .map(|e| e.title.as_ref().unwrap().content.clone())
+                .collect();
+            titles.sort();
+            titles
+        }
+    };
+    let expected = ["Handler", "Plain", "Script"];
+    assert_eq!(kept(true).await, expected, "feed-level rules");
+    assert_eq!(kept(false).await, expected, "output-level rules");
 }

@@ -98,7 +98,7 @@ fn feed(name: &str) -> Route {
 fn expected_polls(config: &Path, url: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let config = Config::load(config).unwrap();
     let spec = config.feeds.iter().find(|f| f.url.as_str() == url).unwrap();
-    let policy = config.policy_for(spec);
+    let policy = tributary::schedule::Policy::of(&config, spec);
     let mut due = vec![from];
     let mut last = from;
     loop {

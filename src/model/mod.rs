@@ -2,6 +2,10 @@
 //! an output asks for. No I/O lives here; every stage can depend on this module and on nothing
 //! else for its vocabulary.
 
+mod cron;
+mod hints;
+mod rules;
+
 use std::fmt;
 use std::path::PathBuf;
 
@@ -9,6 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
+
+pub use cron::CronSchedule;
+pub use hints::{FeedRhythm, Hints, Skip};
+pub use rules::{Field, Rule, Rules};
 
 /// One configured feed, as the config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +32,13 @@ pub struct FeedSpec {
     pub site: Option<String>,
     pub tags: Vec<String>,
     /// Overrides `[poll] schedule` for this feed.
-    pub schedule: Option<crate::schedule::CronSchedule>,
+    pub schedule: Option<CronSchedule>,
     /// Ignore the publisher's caching hints (max-age, ttl, …) for feeds that lie about them.
     pub ignore_hints: bool,
     /// Kept in the config and the store, but not polled and not shown.
     pub disabled: bool,
     /// Entries these rules reject are not stored.
-    pub rules: crate::filter::Rules,
+    pub rules: Rules,
     /// Extra request headers, sent to the feed's own host only and never logged.
     pub headers: Vec<(String, String)>,
 }
@@ -54,7 +62,7 @@ pub struct FeedState {
     /// Start of the current run of failures.
     pub failing_since: Option<DateTime<Utc>>,
     /// The publisher's hints in force (Retry-After, freshness, skip times).
-    pub hints: crate::schedule::Hints,
+    pub hints: Hints,
     /// The feed's own stated update interval (RSS ttl, sy:updatePeriod), kept for 304s.
     pub rhythm: Option<std::time::Duration>,
     /// Where the feed lives now, after permanent redirects seen on consecutive polls.
@@ -286,7 +294,7 @@ pub struct FeedMeta {
     pub site_url: Option<String>,
     pub id: Option<String>,
     /// What the document says about its update rhythm (ttl, sy:*, skipHours/Days).
-    pub rhythm: crate::schedule::hints::FeedRhythm,
+    pub rhythm: FeedRhythm,
     /// What the document needed repaired before it could be read.
     pub repairs: Vec<Repair>,
     /// The language the feed declares (RSS `<language>`, `xml:lang`, JSON Feed `language`).
@@ -316,19 +324,6 @@ pub struct Person {
     pub name: String,
     pub email: Option<String>,
     pub uri: Option<String>,
-}
-
-impl Entry {
-    /// What filter rules see of it.
-    pub fn fields(&self) -> crate::filter::Fields<'_> {
-        crate::filter::Fields {
-            title: &self.title,
-            bodies: [self.summary.as_deref(), self.content.as_deref()],
-            author: self.author.as_ref().map(|a| a.name.as_str()),
-            categories: &self.categories,
-            link: self.link.as_deref(),
-        }
-    }
 }
 
 /// A podcast-style attachment.
@@ -498,7 +493,7 @@ pub struct OutputSpec {
     pub id: String,
     /// The feeds it draws from (resolved from `tags` / `feeds`; every feed when neither).
     pub feeds: Vec<Url>,
-    pub rules: crate::filter::Rules,
+    pub rules: Rules,
     pub dedupe: CrossFeedDedupe,
     /// A minijinja template replacing the built-in one (HTML only).
     pub template: Option<PathBuf>,

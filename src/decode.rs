@@ -1,4 +1,4 @@
-//! Bytes → UTF-8 text, before any parser sees them.
+//! Owns decoding: a fetched body's bytes → UTF-8 text, before any parser sees them.
 //!
 //! The order follows what real feeds need (and what XML 1.0 Appendix F and RFC 7303 suggest):
 //! a byte-order mark wins; then bytes that are valid UTF-8 are UTF-8, because a legacy label on

@@ -1,0 +1,118 @@
+//! The shape of the code: the module graph follows the flow drawn in `src/lib.rs`. `model` (the
+//! vocabulary) imports nothing of ours; each stage imports only the stages before it; only the
+//! spine (`poll`), the daemon and the CLI sit above the stages. A backward import (a stage
+//! reaching for a later one, or for the spine) fails here with the file and the path it named.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use syn::visit::Visit;
+
+/// Top-level modules in flow order; a module may use those before it, never one after it.
+const FLOW: &[&str] = &[
+    "model", "config", "schedule", "fetch", "decode", "parse", "dedupe", "filter", "store", "output",
+    "serve", "poll", "daemon", "cli",
+];
+
+/// Every `crate::NAME` a file names, in `use` trees or in paths.
+#[derive(Default)]
+struct CratePaths(BTreeSet<String>);
+
+impl<'ast> Visit<'ast> for CratePaths {
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        fn walk(tree: &syn::UseTree, under_crate: bool, out: &mut BTreeSet<String>) {
+            match tree {
+                syn::UseTree::Path(p) if !under_crate => walk(&p.tree, p.ident == "crate", out),
+                syn::UseTree::Path(p) => {
+                    out.insert(p.ident.to_string());
+                }
+                syn::UseTree::Name(n) if under_crate => {
+                    out.insert(n.ident.to_string());
+                }
+                syn::UseTree::Rename(r) if under_crate => {
+                    out.insert(r.ident.to_string());
+                }
+                syn::UseTree::Group(g) => g.items.iter().for_each(|t| walk(t, under_crate, out)),
+                _ => {}
+            }
+        }
+        walk(&item.tree, false, &mut self.0);
+    }
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let mut segments = path.segments.iter();
+        if let (Some(first), Some(second)) = (segments.next(), segments.next())
+            && first.ident == "crate"
+        {
+            self.0.insert(second.ident.to_string());
+        }
+        syn::visit::visit_path(self, path);
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_stage_imports_only_the_stages_before_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut backward = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let first = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let module = first.trim_end_matches(".rs");
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let rank = FLOW.iter().position(|m| *m == module).unwrap_or_else(|| {
+            panic!("src/{module} is not in the flow of tests/it/shape.rs (and src/lib.rs)")
+        });
+        let syntax = syn::parse_file(&std::fs::read_to_string(file).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let mut paths = CratePaths::default();
+        paths.visit_file(&syntax);
+        checked += 1;
+        for used in paths.0 {
+            let Some(used_rank) = FLOW.iter().position(|m| *m == used) else {
+                continue; // a crate-root item, not a module
+            };
+            if used_rank > rank || (module == "model" && used != "model") {
+                backward.push(format!("src/{}: {module} uses crate::{used}", relative.display()));
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} files read under {}", src.display());
+    assert!(
+        backward.is_empty(),
+        "imports against the flow ({}):\n  {}",
+        FLOW.join(" → "),
+        backward.join("\n  ")
+    );
+}
+
+#[test]
+fn the_flow_here_is_the_flow_in_lib_rs() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let declared: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';'))
+        .collect();
+    assert_eq!(declared, FLOW, "src/lib.rs declares its modules in flow order");
+}
