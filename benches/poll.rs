@@ -313,7 +313,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                 entries: &entries,
                 fresh_until: None,
                 new_feed_entries: per_feed,
-                unchanged_segments: &[],
+                unchanged_segments: &Default::default(),
                 scheduled: &tributary::store::Scheduled {
                     next_due: None,
                     key: String::new(),
@@ -548,7 +548,7 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
             entries,
             fresh_until: None,
             new_feed_entries: 10,
-            unchanged_segments: &[],
+            unchanged_segments: &Default::default(),
             scheduled: &scheduled,
         };
         inserted += store

@@ -29,10 +29,8 @@ use crate::dedupe;
 use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher};
 use crate::filter::{self, Fields};
 use crate::model::FeedRhythm;
-use crate::model::{
-    FailureKind, FeedSpec, FeedState, KeyedEntry, SegmentHash, Validators, display_url, host_key,
-};
-use crate::parse::{self, ParsedFeed};
+use crate::model::{FailureKind, FeedSpec, FeedState, KeyedEntry, Validators, display_url, host_key};
+use crate::parse::{self, Fingerprints, ParsedFeed};
 use crate::schedule::hints;
 use crate::schedule::{self, Clock, Hints, History, Policy, SystemClock};
 use crate::store::{FeedUpdate, ParsedBatch, Scheduled, StoreError, StoreHandle, StoreOutcome};
@@ -971,7 +969,7 @@ struct Parsed {
     /// New or changed entries the feed's rules excluded.
     excluded: usize,
     /// Fingerprints of the items whose entries are stored unchanged.
-    unchanged_segments: Vec<SegmentHash>,
+    unchanged_segments: Fingerprints,
     validators: Validators,
     caching: Caching,
     body_hash: String,
@@ -1040,7 +1038,7 @@ async fn parse_new(
     // wait behind the writer's queue while parsers idle.
     let stored_before = state.last_success.is_some();
     let known_segments = if stored_before {
-        store.read(move |s| s.segments(feed_id)).await?
+        store.read(move |s| s.fingerprints(feed_id)).await?
     } else {
         Default::default()
     };
@@ -1077,7 +1075,7 @@ async fn parse_new(
             .filter(|k| {
                 let unchanged = stored.get(k.key.as_str()) == Some(&k.content_hash);
                 if unchanged {
-                    unchanged_segments.extend(k.segment);
+                    unchanged_segments.add(k.segment);
                 }
                 !unchanged
             })

@@ -76,10 +76,13 @@ fn without_sourceless_images(html: String) -> String {
 }
 
 /// `s` without leading and trailing whitespace, in place.
-fn trimmed(mut s: String) -> String {
-    let end = s.trim_end().len();
+/// `s` without leading and trailing HTML whitespace (ASCII only: a no-break space is content,
+/// and ammonia writes it as `&nbsp;`, which no trim would touch).
+pub(super) fn trimmed(mut s: String) -> String {
+    let html_space = |c: char| c.is_ascii_whitespace();
+    let end = s.trim_end_matches(html_space).len();
     s.truncate(end);
-    let start = s.len() - s.trim_start().len();
+    let start = s.len() - s.trim_start_matches(html_space).len();
     s.drain(..start);
     s
 }

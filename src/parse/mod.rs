@@ -2,7 +2,7 @@
 //!
 //! feed-rs does the format work; around it, `normalize` maps legacy and sloppy documents onto
 //! forms it reads, `repair` recovers from one odd element failing a whole feed, a panic
-//! inside feed-rs is caught and becomes an error, and `segments` cuts out the items a caller
+//! inside feed-rs is caught and becomes an error, and `fingerprints` cuts out the items a caller
 //! already has stored, so that a re-fetched feed costs feed-rs only its new items. The
 //! conversion then sanitizes HTML once, resolves relative links, makes titles plain text, and
 //! keeps the feed's own ids, never the ones feed-rs would invent (a hash of link + title, or a
@@ -18,10 +18,9 @@ mod normalize;
 mod repair;
 mod rhythm;
 mod salvage;
-mod segments;
+pub mod fingerprints;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use feed_rs::model::{FeedType, Link, Text};
@@ -30,10 +29,11 @@ use url::Url;
 
 pub use crate::model::Repair;
 use crate::model::{Enclosure, Entry, FeedMeta, Keyed, KeyedEntry, Person, SegmentHash};
+pub use fingerprints::Fingerprints;
+use fingerprints::Segments;
 pub use html::{Sanitizer, html_to_text};
 use normalize::Prepared;
 use repair::Fault;
-use segments::Segments;
 
 /// Repairs attempted per document before giving up; each costs one re-parse.
 const MAX_REPAIRS: usize = 16;
@@ -54,7 +54,7 @@ pub struct ParsedFeed {
     pub meta: FeedMeta,
     pub entries: Vec<ParsedEntry>,
     /// Fingerprints of the items left out because the caller knew them (see [`parse_changed`]).
-    pub skipped: Vec<SegmentHash>,
+    pub skipped: Fingerprints,
 }
 
 /// A summary or content body as the feed gave it, not yet sanitized.
@@ -130,13 +130,13 @@ impl From<Entry> for ParsedEntry {
 
 /// Parses `text` (UTF-8) fetched from `base`, which resolves relative URLs.
 pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> {
-    parse_changed(text, base, &HashSet::new())
+    parse_changed(text, base, &Fingerprints::default())
 }
 
 /// Parses `text` like [`parse_document`], leaving out the items whose fingerprint is in
 /// `known` (the caller has their entries stored unchanged); `skipped` lists those. Entries
 /// carry their own item's fingerprint when the parse can tell it.
-pub fn parse_changed(text: &str, base: &Url, known: &HashSet<SegmentHash>) -> Result<ParsedFeed, ParseError> {
+pub fn parse_changed(text: &str, base: &Url, known: &Fingerprints) -> Result<ParsedFeed, ParseError> {
     let mut repairs: std::collections::BTreeSet<Repair> = std::collections::BTreeSet::new();
     let (mut doc, is_json) = match normalize::prepare(text, &mut repairs)? {
         Prepared::Xml(doc) => (doc, false),
@@ -155,7 +155,7 @@ pub fn parse_changed(text: &str, base: &Url, known: &HashSet<SegmentHash>) -> Re
             doc = Cow::Owned(rest);
             (Some(kept), cut)
         }
-        None => (segments.map(Segments::into_hashes), Vec::new()),
+        None => (segments.map(Segments::into_hashes), Fingerprints::default()),
     };
     let mut attempts = 0;
     loop {
@@ -310,7 +310,7 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::model::FeedRhy
     ParsedFeed {
         meta,
         entries,
-        skipped: Vec::new(),
+        skipped: Fingerprints::default(),
     }
 }
 
@@ -547,12 +547,12 @@ mod tests {
         let full = parse_document(doc, &base).unwrap();
         let prints: Vec<SegmentHash> = full.entries.iter().map(|e| e.segment.unwrap()).collect();
         assert_eq!(prints.len(), 3);
-        let known: HashSet<SegmentHash> = [prints[0], prints[2]].into();
+        let known: Fingerprints = [prints[0], prints[2]].into_iter().collect();
         let cut = parse_changed(doc, &base, &known).unwrap();
         let titles: Vec<&str> = cut.entries.iter().map(|e| e.entry.title.as_str()).collect();
         assert_eq!(titles, ["Two"]);
         assert_eq!(cut.entries[0].segment, Some(prints[1]));
-        assert_eq!(cut.skipped, [prints[0], prints[2]]);
+        assert_eq!(cut.skipped, known);
         // A file has no web address to fingerprint against: nothing is cut.
         let file = Url::parse("file:///feeds/t.xml").unwrap();
         assert_eq!(parse_changed(doc, &file, &known).unwrap().entries.len(), 3);

@@ -1,6 +1,6 @@
 //! Entry rows: upserts by (feed, key) with stable dates, tombstones, and the queries outputs use.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +9,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::feeds::{FEED_COLUMNS, Scheduled};
 use super::{Store, StoreError, from_unix, to_millis, to_millis_ceil, to_unix};
 use crate::filter::Needs;
-use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, SegmentHash, StoredEntry, Validators};
+use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, StoredEntry, Validators};
+use crate::parse::Fingerprints;
 
 /// What storing one feed's parse did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,16 +37,9 @@ pub struct ParsedBatch<'a> {
     pub new_feed_entries: usize,
     /// Fingerprints of the document's items whose entries are stored unchanged already; the
     /// items of `entries` stored now are added to them.
-    pub unchanged_segments: &'a [SegmentHash],
+    pub unchanged_segments: &'a Fingerprints,
     /// When the feed is due next.
     pub scheduled: &'a Scheduled,
-}
-
-/// Item fingerprints as stored: 8 bytes each, little-endian, sorted, no repeats.
-fn segments_blob(mut segments: Vec<SegmentHash>) -> Vec<u8> {
-    segments.sort_unstable();
-    segments.dedup();
-    segments.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
 /// Up to this many feeds, [`Store::candidates`] merges per-feed pages of this size.
@@ -157,7 +151,7 @@ impl Store {
         let mut outcome = StoreOutcome::default();
         // A savepoint, not a transaction: inside the store thread's group commit it nests.
         let tx = self.conn.savepoint()?;
-        let mut segments = batch.unchanged_segments.to_vec();
+        let mut segments = batch.unchanged_segments.clone();
         let first_parse: bool = tx.query_row(
             "SELECT last_success IS NULL FROM feeds WHERE id = ?1",
             [feed_id],
@@ -215,7 +209,7 @@ impl Store {
                 if has_tombstones && tombstoned.execute(params![feed_id, key, now_s])? > 0 {
                     continue;
                 }
-                segments.extend(keyed.segment);
+                segments.add(keyed.segment);
                 let rank = ranks.get(key).copied();
                 let e = &keyed.entry;
                 let author = e.author.as_ref();
@@ -305,7 +299,7 @@ impl Store {
                 rhythm.map(|d| d.as_secs() as i64),
                 batch.meta.rhythm.skip.hours,
                 batch.meta.rhythm.skip.days,
-                segments_blob(segments),
+                segments.to_stored(),
                 to_millis(now),
                 batch.scheduled.next_due.map(to_millis_ceil),
                 batch.scheduled.key,
@@ -350,16 +344,12 @@ impl Store {
 
     /// Fingerprints of the feed's items last seen with their entries stored unchanged: what
     /// the next parse may leave out.
-    pub fn segments(&self, feed_id: i64) -> Result<HashSet<SegmentHash>, StoreError> {
+    pub fn fingerprints(&self, feed_id: i64) -> Result<Fingerprints, StoreError> {
         let blob: Option<Vec<u8>> = self
             .conn
             .prepare_cached("SELECT segments FROM feeds WHERE id = ?1")?
             .query_row([feed_id], |r| r.get(0))?;
-        Ok(blob
-            .unwrap_or_default()
-            .chunks_exact(8)
-            .filter_map(|c| c.try_into().ok().map(SegmentHash::from_le_bytes))
-            .collect())
+        Ok(Fingerprints::from_stored(&blob.unwrap_or_default()))
     }
 
     /// Key → content hash of those of `keys` the feed has stored: what a new parse is compared
@@ -658,7 +648,7 @@ pub(crate) mod tests {
             entries,
             fresh_until: None,
             new_feed_entries: 100,
-            unchanged_segments: &[],
+            unchanged_segments: &Fingerprints::default(),
             scheduled: &crate::store::Scheduled {
                 next_due: None,
                 key: String::new(),
@@ -703,15 +693,15 @@ pub(crate) mod tests {
         entries[0].segment = Some(1);
         entries[1].segment = Some(2);
         store_all(&mut store, feed, &entries);
-        assert_eq!(store.segments(feed).unwrap(), [1, 2].into());
+        assert_eq!(store.fingerprints(feed).unwrap(), [1, 2].into_iter().collect());
 
         let (stored, _) = newest_entries(&store, &["https://e.org/f".into()], 10).unwrap();
         let a = stored.iter().find(|e| e.entry.title == "a").unwrap().id;
         store.retire_entries(&[a], Utc::now()).unwrap();
-        assert!(store.segments(feed).unwrap().is_empty());
+        assert!(store.fingerprints(feed).unwrap().is_empty());
 
         store_all(&mut store, feed, &entries);
-        assert_eq!(store.segments(feed).unwrap(), [2].into());
+        assert_eq!(store.fingerprints(feed).unwrap(), [2].into_iter().collect());
     }
 
     #[test]

@@ -35,8 +35,12 @@ const MAX_WAIT: Duration = Duration::from_millis(25);
 /// A cloneable handle to the store thread and the readers.
 #[derive(Clone)]
 pub struct StoreHandle {
-    jobs: mpsc::Sender<Job>,
+    // Declared (so dropped) first: when the last handle goes, the idle readers close before
+    // the writer is told to finish, so the writer's connection is the last one and its close
+    // checkpoints and removes the WAL. (A reader closing last cannot: it is read-only, and a
+    // clean exit would leave a -wal file behind.)
     readers: Arc<Readers>,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// Idle read-only connections, reused.

@@ -235,7 +235,7 @@ mod tests {
             entries: &entries,
             fresh_until: None,
             new_feed_entries: 100,
-            unchanged_segments: &[],
+            unchanged_segments: &Default::default(),
             scheduled: &crate::store::Scheduled {
                 next_due: None,
                 key: String::new(),
@@ -319,7 +319,7 @@ mod tests {
                 entries: &entries,
                 fresh_until: None,
                 new_feed_entries: 10,
-                unchanged_segments: &[],
+                unchanged_segments: &Default::default(),
                 scheduled: &crate::store::Scheduled {
                     next_due: None,
                     key: String::new(),

@@ -159,6 +159,9 @@ async fn a_corrupt_database_is_refused_naming_it() {
     small_config(&ws);
     assert_eq!(ws.poll().await.code, 0);
     let db = ws.path("data/t.db");
+    // A clean exit checkpoints and removes the WAL, so every page is in the file scrambled
+    // below (a WAL left behind would hold the pages, and hide the damage).
+    assert!(!ws.path("data/t.db-wal").exists(), "a clean exit leaves no WAL");
     let mut bytes = std::fs::read(&db).unwrap();
     // Keep the header (the first page) and scramble the rest.
     for (i, b) in bytes.iter_mut().enumerate().skip(100) {

@@ -1,11 +1,18 @@
-//! Item segments: the byte ranges of a document's `<item>`/`<entry>` elements, each with a
-//! fingerprint, so that a re-fetched feed whose items are mostly the ones already stored
-//! costs feed-rs only the new ones.
+//! Item fingerprints, the one place that knows them: the byte ranges of a document's
+//! `<item>`/`<entry>` elements, each with a fingerprint, so that a re-fetched feed whose items
+//! are mostly the ones already stored costs feed-rs only the new ones.
 //!
 //! Most changed bodies differ from the last fetch by a few items. Parsing, converting and
 //! hashing the other forty-odd only to find them unchanged is most of a re-poll's work, so the
 //! items whose fingerprint the store recorded (because their entry is stored with exactly
 //! this content) are cut out before feed-rs sees the document.
+//!
+//! The cycle, all through [`Fingerprints`]: the store hands the feed's recorded set to
+//! [`super::parse_changed`], which cuts those items and returns them as `skipped`, and tags
+//! every entry it parses with its own item's fingerprint; the spine adds the fingerprints of
+//! entries that turn out unchanged; the store adds those of the entries it stores and keeps the
+//! set ([`Fingerprints::to_stored`] / [`Fingerprints::from_stored`], the `feeds.segments`
+//! column), and forgets it whenever an entry of the feed is retired.
 //!
 //! A fingerprint covers the item's bytes and everything outside them that the entry depends
 //! on: the document's URL (relative links), the start tags of its ancestors (namespaces,
@@ -22,6 +29,52 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::model::{MAX_GUID_LEN, SegmentHash};
+
+/// A set of item fingerprints: those a feed's next parse may leave out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprints(HashSet<SegmentHash>);
+
+impl Fingerprints {
+    /// Adds the fingerprint of an entry's item, when the parse knew it.
+    pub fn add(&mut self, print: Option<SegmentHash>) {
+        self.0.extend(print);
+    }
+
+    pub fn contains(&self, print: SegmentHash) -> bool {
+        self.0.contains(&print)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The set as the store keeps it: 8 bytes each, little-endian, sorted.
+    pub fn to_stored(&self) -> Vec<u8> {
+        let mut prints: Vec<SegmentHash> = self.0.iter().copied().collect();
+        prints.sort_unstable();
+        prints.iter().flat_map(|p| p.to_le_bytes()).collect()
+    }
+
+    /// The set from what [`Fingerprints::to_stored`] wrote (a trailing partial chunk is ignored).
+    pub fn from_stored(bytes: &[u8]) -> Fingerprints {
+        Fingerprints(
+            bytes
+                .chunks_exact(8)
+                .filter_map(|c| c.try_into().ok().map(SegmentHash::from_le_bytes))
+                .collect(),
+        )
+    }
+}
+
+impl FromIterator<SegmentHash> for Fingerprints {
+    fn from_iter<I: IntoIterator<Item = SegmentHash>>(prints: I) -> Fingerprints {
+        Fingerprints(prints.into_iter().collect())
+    }
+}
 
 /// The item elements of one document.
 pub(super) struct Segments {
@@ -163,19 +216,19 @@ impl Segments {
     pub(super) fn cut(
         &self,
         doc: &str,
-        known: &HashSet<SegmentHash>,
-    ) -> Option<(String, Vec<SegmentHash>, Vec<SegmentHash>)> {
-        if !self.hashes.iter().any(|h| known.contains(h)) {
+        known: &Fingerprints,
+    ) -> Option<(String, Vec<SegmentHash>, Fingerprints)> {
+        if !self.hashes.iter().any(|h| known.contains(*h)) {
             return None;
         }
         let mut out = String::with_capacity(doc.len());
-        let (mut kept, mut cut) = (Vec::new(), Vec::new());
+        let (mut kept, mut cut) = (Vec::new(), Fingerprints::default());
         let mut copied = 0;
         for (range, &hash) in self.ranges.iter().zip(&self.hashes) {
-            if known.contains(&hash) {
+            if known.contains(hash) {
                 out.push_str(&doc[copied..range.start]);
                 copied = range.end;
-                cut.push(hash);
+                cut.add(Some(hash));
             } else {
                 kept.push(hash);
             }
@@ -234,15 +287,16 @@ mod tests {
     fn items_are_found_and_cut() {
         let s = Segments::scan(RSS, &base()).unwrap();
         assert_eq!(s.hashes.len(), 2);
-        let known: HashSet<_> = [s.hashes[0]].into();
+        let known: Fingerprints = [s.hashes[0]].into_iter().collect();
         let (doc, kept, cut) = s.cut(RSS, &known).unwrap();
-        assert_eq!(cut, [s.hashes[0]]);
+        assert_eq!(cut, known);
         assert_eq!(kept, &s.hashes[1..]);
         assert!(
             !doc.contains("<title>a</title>") && doc.contains("<guid>2</guid>"),
             "{doc}"
         );
-        assert!(s.cut(RSS, &HashSet::new()).is_none());
+        assert!(s.cut(RSS, &Fingerprints::default()).is_none());
+        assert_eq!(Fingerprints::from_stored(&known.to_stored()), known);
     }
 
     #[test]
