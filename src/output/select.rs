@@ -272,3 +272,142 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
     });
     Ok(Selection { entries, feeds })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Entry;
+    use crate::store::{finished, store_all};
+
+    /// A feed's entries: (title, link, day of March 2026).
+    type Stories = &'static [(&'static str, &'static str, u32)];
+
+    /// A store holding, for each `(feed URL, stories)`, those entries.
+    fn filled(dir: &std::path::Path, feeds: &[(&str, Stories)]) -> Store {
+        let mut store = Store::open(&dir.join("t.db")).unwrap();
+        let urls: Vec<String> = feeds.iter().map(|(u, _)| u.to_string()).collect();
+        let states = store.ensure_feeds(&urls, Utc::now()).unwrap();
+        for (state, (_, entries)) in states.iter().zip(feeds) {
+            let entries = entries
+                .iter()
+                .map(|(title, link, day)| Entry {
+                    guid: Some(format!("{}-{title}", state.url)),
+                    link: Some(link.to_string()),
+                    title: title.to_string(),
+                    published: Utc.with_ymd_and_hms(2026, 3, *day, 12, 0, 0).single(),
+                    ..Entry::default()
+                })
+                .collect();
+            store_all(&mut store, state.id, &finished(entries));
+        }
+        store
+    }
+
+    fn config(dir: &std::path::Path, outputs: &str) -> Config {
+        let text = format!(
+            "[[feed]]\nurl = \"https://a.example/feed\"\ntitle = \"A\"\ntags = [\"x\"]\n\
+             [[feed]]\nurl = \"https://b.example/feed\"\ntitle = \"B\"\n{outputs}"
+        );
+        Config::parse(&dir.join("t.toml"), &text).unwrap()
+    }
+
+    /// Feeds A and B holding their stories, and a config with `outputs`.
+    fn planet(outputs: &str) -> (tempfile::TempDir, Store, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = filled(
+            dir.path(),
+            &[("https://a.example/feed", A), ("https://b.example/feed", B)],
+        );
+        let config = config(dir.path(), outputs);
+        (dir, store, config)
+    }
+
+    fn titles(selection: &Selection) -> Vec<(&str, &str)> {
+        selection
+            .entries
+            .iter()
+            .map(|e| (e.stored.entry.title.as_str(), e.feed.title.as_str()))
+            .collect()
+    }
+
+    const A: Stories = &[
+        ("a old", "https://a.example/1", 1),
+        ("shared story", "https://news.example/s", 3),
+        ("a needle", "https://a.example/2", 5),
+    ];
+    const B: Stories = &[
+        ("b newest", "https://b.example/1", 6),
+        ("shared story, B's copy", "https://news.example/s", 4),
+    ];
+
+    #[test]
+    fn newest_first_within_the_limit_and_the_rules() {
+        let (_dir, store, config) = planet(
+            "[[output]]\npath = \"all.atom\"\nlimit = 3\n\
+             [[output]]\npath = \"needles.atom\"\ninclude = [{ title = \"needle\" }]\n\
+             [[output]]\npath = \"none.atom\"\ninclude = [{ title = \"nothing matches\" }]\n",
+        );
+        let pick = |i: usize| select(&store, &config.outputs[i], &config.feeds).unwrap();
+        assert_eq!(
+            titles(&pick(0)),
+            // The shared story, met as B's (newer) copy, is shown as A's, which had it first.
+            [("b newest", "B"), ("a needle", "A"), ("shared story", "A")]
+        );
+        assert_eq!(titles(&pick(1)), [("a needle", "A")]);
+        assert!(pick(2).entries.is_empty());
+        // Feed outputs name only the feeds of their entries; the list is the page's.
+        assert!(pick(0).feeds.is_empty());
+    }
+
+    #[test]
+    fn a_story_in_two_feeds_is_shown_once_from_the_feed_that_had_it_first() {
+        let (_dir, store, config) = planet(
+            "[[output]]\npath = \"all.atom\"\n\
+             [[output]]\npath = \"raw.atom\"\ndedupe = \"none\"\n",
+        );
+        let deduped = select(&store, &config.outputs[0], &config.feeds).unwrap();
+        let shared: Vec<&OutputEntry> = deduped
+            .entries
+            .iter()
+            .filter(|e| e.stored.entry.link.as_deref() == Some("https://news.example/s"))
+            .collect();
+        assert_eq!(shared.len(), 1);
+        // Both were stored in the same poll here (A's rows first), so first seen ties and the
+        // earlier publication wins: A's copy, naming B.
+        assert_eq!(shared[0].feed.title, "A");
+        assert_eq!(
+            shared[0]
+                .also_in
+                .iter()
+                .map(|f| f.title.as_str())
+                .collect::<Vec<_>>(),
+            ["B"]
+        );
+        let raw = select(&store, &config.outputs[1], &config.feeds).unwrap();
+        assert_eq!(raw.entries.len(), 5);
+    }
+
+    #[test]
+    fn an_output_of_some_feeds_shows_theirs_and_lists_them() {
+        let (_dir, store, config) = planet(
+            "[[output]]\npath = \"x.html\"\nformat = \"html\"\ntags = [\"x\"]\n\
+             [[output]]\npath = \"b.atom\"\nfeeds = [\"B\"]\n",
+        );
+        let tagged = select(&store, &config.outputs[0], &config.feeds).unwrap();
+        assert!(tagged.entries.iter().all(|e| e.feed.title == "A"));
+        assert_eq!(
+            tagged.entries.len(),
+            3,
+            "B's copy of the shared story is not in this output"
+        );
+        assert_eq!(
+            tagged.feeds.iter().map(|f| f.title.as_str()).collect::<Vec<_>>(),
+            ["A"]
+        );
+        let b = select(&store, &config.outputs[1], &config.feeds).unwrap();
+        assert_eq!(titles(&b), [("b newest", "B"), ("shared story, B's copy", "B")]);
+    }
+}

@@ -638,7 +638,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn store_all(store: &mut Store, feed: i64, entries: &[KeyedEntry]) -> StoreOutcome {
+    pub(crate) fn store_all(store: &mut Store, feed: i64, entries: &[KeyedEntry]) -> StoreOutcome {
         let meta = FeedMeta::default();
         let validators = Validators::default();
         let batch = ParsedBatch {

@@ -23,6 +23,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 
+/// What other modules' unit tests need to fill a store as the poller does.
+#[cfg(test)]
+pub(crate) use entries::tests::{finished, store_all};
 pub use entries::{Candidate, ParsedBatch, StoreOutcome};
 pub use feeds::{Claimed, FeedUpdate, Scheduled};
 pub use handle::{StoreHandle, StoreThread};
