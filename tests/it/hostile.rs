@@ -394,11 +394,9 @@ async fn a_gone_feed_stays_gone_until_the_config_changes() {
 async fn refused_connections_and_tls_failures_are_recorded() {
     let server = FeedServer::start().await;
     server.set("/good.xml", good_feed());
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let refused = format!("http://127.0.0.1:{closed}/feed.xml");
+    // Port 1 is privileged and nothing of ours listens there: a refusal that no other test
+    // can race for (a port bound and released could be taken by another test meanwhile).
+    let refused = "http://127.0.0.1:1/feed.xml".to_string();
     // TLS to a server that speaks plain HTTP.
     let tls = server.url("/good.xml").replace("http://", "https://");
     let ws = Workspace::new();
