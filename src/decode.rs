@@ -64,7 +64,7 @@ fn detect(bytes: &[u8]) -> &'static Encoding {
 }
 
 /// The `charset` parameter of a Content-Type header value.
-pub fn http_charset(content_type: &str) -> Option<String> {
+pub(crate) fn http_charset(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|param| {
         let (name, value) = param.split_once('=')?;
         name.trim()

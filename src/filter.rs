@@ -69,7 +69,7 @@ impl Judged<'_, '_> {
 
 /// Why an entry passes or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict<'r> {
+pub(crate) enum Verdict<'r> {
     Keep,
     Excluded(&'r Rule),
     NotIncluded,
@@ -98,7 +98,7 @@ pub fn needs(rules: &Rules) -> Needs {
 
 /// What `rules` say of an entry: an exclude rule that matches wins, then include rules (when
 /// there are any) must match one.
-pub fn verdict<'r>(rules: &'r Rules, e: &Fields<'_>) -> Verdict<'r> {
+pub(crate) fn verdict<'r>(rules: &'r Rules, e: &Fields<'_>) -> Verdict<'r> {
     let judged = Judged {
         fields: e,
         bodies: OnceCell::new(),

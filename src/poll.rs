@@ -36,7 +36,7 @@ use crate::schedule::{self, Clock, Hints, History, Policy, SystemClock};
 use crate::store::{FeedUpdate, ParsedBatch, Scheduled, StoreError, StoreHandle, StoreOutcome};
 
 /// How long a host that answered 429 (or 503) without a Retry-After is left alone.
-pub const HOST_PENALTY: Duration = Duration::from_secs(30 * 60);
+pub(crate) const HOST_PENALTY: Duration = Duration::from_secs(30 * 60);
 
 /// How one feed's poll ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,13 +102,13 @@ impl FeedReport {
     }
 
     /// This poll started a run of failures: the one to warn about.
-    pub fn failure_began(&self) -> bool {
+    pub(crate) fn failure_began(&self) -> bool {
         self.result.is_err() && self.failures == 1
     }
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct PollReport {
+pub(crate) struct PollReport {
     pub feeds: Vec<FeedReport>,
     pub elapsed: Duration,
 }
@@ -128,7 +128,7 @@ impl PollReport {
     }
 
     /// Feeds fetched without a failure.
-    pub fn ok_count(&self) -> usize {
+    pub(crate) fn ok_count(&self) -> usize {
         self.polled().filter(|f| f.result.is_ok()).count()
     }
 
@@ -146,32 +146,27 @@ impl PollReport {
         })
     }
 
-    pub fn new_entries(&self) -> usize {
+    pub(crate) fn new_entries(&self) -> usize {
         self.stored().map(|o| o.new).sum()
     }
 
-    pub fn updated_entries(&self) -> usize {
+    pub(crate) fn updated_entries(&self) -> usize {
         self.stored().map(|o| o.updated).sum()
     }
 
     /// New entries held back as new feeds' back catalogues.
-    pub fn held_back_entries(&self) -> usize {
+    pub(crate) fn held_back_entries(&self) -> usize {
         self.stored().map(|o| o.held_back).sum()
     }
 
     /// Entries the feeds' rules excluded.
-    pub fn excluded_entries(&self) -> usize {
+    pub(crate) fn excluded_entries(&self) -> usize {
         self.stored().map(|o| o.excluded).sum()
-    }
-
-    /// Whether any entry was added or changed, i.e. whether outputs may need re-rendering.
-    pub fn changed(&self) -> bool {
-        self.stored().any(|o| o.new + o.updated > 0)
     }
 }
 
 /// Called with each feed's report as soon as it is done (progress bars, verbose output).
-pub type Progress = std::sync::Arc<dyn Fn(&FeedReport) + Send + Sync>;
+pub(crate) type Progress = std::sync::Arc<dyn Fn(&FeedReport) + Send + Sync>;
 
 /// How a one-shot poll runs.
 #[derive(Clone, Default)]
@@ -273,7 +268,7 @@ pub async fn prepare(
 /// it waits). Unless `options.force`, a feed held back (gone, backing off, under a
 /// Retry-After, or on a host that asked to wait) is skipped and reported as skipped, so a
 /// `poll` run from cron is as polite as the daemon.
-pub async fn poll_feeds(
+pub(crate) async fn poll_feeds(
     config: &Config,
     feeds: &[FeedSpec],
     fetcher: &Fetcher,
@@ -346,7 +341,7 @@ pub async fn poll_feeds(
 
 /// One feed waiting to be polled.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(crate) struct Job {
     spec: FeedSpec,
     state: FeedState,
     /// Where it is fetched from (where it moved to, else its configured URL).
@@ -390,7 +385,7 @@ fn skipped(job: &Job, reason: String, next_due: Option<DateTime<Utc>>) -> FeedRe
 /// `poll.concurrency` in flight (fetch, parse and store together, so memory is bounded by it,
 /// not by the number of feeds) and `poll.per_host` per host, taking hosts round-robin so that
 /// 300 feeds on one host do not hold up the other hosts' feeds.
-pub struct Poller {
+pub(crate) struct Poller {
     context: Context,
     concurrency: usize,
     per_host: usize,
@@ -415,7 +410,7 @@ struct InFlight {
 
 /// A feed whose poll could not be recorded: the store failed.
 #[derive(Debug)]
-pub struct Unrecorded {
+pub(crate) struct Unrecorded {
     pub feed_id: i64,
     pub error: StoreError,
 }
@@ -459,7 +454,7 @@ impl Poller {
     }
 
     /// A new config's budget, client and limits, for the feeds that start from now on.
-    pub fn reconfigure(&mut self, config: &Config, fetcher: Fetcher) {
+    pub(crate) fn reconfigure(&mut self, config: &Config, fetcher: Fetcher) {
         self.context.fetcher = fetcher;
         self.context.new_feed_entries = config.poll.new_feed_entries;
         self.context.fingerprint = config.fingerprint.clone();
@@ -469,7 +464,7 @@ impl Poller {
     }
 
     /// Queues `spec` (whose store row is `state`) for polling; `policy` schedules it after.
-    pub fn submit(&mut self, spec: FeedSpec, state: FeedState, policy: Policy) {
+    pub(crate) fn submit(&mut self, spec: FeedSpec, state: FeedState, policy: Policy) {
         let target = effective_url(&spec, &state);
         let host = host_key(&target);
         let job = Job {
@@ -482,23 +477,13 @@ impl Poller {
     }
 
     /// Feeds queued, not yet started.
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.hosts.queued
-    }
-
-    /// Feeds being polled now.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
     }
 
     /// Whether anything is queued or running.
     pub fn busy(&self) -> bool {
         self.queued() > 0 || !self.running.is_empty()
-    }
-
-    /// The feeds being polled now: their ids, and the due times that put them there.
-    pub fn in_flight_ids(&self) -> impl Iterator<Item = i64> + '_ {
-        self.in_flight.values().map(|f| f.feed_id)
     }
 
     /// No new feed starts from now on; the running ones finish.
@@ -511,12 +496,12 @@ impl Poller {
     }
 
     /// Takes every queued feed out (never started).
-    pub fn take_queued(&mut self) -> Vec<Job> {
+    pub(crate) fn take_queued(&mut self) -> Vec<Job> {
         self.hosts.take_where(|_| true)
     }
 
     /// Takes the queued feeds for which `remove` holds out (e.g. removed from the config).
-    pub fn take_queued_where(&mut self, remove: impl Fn(&Job) -> bool) -> Vec<Job> {
+    pub(crate) fn take_queued_where(&mut self, remove: impl Fn(&Job) -> bool) -> Vec<Job> {
         self.hosts.take_where(remove)
     }
 
@@ -1277,7 +1262,7 @@ mod tests {
             "{:?}",
             second.feeds[0].result
         );
-        assert!(!second.changed());
+        assert_eq!((second.new_entries(), second.updated_entries()), (0, 0));
         let mut titles = store
             .read(move |s| {
                 let mut ids = Vec::new();

@@ -15,7 +15,7 @@ use crate::model::Validators;
 
 /// A feed to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewFeed {
+pub(crate) struct NewFeed {
     pub url: String,
     pub title: Option<String>,
     /// Its web page (OPML `htmlUrl`).
@@ -35,7 +35,7 @@ pub struct Added {
 
 /// Adds `feeds` that are not configured yet, and applies the title and tags given for those
 /// that are.
-pub fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<Added, String> {
+pub(crate) fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<Added, String> {
     let text = std::fs::read_to_string(config_path)
         .map_err(|e| format!("cannot read {}: {e}", config_path.display()))?;
     let config = Config::parse(config_path, &text)

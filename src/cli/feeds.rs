@@ -37,7 +37,7 @@ struct FeedRow {
 
 /// What `feeds` was asked for.
 #[derive(Debug, Clone, Default)]
-pub struct Ask {
+pub(crate) struct Ask {
     pub json: bool,
     /// One feed (by URL or shown title), with its error history.
     pub feed: Option<String>,

@@ -16,7 +16,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Human,
     Json,
 }
@@ -27,7 +27,7 @@ const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 /// Tributary itself, with other crates (HTTP, TLS, the database) kept at warnings, since
 /// their debug output buries ours; anything with `=` or `,` is a tracing filter as written.
 /// A value that is neither is an error (`loud` is not a level).
-pub fn filter_for(value: &str) -> Result<String, String> {
+pub(crate) fn filter_for(value: &str) -> Result<String, String> {
     let value = value.trim();
     if value.contains('=') || value.contains(',') {
         return EnvFilter::try_new(value)

@@ -41,7 +41,7 @@ use crate::store::{StoreHandle, StoreThread};
 
 /// Exit statuses, as documented above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Ok = 0,
     FeedsFailed = 1,
     Fatal = 2,
@@ -67,7 +67,7 @@ Exit status: 0 success, 1 some feeds failed (poll: the rest stored, outputs writ
 /// deduplicated feeds (Atom, RSS, JSON Feed), a web page and OPML.
 #[derive(Debug, Parser)]
 #[command(name = "tributary", version, about, after_help = EXAMPLES)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Config file (TOML). Relative paths inside it are relative to its directory.
     #[arg(
         short,
@@ -101,6 +101,9 @@ pub struct Cli {
     command: Command,
 }
 
+// These doc comments are the commands' --help text, where `[serve]` names a config table,
+// not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Poll every configured feed once, store what is new, and render every output.

@@ -70,7 +70,7 @@ impl<'a> Locator<'a> {
         }
     }
 
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.source.len());
         let before = &self.source[..floor_char_boundary(self.source, offset)];
         let line = before.matches('\n').count() + 1;

@@ -21,7 +21,7 @@ use raw::RawConfig;
 use crate::model::{CronSchedule, CrossFeedDedupe, FeedSpec, Field, OutputFormat, OutputSpec, Rule, Rules};
 
 /// The default User-Agent: who we are and where to read about us, so publishers can reach us.
-pub const DEFAULT_USER_AGENT: &str = concat!(
+pub(crate) const DEFAULT_USER_AGENT: &str = concat!(
     "tributary/",
     env!("CARGO_PKG_VERSION"),
     " (+",
@@ -29,23 +29,23 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
     ")"
 );
 
-pub const DEFAULT_CONCURRENCY: usize = 32;
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
-pub const DEFAULT_OUTPUT_LIMIT: usize = 100;
-pub const DEFAULT_STORE_PATH: &str = "tributary.db";
-pub const DEFAULT_SCHEDULE: &str = "*/15 * * * *";
-pub const DEFAULT_JITTER: Duration = Duration::from_secs(5 * 60);
-pub const DEFAULT_PER_HOST: usize = 2;
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-pub const DEFAULT_KEEP_DAYS: u32 = 365;
-pub const DEFAULT_KEEP_PER_FEED: usize = 1000;
-pub const DEFAULT_HOUSEKEEPING: &str = "23 * * * *";
-pub const DEFAULT_NEW_FEED_ENTRIES: usize = 10;
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+pub(crate) const DEFAULT_CONCURRENCY: usize = 32;
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_OUTPUT_LIMIT: usize = 100;
+pub(crate) const DEFAULT_STORE_PATH: &str = "tributary.db";
+pub(crate) const DEFAULT_SCHEDULE: &str = "*/15 * * * *";
+pub(crate) const DEFAULT_JITTER: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_PER_HOST: usize = 2;
+pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_KEEP_DAYS: u32 = 365;
+pub(crate) const DEFAULT_KEEP_PER_FEED: usize = 1000;
+pub(crate) const DEFAULT_HOUSEKEEPING: &str = "23 * * * *";
+pub(crate) const DEFAULT_NEW_FEED_ENTRIES: usize = 10;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// A validated configuration. Paths are absolute; values are in their final types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +152,7 @@ impl Config {
     }
 
     /// [`Config::parse`] with the places secrets are read from given (tests).
-    pub fn parse_with(path: &Path, text: &str, secrets: &Secrets) -> Result<Config, ConfigError> {
+    pub(crate) fn parse_with(path: &Path, text: &str, secrets: &Secrets) -> Result<Config, ConfigError> {
         // One name for the file everywhere: the absolute path it was read from.
         let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let locator = Locator::new(path, text);
@@ -243,18 +243,10 @@ pub struct Secrets {
 impl Secrets {
     /// The process's environment and `$CREDENTIALS_DIRECTORY` (set by systemd's
     /// `LoadCredential=`).
-    pub fn from_process() -> Secrets {
+    pub(crate) fn from_process() -> Secrets {
         Secrets {
             env: std::env::vars().collect(),
             credentials: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
-        }
-    }
-
-    /// Only these variables, no credentials directory (tests).
-    pub fn from_vars(vars: &[(&str, &str)]) -> Secrets {
-        Secrets {
-            env: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            credentials: None,
         }
     }
 

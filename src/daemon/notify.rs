@@ -23,7 +23,7 @@ pub fn reloading() {
     }
 }
 
-pub fn stopping() {
+pub(crate) fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
@@ -36,7 +36,7 @@ pub fn watchdog() {
 }
 
 /// How often to ping the watchdog: half the interval systemd set (WatchdogSec=), if any.
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled()
         .map(|d| d / 2)
         .filter(|d| !d.is_zero())

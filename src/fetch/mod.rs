@@ -23,7 +23,7 @@ use crate::config::PollConfig;
 use crate::model::{FailureKind, Validators};
 
 /// Redirect hops followed before giving up.
-pub const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: usize = 10;
 
 /// What to fetch: the URL, the validators of the last fetch, and the feed's own headers
 /// (credentials, API keys), which only ever go to the feed's host.
@@ -36,7 +36,7 @@ pub struct Request<'a> {
 
 /// What a fetch produced.
 #[derive(Debug)]
-pub enum Fetched {
+pub(crate) enum Fetched {
     /// 304: the publisher says nothing changed; nothing is parsed.
     NotModified {
         caching: Caching,
@@ -134,7 +134,7 @@ impl FetchError {
     }
 
     /// The Retry-After header of an error response, raw.
-    pub fn retry_after(&self) -> Option<&str> {
+    pub(crate) fn retry_after(&self) -> Option<&str> {
         match self {
             FetchError::Status {
                 retry_after: Some(v), ..
@@ -146,7 +146,7 @@ impl FetchError {
 
 /// The HTTP client and limits shared by every fetch of a poll.
 #[derive(Debug, Clone)]
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     client: reqwest::Client,
     max_body: u64,
     timeout: Duration,

@@ -72,12 +72,12 @@ impl CronSchedule {
     }
 
     /// The first fire time strictly after `t`.
-    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.schedule.after(&t).next()
     }
 
     /// The gap between the two fire times that follow `t` (the schedule's period there).
-    pub fn interval_near(&self, t: DateTime<Utc>) -> Option<Duration> {
+    pub(crate) fn interval_near(&self, t: DateTime<Utc>) -> Option<Duration> {
         let mut upcoming = self.schedule.after(&t);
         let a = upcoming.next()?;
         let b = upcoming.next()?;

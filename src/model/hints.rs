@@ -35,7 +35,7 @@ pub struct Skip {
 
 impl Skip {
     /// The first time at or after `t` that is in neither a skipped hour nor a skipped day.
-    pub fn next_allowed(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn next_allowed(&self, t: DateTime<Utc>) -> DateTime<Utc> {
         let all_hours = (1u32 << 24) - 1;
         if (self.hours & all_hours) == all_hours || self.days == 0x7f {
             // A feed that skips every hour or day cannot mean it; ignore the hint.

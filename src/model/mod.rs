@@ -115,7 +115,7 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 10] = [
+    pub(crate) const ALL: [FailureKind; 10] = [
         FailureKind::Timeout,
         FailureKind::Connect,
         FailureKind::ServerError,
@@ -143,12 +143,12 @@ impl FailureKind {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<FailureKind> {
+    pub(crate) fn from_name(name: &str) -> Option<FailureKind> {
         FailureKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
     /// Says something about the moment rather than about the feed: worth retrying soon.
-    pub fn is_transient(self) -> bool {
+    pub(crate) fn is_transient(self) -> bool {
         matches!(
             self,
             FailureKind::Timeout
@@ -162,7 +162,7 @@ impl FailureKind {
 
 impl FailureKind {
     /// What it means, for readers of a public page: no URLs, paths or server messages.
-    pub fn public_text(self) -> &'static str {
+    pub(crate) fn public_text(self) -> &'static str {
         match self {
             FailureKind::Timeout => "the feed did not answer in time",
             FailureKind::Connect => "the feed's server could not be reached",
@@ -187,7 +187,7 @@ impl fmt::Display for FailureKind {
 /// The host a fetch of `url` talks to, which per-host limits and host delays are keyed by
 /// (`None` for local files, which have no host to be polite to). The one definition: the
 /// spine, the schedule and the store all key hosts by it.
-pub fn host_key(url: &Url) -> Option<String> {
+pub(crate) fn host_key(url: &Url) -> Option<String> {
     matches!(url.scheme(), "http" | "https")
         .then(|| url.host_str().map(str::to_ascii_lowercase))
         .flatten()
@@ -223,7 +223,7 @@ impl Repair {
     }
 
     /// What it means, for people.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Repair::Entities => "bare & or HTML entities escaped",
             Repair::Structure => "mismatched or stray end tags mended",
@@ -247,7 +247,7 @@ impl Repair {
             .collect()
     }
 
-    pub fn from_name(name: &str) -> Option<Repair> {
+    pub(crate) fn from_name(name: &str) -> Option<Repair> {
         [
             Repair::Entities,
             Repair::Structure,
@@ -262,7 +262,7 @@ impl Repair {
 
 /// One failure in a feed's error history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FeedError {
+pub(crate) struct FeedError {
     pub at: DateTime<Utc>,
     pub kind: FailureKind,
     pub message: String,
@@ -365,7 +365,7 @@ impl EntryKey {
     }
 
     /// Rebuilds a key read back from the store.
-    pub fn from_stored(s: String) -> Self {
+    pub(crate) fn from_stored(s: String) -> Self {
         EntryKey(s)
     }
 
@@ -402,7 +402,7 @@ pub struct Keyed<T> {
 
 /// Longer guids are not identifiers but content pasted into the wrong element: dedupe does not
 /// key by them, and the parser does not cut items by them.
-pub const MAX_GUID_LEN: usize = 2048;
+pub(crate) const MAX_GUID_LEN: usize = 2048;
 
 /// A fingerprint of one item of a feed document, as the parser cut it out.
 pub type SegmentHash = u64;
@@ -443,9 +443,9 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    pub const NAMES: &'static [&'static str] = &["atom", "rss", "json", "html", "opml"];
+    pub(crate) const NAMES: &'static [&'static str] = &["atom", "rss", "json", "html", "opml"];
 
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "atom" => OutputFormat::Atom,
             "rss" => OutputFormat::Rss,
@@ -468,7 +468,7 @@ impl OutputFormat {
     }
 
     /// Whether feed readers subscribe to it (it gets WebSub links and pings).
-    pub fn is_feed(self) -> bool {
+    pub(crate) fn is_feed(self) -> bool {
         matches!(self, OutputFormat::Atom | OutputFormat::Rss | OutputFormat::Json)
     }
 }
@@ -520,7 +520,7 @@ impl OutputSpec {
 
 /// A name-based `urn:uuid:` (the first 128 bits of SHA-256 of `name`): the same name always
 /// gives the same id, which is what Atom ids and stable output ids need.
-pub fn stable_urn(name: &str) -> String {
+pub(crate) fn stable_urn(name: &str) -> String {
     let h = hex::encode(&Sha256::digest(name.as_bytes())[..16]);
     format!(
         "urn:uuid:{}-{}-{}-{}-{}",
@@ -582,7 +582,7 @@ pub fn canonical_url(link: &str) -> String {
 
 /// A feed's identity: its URL without user name and password. Credentials are never written to
 /// the store, and rotating a password leaves the feed the same feed.
-pub fn feed_key(url: &Url) -> String {
+pub(crate) fn feed_key(url: &Url) -> String {
     if url.username().is_empty() && url.password().is_none() {
         return url.to_string();
     }
@@ -594,7 +594,7 @@ pub fn feed_key(url: &Url) -> String {
 
 /// A URL as it may appear in logs, reports and outputs: without a password (credentials in a
 /// feed URL are for the feed's host, nobody else).
-pub fn display_url(url: &Url) -> String {
+pub(crate) fn display_url(url: &Url) -> String {
     if url.password().is_some() {
         let mut shown = url.clone();
         let _ = shown.set_password(Some("***"));

@@ -20,9 +20,9 @@ pub enum Field {
 }
 
 impl Field {
-    pub const NAMES: &'static [&'static str] = &["title", "content", "author", "category", "link"];
+    pub(crate) const NAMES: &'static [&'static str] = &["title", "content", "author", "category", "link"];
 
-    pub fn from_name(name: &str) -> Option<Field> {
+    pub(crate) fn from_name(name: &str) -> Option<Field> {
         Some(match name {
             "title" => Field::Title,
             "content" => Field::Content,

@@ -164,13 +164,13 @@ impl XmlWriter {
         self.empty(tag);
     }
 
-    pub fn html_element(&mut self, name: &str, html: &str) {
+    pub(crate) fn html_element(&mut self, name: &str, html: &str) {
         self.start(BytesStart::new(name).with_attributes([("type", "html")]));
         self.text(html);
         self.end(name);
     }
 
-    pub fn text_element(&mut self, name: &str, value: &str) {
+    pub(crate) fn text_element(&mut self, name: &str, value: &str) {
         self.start(BytesStart::new(name));
         self.text(value);
         self.end(name);
@@ -192,7 +192,7 @@ impl XmlWriter {
         self.event(Event::End(BytesEnd::new(name)));
     }
 
-    pub fn event(&mut self, event: Event<'_>) {
+    pub(crate) fn event(&mut self, event: Event<'_>) {
         // Writing into a Vec<u8> cannot fail.
         let _ = self.w.write_event(event);
     }

@@ -70,7 +70,7 @@ pub fn outcome(result: &Result<OutputReport, OutputError>) -> (String, Result<bo
 }
 
 /// Records renders' outcomes (see [`outcome`]) in the store, for `feeds` and /healthz.
-pub async fn record_renders(
+pub(crate) async fn record_renders(
     store: &StoreHandle,
     outcomes: Vec<(String, Result<bool, String>)>,
     now: DateTime<Utc>,
@@ -160,7 +160,7 @@ impl Context {
 
     /// The web page `spec` belongs to: its own `link`, else the HTML page (unless it is that
     /// page).
-    pub fn home_page<'a>(&'a self, spec: &'a OutputSpec) -> Option<&'a str> {
+    pub(crate) fn home_page<'a>(&'a self, spec: &'a OutputSpec) -> Option<&'a str> {
         spec.link.as_deref().or(self
             .page
             .as_deref()
@@ -285,7 +285,7 @@ pub(crate) fn last_change(selection: &Selection) -> DateTime<Utc> {
 /// What an entry is called where a title is needed: its own, or else the first words of its
 /// text (a title-less post is usually a short note, and its opening says what it is), or else
 /// its link. Empty only when the entry has none of these.
-pub fn display_title(entry: &crate::model::Entry) -> std::borrow::Cow<'_, str> {
+pub(crate) fn display_title(entry: &crate::model::Entry) -> std::borrow::Cow<'_, str> {
     use std::borrow::Cow;
     if !entry.title.is_empty() {
         return Cow::Borrowed(&entry.title);

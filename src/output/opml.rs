@@ -87,7 +87,7 @@ fn outline(feed: &FeedView) -> BytesStart<'static> {
 }
 
 /// A tag as `category` carries it back (see `CATEGORY`).
-pub fn category_tag(category: &str) -> Cow<'_, str> {
+pub(crate) fn category_tag(category: &str) -> Cow<'_, str> {
     percent_encoding::percent_decode_str(category.trim().trim_start_matches('/')).decode_utf8_lossy()
 }
 

@@ -17,7 +17,7 @@ const FEED_TYPES: &[&str] = &[
 
 /// The feeds `html` (a page fetched from `page`) links to, resolved, in document order and
 /// without repeats.
-pub fn feed_links(html: &str, page: &Url) -> Vec<Url> {
+pub(crate) fn feed_links(html: &str, page: &Url) -> Vec<Url> {
     let document = Html::parse_document(html);
     let select = |css: &str| Selector::parse(css).unwrap_or_else(|e| unreachable!("{css}: {e}"));
     // The first <base href> (resolved against the page) is what relative links resolve against.

@@ -53,14 +53,14 @@ impl Fingerprints {
     }
 
     /// The set as the store keeps it: 8 bytes each, little-endian, sorted.
-    pub fn to_stored(&self) -> Vec<u8> {
+    pub(crate) fn to_stored(&self) -> Vec<u8> {
         let mut prints: Vec<SegmentHash> = self.0.iter().copied().collect();
         prints.sort_unstable();
         prints.iter().flat_map(|p| p.to_le_bytes()).collect()
     }
 
     /// The set from what [`Fingerprints::to_stored`] wrote (a trailing partial chunk is ignored).
-    pub fn from_stored(bytes: &[u8]) -> Fingerprints {
+    pub(crate) fn from_stored(bytes: &[u8]) -> Fingerprints {
         Fingerprints(
             bytes
                 .chunks_exact(8)

@@ -11,7 +11,7 @@
 //! This module does no I/O and never decides identity or dates relative to "now": that is for
 //! `dedupe` and the store.
 
-pub mod discover;
+pub(crate) mod discover;
 mod fast_html;
 mod html;
 mod normalize;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 /// The longest single sleep: wall-clock jumps (suspend, NTP steps) are noticed within this.
-pub const MAX_SLEEP: Duration = Duration::from_secs(60);
+pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -47,7 +47,7 @@ impl Clock for TokioClock {
 }
 
 /// Sleeps until `clock` reads at least `t`, in steps of at most [`MAX_SLEEP`].
-pub async fn sleep_until(clock: &dyn Clock, t: DateTime<Utc>) {
+pub(crate) async fn sleep_until(clock: &dyn Clock, t: DateTime<Utc>) {
     loop {
         let now = clock.now();
         let Ok(left) = (t - now).to_std() else { return };

@@ -12,12 +12,12 @@ use chrono::{DateTime, Utc};
 use crate::model::{FeedRhythm, Hints};
 
 /// The longest a caching hint may postpone a poll.
-pub const MAX_FRESHNESS: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const MAX_FRESHNESS: Duration = Duration::from_secs(24 * 60 * 60);
 /// The longest a Retry-After may postpone a poll.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// Parses a Retry-After value (delay-seconds or an HTTP date) into an absolute time.
-pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let value = value.trim();
     let delay = match value.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
@@ -30,7 +30,7 @@ pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 /// Freshness lifetime from Cache-Control / Expires (max-age wins, as RFC 9111 says).
-pub fn http_freshness(
+pub(crate) fn http_freshness(
     cache_control: Option<&str>,
     expires: Option<&str>,
     now: DateTime<Utc>,
@@ -53,7 +53,7 @@ pub fn http_freshness(
 }
 
 /// The hints to store after a successful fetch at `now`.
-pub fn after_success(http_fresh: Option<Duration>, rhythm: &FeedRhythm, now: DateTime<Utc>) -> Hints {
+pub(crate) fn after_success(http_fresh: Option<Duration>, rhythm: &FeedRhythm, now: DateTime<Utc>) -> Hints {
     let fresh = [http_fresh, rhythm.ttl, rhythm.update_interval]
         .into_iter()
         .flatten()
@@ -70,7 +70,7 @@ pub fn after_success(http_fresh: Option<Duration>, rhythm: &FeedRhythm, now: Dat
 }
 
 /// `sy:updatePeriod` / `sy:updateFrequency`: the period divided by the frequency.
-pub fn update_interval(period: Option<&str>, frequency: Option<&str>) -> Option<Duration> {
+pub(crate) fn update_interval(period: Option<&str>, frequency: Option<&str>) -> Option<Duration> {
     let period = match period?.trim().to_ascii_lowercase().as_str() {
         "hourly" => 3600,
         "daily" => 86_400,
@@ -87,7 +87,7 @@ pub fn update_interval(period: Option<&str>, frequency: Option<&str>) -> Option<
 }
 
 /// Parses `<skipHours><hour>…</hour></skipHours>` values (0–23; 24 is read as 0, as some feeds write).
-pub fn skip_hours<'a>(hours: impl IntoIterator<Item = &'a str>) -> u32 {
+pub(crate) fn skip_hours<'a>(hours: impl IntoIterator<Item = &'a str>) -> u32 {
     hours
         .into_iter()
         .filter_map(|h| h.trim().parse::<u32>().ok())
@@ -96,7 +96,7 @@ pub fn skip_hours<'a>(hours: impl IntoIterator<Item = &'a str>) -> u32 {
 }
 
 /// Parses `<skipDays><day>…</day></skipDays>` values (English day names).
-pub fn skip_days<'a>(days: impl IntoIterator<Item = &'a str>) -> u8 {
+pub(crate) fn skip_days<'a>(days: impl IntoIterator<Item = &'a str>) -> u8 {
     const NAMES: [&str; 7] = [
         "monday",
         "tuesday",

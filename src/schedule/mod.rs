@@ -8,7 +8,7 @@
 //! I/O or reads a clock: time is an argument, so the daemon and the tests drive it the same way.
 
 pub mod clock;
-pub mod hints;
+pub(crate) mod hints;
 
 use std::time::Duration;
 
@@ -23,12 +23,12 @@ pub use clock::{Clock, SystemClock, TokioClock};
 
 /// First retry delay after a transient failure (timeout, refused connection, 5xx); doubles
 /// per consecutive failure.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_secs(5 * 60);
 /// First retry delay after a failure that says something about the feed itself (404, 403, a
 /// body that is not a feed, too large): retrying in minutes would only repeat it.
-pub const PERMANENT_BACKOFF_BASE: Duration = Duration::from_secs(60 * 60);
+pub(crate) const PERMANENT_BACKOFF_BASE: Duration = Duration::from_secs(60 * 60);
 /// Longest delay between tries of a failing feed.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How one feed is scheduled (from the config).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl Hold {
     }
 
     /// Whether it still holds at `now`.
-    pub fn holds_at(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn holds_at(&self, now: DateTime<Utc>) -> bool {
         self.until().is_none_or(|t| t > now)
     }
 }
@@ -239,7 +239,7 @@ fn jitter_window(policy: &Policy, around: DateTime<Utc>) -> Duration {
 
 /// A stable per-feed offset in `[0, min(jitter, interval / 2))`: the same feed always lands at
 /// the same point of the window, different feeds spread evenly across it.
-pub fn jitter_offset(policy: &Policy, key: &str, around: DateTime<Utc>) -> Duration {
+pub(crate) fn jitter_offset(policy: &Policy, key: &str, around: DateTime<Utc>) -> Duration {
     let window = jitter_window(policy, around);
     if window.is_zero() {
         return Duration::ZERO;

@@ -30,7 +30,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// The bounds every connection lives within.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
@@ -41,7 +41,7 @@ const RESERVED_DESCRIPTORS: u64 = 256;
 
 impl Limits {
     /// `max_connections` lowered, if need be, below what the descriptor limit allows.
-    pub fn within_descriptors(mut self, reserved_for_fetches: usize) -> Limits {
+    pub(crate) fn within_descriptors(mut self, reserved_for_fetches: usize) -> Limits {
         if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
             let room = soft
                 .saturating_sub(RESERVED_DESCRIPTORS + reserved_for_fetches as u64)
@@ -56,7 +56,7 @@ impl Limits {
 
 /// Raises the soft descriptor limit to the hard one, as servers do: the default soft limit
 /// (1024) is a relic, and systemd's `LimitNOFILE=` sets both.
-pub fn raise_descriptor_limit() {
+pub(crate) fn raise_descriptor_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
         && soft < hard

@@ -103,7 +103,7 @@ pub enum FetchOutcome {
 
 impl Metrics {
     /// Counts one feed's poll.
-    pub fn record_feed(&self, poll: &PolledFeed) {
+    pub(crate) fn record_feed(&self, poll: &PolledFeed) {
         if let Some(elapsed) = poll.fetched {
             let secs = elapsed.as_secs_f64();
             if let Some(i) = FETCH_BUCKETS.iter().position(|b| secs <= *b) {
@@ -128,19 +128,19 @@ impl Metrics {
     }
 
     /// Counts one round (feeds polled back to back until none was left), of `elapsed`.
-    pub fn record_round(&self, elapsed: std::time::Duration) {
+    pub(crate) fn record_round(&self, elapsed: std::time::Duration) {
         self.last_round.store(unix_now(), Ordering::Relaxed);
         self.rounds.fetch_add(1, Ordering::Relaxed);
         self.round_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
-    pub fn set_feeds(&self, total: usize, failing: usize) {
+    pub(crate) fn set_feeds(&self, total: usize, failing: usize) {
         self.feeds.store(total as u64, Ordering::Relaxed);
         self.feeds_failing.store(failing as u64, Ordering::Relaxed);
     }
 
-    pub fn output_written(&self) {
+    pub(crate) fn output_written(&self) {
         self.outputs_written.fetch_add(1, Ordering::Relaxed);
     }
 

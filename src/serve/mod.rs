@@ -8,7 +8,7 @@
 
 mod conn;
 mod metrics;
-pub mod websub;
+pub(crate) mod websub;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -42,7 +42,7 @@ const HTML_CSP: &str = "default-src 'none'; img-src * data:; media-src *; style-
 /// What a listener serves: the outputs (the public side), health and metrics (the operator's
 /// side, `admin_listen`), or both when the two addresses are one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     Public,
     Admin,
     Both,
@@ -60,7 +60,7 @@ struct Served {
 
 /// The server's shared state: outputs, config, store (for health) and counters.
 #[derive(Clone)]
-pub struct Server {
+pub(crate) struct Server {
     inner: Arc<Inner>,
 }
 
@@ -88,7 +88,7 @@ impl Server {
     }
 
     /// After a reload: routes follow the new outputs at the next [`Server::publish`].
-    pub fn set_config(&self, config: Arc<Config>) {
+    pub(crate) fn set_config(&self, config: Arc<Config>) {
         *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = config;
     }
 

@@ -8,7 +8,7 @@ use crate::output::OutputReport;
 
 /// Pings the configured hub for every feed output that was just rewritten. Failures are
 /// logged, never fatal: the outputs are written either way and the next change pings again.
-pub async fn announce(config: &Config, reports: &[OutputReport]) {
+pub(crate) async fn announce(config: &Config, reports: &[OutputReport]) {
     let Some(hub) = config.serve.as_ref().and_then(|s| s.websub_hub.as_ref()) else {
         return;
     };

@@ -314,7 +314,7 @@ impl Store {
     /// Keeps a new feed's back catalogue out of outputs by `limit` (`poll.new_feed_entries`):
     /// entries ranked past it in their feed's first poll are hidden, the others shown. Costs
     /// nothing unless the limit changed since it was last applied.
-    pub fn apply_catalogue_limit(&mut self, limit: usize) -> Result<bool, StoreError> {
+    pub(crate) fn apply_catalogue_limit(&mut self, limit: usize) -> Result<bool, StoreError> {
         let applied: Option<String> = self
             .conn
             .query_row(
@@ -354,7 +354,7 @@ impl Store {
 
     /// Key → content hash of those of `keys` the feed has stored: what a new parse is compared
     /// with, so unchanged entries are not sanitized or written again.
-    pub fn content_hashes(
+    pub(crate) fn content_hashes(
         &self,
         feed_id: i64,
         keys: &[String],
@@ -372,7 +372,7 @@ impl Store {
     }
 
     /// How many feeds the store has rows for.
-    pub fn feed_count(&self) -> Result<usize, StoreError> {
+    pub(crate) fn feed_count(&self) -> Result<usize, StoreError> {
         let n: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM feeds", [], |r| r.get(0))?;
@@ -380,7 +380,7 @@ impl Store {
     }
 
     /// States of the feeds at `urls` that the store knows, by URL.
-    pub fn feeds_by_url(&self, urls: &[String]) -> Result<HashMap<String, FeedState>, StoreError> {
+    pub(crate) fn feeds_by_url(&self, urls: &[String]) -> Result<HashMap<String, FeedState>, StoreError> {
         // One scan of the (small) feeds table beats an IN-list of thousands of URLs.
         let wanted: std::collections::HashSet<&str> = urls.iter().map(String::as_str).collect();
         let mut stmt = self
@@ -403,7 +403,7 @@ impl Store {
     /// Many feeds: one walk of the date index (the feed test and `hidden` are answered from
     /// the index, so rows of other feeds are never read). Few feeds: each feed's newest, from
     /// the per-feed index, merged; a feed's next page is read only when the merge needs it.
-    pub fn candidates(
+    pub(crate) fn candidates(
         &self,
         feed_ids: &[i64],
         all: bool,
@@ -487,7 +487,7 @@ impl Store {
     /// Every visible entry whose canonical link is `canonical`, first seen first. (Callers keep
     /// the feeds they care about: an IN-list here would be rebuilt on every call. The `+` keeps
     /// SQLite's STAT4 planner from re-preparing the statement for every value bound to it.)
-    pub fn entries_with_link(&self, canonical: &str) -> Result<Vec<StoredEntry>, StoreError> {
+    pub(crate) fn entries_with_link(&self, canonical: &str) -> Result<Vec<StoredEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM entries INDEXED BY entries_by_link
              WHERE canonical_link = +?1 AND hidden = 0
@@ -500,7 +500,7 @@ impl Store {
     }
 
     /// Entries that `what` names: by link (as given or canonical), guid, or identity key.
-    pub fn entries_matching(&self, what: &str) -> Result<Vec<StoredEntry>, StoreError> {
+    pub(crate) fn entries_matching(&self, what: &str) -> Result<Vec<StoredEntry>, StoreError> {
         let canonical = crate::dedupe::canonical_url(what);
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM entries
@@ -516,7 +516,7 @@ impl Store {
     }
 
     /// Every entry's id, feed URL and key: what output ids are derived from.
-    pub fn entry_keys(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+    pub(crate) fn entry_keys(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT e.id, f.url, e.key FROM entries e JOIN feeds f ON f.id = e.feed_id")?;
@@ -537,7 +537,7 @@ impl Store {
 
     /// Removes entries for good, leaving a tombstone per key so a later poll that still sees
     /// them in the feed does not bring them back as new.
-    pub fn retire_entries(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<usize, StoreError> {
+    pub(crate) fn retire_entries(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<usize, StoreError> {
         // A savepoint, not a transaction: inside the store thread's group commit it nests.
         let tx = self.conn.savepoint()?;
         let mut removed = 0;
@@ -565,7 +565,7 @@ impl Store {
     }
 
     /// Number of stored entries per feed URL (for reports and tests).
-    pub fn entry_counts(&self) -> Result<HashMap<String, usize>, StoreError> {
+    pub(crate) fn entry_counts(&self) -> Result<HashMap<String, usize>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT f.url, COUNT(e.id) FROM feeds f LEFT JOIN entries e ON e.feed_id = f.id GROUP BY f.id",
         )?;

@@ -53,11 +53,11 @@ pub struct Claimed {
 }
 
 /// Failures kept per feed for its error history.
-pub const ERROR_HISTORY: i64 = 20;
+pub(crate) const ERROR_HISTORY: i64 = 20;
 
 /// How many consecutive polls must see the same permanent redirect before the feed moves:
 /// one 301 can be a mistake, three in a row are a decision.
-pub const MOVE_AFTER: u32 = 3;
+pub(crate) const MOVE_AFTER: u32 = 3;
 
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
@@ -137,7 +137,7 @@ impl Store {
 
     /// Renames feeds stored under an old identity (`old` → `new`) when the new one is not taken:
     /// databases from before identities left credentials out stored feed URLs whole.
-    pub fn rekey_feeds(&mut self, renames: &[(String, String)]) -> Result<usize, StoreError> {
+    pub(crate) fn rekey_feeds(&mut self, renames: &[(String, String)]) -> Result<usize, StoreError> {
         let mut renamed = 0;
         let mut stmt = self.conn.prepare_cached(
             "UPDATE feeds SET url = ?2 WHERE url = ?1 AND NOT EXISTS (SELECT 1 FROM feeds WHERE url = ?2)",
@@ -149,7 +149,7 @@ impl Store {
     }
 
     /// One feed by its row id.
-    pub fn feed_by_id(&self, id: i64) -> Result<Option<FeedState>, StoreError> {
+    pub(crate) fn feed_by_id(&self, id: i64) -> Result<Option<FeedState>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(&format!("SELECT {FEED_COLUMNS} FROM feeds WHERE id = ?1"))?
@@ -160,7 +160,7 @@ impl Store {
     /// The row ids of the feeds whose URLs are the keys of `urls` that the store knows:
     /// looked up one by one for a few, from one walk of the URL index (not the wide rows) for
     /// many.
-    pub fn feed_ids<V>(&self, urls: &HashMap<&str, V>) -> Result<Vec<i64>, StoreError> {
+    pub(crate) fn feed_ids<V>(&self, urls: &HashMap<&str, V>) -> Result<Vec<i64>, StoreError> {
         let mut ids = Vec::with_capacity(urls.len());
         if urls.len() <= 512 {
             let mut stmt = self.conn.prepare_cached("SELECT id FROM feeds WHERE url = ?1")?;
@@ -184,7 +184,7 @@ impl Store {
     }
 
     /// Records a poll of `feed_id` that stored no entries, with when it is due next.
-    pub fn record_feed(
+    pub(crate) fn record_feed(
         &mut self,
         feed_id: i64,
         update: &FeedUpdate,
@@ -263,7 +263,7 @@ impl Store {
     }
 
     /// A feed's recent failures, newest first.
-    pub fn feed_errors(&self, feed_id: i64) -> Result<Vec<crate::model::FeedError>, StoreError> {
+    pub(crate) fn feed_errors(&self, feed_id: i64) -> Result<Vec<crate::model::FeedError>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT at, kind, message FROM feed_errors WHERE feed_id = ?1 ORDER BY id DESC",
         )?;
@@ -278,7 +278,7 @@ impl Store {
     }
 
     /// Forgets a feed's failures (`feeds --reset`): no backoff, no gone, no history; due at once.
-    pub fn reset_feed(&mut self, feed_id: i64) -> Result<(), StoreError> {
+    pub(crate) fn reset_feed(&mut self, feed_id: i64) -> Result<(), StoreError> {
         let tx = self.conn.savepoint()?;
         tx.execute(
             "UPDATE feeds SET failures = 0, last_error = NULL, failing_since = NULL, failure_kind = NULL,
@@ -310,7 +310,7 @@ impl Store {
 
     /// Takes every feed but `configured` off the schedule (removed from the config): their
     /// rows and entries stay, but no wake-up sees them.
-    pub fn unschedule_others(&mut self, configured: &[i64]) -> Result<usize, StoreError> {
+    pub(crate) fn unschedule_others(&mut self, configured: &[i64]) -> Result<usize, StoreError> {
         let ids = serde_json::to_string(configured).unwrap_or_else(|_| "[]".into());
         Ok(self.conn.execute(
             "UPDATE feeds SET next_due = NULL, schedule_key = NULL, lease_until = NULL
@@ -380,7 +380,7 @@ impl Store {
     /// Notes where this poll's permanent redirects led (`None`: no permanent redirect). After
     /// `MOVE_AFTER` consecutive polls to the same place the feed moves there; returns the new
     /// location when that happened now.
-    pub fn note_redirect(
+    pub(crate) fn note_redirect(
         &mut self,
         feed_id: i64,
         target: Option<&str>,
@@ -418,7 +418,11 @@ impl Store {
     }
 
     /// Feeds found gone under another version of the config are given another chance.
-    pub fn forgive_gone(&mut self, urls: &[String], config_fingerprint: &str) -> Result<usize, StoreError> {
+    pub(crate) fn forgive_gone(
+        &mut self,
+        urls: &[String],
+        config_fingerprint: &str,
+    ) -> Result<usize, StoreError> {
         let urls_json = serde_json::to_string(urls).unwrap_or_else(|_| "[]".into());
         Ok(self.conn.execute(
             "UPDATE feeds SET gone_at = NULL, gone_config = NULL
@@ -429,7 +433,12 @@ impl Store {
     }
 
     /// Delays every feed on `host` until `until` (after a 429 or 403 from it).
-    pub fn delay_host(&mut self, host: &str, until: DateTime<Utc>, reason: &str) -> Result<(), StoreError> {
+    pub(crate) fn delay_host(
+        &mut self,
+        host: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO hosts (host, not_before, reason) VALUES (?1, ?2, ?3)
@@ -441,7 +450,10 @@ impl Store {
     }
 
     /// Hosts that may not be asked before a time later than `now`.
-    pub fn host_delays(&mut self, now: DateTime<Utc>) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+    pub(crate) fn host_delays(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
         self.conn
             .prepare_cached("DELETE FROM hosts WHERE not_before <= ?1")?
             .execute([to_unix(now)])?;

@@ -128,7 +128,7 @@ impl StoreHandle {
     }
 
     /// Runs `f` on the store thread and returns its result once it is committed.
-    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    pub(crate) async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
@@ -193,7 +193,7 @@ impl StoreHandle {
     /// Gives memory back between rounds: the writer's page cache is emptied and idle reader
     /// connections are closed. A daemon then sits at its small resting size until the next
     /// round, instead of keeping the high-water mark of the last one.
-    pub async fn release_memory(&self) -> Result<(), StoreError> {
+    pub(crate) async fn release_memory(&self) -> Result<(), StoreError> {
         self.readers
             .idle
             .lock()

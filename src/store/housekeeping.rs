@@ -11,7 +11,7 @@ use super::{Store, StoreError, StoreHandle, to_unix};
 
 /// A tombstone whose key its feed has not shown for this long can go: the entry will not
 /// come back.
-pub const TOMBSTONE_TTL: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+pub(crate) const TOMBSTONE_TTL: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 /// Pages returned to the file system per housekeeping run (4 KiB each).
 const VACUUM_PAGES: u32 = 2048;
 
@@ -139,7 +139,7 @@ impl Store {
     /// The entries retention would remove: older than `keep_days`, or past the newest
     /// `keep_per_feed` of their feed. One walk of the per-feed index, without reading rows,
     /// meant for a reader connection.
-    pub fn retention_candidates(
+    pub(crate) fn retention_candidates(
         &self,
         keep_days: u32,
         keep_per_feed: usize,
@@ -187,7 +187,7 @@ impl Store {
     }
 
     /// Removes up to `limit` tombstones not seen since `cutoff`; how many went.
-    pub fn expire_tombstones(&mut self, cutoff: i64, limit: usize) -> Result<usize, StoreError> {
+    pub(crate) fn expire_tombstones(&mut self, cutoff: i64, limit: usize) -> Result<usize, StoreError> {
         Ok(self
             .conn
             .prepare_cached(

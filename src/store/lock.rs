@@ -24,7 +24,7 @@ pub fn lock_path(db: &Path) -> PathBuf {
 
 impl DaemonLock {
     /// Takes the lock of the database at `db`, or says who holds it.
-    pub fn acquire(db: &Path) -> Result<DaemonLock, StoreError> {
+    pub(crate) fn acquire(db: &Path) -> Result<DaemonLock, StoreError> {
         let path = lock_path(db);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {

@@ -10,7 +10,7 @@ use crate::model::OutputState;
 impl Store {
     /// Records a render of the output at `path`: `Err(reason)` when it could not be written;
     /// `written` says whether its file changed.
-    pub fn record_output(
+    pub(crate) fn record_output(
         &mut self,
         path: &str,
         result: Result<bool, &str>,
