@@ -23,3 +23,4 @@ mod faults;
 mod realweb;
 mod docs;
 mod shape;
+mod migrations;
