@@ -284,7 +284,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
         let states = store.ensure_feeds(&urls, Utc::now()).expect("feeds");
         let body = "<p>".to_string() + &"lorem ipsum dolor sit amet ".repeat(40) + "</p>";
         for (f, state) in states.iter().enumerate() {
-            let mut sanitizer = tributary::parse::Sanitizer::new();
+            let mut sanitizer = tributary::content::Sanitizer::new();
             let entries: Vec<_> = key_entries(
                 (0..per_feed)
                     .map(|e| Entry {
@@ -302,7 +302,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                     .collect(),
             )
             .into_iter()
-            .map(|k| k.finish(&mut sanitizer))
+            .map(|k| tributary::content::finish(k, &mut sanitizer))
             .collect();
             let meta = FeedMeta::default();
             let validators = Validators::default();
@@ -519,7 +519,7 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
     let mut store = Store::open(&dir.join("t.db")).expect("store");
     let urls: Vec<String> = (0..feeds).map(|i| farm.url(i)).collect();
     let states = store.ensure_feeds(&urls, Utc::now()).expect("feeds");
-    let mut sanitizer = tributary::parse::Sanitizer::new();
+    let mut sanitizer = tributary::content::Sanitizer::new();
     let parsed: Vec<(FeedMeta, Vec<tributary::model::KeyedEntry>)> = bodies
         .iter()
         .zip(&urls)
@@ -528,7 +528,7 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
             let feed = tributary::parse::parse_document(body, &base_url).expect("parse");
             let keyed = key_entries(feed.entries)
                 .into_iter()
-                .map(|k| k.finish(&mut sanitizer))
+                .map(|k| tributary::content::finish(k, &mut sanitizer))
                 .collect();
             (feed.meta, keyed)
         })

@@ -27,8 +27,11 @@ fn main() {
         let keyed = tributary::dedupe::key_entries(f.entries);
         key += t.elapsed();
         let t = Instant::now();
-        let mut sanitizer = tributary::parse::Sanitizer::new();
-        n += keyed.into_iter().map(|k| k.entry.finish(&mut sanitizer)).count();
+        let mut sanitizer = tributary::content::Sanitizer::new();
+        n += keyed
+            .into_iter()
+            .map(|k| tributary::content::finish_entry(k.entry, &mut sanitizer))
+            .count();
         finish += t.elapsed();
     }
     eprintln!("{n} entries: decode {decode:?}, parse {parse:?}, key+hash {key:?}, sanitize {finish:?}");

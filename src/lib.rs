@@ -2,10 +2,10 @@
 //! deduplicated merged feed (or several) flows out.
 //!
 //! ```text
-//! config ─► schedule ─► fetch ─► decode ─► parse ─► dedupe ─► [compare] ─► sanitize ─► filter ─► store ─► output ─► serve
-//! TOML,     cron,       HTTP,    bytes →   feed-rs, keys,     unchanged    ammonia     rules     SQLite,  Atom/RSS/  HTTP,
-//! spans     backoff,    guard,   UTF-8     salvage  hashes    entries      (+ fast     on plain  one      JSON/HTML/ ETag,
-//!           hints, due  limits                                stop here    path)       text      writer   OPML       gzip
+//! config ─► schedule ─► fetch ─► decode ─► parse ─► dedupe ─► [compare] ─► content ─► filter ─► store ─► output ─► serve
+//! TOML,     cron,       HTTP,    bytes →   feed-rs, keys,     unchanged    sanitize   rules     SQLite,  Atom/RSS/  HTTP,
+//! spans     backoff,    guard,   UTF-8     salvage  hashes    entries      (ammonia,  on plain  one      JSON/HTML/ ETag,
+//!           hints, due  limits                                stop here    fast path) text      writer   OPML       gzip
 //! ```
 //!
 //! Each arrow is a plain function call or a channel, and each stage imports only [`model`] (the
@@ -14,7 +14,7 @@
 //! and the [`cli`] sit above the stages and call them. [`poll::Poller`] runs the flow for the
 //! feeds that are due: `tributary poll` once, the daemon whenever its store says feeds are due.
 //! Entries whose content hash the store already holds stop at the compare, so only new and
-//! changed entries are sanitized ([`parse::ParsedEntry::finish`]) and judged by the feed's rules
+//! changed entries are sanitized ([`content`]) and judged by the feed's rules
 //! ([`filter`]), which see exactly what output rules see later: the stored, sanitized entry.
 //!
 //! The store is the only state; everything else is derived from config + store. The binary is
@@ -31,6 +31,7 @@ pub mod fetch;
 pub mod decode;
 pub mod parse;
 pub mod dedupe;
+pub mod content;
 pub mod filter;
 pub mod store;
 pub mod output;

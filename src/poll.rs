@@ -1050,7 +1050,7 @@ async fn parse_new(
     let rules = spec.rules.clone();
     let _permit = parsing.acquire().await.map_err(|e| task(&e))?;
     let parsed = tokio::task::spawn_blocking(move || {
-        let mut sanitizer = parse::Sanitizer::new();
+        let mut sanitizer = crate::content::Sanitizer::new();
         // Items the parser left out, and those whose entries turn out unchanged, are the ones
         // the next parse may leave out.
         let mut unchanged_segments = std::mem::take(&mut feed.skipped);
@@ -1064,7 +1064,7 @@ async fn parse_new(
                 }
                 !unchanged
             })
-            .map(|k| k.finish(&mut sanitizer))
+            .map(|k| crate::content::finish(k, &mut sanitizer))
             // The feed's rules judge the entry as it would be stored (and as output rules see
             // it): an excluded entry is never kept.
             .filter(|k| {

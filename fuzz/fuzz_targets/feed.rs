@@ -43,9 +43,9 @@ fuzz_target!(
             let got: Vec<_> = cut.entries.iter().map(|e| &e.entry).collect();
             assert_eq!(got, expected);
         }
-        let mut sanitizer = tributary::parse::Sanitizer::new();
+        let mut sanitizer = tributary::content::Sanitizer::new();
         for keyed in tributary::dedupe::key_entries(feed.entries) {
-            let entry = keyed.entry.finish(&mut sanitizer);
+            let entry = tributary::content::finish_entry(keyed.entry, &mut sanitizer);
             for html in [&entry.summary, &entry.content].into_iter().flatten() {
                 assert!(!html.to_ascii_lowercase().contains("<script"), "unsanitized: {html}");
             }

@@ -12,12 +12,11 @@
 //! `dedupe` and the store.
 
 pub(crate) mod discover;
-mod fast_html;
-mod html;
 mod normalize;
 mod repair;
 mod rhythm;
 mod salvage;
+mod text;
 pub mod fingerprints;
 
 use std::borrow::Cow;
@@ -28,12 +27,12 @@ use feed_rs::parser::{ParseErrorKind, ParseFeedError};
 use url::Url;
 
 pub use crate::model::Repair;
-use crate::model::{Enclosure, Entry, FeedMeta, Keyed, KeyedEntry, Person, SegmentHash};
+use crate::model::{Enclosure, Entry, FeedMeta, Person, SegmentHash};
 pub use fingerprints::Fingerprints;
 use fingerprints::Segments;
-pub use html::{Sanitizer, html_to_text};
 use normalize::Prepared;
 use repair::Fault;
+pub use text::html_to_text;
 
 /// Repairs attempted per document before giving up; each costs one re-parse.
 const MAX_REPAIRS: usize = 16;
@@ -66,7 +65,7 @@ pub struct RawBody {
 }
 
 /// An entry as parsed, its HTML not yet sanitized. Keying and comparing it with the store is
-/// cheap; sanitizing is the costly part of parsing, so it happens in [`ParsedEntry::finish`],
+/// cheap; sanitizing is the costly part of a poll, so it happens later ([`crate::content`]),
 /// only for entries that are new or changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedEntry {
@@ -75,43 +74,9 @@ pub struct ParsedEntry {
     pub summary: Option<RawBody>,
     pub content: Option<RawBody>,
     /// What relative URLs in the bodies resolve against.
-    base: Option<Url>,
+    pub base: Option<Url>,
     /// The fingerprint of the item it came from, when the parse could tell.
     pub segment: Option<SegmentHash>,
-}
-
-impl ParsedEntry {
-    /// The finished entry: bodies sanitized (HTML) or escaped (text), relative URLs resolved.
-    pub fn finish(self, sanitizer: &mut Sanitizer) -> Entry {
-        let base = self.base;
-        let mut html_of = |body: Option<RawBody>| {
-            let body = body?;
-            let html = if body.is_html {
-                sanitizer.clean(&body.text, base.as_ref())
-            } else {
-                html::text_to_html(&body.text)
-            };
-            Some(html).filter(|h| !h.trim().is_empty())
-        };
-        Entry {
-            summary: html_of(self.summary),
-            content: html_of(self.content),
-            ..self.entry
-        }
-    }
-}
-
-impl Keyed<ParsedEntry> {
-    /// Ready for the store: the entry finished, its identity kept.
-    pub fn finish(self, sanitizer: &mut Sanitizer) -> KeyedEntry {
-        Keyed {
-            key: self.key,
-            content_hash: self.content_hash,
-            canonical_link: self.canonical_link,
-            segment: self.segment,
-            entry: self.entry.finish(sanitizer),
-        }
-    }
 }
 
 /// An entry built by hand (tests, benchmarks): its `summary` and `content` are taken as HTML.
@@ -353,7 +318,7 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
         let name = p
             .name
             .as_deref()
-            .map(html::collapse_whitespace)
+            .map(text::collapse_whitespace)
             .filter(|n| !n.is_empty());
         let email = p.email.clone().filter(|m| !m.trim().is_empty());
         Some(Person {
@@ -364,7 +329,7 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
     });
     let mut categories: Vec<String> = Vec::new();
     for c in &e.categories {
-        let term = html::collapse_whitespace(c.label.as_deref().unwrap_or(&c.term));
+        let term = text::collapse_whitespace(c.label.as_deref().unwrap_or(&c.term));
         if !term.is_empty() && !categories.contains(&term) {
             categories.push(term);
         }
@@ -415,9 +380,9 @@ fn text_of(text: &Text, loose: bool) -> String {
     let content = undo_double_utf8(&bounded);
     let looks_like_markup = content.contains('<') || content.contains('&');
     let plain = if mime.contains("html") || (loose && looks_like_markup) {
-        html::html_to_text(&content)
+        text::html_to_text(&content)
     } else {
-        html::collapse_whitespace(&content)
+        text::collapse_whitespace(&content)
     };
     match plain.char_indices().nth(MAX_TITLE_CHARS) {
         Some((cut, _)) => format!("{}…", &plain[..cut]),
@@ -520,20 +485,15 @@ fn resolve(href: &str, base: &Url) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// Parsed and finished entries (as the poller would store them).
-    struct Finished {
-        entries: Vec<Entry>,
+    /// Parsed entries (bodies as the feed gave them: sanitizing is `content`'s).
+    struct Parsed {
+        entries: Vec<ParsedEntry>,
     }
 
-    fn parse(text: &str) -> Finished {
+    fn parse(text: &str) -> Parsed {
         let feed = parse_document(text, &Url::parse("https://example.org/feed/").unwrap()).unwrap();
-        let mut sanitizer = Sanitizer::new();
-        Finished {
-            entries: feed
-                .entries
-                .into_iter()
-                .map(|e| e.finish(&mut sanitizer))
-                .collect(),
+        Parsed {
+            entries: feed.entries,
         }
     }
 
@@ -568,7 +528,7 @@ mod tests {
              <updated>2023-12-01T00:00:00+0<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\
              0:00</updated></entry><entry><title>Second</title><id>urn:x:2</id></entry></feed>",
         );
-        let titles: Vec<_> = f.entries.iter().map(|e| e.title.as_str()).collect();
+        let titles: Vec<_> = f.entries.iter().map(|e| e.entry.title.as_str()).collect();
         assert_eq!(titles, ["First", "Second"]);
     }
 
@@ -577,9 +537,9 @@ mod tests {
         let f = parse(
             "<rss version=\"2.0\"><channel><title>T</title><item><title>A &amp;amp; B</title></item></channel></rss>",
         );
-        assert_eq!(f.entries[0].guid, None);
-        assert_eq!(f.entries[0].link, None);
-        assert_eq!(f.entries[0].title, "A & B");
+        assert_eq!(f.entries[0].entry.guid, None);
+        assert_eq!(f.entries[0].entry.link, None);
+        assert_eq!(f.entries[0].entry.title, "A & B");
     }
 
     #[test]
@@ -588,14 +548,19 @@ mod tests {
             "<rss version=\"2.0\"><channel><item><guid>https://example.org/p/1</guid></item>\
              <item><link>/p/2</link><description>&lt;a href=\"x\"&gt;x&lt;/a&gt;</description></item></channel></rss>",
         );
-        assert_eq!(f.entries[0].link.as_deref(), Some("https://example.org/p/1"));
-        assert_eq!(f.entries[1].link.as_deref(), Some("https://example.org/p/2"));
-        assert!(
-            f.entries[1]
-                .summary
-                .as_deref()
-                .unwrap()
-                .contains("https://example.org/feed/x")
+        assert_eq!(
+            f.entries[0].entry.link.as_deref(),
+            Some("https://example.org/p/1")
+        );
+        assert_eq!(
+            f.entries[1].entry.link.as_deref(),
+            Some("https://example.org/p/2")
+        );
+        // The body keeps its relative link; `content` resolves it against this base.
+        assert_eq!(f.entries[1].summary.as_ref().unwrap().text, "<a href=\"x\">x</a>");
+        assert_eq!(
+            f.entries[1].base.as_ref().map(Url::as_str),
+            Some("https://example.org/feed/")
         );
     }
 
@@ -616,7 +581,7 @@ mod tests {
              <enclosure url=\"https://cdn.example.org/ep1.mp3\" length=\"1234\" type=\"audio/mpeg\"/></item></channel></rss>",
         );
         assert_eq!(
-            f.entries[0].enclosures,
+            f.entries[0].entry.enclosures,
             [Enclosure {
                 url: "https://cdn.example.org/ep1.mp3".into(),
                 mime_type: Some("audio/mpeg".into()),
@@ -638,8 +603,8 @@ mod tests {
             "<rdf><item><title>a</title></item><item rdf:about=\"https://e.org/b\"><title>b</title></item></rdf>",
         );
         assert_eq!(f.entries.len(), 2);
-        assert_eq!(f.entries[0].link, None);
-        assert_eq!(f.entries[1].link.as_deref(), Some("https://e.org/b"));
+        assert_eq!(f.entries[0].entry.link, None);
+        assert_eq!(f.entries[1].entry.link.as_deref(), Some("https://e.org/b"));
     }
 
     #[test]

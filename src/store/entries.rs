@@ -631,10 +631,10 @@ pub(crate) mod tests {
 
     /// Keyed and finished, as the poller hands entries to the store.
     pub(crate) fn finished(entries: Vec<Entry>) -> Vec<KeyedEntry> {
-        let mut sanitizer = crate::parse::Sanitizer::new();
+        let mut sanitizer = crate::content::Sanitizer::new();
         key_entries(entries.into_iter().map(Into::into).collect())
             .into_iter()
-            .map(|k| k.finish(&mut sanitizer))
+            .map(|k| crate::content::finish(k, &mut sanitizer))
             .collect()
     }
 

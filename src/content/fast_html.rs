@@ -303,7 +303,7 @@ mod tests {
 
     fn ammonia(html: &str) -> String {
         let base = url::Url::parse("https://example.org/base/").unwrap();
-        super::super::html::Sanitizer::new().ammonia_only(html, Some(&base))
+        super::super::sanitize::Sanitizer::new().ammonia_only(html, Some(&base))
     }
 
     /// The tree a browser builds from a fragment, written canonically: elements with their
@@ -363,7 +363,7 @@ mod tests {
     /// (the same tree once a browser parses either, up to whitespace at the two ends).
     fn check(html: &str) -> Option<String> {
         // Sanitizer::clean trims either path's result the same way.
-        let fast = try_clean(html).map(super::super::html::trimmed);
+        let fast = try_clean(html).map(super::super::sanitize::trimmed);
         if let Some(f) = &fast {
             assert_eq!(
                 tree(f),
@@ -617,7 +617,7 @@ mod tests {
             let bytes = std::fs::read(&path).unwrap();
             let text = crate::decode::decode(bytes, None).text;
             let base = url::Url::from_file_path(&path).unwrap();
-            let Ok(feed) = super::super::parse_document(&text, &base) else {
+            let Ok(feed) = crate::parse::parse_document(&text, &base) else {
                 continue;
             };
             for entry in feed.entries {

@@ -1,4 +1,4 @@
-//! Entry HTML, made safe once on the way in, and titles made plain text.
+//! Entry HTML, made safe once on the way in.
 //!
 //! Sanitizing is an allow-list (ammonia): no scripts, no event handlers, no `javascript:` or
 //! `data:` URLs, no `style`, no `<base>`/`<meta>`/forms. Relative URLs are resolved against the
@@ -115,7 +115,7 @@ fn policy(base: Option<&Url>) -> Builder<'static> {
 }
 
 /// Plain-text HTML: an escaped rendering of text for use where HTML is expected.
-pub(super) fn text_to_html(text: &str) -> String {
+pub(crate) fn text_to_html(text: &str) -> String {
     let escaped = html_escape::encode_text(text.trim());
     let paragraphs: Vec<String> = escaped
         .split("\n\n")
@@ -124,28 +124,6 @@ pub(super) fn text_to_html(text: &str) -> String {
         .map(|p| format!("<p>{}</p>", p.replace('\n', "<br>")))
         .collect();
     paragraphs.join("\n")
-}
-
-/// The text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed.
-pub fn html_to_text(html: &str) -> String {
-    let stripped = if html.contains('<') {
-        Builder::empty().clean(html).to_string()
-    } else {
-        html.to_string()
-    };
-    collapse_whitespace(&html_escape::decode_html_entities(&stripped))
-}
-
-/// Collapses runs of whitespace (including newlines inside titles) to single spaces.
-pub(super) fn collapse_whitespace(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -174,14 +152,5 @@ mod tests {
             None,
         );
         assert_eq!(out, "<p>ab<img src=\"https://e.org/i.png\"></p>");
-    }
-
-    #[test]
-    fn titles_become_text() {
-        assert_eq!(
-            html_to_text("History of the &lt;blink&gt; tag"),
-            "History of the <blink> tag"
-        );
-        assert_eq!(html_to_text("<b>Bold</b>\n  move &amp; more"), "Bold move & more");
     }
 }

@@ -1,0 +1,88 @@
+//! Owns what happens to a new or changed entry's body between the compare with the store and
+//! the rules: HTML sanitized (an ammonia allow-list, with a fast path for HTML that is already
+//! clean), plain text escaped into HTML, relative URLs resolved against the entry's base.
+//!
+//! It runs after the compare on purpose: an entry the store already holds unchanged is never
+//! sanitized again, and sanitizing is the costly part of a poll. Rules ([`crate::filter`]) then
+//! judge the finished entry, exactly as output rules will see it stored.
+
+mod fast_html;
+mod sanitize;
+
+use crate::model::{Entry, Keyed, KeyedEntry};
+use crate::parse::{ParsedEntry, RawBody};
+
+pub use sanitize::Sanitizer;
+
+/// The entry as it will be stored: bodies sanitized (HTML) or escaped (text), relative URLs
+/// resolved, empty bodies dropped.
+pub fn finish_entry(parsed: ParsedEntry, sanitizer: &mut Sanitizer) -> Entry {
+    let base = parsed.base;
+    let mut html_of = |body: Option<RawBody>| {
+        let body = body?;
+        let html = if body.is_html {
+            sanitizer.clean(&body.text, base.as_ref())
+        } else {
+            sanitize::text_to_html(&body.text)
+        };
+        Some(html).filter(|h| !h.trim().is_empty())
+    };
+    Entry {
+        summary: html_of(parsed.summary),
+        content: html_of(parsed.content),
+        ..parsed.entry
+    }
+}
+
+/// [`finish_entry`] for a keyed entry, its identity kept: what the store receives.
+pub fn finish(keyed: Keyed<ParsedEntry>, sanitizer: &mut Sanitizer) -> KeyedEntry {
+    Keyed {
+        key: keyed.key,
+        content_hash: keyed.content_hash,
+        canonical_link: keyed.canonical_link,
+        segment: keyed.segment,
+        entry: finish_entry(keyed.entry, sanitizer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use url::Url;
+
+    use super::*;
+
+    #[test]
+    fn bodies_are_sanitized_escaped_and_resolved_against_the_entry_base() {
+        let feed = crate::parse::parse_document(
+            "<rss version=\"2.0\"><channel><item><guid>1</guid>\
+             <description>&lt;a href=\"x\" onclick=\"y()\"&gt;x&lt;/a&gt;</description></item>\
+             <item><guid>2</guid><title>t</title><description>   </description></item></channel></rss>",
+            &Url::parse("https://example.org/feed/").unwrap(),
+        )
+        .unwrap();
+        let mut sanitizer = Sanitizer::new();
+        let entries: Vec<Entry> = feed
+            .entries
+            .into_iter()
+            .map(|e| finish_entry(e, &mut sanitizer))
+            .collect();
+        let summary = entries[0].summary.as_deref().unwrap();
+        assert!(
+            summary.contains("href=\"https://example.org/feed/x\""),
+            "{summary}"
+        );
+        assert!(!summary.contains("onclick"), "{summary}");
+        assert_eq!(entries[1].summary, None, "a blank body is no body");
+        let text = ParsedEntry {
+            content: Some(RawBody {
+                text: "a < b\n\nsecond".into(),
+                is_html: false,
+            }),
+            ..ParsedEntry::from(Entry::default())
+        };
+        assert_eq!(
+            finish_entry(text, &mut sanitizer).content.as_deref(),
+            Some("<p>a &lt; b</p>\n<p>second</p>")
+        );
+    }
+}
