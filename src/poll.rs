@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -24,12 +25,15 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::config::Config;
+use crate::content::full_text::{self, ArticleError};
 use crate::decode;
 use crate::dedupe;
 use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher};
 use crate::filter::{self, Fields};
 use crate::model::FeedRhythm;
-use crate::model::{FailureKind, FeedSpec, FeedState, KeyedEntry, Validators, display_url, host_key};
+use crate::model::{
+    FailureKind, FeedSpec, FeedState, FullText, KeyedEntry, Validators, display_url, host_key,
+};
 use crate::parse::{self, Fingerprints, ParsedFeed};
 use crate::schedule::hints;
 use crate::schedule::{self, Clock, Hints, History, Policy, SystemClock};
@@ -440,6 +444,8 @@ impl Poller {
                 parsing: Arc::new(Semaphore::new(cores)),
                 new_feed_entries: config.poll.new_feed_entries,
                 fingerprint: config.fingerprint.clone(),
+                requests: Arc::new(HostPermits::new(config.poll.per_host)),
+                concurrency: config.poll.concurrency,
             },
             concurrency: config.poll.concurrency,
             per_host: config.poll.per_host,
@@ -458,6 +464,11 @@ impl Poller {
         self.context.fetcher = fetcher;
         self.context.new_feed_entries = config.poll.new_feed_entries;
         self.context.fingerprint = config.fingerprint.clone();
+        if config.poll.per_host != self.per_host {
+            // Turns already taken run out on the old permits; new ones follow the new limit.
+            self.context.requests = Arc::new(HostPermits::new(config.poll.per_host));
+        }
+        self.context.concurrency = config.poll.concurrency;
         self.concurrency = config.poll.concurrency;
         self.per_host = config.poll.per_host;
         self.hosts.set_per_host(self.per_host, self.concurrency);
@@ -740,6 +751,40 @@ struct Context {
     new_feed_entries: usize,
     /// The config's fingerprint, recorded with a feed found gone.
     fingerprint: String,
+    /// Requests in flight per host, feeds' and their entries' pages alike.
+    requests: Arc<HostPermits>,
+    /// How many of a feed's pages are fetched at once (`poll.concurrency`).
+    concurrency: usize,
+}
+
+/// At most `poll.per_host` requests in flight to any one host, whoever makes them: the Poller
+/// starts at most that many feeds of a host, and a feed's own page fetches (`full_text`, often
+/// on the same host) take their turns from the same permits.
+struct HostPermits {
+    per_host: usize,
+    hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl HostPermits {
+    fn new(per_host: usize) -> HostPermits {
+        HostPermits {
+            per_host: per_host.max(1),
+            hosts: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for a turn at `host` (none is needed for a local file).
+    async fn turn(&self, host: Option<&str>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let host = host?;
+        let permits = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            hosts
+                .entry(host.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+                .clone()
+        };
+        permits.acquire_owned().await.ok()
+    }
 }
 
 /// Polls one feed and records the outcome with the feed's next due time. `host_delay` is its
@@ -756,6 +801,7 @@ async fn poll_one(
         policy,
     } = job;
     let started = Instant::now();
+    let began = context.clock.now();
     let store = &context.store;
     let url = display_url(&spec.url);
     let host = host_key(&target);
@@ -765,7 +811,10 @@ async fn poll_one(
         validators: &state.validators,
         headers: &spec.headers,
     };
-    let outcome = match context.fetcher.fetch(request).await {
+    let turn = context.requests.turn(host.as_deref()).await;
+    let fetched = context.fetcher.fetch(request).await;
+    drop(turn);
+    let outcome = match fetched {
         Ok(fetched) => {
             note_redirect(store, feed_id, &url, fetched.moved(), &state).await?;
             parse_new(fetched, &spec, &state, store, &context.parsing).await
@@ -825,7 +874,10 @@ async fn poll_one(
                 .await?;
             (Ok(FeedStatus::Unchanged), next_due)
         }
-        Ok(Outcome::Parsed(parsed)) => {
+        Ok(Outcome::Parsed(mut parsed)) => {
+            if spec.full_text {
+                full_text(&mut parsed.entries, context).await?;
+            }
             if !parsed.feed.meta.repairs.is_empty() && parsed.feed.meta.repairs != state.repairs {
                 newly_repaired = parsed.feed.meta.repairs.clone();
             }
@@ -889,6 +941,9 @@ async fn poll_one(
         }
     };
     let (result, next_due) = result;
+    if spec.full_text && result.is_ok() {
+        retry_full_text(feed_id, began, context).await?;
+    }
     let recovered_after = if result.is_ok() {
         state.consecutive_failures
     } else {
@@ -907,6 +962,132 @@ async fn poll_one(
         abandoned: abandoned && state.abandoned_at.is_none(),
     };
     Ok(Finished { report, penalty })
+}
+
+/// Reads each entry's page (`[[feed]] full_text`): the article becomes the content and the
+/// feed's own text the summary; an entry whose page gives none keeps the feed's text and the
+/// reason. These are the feed's new and changed entries only: an unchanged one never gets here.
+async fn full_text(entries: &mut [KeyedEntry], context: &Context) -> Result<(), StoreError> {
+    let pages: Vec<(usize, Result<Url, ArticleError>)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (i, full_text::page_of(k.entry.link.as_deref())))
+        .collect();
+    let articles = read_articles(pages, context).await?;
+    for (i, article) in articles {
+        let entry = &mut entries[i].entry;
+        match article {
+            Ok(html) => {
+                entry.summary = entry.content.take().or(entry.summary.take());
+                entry.content = Some(html);
+                entry.full_text = FullText::Page;
+            }
+            Err(e) => {
+                entry.full_text = FullText::Failed {
+                    error: e.to_string(),
+                    tries: 1,
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The one more try that entries whose page failed get, at a later poll of their feed (one
+/// that began after the failure).
+async fn retry_full_text(feed_id: i64, began: DateTime<Utc>, context: &Context) -> Result<(), StoreError> {
+    let due = context
+        .store
+        .read(move |s| s.full_text_retries(feed_id, began))
+        .await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let pages = due
+        .iter()
+        .map(|(id, link)| (*id, full_text::page_of(Some(link))))
+        .collect();
+    let articles = read_articles(pages, context).await?;
+    let now = context.clock.now();
+    context
+        .store
+        .call(move |s| {
+            for (id, article) in &articles {
+                let error = article.as_ref().err().map(ToString::to_string);
+                let result = match (article, &error) {
+                    (Ok(html), _) => Ok(html.as_str()),
+                    (Err(_), Some(e)) => Err(e.as_str()),
+                    (Err(_), None) => continue,
+                };
+                s.record_full_text(*id, result, now)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// Fetches and extracts the articles of `pages` (tagged with the caller's index), at most
+/// `poll.concurrency` at a time and each host in its turn; a host that asked everyone to wait
+/// is not asked, and one that says so now (429, or 503 with Retry-After) is recorded as such.
+async fn read_articles<T: Copy + Send + 'static>(
+    pages: Vec<(T, Result<Url, ArticleError>)>,
+    context: &Context,
+) -> Result<Vec<(T, Result<String, ArticleError>)>, StoreError> {
+    let now = context.clock.now();
+    let waiting = context.store.call(move |s| s.host_delays(now)).await?;
+    let read = futures::stream::iter(pages)
+        .map(|(tag, page)| {
+            let waiting = &waiting;
+            async move {
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) => return (tag, Err(e), None),
+                };
+                let host = host_key(&page);
+                if host.as_ref().is_some_and(|h| waiting.contains_key(h)) {
+                    return (tag, Err(ArticleError::HostWaiting), None);
+                }
+                let turn = context.requests.turn(host.as_deref()).await;
+                let fetched = full_text::fetch_page(&context.fetcher, &page).await;
+                drop(turn);
+                let (html, final_url) = match fetched {
+                    Ok(fetched) => fetched,
+                    Err(ArticleError::Fetch(e)) => {
+                        let penalty = host.zip(host_penalty(&e, context.clock.now()));
+                        return (tag, Err(ArticleError::Fetch(e)), penalty);
+                    }
+                    Err(e) => return (tag, Err(e), None),
+                };
+                // Extraction is CPU work: on the blocking pool, one per core like parsing.
+                let Ok(_permit) = context.parsing.clone().acquire_owned().await else {
+                    return (tag, Err(ArticleError::NoArticle), None);
+                };
+                let extracted = tokio::task::spawn_blocking(move || {
+                    full_text::extract(&html, &final_url, &mut crate::content::Sanitizer::new())
+                })
+                .await
+                .unwrap_or(Err(ArticleError::NoArticle));
+                (tag, extracted, None)
+            }
+        })
+        .buffer_unordered(context.concurrency.max(1));
+    let results: Vec<_> = read.collect().await;
+    let mut articles = Vec::with_capacity(results.len());
+    for (tag, article, penalty) in results {
+        if let Some((host, until)) = penalty {
+            let reason = article
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            context
+                .store
+                .call(move |s| s.delay_host(&host, until, &reason))
+                .await?;
+        }
+        articles.push((tag, article));
+    }
+    Ok(articles)
 }
 
 /// Records where permanent redirects led this time (or that there were none), and logs the
@@ -990,14 +1171,23 @@ impl Failure {
         }
     }
 
-    /// A 429, or a 503 with Retry-After, speaks for the whole host: every feed on it waits.
-    /// Other failures (a 403 included) are the feed's own.
+    /// See [`host_penalty`].
     fn host_penalty(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        (self.kind() == FailureKind::RateLimited).then(|| {
-            self.retry_after(now)
-                .unwrap_or_else(|| now + chrono::Duration::from_std(HOST_PENALTY).unwrap_or_default())
-        })
+        match self {
+            Failure::Fetch(e) => host_penalty(e, now),
+            _ => None,
+        }
     }
+}
+
+/// A 429, or a 503 with Retry-After, speaks for the whole host: every feed (and page) on it
+/// waits until then. Other failures (a 403 included) are the feed's own.
+fn host_penalty(e: &FetchError, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (e.kind() == FailureKind::RateLimited).then(|| {
+        e.retry_after()
+            .and_then(|v| hints::retry_after(v, now))
+            .unwrap_or_else(|| now + chrono::Duration::from_std(HOST_PENALTY).unwrap_or_default())
+    })
 }
 
 /// Turns a fetched body into the entries the store does not have yet: unchanged bodies and

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{Status, load_with_store};
 use crate::config::Config;
 use crate::filter::Verdict;
-use crate::model::{KeyKind, StoredEntry, display_url};
+use crate::model::{FullText, KeyKind, StoredEntry, display_url};
 use crate::output::select;
 use crate::store::{Store, StoreError};
 
@@ -140,6 +140,22 @@ fn describe(
             what.join("; ")
         );
     }
+    let content = match &e.entry.full_text {
+        FullText::Page => {
+            "the article on its page (full_text); the feed's own text is the summary".to_string()
+        }
+        FullText::Failed { error, tries } if *tries < 2 => {
+            format!("the feed's own: its page gave no article ({error}); tried again at a later poll")
+        }
+        FullText::Failed { error, .. } => {
+            format!("the feed's own: its page gave no article ({error}), twice; not tried again")
+        }
+        FullText::Feed if spec.is_some_and(|s| s.full_text) && e.entry.link.is_none() => {
+            "the feed's own: full_text is on, but the entry has no page".to_string()
+        }
+        FullText::Feed => "the feed's own".to_string(),
+    };
+    let _ = writeln!(out, "  content: {content}");
     let _ = writeln!(
         out,
         "  dates: published {}, updated {}, first seen {}",

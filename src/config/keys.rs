@@ -43,6 +43,7 @@ pub(super) const FEED: &[&str] = &[
     "tags",
     "schedule",
     "ignore_hints",
+    "full_text",
     "disabled",
     "headers",
     "include",

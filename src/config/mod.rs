@@ -605,6 +605,7 @@ impl Validator<'_> {
             tags,
             schedule,
             ignore_hints: raw.ignore_hints.unwrap_or(false),
+            full_text: raw.full_text.unwrap_or(false),
             disabled: raw.disabled.unwrap_or(false),
             rules,
             headers,

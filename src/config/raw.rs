@@ -70,6 +70,7 @@ pub(super) struct RawFeed {
     pub tags: Vec<Spanned<String>>,
     pub schedule: Option<Spanned<String>>,
     pub ignore_hints: Option<bool>,
+    pub full_text: Option<bool>,
     pub disabled: Option<bool>,
     /// Extra request headers (API keys, bearer tokens), sent to the feed's host only.
     pub headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
@@ -168,6 +169,7 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             tags: r.strings(feed, "tags", &p),
             schedule: r.string(feed, "schedule", &p),
             ignore_hints: r.boolean(feed, "ignore_hints", &p),
+            full_text: r.boolean(feed, "full_text", &p),
             disabled: r.boolean(feed, "disabled", &p),
             headers: r.string_map(feed, "headers", &p),
             include: r.rules(feed, "include", &p),

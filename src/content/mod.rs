@@ -1,12 +1,14 @@
 //! Owns what happens to a new or changed entry's body between the compare with the store and
 //! the rules: HTML sanitized (an ammonia allow-list, with a fast path for HTML that is already
-//! clean), plain text escaped into HTML, relative URLs resolved against the entry's base.
+//! clean), plain text escaped into HTML, relative URLs resolved against the entry's base; and
+//! for feeds that ask for it, the article read from the entry's page ([`full_text`]).
 //!
 //! It runs after the compare on purpose: an entry the store already holds unchanged is never
 //! sanitized again, and sanitizing is the costly part of a poll. Rules ([`crate::filter`]) then
 //! judge the finished entry, exactly as output rules will see it stored.
 
 mod fast_html;
+pub mod full_text;
 mod sanitize;
 
 use crate::model::{Entry, Keyed, KeyedEntry};

@@ -41,6 +41,8 @@ pub struct FeedSpec {
     pub rules: Rules,
     /// Extra request headers, sent to the feed's own host only and never logged.
     pub headers: Vec<(String, String)>,
+    /// Fetch each new entry's page and store its article as the content.
+    pub full_text: bool,
 }
 
 /// What the store remembers about a feed between polls.
@@ -317,6 +319,22 @@ pub struct Entry {
     pub updated: Option<DateTime<Utc>>,
     pub categories: Vec<String>,
     pub enclosures: Vec<Enclosure>,
+    /// Where `content` came from: the feed, or (`[[feed]] full_text`) the entry's page. Not
+    /// part of the entry's content hash: that hash is of what the feed says.
+    pub full_text: FullText,
+}
+
+/// Where an entry's content came from, for feeds with `full_text`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FullText {
+    /// The feed's own text (full text not asked for, or the entry has no web page).
+    #[default]
+    Feed,
+    /// The article extracted from the entry's page; the feed's own text is the summary.
+    Page,
+    /// The page could not be read or held no article: the feed's text stands. Tried `tries`
+    /// times; a failure is tried again once, at a later poll.
+    Failed { error: String, tries: u32 },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,7 +27,7 @@ use feed_rs::parser::{ParseErrorKind, ParseFeedError};
 use url::Url;
 
 pub use crate::model::Repair;
-use crate::model::{Enclosure, Entry, FeedMeta, Person, SegmentHash};
+use crate::model::{Enclosure, Entry, FeedMeta, FullText, Person, SegmentHash};
 pub use fingerprints::Fingerprints;
 use fingerprints::Segments;
 use normalize::Prepared;
@@ -358,6 +358,7 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
         updated: e.updated,
         categories,
         enclosures: enclosures(&e, &base, is_json),
+        full_text: FullText::Feed,
     };
     ParsedEntry {
         entry,

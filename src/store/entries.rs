@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::feeds::{FEED_COLUMNS, Scheduled};
 use super::{Store, StoreError, from_unix, to_millis, to_millis_ceil, to_unix};
 use crate::filter::Needs;
-use crate::model::{EntryKey, FeedMeta, FeedState, KeyedEntry, Person, StoredEntry, Validators};
+use crate::model::{EntryKey, FeedMeta, FeedState, FullText, KeyedEntry, Person, StoredEntry, Validators};
 use crate::parse::Fingerprints;
 
 /// What storing one feed's parse did.
@@ -93,7 +93,28 @@ fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<Candidate> {
 
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
                              summary, content, categories, enclosures, published, updated, first_seen, \
-                             canonical_link, hidden, catalogue_rank";
+                             canonical_link, hidden, catalogue_rank, full_text, full_text_error, \
+                             full_text_tries";
+
+/// `full_text` as stored: the column's value, the error, and the tries.
+fn full_text_columns(full_text: &FullText) -> (Option<&'static str>, Option<&str>, u32) {
+    match full_text {
+        FullText::Feed => (None, None, 0),
+        FullText::Page => (Some("page"), None, 1),
+        FullText::Failed { error, tries } => (Some("failed"), Some(error.as_str()), *tries),
+    }
+}
+
+fn full_text_from(column: Option<String>, error: Option<String>, tries: u32) -> FullText {
+    match column.as_deref() {
+        Some("page") => FullText::Page,
+        Some("failed") => FullText::Failed {
+            error: error.unwrap_or_default(),
+            tries,
+        },
+        _ => FullText::Feed,
+    }
+}
 
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
     let author_name: Option<String> = row.get(6)?;
@@ -122,6 +143,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
             enclosures: serde_json::from_str(&json_list(12)?).unwrap_or_default(),
             published: None,
             updated: None,
+            full_text: full_text_from(row.get(19)?, row.get(20)?, row.get(21)?),
         },
         published: from_unix(row.get(13)?),
         updated: from_unix(row.get(14)?),
@@ -189,8 +211,10 @@ impl Store {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO entries (feed_id, key, guid, link, title, author_name, author_email, author_uri,
                      summary, content, categories, enclosures, published, updated, first_seen, content_hash,
-                     canonical_link, hidden, catalogue_rank)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                     canonical_link, hidden, catalogue_rank, full_text, full_text_error, full_text_tries,
+                     full_text_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                     ?20, ?21, ?22, CASE WHEN ?20 IS NULL THEN NULL ELSE ?23 END)
                  ON CONFLICT (feed_id, key) DO NOTHING",
             )?;
             // The two statements list the same content columns by position. Binding them by
@@ -199,7 +223,9 @@ impl Store {
             let mut update = tx.prepare_cached(
                 "UPDATE entries SET guid = ?2, link = ?3, title = ?4, author_name = ?5, author_email = ?6,
                      author_uri = ?7, summary = ?8, content = ?9, categories = ?10, enclosures = ?11,
-                     updated = ?12, content_hash = ?13, canonical_link = ?14
+                     updated = ?12, content_hash = ?13, canonical_link = ?14, full_text = ?15,
+                     full_text_error = ?16, full_text_tries = ?17,
+                     full_text_at = CASE WHEN ?15 IS NULL THEN NULL ELSE ?18 END
                  WHERE id = ?1",
             )?;
             for keyed in batch.entries {
@@ -212,6 +238,7 @@ impl Store {
                 segments.add(keyed.segment);
                 let rank = ranks.get(key).copied();
                 let e = &keyed.entry;
+                let full_text = full_text_columns(&e.full_text);
                 let author = e.author.as_ref();
                 let categories = serde_json::to_string(&e.categories).unwrap_or_else(|_| "[]".into());
                 let enclosures = serde_json::to_string(&e.enclosures).unwrap_or_else(|_| "[]".into());
@@ -238,6 +265,10 @@ impl Store {
                     keyed.canonical_link,
                     rank.is_some_and(|r| r >= batch.new_feed_entries),
                     rank.and_then(|r| i64::try_from(r).ok()),
+                    full_text.0,
+                    full_text.1,
+                    full_text.2,
+                    now.timestamp_millis(),
                 ])?;
                 if inserted > 0 {
                     outcome.new += 1;
@@ -273,6 +304,10 @@ impl Store {
                     updated.max(stored_updated),
                     keyed.content_hash,
                     keyed.canonical_link,
+                    full_text.0,
+                    full_text.1,
+                    full_text.2,
+                    now.timestamp_millis(),
                 ])?;
                 outcome.updated += 1;
             }
@@ -533,6 +568,51 @@ impl Store {
             .prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE id = ?1"))?
             .query_row([id], entry_from_row)
             .optional()?)
+    }
+
+    /// Entries of `feed_id` whose page could not be read once, last tried before `before`:
+    /// their one more try. Ids and links.
+    pub(crate) fn full_text_retries(
+        &self,
+        feed_id: i64,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, link FROM entries
+             WHERE feed_id = ?1 AND full_text = 'failed' AND full_text_tries < 2 AND full_text_at < ?2
+               AND link IS NOT NULL
+             ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map(params![feed_id, before.timestamp_millis()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Records another try at entry `id`'s page: with the article, it becomes the content and
+    /// the feed's text the summary; without, the error is kept.
+    pub(crate) fn record_full_text(
+        &mut self,
+        id: i64,
+        article: Result<&str, &str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match article {
+            Ok(html) => self.conn.prepare_cached(
+                "UPDATE entries SET summary = COALESCE(content, summary), content = ?2, full_text = 'page',
+                     full_text_error = NULL, full_text_tries = full_text_tries + 1, full_text_at = ?3
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, html, now.timestamp_millis()])?,
+            Err(error) => self.conn.prepare_cached(
+                "UPDATE entries SET full_text_error = ?2, full_text_tries = full_text_tries + 1, full_text_at = ?3
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, error, now.timestamp_millis()])?,
+        };
+        Ok(())
     }
 
     /// Removes entries for good, leaving a tombstone per key so a later poll that still sees

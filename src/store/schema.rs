@@ -173,6 +173,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE feeds ADD COLUMN language TEXT;
     "#,
+    // 13: where an entry's content came from ([[feed]] full_text): NULL (the feed), 'page'
+    // or 'failed' (with the error, how many tries, and when the last one was, in milliseconds:
+    // a retry must come from a later poll, which may begin within the same second).
+    r#"
+    ALTER TABLE entries ADD COLUMN full_text TEXT;
+    ALTER TABLE entries ADD COLUMN full_text_error TEXT;
+    ALTER TABLE entries ADD COLUMN full_text_tries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE entries ADD COLUMN full_text_at INTEGER;
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

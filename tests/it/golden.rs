@@ -117,6 +117,7 @@ fn selection(config: &Config) -> Selection {
             mime_type: Some("audio/mpeg".into()),
             length: Some(12345),
         }],
+        full_text: Default::default(),
     };
     let post = Entry {
         guid: Some("tag:blog.example,2026:1".into()),
@@ -133,6 +134,7 @@ fn selection(config: &Config) -> Selection {
         updated: Some(at(3, 18)),
         categories: vec![],
         enclosures: vec![],
+        full_text: Default::default(),
     };
     let undated = Entry {
         guid: Some("tag:blog.example,2026:2".into()),

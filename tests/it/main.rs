@@ -24,3 +24,4 @@ mod realweb;
 mod docs;
 mod shape;
 mod migrations;
+mod content;
