@@ -1,6 +1,6 @@
 //! The performance benchmark: `cargo bench --bench poll` (add `-- --quick` for a short run,
-//! `-- --only 1k,render` for some scenario groups of farm, 1k, 10k, hostile, render, scale,
-//! retention, idle, and
+//! `-- --only 1k,render` for some scenario groups of farm, 1k, limit, 10k, hostile, render, scale,
+//! retention, fulltext, idle, and
 //! `-- --runs N` for more repetitions).
 //!
 //! It starts the feed farm (benches/farm.rs) on 127.0.0.1, runs the real `tributary` binary
@@ -12,6 +12,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod farm;
+mod fulltext;
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -302,7 +303,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                     .collect(),
             )
             .into_iter()
-            .map(|k| tributary::content::finish(k, &mut sanitizer))
+            .map(|k| tributary::content::finish(k, &[], &mut sanitizer))
             .collect();
             let meta = FeedMeta::default();
             let validators = Validators::default();
@@ -528,7 +529,7 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
             let feed = tributary::parse::parse_document(body, &base_url).expect("parse");
             let keyed = key_entries(feed.entries)
                 .into_iter()
-                .map(|k| tributary::content::finish(k, &mut sanitizer))
+                .map(|k| tributary::content::finish(k, &[], &mut sanitizer))
                 .collect();
             (feed.meta, keyed)
         })
@@ -678,7 +679,7 @@ fn main() {
     let base = std::env::temp_dir().join(format!("tributary-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).expect("bench dir");
     // Scenario groups: farm, 1k (1,000 × 50, with the limit rows), limit, 10k (10,000 × 20),
-    // hostile, render, scale, retention, idle.
+    // hostile, render, scale, retention, fulltext, idle.
     let wants = |name: &str| {
         opts.only
             .as_deref()
@@ -728,6 +729,9 @@ fn main() {
         }
         if wants("retention") {
             rows.extend(scale::retention_at_scale(&base, opts.quick).await);
+        }
+        if wants("fulltext") {
+            rows.push(fulltext::full_text_scenario(&base).await);
         }
         if wants("idle") {
             let window = if opts.quick {

@@ -32,7 +32,7 @@ use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher};
 use crate::filter::{self, Fields};
 use crate::model::FeedRhythm;
 use crate::model::{
-    FailureKind, FeedSpec, FeedState, FullText, KeyedEntry, Validators, display_url, host_key,
+    FailureKind, FeedSpec, FeedState, FullText, KeyedEntry, Rewrite, Validators, display_url, host_key,
 };
 use crate::parse::{self, Fingerprints, ParsedFeed};
 use crate::schedule::hints;
@@ -821,6 +821,18 @@ async fn poll_one(
         }
         Err(e) => Err(e.into()),
     };
+    // The rest of the content stage (full text), then the feed's rules, on what is new.
+    let outcome = match outcome {
+        Ok(Outcome::Parsed(mut parsed)) => {
+            if spec.full_text {
+                full_text(&mut parsed.entries, &spec.rewrite, context).await?;
+            }
+            judge(&mut parsed, &spec.rules, &context.parsing)
+                .await
+                .map(|()| Outcome::Parsed(parsed))
+        }
+        other => other,
+    };
     let now = context.clock.now();
     let key = spec.key.as_str();
     // What the schedule will know once this poll is recorded.
@@ -874,10 +886,7 @@ async fn poll_one(
                 .await?;
             (Ok(FeedStatus::Unchanged), next_due)
         }
-        Ok(Outcome::Parsed(mut parsed)) => {
-            if spec.full_text {
-                full_text(&mut parsed.entries, context).await?;
-            }
+        Ok(Outcome::Parsed(parsed)) => {
             if !parsed.feed.meta.repairs.is_empty() && parsed.feed.meta.repairs != state.repairs {
                 newly_repaired = parsed.feed.meta.repairs.clone();
             }
@@ -942,7 +951,7 @@ async fn poll_one(
     };
     let (result, next_due) = result;
     if spec.full_text && result.is_ok() {
-        retry_full_text(feed_id, began, context).await?;
+        retry_full_text(feed_id, began, &spec.rewrite, context).await?;
     }
     let recovered_after = if result.is_ok() {
         state.consecutive_failures
@@ -964,16 +973,51 @@ async fn poll_one(
     Ok(Finished { report, penalty })
 }
 
+/// The feed's rules judge each new or changed entry as it will be stored (its content
+/// finished, full text included) and as output rules will see it: an excluded entry is never
+/// kept. Content rules read bodies as plain text, which is CPU work: on the blocking pool.
+async fn judge(parsed: &mut Parsed, rules: &filter::Rules, parsing: &Arc<Semaphore>) -> Result<(), Failure> {
+    if rules.is_empty() || parsed.entries.is_empty() {
+        return Ok(());
+    }
+    let entries = std::mem::take(&mut parsed.entries);
+    let rules = rules.clone();
+    let _permit = parsing
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| Failure::Task(e.to_string()))?;
+    // A failure here fails the feed's poll, so nothing is recorded as seen and the next poll
+    // reads the same entries again.
+    let (excluded, kept) = tokio::task::spawn_blocking(move || {
+        let before = entries.len();
+        let kept: Vec<KeyedEntry> = entries
+            .into_iter()
+            .filter(|k| filter::keeps(&rules, &Fields::of(&k.entry)))
+            .collect();
+        (before - kept.len(), kept)
+    })
+    .await
+    .map_err(|e| Failure::Task(e.to_string()))?;
+    parsed.excluded = excluded;
+    parsed.entries = kept;
+    Ok(())
+}
+
 /// Reads each entry's page (`[[feed]] full_text`): the article becomes the content and the
 /// feed's own text the summary; an entry whose page gives none keeps the feed's text and the
 /// reason. These are the feed's new and changed entries only: an unchanged one never gets here.
-async fn full_text(entries: &mut [KeyedEntry], context: &Context) -> Result<(), StoreError> {
+async fn full_text(
+    entries: &mut [KeyedEntry],
+    rewrite: &[Rewrite],
+    context: &Context,
+) -> Result<(), StoreError> {
     let pages: Vec<(usize, Result<Url, ArticleError>)> = entries
         .iter()
         .enumerate()
         .map(|(i, k)| (i, full_text::page_of(k.entry.link.as_deref())))
         .collect();
-    let articles = read_articles(pages, context).await?;
+    let articles = read_articles(pages, rewrite, context).await?;
     for (i, article) in articles {
         let entry = &mut entries[i].entry;
         match article {
@@ -995,7 +1039,12 @@ async fn full_text(entries: &mut [KeyedEntry], context: &Context) -> Result<(), 
 
 /// The one more try that entries whose page failed get, at a later poll of their feed (one
 /// that began after the failure).
-async fn retry_full_text(feed_id: i64, began: DateTime<Utc>, context: &Context) -> Result<(), StoreError> {
+async fn retry_full_text(
+    feed_id: i64,
+    began: DateTime<Utc>,
+    rewrite: &[Rewrite],
+    context: &Context,
+) -> Result<(), StoreError> {
     let due = context
         .store
         .read(move |s| s.full_text_retries(feed_id, began))
@@ -1007,7 +1056,7 @@ async fn retry_full_text(feed_id: i64, began: DateTime<Utc>, context: &Context) 
         .iter()
         .map(|(id, link)| (*id, full_text::page_of(Some(link))))
         .collect();
-    let articles = read_articles(pages, context).await?;
+    let articles = read_articles(pages, rewrite, context).await?;
     let now = context.clock.now();
     context
         .store
@@ -1031,13 +1080,16 @@ async fn retry_full_text(feed_id: i64, began: DateTime<Utc>, context: &Context) 
 /// is not asked, and one that says so now (429, or 503 with Retry-After) is recorded as such.
 async fn read_articles<T: Copy + Send + 'static>(
     pages: Vec<(T, Result<Url, ArticleError>)>,
+    rewrite: &[Rewrite],
     context: &Context,
 ) -> Result<Vec<(T, Result<String, ArticleError>)>, StoreError> {
+    let rewrite: Arc<[Rewrite]> = rewrite.into();
     let now = context.clock.now();
     let waiting = context.store.call(move |s| s.host_delays(now)).await?;
     let read = futures::stream::iter(pages)
         .map(|(tag, page)| {
             let waiting = &waiting;
+            let rewrite = rewrite.clone();
             async move {
                 let page = match page {
                     Ok(page) => page,
@@ -1063,7 +1115,7 @@ async fn read_articles<T: Copy + Send + 'static>(
                     return (tag, Err(ArticleError::NoArticle), None);
                 };
                 let extracted = tokio::task::spawn_blocking(move || {
-                    full_text::extract(&html, &final_url, &mut crate::content::Sanitizer::new())
+                    full_text::extract(&html, &final_url, &rewrite, &mut crate::content::Sanitizer::new())
                 })
                 .await
                 .unwrap_or(Err(ArticleError::NoArticle));
@@ -1237,14 +1289,13 @@ async fn parse_new(
     } else {
         Default::default()
     };
-    let rules = spec.rules.clone();
+    let rewrite = spec.rewrite.clone();
     let _permit = parsing.acquire().await.map_err(|e| task(&e))?;
     let parsed = tokio::task::spawn_blocking(move || {
         let mut sanitizer = crate::content::Sanitizer::new();
         // Items the parser left out, and those whose entries turn out unchanged, are the ones
         // the next parse may leave out.
         let mut unchanged_segments = std::mem::take(&mut feed.skipped);
-        let mut excluded = 0;
         let entries = keyed
             .into_iter()
             .filter(|k| {
@@ -1254,19 +1305,12 @@ async fn parse_new(
                 }
                 !unchanged
             })
-            .map(|k| crate::content::finish(k, &mut sanitizer))
-            // The feed's rules judge the entry as it would be stored (and as output rules see
-            // it): an excluded entry is never kept.
-            .filter(|k| {
-                let keeps = filter::keeps(&rules, &Fields::of(&k.entry));
-                excluded += usize::from(!keeps);
-                keeps
-            })
+            .map(|k| crate::content::finish(k, &rewrite, &mut sanitizer))
             .collect();
         Parsed {
             feed,
             entries,
-            excluded,
+            excluded: 0,
             unchanged_segments,
             validators: body.validators,
             caching: body.caching,

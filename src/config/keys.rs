@@ -44,6 +44,7 @@ pub(super) const FEED: &[&str] = &[
     "schedule",
     "ignore_hints",
     "full_text",
+    "rewrite",
     "disabled",
     "headers",
     "include",

@@ -18,7 +18,9 @@ pub use error::{ConfigError, Problem};
 pub use keys::schema;
 use raw::RawConfig;
 
-use crate::model::{CronSchedule, CrossFeedDedupe, FeedSpec, Field, OutputFormat, OutputSpec, Rule, Rules};
+use crate::model::{
+    CronSchedule, CrossFeedDedupe, FeedSpec, Field, OutputFormat, OutputSpec, Rewrite, Rule, Rules,
+};
 
 /// The default User-Agent: who we are and where to read about us, so publishers can reach us.
 pub(crate) const DEFAULT_USER_AGENT: &str = concat!(
@@ -567,6 +569,7 @@ impl Validator<'_> {
         }
         let schedule = self.cron_opt(raw.schedule, &key("schedule"));
         let rules = self.rules(raw.include, raw.exclude, &key(""));
+        let rewrite = self.rewrites(raw.rewrite, &key("rewrite"));
         let mut headers = Vec::new();
         if let Some(table) = raw.headers {
             for (name, value) in table.into_inner() {
@@ -608,6 +611,7 @@ impl Validator<'_> {
             full_text: raw.full_text.unwrap_or(false),
             disabled: raw.disabled.unwrap_or(false),
             rules,
+            rewrite,
             headers,
         })
     }
@@ -912,6 +916,63 @@ impl Validator<'_> {
     }
 
     /// Compiles include / exclude rules; an invalid regex is reported with its place.
+    /// A feed's rewrite rules, each a table with one of `remove` or `unwrap` (a CSS selector)
+    /// or `replace` (a regular expression, with an optional `with`).
+    fn rewrites(&mut self, raw: Vec<raw::RawRule>, key: &str) -> Vec<Rewrite> {
+        const SHAPE: &str = "a rewrite rule is { remove = \"CSS selector\" }, { unwrap = \"CSS selector\" } \
+                             or { replace = \"regex\", with = \"text\" }";
+        raw.into_iter()
+            .filter_map(|r| {
+                let span = r.span();
+                let toml::Value::Table(t) = r.into_inner() else {
+                    self.report(span, key, SHAPE);
+                    return None;
+                };
+                let text = |k: &str| t.get(k).and_then(toml::Value::as_str).map(str::to_string);
+                let with = text("with");
+                let expected_len = 1 + usize::from(t.contains_key("with"));
+                match (text("remove"), text("unwrap"), text("replace")) {
+                    (Some(css), None, None) | (None, Some(css), None) if t.len() == 1 => {
+                        let remove = t.contains_key("remove");
+                        // The parser's error borrows the selector text; its message is enough.
+                        let parsed = scraper::Selector::parse(&css).map_err(|e| e.to_string());
+                        match parsed {
+                            Ok(selector) if remove => Some(Rewrite::Remove { css, selector }),
+                            Ok(selector) => Some(Rewrite::Unwrap { css, selector }),
+                            Err(e) => {
+                                self.report(span, key, format!("invalid CSS selector `{css}`: {e}"));
+                                None
+                            }
+                        }
+                    }
+                    (None, None, Some(pattern))
+                        if t.len() == expected_len && (with.is_some() || expected_len == 1) =>
+                    {
+                        match regex::Regex::new(&pattern) {
+                            Ok(pattern) => Some(Rewrite::Replace {
+                                pattern,
+                                with: with.unwrap_or_default(),
+                            }),
+                            Err(e) => {
+                                let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                                self.report(
+                                    span,
+                                    key,
+                                    format!("invalid regular expression `{pattern}`: {first}"),
+                                );
+                                None
+                            }
+                        }
+                    }
+                    _ => {
+                        self.report(span, key, SHAPE);
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
     fn rules(&mut self, include: Vec<raw::RawRule>, exclude: Vec<raw::RawRule>, prefix: &str) -> Rules {
         let mut compile = |raw: Vec<raw::RawRule>, name: &str| -> Vec<Rule> {
             let key = format!("{prefix}{name}");

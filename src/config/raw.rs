@@ -76,6 +76,7 @@ pub(super) struct RawFeed {
     pub headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     pub include: Vec<RawRule>,
     pub exclude: Vec<RawRule>,
+    pub rewrite: Vec<RawRule>,
 }
 
 #[derive(Debug)]
@@ -174,6 +175,7 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             headers: r.string_map(feed, "headers", &p),
             include: r.rules(feed, "include", &p),
             exclude: r.rules(feed, "exclude", &p),
+            rewrite: r.rules(feed, "rewrite", &p),
         });
     }
     for (n, (span, output)) in r.tables(top, "output").into_iter().enumerate() {

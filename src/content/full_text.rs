@@ -12,7 +12,7 @@ use url::Url;
 use super::Sanitizer;
 use crate::decode;
 use crate::fetch::{FetchError, Fetched, Fetcher, Request};
-use crate::model::Validators;
+use crate::model::{Rewrite, Validators};
 use crate::parse::html_to_text;
 
 /// Why an entry's page gave no article. The feed's own text stands.
@@ -65,12 +65,18 @@ pub(crate) async fn fetch_page(fetcher: &Fetcher, page: &Url) -> Result<(String,
     }
 }
 
-/// The article in `html` (a page read from `page`), sanitized, with its links made absolute.
-pub(crate) fn extract(html: &str, page: &Url, sanitizer: &mut Sanitizer) -> Result<String, ArticleError> {
+/// The article in `html` (a page read from `page`), rewritten by the feed's `rules`, sanitized,
+/// with its links made absolute.
+pub(crate) fn extract(
+    html: &str,
+    page: &Url,
+    rules: &[Rewrite],
+    sanitizer: &mut Sanitizer,
+) -> Result<String, ArticleError> {
     let mut readability = dom_smoothie::Readability::new(html, Some(page.as_str()), None)
         .map_err(|_| ArticleError::NoArticle)?;
     let article = readability.parse().map_err(|_| ArticleError::NoArticle)?;
-    let clean = sanitizer.clean(&article.content, Some(page));
+    let clean = sanitizer.clean(&super::rewrite::html(rules, &article.content), Some(page));
     if html_to_text(&clean).trim().is_empty() {
         return Err(ArticleError::NoArticle);
     }
@@ -98,7 +104,7 @@ mod tests {
             <aside class="ad">Buy one now! Advertisement</aside>
             <section id="comments"><p>First! Great post.</p></section>
             <script>track()</script></body></html>"#;
-        let out = extract(html, &page, &mut Sanitizer::new()).unwrap();
+        let out = extract(html, &page, &[], &mut Sanitizer::new()).unwrap();
         assert!(out.contains("The first paragraph of the story"), "{out}");
         assert!(out.contains("A third paragraph closes"), "{out}");
         assert!(out.contains("href=\"https://news.example/more\""), "{out}");

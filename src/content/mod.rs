@@ -1,7 +1,8 @@
 //! Owns what happens to a new or changed entry's body between the compare with the store and
 //! the rules: HTML sanitized (an ammonia allow-list, with a fast path for HTML that is already
 //! clean), plain text escaped into HTML, relative URLs resolved against the entry's base; and
-//! for feeds that ask for it, the article read from the entry's page ([`full_text`]).
+//! for feeds that ask for them, the article read from the entry's page ([`full_text`]) and
+//! rewrite rules (`remove` / `unwrap` a CSS selector, `replace` a pattern).
 //!
 //! It runs after the compare on purpose: an entry the store already holds unchanged is never
 //! sanitized again, and sanitizing is the costly part of a poll. Rules ([`crate::filter`]) then
@@ -9,41 +10,49 @@
 
 mod fast_html;
 pub mod full_text;
+mod rewrite;
 mod sanitize;
 
-use crate::model::{Entry, Keyed, KeyedEntry};
+use crate::model::{Entry, Keyed, KeyedEntry, Rewrite};
 use crate::parse::{ParsedEntry, RawBody};
 
 pub use sanitize::Sanitizer;
 
-/// The entry as it will be stored: bodies sanitized (HTML) or escaped (text), relative URLs
-/// resolved, empty bodies dropped.
-pub fn finish_entry(parsed: ParsedEntry, sanitizer: &mut Sanitizer) -> Entry {
+/// The entry as it will be stored: the feed's `rewrite` rules applied (to the title and the
+/// bodies), bodies sanitized (HTML) or escaped (text), relative URLs resolved, empty bodies
+/// dropped.
+pub fn finish_entry(parsed: ParsedEntry, rules: &[Rewrite], sanitizer: &mut Sanitizer) -> Entry {
     let base = parsed.base;
     let mut html_of = |body: Option<RawBody>| {
         let body = body?;
         let html = if body.is_html {
-            sanitizer.clean(&body.text, base.as_ref())
+            sanitizer.clean(&rewrite::html(rules, &body.text), base.as_ref())
         } else {
-            sanitize::text_to_html(&body.text)
+            sanitize::text_to_html(&rewrite::title(rules, &body.text))
         };
         Some(html).filter(|h| !h.trim().is_empty())
     };
+    let summary = html_of(parsed.summary);
+    let content = html_of(parsed.content);
+    let mut entry = parsed.entry;
+    if !rules.is_empty() {
+        entry.title = rewrite::title(rules, &entry.title);
+    }
     Entry {
-        summary: html_of(parsed.summary),
-        content: html_of(parsed.content),
-        ..parsed.entry
+        summary,
+        content,
+        ..entry
     }
 }
 
 /// [`finish_entry`] for a keyed entry, its identity kept: what the store receives.
-pub fn finish(keyed: Keyed<ParsedEntry>, sanitizer: &mut Sanitizer) -> KeyedEntry {
+pub fn finish(keyed: Keyed<ParsedEntry>, rules: &[Rewrite], sanitizer: &mut Sanitizer) -> KeyedEntry {
     Keyed {
         key: keyed.key,
         content_hash: keyed.content_hash,
         canonical_link: keyed.canonical_link,
         segment: keyed.segment,
-        entry: finish_entry(keyed.entry, sanitizer),
+        entry: finish_entry(keyed.entry, rules, sanitizer),
     }
 }
 
@@ -66,7 +75,7 @@ mod tests {
         let entries: Vec<Entry> = feed
             .entries
             .into_iter()
-            .map(|e| finish_entry(e, &mut sanitizer))
+            .map(|e| finish_entry(e, &[], &mut sanitizer))
             .collect();
         let summary = entries[0].summary.as_deref().unwrap();
         assert!(
@@ -83,7 +92,7 @@ mod tests {
             ..ParsedEntry::from(Entry::default())
         };
         assert_eq!(
-            finish_entry(text, &mut sanitizer).content.as_deref(),
+            finish_entry(text, &[], &mut sanitizer).content.as_deref(),
             Some("<p>a &lt; b</p>\n<p>second</p>")
         );
     }

@@ -4,6 +4,7 @@
 
 mod cron;
 mod hints;
+mod rewrite;
 mod rules;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use url::Url;
 
 pub use cron::CronSchedule;
 pub use hints::{FeedRhythm, Hints, Skip};
+pub use rewrite::Rewrite;
 pub use rules::{Field, Rule, Rules};
 
 /// One configured feed, as the config describes it.
@@ -43,6 +45,8 @@ pub struct FeedSpec {
     pub headers: Vec<(String, String)>,
     /// Fetch each new entry's page and store its article as the content.
     pub full_text: bool,
+    /// Applied in order to each new entry's content (and title), before rules and storage.
+    pub rewrite: Vec<Rewrite>,
 }
 
 /// What the store remembers about a feed between polls.

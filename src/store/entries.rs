@@ -714,7 +714,7 @@ pub(crate) mod tests {
         let mut sanitizer = crate::content::Sanitizer::new();
         key_entries(entries.into_iter().map(Into::into).collect())
             .into_iter()
-            .map(|k| crate::content::finish(k, &mut sanitizer))
+            .map(|k| crate::content::finish(k, &[], &mut sanitizer))
             .collect()
     }
 

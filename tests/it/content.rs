@@ -240,3 +240,85 @@ async fn pages_keep_to_per_host() {
             .all(|r| r.content.as_deref().is_some_and(|c| c.contains("paragraph 1")))
     );
 }
+
+/// Rewrite rules shape the content before the rules judge it and before it is stored: what a
+/// `remove` took out cannot trigger an exclude rule, and the output shows the rewritten text.
+#[tokio::test(flavor = "multi_thread")]
+async fn rewrite_rules_apply_in_order_before_rules_and_storage() {
+    let server = FeedServer::start().await;
+    let body = "&lt;p&gt;Story &lt;span class=\"wrap\"&gt;in &lt;b&gt;bold&lt;/b&gt;&lt;/span&gt;.&lt;/p&gt;\
+                &lt;div class=\"share\"&gt;Share this story&lt;/div&gt;&lt;p&gt;Read more…&lt;/p&gt;";
+    server.set(
+        "/feed.xml",
+        Route::rss(rss(
+            "rw",
+            &[
+                (
+                    Some("1"),
+                    Some("https://rw.example/1"),
+                    "[AD] One",
+                    body,
+                    Some(D1),
+                ),
+                (
+                    Some("2"),
+                    Some("https://rw.example/2"),
+                    "Two",
+                    "&lt;p&gt;Share this story&lt;/p&gt;",
+                    Some(D1),
+                ),
+            ],
+        )),
+    );
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\n\
+         rewrite = [{{ remove = \"div.share\" }}, {{ unwrap = \"span.wrap\" }}, \
+                    {{ replace = \"(?i)read more…\", with = \"\" }}, {{ replace = \"^\\\\[AD\\\\] \", with = \"\" }}]\n\
+         exclude = [{{ content = \"Share this\" }}]\n",
+        server.url("/feed.xml")
+    ));
+    let run = ws.poll().await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let rows = ws.rows();
+    // Entry 2 says "Share this" in its own text: excluded. Entry 1's share box was removed
+    // first, so the same rule does not exclude it.
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].title, "One");
+    assert_eq!(
+        rows[0].summary.as_deref(),
+        Some("<p>Story in <b>bold</b>.</p><p></p>")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_rewrite_rule_is_named_with_its_line() {
+    let ws = Workspace::new();
+    let config = ws.write_config(
+        "[[feed]]\nurl = \"https://example.org/feed\"\n\
+         rewrite = [{ remove = \"div[\" }, { replace = \"(\" }, { unwrap = \"p\", with = \"x\" }]\n",
+    );
+    let run = ws.tributary(&["check"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    let file = config.display();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!(
+            "{file}:3:12: feed[1].rewrite: invalid CSS selector `div[`"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{file}:3:33: feed[1].rewrite: invalid regular expression `(`"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[2].starts_with(&format!("{file}:3:52: feed[1].rewrite: a rewrite rule is")),
+        "{}",
+        run.stdout
+    );
+}
