@@ -15,7 +15,7 @@ fn main() {
         let started = Instant::now();
         let mut selection = None;
         for _ in 0..20 {
-            selection = Some(tributary::output::select::select(&store, spec, &config.feeds).unwrap());
+            selection = Some(tributary::output::select::select(&store, spec, &config).unwrap());
         }
         let select = started.elapsed() / 20;
         let selection = selection.unwrap();

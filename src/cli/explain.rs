@@ -202,7 +202,7 @@ fn describe(
         } else if e.hidden {
             "not shown: back catalogue of a new feed".to_string()
         } else {
-            let selection = select::select(store, output, &config.feeds)?;
+            let selection = select::select(store, output, config)?;
             match selection.entries.iter().find(|o| {
                 o.stored.id == e.id
                     || o.stored.canonical_link.is_some() && o.stored.canonical_link == e.canonical_link

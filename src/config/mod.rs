@@ -71,6 +71,9 @@ pub struct Config {
     /// Line and column of the keys that checks after validation report on (`store.path`,
     /// `output[N].path`, `output[N].template`), so that they too name their place.
     pub places: std::collections::HashMap<String, (usize, usize)>,
+    /// Each feed's position in `feeds`, by its store key: what selection looks feeds up by,
+    /// built once per config rather than at every render of an output of 100,000 feeds.
+    pub feed_positions: std::collections::HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,13 +374,18 @@ impl Validator<'_> {
                 source: path.to_path_buf(),
                 store,
                 poll,
-                feeds,
                 outputs,
                 serve,
                 fingerprint,
                 warnings: self.warnings,
                 holds_secrets: self.uses_secrets,
                 places: self.places,
+                feed_positions: feeds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.key.clone(), i))
+                    .collect(),
+                feeds,
             })
         } else {
             Err(ConfigError {

@@ -920,7 +920,7 @@ async fn housekeeping(
                 match shown.get(&spec.path) {
                     Some(rendered) => ids.extend(rendered.iter().copied()),
                     None => {
-                        let selection = output::select::select(s, spec, &selection_config.feeds)?;
+                        let selection = output::select::select(s, spec, &selection_config)?;
                         ids.extend(selection.entries.iter().map(|e| e.stored.id));
                     }
                 }

@@ -197,7 +197,7 @@ pub async fn render_one(
                 Some(own) => own,
                 None => &config.outputs[at.unwrap_or_default()],
             };
-            let selection = select::select(s, spec, &config.feeds)?;
+            let selection = select::select(s, spec, &config)?;
             let shown: Vec<i64> = selection.entries.iter().map(|e| e.stored.id).collect();
             Ok((shown, render(spec, &selection, &context)))
         })

@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 
+use crate::config::Config;
 use crate::filter::{self, Fields};
 use crate::model::{
     CrossFeedDedupe, FeedSpec, FeedState, OutputFormat, OutputSpec, StoredEntry, display_url,
@@ -93,9 +94,10 @@ pub struct Selection {
 /// entries).
 struct OutputFeeds<'a> {
     store: &'a Store,
-    /// The output's feeds by store key, with their position in the config (ties go to the
-    /// feed listed first).
-    specs: HashMap<&'a str, (usize, &'a FeedSpec)>,
+    config: &'a Config,
+    /// The output's feeds by store key with their position in the config (ties go to the
+    /// feed listed first); `None`: every configured feed (`config.feed_positions`).
+    subset: Option<HashMap<&'a str, usize>>,
     /// Store ids of the output's feeds; `None`: every feed the store has.
     ids: Option<HashSet<i64>>,
     views: HashMap<i64, Option<(usize, FeedView)>>,
@@ -104,6 +106,14 @@ struct OutputFeeds<'a> {
 impl OutputFeeds<'_> {
     fn contains(&self, id: i64) -> bool {
         self.ids.as_ref().is_none_or(|ids| ids.contains(&id))
+    }
+
+    /// The config position of the feed stored under `key`, if it is the output's.
+    fn position_of(&self, key: &str) -> Option<usize> {
+        match &self.subset {
+            Some(subset) => subset.get(key).copied(),
+            None => self.config.feed_positions.get(key).copied(),
+        }
     }
 
     /// The view of feed `id` and its config position, `None` when it is not the output's.
@@ -115,8 +125,8 @@ impl OutputFeeds<'_> {
                 None
             };
             let view = state.and_then(|state| {
-                let (at, spec) = *self.specs.get(state.url.as_str())?;
-                Some((at, FeedView::new(spec, Some(&state))))
+                let at = self.position_of(&state.url)?;
+                Some((at, FeedView::new(&self.config.feeds[at], Some(&state))))
             });
             self.views.insert(id, view);
         }
@@ -169,20 +179,19 @@ fn choose(
 }
 
 /// Chooses `spec`'s entries from `store`. `all_feeds` is the configuration's feed list.
-pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Result<Selection, StoreError> {
+pub fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selection, StoreError> {
     // An output's feeds are configured feeds, each once: as many means all of them.
-    let specs: Vec<&FeedSpec> = if spec.feeds.len() == all_feeds.len() {
-        all_feeds.iter().collect()
+    let every = spec.feeds.len() == config.feeds.len();
+    let selected: HashSet<&str> = if every {
+        HashSet::new()
     } else {
-        let selected: HashSet<&str> = spec.feeds.iter().map(url::Url::as_str).collect();
-        all_feeds
-            .iter()
-            .filter(|f| selected.contains(f.url.as_str()))
-            .collect()
+        spec.feeds.iter().map(url::Url::as_str).collect()
     };
+    let in_output = |f: &FeedSpec| every || selected.contains(f.url.as_str());
     // Only the page and OPML list the output's feeds; the others name only those of the
     // entries they show.
     let feeds: Vec<FeedView> = if matches!(spec.format, OutputFormat::Html | OutputFormat::Opml) {
+        let specs: Vec<&FeedSpec> = config.feeds.iter().filter(|f| in_output(f)).collect();
         let urls: Vec<String> = specs.iter().map(|f| f.key.clone()).collect();
         let states = store.feeds_by_url(&urls)?;
         specs
@@ -193,15 +202,24 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
         Vec::new()
     };
     let mut entries: Vec<OutputEntry> = Vec::new();
-    if spec.limit == 0 || specs.is_empty() {
+    if spec.limit == 0 || spec.feeds.is_empty() {
         return Ok(Selection { entries, feeds });
     }
-    let by_key: HashMap<&str, (usize, &FeedSpec)> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.key.as_str(), (i, *f)))
-        .collect();
-    let ids: Vec<i64> = store.feed_ids(&by_key)?;
+    // The output's feeds by store key: the config's own index when it takes every feed (built
+    // once per config, not at each render of an output of 100,000 feeds), else its own few.
+    let subset: Option<HashMap<&str, usize>> = (!every).then(|| {
+        config
+            .feeds
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| in_output(f))
+            .map(|(i, f)| (f.key.as_str(), i))
+            .collect()
+    });
+    let ids: Vec<i64> = match &subset {
+        Some(subset) => store.feed_ids(subset)?,
+        None => store.feed_ids(&config.feed_positions)?,
+    };
     if ids.is_empty() {
         return Ok(Selection { entries, feeds });
     }
@@ -209,7 +227,8 @@ pub fn select(store: &Store, spec: &OutputSpec, all_feeds: &[FeedSpec]) -> Resul
     let all = store.feed_count()? == ids.len();
     let mut output_feeds = OutputFeeds {
         store,
-        specs: by_key,
+        config,
+        subset,
         ids: (!all).then(|| ids.iter().copied().collect()),
         views: HashMap::new(),
     };
@@ -278,7 +297,6 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::config::Config;
     use crate::model::Entry;
     use crate::store::{finished, store_all};
 
@@ -350,7 +368,7 @@ mod tests {
              [[output]]\npath = \"needles.atom\"\ninclude = [{ title = \"needle\" }]\n\
              [[output]]\npath = \"none.atom\"\ninclude = [{ title = \"nothing matches\" }]\n",
         );
-        let pick = |i: usize| select(&store, &config.outputs[i], &config.feeds).unwrap();
+        let pick = |i: usize| select(&store, &config.outputs[i], &config).unwrap();
         assert_eq!(
             titles(&pick(0)),
             // The shared story, met as B's (newer) copy, is shown as A's, which had it first.
@@ -368,7 +386,7 @@ mod tests {
             "[[output]]\npath = \"all.atom\"\n\
              [[output]]\npath = \"raw.atom\"\ndedupe = \"none\"\n",
         );
-        let deduped = select(&store, &config.outputs[0], &config.feeds).unwrap();
+        let deduped = select(&store, &config.outputs[0], &config).unwrap();
         let shared: Vec<&OutputEntry> = deduped
             .entries
             .iter()
@@ -386,7 +404,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["B"]
         );
-        let raw = select(&store, &config.outputs[1], &config.feeds).unwrap();
+        let raw = select(&store, &config.outputs[1], &config).unwrap();
         assert_eq!(raw.entries.len(), 5);
     }
 
@@ -396,7 +414,7 @@ mod tests {
             "[[output]]\npath = \"x.html\"\nformat = \"html\"\ntags = [\"x\"]\n\
              [[output]]\npath = \"b.atom\"\nfeeds = [\"B\"]\n",
         );
-        let tagged = select(&store, &config.outputs[0], &config.feeds).unwrap();
+        let tagged = select(&store, &config.outputs[0], &config).unwrap();
         assert!(tagged.entries.iter().all(|e| e.feed.title == "A"));
         assert_eq!(
             tagged.entries.len(),
@@ -407,7 +425,7 @@ mod tests {
             tagged.feeds.iter().map(|f| f.title.as_str()).collect::<Vec<_>>(),
             ["A"]
         );
-        let b = select(&store, &config.outputs[1], &config.feeds).unwrap();
+        let b = select(&store, &config.outputs[1], &config).unwrap();
         assert_eq!(titles(&b), [("b newest", "B"), ("shared story, B's copy", "B")]);
     }
 }

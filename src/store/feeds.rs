@@ -160,20 +160,22 @@ impl Store {
     /// The row ids of the feeds whose URLs are the keys of `urls` that the store knows:
     /// looked up one by one for a few, from one walk of the URL index (not the wide rows) for
     /// many.
-    pub(crate) fn feed_ids<V>(&self, urls: &HashMap<&str, V>) -> Result<Vec<i64>, StoreError> {
+    pub(crate) fn feed_ids<K, V, S>(&self, urls: &HashMap<K, V, S>) -> Result<Vec<i64>, StoreError>
+    where
+        K: std::borrow::Borrow<str> + std::hash::Hash + Eq,
+        S: std::hash::BuildHasher,
+    {
         let mut ids = Vec::with_capacity(urls.len());
         if urls.len() <= 512 {
             let mut stmt = self.conn.prepare_cached("SELECT id FROM feeds WHERE url = ?1")?;
             for url in urls.keys() {
-                if let Some(id) = stmt.query_row([url], |r| r.get(0)).optional()? {
+                if let Some(id) = stmt.query_row([url.borrow()], |r| r.get(0)).optional()? {
                     ids.push(id);
                 }
             }
             return Ok(ids);
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, url FROM feeds ORDER BY url")?;
+        let mut stmt = self.conn.prepare_cached("SELECT id, url FROM feeds")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             if urls.contains_key(row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?) {

@@ -182,6 +182,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE entries ADD COLUMN full_text_tries INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE entries ADD COLUMN full_text_at INTEGER;
     "#,
+    // 14: tombstones by when their key was last seen, so that expiring them reads only the
+    // expired ones (without it each expiry step scanned every tombstone: 0.4 s at 5,000,000).
+    r#"
+    CREATE INDEX tombstones_by_last_seen ON tombstones (last_seen);
+    "#,
 ];
 
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -55,7 +55,7 @@ async fn every_released_schema_upgrades_without_loss() {
     let versions: Vec<u32> = fixtures.iter().map(|(v, _)| *v).collect();
     assert_eq!(
         versions,
-        (1..=11).collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<_>>(),
         "one fixture per released version"
     );
 
@@ -67,7 +67,7 @@ async fn every_released_schema_upgrades_without_loss() {
         .db()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert!(current > 11);
+    assert!(current > 12);
 
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-feeds");
     for (version, fixture) in fixtures {
