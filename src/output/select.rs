@@ -3,6 +3,12 @@
 //! the story first, naming the others — and the feeds themselves with their health.
 
 use std::collections::{HashMap, HashSet};
+
+// Maps and sets over an output's feeds hold up to one entry per configured feed (100,000 on a
+// big planet), built at every render: a fast hash, not the DoS-resistant default (the keys
+// are the operator's own feed URLs and store ids).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
@@ -97,9 +103,9 @@ struct OutputFeeds<'a> {
     config: &'a Config,
     /// The output's feeds by store key with their position in the config (ties go to the
     /// feed listed first); `None`: every configured feed (`config.feed_positions`).
-    subset: Option<HashMap<&'a str, usize>>,
+    subset: Option<FastMap<&'a str, usize>>,
     /// Store ids of the output's feeds; `None`: every feed the store has.
-    ids: Option<HashSet<i64>>,
+    ids: Option<FastSet<i64>>,
     views: HashMap<i64, Option<(usize, FeedView)>>,
 }
 
@@ -182,8 +188,8 @@ fn choose(
 pub fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selection, StoreError> {
     // An output's feeds are configured feeds, each once: as many means all of them.
     let every = spec.feeds.len() == config.feeds.len();
-    let selected: HashSet<&str> = if every {
-        HashSet::new()
+    let selected: FastSet<&str> = if every {
+        FastSet::default()
     } else {
         spec.feeds.iter().map(url::Url::as_str).collect()
     };
@@ -207,7 +213,7 @@ pub fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selec
     }
     // The output's feeds by store key: the config's own index when it takes every feed (built
     // once per config, not at each render of an output of 100,000 feeds), else its own few.
-    let subset: Option<HashMap<&str, usize>> = (!every).then(|| {
+    let subset: Option<FastMap<&str, usize>> = (!every).then(|| {
         config
             .feeds
             .iter()
