@@ -97,7 +97,7 @@ async fn kill_9_at_any_moment_loses_nothing() {
 async fn a_poll_while_the_daemon_runs_shares_the_database_safely() {
     let farm = FarmHandle::start(FarmSpec::new(40, 20)).await;
     let ws = Workspace::new();
-    ws.write_config(&(farm.config("data/t.db", 100, "schedule = \"* * * * * *\"\njitter = \"0s\"")));
+    ws.write_config(&(farm.config("data/t.db", 100, "schedule = \"* * * * * *\"")));
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
     daemon.wait_for("READY=1").await;
     // A one-shot poll and the daemon's rounds, on the same database at the same time.
