@@ -1062,13 +1062,10 @@ async fn retry_full_text(
         .store
         .call(move |s| {
             for (id, article) in &articles {
-                let error = article.as_ref().err().map(ToString::to_string);
-                let result = match (article, &error) {
-                    (Ok(html), _) => Ok(html.as_str()),
-                    (Err(_), Some(e)) => Err(e.as_str()),
-                    (Err(_), None) => continue,
-                };
-                s.record_full_text(*id, result, now)?;
+                match article {
+                    Ok(html) => s.record_full_text(*id, Ok(html), now)?,
+                    Err(e) => s.record_full_text(*id, Err(&e.to_string()), now)?,
+                }
             }
             Ok(())
         })

@@ -28,7 +28,7 @@ pub fn finish_entry(parsed: ParsedEntry, rules: &[Rewrite], sanitizer: &mut Sani
         let html = if body.is_html {
             sanitizer.clean(&rewrite::html(rules, &body.text), base.as_ref())
         } else {
-            sanitize::text_to_html(&rewrite::title(rules, &body.text))
+            sanitize::text_to_html(&rewrite::text(rules, &body.text))
         };
         Some(html).filter(|h| !h.trim().is_empty())
     };
@@ -36,7 +36,7 @@ pub fn finish_entry(parsed: ParsedEntry, rules: &[Rewrite], sanitizer: &mut Sani
     let content = html_of(parsed.content);
     let mut entry = parsed.entry;
     if !rules.is_empty() {
-        entry.title = rewrite::title(rules, &entry.title);
+        entry.title = rewrite::text(rules, &entry.title);
     }
     Entry {
         summary,

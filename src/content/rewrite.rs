@@ -20,9 +20,9 @@ pub(crate) fn html(rules: &[Rewrite], html: &str) -> String {
     out
 }
 
-/// `title` rewritten by the rules that apply to text (`replace`).
-pub(crate) fn title(rules: &[Rewrite], title: &str) -> String {
-    let mut out = title.to_string();
+/// Plain `text` (a title, a text body) rewritten by the rules that apply to text (`replace`).
+pub(crate) fn text(rules: &[Rewrite], text: &str) -> String {
+    let mut out = text.to_string();
     for rule in rules {
         if let Rewrite::Replace { pattern, with } = rule {
             out = pattern.replace_all(&out, with.as_str()).into_owned();
@@ -88,7 +88,7 @@ mod tests {
              <figure class=\"ad\"><img src=\"https://ads.example/x.png\"></figure><p>Read more…</p>",
         );
         assert_eq!(out, "<p>Story with <b>words</b>.</p><p></p>");
-        assert_eq!(title(&rules, "Title (Read more...)"), "Title ()");
+        assert_eq!(text(&rules, "Title (Read more...)"), "Title ()");
         assert_eq!(html(&[], "<p>as is</p>"), "<p>as is</p>");
     }
 }

@@ -719,6 +719,18 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn store_all(store: &mut Store, feed: i64, entries: &[KeyedEntry]) -> StoreOutcome {
+        store_batch(store, feed, entries, 100, Utc::now())
+    }
+
+    /// Stores `entries` as one poll of `feed` at `now` would, its back catalogue limited to
+    /// `new_feed_entries`.
+    pub(crate) fn store_batch(
+        store: &mut Store,
+        feed: i64,
+        entries: &[KeyedEntry],
+        new_feed_entries: usize,
+        now: DateTime<Utc>,
+    ) -> StoreOutcome {
         let meta = FeedMeta::default();
         let validators = Validators::default();
         let batch = ParsedBatch {
@@ -727,14 +739,14 @@ pub(crate) mod tests {
             body_hash: "h",
             entries,
             fresh_until: None,
-            new_feed_entries: 100,
+            new_feed_entries,
             unchanged_segments: &Fingerprints::default(),
             scheduled: &crate::store::Scheduled {
                 next_due: None,
                 key: String::new(),
             },
         };
-        store.store_parsed(feed, &batch, Utc::now()).unwrap()
+        store.store_parsed(feed, &batch, now).unwrap()
     }
 
     #[test]

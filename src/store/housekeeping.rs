@@ -216,8 +216,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::model::{Entry, FeedMeta, Validators};
-    use crate::store::ParsedBatch;
+    use crate::model::Entry;
 
     #[test]
     fn retention_keeps_what_outputs_show_and_leaves_tombstones() {
@@ -239,22 +238,7 @@ mod tests {
                 })
                 .collect(),
         );
-        let meta = FeedMeta::default();
-        let validators = Validators::default();
-        let batch = ParsedBatch {
-            meta: &meta,
-            validators: &validators,
-            body_hash: "h",
-            entries: &entries,
-            fresh_until: None,
-            new_feed_entries: 100,
-            unchanged_segments: &Default::default(),
-            scheduled: &crate::store::Scheduled {
-                next_due: None,
-                key: String::new(),
-            },
-        };
-        store.store_parsed(feed, &batch, day(20)).unwrap();
+        crate::store::entries::tests::store_batch(&mut store, feed, &entries, 100, day(20));
 
         // Keep 5 days (from Jan 20: entries of Jan 15+ survive by age), at most 3 per feed,
         // but outputs show the newest 4.
@@ -274,7 +258,7 @@ mod tests {
         assert_eq!(titles, ["day 10", "day 9", "day 8", "day 7"]);
 
         // The removed entries are still in the feed: they do not come back.
-        let outcome = store.store_parsed(feed, &batch, day(21)).unwrap();
+        let outcome = crate::store::entries::tests::store_batch(&mut store, feed, &entries, 100, day(21));
         assert_eq!(outcome.new, 0);
         assert!(store.integrity_check().unwrap().is_ok());
     }
@@ -324,21 +308,7 @@ mod tests {
                     })
                     .collect(),
             );
-            let (meta, validators) = (FeedMeta::default(), Validators::default());
-            let batch = ParsedBatch {
-                meta: &meta,
-                validators: &validators,
-                body_hash: "h",
-                entries: &entries,
-                fresh_until: None,
-                new_feed_entries: 10,
-                unchanged_segments: &Default::default(),
-                scheduled: &crate::store::Scheduled {
-                    next_due: None,
-                    key: String::new(),
-                },
-            };
-            store.store_parsed(feed, &batch, Utc::now()).unwrap();
+            crate::store::entries::tests::store_batch(&mut store, feed, &entries, 10, Utc::now());
             store
                 .conn
                 .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
