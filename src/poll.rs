@@ -1026,6 +1026,9 @@ async fn full_text(
                 entry.content = Some(html);
                 entry.full_text = FullText::Page;
             }
+            // Nothing to read: the entry stays the feed's own (explain says why), and there is
+            // nothing to try again.
+            Err(ArticleError::NoPage) => {}
             Err(e) => {
                 entry.full_text = FullText::Failed {
                     error: e.to_string(),

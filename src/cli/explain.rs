@@ -150,8 +150,9 @@ fn describe(
         FullText::Failed { error, .. } => {
             format!("the feed's own: its page gave no article ({error}), twice; not tried again")
         }
-        FullText::Feed if spec.is_some_and(|s| s.full_text) && e.entry.link.is_none() => {
-            "the feed's own: full_text is on, but the entry has no page".to_string()
+        FullText::Feed if spec.is_some_and(|s| s.full_text) => {
+            "the feed's own: full_text is on, but the entry has no web page to read (or was stored before)"
+                .to_string()
         }
         FullText::Feed => "the feed's own".to_string(),
     };

@@ -77,7 +77,7 @@ async fn full_text_replaces_teasers_with_articles_and_leaves_the_page_around_the
         .iter()
         .map(|n| (n.to_string(), server.url(&format!("/{n}.html"))))
         .collect();
-    let items: Vec<_> = links
+    let mut items: Vec<_> = links
         .iter()
         .map(|(n, l)| {
             (
@@ -89,6 +89,8 @@ async fn full_text_replaces_teasers_with_articles_and_leaves_the_page_around_the
             )
         })
         .collect();
+    // An entry with no page: nothing to fetch, nothing to try again.
+    items.push((Some("nolink"), None, "nolink", "Teaser only.", Some(D1)));
     server.set("/feed.xml", Route::rss(rss("news", &items)));
     let ws = Workspace::new();
     ws.write_config(&format!(
@@ -184,6 +186,14 @@ async fn full_text_replaces_teasers_with_articles_and_leaves_the_page_around_the
     let explained = ws.tributary(&["explain", &links[2].1]).await;
     assert!(
         explained.stdout.contains("twice; not tried again"),
+        "{}",
+        explained.stdout
+    );
+    let explained = ws.tributary(&["explain", "nolink"]).await;
+    assert!(
+        explained
+            .stdout
+            .contains("content: the feed's own: full_text is on, but the entry has no web page"),
         "{}",
         explained.stdout
     );
