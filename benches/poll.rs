@@ -394,6 +394,10 @@ async fn idle_scenario(base: &Path, feeds: usize, window: Duration) -> Row {
     let after = proc_cpu_ticks(pid).unwrap_or(0);
     let elapsed = started.elapsed();
     let rss = proc_status_kib(pid, "VmRSS:").unwrap_or(0);
+    // Anonymous memory is the daemon's own; file-backed pages are the binary's code and the
+    // database's mapped pages, which the kernel takes back under pressure.
+    let anon = proc_status_kib(pid, "RssAnon:").unwrap_or(0);
+    let file = proc_status_kib(pid, "RssFile:").unwrap_or(0);
     let cpu = Duration::from_secs_f64((after - before) as f64 / ticks_per_sec);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -410,9 +414,11 @@ async fn idle_scenario(base: &Path, feeds: usize, window: Duration) -> Row {
         peak_rss_kib: rss,
         entries,
         note: format!(
-            "{:.2}% CPU, RSS {:.1} MB",
+            "{:.2}% CPU, RSS {:.1} MB ({:.1} MB anonymous, {:.1} MB file-backed)",
             100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64(),
-            rss as f64 / 1024.0
+            rss as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            file as f64 / 1024.0
         ),
         ..Row::default()
     }

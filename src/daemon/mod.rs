@@ -156,6 +156,7 @@ pub async fn run_with_clock(
         renders: Renders::default(),
         changes_since: None,
         housekeeping: None,
+        rest_pending: false,
         reload: None,
         round: None,
         summary: String::from("no round yet"),
@@ -238,6 +239,9 @@ struct Daemon {
     next_housekeeping: Option<DateTime<Utc>>,
     reload: Option<JoinHandle<Result<Reloaded, String>>>,
     round: Option<Round>,
+    /// Work since the daemon last went quiet held memory (a round, a render, housekeeping):
+    /// give it back once nothing runs.
+    rest_pending: bool,
     summary: String,
     /// The address the HTTP server bound, if it serves.
     serving: Option<std::net::SocketAddr>,
@@ -333,6 +337,7 @@ impl Daemon {
                 }
                 _ = async { self.housekeeping.as_mut().expect("guarded").await }, if self.housekeeping.is_some() => {
                     self.housekeeping = None;
+                    self.rest_pending = true;
                 }
                 () = sleep_until(clock.as_ref(), housekeeping_at.unwrap_or(DateTime::<Utc>::MAX_UTC)),
                     if housekeeping_at.is_some() =>
@@ -372,6 +377,27 @@ impl Daemon {
             self.changes_since = None;
             self.request_render();
         }
+        self.rest_when_quiet();
+    }
+
+    /// Between rounds the daemon rests at its small size, not the last round's high-water
+    /// mark: once the round, its renders and housekeeping are all done (a render's reader
+    /// returned to the pool after an earlier release would keep its cache and mapped pages).
+    fn rest_when_quiet(&mut self) {
+        let quiet = !self.poller.busy()
+            && self.scan.is_none()
+            && self.round.is_none()
+            && self.renders.running.is_empty()
+            && self.housekeeping.is_none();
+        if !(quiet && std::mem::take(&mut self.rest_pending)) {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.release_memory().await {
+                tracing::debug!(error = %e, "could not release database memory");
+            }
+        });
     }
 
     fn start_scan(&mut self) {
@@ -545,13 +571,7 @@ impl Daemon {
             // are; feeds that did not change render the same bytes and are not rewritten.
             self.request_render_where(|spec| spec.format == crate::model::OutputFormat::Html);
         }
-        // Between rounds the daemon rests at its small size, not the last round's high-water mark.
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.release_memory().await {
-                tracing::debug!(error = %e, "could not release database memory");
-            }
-        });
+        self.rest_pending = true;
     }
 
     /// Renders every output: each starts now unless it is being rendered, in which case it
@@ -591,6 +611,7 @@ impl Daemon {
 
     fn render_done(&mut self, path: PathBuf, result: Result<OutputReport, OutputError>) {
         self.renders.running.remove(&path);
+        self.rest_pending = true;
         match &result {
             Ok(o) if o.written => {
                 tracing::debug!(output = %o.path.display(), entries = o.entries, "output written")
