@@ -1273,9 +1273,10 @@ async fn parse_new(
     // while waiting would leave a core idle.
     let permit = parsing.acquire().await.map_err(|e| task(&e))?;
     let final_url = body.final_url.clone();
+    let source = spec.source.clone();
     let (mut feed, keyed) = tokio::task::spawn_blocking(move || {
         let text = decode::decode(body.bytes, body.content_type.as_deref()).text;
-        let mut feed = parse::parse_changed(&text, &final_url, &known_segments)?;
+        let mut feed = parse::parse_source(&text, &final_url, &known_segments, &source)?;
         let keyed = dedupe::key_entries(std::mem::take(&mut feed.entries));
         Ok::<_, parse::ParseError>((feed, keyed))
     })

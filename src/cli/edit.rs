@@ -150,7 +150,8 @@ fn save(config_path: &Path, doc: &DocumentMut) -> Result<(), String> {
 pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec<String>) -> Status {
     let feed_url = match Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => match discover(config_path, &u).await {
-            Ok(found) => found,
+            Ok(Discovered::Feed(found)) => found,
+            Ok(Discovered::Page { text, base }) => return propose_scrape(config_path, &u, &text, &base),
             Err(e) => {
                 eprintln!("error: {e}");
                 return Status::Fatal;
@@ -191,9 +192,68 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
     }
 }
 
+/// What `add` found at a URL.
+enum Discovered {
+    /// A feed: the URL itself, or one the page links to.
+    Feed(String),
+    /// A web page that is no feed and links to none (its text, and what its links resolve
+    /// against).
+    Page { text: String, base: Url },
+}
+
+/// A page with no feed: the `[[feed]]` table that would read it as entries, printed for the
+/// operator to check and paste, never added on a guess. Exits 1 (nothing was added).
+fn propose_scrape(config_path: &Path, url: &Url, text: &str, base: &Url) -> Status {
+    let Some(proposal) = crate::parse::discover::propose_scrape(text) else {
+        eprintln!(
+            "error: {url} is neither a feed nor a page that links to one, and it has no repeated \
+             headline with a link to read as entries (see `kind = \"html\"` in the README)"
+        );
+        return Status::Fatal;
+    };
+    let table = format!(
+        "[[feed]]\nurl = {}\nkind = \"html\"\nscrape = {}\n",
+        toml::Value::String(url.to_string()),
+        proposal.to_toml()
+    );
+    // The snippet goes through the config's own checks, then reads the page it came from.
+    let read = Config::parse(config_path, &table)
+        .map_err(|e| e.to_string())
+        .and_then(|config| {
+            let source = config.feeds.first().map(|f| f.source.clone()).unwrap_or_default();
+            crate::parse::parse_source(text, base, &Default::default(), &source).map_err(|e| e.to_string())
+        });
+    match read {
+        Ok(feed) => {
+            let titles: Vec<String> = feed
+                .entries
+                .iter()
+                .take(3)
+                .map(|e| format!("{:?}", e.entry.title))
+                .collect();
+            outln!(
+                "{url} is not a feed and links to none. This table reads it as a page: {} entries, \
+                 the first {}.\n\n{table}\nNothing was added: check the selectors against the page, \
+                 then paste the table into {}.",
+                feed.entries.len(),
+                titles.join(", "),
+                config_path.display()
+            );
+            Status::FeedsFailed
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {url} is neither a feed nor a page that links to one; a guess at reading it \
+                 as a page found nothing ({e})"
+            );
+            Status::Fatal
+        }
+    }
+}
+
 /// The feed at `url`: `url` itself when it is a feed, else the first feed a web page there
-/// links to with `<link rel="alternate">`.
-async fn discover(config_path: &Path, url: &Url) -> Result<String, String> {
+/// links to with `<link rel="alternate">`; else the page, for a proposal.
+async fn discover(config_path: &Path, url: &Url) -> Result<Discovered, String> {
     let config = Config::load(config_path).map_err(|e| format!("invalid configuration\n{e}"))?;
     let fetcher = Fetcher::new(&config.poll).map_err(|e| e.to_string())?;
     let validators = Validators::default();
@@ -217,17 +277,17 @@ async fn discover(config_path: &Path, url: &Url) -> Result<String, String> {
     let base = body.final_url.clone();
     let text = decode::decode(body.bytes, body.content_type.as_deref()).text;
     if crate::parse::parse_document(&text, &base).is_ok() {
-        return Ok(url.to_string());
+        return Ok(Discovered::Feed(url.to_string()));
     }
     let candidates = crate::parse::discover::feed_links(&text, &base);
     if candidates.is_empty() {
-        return Err(format!("{url} is neither a feed nor a page that links to one"));
+        return Ok(Discovered::Page { text, base });
     }
     for candidate in &candidates {
         if let Ok(found) = get(candidate.clone()).await {
             let text = decode::decode(found.bytes, found.content_type.as_deref()).text;
             if crate::parse::parse_document(&text, &found.final_url).is_ok() {
-                return Ok(candidate.to_string());
+                return Ok(Discovered::Feed(candidate.to_string()));
             }
         }
     }

@@ -45,6 +45,8 @@ pub(super) const FEED: &[&str] = &[
     "ignore_hints",
     "full_text",
     "rewrite",
+    "kind",
+    "scrape",
     "disabled",
     "headers",
     "include",

@@ -19,7 +19,8 @@ pub use keys::schema;
 use raw::RawConfig;
 
 use crate::model::{
-    CronSchedule, CrossFeedDedupe, FeedSpec, Field, OutputFormat, OutputSpec, Rewrite, Rule, Rules,
+    CronSchedule, CrossFeedDedupe, FeedSpec, Field, OutputFormat, OutputSpec, Pick, Pointer, Rewrite, Rule,
+    Rules, Scrape, Source,
 };
 
 /// The default User-Agent: who we are and where to read about us, so publishers can reach us.
@@ -47,6 +48,20 @@ pub(crate) const DEFAULT_NEW_FEED_ENTRIES: usize = 10;
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The fields a `scrape` table may name, in the order [`scrape_of`] takes them.
+const SCRAPE_FIELDS: [&str; 6] = ["item", "link", "title", "date", "content", "author"];
+
+/// The fields of a `scrape` table in [`SCRAPE_FIELDS`] order, when the required two are there.
+fn scrape_of<P>([item, link, title, date, content, author]: [Option<P>; 6]) -> Option<Scrape<P>> {
+    Some(Scrape {
+        item: item?,
+        link: link?,
+        title,
+        date,
+        content,
+        author,
+    })
+}
 pub(crate) const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// A validated configuration. Paths are absolute; values are in their final types.
@@ -578,6 +593,7 @@ impl Validator<'_> {
         let schedule = self.cron_opt(raw.schedule, &key("schedule"));
         let rules = self.rules(raw.include, raw.exclude, &key(""));
         let rewrite = self.rewrites(raw.rewrite, &key("rewrite"));
+        let source = self.source(raw.kind, raw.scrape, raw.span.clone(), &key(""));
         let mut headers = Vec::new();
         if let Some(table) = raw.headers {
             for (name, value) in table.into_inner() {
@@ -621,7 +637,134 @@ impl Validator<'_> {
             rules,
             rewrite,
             headers,
+            source,
         })
+    }
+
+    /// `kind` and its `scrape` table: a feed (the default), or a page or JSON API with a
+    /// selector or JSON Pointer per field. Every bad selector is reported at its place.
+    fn source(
+        &mut self,
+        kind: Option<toml::Spanned<String>>,
+        scrape: Option<toml::Spanned<std::collections::BTreeMap<String, toml::Spanned<String>>>>,
+        feed_span: std::ops::Range<usize>,
+        prefix: &str,
+    ) -> Source {
+        const KINDS: &str = "\"feed\", \"html\" or \"json\"";
+        let kind_name = kind.as_ref().map_or("feed", |k| k.get_ref().as_str());
+        let kind_span = kind.as_ref().map_or(feed_span.clone(), |k| k.span());
+        if !matches!(kind_name, "feed" | "html" | "json") {
+            self.report(
+                kind_span,
+                format!("{prefix}kind"),
+                format!("unknown kind `{kind_name}`; expected {KINDS}"),
+            );
+            return Source::Feed;
+        }
+        let Some(scrape) = scrape else {
+            if kind_name != "feed" {
+                self.report(
+                    kind_span,
+                    format!("{prefix}scrape"),
+                    format!(
+                        "kind = \"{kind_name}\" needs a `scrape` table naming at least `item` and `link`"
+                    ),
+                );
+            }
+            return Source::Feed;
+        };
+        let table_span = scrape.span();
+        if kind_name == "feed" {
+            self.report(
+                table_span,
+                format!("{prefix}scrape"),
+                "`scrape` is for kind = \"html\" or \"json\"; a feed is read as it is",
+            );
+            return Source::Feed;
+        }
+        let mut fields = scrape.into_inner();
+        for (name, value) in &fields {
+            if !SCRAPE_FIELDS.contains(&name.as_str()) {
+                let message = format!(
+                    "unknown field `{name}`; expected one of: {}",
+                    SCRAPE_FIELDS.join(", ")
+                );
+                self.report(value.span(), format!("{prefix}scrape.{name}"), message);
+            }
+        }
+        for required in ["item", "link"] {
+            if !fields.contains_key(required) {
+                self.report(
+                    table_span.clone(),
+                    format!("{prefix}scrape.{required}"),
+                    format!("`scrape` needs `{required}` (entries are known by their link)"),
+                );
+            }
+        }
+        let raw = SCRAPE_FIELDS.map(|name| {
+            fields
+                .remove(name)
+                .map(|value| (format!("{prefix}scrape.{name}"), value))
+        });
+        if kind_name == "html" {
+            let picks = raw.map(|v| v.and_then(|(key, value)| self.pick(value, &key)));
+            if let Some(item) = picks[0].as_ref().filter(|i| i.selector.is_none()) {
+                let message = format!("scrape.item `{}` must select elements of the page", item.css);
+                self.report(feed_span, format!("{prefix}scrape.item"), message);
+                return Source::Feed;
+            }
+            scrape_of(picks).map_or(Source::Feed, Source::Html)
+        } else {
+            let pointers = raw.map(|v| v.and_then(|(key, value)| self.pointer(value, &key)));
+            scrape_of(pointers).map_or(Source::Feed, Source::Json)
+        }
+    }
+
+    /// `CSS[@attr]`: a selector (empty: the item itself) and the attribute to take.
+    fn pick(&mut self, raw: toml::Spanned<String>, key: &str) -> Option<Pick> {
+        let span = raw.span();
+        let text = raw.into_inner();
+        let (css, attr) = match text.rsplit_once('@') {
+            Some((css, attr))
+                if !attr.is_empty()
+                    && attr
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.')) =>
+            {
+                (css.trim(), Some(attr.to_string()))
+            }
+            _ => (text.trim(), None),
+        };
+        // An empty selector is the item element itself.
+        let parsed = (!css.is_empty())
+            .then(|| scraper::Selector::parse(css))
+            .transpose();
+        match parsed {
+            Ok(selector) => Some(Pick {
+                css: text.clone(),
+                selector,
+                attr,
+            }),
+            Err(e) => {
+                let message = format!("invalid CSS selector `{css}`: {e}");
+                self.report(span, key, message);
+                None
+            }
+        }
+    }
+
+    /// A JSON Pointer: empty (the value itself) or starting with `/`.
+    fn pointer(&mut self, raw: toml::Spanned<String>, key: &str) -> Option<Pointer> {
+        let span = raw.span();
+        let text = raw.into_inner();
+        if text.is_empty() || text.starts_with('/') {
+            Some(Pointer(text))
+        } else {
+            let message =
+                format!("`{text}` is not a JSON Pointer; write it from the item down, like \"/{text}\"");
+            self.report(span, key, message);
+            None
+        }
     }
 
     /// `raw` with `${NAME}` (an environment variable), `${file:PATH}` (a file's content) and

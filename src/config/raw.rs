@@ -77,6 +77,9 @@ pub(super) struct RawFeed {
     pub include: Vec<RawRule>,
     pub exclude: Vec<RawRule>,
     pub rewrite: Vec<RawRule>,
+    pub kind: Option<Spanned<String>>,
+    /// Field name → selector or JSON Pointer.
+    pub scrape: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 #[derive(Debug)]
@@ -176,6 +179,8 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             include: r.rules(feed, "include", &p),
             exclude: r.rules(feed, "exclude", &p),
             rewrite: r.rules(feed, "rewrite", &p),
+            kind: r.string(feed, "kind", &p),
+            scrape: r.string_map(feed, "scrape", &p),
         });
     }
     for (n, (span, output)) in r.tables(top, "output").into_iter().enumerate() {

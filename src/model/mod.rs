@@ -6,6 +6,7 @@ mod cron;
 mod hints;
 mod rewrite;
 mod rules;
+mod source;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ pub use cron::CronSchedule;
 pub use hints::{FeedRhythm, Hints, Skip};
 pub use rewrite::Rewrite;
 pub use rules::{Field, Rule, Rules};
+pub use source::{Pick, Pointer, Scrape, Source};
 
 /// One configured feed, as the config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct FeedSpec {
     pub full_text: bool,
     /// Applied in order to each new entry's content (and title), before rules and storage.
     pub rewrite: Vec<Rewrite>,
+    /// A feed, or a page or JSON API read with selectors.
+    pub source: Source,
 }
 
 /// What the store remembers about a feed between polls.

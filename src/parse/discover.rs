@@ -19,13 +19,7 @@ const FEED_TYPES: &[&str] = &[
 /// without repeats.
 pub(crate) fn feed_links(html: &str, page: &Url) -> Vec<Url> {
     let document = Html::parse_document(html);
-    let select = |css: &str| Selector::parse(css).unwrap_or_else(|e| unreachable!("{css}: {e}"));
-    // The first <base href> (resolved against the page) is what relative links resolve against.
-    let base = document
-        .select(&select("base[href]"))
-        .next()
-        .and_then(|b| page.join(b.value().attr("href")?.trim()).ok())
-        .unwrap_or_else(|| page.clone());
+    let base = base_href(&document, page);
     let mut found: Vec<Url> = Vec::new();
     for link in document.select(&select("link[href]")) {
         let element = link.value();
@@ -47,6 +41,125 @@ pub(crate) fn feed_links(html: &str, page: &Url) -> Vec<Url> {
         }
     }
     found
+}
+
+/// What relative links on the page resolve against: the first `<base href>` (itself resolved
+/// against the page), else the page.
+pub(crate) fn base_href(document: &Html, page: &Url) -> Url {
+    document
+        .select(&select("base[href]"))
+        .next()
+        .and_then(|b| page.join(b.value().attr("href")?.trim()).ok())
+        .unwrap_or_else(|| page.clone())
+}
+
+/// A selector of ours, known to be valid.
+fn select(css: &str) -> Selector {
+    Selector::parse(css).unwrap_or_else(|e| unreachable!("{css}: {e}"))
+}
+
+/// A `scrape` table that reads a page with no feed as entries, found from the page's shape:
+/// the repeated element (an `article`, a list item, a classed block) that holds a heading
+/// with a link, two of them at least. The fields are selectors relative to the item, in the
+/// config's syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Proposal {
+    pub item: String,
+    pub title: String,
+    pub link: String,
+    pub date: Option<String>,
+    pub content: Option<String>,
+}
+
+impl Proposal {
+    /// As a TOML inline table, the way the config writes `scrape`.
+    pub(crate) fn to_toml(&self) -> String {
+        let mut fields = vec![
+            ("item", self.item.as_str()),
+            ("title", self.title.as_str()),
+            ("link", self.link.as_str()),
+        ];
+        fields.extend(self.date.as_deref().map(|d| ("date", d)));
+        fields.extend(self.content.as_deref().map(|c| ("content", c)));
+        let inner: Vec<String> = fields
+            .into_iter()
+            .map(|(k, v)| format!("{k} = {}", toml::Value::String(v.to_string())))
+            .collect();
+        format!("{{ {} }}", inner.join(", "))
+    }
+}
+
+/// The page's most repeated story shape, if it has one (see [`Proposal`]).
+pub(crate) fn propose_scrape(html: &str) -> Option<Proposal> {
+    let document = Html::parse_document(html);
+    // (item selector, heading tag) → how often, in order of first appearance.
+    let mut shapes: Vec<((String, String), usize)> = Vec::new();
+    for link in document.select(&select("h1 a[href], h2 a[href], h3 a[href], h4 a[href]")) {
+        let Some(heading) = link
+            .ancestors()
+            .filter_map(scraper::ElementRef::wrap)
+            .find(|e| matches!(e.value().name(), "h1" | "h2" | "h3" | "h4"))
+        else {
+            continue;
+        };
+        let ancestors: Vec<scraper::ElementRef<'_>> = heading
+            .ancestors()
+            .filter_map(scraper::ElementRef::wrap)
+            .collect();
+        // The nearest story-like container, else the heading's own parent.
+        let Some(item) = ancestors
+            .iter()
+            .find(|e| matches!(e.value().name(), "article" | "li"))
+            .or_else(|| ancestors.first())
+            .filter(|e| !matches!(e.value().name(), "body" | "html" | "main"))
+        else {
+            continue;
+        };
+        let element = item.value();
+        let class = element.classes().find(|c| {
+            c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_'))
+        });
+        let selector = match class {
+            Some(class) => format!("{}.{class}", element.name()),
+            None => element.name().to_string(),
+        };
+        let shape = (selector, heading.value().name().to_string());
+        match shapes.iter_mut().find(|(s, _)| *s == shape) {
+            Some((_, n)) => *n += 1,
+            None => shapes.push((shape, 1)),
+        }
+    }
+    let mut best: Option<&((String, String), usize)> = None;
+    for shape in &shapes {
+        if best.is_none_or(|b| shape.1 > b.1) {
+            best = Some(shape);
+        }
+    }
+    let ((item, heading), count) = best?;
+    if *count < 2 {
+        return None;
+    }
+    // Optional fields only when every item of the shape has them.
+    let items: Vec<scraper::ElementRef<'_>> = document.select(&select(item)).collect();
+    let all_have = |css: &str| {
+        let s = select(css);
+        items.iter().all(|i| i.select(&s).next().is_some())
+    };
+    let date = if all_have("time[datetime]") {
+        Some("time@datetime".to_string())
+    } else if all_have("time") {
+        Some("time".to_string())
+    } else {
+        None
+    };
+    Some(Proposal {
+        item: item.clone(),
+        title: heading.clone(),
+        link: format!("{heading} a@href"),
+        date,
+        content: all_have("p").then(|| "p".to_string()),
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod normalize;
 mod repair;
 mod rhythm;
 mod salvage;
+mod scrape;
 mod text;
 pub mod fingerprints;
 
@@ -90,6 +91,21 @@ impl From<Entry> for ParsedEntry {
             base: None,
             segment: None,
         }
+    }
+}
+
+/// Reads `text` (UTF-8) fetched from `base` as `source` says: a feed (leaving out the
+/// items in `known`, see [`parse_changed`]), or a page or JSON API through its selectors.
+pub fn parse_source(
+    text: &str,
+    base: &Url,
+    known: &Fingerprints,
+    source: &crate::model::Source,
+) -> Result<ParsedFeed, ParseError> {
+    match source {
+        crate::model::Source::Feed => parse_changed(text, base, known),
+        crate::model::Source::Html(scrape) => scrape::scrape_html(text, base, scrape),
+        crate::model::Source::Json(scrape) => scrape::scrape_json(text, base, scrape),
     }
 }
 

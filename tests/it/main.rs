@@ -25,3 +25,4 @@ mod docs;
 mod shape;
 mod migrations;
 mod content;
+mod scrape;

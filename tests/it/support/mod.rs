@@ -123,7 +123,7 @@ mod workspace;
 
 pub use daemon::Daemon;
 pub use server::{FeedServer, Route, SilentServer, Streaming};
-pub use workspace::{Workspace, validate_atom};
+pub use workspace::{Row, Workspace, validate_atom};
 
 /// One RSS item: `(guid, link, title, description, pubDate)`.
 pub type Item<'a> = (

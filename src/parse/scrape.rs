@@ -1,0 +1,326 @@
+//! Sources that are not feeds: a web page or a JSON API, turned into entries by the
+//! operator's selectors (`[[feed]] kind = "html"` / `"json"` with a `scrape` table).
+//!
+//! Entries are known by their link (resolved against the page, or its `<base href>`), so the
+//! same story is the same entry at every poll, and a changed title or text is an update. A
+//! date that cannot be read is left out, so the store's first-seen time stands in, as for
+//! any feed. A source whose `item` finds nothing is an error: the page changed shape, and
+//! the operator should hear of it rather than see the source go quiet.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use scraper::{ElementRef, Html, Selector};
+use serde_json::Value;
+use url::Url;
+
+use super::discover::base_href;
+use super::text::collapse_whitespace;
+use super::{ParseError, ParsedEntry, ParsedFeed, RawBody};
+use crate::model::{Entry, FeedMeta, Person, Pick, Pointer, Scrape};
+
+/// Items taken from one document at most: a page is not a back catalogue.
+const MAX_ITEMS: usize = 1000;
+
+/// The entries of a web page, one per element `item` selects.
+pub(crate) fn scrape_html(text: &str, page: &Url, scrape: &Scrape<Pick>) -> Result<ParsedFeed, ParseError> {
+    let document = Html::parse_document(text);
+    let base = base_href(&document, page);
+    let items: Vec<ElementRef<'_>> = match &scrape.item.selector {
+        Some(selector) => document.select(selector).take(MAX_ITEMS).collect(),
+        None => Vec::new(),
+    };
+    if items.is_empty() {
+        return Err(ParseError::NotAFeed(format!(
+            "the page has nothing that scrape.item `{}` selects",
+            scrape.item
+        )));
+    }
+    let found = items.len();
+    let mut entries = Vec::new();
+    for item in items {
+        let Some(link) = pick_text(item, &scrape.link).and_then(|l| web_link(&base, &l)) else {
+            continue;
+        };
+        let title = scrape
+            .title
+            .as_ref()
+            .and_then(|p| pick_text(item, p))
+            .unwrap_or_default();
+        let content = scrape.content.as_ref().and_then(|p| pick_body(item, p));
+        let published = scrape
+            .date
+            .as_ref()
+            .and_then(|p| pick_text(item, p))
+            .and_then(|d| parse_date(&d));
+        let author = scrape
+            .author
+            .as_ref()
+            .and_then(|p| pick_text(item, p))
+            .map(|name| Person {
+                name,
+                ..Person::default()
+            });
+        entries.push(entry(link, title, content, published, author, &base));
+    }
+    if entries.is_empty() {
+        return Err(ParseError::Malformed(format!(
+            "none of the {found} items scrape.item selects has a web link at scrape.link `{}`",
+            scrape.link
+        )));
+    }
+    let title = Selector::parse("title").ok().and_then(|s| {
+        document
+            .select(&s)
+            .next()
+            .map(|t| collapse_whitespace(&t.text().collect::<String>()))
+            .filter(|t| !t.is_empty())
+    });
+    Ok(ParsedFeed {
+        meta: FeedMeta {
+            title,
+            site_url: Some(page.to_string()),
+            ..FeedMeta::default()
+        },
+        entries,
+        skipped: Default::default(),
+    })
+}
+
+/// The entries of a JSON document, one per element of the array `item` points at.
+pub(crate) fn scrape_json(text: &str, url: &Url, scrape: &Scrape<Pointer>) -> Result<ParsedFeed, ParseError> {
+    let document: Value =
+        serde_json::from_str(text).map_err(|e| ParseError::Malformed(format!("not JSON: {e}")))?;
+    let Some(items) = document.pointer(&scrape.item.0).and_then(Value::as_array) else {
+        return Err(ParseError::NotAFeed(format!(
+            "scrape.item `{}` is not a list in this document",
+            scrape.item
+        )));
+    };
+    let found = items.len();
+    let mut entries = Vec::new();
+    for item in items.iter().take(MAX_ITEMS) {
+        let field = |p: &Option<Pointer>| p.as_ref().and_then(|p| item.pointer(&p.0));
+        let Some(link) = item
+            .pointer(&scrape.link.0)
+            .and_then(json_text)
+            .and_then(|l| web_link(url, &l))
+        else {
+            continue;
+        };
+        let title = field(&scrape.title).and_then(json_text).unwrap_or_default();
+        let content = field(&scrape.content)
+            .and_then(json_text)
+            .map(|text| RawBody { text, is_html: true });
+        let published = field(&scrape.date).and_then(json_date);
+        let author = field(&scrape.author).and_then(json_author);
+        entries.push(entry(link, title, content, published, author, url));
+    }
+    if entries.is_empty() {
+        return Err(ParseError::Malformed(format!(
+            "none of the {found} items at scrape.item has a web link at scrape.link `{}`",
+            scrape.link
+        )));
+    }
+    Ok(ParsedFeed {
+        meta: FeedMeta::default(),
+        entries,
+        skipped: Default::default(),
+    })
+}
+
+fn entry(
+    link: Url,
+    title: String,
+    content: Option<RawBody>,
+    published: Option<DateTime<Utc>>,
+    author: Option<Person>,
+    base: &Url,
+) -> ParsedEntry {
+    ParsedEntry {
+        entry: Entry {
+            // No guid: the link is the entry's identity.
+            guid: None,
+            link: Some(link.to_string()),
+            title: collapse_whitespace(&title),
+            author,
+            published,
+            ..Entry::default()
+        },
+        summary: None,
+        content,
+        base: Some(base.clone()),
+        segment: None,
+    }
+}
+
+/// An http(s) link, resolved; anything else (`javascript:`, `mailto:`, `#top`) is no story.
+fn web_link(base: &Url, raw: &str) -> Option<Url> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw.starts_with('#') {
+        return None;
+    }
+    let url = base.join(raw).ok()?;
+    matches!(url.scheme(), "http" | "https").then_some(url)
+}
+
+/// The element `pick` finds within `item` (the item itself for an empty selector).
+fn find<'a>(item: ElementRef<'a>, pick: &Pick) -> Option<ElementRef<'a>> {
+    match &pick.selector {
+        Some(selector) => item.select(selector).next(),
+        None => Some(item),
+    }
+}
+
+/// The picked attribute, or the element's text, whitespace collapsed; `None` when empty.
+fn pick_text(item: ElementRef<'_>, pick: &Pick) -> Option<String> {
+    let element = find(item, pick)?;
+    let text = match &pick.attr {
+        Some(attr) => element.value().attr(attr)?.to_string(),
+        None => element.text().collect::<String>(),
+    };
+    let text = collapse_whitespace(&text);
+    (!text.is_empty()).then_some(text)
+}
+
+/// A body: the element's inner HTML (sanitized later like any content), or an attribute's
+/// text.
+fn pick_body(item: ElementRef<'_>, pick: &Pick) -> Option<RawBody> {
+    let element = find(item, pick)?;
+    let body = match &pick.attr {
+        Some(attr) => RawBody {
+            text: element.value().attr(attr)?.to_string(),
+            is_html: false,
+        },
+        None => RawBody {
+            text: element.inner_html(),
+            is_html: true,
+        },
+    };
+    (!body.text.trim().is_empty()).then_some(body)
+}
+
+fn json_text(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (!text.is_empty()).then_some(text)
+}
+
+/// A date as JSON APIs write them: a string, or a Unix time in seconds or milliseconds.
+fn json_date(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::String(s) => parse_date(s),
+        Value::Number(n) => {
+            let n = n.as_f64()?;
+            // Past 10^11 seconds (the year 5138) it must be milliseconds.
+            let millis = if n.abs() >= 1e11 { n } else { n * 1000.0 };
+            DateTime::from_timestamp_millis(millis as i64)
+        }
+        _ => None,
+    }
+}
+
+/// An author: a name, or an object with a `name`.
+fn json_author(value: &Value) -> Option<Person> {
+    let name = match value {
+        Value::Object(o) => o.get("name").and_then(json_text),
+        other => json_text(other),
+    }?;
+    Some(Person {
+        name,
+        ..Person::default()
+    })
+}
+
+/// The dates pages and APIs write: RFC 3339 / ISO 8601 (with or without a zone; without one
+/// it is UTC), RFC 2822, and the common written forms in English ("30 November 2026",
+/// "Nov 30, 2026"). Anything else is no date.
+pub(crate) fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(text) {
+        return Some(d.with_timezone(&Utc));
+    }
+    if let Ok(d) = DateTime::parse_from_rfc2822(text) {
+        return Some(d.with_timezone(&Utc));
+    }
+    const ZONED: &[&str] = &[
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%d %H:%M:%S%:z",
+        "%Y-%m-%d %H:%M:%S %z",
+    ];
+    for format in ZONED {
+        if let Ok(d) = DateTime::parse_from_str(text, format) {
+            return Some(d.with_timezone(&Utc));
+        }
+    }
+    const NAIVE: &[&str] = &[
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%B %d, %Y %H:%M",
+        "%b %d, %Y %H:%M",
+    ];
+    for format in NAIVE {
+        if let Ok(d) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(d.and_utc());
+        }
+    }
+    const DAYS: &[&str] = &[
+        "%Y-%m-%d",
+        "%Y/%m/%d",
+        "%d %B %Y",
+        "%d %b %Y",
+        "%B %d, %Y",
+        "%b %d, %Y",
+        "%B %d %Y",
+        "%b %d %Y",
+        "%A, %d %B %Y",
+        "%A, %B %d, %Y",
+    ];
+    let day = text.trim_end_matches('.');
+    for format in DAYS {
+        if let Ok(d) = NaiveDate::parse_from_str(day, format) {
+            return d.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn dates_in_the_forms_pages_write_them() {
+        let noon = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+        let midnight = Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
+        for (text, want) in [
+            ("2026-11-30T12:00:00Z", noon),
+            ("2026-11-30T13:00:00+01:00", noon),
+            ("2026-11-30T12:00:00", noon),
+            ("2026-11-30 12:00", noon),
+            ("Mon, 30 Nov 2026 12:00:00 GMT", noon),
+            ("2026-11-30", midnight),
+            ("30 November 2026", midnight),
+            ("Nov 30, 2026", midnight),
+            ("November 30, 2026", midnight),
+            ("Monday, 30 November 2026", midnight),
+        ] {
+            assert_eq!(parse_date(text), Some(want), "{text}");
+        }
+        for text in ["yesterday", "", "2026-13-45", "3 hours ago"] {
+            assert_eq!(parse_date(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn unix_times_in_seconds_and_milliseconds() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+        assert_eq!(json_date(&serde_json::json!(t.timestamp())), Some(t));
+        assert_eq!(json_date(&serde_json::json!(t.timestamp_millis())), Some(t));
+    }
+}
