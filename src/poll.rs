@@ -825,7 +825,16 @@ async fn poll_one(
     let outcome = match outcome {
         Ok(Outcome::Parsed(mut parsed)) => {
             if spec.full_text {
-                full_text(&mut parsed.entries, &spec.rewrite, context).await?;
+                // A new feed's back catalogue is stored out of sight: its pages are not read.
+                let first_poll = state.last_success.is_none();
+                let limit = context.new_feed_entries;
+                full_text(
+                    &mut parsed.entries,
+                    first_poll.then_some(limit),
+                    &spec.rewrite,
+                    context,
+                )
+                .await?;
             }
             judge(&mut parsed, &spec.rules, &context.parsing)
                 .await
@@ -1007,14 +1016,23 @@ async fn judge(parsed: &mut Parsed, rules: &filter::Rules, parsing: &Arc<Semapho
 /// Reads each entry's page (`[[feed]] full_text`): the article becomes the content and the
 /// feed's own text the summary; an entry whose page gives none keeps the feed's text and the
 /// reason. These are the feed's new and changed entries only: an unchanged one never gets here.
+/// On a new feed's first poll (`shown`: how many of its entries outputs will show), only the
+/// newest are read; the rest of its back catalogue keeps the feed's text.
 async fn full_text(
     entries: &mut [KeyedEntry],
+    shown: Option<usize>,
     rewrite: &[Rewrite],
     context: &Context,
 ) -> Result<(), StoreError> {
+    let ranks = shown.map(|_| crate::store::catalogue_ranks(entries));
+    let held_back = |k: &KeyedEntry| {
+        let rank = ranks.as_ref().and_then(|r| r.get(k.key.as_str()));
+        matches!((rank, shown), (Some(rank), Some(shown)) if *rank >= shown)
+    };
     let pages: Vec<(usize, Result<Url, ArticleError>)> = entries
         .iter()
         .enumerate()
+        .filter(|(_, k)| !held_back(k))
         .map(|(i, k)| (i, full_text::page_of(k.entry.link.as_deref())))
         .collect();
     let articles = read_articles(pages, rewrite, context).await?;

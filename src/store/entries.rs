@@ -156,6 +156,18 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
     })
 }
 
+/// A new feed's first entries ranked newest first (by key): those ranked at or past
+/// `poll.new_feed_entries` are its back catalogue, stored but kept out of outputs.
+pub(crate) fn catalogue_ranks(entries: &[KeyedEntry]) -> std::collections::HashMap<&str, usize> {
+    let mut by_date: Vec<&KeyedEntry> = entries.iter().collect();
+    by_date.sort_by_key(|k| std::cmp::Reverse(k.entry.published.or(k.entry.updated)));
+    by_date
+        .iter()
+        .enumerate()
+        .map(|(rank, k)| (k.key.as_str(), rank))
+        .collect()
+}
+
 impl Store {
     /// Stores one feed's parsed entries and its new state in one transaction: new keys are
     /// inserted, changed ones updated in place, unchanged and tombstoned ones left alone.
@@ -181,14 +193,8 @@ impl Store {
         )?;
         // A new feed shows its newest few: its first poll's entries are ranked by date, and
         // those ranked past `new_feed_entries` are kept out of outputs (see `apply_catalogue_limit`).
-        let ranks: std::collections::HashMap<&str, usize> = if first_parse {
-            let mut by_date: Vec<&KeyedEntry> = batch.entries.iter().collect();
-            by_date.sort_by_key(|k| std::cmp::Reverse(k.entry.published.or(k.entry.updated)));
-            by_date
-                .iter()
-                .enumerate()
-                .map(|(rank, k)| (k.key.as_str(), rank))
-                .collect()
+        let ranks = if first_parse {
+            catalogue_ranks(&batch.entries)
         } else {
             std::collections::HashMap::new()
         };

@@ -23,6 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 
+pub(crate) use entries::catalogue_ranks;
 /// What other modules' unit tests need to fill a store as the poller does.
 #[cfg(test)]
 pub(crate) use entries::tests::{finished, store_all};

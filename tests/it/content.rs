@@ -332,3 +332,62 @@ async fn a_broken_rewrite_rule_is_named_with_its_line() {
         run.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_feeds_back_catalogue_keeps_its_teasers_and_costs_no_page_fetches() {
+    let server = FeedServer::start().await;
+    let stories: Vec<Vec<String>> = (0..15).map(|n| story(&format!("Story {n}"))).collect();
+    for (n, s) in stories.iter().enumerate() {
+        server.set(
+            &format!("/s{n}.html"),
+            html(page(&s.iter().map(String::as_str).collect::<Vec<_>>())),
+        );
+    }
+    let links: Vec<String> = (0..15).map(|n| server.url(&format!("/s{n}.html"))).collect();
+    let titles: Vec<String> = (0..15).map(|n| format!("s{n}")).collect();
+    // Story n is n days old: s0 … s9 are the newest ten.
+    let dates: Vec<String> = (0..15)
+        .map(|n| format!("{:02} Mar 2026 10:00:00 +0000", 20 - n))
+        .map(|d| format!("Fri, {d}"))
+        .collect();
+    let items: Vec<_> = (0..15)
+        .map(|n| {
+            (
+                Some(titles[n].as_str()),
+                Some(links[n].as_str()),
+                titles[n].as_str(),
+                "Teaser only.",
+                Some(dates[n].as_str()),
+            )
+        })
+        .collect();
+    server.set("/feed.xml", Route::rss(rss("news", &items)));
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\nfull_text = true\n\
+         [[output]]\npath = \"public/all.atom\"\n",
+        server.url("/feed.xml")
+    ));
+    let run = ws.poll().await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let fetched: Vec<usize> = (0..15)
+        .filter(|n| !server.requests(&format!("/s{n}.html")).is_empty())
+        .collect();
+    assert_eq!(
+        fetched,
+        (0..10).collect::<Vec<_>>(),
+        "only the ten entries outputs show"
+    );
+    let rows = ws.rows();
+    assert_eq!(rows.len(), 15, "the back catalogue is stored");
+    for row in &rows {
+        let n: usize = row.title[1..].parse().unwrap();
+        let content = row.content.clone().unwrap_or_default();
+        assert_eq!(
+            content.contains("paragraph 1"),
+            n < 10,
+            "{}: {content}",
+            row.title
+        );
+    }
+}
