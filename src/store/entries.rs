@@ -194,7 +194,7 @@ impl Store {
         // A new feed shows its newest few: its first poll's entries are ranked by date, and
         // those ranked past `new_feed_entries` are kept out of outputs (see `apply_catalogue_limit`).
         let ranks = if first_parse {
-            catalogue_ranks(&batch.entries)
+            catalogue_ranks(batch.entries)
         } else {
             std::collections::HashMap::new()
         };
