@@ -15,6 +15,7 @@ mod handle;
 mod housekeeping;
 mod lock;
 mod outputs;
+pub mod postgres;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -26,3 +26,4 @@ mod shape;
 mod migrations;
 mod content;
 mod scrape;
+mod cluster;

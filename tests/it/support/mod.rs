@@ -114,6 +114,83 @@ fn strip_tags(s: &str) -> String {
     out
 }
 
+/// A database of its own on the PostgreSQL server `TRIBUTARY_PG_URL` names (a
+/// `postgresql://USER@HOST:PORT/DB` URL with the right to create databases), made afresh
+/// (`tributary_test_NAME`). Without the variable the test says it was skipped, or fails
+/// under `TRIBUTARY_REQUIRE_ALL=1` (CI, where `.ci/run` starts the server).
+pub async fn require_postgres(name: &str) -> Option<PgDatabase> {
+    let Ok(admin) = std::env::var("TRIBUTARY_PG_URL") else {
+        require_or_skip(
+            "PostgreSQL server (TRIBUTARY_PG_URL)",
+            PathBuf::from("/nonexistent/postgresql"),
+        )?;
+        return None;
+    };
+    let db = PgDatabase {
+        name: format!("tributary_test_{name}"),
+        url: String::new(),
+        admin,
+    };
+    db.admin_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
+        .await;
+    db.admin_execute(&format!("CREATE DATABASE {}", db.name)).await;
+    let mut url = url::Url::parse(&db.admin).expect("TRIBUTARY_PG_URL is a postgresql:// URL");
+    url.set_path(&db.name);
+    Some(PgDatabase {
+        url: url.to_string(),
+        ..db
+    })
+}
+
+/// A test's own database (see [`require_postgres`]).
+pub struct PgDatabase {
+    name: String,
+    url: String,
+    admin: String,
+}
+
+impl PgDatabase {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn connect(url: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Runs `sql` on the server's admin database.
+    pub async fn admin_execute(&self, sql: &str) {
+        Self::connect(&self.admin)
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Runs `sql` in the test's database, as the admin.
+    pub async fn admin_execute_in_db(&self, sql: &str) {
+        Self::connect(&self.url)
+            .await
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The one boolean `sql` returns, on the admin database.
+    pub async fn admin_query_bool(&self, sql: &str) -> bool {
+        Self::connect(&self.admin)
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+}
+
 mod daemon;
 /// The benchmark's feed farm, shared with the tests that check it and use it.
 #[path = "../../../benches/farm.rs"]
