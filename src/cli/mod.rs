@@ -28,6 +28,7 @@ mod man;
 mod opml;
 mod poll;
 mod run;
+mod store;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -204,12 +205,37 @@ enum Command {
     /// starts from it ([[output]] template = "FILE").
     #[command(after_help = "Example:\n  tributary template > page.html")]
     Template,
+    /// Work on the store itself.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  tributary completions bash > /etc/bash_completion.d/tributary")]
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
     #[command(after_help = "Example:\n  tributary man | man -l -")]
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy a whole store between SQLite and PostgreSQL (feeds and their state, entries,
+    /// tombstones, error histories, host delays, outputs), ids kept, in one transaction. The
+    /// target must be empty. A PostgreSQL side is a postgres:// or postgresql:// URL, or a
+    /// "host=… dbname=…" connection string; its password may be `${NAME}`, read from the
+    /// environment, so it does not show in the process list.
+    #[command(
+        after_help = "Examples:\n  tributary store copy --from /var/lib/tributary/tributary.db --to 'postgresql://tributary:${PGPASSWORD}@db.internal/tributary'\n  tributary store copy --from 'host=/run/postgresql dbname=tributary user=tributary' --to back.db"
+    )]
+    Copy {
+        /// The store to read: an SQLite file or a PostgreSQL database.
+        #[arg(long)]
+        from: String,
+        /// The empty store to write: the other kind.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// How chatty commands are.
@@ -283,6 +309,9 @@ pub fn main() -> ExitCode {
             out!("{}", crate::output::BUILT_IN_TEMPLATE);
             Status::Ok
         }
+        Command::Store {
+            command: StoreCommand::Copy { from, to },
+        } => runtime.block_on(store::copy(&from, &to, verbosity)),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tributary", &mut std::io::stdout());
             Status::Ok

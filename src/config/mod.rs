@@ -271,7 +271,7 @@ impl Secrets {
     }
 
     /// `text` with its references replaced; the error names the reference, never a secret.
-    fn expand(&self, text: &str, base: &Path) -> Result<String, String> {
+    pub(crate) fn expand(&self, text: &str, base: &Path) -> Result<String, String> {
         if !text.contains('$') {
             return Ok(text.to_string());
         }

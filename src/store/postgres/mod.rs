@@ -20,6 +20,7 @@
 //! the database server's clock, so that every node's decisions are on the same time line as
 //! its schedule.
 
+pub mod copy;
 mod schema;
 
 use chrono::{DateTime, Utc};
@@ -61,6 +62,9 @@ pub enum PgError {
     },
     #[error("PostgreSQL error: {0}")]
     Db(#[from] tokio_postgres::Error),
+    /// The connection string's `${…}` references could not be read.
+    #[error("PostgreSQL connection string: {0}")]
+    Config(String),
 }
 
 /// One node's handle on the shared store.
@@ -571,6 +575,22 @@ impl Drop for Leader {
             drop(deadpool_postgres::Object::take(client));
         }
     }
+}
+
+/// A node's name when the config gives none: the host name.
+pub fn default_node_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tributary".to_string())
+}
+
+/// Whether `target` names a PostgreSQL database (`postgres://`, `postgresql://`, or a
+/// `host=… dbname=…` connection string) rather than an SQLite file.
+pub fn is_postgres(target: &str) -> bool {
+    let t = target.trim_start();
+    t.starts_with("postgres://") || t.starts_with("postgresql://") || t.starts_with("host=")
 }
 
 /// `user@host:port/db` from a connection config, never the password.
