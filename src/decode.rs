@@ -3,8 +3,9 @@
 //! The order follows what real feeds need (and what XML 1.0 Appendix F and RFC 7303 suggest):
 //! a byte-order mark wins; then bytes that are valid UTF-8 are UTF-8, because a legacy label on
 //! UTF-8 bytes is a common publishing mistake while legacy bytes that happen to be valid UTF-8
-//! are vanishingly rare; then the HTTP charset; then the XML declaration; then statistical
-//! detection (chardetng). The result never contains U+FEFF at its start.
+//! are vanishingly rare; then the HTTP charset; then the XML declaration, or for a web page
+//! (full text, scraped sources) its `<meta charset>`; then statistical detection (chardetng).
+//! The result never contains U+FEFF at its start.
 
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
@@ -41,6 +42,7 @@ pub fn decode(bytes: Vec<u8>, content_type: Option<&str>) -> Decoded {
     let labelled = content_type
         .and_then(http_charset)
         .or_else(|| xml_declared_encoding(bytes))
+        .or_else(|| html_meta_charset(bytes))
         .and_then(|label| Encoding::for_label(label.as_bytes()))
         // A UTF-16 label on bytes without a BOM that are not UTF-16-shaped is a lie, and a UTF-8
         // label on invalid UTF-8 is one too: both go to detection.
@@ -91,6 +93,36 @@ fn xml_declared_encoding(bytes: &[u8]) -> Option<String> {
     Some(value[..value.find(quote)?].trim().to_string())
 }
 
+/// How far into a page its `<meta charset>` may be, as browsers look (the HTML standard's
+/// prescan reads the first 1024 bytes).
+const META_PRESCAN: usize = 1024;
+
+/// The charset a web page declares in a `<meta charset>` or `<meta http-equiv="Content-Type">`
+/// within its first [`META_PRESCAN`] bytes. Those bytes are read as windows-1252 (every
+/// encoding such a label can name is ASCII-compatible there) by a real HTML parser, so
+/// comments and scripts mean what they mean to a browser.
+fn html_meta_charset(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(META_PRESCAN)];
+    // Feeds have no <meta>: most bodies stop at this test.
+    if !head.windows(5).any(|w| w.eq_ignore_ascii_case(b"<meta")) {
+        return None;
+    }
+    let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(head);
+    let document = scraper::Html::parse_document(&text);
+    let meta = scraper::Selector::parse("meta").ok()?;
+    document.select(&meta).find_map(|m| {
+        let element = m.value();
+        if let Some(charset) = element.attr("charset") {
+            return Some(charset.trim().to_string()).filter(|c| !c.is_empty());
+        }
+        let content_type = element
+            .attr("http-equiv")
+            .filter(|h| h.trim().eq_ignore_ascii_case("content-type"))
+            .and(element.attr("content"))?;
+        http_charset(content_type)
+    })
+}
+
 /// UTF-16 without a BOM, recognised by the NUL bytes around the ASCII `<` that starts XML
 /// (XML 1.0 Appendix F.1).
 fn sniff_utf16(bytes: &[u8]) -> Option<&'static Encoding> {
@@ -133,6 +165,32 @@ fn decode_utf32(bytes: &[u8]) -> Option<Decoded> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_without_an_http_charset_is_read_in_the_charset_its_meta_declares() {
+        let page = |meta: &str| {
+            format!(
+                "<!doctype html><html><head><!-- <meta charset=\"utf-16\"> -->{meta}\
+                 <title>Новости</title></head><body><p>Привет, мир</p></body></html>"
+            )
+        };
+        for meta in [
+            "<meta charset=\"koi8-r\">",
+            "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=KOI8-R\">",
+        ] {
+            let text = page(meta);
+            let (bytes, _, _) = encoding_rs::KOI8_R.encode(&text);
+            // Detection alone would guess another Cyrillic encoding (it never answers KOI8-R).
+            let d = decode(bytes.into_owned(), Some("text/html"));
+            assert_eq!(d.encoding, "KOI8-R", "{meta}");
+            assert!(d.text.contains("Привет, мир"), "{meta}: {}", d.text);
+        }
+        // The HTTP charset wins over the page's own.
+        let text = page("<meta charset=\"koi8-r\">");
+        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(&text);
+        let d = decode(bytes.into_owned(), Some("text/html; charset=windows-1251"));
+        assert_eq!(d.encoding, "windows-1251");
+    }
 
     #[test]
     fn valid_utf8_beats_a_legacy_label() {
