@@ -111,7 +111,20 @@ fn describe(
         "  feed: {}",
         spec.map_or(feed_url.clone(), |s| display_url(&s.url))
     );
+    let scraped = match spec.map(|s| &s.source) {
+        Some(crate::model::Source::Html(_)) => Some("a web page read through its `scrape` CSS selectors"),
+        Some(crate::model::Source::Json(_)) => {
+            Some("a JSON document read through its `scrape` JSON Pointers")
+        }
+        _ => None,
+    };
+    if let Some(source) = scraped {
+        let _ = writeln!(out, "  source: {source}");
+    }
     let why = match (e.key.kind(), &e.entry.guid, &e.entry.link) {
+        (KeyKind::Link, None, _) if scraped.is_some() => {
+            "its canonical link: a scraped story is known by its link"
+        }
         (KeyKind::Guid, _, _) => "the feed's own guid/id, unique in its document",
         (KeyKind::Link, Some(_), _) => {
             "its canonical link: the feed's guid names several different stories in its document"
@@ -151,7 +164,8 @@ fn describe(
             format!("the feed's own: its page gave no article ({error}), twice; not tried again")
         }
         FullText::Feed if spec.is_some_and(|s| s.full_text) => {
-            "the feed's own: full_text is on, but the entry has no web page to read (or was stored before)"
+            "the feed's own: full_text is on, but the entry has no web page to read (or it is in its \
+             feed's back catalogue, or was stored before)"
                 .to_string()
         }
         FullText::Feed => "the feed's own".to_string(),

@@ -133,6 +133,15 @@ async fn a_web_page_becomes_entries_known_by_their_links_across_polls() {
     let keys: std::collections::HashSet<&str> = after.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(keys.len(), 4, "every story once");
 
+    let explained = ws.tributary(&["explain", &link("rain")]).await;
+    assert_eq!(explained.code, 0, "{explained:?}");
+    for want in [
+        "source: a web page read through its `scrape` CSS selectors",
+        "a scraped story is known by its link",
+    ] {
+        assert!(explained.stdout.contains(want), "{want} in {}", explained.stdout);
+    }
+
     // The merged feed carries the scraped stories with absolute links.
     let output = ws.output();
     let mut links: Vec<String> = output
