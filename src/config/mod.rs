@@ -118,7 +118,7 @@ pub struct StoreConfig {
     pub keep_days: u32,
     /// At most this many entries per feed are kept (0: no limit), unless an output shows them.
     pub keep_per_feed: usize,
-    /// When the daemon runs retention, `PRAGMA optimize`, checkpoints and incremental vacuum.
+    /// When the daemon runs retention, the planner's statistics, checkpoints and incremental vacuum.
     pub housekeeping: CronSchedule,
 }
 

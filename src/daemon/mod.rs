@@ -925,7 +925,7 @@ fn log_feed(report: &FeedReport) {
     }
 }
 
-/// Retention, `PRAGMA optimize`, checkpoints and vacuum, keeping what outputs show now: as
+/// Retention, the planner's statistics, checkpoints and vacuum, keeping what outputs show now: as
 /// their last renders showed it (`shown`), selected again only for outputs not rendered yet.
 async fn housekeeping(
     config: Arc<Config>,

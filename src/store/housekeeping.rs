@@ -1,5 +1,5 @@
 //! Keeping a long-running database small and fast: retention with tombstones, expiry of old
-//! tombstones, `PRAGMA optimize` and incremental vacuum.
+//! tombstones, the planner's statistics and incremental vacuum.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -34,7 +34,7 @@ pub struct HousekeepingReport {
     /// long polls could wait on housekeeping at most.
     pub steps: usize,
     pub longest_step: Duration,
-    /// Which kind of step that was ("retire", "tombstones", "optimize", "vacuum").
+    /// Which kind of step that was ("retire", "tombstones", "statistics", "vacuum").
     pub longest_kind: &'static str,
 }
 
@@ -45,7 +45,7 @@ const STEP_BUDGET: Duration = Duration::from_millis(20);
 /// Entries retired per step to start with; the size then follows how long steps take.
 const FIRST_BATCH: usize = 500;
 
-/// Retention, tombstone expiry, `PRAGMA optimize` and incremental vacuum,
+/// Retention, tombstone expiry, the planner's statistics and incremental vacuum,
 /// in steps: what to remove is found on a reader (the writer is not held while 10,000,000
 /// entries are ranked), then removed in batches sized to take about `STEP_BUDGET` each,
 /// with polls' writes served between them.
@@ -102,28 +102,18 @@ pub async fn housekeeping(
         }
         batch = next_batch(batch, took);
     }
-    // Fresh planner statistics (SQLite's advice for long-lived connections), one index per
-    // writer step: `PRAGMA optimize` names the tables whose statistics went stale, and
-    // analysing such a table at once (five indexes of 10,000,000 entries) held the writer
-    // for 300 ms. Each index is sampled (`analysis_limit`), not read whole.
-    let (stale, took) = store
-        .call(|s| {
+    // Fresh planner statistics, counted on a reader and written in one short step: SQLite's
+    // own ANALYZE holds the writer while it reads, and at 10,000,000 entries even a sampled
+    // one took from 0.3 s (warm) to 3 s (cold) per index.
+    let counts = store.read(|s| s.table_counts()).await?;
+    let took = store
+        .call(move |s| {
             let started = std::time::Instant::now();
-            let stale = s.stale_indexes()?;
-            Ok((stale, started.elapsed()))
+            s.write_statistics(&counts)?;
+            Ok(started.elapsed())
         })
         .await?;
-    step(&mut report, "optimize", took);
-    for index in stale.into_iter().take(MAX_STEPS) {
-        let took = store
-            .call(move |s| {
-                let started = std::time::Instant::now();
-                s.analyze_index(&index)?;
-                Ok(started.elapsed())
-            })
-            .await?;
-        step(&mut report, "optimize", took);
-    }
+    step(&mut report, "statistics", took);
     // Free pages go back to the file system a bounded number per step, until none are left.
     let mut pages = VACUUM_PAGES;
     for _ in 0..MAX_STEPS {
@@ -157,43 +147,85 @@ fn next_batch(size: usize, took: Duration) -> usize {
     scaled.clamp(16, (size + size / 2).max(16))
 }
 
+/// Row counts the planner's statistics are made of (see [`Store::write_statistics`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TableCounts {
+    pub feeds: u64,
+    pub entries: u64,
+    /// Feeds that have entries.
+    pub entry_feeds: u64,
+    pub tombstones: u64,
+    pub feed_errors: u64,
+}
+
+/// An index's `sqlite_stat1` line: its row count, then how many rows share each prefix of its
+/// columns. A prefix with a column that (nearly) identifies a row matches one; a prefix of
+/// `feed_id` (and `hidden`, mostly 0) matches a feed's share. `None` for tables whose
+/// statistics would not steer anything (a few rows).
+fn index_statistics(table: &str, columns: &[String], c: &TableCounts) -> Option<String> {
+    let per = |rows: u64, groups: u64| rows.div_ceil(groups.max(1)).max(1);
+    let (rows, per_feed) = match table {
+        "entries" => (c.entries, per(c.entries, c.entry_feeds)),
+        "tombstones" => (c.tombstones, per(c.tombstones, c.entry_feeds)),
+        "feeds" => (c.feeds, 1),
+        "feed_errors" => (c.feed_errors, per(c.feed_errors, c.feeds)),
+        _ => return None,
+    };
+    let mut stat = vec![rows.max(1)];
+    let mut unique = false;
+    for column in columns {
+        unique |= !matches!(column.as_str(), "feed_id" | "hidden");
+        stat.push(if unique { 1 } else { per_feed });
+    }
+    Some(stat.iter().map(u64::to_string).collect::<Vec<_>>().join(" "))
+}
+
 impl Store {
-    /// The indexes of the tables `PRAGMA optimize` would analyse now (their row counts moved
-    /// far from what the statistics say, or they were never analysed), without analysing.
-    fn stale_indexes(&self) -> Result<Vec<String>, StoreError> {
-        // 0x10013: report instead of running (0x01), ANALYZE where it helps (0x02) with a
-        // limit (0x10), looking at every table, not only the ones this connection used.
-        let mut stmt = self.conn.prepare("PRAGMA optimize(0x10013)")?;
-        let statements: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        let mut indexes = Vec::new();
-        for statement in statements {
-            // Each line is `ANALYZE "main"."TABLE"`.
-            let Some(table) = statement.rsplit('.').next() else {
-                continue;
-            };
-            let table = table.trim_matches('"').replace("\"\"", "\"");
-            let mut list = self
-                .conn
-                .prepare("SELECT name FROM pragma_index_list(?1) ORDER BY name")?;
-            let names: Vec<String> = list
-                .query_map([&table], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            if names.is_empty() {
-                // A table without indexes has one statistic, its row count.
-                indexes.push(table);
-            } else {
-                indexes.extend(names);
-            }
-        }
-        Ok(indexes)
+    /// How many rows the big tables hold, and over how many feeds: what the planner's
+    /// statistics are made of. Meant for a reader: each count reads an index whole.
+    pub(crate) fn table_counts(&self) -> Result<TableCounts, StoreError> {
+        let count = |sql: &str| -> Result<u64, StoreError> {
+            let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(TableCounts {
+            feeds: count("SELECT COUNT(*) FROM feeds")?,
+            entries: count("SELECT COUNT(*) FROM entries")?,
+            entry_feeds: count("SELECT COUNT(DISTINCT feed_id) FROM entries")?,
+            tombstones: count("SELECT COUNT(*) FROM tombstones")?,
+            feed_errors: count("SELECT COUNT(*) FROM feed_errors")?,
+        })
     }
 
-    /// Analyses one index (or a table without indexes) from a sample of its rows.
-    fn analyze_index(&self, name: &str) -> Result<(), StoreError> {
-        let quoted = name.replace('"', "\"\"");
-        self.conn.execute_batch(&format!(
-            "PRAGMA analysis_limit = 400; ANALYZE \"main\".\"{quoted}\";"
-        ))?;
+    /// Writes the planner's statistics (`sqlite_stat1`, as ANALYZE would) for every index,
+    /// from `counts` and what the schema says of each index's columns, and has this
+    /// connection load them. SQLite documents this as a way to steer its planner; here it is
+    /// what keeps plans right as a store grows from nothing to millions of entries without
+    /// an ANALYZE holding the writer.
+    fn write_statistics(&mut self, counts: &TableCounts) -> Result<(), StoreError> {
+        let tx = self.conn.savepoint()?;
+        // Creates sqlite_stat1 if there is none yet (it analyses nothing but the schema).
+        tx.execute_batch("ANALYZE sqlite_schema")?;
+        let indexes: Vec<(String, String)> = tx
+            .prepare("SELECT tbl_name, name FROM sqlite_schema WHERE type = 'index'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        tx.execute("DELETE FROM sqlite_stat1", [])?;
+        {
+            let mut insert = tx.prepare("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?1, ?2, ?3)")?;
+            for (table, index) in indexes {
+                let columns: Vec<String> = tx
+                    .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?
+                    .query_map([&index], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                if let Some(stat) = index_statistics(&table, &columns, counts) {
+                    insert.execute(params![table, index, stat])?;
+                }
+            }
+        }
+        // Loads the new statistics into this connection's planner.
+        tx.execute_batch("ANALYZE sqlite_schema")?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -267,34 +299,77 @@ mod tests {
     use crate::model::Entry;
 
     #[test]
-    fn stale_statistics_are_refreshed_one_index_at_a_time() {
+    fn statistics_are_written_from_counts_for_every_index_and_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("t.db")).unwrap();
-        let urls: Vec<String> = (0..200).map(|n| format!("https://e.org/{n}")).collect();
-        store.ensure_feeds(&urls, Utc::now()).unwrap();
-        let stale = store.stale_indexes().unwrap();
-        // Never analysed: every index of the tables optimize picks, each on its own.
-        assert!(stale.contains(&"feeds_by_due".to_string()), "{stale:?}");
-        assert!(!stale.iter().any(|i| i.starts_with("ANALYZE")), "{stale:?}");
-        for index in &stale {
-            store.analyze_index(index).unwrap();
+        let urls: Vec<String> = (0..4).map(|n| format!("https://e.org/{n}")).collect();
+        let feeds = store.ensure_feeds(&urls, Utc::now()).unwrap();
+        let day = |d: u32| Utc.with_ymd_and_hms(2026, 1, d, 12, 0, 0).unwrap();
+        for feed in feeds.iter().take(3) {
+            let entries = crate::store::entries::tests::finished(
+                (1..=10)
+                    .map(|d| Entry {
+                        guid: Some(format!("e{d}")),
+                        title: format!("day {d}"),
+                        published: Some(day(d)),
+                        ..Entry::default()
+                    })
+                    .collect(),
+            );
+            crate::store::entries::tests::store_batch(&mut store, feed.id, &entries, 100, day(20));
         }
-        let rows: i64 = store
+        let counts = store.table_counts().unwrap();
+        assert_eq!(
+            counts,
+            TableCounts {
+                feeds: 4,
+                entries: 30,
+                entry_feeds: 3,
+                tombstones: 0,
+                feed_errors: 0
+            }
+        );
+        store.write_statistics(&counts).unwrap();
+        let stat = |index: &str| -> String {
+            store
+                .conn
+                .query_row("SELECT stat FROM sqlite_stat1 WHERE idx = ?1", [index], |r| {
+                    r.get(0)
+                })
+                .unwrap_or_else(|e| panic!("{index}: {e}"))
+        };
+        assert_eq!(stat("sqlite_autoindex_entries_1"), "30 10 1", "(feed_id, key)");
+        assert_eq!(
+            stat("entries_by_feed"),
+            "30 10 10 1 1",
+            "(feed_id, hidden, published, id)"
+        );
+        assert_eq!(stat("entries_by_date"), "30 1 1 1 1");
+        assert_eq!(stat("feeds_by_due"), "4 1");
+        // Every index of the tables that grow has its line (a new index gets one too).
+        let missing: Vec<String> = store
+            .conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index'
+                 AND tbl_name IN ('entries', 'tombstones', 'feeds', 'feed_errors')
+                 AND name NOT IN (SELECT idx FROM sqlite_stat1)",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(missing.is_empty(), "{missing:?}");
+        // The planner uses them: a feed's entries come from the per-feed index.
+        let plan: String = store
             .conn
             .query_row(
-                "SELECT count(*) FROM sqlite_stat1 WHERE idx = 'feeds_by_due' AND stat LIKE '200 %'",
+                "EXPLAIN QUERY PLAN SELECT id FROM entries WHERE feed_id = 1 AND hidden = 0 ORDER BY published DESC",
                 [],
-                |r| r.get(0),
+                |r| r.get(3),
             )
             .unwrap();
-        assert_eq!(rows, 1, "the index's row count is in the statistics");
-        assert!(
-            !store
-                .stale_indexes()
-                .unwrap()
-                .contains(&"feeds_by_due".to_string()),
-            "fresh statistics are not analysed again"
-        );
+        assert!(plan.contains("entries_by_feed"), "{plan}");
     }
 
     #[test]
