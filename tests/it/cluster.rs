@@ -236,10 +236,17 @@ async fn one_node_leads_rendering_and_the_lead_moves_when_its_session_dies() {
     let [a, b, c] = cluster(&db, 0).await;
     let mut leader = a.try_lead().await.unwrap().expect("the first node leads");
     assert!(b.try_lead().await.unwrap().is_none(), "one leader");
+    let mut changes = c.listen_outputs().await.unwrap();
     leader
         .publish("public/all.atom", b"<feed>one</feed>", "\"e1\"", t0())
         .await
         .unwrap();
+    let announced = tokio::time::timeout(std::time::Duration::from_secs(10), changes.next()).await;
+    assert_eq!(
+        announced.expect("announced within 10 s").as_deref(),
+        Some("public/all.atom"),
+        "a serving node hears of the new bytes"
+    );
     for node in [&a, &b, &c] {
         assert_eq!(
             node.rendered("public/all.atom").await.unwrap(),

@@ -71,6 +71,8 @@ pub enum PgError {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// For connections of their own (a listener: notifications never reach pooled ones).
+    config: tokio_postgres::Config,
     node: String,
     /// `user@host:port/db`, never the password: for messages.
     target: String,
@@ -116,6 +118,27 @@ pub struct NodeInfo {
     pub version: String,
 }
 
+/// Outputs announced as published (see [`PgStore::listen_outputs`]), on a connection of its
+/// own that lives as long as this value.
+pub struct OutputChanges {
+    rx: tokio::sync::mpsc::Receiver<String>,
+    _client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OutputChanges {
+    /// The path of the next output published; `None` once the connection is gone.
+    pub async fn next(&mut self) -> Option<String> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for OutputChanges {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// This node holds the render lead while this value lives (its own connection, holding a
 /// session advisory lock). Dropping it closes that connection, which releases the lock.
 pub struct Leader {
@@ -130,7 +153,7 @@ impl PgStore {
         let config: tokio_postgres::Config = url.parse().map_err(PgError::Url)?;
         let target = describe(&config);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -145,6 +168,7 @@ impl PgStore {
             })?;
         let store = PgStore {
             pool,
+            config,
             node: node.to_string(),
             target,
         };
@@ -513,6 +537,33 @@ impl PgStore {
             pid: row.get(1),
             client: Some(client),
         }))
+    }
+
+    /// The outputs the leader publishes from now on, by path, as it announces them: what a
+    /// serving node listens to so that it serves the new bytes at once.
+    pub async fn listen_outputs(&self) -> Result<OutputChanges, PgError> {
+        use futures::StreamExt;
+        let (client, mut connection) = self.config.connect(NoTls).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // The connection is driven here, so its notifications come out (and the LISTEN below
+        // gets its answer).
+        let task = tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message
+                    && n.channel() == OUTPUTS_CHANNEL
+                    && tx.send(n.payload().to_string()).await.is_err()
+                {
+                    break;
+                }
+            }
+        });
+        client.batch_execute(&format!("LISTEN {OUTPUTS_CHANNEL}")).await?;
+        Ok(OutputChanges {
+            rx,
+            _client: client,
+            task,
+        })
     }
 
     /// An output as the leader last published it: its bytes and ETag.
