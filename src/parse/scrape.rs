@@ -36,10 +36,15 @@ pub(crate) fn scrape_html(text: &str, page: &Url, scrape: &Scrape<Pick>) -> Resu
     }
     let found = items.len();
     let mut entries = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for item in items {
         let Some(link) = pick_text(item, &scrape.link).and_then(|l| web_link(&base, &l)) else {
             continue;
         };
+        // A story shown twice (featured, then in the list) is one story: the first place wins.
+        if !seen.insert(link.clone()) {
+            continue;
+        }
         let title = scrape
             .title
             .as_ref()
@@ -97,6 +102,7 @@ pub(crate) fn scrape_json(text: &str, url: &Url, scrape: &Scrape<Pointer>) -> Re
     };
     let found = items.len();
     let mut entries = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for item in items.iter().take(MAX_ITEMS) {
         let field = |p: &Option<Pointer>| p.as_ref().and_then(|p| item.pointer(&p.0));
         let Some(link) = item
@@ -106,6 +112,9 @@ pub(crate) fn scrape_json(text: &str, url: &Url, scrape: &Scrape<Pointer>) -> Re
         else {
             continue;
         };
+        if !seen.insert(link.clone()) {
+            continue;
+        }
         let title = field(&scrape.title).and_then(json_text).unwrap_or_default();
         let content = field(&scrape.content)
             .and_then(json_text)
@@ -315,6 +324,93 @@ mod tests {
         for text in ["yesterday", "", "2026-13-45", "3 hours ago"] {
             assert_eq!(parse_date(text), None, "{text}");
         }
+    }
+
+    fn pick(css: &str, attr: Option<&str>) -> Pick {
+        Pick {
+            css: css.to_string(),
+            selector: (!css.is_empty()).then(|| Selector::parse(css).unwrap()),
+            attr: attr.map(str::to_string),
+        }
+    }
+
+    fn links(feed: &ParsedFeed) -> Vec<(String, String)> {
+        feed.entries
+            .iter()
+            .map(|e| (e.entry.link.clone().unwrap(), e.entry.title.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_item_may_be_the_link_itself_and_a_story_shown_twice_is_one_entry() {
+        let page = Url::parse("https://news.example/section/index.html").unwrap();
+        let html = "<html><body>\
+            <div class=\"featured\"><a class=\"headline\" href=\"../story/1\">Big &amp; bold</a></div>\
+            <ul><li><a class=\"headline\" href=\"../story/1\">Big &amp; bold (again)</a></li>\
+            <li><a class=\"headline\" href=\"//cdn.example/story/2\">Elsewhere</a></li>\
+            <li><a class=\"headline\" href=\"javascript:void(0)\">Not a story</a></li>\
+            <li><a class=\"headline\" href=\"#top\">Top</a></li></ul></body></html>";
+        let scrape = Scrape {
+            item: pick("a.headline", None),
+            link: pick("", Some("href")),
+            title: Some(pick("", None)),
+            date: None,
+            content: None,
+            author: None,
+        };
+        let feed = scrape_html(html, &page, &scrape).unwrap();
+        assert_eq!(
+            links(&feed),
+            vec![
+                (
+                    "https://news.example/story/1".to_string(),
+                    "Big & bold".to_string()
+                ),
+                ("https://cdn.example/story/2".to_string(), "Elsewhere".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_json_document_that_is_a_list_and_items_without_links_or_repeated() {
+        let api = Url::parse("https://api.example/v2/posts").unwrap();
+        let json = r#"[
+            {"links": {"web": "/p/1"}, "t": "One", "ts": "2026-11-30"},
+            {"links": {"web": "/p/1"}, "t": "One again"},
+            {"links": {}, "t": "No link"},
+            {"links": {"web": 42}, "t": "A number is a relative link"}
+        ]"#;
+        let scrape = Scrape {
+            item: Pointer(String::new()),
+            link: Pointer("/links/web".into()),
+            title: Some(Pointer("/t".into())),
+            date: Some(Pointer("/ts".into())),
+            content: None,
+            author: None,
+        };
+        let feed = scrape_json(json, &api, &scrape).unwrap();
+        assert_eq!(
+            links(&feed),
+            vec![
+                ("https://api.example/p/1".to_string(), "One".to_string()),
+                (
+                    "https://api.example/v2/42".to_string(),
+                    "A number is a relative link".to_string()
+                ),
+            ]
+        );
+        assert!(feed.entries[0].entry.published.is_some());
+        assert!(
+            feed.entries[1].entry.published.is_none(),
+            "no date: first-seen decides"
+        );
+        let not_a_list = scrape_json(r#"{"posts": {}}"#, &api, &scrape);
+        assert!(
+            matches!(not_a_list, Err(ParseError::NotAFeed(_))),
+            "{not_a_list:?}"
+        );
+        let broken = scrape_json("{", &api, &scrape);
+        assert!(matches!(broken, Err(ParseError::Malformed(_))), "{broken:?}");
     }
 
     #[test]
