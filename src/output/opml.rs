@@ -67,10 +67,17 @@ fn outline(feed: &FeedView) -> BytesStart<'static> {
     // A feed with no title of any kind is known by its URL (`text` is required).
     let title: &str = if feed.title == feed.url { &url } else { &feed.title };
     let mut tag = BytesStart::new("outline");
-    tag.push_attribute(("type", "rss"));
+    // A page read through `scrape` is no feed a reader could subscribe to: OPML's "link"
+    // outline names a web page.
+    let (kind, url_attribute) = if feed.is_feed {
+        ("rss", "xmlUrl")
+    } else {
+        ("link", "url")
+    };
+    tag.push_attribute(("type", kind));
     tag.push_attribute(("text", xml_safe(title).as_ref()));
     tag.push_attribute(("title", xml_safe(title).as_ref()));
-    tag.push_attribute(("xmlUrl", xml_safe(&url).as_ref()));
+    tag.push_attribute((url_attribute, xml_safe(&url).as_ref()));
     if let Some(site) = &feed.site_url {
         tag.push_attribute(("htmlUrl", xml_safe(&unicode_host(site)).as_ref()));
     }

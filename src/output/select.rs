@@ -39,6 +39,8 @@ pub struct FeedView {
     pub lang: Option<String>,
     /// When it was last polled, successfully or not.
     pub checked: Option<DateTime<Utc>>,
+    /// A feed a reader can subscribe to, rather than a page or API read through `scrape`.
+    pub is_feed: bool,
 }
 
 impl FeedView {
@@ -73,6 +75,7 @@ impl FeedView {
             polled: state.is_some_and(|s| s.last_success.is_some()),
             lang: state.and_then(|s| s.language.clone()),
             checked: state.and_then(|s| s.last_fetch),
+            is_feed: spec.source == crate::model::Source::Feed,
         }
     }
 }

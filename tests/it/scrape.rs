@@ -142,6 +142,19 @@ async fn a_web_page_becomes_entries_known_by_their_links_across_polls() {
         assert!(explained.stdout.contains(want), "{want} in {}", explained.stdout);
     }
 
+    // Subscriptions list it as the web page it is, not as a feed readers would fail on.
+    let opml = ws.tributary(&["export"]).await;
+    assert_eq!(opml.code, 0, "{opml:?}");
+    assert!(
+        opml.stdout.contains("type=\"link\"")
+            && opml
+                .stdout
+                .contains(&format!("url=\"{}\"", server.url("/front.html")))
+            && !opml.stdout.contains("xmlUrl"),
+        "{}",
+        opml.stdout
+    );
+
     // The merged feed carries the scraped stories with absolute links.
     let output = ws.output();
     let mut links: Vec<String> = output
