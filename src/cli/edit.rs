@@ -204,7 +204,9 @@ enum Discovered {
 /// A page with no feed: the `[[feed]]` table that would read it as entries, printed for the
 /// operator to check and paste, never added on a guess. Exits 1 (nothing was added).
 fn propose_scrape(config_path: &Path, url: &Url, text: &str, base: &Url) -> Status {
-    let Some(proposal) = crate::parse::discover::propose_scrape(text) else {
+    let proposal =
+        crate::parse::discover::propose_json(text).or_else(|| crate::parse::discover::propose_scrape(text));
+    let Some(proposal) = proposal else {
         eprintln!(
             "error: {url} is neither a feed nor a page that links to one, and it has no repeated \
              headline with a link to read as entries (see `kind = \"html\"` in the README)"
@@ -212,8 +214,9 @@ fn propose_scrape(config_path: &Path, url: &Url, text: &str, base: &Url) -> Stat
         return Status::Fatal;
     };
     let table = format!(
-        "[[feed]]\nurl = {}\nkind = \"html\"\nscrape = {}\n",
+        "[[feed]]\nurl = {}\nkind = \"{}\"\nscrape = {}\n",
         toml::Value::String(url.to_string()),
+        proposal.kind,
         proposal.to_toml()
     );
     // The snippet goes through the config's own checks, then reads the page it came from.
@@ -231,9 +234,14 @@ fn propose_scrape(config_path: &Path, url: &Url, text: &str, base: &Url) -> Stat
                 .take(3)
                 .map(|e| format!("{:?}", e.entry.title))
                 .collect();
+            let what = if proposal.kind == "json" {
+                "a JSON API"
+            } else {
+                "a page"
+            };
             outln!(
-                "{url} is not a feed and links to none. This table reads it as a page: {} entries, \
-                 the first {}.\n\n{table}\nNothing was added: check the selectors against the page, \
+                "{url} is not a feed and links to none. This table reads it as {what}: {} entries, \
+                 the first {}.\n\n{table}\nNothing was added: check the fields against the document, \
                  then paste the table into {}.",
                 feed.entries.len(),
                 titles.join(", "),

@@ -64,8 +64,10 @@ fn select(css: &str) -> Selector {
 /// config's syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Proposal {
+    /// `kind` of the source: "html" (CSS selectors) or "json" (JSON Pointers).
+    pub kind: &'static str,
     pub item: String,
-    pub title: String,
+    pub title: Option<String>,
     pub link: String,
     pub date: Option<String>,
     pub content: Option<String>,
@@ -74,11 +76,8 @@ pub(crate) struct Proposal {
 impl Proposal {
     /// As a TOML inline table, the way the config writes `scrape`.
     pub(crate) fn to_toml(&self) -> String {
-        let mut fields = vec![
-            ("item", self.item.as_str()),
-            ("title", self.title.as_str()),
-            ("link", self.link.as_str()),
-        ];
+        let mut fields = vec![("item", self.item.as_str()), ("link", self.link.as_str())];
+        fields.extend(self.title.as_deref().map(|t| ("title", t)));
         fields.extend(self.date.as_deref().map(|d| ("date", d)));
         fields.extend(self.content.as_deref().map(|c| ("content", c)));
         let inner: Vec<String> = fields
@@ -154,12 +153,118 @@ pub(crate) fn propose_scrape(html: &str) -> Option<Proposal> {
         None
     };
     Some(Proposal {
+        kind: "html",
         item: item.clone(),
-        title: heading.clone(),
+        title: Some(heading.clone()),
         link: format!("{heading} a@href"),
         date,
         content: all_have("p").then(|| "p".to_string()),
     })
+}
+
+/// Field names APIs use, most likely first.
+const LINK_KEYS: &[&str] = &[
+    "url",
+    "link",
+    "href",
+    "permalink",
+    "web_url",
+    "html_url",
+    "canonical_url",
+];
+const TITLE_KEYS: &[&str] = &["title", "headline", "name", "subject"];
+const DATE_KEYS: &[&str] = &[
+    "published_at",
+    "published",
+    "date",
+    "pubDate",
+    "created_at",
+    "createdAt",
+    "publishedAt",
+    "updated_at",
+    "time",
+    "timestamp",
+];
+const CONTENT_KEYS: &[&str] = &[
+    "content",
+    "body",
+    "html",
+    "summary",
+    "description",
+    "text",
+    "excerpt",
+];
+
+/// A `scrape` table for a JSON document that is no JSON Feed: the longest list of objects
+/// (within three levels) whose objects give a link under a name APIs use, with the title,
+/// date and content fields next to it when every such object has them.
+pub(crate) fn propose_json(text: &str) -> Option<Proposal> {
+    let document: serde_json::Value = serde_json::from_str(text).ok()?;
+    let mut lists: Vec<(String, &Vec<serde_json::Value>)> = Vec::new();
+    collect_lists(&document, String::new(), 0, &mut lists);
+    let (item, objects, link) = lists
+        .into_iter()
+        .filter_map(|(pointer, list)| {
+            let link = LINK_KEYS.iter().find(|key| {
+                list.iter()
+                    .filter(|o| o.get(**key).and_then(|v| v.as_str()).is_some_and(looks_like_link))
+                    .count()
+                    * 2
+                    >= list.len()
+            })?;
+            Some((pointer, list, *link))
+        })
+        .max_by_key(|(_, list, _)| list.len())?;
+    if objects.len() < 2 {
+        return None;
+    }
+    let every = |keys: &[&str]| -> Option<String> {
+        keys.iter()
+            .find(|key| objects.iter().all(|o| o.get(**key).is_some_and(|v| !v.is_null())))
+            .map(|key| format!("/{}", escape_pointer(key)))
+    };
+    Some(Proposal {
+        kind: "json",
+        item,
+        link: format!("/{}", escape_pointer(link)),
+        title: every(TITLE_KEYS),
+        date: every(DATE_KEYS),
+        content: every(CONTENT_KEYS),
+    })
+}
+
+/// Every array of objects in `value`, with its JSON Pointer, at most `3 - depth` levels down.
+fn collect_lists<'a>(
+    value: &'a serde_json::Value,
+    pointer: String,
+    depth: usize,
+    out: &mut Vec<(String, &'a Vec<serde_json::Value>)>,
+) {
+    match value {
+        serde_json::Value::Array(items) if items.iter().all(serde_json::Value::is_object) => {
+            out.push((pointer, items));
+        }
+        serde_json::Value::Object(fields) if depth < 3 => {
+            for (key, child) in fields {
+                collect_lists(
+                    child,
+                    format!("{pointer}/{}", escape_pointer(key)),
+                    depth + 1,
+                    out,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// RFC 6901: `~` and `/` in a key are written `~0` and `~1`.
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+fn looks_like_link(text: &str) -> bool {
+    text.starts_with("http://") || text.starts_with("https://") || text.starts_with('/')
 }
 
 #[cfg(test)]

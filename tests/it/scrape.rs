@@ -347,3 +347,52 @@ async fn add_on_a_page_with_no_feed_prints_a_table_that_reads_it_and_adds_nothin
     assert_eq!(titles.len(), 2, "{titles:?}");
     assert!(titles.contains(&"Rain expected".to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_on_a_json_api_prints_a_table_that_reads_it() {
+    let server = FeedServer::start().await;
+    let api = serde_json::json!({
+        "status": "ok",
+        "tags": [{ "name": "news" }],
+        "data": { "posts": [
+            { "id": 1, "headline": "Launch day", "permalink": "/p/launch", "published_at": "2026-11-30T09:00:00Z", "body": "<p>We are live.</p>" },
+            { "id": 2, "headline": "Week one", "permalink": "/p/week-one", "published_at": "2026-12-01T09:00:00Z", "body": "<p>Numbers.</p>" },
+            { "id": 3, "headline": "Roadmap", "permalink": "https://blog.example/roadmap", "published_at": "2026-12-01T10:00:00Z", "body": "<p>Next.</p>" }
+        ] }
+    });
+    server.set("/v1/posts", Route::feed("application/json", api.to_string()));
+    let ws = Workspace::new();
+    let before = "[store]\npath = \"data/t.db\"\n";
+    ws.write_config(before);
+    let run = ws.tributary(&["add", &server.url("/v1/posts")]).await;
+    assert_eq!(run.code, 1, "nothing was added: {run:?}");
+    assert!(
+        run.stdout.contains("reads it as a JSON API: 3 entries"),
+        "{}",
+        run.stdout
+    );
+    let start = run.stdout.find("[[feed]]").expect("a table to paste");
+    let table: String = run.stdout[start..]
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for want in [
+        "kind = \"json\"",
+        "item = \"/data/posts\"",
+        "link = \"/permalink\"",
+        "title = \"/headline\"",
+        "date = \"/published_at\"",
+        "content = \"/body\"",
+    ] {
+        assert!(table.contains(want), "{want} in {table}");
+    }
+    ws.write_config(&format!("{before}{table}"));
+    assert_eq!(ws.poll().await.code, 0);
+    let rows = ws.rows();
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert!(
+        rows.iter()
+            .any(|r| r.link.as_deref() == Some(server.url("/p/launch").as_str()))
+    );
+}
