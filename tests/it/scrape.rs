@@ -30,6 +30,16 @@ fn front_page(stories: &[(&str, &str, &str, &str)]) -> String {
     )
 }
 
+/// The `[[feed]]` table `add` printed, as the operator would paste it.
+fn table_to_paste(stdout: &str) -> String {
+    let start = stdout.find("[[feed]]").expect("a table to paste");
+    stdout[start..]
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 const SCRAPE: &str = "{ item = \"article.story\", title = \"h2\", link = \"h2 a@href\", \
                       date = \"time@datetime\", content = \"p\" }";
 
@@ -330,12 +340,7 @@ async fn add_on_a_page_with_no_feed_prints_a_table_that_reads_it_and_adds_nothin
     );
     assert!(run.stdout.contains("2 entries"), "{}", run.stdout);
     assert!(run.stdout.contains("\"Rain expected\""), "{}", run.stdout);
-    let start = run.stdout.find("[[feed]]").expect("a table to paste");
-    let table: String = run.stdout[start..]
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let table = table_to_paste(&run.stdout);
     assert!(table.contains("kind = \"html\""), "{table}");
     assert!(table.contains("item = \"article.story\""), "{table}");
 
@@ -371,12 +376,7 @@ async fn add_on_a_json_api_prints_a_table_that_reads_it() {
         "{}",
         run.stdout
     );
-    let start = run.stdout.find("[[feed]]").expect("a table to paste");
-    let table: String = run.stdout[start..]
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let table = table_to_paste(&run.stdout);
     for want in [
         "kind = \"json\"",
         "item = \"/data/posts\"",
