@@ -528,6 +528,8 @@ impl Poller {
         };
         let flight = self.in_flight.remove(&id);
         let host = flight.as_ref().and_then(|f| f.host);
+        // Named now: once its last feed finishes, the host's index means nothing.
+        let host_name = host.and_then(|q| self.hosts.name(q)).map(str::to_string);
         if let Some(q) = host {
             self.fetching = self.fetching.saturating_sub(1);
             self.hosts.finished(q);
@@ -564,10 +566,8 @@ impl Poller {
                 }
             }
         };
-        if let (Some(q), Some(until)) = (host, finished.penalty)
-            && let Some(name) = self.hosts.name(q)
-        {
-            let entry = self.delayed.entry(name.to_string()).or_insert(until);
+        if let (Some(name), Some(until)) = (host_name, finished.penalty) {
+            let entry = self.delayed.entry(name).or_insert(until);
             *entry = (*entry).max(until);
         }
         self.start_what_fits();
@@ -646,6 +646,8 @@ struct Hosts {
     ready: VecDeque<usize>,
     in_ready: Vec<bool>,
     queued: usize,
+    /// Feeds started and not finished, over all hosts.
+    running: usize,
 }
 
 impl Hosts {
@@ -683,7 +685,7 @@ impl Hosts {
     }
 
     fn name(&self, q: usize) -> Option<&str> {
-        self.names[q].as_deref()
+        self.names.get(q).and_then(|n| n.as_deref())
     }
 
     /// The next feed to start, from the next host in turn that may take one.
@@ -696,6 +698,7 @@ impl Hosts {
             };
             self.queued -= 1;
             self.active[q] += 1;
+            self.running += 1;
             self.requeue(q);
             return Some((q, job));
         }
@@ -704,7 +707,14 @@ impl Hosts {
     /// A feed of host `q` is done (or was skipped without starting).
     fn finished(&mut self, q: usize) {
         self.active[q] = self.active[q].saturating_sub(1);
+        self.running = self.running.saturating_sub(1);
         self.requeue(q);
+        // Nothing queued or running: no host's index is held anywhere, so the hosts seen so
+        // far are forgotten. A daemon whose feeds move between hosts over months keeps only
+        // the hosts of the round at hand.
+        if self.queued == 0 && self.running == 0 {
+            *self = Hosts::default();
+        }
     }
 
     fn requeue(&mut self, q: usize) {
@@ -762,15 +772,33 @@ struct Context {
 /// on the same host) take their turns from the same permits.
 struct HostPermits {
     per_host: usize,
-    hosts: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    hosts: std::sync::Mutex<PermitMap>,
 }
+
+/// The hosts' permits, and the size at which idle ones are dropped next.
+struct PermitMap {
+    permits: HashMap<String, Arc<Semaphore>>,
+    prune_at: usize,
+}
+
+/// Hosts whose permits are kept before idle ones are first dropped.
+const HOST_PERMITS_KEPT: usize = 1024;
 
 impl HostPermits {
     fn new(per_host: usize) -> HostPermits {
         HostPermits {
             per_host: per_host.max(1),
-            hosts: std::sync::Mutex::new(HashMap::new()),
+            hosts: std::sync::Mutex::new(PermitMap {
+                permits: HashMap::new(),
+                prune_at: HOST_PERMITS_KEPT,
+            }),
         }
+    }
+
+    /// How many hosts have permits now.
+    #[cfg(test)]
+    fn hosts(&self) -> usize {
+        self.hosts.lock().unwrap_or_else(|e| e.into_inner()).permits.len()
     }
 
     /// Waits for a turn at `host` (none is needed for a local file).
@@ -778,7 +806,18 @@ impl HostPermits {
         let host = host?;
         let permits = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            // Idle hosts (no turn held, nobody waiting) are dropped once the map reaches its
+            // mark, which then doubles what is left: amortized O(1) per turn, and the map
+            // stays about the size of the busy hosts however many come and go.
+            if hosts.permits.len() >= hosts.prune_at {
+                let per_host = self.per_host;
+                hosts
+                    .permits
+                    .retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < per_host);
+                hosts.prune_at = (hosts.permits.len() * 2).max(HOST_PERMITS_KEPT);
+            }
             hosts
+                .permits
                 .entry(host.to_string())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
                 .clone()
@@ -1408,6 +1447,57 @@ mod tests {
         hosts.set_per_host(2, 8);
         assert_eq!(started(&mut hosts), Some((a, 3)));
         assert_eq!(hosts.queued, 0);
+    }
+
+    #[test]
+    fn hosts_are_forgotten_when_nothing_is_queued_or_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(
+            dir.path(),
+            "[[feed]]\nurl = \"https://a.example/1\"\n[[feed]]\nurl = \"https://b.example/1\"\n",
+        );
+        let mut hosts = Hosts::default();
+        for job in jobs(&config) {
+            hosts.push(host_key(&job.target), job, 1, 8);
+        }
+        let (a, _) = hosts.next_start().unwrap();
+        let (b, _) = hosts.next_start().unwrap();
+        hosts.finished(a);
+        assert_eq!(hosts.names.len(), 2, "b.example is still running");
+        hosts.finished(b);
+        assert!(
+            hosts.names.is_empty() && hosts.index.is_empty(),
+            "nothing left to remember"
+        );
+    }
+
+    #[tokio::test]
+    async fn idle_hosts_permits_are_dropped_and_busy_ones_kept() {
+        let permits = HostPermits::new(2);
+        let held = permits.turn(Some("busy.example")).await.unwrap();
+        for n in 0..HOST_PERMITS_KEPT * 3 {
+            drop(permits.turn(Some(&format!("h{n}.example"))).await);
+        }
+        assert!(
+            permits.hosts() <= HOST_PERMITS_KEPT,
+            "{} hosts kept for {} seen",
+            permits.hosts(),
+            HOST_PERMITS_KEPT * 3
+        );
+        let busy = permits
+            .hosts
+            .lock()
+            .unwrap()
+            .permits
+            .get("busy.example")
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            busy.available_permits(),
+            1,
+            "a host with a turn held keeps its permits"
+        );
+        drop(held);
     }
 
     #[test]
