@@ -255,7 +255,10 @@ pub(crate) fn parse_date(text: &str) -> Option<DateTime<Utc>> {
     }
     const ZONED: &[&str] = &[
         "%Y-%m-%dT%H:%M%:z",
-        "%Y-%m-%d %H:%M:%S%:z",
+        // Java's and many APIs' offsets without a colon: 2026-11-30T12:00:00.000+0000.
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
         "%Y-%m-%d %H:%M:%S %z",
     ];
     for format in ZONED {
@@ -270,6 +273,10 @@ pub(crate) fn parse_date(text: &str) -> Option<DateTime<Utc>> {
         "%Y-%m-%d %H:%M",
         "%B %d, %Y %H:%M",
         "%b %d, %Y %H:%M",
+        "%d %B %Y %H:%M",
+        "%d %b %Y %H:%M",
+        // Day first with dots (German, Russian, …), never ambiguous as slashes are.
+        "%d.%m.%Y %H:%M",
     ];
     for format in NAIVE {
         if let Ok(d) = NaiveDateTime::parse_from_str(text, format) {
@@ -279,6 +286,7 @@ pub(crate) fn parse_date(text: &str) -> Option<DateTime<Utc>> {
     const DAYS: &[&str] = &[
         "%Y-%m-%d",
         "%Y/%m/%d",
+        "%d.%m.%Y",
         "%d %B %Y",
         "%d %b %Y",
         "%B %d, %Y",
@@ -318,10 +326,15 @@ mod tests {
             ("Nov 30, 2026", midnight),
             ("November 30, 2026", midnight),
             ("Monday, 30 November 2026", midnight),
+            ("2026-11-30T12:00:00.000+0000", noon),
+            ("2026-11-30 13:00:00+01:00", noon),
+            ("30 Nov 2026 12:00", noon),
+            ("30.11.2026", midnight),
+            ("30.11.2026 12:00", noon),
         ] {
             assert_eq!(parse_date(text), Some(want), "{text}");
         }
-        for text in ["yesterday", "", "2026-13-45", "3 hours ago"] {
+        for text in ["yesterday", "", "2026-13-45", "3 hours ago", "11/30/2026"] {
             assert_eq!(parse_date(text), None, "{text}");
         }
     }
