@@ -650,14 +650,17 @@ impl Validator<'_> {
         feed_span: std::ops::Range<usize>,
         prefix: &str,
     ) -> Source {
-        const KINDS: &str = "\"feed\", \"html\" or \"json\"";
+        const KINDS: &[&str] = &["feed", "html", "json"];
         let kind_name = kind.as_ref().map_or("feed", |k| k.get_ref().as_str());
         let kind_span = kind.as_ref().map_or(feed_span.clone(), |k| k.span());
-        if !matches!(kind_name, "feed" | "html" | "json") {
+        if !KINDS.contains(&kind_name) {
             self.report(
                 kind_span,
                 format!("{prefix}kind"),
-                format!("unknown kind `{kind_name}`; expected {KINDS}"),
+                format!(
+                    "unknown kind `{kind_name}`{}",
+                    keys::did_you_mean(kind_name, KINDS)
+                ),
             );
             return Source::Feed;
         }
@@ -686,8 +689,8 @@ impl Validator<'_> {
         for (name, value) in &fields {
             if !SCRAPE_FIELDS.contains(&name.as_str()) {
                 let message = format!(
-                    "unknown field `{name}`; expected one of: {}",
-                    SCRAPE_FIELDS.join(", ")
+                    "unknown field `{name}`{}",
+                    keys::did_you_mean(name, &SCRAPE_FIELDS)
                 );
                 self.report(value.span(), format!("{prefix}scrape.{name}"), message);
             }

@@ -4,8 +4,10 @@
 //! Entries are known by their link (resolved against the page, or its `<base href>`), so the
 //! same story is the same entry at every poll, and a changed title or text is an update. A
 //! date that cannot be read is left out, so the store's first-seen time stands in, as for
-//! any feed. A source whose `item` finds nothing is an error: the page changed shape, and
-//! the operator should hear of it rather than see the source go quiet.
+//! any feed. A page whose `item` selects nothing, a JSON `item` that is no list, and items
+//! of which none has a link are errors: the source changed shape, and the operator should
+//! hear of it rather than see the source go quiet. (An empty JSON list is an API with
+//! nothing to say now.)
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use scraper::{ElementRef, Html, Selector};
@@ -34,15 +36,12 @@ pub(crate) fn scrape_html(text: &str, page: &Url, scrape: &Scrape<Pick>) -> Resu
             scrape.item
         )));
     }
-    let found = items.len();
-    let mut entries = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut stories = Stories::new(items.len());
     for item in items {
         let Some(link) = pick_text(item, &scrape.link).and_then(|l| web_link(&base, &l)) else {
             continue;
         };
-        // A story shown twice (featured, then in the list) is one story: the first place wins.
-        if !seen.insert(link.clone()) {
+        if !stories.first_time(&link) {
             continue;
         }
         let title = scrape
@@ -64,14 +63,9 @@ pub(crate) fn scrape_html(text: &str, page: &Url, scrape: &Scrape<Pick>) -> Resu
                 name,
                 ..Person::default()
             });
-        entries.push(entry(link, title, content, published, author, &base));
+        stories.push(entry(link, title, content, published, author, &base));
     }
-    if entries.is_empty() {
-        return Err(ParseError::Malformed(format!(
-            "none of the {found} items scrape.item selects has a web link at scrape.link `{}`",
-            scrape.link
-        )));
-    }
+    let entries = stories.entries(&scrape.link)?;
     let title = Selector::parse("title").ok().and_then(|s| {
         document
             .select(&s)
@@ -100,9 +94,7 @@ pub(crate) fn scrape_json(text: &str, url: &Url, scrape: &Scrape<Pointer>) -> Re
             scrape.item
         )));
     };
-    let found = items.len();
-    let mut entries = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut stories = Stories::new(items.len().min(MAX_ITEMS));
     for item in items.iter().take(MAX_ITEMS) {
         let field = |p: &Option<Pointer>| p.as_ref().and_then(|p| item.pointer(&p.0));
         let Some(link) = item
@@ -112,7 +104,7 @@ pub(crate) fn scrape_json(text: &str, url: &Url, scrape: &Scrape<Pointer>) -> Re
         else {
             continue;
         };
-        if !seen.insert(link.clone()) {
+        if !stories.first_time(&link) {
             continue;
         }
         let title = field(&scrape.title).and_then(json_text).unwrap_or_default();
@@ -121,19 +113,52 @@ pub(crate) fn scrape_json(text: &str, url: &Url, scrape: &Scrape<Pointer>) -> Re
             .map(|text| RawBody { text, is_html: true });
         let published = field(&scrape.date).and_then(json_date);
         let author = field(&scrape.author).and_then(json_author);
-        entries.push(entry(link, title, content, published, author, url));
-    }
-    if entries.is_empty() {
-        return Err(ParseError::Malformed(format!(
-            "none of the {found} items at scrape.item has a web link at scrape.link `{}`",
-            scrape.link
-        )));
+        stories.push(entry(link, title, content, published, author, url));
     }
     Ok(ParsedFeed {
         meta: FeedMeta::default(),
-        entries,
+        entries: stories.entries(&scrape.link)?,
         skipped: Default::default(),
     })
+}
+
+/// The entries of one document, one per link: a story shown twice (featured, then in the
+/// list) is one story, and the first place wins.
+struct Stories {
+    items: usize,
+    seen: std::collections::HashSet<Url>,
+    entries: Vec<ParsedEntry>,
+}
+
+impl Stories {
+    fn new(items: usize) -> Stories {
+        Stories {
+            items,
+            seen: Default::default(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Whether `link` is met for the first time in this document.
+    fn first_time(&mut self, link: &Url) -> bool {
+        self.seen.insert(link.clone())
+    }
+
+    fn push(&mut self, entry: ParsedEntry) {
+        self.entries.push(entry);
+    }
+
+    /// The entries; items that all lack a web link mean the selectors no longer fit the
+    /// document (an empty list is a source with nothing to say now).
+    fn entries(self, link: &impl std::fmt::Display) -> Result<Vec<ParsedEntry>, ParseError> {
+        if self.entries.is_empty() && self.items > 0 {
+            return Err(ParseError::Malformed(format!(
+                "none of the {} items has a web link at scrape.link `{link}`",
+                self.items
+            )));
+        }
+        Ok(self.entries)
+    }
 }
 
 fn entry(
@@ -416,6 +441,11 @@ mod tests {
         assert!(
             feed.entries[1].entry.published.is_none(),
             "no date: first-seen decides"
+        );
+        let empty = scrape_json("[]", &api, &scrape).unwrap();
+        assert!(
+            empty.entries.is_empty(),
+            "an empty list is an API with nothing new"
         );
         let not_a_list = scrape_json(r#"{"posts": {}}"#, &api, &scrape);
         assert!(
