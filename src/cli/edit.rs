@@ -151,7 +151,7 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
     let feed_url = match Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => match discover(config_path, &u).await {
             Ok(Discovered::Feed(found)) => found,
-            Ok(Discovered::Page { text, base }) => return propose_scrape(config_path, &u, &text, &base),
+            Ok(Discovered::Page { text, base }) => return propose_source(config_path, &u, &text, &base),
             Err(e) => {
                 eprintln!("error: {e}");
                 return Status::Fatal;
@@ -201,15 +201,17 @@ enum Discovered {
     Page { text: String, base: Url },
 }
 
-/// A page with no feed: the `[[feed]]` table that would read it as entries, printed for the
-/// operator to check and paste, never added on a guess. Exits 1 (nothing was added).
-fn propose_scrape(config_path: &Path, url: &Url, text: &str, base: &Url) -> Status {
+/// A page or JSON document with no feed: the `[[feed]]` table that would read it as entries,
+/// printed for the operator to check and paste, never added on a guess. Exits 1 (nothing
+/// was added).
+fn propose_source(config_path: &Path, url: &Url, text: &str, base: &Url) -> Status {
     let proposal =
         crate::parse::discover::propose_json(text).or_else(|| crate::parse::discover::propose_scrape(text));
     let Some(proposal) = proposal else {
         eprintln!(
-            "error: {url} is neither a feed nor a page that links to one, and it has no repeated \
-             headline with a link to read as entries (see `kind = \"html\"` in the README)"
+            "error: {url} is neither a feed nor a page that links to one, and it has neither a \
+             repeated headline with a link nor a list of objects with links to read as entries \
+             (see `kind = \"html\"` and `kind = \"json\"` in the README)"
         );
         return Status::Fatal;
     };
@@ -252,7 +254,7 @@ fn propose_scrape(config_path: &Path, url: &Url, text: &str, base: &Url) -> Stat
         Err(e) => {
             eprintln!(
                 "error: {url} is neither a feed nor a page that links to one; a guess at reading it \
-                 as a page found nothing ({e})"
+                 through selectors found nothing ({e})"
             );
             Status::Fatal
         }

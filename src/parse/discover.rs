@@ -58,10 +58,9 @@ fn select(css: &str) -> Selector {
     Selector::parse(css).unwrap_or_else(|e| unreachable!("{css}: {e}"))
 }
 
-/// A `scrape` table that reads a page with no feed as entries, found from the page's shape:
-/// the repeated element (an `article`, a list item, a classed block) that holds a heading
-/// with a link, two of them at least. The fields are selectors relative to the item, in the
-/// config's syntax.
+/// A `scrape` table that reads a page or JSON document with no feed as entries, found from
+/// its shape ([`propose_scrape`], [`propose_json`]). The fields are in the config's syntax:
+/// selectors or JSON Pointers relative to the item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Proposal {
     /// `kind` of the source: "html" (CSS selectors) or "json" (JSON Pointers).
@@ -88,7 +87,8 @@ impl Proposal {
     }
 }
 
-/// The page's most repeated story shape, if it has one (see [`Proposal`]).
+/// The page's most repeated story shape, if it has one: the repeated element (an `article`,
+/// a list item, a classed block) that holds a heading with a link, two of them at least.
 pub(crate) fn propose_scrape(html: &str) -> Option<Proposal> {
     let document = Html::parse_document(html);
     // (item selector, heading tag) → how often, in order of first appearance.
@@ -119,23 +119,20 @@ pub(crate) fn propose_scrape(html: &str) -> Option<Proposal> {
             c.chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_'))
         });
-        let selector = match class {
-            Some(class) => format!("{}.{class}", element.name()),
-            None => element.name().to_string(),
-        };
+        // A class that is no CSS identifier (`2col`) cannot be written as `.2col`: the
+        // element's name alone, then.
+        let selector = class
+            .map(|class| format!("{}.{class}", element.name()))
+            .filter(|css| Selector::parse(css).is_ok())
+            .unwrap_or_else(|| element.name().to_string());
         let shape = (selector, heading.value().name().to_string());
         match shapes.iter_mut().find(|(s, _)| *s == shape) {
             Some((_, n)) => *n += 1,
             None => shapes.push((shape, 1)),
         }
     }
-    let mut best: Option<&((String, String), usize)> = None;
-    for shape in &shapes {
-        if best.is_none_or(|b| shape.1 > b.1) {
-            best = Some(shape);
-        }
-    }
-    let ((item, heading), count) = best?;
+    // The most frequent shape; of equals, the first met (max_by_key keeps the last).
+    let ((item, heading), count) = shapes.iter().rev().max_by_key(|(_, n)| *n)?;
     if *count < 2 {
         return None;
     }
@@ -277,6 +274,23 @@ mod tests {
             .into_iter()
             .map(|u| u.to_string())
             .collect()
+    }
+
+    #[test]
+    fn a_class_that_is_no_css_identifier_is_left_out_of_the_proposal() {
+        let story = |n: u32| {
+            format!("<li class=\"2col\"><h3><a href=\"/s/{n}\">Story {n}</a></h3><p>Text {n}</p></li>")
+        };
+        let html = format!(
+            "<html><body><ul>{}{}{}</ul></body></html>",
+            story(1),
+            story(2),
+            story(3)
+        );
+        let proposal = propose_scrape(&html).expect("three stories");
+        assert_eq!(proposal.item, "li");
+        assert_eq!(proposal.link, "h3 a@href");
+        assert_eq!(proposal.content.as_deref(), Some("p"));
     }
 
     #[test]
