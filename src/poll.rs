@@ -398,8 +398,6 @@ pub(crate) struct Poller {
     /// Fetches running (skips, which only record, run beside them outside the budget).
     fetching: usize,
     in_flight: HashMap<tokio::task::Id, InFlight>,
-    /// Hosts that asked everyone to wait, until when.
-    delayed: HashMap<String, DateTime<Utc>>,
     /// Poll held-back feeds too (`poll --force`).
     pub force: bool,
     stopped: bool,
@@ -419,10 +417,9 @@ pub(crate) struct Unrecorded {
     pub error: StoreError,
 }
 
-/// What a task hands back: the report, and a host penalty to apply to the host's other feeds.
+/// What a task hands back.
 struct Finished {
     report: FeedReport,
-    penalty: Option<DateTime<Utc>>,
 }
 
 impl Poller {
@@ -434,7 +431,7 @@ impl Poller {
         clock: Arc<dyn Clock>,
     ) -> Result<Poller, StoreError> {
         let now = clock.now();
-        let delayed = store.call(move |s| s.host_delays(now)).await?;
+        let delays = store.call(move |s| s.host_delays(now)).await?;
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Ok(Poller {
             context: Context {
@@ -446,6 +443,7 @@ impl Poller {
                 fingerprint: config.fingerprint.clone(),
                 requests: Arc::new(HostPermits::new(config.poll.per_host)),
                 concurrency: config.poll.concurrency,
+                delays: Arc::new(HostDelays(std::sync::Mutex::new(delays))),
             },
             concurrency: config.poll.concurrency,
             per_host: config.poll.per_host,
@@ -453,7 +451,6 @@ impl Poller {
             running: JoinSet::new(),
             fetching: 0,
             in_flight: HashMap::new(),
-            delayed,
             force: false,
             stopped: false,
         })
@@ -527,10 +524,7 @@ impl Poller {
             Err(e) => (e.id(), Err(e)),
         };
         let flight = self.in_flight.remove(&id);
-        let host = flight.as_ref().and_then(|f| f.host);
-        // Named now: once its last feed finishes, the host's index means nothing.
-        let host_name = host.and_then(|q| self.hosts.name(q)).map(str::to_string);
-        if let Some(q) = host {
+        if let Some(q) = flight.as_ref().and_then(|f| f.host) {
             self.fetching = self.fetching.saturating_sub(1);
             self.hosts.finished(q);
         }
@@ -562,14 +556,9 @@ impl Poller {
                         newly_repaired: Vec::new(),
                         elapsed: Duration::ZERO,
                     },
-                    penalty: None,
                 }
             }
         };
-        if let (Some(name), Some(until)) = (host_name, finished.penalty) {
-            let entry = self.delayed.entry(name).or_insert(until);
-            *entry = (*entry).max(until);
-        }
         self.start_what_fits();
         Some(Ok(finished.report))
     }
@@ -580,12 +569,7 @@ impl Poller {
                 break;
             };
             let now = self.context.clock.now();
-            let host_delay = self
-                .hosts
-                .name(q)
-                .and_then(|h| self.delayed.get(h))
-                .copied()
-                .filter(|t| *t > now);
+            let host_delay = self.hosts.name(q).and_then(|h| self.context.delays.until(h, now));
             if !self.force {
                 let due = schedule::due(&job.policy, &job.spec.key, &History::from(&job.state), host_delay);
                 if let Some(hold) = due.hold.filter(|h| h.holds_at(now)) {
@@ -600,10 +584,7 @@ impl Poller {
                             key,
                         };
                         store.call(move |s| s.schedule(&[(feed_id, scheduled)])).await?;
-                        Ok(Finished {
-                            report,
-                            penalty: None,
-                        })
+                        Ok(Finished { report })
                     });
                     self.in_flight.insert(
                         task.id(),
@@ -765,6 +746,42 @@ struct Context {
     requests: Arc<HostPermits>,
     /// How many of a feed's pages are fetched at once (`poll.concurrency`).
     concurrency: usize,
+    /// Hosts that asked everyone to wait, for feeds and pages alike.
+    delays: Arc<HostDelays>,
+}
+
+/// Hosts that asked everyone to wait (429, or 503 with Retry-After), until when: read from the
+/// store when the poller starts, then kept here as they come (and in the store, by
+/// [`hold_host`]), so a feed or a page learns of its host's wait without asking the store.
+struct HostDelays(std::sync::Mutex<HashMap<String, DateTime<Utc>>>);
+
+impl HostDelays {
+    /// Until when `host` asked to wait, if that is still after `now`.
+    fn until(&self, host: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let delays = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        delays.get(host).copied().filter(|t| *t > now)
+    }
+
+    fn hold(&self, host: &str, until: DateTime<Utc>) {
+        let mut delays = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = delays.entry(host.to_string()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+}
+
+/// `host` asked everyone to wait until `until`: every feed and page of this poller holds off,
+/// and the store remembers it for the next poller (another `poll`, a restart).
+async fn hold_host(
+    context: &Context,
+    host: String,
+    until: DateTime<Utc>,
+    reason: String,
+) -> Result<(), StoreError> {
+    context.delays.hold(&host, until);
+    context
+        .store
+        .call(move |s| s.delay_host(&host, until, &reason))
+        .await
 }
 
 /// At most `poll.per_host` requests in flight to any one host, whoever makes them: the Poller
@@ -904,7 +921,6 @@ async fn poll_one(
         next_due: schedule::due(&policy, key, after, host_delay).at,
         key: policy.key(),
     };
-    let mut penalty = None;
     let mut abandoned = false;
     let mut newly_repaired = Vec::new();
     let result = match outcome {
@@ -976,10 +992,8 @@ async fn poll_one(
             after.gone = kind == FailureKind::Gone;
             let mut host_delay = host_delay;
             if let (Some(host), Some(until)) = (&host, failure.host_penalty(now)) {
-                penalty = Some(until);
                 host_delay = Some(host_delay.map_or(until, |d| d.max(until)));
-                let (host, reason) = (host.clone(), error.clone());
-                store.call(move |s| s.delay_host(&host, until, &reason)).await?;
+                hold_host(context, host.clone(), until, error.clone()).await?;
             }
             abandoned = schedule::abandoned(&policy, &after, now);
             let update = FeedUpdate::Failed {
@@ -1018,7 +1032,7 @@ async fn poll_one(
         next_due,
         abandoned: abandoned && state.abandoned_at.is_none(),
     };
-    Ok(Finished { report, penalty })
+    Ok(Finished { report })
 }
 
 /// The feed's rules judge each new or changed entry as it will be stored (its content
@@ -1141,11 +1155,8 @@ async fn read_articles<T: Copy + Send + 'static>(
     context: &Context,
 ) -> Result<Vec<(T, Result<String, ArticleError>)>, StoreError> {
     let rewrite: Arc<[Rewrite]> = rewrite.into();
-    let now = context.clock.now();
-    let waiting = context.store.call(move |s| s.host_delays(now)).await?;
     let read = futures::stream::iter(pages)
         .map(|(tag, page)| {
-            let waiting = &waiting;
             let rewrite = rewrite.clone();
             async move {
                 let page = match page {
@@ -1153,16 +1164,27 @@ async fn read_articles<T: Copy + Send + 'static>(
                     Err(e) => return (tag, Err(e), None),
                 };
                 let host = host_key(&page);
-                if host.as_ref().is_some_and(|h| waiting.contains_key(h)) {
+                let turn = context.requests.turn(host.as_deref()).await;
+                // Asked after the turn: a page that waited behind one answered 429 must not
+                // go ahead.
+                let now = context.clock.now();
+                if host
+                    .as_deref()
+                    .is_some_and(|h| context.delays.until(h, now).is_some())
+                {
                     return (tag, Err(ArticleError::HostWaiting), None);
                 }
-                let turn = context.requests.turn(host.as_deref()).await;
                 let fetched = full_text::fetch_page(&context.fetcher, &page).await;
                 drop(turn);
                 let (html, final_url) = match fetched {
                     Ok(fetched) => fetched,
                     Err(ArticleError::Fetch(e)) => {
                         let penalty = host.zip(host_penalty(&e, context.clock.now()));
+                        // At once, for the pages queued behind this one; the store hears of
+                        // it below.
+                        if let Some((host, until)) = &penalty {
+                            context.delays.hold(host, *until);
+                        }
                         return (tag, Err(ArticleError::Fetch(e)), penalty);
                     }
                     Err(e) => return (tag, Err(e), None),

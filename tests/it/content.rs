@@ -391,3 +391,60 @@ async fn a_new_feeds_back_catalogue_keeps_its_teasers_and_costs_no_page_fetches(
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_answered_429_holds_the_pages_waiting_behind_it() {
+    // The feed on one host, its pages on another that rate-limits at the first page.
+    let feed_host = FeedServer::start_at("127.0.0.2").await;
+    let pages = FeedServer::start().await;
+    pages.set(
+        "/p0.html",
+        Route::status(429, "slow down").header("Retry-After", "600"),
+    );
+    let names: Vec<String> = (0..4).map(|i| format!("p{i}")).collect();
+    for n in &names[1..] {
+        let text = story(n);
+        pages.set(
+            &format!("/{n}.html"),
+            html(page(&text.iter().map(String::as_str).collect::<Vec<_>>())),
+        );
+    }
+    let links: Vec<String> = names.iter().map(|n| pages.url(&format!("/{n}.html"))).collect();
+    let items: Vec<_> = names
+        .iter()
+        .zip(&links)
+        .map(|(n, l)| {
+            (
+                Some(n.as_str()),
+                Some(l.as_str()),
+                n.as_str(),
+                "Teaser.",
+                Some(D1),
+            )
+        })
+        .collect();
+    feed_host.set("/feed.xml", Route::rss(rss("limited", &items)));
+    let ws = Workspace::new();
+    // per_host = 1: the other pages queue for their host's turn behind the first.
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[poll]\nper_host = 1\n\
+         [[feed]]\nurl = \"{}\"\nfull_text = true\n",
+        feed_host.url("/feed.xml")
+    ));
+    assert_eq!(ws.poll().await.code, 0);
+    assert_eq!(pages.requests("/p0.html").len(), 1);
+    for n in &names[1..] {
+        assert!(
+            pages.requests(&format!("/{n}.html")).is_empty(),
+            "{n} was asked for while its host said to wait"
+        );
+    }
+    let held: i64 = ws
+        .db()
+        .query_row("SELECT COUNT(*) FROM hosts WHERE host = '127.0.0.1'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(held, 1, "the store remembers the wait for the next poll");
+    assert_eq!(ws.rows().len(), 4, "the entries keep the feed's text");
+}
