@@ -298,25 +298,34 @@ mod tests {
     use super::*;
     use crate::model::Entry;
 
+    /// 2026-01-`d`, at noon.
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, d, 12, 0, 0).unwrap()
+    }
+
+    /// Stores ten entries in `feed`, one a day from 2026-01-01 to 01-10, seen on `seen`.
+    fn store_ten_days(store: &mut Store, feed: i64, seen: DateTime<Utc>) -> crate::store::StoreOutcome {
+        let entries = crate::store::entries::tests::finished(
+            (1..=10)
+                .map(|d| Entry {
+                    guid: Some(format!("e{d}")),
+                    title: format!("day {d}"),
+                    published: Some(day(d)),
+                    ..Entry::default()
+                })
+                .collect(),
+        );
+        crate::store::entries::tests::store_batch(store, feed, &entries, 100, seen)
+    }
+
     #[test]
     fn statistics_are_written_from_counts_for_every_index_and_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("t.db")).unwrap();
         let urls: Vec<String> = (0..4).map(|n| format!("https://e.org/{n}")).collect();
         let feeds = store.ensure_feeds(&urls, Utc::now()).unwrap();
-        let day = |d: u32| Utc.with_ymd_and_hms(2026, 1, d, 12, 0, 0).unwrap();
         for feed in feeds.iter().take(3) {
-            let entries = crate::store::entries::tests::finished(
-                (1..=10)
-                    .map(|d| Entry {
-                        guid: Some(format!("e{d}")),
-                        title: format!("day {d}"),
-                        published: Some(day(d)),
-                        ..Entry::default()
-                    })
-                    .collect(),
-            );
-            crate::store::entries::tests::store_batch(&mut store, feed.id, &entries, 100, day(20));
+            store_ten_days(&mut store, feed.id, day(20));
         }
         let counts = store.table_counts().unwrap();
         assert_eq!(
@@ -381,18 +390,7 @@ mod tests {
             .ensure_feeds(std::slice::from_ref(&url), Utc::now())
             .unwrap()[0]
             .id;
-        let day = |d: u32| Utc.with_ymd_and_hms(2026, 1, d, 12, 0, 0).unwrap();
-        let entries = crate::store::entries::tests::finished(
-            (1..=10)
-                .map(|d| Entry {
-                    guid: Some(format!("e{d}")),
-                    title: format!("day {d}"),
-                    published: Some(day(d)),
-                    ..Entry::default()
-                })
-                .collect(),
-        );
-        crate::store::entries::tests::store_batch(&mut store, feed, &entries, 100, day(20));
+        store_ten_days(&mut store, feed, day(20));
 
         // Keep 5 days (from Jan 20: entries of Jan 15+ survive by age), at most 3 per feed,
         // but outputs show the newest 4.
@@ -412,7 +410,7 @@ mod tests {
         assert_eq!(titles, ["day 10", "day 9", "day 8", "day 7"]);
 
         // The removed entries are still in the feed: they do not come back.
-        let outcome = crate::store::entries::tests::store_batch(&mut store, feed, &entries, 100, day(21));
+        let outcome = store_ten_days(&mut store, feed, day(21));
         assert_eq!(outcome.new, 0);
         assert!(store.integrity_check().unwrap().is_ok());
     }
