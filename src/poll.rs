@@ -1077,15 +1077,17 @@ async fn full_text(
     rewrite: &[Rewrite],
     context: &Context,
 ) -> Result<(), StoreError> {
-    let ranks = shown.map(|_| crate::store::catalogue_ranks(entries));
-    let held_back = |k: &KeyedEntry| {
-        let rank = ranks.as_ref().and_then(|r| r.get(k.key.as_str()));
-        matches!((rank, shown), (Some(rank), Some(shown)) if *rank >= shown)
+    let held_back: std::collections::HashSet<&str> = match shown {
+        Some(shown) => crate::store::catalogue_ranks(entries)
+            .into_iter()
+            .filter_map(|(key, rank)| (rank >= shown).then_some(key))
+            .collect(),
+        None => Default::default(),
     };
     let pages: Vec<(usize, Result<Url, ArticleError>)> = entries
         .iter()
         .enumerate()
-        .filter(|(_, k)| !held_back(k))
+        .filter(|(_, k)| !held_back.contains(k.key.as_str()))
         .map(|(i, k)| (i, full_text::page_of(k.entry.link.as_deref())))
         .collect();
     let articles = read_articles(pages, rewrite, context).await?;

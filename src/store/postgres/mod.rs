@@ -335,8 +335,8 @@ impl PgStore {
         if !held {
             return Ok(false);
         }
-        // (The poll's entries and feed state are written here, in this transaction, by the
-        // store's record step.)
+        // When `poll` runs on PostgreSQL, its record step (entries, feed state) belongs here,
+        // in this transaction: it is what the fence protects. Today only the schedule is.
         tx.execute(
             "UPDATE feeds SET next_due = $2, last_fetch = $3, lease_until = NULL, lease_node = NULL
              WHERE id = $1",
@@ -509,7 +509,8 @@ impl PgStore {
             .collect())
     }
 
-    /// Who holds each leased feed (`feed id → node`), for `feeds` and /healthz.
+    /// Who holds each leased feed (`feed id → node`): what `feeds` and /healthz are to show
+    /// once nodes run on PostgreSQL.
     pub async fn holders(&self, now: DateTime<Utc>) -> Result<Vec<(i64, String)>, PgError> {
         let client = self.client().await?;
         let rows = client
