@@ -13,6 +13,8 @@ pub mod full_text;
 mod rewrite;
 mod sanitize;
 
+use std::borrow::Cow;
+
 use crate::model::{Entry, Keyed, KeyedEntry, Rewrite};
 use crate::parse::{ParsedEntry, RawBody};
 
@@ -35,8 +37,8 @@ pub fn finish_entry(parsed: ParsedEntry, rules: &[Rewrite], sanitizer: &mut Sani
     let summary = html_of(parsed.summary);
     let content = html_of(parsed.content);
     let mut entry = parsed.entry;
-    if !rules.is_empty() {
-        entry.title = rewrite::text(rules, &entry.title);
+    if let Cow::Owned(title) = rewrite::text(rules, &entry.title) {
+        entry.title = title;
     }
     Entry {
         summary,
