@@ -40,6 +40,16 @@ fn table_to_paste(stdout: &str) -> String {
         .collect()
 }
 
+/// A story on the front page: its slug, headline, date as written, and teaser.
+type Story = (&'static str, &'static str, &'static str, &'static str);
+
+const RAIN: Story = (
+    "rain",
+    "Rain expected",
+    "2026-11-30T09:00:00Z",
+    "Bring an umbrella.",
+);
+
 const SCRAPE: &str = "{ item = \"article.story\", title = \"h2\", link = \"h2 a@href\", \
                       date = \"time@datetime\", content = \"p\" }";
 
@@ -47,12 +57,7 @@ const SCRAPE: &str = "{ item = \"article.story\", title = \"h2\", link = \"h2 a@
 async fn a_web_page_becomes_entries_known_by_their_links_across_polls() {
     let server = FeedServer::start().await;
     let mut stories = vec![
-        (
-            "rain",
-            "Rain expected",
-            "2026-11-30T09:00:00Z",
-            "Bring an umbrella.",
-        ),
+        RAIN,
         (
             "bridge",
             "Bridge reopens",
@@ -313,12 +318,7 @@ async fn add_on_a_page_with_no_feed_prints_a_table_that_reads_it_and_adds_nothin
         Route::feed(
             "text/html; charset=utf-8",
             front_page(&[
-                (
-                    "rain",
-                    "Rain expected",
-                    "2026-11-30T09:00:00Z",
-                    "Bring an umbrella.",
-                ),
+                RAIN,
                 (
                     "bridge",
                     "Bridge reopens",
