@@ -52,6 +52,9 @@ pub(super) const FEED: &[&str] = &[
     "include",
     "exclude",
 ];
+/// The fields of a feed's `scrape` table (an inline table of selectors or JSON Pointers), in
+/// the order `scrape_of` takes them.
+pub(super) const SCRAPE: [&str; 6] = ["item", "link", "title", "date", "content", "author"];
 pub(super) const OUTPUT: &[&str] = &[
     "path",
     "format",

@@ -48,10 +48,9 @@ pub(crate) const DEFAULT_NEW_FEED_ENTRIES: usize = 10;
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The fields a `scrape` table may name, in the order [`scrape_of`] takes them.
-const SCRAPE_FIELDS: [&str; 6] = ["item", "link", "title", "date", "content", "author"];
+pub(crate) const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
-/// The fields of a `scrape` table in [`SCRAPE_FIELDS`] order, when the required two are there.
+/// The fields of a `scrape` table in [`keys::SCRAPE`] order, when the required two are there.
 fn scrape_of<P>([item, link, title, date, content, author]: [Option<P>; 6]) -> Option<Scrape<P>> {
     Some(Scrape {
         item: item?,
@@ -62,7 +61,6 @@ fn scrape_of<P>([item, link, title, date, content, author]: [Option<P>; 6]) -> O
         author,
     })
 }
-pub(crate) const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// A validated configuration. Paths are absolute; values are in their final types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -687,10 +685,10 @@ impl Validator<'_> {
         }
         let mut fields = scrape.into_inner();
         for (name, value) in &fields {
-            if !SCRAPE_FIELDS.contains(&name.as_str()) {
+            if !keys::SCRAPE.contains(&name.as_str()) {
                 let message = format!(
                     "unknown field `{name}`{}",
-                    keys::did_you_mean(name, &SCRAPE_FIELDS)
+                    keys::did_you_mean(name, &keys::SCRAPE)
                 );
                 self.report(value.span(), format!("{prefix}scrape.{name}"), message);
             }
@@ -704,7 +702,7 @@ impl Validator<'_> {
                 );
             }
         }
-        let raw = SCRAPE_FIELDS.map(|name| {
+        let raw = keys::SCRAPE.map(|name| {
             fields
                 .remove(name)
                 .map(|value| (format!("{prefix}scrape.{name}"), value))
