@@ -181,11 +181,6 @@ impl PgStore {
         &self.target
     }
 
-    /// This node's name.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
         self.pool.get().await.map_err(|source| PgError::Connect {
             target: self.target.clone(),
