@@ -394,7 +394,7 @@ pub(crate) struct Poller {
     concurrency: usize,
     per_host: usize,
     hosts: Hosts,
-    running: JoinSet<Result<Finished, StoreError>>,
+    running: JoinSet<Result<FeedReport, StoreError>>,
     /// Fetches running (skips, which only record, run beside them outside the budget).
     fetching: usize,
     in_flight: HashMap<tokio::task::Id, InFlight>,
@@ -415,11 +415,6 @@ struct InFlight {
 pub(crate) struct Unrecorded {
     pub feed_id: i64,
     pub error: StoreError,
-}
-
-/// What a task hands back.
-struct Finished {
-    report: FeedReport,
 }
 
 impl Poller {
@@ -528,8 +523,8 @@ impl Poller {
             self.fetching = self.fetching.saturating_sub(1);
             self.hosts.finished(q);
         }
-        let finished = match outcome {
-            Ok(Ok(finished)) => finished,
+        let report = match outcome {
+            Ok(Ok(report)) => report,
             Ok(Err(error)) => {
                 return Some(Err(Unrecorded {
                     feed_id: flight.map_or(0, |f| f.feed_id),
@@ -540,27 +535,25 @@ impl Poller {
             // out and it is tried again then.
             Err(e) => {
                 let flight = flight?;
-                Finished {
-                    report: FeedReport {
-                        feed_id: flight.feed_id,
-                        url: flight.url,
-                        result: Err(FeedFailure {
-                            kind: FailureKind::Internal,
-                            message: format!("internal error: {e}"),
-                        }),
-                        failures: 0,
-                        last_error: None,
-                        next_due: flight.next_due,
-                        abandoned: false,
-                        recovered_after: 0,
-                        newly_repaired: Vec::new(),
-                        elapsed: Duration::ZERO,
-                    },
+                FeedReport {
+                    feed_id: flight.feed_id,
+                    url: flight.url,
+                    result: Err(FeedFailure {
+                        kind: FailureKind::Internal,
+                        message: format!("internal error: {e}"),
+                    }),
+                    failures: 0,
+                    last_error: None,
+                    next_due: flight.next_due,
+                    abandoned: false,
+                    recovered_after: 0,
+                    newly_repaired: Vec::new(),
+                    elapsed: Duration::ZERO,
                 }
             }
         };
         self.start_what_fits();
-        Some(Ok(finished.report))
+        Some(Ok(report))
     }
 
     fn start_what_fits(&mut self) {
@@ -584,7 +577,7 @@ impl Poller {
                             key,
                         };
                         store.call(move |s| s.schedule(&[(feed_id, scheduled)])).await?;
-                        Ok(Finished { report })
+                        Ok(report)
                     });
                     self.in_flight.insert(
                         task.id(),
@@ -849,7 +842,7 @@ async fn poll_one(
     job: Job,
     host_delay: Option<DateTime<Utc>>,
     context: &Context,
-) -> Result<Finished, StoreError> {
+) -> Result<FeedReport, StoreError> {
     let Job {
         spec,
         state,
@@ -1032,7 +1025,7 @@ async fn poll_one(
         next_due,
         abandoned: abandoned && state.abandoned_at.is_none(),
     };
-    Ok(Finished { report })
+    Ok(report)
 }
 
 /// The feed's rules judge each new or changed entry as it will be stored (its content
