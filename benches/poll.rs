@@ -316,6 +316,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                 new_feed_entries: per_feed,
                 unchanged_segments: &Default::default(),
                 scheduled: &tributary::store::Scheduled {
+                    lease: None,
                     next_due: None,
                     key: String::new(),
                 },
@@ -542,6 +543,7 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
         .collect();
     let validators = Validators::default();
     let scheduled = tributary::store::Scheduled {
+        lease: None,
         next_due: None,
         key: String::new(),
     };

@@ -457,6 +457,7 @@ async fn planning(base: &Path) {
             .zip(&config.feeds)
             .map(|(s, spec)| {
                 let scheduled = tributary::store::Scheduled {
+                    lease: None,
                     next_due: chrono::DateTime::from_timestamp_millis(later + (s.id % 3600) * 1000),
                     key: tributary::schedule::Policy::of(&config, spec).key(),
                 };
@@ -474,6 +475,7 @@ async fn planning(base: &Path) {
             .map(|k| {
                 let id = 1 + (round * 977 + k * 131) % N as i64;
                 let scheduled = tributary::store::Scheduled {
+                    lease: None,
                     next_due: Some(now - chrono::Duration::seconds(1)),
                     key: String::new(),
                 };
@@ -494,6 +496,7 @@ async fn planning(base: &Path) {
             .iter()
             .map(|f| {
                 let scheduled = tributary::store::Scheduled {
+                    lease: None,
                     next_due: chrono::DateTime::from_timestamp_millis(later),
                     key: String::new(),
                 };
@@ -522,6 +525,7 @@ async fn planning(base: &Path) {
             .zip(&config.feeds)
             .map(|(s, spec)| {
                 let scheduled = tributary::store::Scheduled {
+                    lease: None,
                     next_due: chrono::DateTime::from_timestamp_millis(later + (s.id % 3600) * 1000),
                     key: tributary::schedule::Policy::of(&config, spec).key(),
                 };

@@ -237,6 +237,7 @@ pub async fn prepare(
                             Scheduled {
                                 next_due: None,
                                 key: String::new(),
+                                lease: None,
                             },
                         ));
                     }
@@ -254,7 +255,14 @@ pub async fn prepare(
                 let next_due = schedule::due(policy, &state.url, &History::from(&*state), host_delay).at;
                 state.next_due = next_due;
                 state.schedule_key = Some(key.clone());
-                stale.push((state.id, Scheduled { next_due, key }));
+                stale.push((
+                    state.id,
+                    Scheduled {
+                        next_due,
+                        key,
+                        lease: None,
+                    },
+                ));
             }
             s.schedule(&stale)?;
             if whole_config {
@@ -570,11 +578,12 @@ impl Poller {
                     self.hosts.finished(q);
                     let (store, key) = (self.context.store.clone(), job.policy.key());
                     let report = skipped(&job, hold.to_string(), due.at);
-                    let feed_id = job.state.id;
+                    let (feed_id, lease) = (job.state.id, job.state.lease_epoch);
                     let task = self.running.spawn(async move {
                         let scheduled = Scheduled {
                             next_due: due.at,
                             key,
+                            lease,
                         };
                         store.call(move |s| s.schedule(&[(feed_id, scheduled)])).await?;
                         Ok(report)
@@ -913,6 +922,7 @@ async fn poll_one(
     let scheduled = |after: &History, host_delay: Option<DateTime<Utc>>| Scheduled {
         next_due: schedule::due(&policy, key, after, host_delay).at,
         key: policy.key(),
+        lease: state.lease_epoch,
     };
     let mut abandoned = false;
     let mut newly_repaired = Vec::new();
@@ -1611,6 +1621,7 @@ mod tests {
                     Scheduled {
                         next_due: None,
                         key: String::new(),
+                        lease: None,
                     },
                 )])
             })

@@ -480,6 +480,7 @@ impl Daemon {
                         let scheduled = Scheduled {
                             next_due: None,
                             key: String::new(),
+                            lease: None,
                         };
                         (id, scheduled)
                     })

@@ -94,6 +94,9 @@ pub struct FeedState {
     pub repairs: Vec<Repair>,
     /// The language the feed declares, as last parsed.
     pub language: Option<String>,
+    /// The epoch of the claim this node holds on the feed in a shared store: its poll is
+    /// recorded only while that claim stands. `None` outside a claim, and on SQLite.
+    pub lease_epoch: Option<i64>,
 }
 
 /// Why a poll failed, in the terms the code that decides what to do next needs: how soon to

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
 
+use super::sql::{Dialect, Row, params};
 use super::{Store, StoreError, from_millis, from_unix, to_millis, to_millis_ceil, to_unix};
 use crate::model::{FailureKind, FeedState, Validators};
 use crate::schedule::{Hints, Skip};
@@ -40,6 +40,9 @@ pub struct Scheduled {
     /// `None`: not scheduled (gone).
     pub next_due: Option<DateTime<Utc>>,
     pub key: String,
+    /// The claim the poll was made under (`FeedState::lease_epoch`): in a shared store the
+    /// poll is recorded only while it stands, so a node that lost its claim writes nothing.
+    pub lease: Option<i64>,
 }
 
 /// The due feeds a wake-up claimed, and when the next one not claimed is due.
@@ -64,11 +67,11 @@ pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, 
                             fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count, \
                             failure_kind, next_due, schedule_key, abandoned_at, repairs, language";
 
-pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
+pub(super) fn feed_from_row(row: &Row<'_>) -> Result<FeedState, StoreError> {
     let opt_time =
-        |i| -> rusqlite::Result<Option<DateTime<Utc>>> { Ok(row.get::<_, Option<i64>>(i)?.map(from_unix)) };
+        |i| -> Result<Option<DateTime<Utc>>, StoreError> { Ok(row.get::<Option<i64>>(i)?.map(from_unix)) };
     let opt_millis =
-        |i| -> rusqlite::Result<Option<DateTime<Utc>>> { Ok(row.get::<_, Option<i64>>(i)?.map(from_millis)) };
+        |i| -> Result<Option<DateTime<Utc>>, StoreError> { Ok(row.get::<Option<i64>>(i)?.map(from_millis)) };
     Ok(FeedState {
         id: row.get(0)?,
         url: row.get(1)?,
@@ -94,19 +97,20 @@ pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
             },
         },
         rhythm: row
-            .get::<_, Option<i64>>(15)?
+            .get::<Option<i64>>(15)?
             .map(|s| Duration::from_secs(s.max(0) as u64)),
         moved_to: row.get(18)?,
         gone_at: opt_time(19)?,
         moved_count: row.get(20)?,
         failure_kind: row
-            .get::<_, Option<String>>(21)?
+            .get::<Option<String>>(21)?
             .and_then(|k| FailureKind::from_name(&k)),
         next_due: opt_millis(22)?,
         schedule_key: row.get(23)?,
         abandoned_at: opt_time(24)?,
-        repairs: crate::model::Repair::split(row.get::<_, Option<String>>(25)?.as_deref()),
+        repairs: crate::model::Repair::split(row.get::<Option<String>>(25)?.as_deref()),
         language: row.get(26)?,
+        lease_epoch: None,
     })
 }
 
@@ -118,43 +122,40 @@ impl Store {
         urls: &[String],
         now: DateTime<Utc>,
     ) -> Result<Vec<FeedState>, StoreError> {
-        // A savepoint, not a transaction: inside the store thread's group commit it nests.
-        let tx = self.conn.savepoint()?;
-        let mut states = Vec::with_capacity(urls.len());
-        {
-            let mut insert =
-                tx.prepare_cached("INSERT OR IGNORE INTO feeds (url, created) VALUES (?1, ?2)")?;
-            let mut select =
-                tx.prepare_cached(&format!("SELECT {FEED_COLUMNS} FROM feeds WHERE url = ?1"))?;
+        let select = format!("SELECT {FEED_COLUMNS} FROM feeds WHERE url = ?1");
+        self.conn.savepoint(|c| {
+            let mut states = Vec::with_capacity(urls.len());
             for url in urls {
-                insert.execute(params![url, to_unix(now)])?;
-                states.push(select.query_row([url], feed_from_row)?);
+                c.execute(
+                    "INSERT INTO feeds (url, created) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![url, to_unix(now)],
+                )?;
+                states.push(c.query_one(&select, params![url], feed_from_row)?);
             }
-        }
-        tx.commit()?;
-        Ok(states)
+            Ok(states)
+        })
     }
 
     /// Renames feeds stored under an old identity (`old` → `new`) when the new one is not taken:
     /// databases from before identities left credentials out stored feed URLs whole.
     pub(crate) fn rekey_feeds(&mut self, renames: &[(String, String)]) -> Result<usize, StoreError> {
         let mut renamed = 0;
-        let mut stmt = self.conn.prepare_cached(
-            "UPDATE feeds SET url = ?2 WHERE url = ?1 AND NOT EXISTS (SELECT 1 FROM feeds WHERE url = ?2)",
-        )?;
         for (old, new) in renames {
-            renamed += stmt.execute(params![old, new])?;
+            renamed += self.conn.execute(
+                "UPDATE feeds SET url = ?2 WHERE url = ?1 AND NOT EXISTS (SELECT 1 FROM feeds WHERE url = ?2)",
+                params![old, new],
+            )?;
         }
         Ok(renamed)
     }
 
     /// One feed by its row id.
     pub(crate) fn feed_by_id(&self, id: i64) -> Result<Option<FeedState>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!("SELECT {FEED_COLUMNS} FROM feeds WHERE id = ?1"))?
-            .query_row([id], feed_from_row)
-            .optional()?)
+        self.conn.query_opt(
+            &format!("SELECT {FEED_COLUMNS} FROM feeds WHERE id = ?1"),
+            params![id],
+            feed_from_row,
+        )
     }
 
     /// The row ids of the feeds whose URLs are the keys of `urls` that the store knows:
@@ -167,22 +168,40 @@ impl Store {
     {
         let mut ids = Vec::with_capacity(urls.len());
         if urls.len() <= 512 {
-            let mut stmt = self.conn.prepare_cached("SELECT id FROM feeds WHERE url = ?1")?;
             for url in urls.keys() {
-                if let Some(id) = stmt.query_row([url.borrow()], |r| r.get(0)).optional()? {
+                if let Some(id) = self.conn.query_opt(
+                    "SELECT id FROM feeds WHERE url = ?1",
+                    params![url.borrow()],
+                    |r| r.get(0),
+                )? {
                     ids.push(id);
                 }
             }
             return Ok(ids);
         }
-        let mut stmt = self.conn.prepare_cached("SELECT id, url FROM feeds")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            if urls.contains_key(row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?) {
+        self.conn.each("SELECT id, url FROM feeds", params![], |row| {
+            if row.with_str(1, |url| urls.contains_key(url))? {
                 ids.push(row.get(0)?);
             }
-        }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
         Ok(ids)
+    }
+
+    /// In a shared store, makes sure the claim `lease` on `feed_id` still stands and holds
+    /// the row until the poll is recorded; fails with [`StoreError::Fenced`] when another
+    /// node claimed the feed since (this one stalled past its lease). SQLite has one daemon
+    /// per database (see `DaemonLock`), so nothing can have taken its claims.
+    pub(super) fn fence(&self, feed_id: i64, lease: Option<i64>) -> Result<(), StoreError> {
+        let (Some(epoch), Dialect::Postgres) = (lease, self.conn.dialect()) else {
+            return Ok(());
+        };
+        let holds = self.conn.query_opt(
+            "SELECT 1 FROM feeds WHERE id = ?1 AND lease_node = ?2 AND lease_epoch = ?3 FOR UPDATE",
+            params![feed_id, self.node, epoch],
+            |_| Ok(()),
+        )?;
+        holds.ok_or(StoreError::Fenced { feed_id })
     }
 
     /// Records a poll of `feed_id` that stored no entries, with when it is due next.
@@ -194,136 +213,142 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let next_due = scheduled.next_due.map(to_millis_ceil);
-        match update {
-            FeedUpdate::Unchanged {
-                validators,
-                fresh_until,
-            } => {
-                self.conn
-                    .prepare_cached(
+        self.conn.savepoint(|c| {
+            self.fence(feed_id, scheduled.lease)?;
+            match update {
+                FeedUpdate::Unchanged {
+                    validators,
+                    fresh_until,
+                } => {
+                    c.execute(
                         "UPDATE feeds SET last_fetch = ?2, last_success = ?3, last_error = NULL, failures = 0,
                              failing_since = NULL, retry_after = NULL, fresh_until = ?6, gone_at = NULL, gone_config = NULL,
                              etag = COALESCE(?4, etag), last_modified = COALESCE(?5, last_modified),
                              failure_kind = NULL, abandoned_at = NULL,
                              next_due = ?7, schedule_key = ?8, lease_until = NULL
                          WHERE id = ?1",
-                    )?
-                    .execute(params![
-                        feed_id,
-                        to_millis(now),
-                        to_unix(now),
-                        validators.as_ref().and_then(|v| v.etag.as_deref()),
-                        validators.as_ref().and_then(|v| v.last_modified.as_deref()),
-                        fresh_until.map(to_unix),
-                        next_due,
-                        scheduled.key,
-                    ])?;
-            }
-            FeedUpdate::Failed {
-                error,
-                kind,
-                retry_after,
-                gone,
-                abandoned,
-            } => {
-                self.conn
-                    .prepare_cached(
+                        params![
+                            feed_id,
+                            to_millis(now),
+                            to_unix(now),
+                            validators.as_ref().and_then(|v| v.etag.as_deref()),
+                            validators.as_ref().and_then(|v| v.last_modified.as_deref()),
+                            fresh_until.map(to_unix),
+                            next_due,
+                            scheduled.key,
+                        ],
+                    )?;
+                }
+                FeedUpdate::Failed {
+                    error,
+                    kind,
+                    retry_after,
+                    gone,
+                    abandoned,
+                } => {
+                    c.execute(
                         "UPDATE feeds SET last_fetch = ?2, last_error = ?4, failures = failures + 1,
                              failing_since = COALESCE(failing_since, ?3), retry_after = ?5,
-                             gone_at = CASE WHEN ?6 IS NULL THEN gone_at ELSE ?3 END,
+                             gone_at = CASE WHEN CAST(?6 AS TEXT) IS NULL THEN gone_at ELSE ?3 END,
                              gone_config = COALESCE(?6, gone_config), failure_kind = ?7,
                              next_due = ?8, schedule_key = ?9, lease_until = NULL,
-                             abandoned_at = CASE WHEN ?10 THEN COALESCE(abandoned_at, ?3) END
+                             abandoned_at = CASE WHEN ?10 = 1 THEN COALESCE(abandoned_at, ?3) END
                          WHERE id = ?1",
-                    )?
-                    .execute(params![
-                        feed_id,
-                        to_millis(now),
-                        to_unix(now),
-                        error,
-                        retry_after.map(to_unix),
-                        gone,
-                        kind.as_str(),
-                        next_due,
-                        scheduled.key,
-                        abandoned,
-                    ])?;
-                self.conn
-                    .prepare_cached(
+                        params![
+                            feed_id,
+                            to_millis(now),
+                            to_unix(now),
+                            error,
+                            retry_after.map(to_unix),
+                            gone,
+                            kind.as_str(),
+                            next_due,
+                            scheduled.key,
+                            abandoned,
+                        ],
+                    )?;
+                    c.execute(
                         "INSERT INTO feed_errors (feed_id, at, kind, message) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![feed_id, to_unix(now), kind.as_str(), error])?;
-                self.conn
-                    .prepare_cached(
+                        params![feed_id, to_unix(now), kind.as_str(), error],
+                    )?;
+                    c.execute(
                         "DELETE FROM feed_errors WHERE feed_id = ?1 AND id <= (
                              SELECT id FROM feed_errors WHERE feed_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                    )?
-                    .execute(params![feed_id, ERROR_HISTORY])?;
+                        params![feed_id, ERROR_HISTORY],
+                    )?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// A feed's recent failures, newest first.
     pub(crate) fn feed_errors(&self, feed_id: i64) -> Result<Vec<crate::model::FeedError>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT at, kind, message FROM feed_errors WHERE feed_id = ?1 ORDER BY id DESC",
-        )?;
-        let rows = stmt.query_map([feed_id], |r| {
-            Ok(crate::model::FeedError {
-                at: from_unix(r.get(0)?),
-                kind: FailureKind::from_name(&r.get::<_, String>(1)?).unwrap_or(FailureKind::Internal),
-                message: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![feed_id],
+            |r| {
+                Ok(crate::model::FeedError {
+                    at: from_unix(r.get(0)?),
+                    kind: FailureKind::from_name(&r.get::<String>(1)?).unwrap_or(FailureKind::Internal),
+                    message: r.get(2)?,
+                })
+            },
+        )
     }
 
     /// Forgets a feed's failures (`feeds --reset`): no backoff, no gone, no history; due at once.
     pub(crate) fn reset_feed(&mut self, feed_id: i64) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
-        tx.execute(
-            "UPDATE feeds SET failures = 0, last_error = NULL, failing_since = NULL, failure_kind = NULL,
-                 retry_after = NULL, gone_at = NULL, gone_config = NULL, abandoned_at = NULL,
-                 next_due = 0, lease_until = NULL
-             WHERE id = ?1",
-            [feed_id],
-        )?;
-        tx.execute("DELETE FROM feed_errors WHERE feed_id = ?1", [feed_id])?;
-        tx.commit()?;
-        Ok(())
+        self.conn.savepoint(|c| {
+            c.execute(
+                "UPDATE feeds SET failures = 0, last_error = NULL, failing_since = NULL, failure_kind = NULL,
+                     retry_after = NULL, gone_at = NULL, gone_config = NULL, abandoned_at = NULL,
+                     next_due = 0, lease_until = NULL
+                 WHERE id = ?1",
+                params![feed_id],
+            )?;
+            c.execute("DELETE FROM feed_errors WHERE feed_id = ?1", params![feed_id])?;
+            Ok(())
+        })
     }
 
     /// Sets when feeds are due (after the policy they were computed under changed, or when a
-    /// poll skipped them), releasing any lease on them.
+    /// poll skipped them), releasing any lease on them. A feed whose claim (`lease`) no longer
+    /// stands is left to the node that holds it now.
     pub fn schedule(&mut self, due: &[(i64, Scheduled)]) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
-        {
-            let mut update = tx.prepare_cached(
-                "UPDATE feeds SET next_due = ?2, schedule_key = ?3, lease_until = NULL WHERE id = ?1",
-            )?;
+        self.conn.savepoint(|c| {
             for (id, scheduled) in due {
-                update.execute(params![id, scheduled.next_due.map(to_millis_ceil), scheduled.key])?;
+                match self.fence(*id, scheduled.lease) {
+                    Err(StoreError::Fenced { .. }) => continue,
+                    other => other?,
+                }
+                c.execute(
+                    "UPDATE feeds SET next_due = ?2, schedule_key = ?3, lease_until = NULL WHERE id = ?1",
+                    params![id, scheduled.next_due.map(to_millis_ceil), scheduled.key],
+                )?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Takes every feed but `configured` off the schedule (removed from the config): their
     /// rows and entries stay, but no wake-up sees them.
     pub(crate) fn unschedule_others(&mut self, configured: &[i64]) -> Result<usize, StoreError> {
         let ids = serde_json::to_string(configured).unwrap_or_else(|_| "[]".into());
-        Ok(self.conn.execute(
+        self.conn.execute(
             "UPDATE feeds SET next_due = NULL, schedule_key = NULL, lease_until = NULL
-             WHERE next_due IS NOT NULL AND id NOT IN (SELECT value FROM json_each(?1))",
-            [ids],
-        )?)
+             WHERE next_due IS NOT NULL AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))",
+            params![ids],
+        )
     }
 
     /// Claims up to `limit` feeds due at `now` that nobody holds, oldest due first, until
     /// `lease_until`; and finds when the next unclaimed feed is due. One range of the due-time
     /// index: the cost is the number of due feeds, whatever the number of feeds.
+    ///
+    /// In a shared store the due rows are locked with `SKIP LOCKED`, so nodes claiming at once
+    /// take disjoint sets without waiting on each other, and every claim is stamped with this
+    /// node and a new epoch (see [`Store::fence`]).
     pub fn claim_due(
         &mut self,
         now: DateTime<Utc>,
@@ -331,52 +356,93 @@ impl Store {
         lease_until: DateTime<Utc>,
     ) -> Result<Claimed, StoreError> {
         let now_ms = to_millis(now);
-        let tx = self.conn.savepoint()?;
-        let mut claimed = Claimed::default();
-        {
-            let mut due = tx.prepare_cached(&format!(
-                "SELECT {FEED_COLUMNS} FROM feeds
-                 WHERE next_due <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
-                 ORDER BY next_due LIMIT ?2"
-            ))?;
-            let limit_plus_one = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-            claimed.feeds = due
-                .query_map(params![now_ms, limit_plus_one], feed_from_row)?
-                .collect::<Result<_, _>>()?;
+        let limit_plus_one = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        self.conn.savepoint(|c| {
+            let mut claimed = Claimed::default();
+            let due = match c.dialect() {
+                Dialect::Sqlite => format!(
+                    "SELECT {FEED_COLUMNS} FROM feeds
+                     WHERE next_due <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+                     ORDER BY next_due LIMIT ?2"
+                ),
+                Dialect::Postgres => format!(
+                    "SELECT {FEED_COLUMNS} FROM feeds
+                     WHERE next_due <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+                     ORDER BY next_due LIMIT ?2 FOR UPDATE SKIP LOCKED"
+                ),
+            };
+            claimed.feeds = c.query(&due, params![now_ms, limit_plus_one], feed_from_row)?;
             if claimed.feeds.len() > limit {
                 claimed.feeds.truncate(limit);
                 claimed.more = true;
             }
-            let mut lease = tx.prepare_cached("UPDATE feeds SET lease_until = ?2 WHERE id = ?1")?;
-            for feed in &claimed.feeds {
-                lease.execute(params![feed.id, to_millis(lease_until)])?;
+            for feed in &mut claimed.feeds {
+                match c.dialect() {
+                    Dialect::Sqlite => {
+                        c.execute(
+                            "UPDATE feeds SET lease_until = ?2 WHERE id = ?1",
+                            params![feed.id, to_millis(lease_until)],
+                        )?;
+                    }
+                    Dialect::Postgres => {
+                        feed.lease_epoch = Some(c.query_one(
+                            "UPDATE feeds SET lease_until = ?2, lease_node = ?3, lease_epoch = lease_epoch + 1
+                             WHERE id = ?1 RETURNING lease_epoch",
+                            params![feed.id, to_millis(lease_until), self.node],
+                            |r| r.get(0),
+                        )?);
+                    }
+                }
             }
-            claimed.next = tx
-                .prepare_cached("SELECT MIN(next_due) FROM feeds WHERE next_due > ?1")?
-                .query_row([now_ms], |r| r.get::<_, Option<i64>>(0))?
+            claimed.next = c
+                .query_one(
+                    "SELECT MIN(next_due) FROM feeds WHERE next_due > ?1",
+                    params![now_ms],
+                    |r| r.get::<Option<i64>>(0),
+                )?
                 .map(from_millis);
-        }
-        tx.commit()?;
-        Ok(claimed)
+            if c.dialect() == Dialect::Postgres {
+                // Another node's claim on a due feed runs out before the next due time, maybe:
+                // then this node looks again when it does (the other node may have died).
+                let held: Option<i64> = c.query_one(
+                    "SELECT MIN(lease_until) FROM feeds WHERE next_due <= ?1 AND lease_until > ?1",
+                    params![now_ms],
+                    |r| r.get(0),
+                )?;
+                if let Some(held) = held.map(from_millis) {
+                    claimed.next = Some(claimed.next.map_or(held, |n| n.min(held)));
+                }
+            }
+            Ok(claimed)
+        })
     }
 
     /// Gives up the leases on `ids` (claimed, then not polled: the daemon is stopping, or the
-    /// feed left the config), or on every feed when `ids` is `None` (a daemon starting: it is
-    /// the only one, so every lease it finds is left over from a crash).
+    /// feed left the config), or on every feed this node holds when `ids` is `None` (a daemon
+    /// starting: what it finds under its name is left over from a crash). On SQLite there is
+    /// one daemon per database, so every lease is its own.
     pub fn release_leases(&mut self, ids: Option<&[i64]>) -> Result<usize, StoreError> {
-        Ok(match ids {
-            None => self.conn.execute(
+        let ids = ids.map(|ids| serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()));
+        let c = &self.conn;
+        match (c.dialect(), ids) {
+            (Dialect::Sqlite, None) => c.execute(
                 "UPDATE feeds SET lease_until = NULL WHERE lease_until IS NOT NULL",
-                [],
-            )?,
-            Some(ids) => {
-                let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-                self.conn.execute(
-                    "UPDATE feeds SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?1))",
-                    [ids],
-                )?
-            }
-        })
+                params![],
+            ),
+            (Dialect::Sqlite, Some(ids)) => c.execute(
+                "UPDATE feeds SET lease_until = NULL WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))",
+                params![ids],
+            ),
+            (Dialect::Postgres, None) => c.execute(
+                "UPDATE feeds SET lease_until = NULL WHERE lease_until IS NOT NULL AND lease_node = ?1",
+                params![self.node],
+            ),
+            (Dialect::Postgres, Some(ids)) => c.execute(
+                "UPDATE feeds SET lease_until = NULL
+                 WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1)) AND lease_node = ?2",
+                params![ids, self.node],
+            ),
+        }
     }
 
     /// Notes where this poll's permanent redirects led (`None`: no permanent redirect). After
@@ -387,36 +453,30 @@ impl Store {
         feed_id: i64,
         target: Option<&str>,
     ) -> Result<Option<String>, StoreError> {
-        let tx = self.conn.savepoint()?;
-        let moved = match target {
-            None => {
-                tx.execute(
+        self.conn.savepoint(|c| {
+            let Some(target) = target else {
+                c.execute(
                     "UPDATE feeds SET moved_candidate = NULL, moved_count = 0 WHERE id = ?1 AND moved_count > 0",
-                    [feed_id],
+                    params![feed_id],
                 )?;
-                None
+                return Ok(None);
+            };
+            let count: u32 = c.query_one(
+                "UPDATE feeds SET moved_count = CASE WHEN moved_candidate = ?2 THEN moved_count + 1 ELSE 1 END,
+                     moved_candidate = ?2
+                 WHERE id = ?1 RETURNING moved_count",
+                params![feed_id, target],
+                |r| r.get(0),
+            )?;
+            if count < MOVE_AFTER {
+                return Ok(None);
             }
-            Some(target) => {
-                let count: u32 = tx.query_row(
-                    "UPDATE feeds SET moved_count = CASE WHEN moved_candidate = ?2 THEN moved_count + 1 ELSE 1 END,
-                         moved_candidate = ?2
-                     WHERE id = ?1 RETURNING moved_count",
-                    params![feed_id, target],
-                    |r| r.get(0),
-                )?;
-                if count >= MOVE_AFTER {
-                    tx.execute(
-                        "UPDATE feeds SET moved_to = ?2, moved_candidate = NULL, moved_count = 0 WHERE id = ?1",
-                        params![feed_id, target],
-                    )?;
-                    Some(target.to_string())
-                } else {
-                    None
-                }
-            }
-        };
-        tx.commit()?;
-        Ok(moved)
+            c.execute(
+                "UPDATE feeds SET moved_to = ?2, moved_candidate = NULL, moved_count = 0 WHERE id = ?1",
+                params![feed_id, target],
+            )?;
+            Ok(Some(target.to_string()))
+        })
     }
 
     /// Feeds found gone under another version of the config are given another chance.
@@ -426,28 +486,30 @@ impl Store {
         config_fingerprint: &str,
     ) -> Result<usize, StoreError> {
         let urls_json = serde_json::to_string(urls).unwrap_or_else(|_| "[]".into());
-        Ok(self.conn.execute(
+        self.conn.execute(
             "UPDATE feeds SET gone_at = NULL, gone_config = NULL
-             WHERE gone_at IS NOT NULL AND gone_config IS NOT ?2
+             WHERE gone_at IS NOT NULL AND gone_config IS DISTINCT FROM ?2
                AND url IN (SELECT value FROM json_each(?1))",
             params![urls_json, config_fingerprint],
-        )?)
+        )
     }
 
-    /// Delays every feed on `host` until `until` (after a 429 or 403 from it).
+    /// Delays every feed on `host` until `until` (after a 429 or 403 from it). The longest
+    /// delay wins: in a shared store another node may have been told to wait longer.
     pub(crate) fn delay_host(
         &mut self,
         host: &str,
         until: DateTime<Utc>,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO hosts (host, not_before, reason) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (host) DO UPDATE SET not_before = MAX(not_before, excluded.not_before),
-                     reason = excluded.reason",
-            )?
-            .execute(params![host, to_unix(until), reason])?;
+        self.conn.execute(
+            "INSERT INTO hosts (host, not_before, reason) VALUES (?1, ?2, ?3)
+             ON CONFLICT (host) DO UPDATE SET
+                 not_before = CASE WHEN excluded.not_before > hosts.not_before
+                     THEN excluded.not_before ELSE hosts.not_before END,
+                 reason = excluded.reason",
+            params![host, to_unix(until), reason],
+        )?;
         Ok(())
     }
 
@@ -457,12 +519,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
         self.conn
-            .prepare_cached("DELETE FROM hosts WHERE not_before <= ?1")?
-            .execute([to_unix(now)])?;
-        let mut stmt = self.conn.prepare_cached("SELECT host, not_before FROM hosts")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, from_unix(r.get(1)?))))?
-            .collect::<Result<HashMap<_, _>, _>>()?;
-        Ok(rows)
+            .execute("DELETE FROM hosts WHERE not_before <= ?1", params![to_unix(now)])?;
+        let rows = self
+            .conn
+            .query("SELECT host, not_before FROM hosts", params![], |r| {
+                Ok((r.get::<String>(0)?, from_unix(r.get(1)?)))
+            })?;
+        Ok(rows.into_iter().collect())
     }
 }

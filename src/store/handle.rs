@@ -6,7 +6,7 @@
 //! and every write is serialized through one connection (SQLite allows one writer anyway). In
 //! WAL mode a reader sees the last committed state and neither blocks nor waits for the writer.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::checkpoint::{Checkpointer, Thresholds};
-use super::{Store, StoreError};
+use super::sql::{Dialect, PgRuntime};
+use super::{Backend, Place, Store, StoreError};
 
 /// Work for the store thread. It runs inside a group transaction and returns how to reply,
 /// which happens only once that transaction has committed (or failed to).
@@ -45,8 +46,45 @@ pub struct StoreHandle {
 
 /// Idle read-only connections, reused.
 struct Readers {
-    path: PathBuf,
+    source: Source,
+    place: Place,
     idle: Mutex<Vec<Store>>,
+}
+
+/// How to open another connection to the store.
+#[derive(Clone)]
+enum Source {
+    File(std::path::PathBuf),
+    Pg(Arc<PgSource>),
+}
+
+struct PgSource {
+    config: tokio_postgres::Config,
+    runtime: Arc<PgRuntime>,
+    node: String,
+}
+
+impl Source {
+    fn writer(&self) -> Result<Store, StoreError> {
+        match self {
+            Source::File(path) => Store::open(path),
+            Source::Pg(pg) => Store::open_pg(&pg.config, pg.runtime.clone(), &pg.node),
+        }
+    }
+
+    fn reader(&self) -> Result<Store, StoreError> {
+        match self {
+            Source::File(path) => Store::open_reader(path),
+            Source::Pg(_) => self.writer(),
+        }
+    }
+
+    fn dialect(&self) -> Dialect {
+        match self {
+            Source::File(_) => Dialect::Sqlite,
+            Source::Pg(_) => Dialect::Postgres,
+        }
+    }
 }
 
 /// Joins the store thread; dropping every [`StoreHandle`] lets it finish.
@@ -55,17 +93,42 @@ pub struct StoreThread {
 }
 
 impl StoreHandle {
-    /// Opens the store on a new thread. Fails (without leaving a thread behind) if the
-    /// database cannot be opened.
+    /// Opens the SQLite store at `path` on a new thread. Fails (without leaving a thread
+    /// behind) if the database cannot be opened.
     pub async fn open(path: &Path) -> Result<(StoreHandle, StoreThread), StoreError> {
-        let path = path.to_path_buf();
-        let path_for_readers = path.clone();
+        StoreHandle::open_backend(&Backend::Sqlite(path.to_path_buf())).await
+    }
+
+    /// Opens the store `backend` names. PostgreSQL's schema is brought up to date first (one
+    /// node at a time, see [`super::postgres::PgStore::connect`]).
+    pub async fn open_backend(backend: &Backend) -> Result<(StoreHandle, StoreThread), StoreError> {
+        let (source, place) = match backend {
+            Backend::Sqlite(path) => (Source::File(path.clone()), Place::File(path.clone())),
+            Backend::Postgres { url, node } => {
+                let url = crate::config::Secrets::from_process()
+                    .expand(url, Path::new("."))
+                    .map_err(super::postgres::PgError::Config)?;
+                let pg = super::postgres::PgStore::connect(&url, node).await?;
+                let place = Place::Server(pg.target().to_string());
+                let source = Source::Pg(Arc::new(PgSource {
+                    config: pg.config().clone(),
+                    runtime: PgRuntime::new()?,
+                    node: node.clone(),
+                }));
+                (source, place)
+            }
+        };
         let (ready_tx, ready_rx) = oneshot::channel();
         let (jobs, rx) = mpsc::channel::<Job>();
+        let writer_source = source.clone();
+        let writer_path = match backend {
+            Backend::Sqlite(path) => Some(path.clone()),
+            Backend::Postgres { .. } => None,
+        };
         let thread = std::thread::Builder::new()
             .name("tributary-store".into())
             .spawn(move || {
-                let mut store = match Store::open(&path) {
+                let mut store = match writer_source.writer() {
                     Ok(store) => {
                         let _ = ready_tx.send(Ok(()));
                         store
@@ -75,11 +138,14 @@ impl StoreHandle {
                         return;
                     }
                 };
-                let checkpointer = Checkpointer::start(&mut store.conn, &path, Thresholds::DEFAULT)
-                    .inspect_err(
-                        |e| tracing::warn!(error = %e, "checkpointing on the writer: no checkpoint thread"),
-                    )
-                    .ok();
+                let checkpointer = match (&writer_path, store.sqlite_conn()) {
+                    (Some(path), Some(conn)) => Checkpointer::start(conn, path, Thresholds::DEFAULT)
+                        .inspect_err(
+                            |e| tracing::warn!(error = %e, "checkpointing on the writer: no checkpoint thread"),
+                        )
+                        .ok(),
+                    _ => None,
+                };
                 // Ends when every handle is dropped; the connection closes (and checkpoints
                 // the WAL) here, on its own thread.
                 let mut last_run = Duration::ZERO;
@@ -89,8 +155,8 @@ impl StoreHandle {
                     run_group(&mut store, group);
                     last_run = started.elapsed();
                 }
-                if let Some(checkpointer) = checkpointer {
-                    checkpointer.stop(&mut store.conn);
+                if let (Some(checkpointer), Some(conn)) = (checkpointer, store.sqlite_conn()) {
+                    checkpointer.stop(conn);
                 }
             })
             .map_err(StoreError::Thread)?;
@@ -98,12 +164,19 @@ impl StoreHandle {
         tokio::task::spawn_blocking(move || ready_rx.blocking_recv())
             .await
             .map_err(|_| StoreError::Closed)?
-            .map_err(|_| StoreError::Closed)??;
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|e| e.at(&place))?;
         let readers = Arc::new(Readers {
-            path: path_for_readers,
+            source,
+            place,
             idle: Mutex::new(Vec::new()),
         });
         Ok((StoreHandle { jobs, readers }, StoreThread { thread }))
+    }
+
+    /// Which engine the store is.
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.readers.source.dialect()
     }
 
     /// Runs a read-only `f` on a reader connection, without waiting for queued writes.
@@ -117,11 +190,11 @@ impl StoreHandle {
             let idle = readers.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let store = match idle {
                 Some(store) => store,
-                None => Store::open_reader(&readers.path)?,
+                None => readers.source.reader().map_err(|e| e.at(&readers.place))?,
             };
             let result = f(&store);
             readers.idle.lock().unwrap_or_else(|e| e.into_inner()).push(store);
-            result.map_err(|e| e.at(&readers.path))
+            result.map_err(|e| e.at(&readers.place))
         })
         .await
         .map_err(|_| StoreError::Closed)?
@@ -136,7 +209,7 @@ impl StoreHandle {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send(Box::new(move |store| {
-                let result = f(store);
+                let result = store.job(f);
                 Box::new(move |committed: Result<(), &StoreError>| {
                     let result = match committed {
                         Ok(()) => result,
@@ -153,7 +226,22 @@ impl StoreHandle {
             .await
             .map_err(|_| StoreError::Closed)?
             .map_err(|_| StoreError::Closed)?
-            .map_err(|e| e.at(&self.readers.path))
+            .map_err(|e| e.at(&self.readers.place))
+    }
+}
+
+impl Store {
+    /// Runs one job of a group. On PostgreSQL in a savepoint of its own: there a failed
+    /// statement spoils the whole transaction, and one job's failure must not fail the
+    /// group's others. (In SQLite a failed statement undoes only itself.)
+    fn job<R>(&mut self, f: impl FnOnce(&mut Store) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        if self.conn.dialect() == Dialect::Sqlite {
+            return f(self);
+        }
+        self.conn.open_savepoint()?;
+        let result = f(self);
+        self.conn.close_savepoint(result.is_ok())?;
+        result
     }
 }
 
@@ -173,7 +261,7 @@ fn gather(rx: &mpsc::Receiver<Job>, first: Job, wait: Duration) -> Vec<Job> {
 /// Runs `group` in one transaction. Each job works in its own savepoint, so one job's failure
 /// rolls back only that job; every job hears the outcome of the commit.
 fn run_group(store: &mut Store, group: Vec<Job>) {
-    if let Err(e) = store.begin() {
+    if let Err(e) = store.conn.begin() {
         // Without a group transaction each job's savepoint is its own transaction.
         tracing::warn!(error = %e, "cannot begin a group transaction");
         for job in group {
@@ -183,7 +271,7 @@ fn run_group(store: &mut Store, group: Vec<Job>) {
     }
     tracing::trace!(jobs = group.len(), "group commit");
     let replies: Vec<Reply> = group.into_iter().map(|job| job(store)).collect();
-    let committed = store.commit();
+    let committed = store.conn.commit();
     for reply in replies {
         reply(committed.as_ref().map(|_| ()));
     }
@@ -200,7 +288,9 @@ impl StoreHandle {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         self.call(|s| {
-            s.conn.execute_batch("PRAGMA shrink_memory;")?;
+            if let Some(conn) = s.sqlite_conn() {
+                conn.execute_batch("PRAGMA shrink_memory;")?;
+            }
             Ok(())
         })
         .await
@@ -246,7 +336,7 @@ mod tests {
         let (handle, thread) = StoreHandle::open(&path).await.unwrap();
         handle
             .call(|s| {
-                s.conn.execute_batch(
+                s.conn.batch(
                     "CREATE TABLE t (b BLOB);
                      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
                      INSERT INTO t SELECT zeroblob(3000) FROM n;",

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
+use super::sql::{Dialect, params};
 use super::{Store, StoreError, StoreHandle, to_unix};
 
 /// A tombstone whose key its feed has not shown for this long can go: the entry will not
@@ -102,6 +102,10 @@ pub async fn housekeeping(
         }
         batch = next_batch(batch, took);
     }
+    if store.dialect() == Dialect::Postgres {
+        // PostgreSQL keeps its planner's statistics and its free space itself (autovacuum).
+        return Ok(report);
+    }
     // Fresh planner statistics, counted on a reader and written in one short step: SQLite's
     // own ANALYZE holds the writer while it reads, and at 10,000,000 entries even a sampled
     // one took from 0.3 s (warm) to 3 s (cold) per index.
@@ -120,9 +124,10 @@ pub async fn housekeeping(
         let (left, took) = store
             .call(move |s| {
                 let started = std::time::Instant::now();
-                s.conn
-                    .execute_batch(&format!("PRAGMA incremental_vacuum({pages});"))?;
-                let left: i64 = s.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+                s.conn.batch(&format!("PRAGMA incremental_vacuum({pages});"))?;
+                let left: i64 = s
+                    .conn
+                    .query_one("PRAGMA freelist_count", params![], |r| r.get(0))?;
                 Ok((left, started.elapsed()))
             })
             .await?;
@@ -185,7 +190,7 @@ impl Store {
     /// statistics are made of. Meant for a reader: each count reads an index whole.
     pub(crate) fn table_counts(&self) -> Result<TableCounts, StoreError> {
         let count = |sql: &str| -> Result<u64, StoreError> {
-            let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
+            let n: i64 = self.conn.query_one(sql, params![], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         };
         Ok(TableCounts {
@@ -203,7 +208,10 @@ impl Store {
     /// what keeps plans right as a store grows from nothing to millions of entries without
     /// an ANALYZE holding the writer.
     fn write_statistics(&mut self, counts: &TableCounts) -> Result<(), StoreError> {
-        let tx = self.conn.savepoint()?;
+        let Some(conn) = self.conn.sqlite_mut() else {
+            return Ok(());
+        };
+        let tx = conn.savepoint()?;
         // Creates sqlite_stat1 if there is none yet (it analyses nothing but the schema).
         tx.execute_batch("ANALYZE sqlite_schema")?;
         let indexes: Vec<(String, String)> = tx
@@ -219,7 +227,7 @@ impl Store {
                     .query_map([&index], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 if let Some(stat) = index_statistics(&table, &columns, counts) {
-                    insert.execute(params![table, index, stat])?;
+                    insert.execute(rusqlite::params![table, index, stat])?;
                 }
             }
         }
@@ -251,10 +259,6 @@ impl Store {
         } else {
             usize::MAX
         };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT feed_id, published, id FROM entries INDEXED BY entries_by_feed ORDER BY feed_id",
-        )?;
-        let mut rows = stmt.query([])?;
         let mut doomed = Vec::new();
         let mut feed: Vec<(i64, i64)> = Vec::new();
         let mut current = None;
@@ -267,27 +271,30 @@ impl Store {
                 }
             }
         };
-        while let Some(row) = rows.next()? {
-            let feed_id: i64 = row.get(0)?;
-            if current != Some(feed_id) {
-                judge(&mut feed, &mut doomed);
-                current = Some(feed_id);
-            }
-            feed.push((row.get(1)?, row.get(2)?));
-        }
+        self.conn.each(
+            "SELECT feed_id, published, id FROM entries INDEXED BY entries_by_feed ORDER BY feed_id",
+            params![],
+            |row| {
+                let feed_id: i64 = row.get(0)?;
+                if current != Some(feed_id) {
+                    judge(&mut feed, &mut doomed);
+                    current = Some(feed_id);
+                }
+                feed.push((row.get(1)?, row.get(2)?));
+                Ok(std::ops::ControlFlow::Continue(()))
+            },
+        )?;
         judge(&mut feed, &mut doomed);
         Ok(doomed)
     }
 
     /// Removes up to `limit` tombstones not seen since `cutoff`; how many went.
     pub(crate) fn expire_tombstones(&mut self, cutoff: i64, limit: usize) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "DELETE FROM tombstones WHERE (feed_id, key) IN
-                     (SELECT feed_id, key FROM tombstones WHERE last_seen < ?1 LIMIT ?2)",
-            )?
-            .execute(params![cutoff, i64::try_from(limit).unwrap_or(i64::MAX)])?)
+        self.conn.execute(
+            "DELETE FROM tombstones WHERE (feed_id, key) IN
+                 (SELECT feed_id, key FROM tombstones WHERE last_seen < ?1 LIMIT ?2)",
+            params![cutoff, limit],
+        )
     }
 }
 
@@ -342,6 +349,8 @@ mod tests {
         let stat = |index: &str| -> String {
             store
                 .conn
+                .sqlite()
+                .unwrap()
                 .query_row("SELECT stat FROM sqlite_stat1 WHERE idx = ?1", [index], |r| {
                     r.get(0)
                 })
@@ -358,6 +367,8 @@ mod tests {
         // Every index of the tables that grow has its line (a new index gets one too).
         let missing: Vec<String> = store
             .conn
+            .sqlite()
+            .unwrap()
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'index'
                  AND tbl_name IN ('entries', 'tombstones', 'feeds', 'feed_errors')
@@ -371,7 +382,7 @@ mod tests {
         assert!(missing.is_empty(), "{missing:?}");
         // The planner uses them: a feed's entries come from the per-feed index.
         let plan: String = store
-            .conn
+            .conn.sqlite().unwrap()
             .query_row(
                 "EXPLAIN QUERY PLAN SELECT id FROM entries WHERE feed_id = 1 AND hidden = 0 ORDER BY published DESC",
                 [],
@@ -432,6 +443,8 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let mode: i64 = store
             .conn
+            .sqlite()
+            .unwrap()
             .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, 2, "incremental");
@@ -463,6 +476,8 @@ mod tests {
             crate::store::entries::tests::store_batch(&mut store, feed, &entries, 10, Utc::now());
             store
                 .conn
+                .sqlite()
+                .unwrap()
                 .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
                 .unwrap();
         }

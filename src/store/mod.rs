@@ -17,6 +17,7 @@ mod lock;
 mod outputs;
 pub mod postgres;
 mod schema;
+mod sql;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -89,6 +90,44 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A PostgreSQL error inside the store; the handle names the server (`Server`).
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL at {target}: {source}")]
+    Server {
+        target: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error(transparent)]
+    Pg(#[from] postgres::PgError),
+    /// A value read back is not what the schema says the column holds.
+    #[error("database value: {0}")]
+    Column(String),
+    /// This node's claim on the feed was taken over (it stalled past its lease): its poll is
+    /// not recorded, the node that holds the feed now records its own.
+    #[error("the claim on feed {feed_id} passed to another node; this poll is not recorded")]
+    Fenced { feed_id: i64 },
+}
+
+/// Which database the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one file, one daemon.
+    Sqlite(PathBuf),
+    /// The shared store of a cluster. `url` may hold `${NAME}` references (read from the
+    /// environment when connecting); `node` is this node's name in leases and heartbeats.
+    Postgres { url: String, node: String },
+}
+
+impl Backend {
+    /// For messages: the file, or the server without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(path) => path.display().to_string(),
+            Backend::Postgres { url, .. } => postgres::describe_url(url),
+        }
+    }
 }
 
 /// How long a writer waits for another process's transaction before giving up.
@@ -103,21 +142,37 @@ const PAGE_SIZE: i64 = 8192;
 
 /// The database, owned by one thread at a time.
 pub struct Store {
-    conn: Connection,
+    conn: sql::Conn,
+    /// This node's name in a shared store's claims (empty on SQLite, which has no others).
+    node: String,
+}
+
+/// Where a store's errors happened, for their messages.
+#[derive(Debug, Clone)]
+pub(crate) enum Place {
+    File(PathBuf),
+    Server(String),
 }
 
 impl StoreError {
     /// The error with the database it happened in named.
-    pub(crate) fn at(self, path: &Path) -> StoreError {
-        match self {
-            StoreError::Sqlite(source) => StoreError::Database {
-                path: path.to_path_buf(),
+    pub(crate) fn at(self, place: &Place) -> StoreError {
+        match (self, place) {
+            (StoreError::Sqlite(source), Place::File(path)) => StoreError::Database {
+                path: path.clone(),
                 source,
             },
-            StoreError::Commit(message) => {
+            (StoreError::Postgres(source), Place::Server(target)) => StoreError::Server {
+                target: target.clone(),
+                source,
+            },
+            (StoreError::Commit(message), Place::File(path)) => {
                 StoreError::Commit(format!("database {}: {message}", path.display()))
             }
-            other => other,
+            (StoreError::Commit(message), Place::Server(target)) => {
+                StoreError::Commit(format!("PostgreSQL at {target}: {message}"))
+            }
+            (other, _) => other,
         }
     }
 }
@@ -160,7 +215,9 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(open_err)?;
-        schema::migrate(&mut conn, path).map_err(|e| e.at(path))?;
+        // Every statement of the store stays prepared: more than the default 16.
+        conn.set_prepared_statement_cache_capacity(64);
+        schema::migrate(&mut conn, path).map_err(|e| e.at(&Place::File(path.to_path_buf())))?;
         let read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true)
             || conn.execute_batch("BEGIN IMMEDIATE; COMMIT").is_err();
         if read_only {
@@ -168,7 +225,7 @@ impl Store {
                 path: path.to_path_buf(),
             });
         }
-        Ok(Store { conn })
+        Ok(Store::sqlite(conn))
     }
 
     /// A read-only connection to a database [`Store::open`] has already set up.
@@ -187,27 +244,42 @@ impl Store {
         // cache allocation per page (a write elsewhere empties a reader's page cache).
         conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)
             .map_err(open_err)?;
-        Ok(Store { conn })
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Store::sqlite(conn))
     }
 
-    /// Starts a group transaction (taking the write lock now, so a busy database is waited
-    /// for here, not halfway through the group).
-    fn begin(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<(), StoreError> {
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            return Err(e.into());
+    fn sqlite(conn: Connection) -> Store {
+        Store {
+            conn: sql::Conn::Sqlite(conn),
+            node: String::new(),
         }
-        Ok(())
     }
 
-    /// Runs `PRAGMA integrity_check`; `Ok(())` when the database is sound.
+    /// A connection to a PostgreSQL store whose schema [`postgres::PgStore::connect`] has
+    /// brought up to date, as node `node`.
+    pub(crate) fn open_pg(
+        config: &tokio_postgres::Config,
+        runtime: std::sync::Arc<sql::PgRuntime>,
+        node: &str,
+    ) -> Result<Store, StoreError> {
+        Ok(Store {
+            conn: sql::Conn::Pg(sql::PgConn::connect(config, runtime)?),
+            node: node.to_string(),
+        })
+    }
+
+    /// The SQLite connection (what only SQLite has: checkpoints, pragmas); `None` on PostgreSQL.
+    pub(crate) fn sqlite_conn(&mut self) -> Option<&mut Connection> {
+        self.conn.sqlite_mut()
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(())` when the database is sound. PostgreSQL keeps
+    /// its own consistency: always sound.
     pub fn integrity_check(&self) -> Result<Result<(), String>, StoreError> {
-        let result: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let Some(conn) = self.conn.sqlite() else {
+            return Ok(Ok(()));
+        };
+        let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         Ok(if result == "ok" { Ok(()) } else { Err(result) })
     }
 }

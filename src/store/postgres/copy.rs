@@ -167,8 +167,8 @@ fn cell(table: &str, column: &str, ty: &Type, value: rusqlite::types::Value) -> 
 
 /// Copies the SQLite store at `from` into the (empty) PostgreSQL store `to`.
 pub async fn sqlite_to_postgres(from: &Path, to: &PgStore) -> Result<CopyReport, CopyError> {
-    let source = Store::open_reader(from)?;
-    let conn = &source.conn;
+    let mut source = Store::open_reader(from)?;
+    let conn: &rusqlite::Connection = source.sqlite_conn().ok_or(StoreError::Closed)?;
     // One snapshot of the source, however long the copy takes.
     conn.execute_batch("BEGIN")?;
     let mut client = to.client().await?;
@@ -222,9 +222,8 @@ pub async fn sqlite_to_postgres(from: &Path, to: &PgStore) -> Result<CopyReport,
 /// Copies the PostgreSQL store `from` into a new (or empty) SQLite store at `to`.
 pub async fn postgres_to_sqlite(from: &PgStore, to: &Path) -> Result<CopyReport, CopyError> {
     let mut target = Store::open(to)?;
-    let feeds: i64 = target
-        .conn
-        .query_row("SELECT COUNT(*) FROM feeds", [], |r| r.get(0))?;
+    let target = target.sqlite_conn().ok_or(StoreError::Closed)?;
+    let feeds: i64 = target.query_row("SELECT COUNT(*) FROM feeds", [], |r| r.get(0))?;
     if feeds > 0 {
         return Err(CopyError::NotEmpty(feeds));
     }
@@ -236,7 +235,7 @@ pub async fn postgres_to_sqlite(from: &PgStore, to: &Path) -> Result<CopyReport,
         .read_only(true)
         .start()
         .await?;
-    let tx = target.conn.transaction()?;
+    let tx = target.transaction()?;
     tx.execute("DELETE FROM settings", [])?;
     let mut report = CopyReport::default();
     for (table, order) in TABLES {

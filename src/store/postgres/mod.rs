@@ -176,6 +176,11 @@ impl PgStore {
         Ok(store)
     }
 
+    /// The connection settings (for connections of the store's own).
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
     /// Where this store is, for messages (no password).
     pub fn target(&self) -> &str {
         &self.target
@@ -638,6 +643,14 @@ pub fn default_node_name() -> String {
 pub fn is_postgres(target: &str) -> bool {
     let t = target.trim_start();
     t.starts_with("postgres://") || t.starts_with("postgresql://") || t.starts_with("host=")
+}
+
+/// `user@host:port/db` from a connection string, never the password.
+pub fn describe_url(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(config) => describe(&config),
+        Err(_) => "PostgreSQL (a connection string that does not parse)".into(),
+    }
 }
 
 /// `user@host:port/db` from a connection config, never the password.
