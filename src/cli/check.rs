@@ -70,7 +70,14 @@ fn count(n: usize, what: &str) -> String {
 
 /// What the config resolves to, for an operator checking where things will go.
 fn print_resolved(config: &Config) {
-    outln!("database: {}", config.store.path.display());
+    match config.backend() {
+        crate::store::Backend::Sqlite(path) => outln!("database: {}", path.display()),
+        backend @ crate::store::Backend::Postgres { .. } => outln!(
+            "database: PostgreSQL {}, as node {}",
+            backend.describe(),
+            config.node.name
+        ),
+    }
     for (i, o) in config.outputs.iter().enumerate() {
         outln!(
             "output[{}]: {} ({:?}, {} feeds{})",
@@ -102,6 +109,8 @@ fn writable_paths(config: &Config) -> Vec<Problem> {
     let mut problem = |key: String, message: String| problems.push(file_problem(config, key, message));
     let db = &config.store.path;
     match std::fs::metadata(db) {
+        // A PostgreSQL store has no file here.
+        _ if config.store.url.is_some() => {}
         Ok(m) if m.is_dir() => problem(
             "store.path".into(),
             format!("{} is a directory, not a database file", db.display()),

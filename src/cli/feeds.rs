@@ -70,7 +70,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     }
     let now = Utc::now();
     // Never creates a database: before the first poll there is nothing to read.
-    let (states, counts, outputs, errors) = if config.store.path.exists() {
+    let (states, counts, outputs, errors) = if config.backend().exists() {
         let (store, thread) = match open_store(&config).await {
             Ok(opened) => opened,
             Err(status) => return status,

@@ -383,7 +383,7 @@ fn ensure_config(path: &Path) -> Result<(), Status> {
 
 /// The store of `config`, or the error printed and the fatal status.
 async fn open_store(config: &Config) -> Result<(StoreHandle, StoreThread), Status> {
-    StoreHandle::open(&config.store.path).await.map_err(|e| {
+    StoreHandle::open_backend(&config.backend()).await.map_err(|e| {
         eprintln!("error: {e}");
         Status::Fatal
     })
@@ -458,7 +458,7 @@ pub(crate) async fn find_feed(config_path: &Path, wanted: &str) -> Result<Option
     }) {
         return Ok(Some(f.url.to_string()));
     }
-    if !config.store.path.exists() {
+    if !config.backend().exists() {
         return Ok(None);
     }
     let (store, thread) = open_store(&config).await?;

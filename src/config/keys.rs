@@ -10,9 +10,10 @@ use toml::de::DeTable;
 use super::error::{Locator, Problem};
 
 /// Every table of the config and its keys (the schema the reference config documents).
-pub fn schema() -> [(&'static str, &'static [&'static str]); 5] {
+pub fn schema() -> [(&'static str, &'static [&'static str]); 6] {
     [
         ("store", STORE),
+        ("node", NODE),
         ("poll", POLL),
         ("serve", SERVE),
         ("feed", FEED),
@@ -20,8 +21,9 @@ pub fn schema() -> [(&'static str, &'static [&'static str]); 5] {
     ]
 }
 
-pub(super) const TOP: &[&str] = &["store", "poll", "feed", "output", "serve"];
-pub(super) const STORE: &[&str] = &["path", "keep_days", "keep_per_feed", "housekeeping"];
+pub(super) const TOP: &[&str] = &["store", "node", "poll", "feed", "output", "serve"];
+pub(super) const STORE: &[&str] = &["path", "url", "keep_days", "keep_per_feed", "housekeeping"];
+pub(super) const NODE: &[&str] = &["name", "lease"];
 pub(super) const POLL: &[&str] = &[
     "concurrency",
     "timeout",

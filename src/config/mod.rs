@@ -62,12 +62,27 @@ fn scrape_of<P>([item, link, title, date, content, author]: [Option<P>; 6]) -> O
     })
 }
 
+impl Config {
+    /// The store this config names: PostgreSQL when `store.url` is given, else SQLite.
+    pub fn backend(&self) -> crate::store::Backend {
+        match &self.store.url {
+            Some(url) => crate::store::Backend::Postgres {
+                url: url.clone(),
+                node: self.node.name.clone(),
+            },
+            None => crate::store::Backend::Sqlite(self.store.path.clone()),
+        }
+    }
+}
+
 /// A validated configuration. Paths are absolute; values are in their final types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The file this was loaded from.
     pub source: PathBuf,
     pub store: StoreConfig,
+    /// This node's part in a cluster (used with a PostgreSQL store).
+    pub node: NodeConfig,
     pub poll: PollConfig,
     pub feeds: Vec<FeedSpec>,
     pub outputs: Vec<OutputSpec>,
@@ -109,9 +124,25 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
 }
 
+/// One node of a cluster sharing a PostgreSQL store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The node's name in claims and heartbeats: its own on every node (default: the host name).
+    pub name: String,
+    /// How long a claim on a due feed lasts unless renewed: how soon the others take over the
+    /// feeds of a node that died.
+    pub lease: Duration,
+}
+
+/// How long a node's claims last by default.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
+    /// The SQLite database (the default store; unused when `url` is given).
     pub path: PathBuf,
+    /// A PostgreSQL connection string, `${NAME}` references read: the shared store of a cluster.
+    pub url: Option<String>,
     /// Entries older than this many days are removed (0: never), unless an output shows them.
     pub keep_days: u32,
     /// At most this many entries per feed are kept (0: no limit), unless an output shows them.
@@ -352,7 +383,10 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn validate(mut self, path: &Path, raw: RawConfig, fingerprint: String) -> Result<Config, ConfigError> {
+        let url = self.store_url(raw.store.url, raw.store.path.is_some());
+        let node = self.node(raw.node);
         let store = StoreConfig {
+            url,
             path: match raw.store.path {
                 Some(p) => self.path(p, "store.path"),
                 None => self.base.join(DEFAULT_STORE_PATH),
@@ -386,6 +420,7 @@ impl Validator<'_> {
             Ok(Config {
                 source: path.to_path_buf(),
                 store,
+                node,
                 poll,
                 outputs,
                 serve,
@@ -404,6 +439,69 @@ impl Validator<'_> {
             Err(ConfigError {
                 problems: self.problems,
             })
+        }
+    }
+
+    /// `store.url`: a PostgreSQL connection string (URL or `host=… dbname=…`), its `${NAME}`
+    /// references read. Not together with `store.path`: one store or the other.
+    fn store_url(&mut self, raw: Option<toml::Spanned<String>>, with_path: bool) -> Option<String> {
+        let raw = raw?;
+        if with_path {
+            self.report(
+                raw.span(),
+                "store.url",
+                "give store.path (SQLite) or store.url (PostgreSQL), not both",
+            );
+        }
+        if !crate::store::postgres::is_postgres(raw.get_ref()) {
+            self.report(
+                raw.span(),
+                "store.url",
+                "must be a PostgreSQL connection string: postgres://USER@HOST/DB, postgresql://…, \
+                 or host=/run/postgresql dbname=…",
+            );
+            return None;
+        }
+        let expanded = self.expand(&raw, "store.url")?;
+        match expanded.parse::<tokio_postgres::Config>() {
+            Ok(config) => {
+                if config.get_password().is_some() && !raw.get_ref().contains("${") {
+                    self.uses_secrets = true;
+                }
+                self.places
+                    .insert("store.url".into(), self.locator.line_col(raw.span().start));
+                Some(expanded)
+            }
+            Err(e) => {
+                // The message of the parser, never the string (it may hold a password).
+                self.report(raw.span(), "store.url", format!("not a valid connection string: {e}"));
+                None
+            }
+        }
+    }
+
+    fn node(&mut self, raw: raw::RawNode) -> NodeConfig {
+        let name = match raw.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                self.report(n.span(), "node.name", "must not be empty");
+                None
+            }
+            Some(n) => Some(n.get_ref().trim().to_string()),
+            None => None,
+        };
+        let lease = self.duration(raw.lease.clone(), "node.lease", false);
+        if let (Some(lease), Some(raw)) = (lease, &raw.lease)
+            && lease < Duration::from_secs(5)
+        {
+            self.report(
+                raw.span(),
+                "node.lease",
+                "must be at least 5s: a claim is renewed every third of it",
+            );
+        }
+        NodeConfig {
+            name: name.unwrap_or_else(crate::store::postgres::default_node_name),
+            lease: lease.unwrap_or(DEFAULT_LEASE),
         }
     }
 

@@ -15,6 +15,7 @@ use super::keys;
 #[derive(Debug, Default)]
 pub(super) struct RawConfig {
     pub store: RawStore,
+    pub node: RawNode,
     pub poll: RawPoll,
     pub feed: Vec<RawFeed>,
     pub output: Vec<RawOutput>,
@@ -39,9 +40,16 @@ pub(super) type RawRule = Spanned<toml::Value>;
 #[derive(Debug, Default)]
 pub(super) struct RawStore {
     pub path: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
     pub keep_days: Option<Spanned<i64>>,
     pub keep_per_feed: Option<Spanned<i64>>,
     pub housekeeping: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RawNode {
+    pub name: Option<Spanned<String>>,
+    pub lease: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -126,9 +134,17 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
         r.unknown(store, keys::STORE, "store");
         raw.store = RawStore {
             path: r.string(store, "path", "store"),
+            url: r.string(store, "url", "store"),
             keep_days: r.integer(store, "keep_days", "store"),
             keep_per_feed: r.integer(store, "keep_per_feed", "store"),
             housekeeping: r.string(store, "housekeeping", "store"),
+        };
+    }
+    if let Some(node) = r.table(top, "node", "node") {
+        r.unknown(node, keys::NODE, "node");
+        raw.node = RawNode {
+            name: r.string(node, "name", "node"),
+            lease: r.string(node, "lease", "node"),
         };
     }
     if let Some(poll) = r.table(top, "poll", "poll") {

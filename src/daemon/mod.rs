@@ -33,7 +33,7 @@ use crate::output::{self, OutputError, OutputReport};
 use crate::poll::{self, FeedReport, FeedStatus, Poller};
 use crate::schedule::{Clock, Policy, SystemClock, clock::sleep_until};
 use crate::serve::{FetchOutcome, PolledFeed, Role, Server, websub};
-use crate::store::{Claimed, DaemonLock, Retention, Scheduled, StoreError, StoreHandle};
+use crate::store::{Backend, Claimed, DaemonLock, Retention, Scheduled, StoreError, StoreHandle};
 
 /// What the outside world asks of a running daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +86,14 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), DaemonError> {
     let config = Arc::new(Config::load(config_path)?);
-    let lock = DaemonLock::acquire(&config.store.path)?;
-    let (store, store_thread) = StoreHandle::open(&config.store.path).await?;
-    // The only daemon on this database: any claim in it was left by one that crashed.
+    let backend = config.backend();
+    // One daemon per SQLite file; a PostgreSQL store is shared by the nodes of a cluster.
+    let lock = match &backend {
+        Backend::Sqlite(path) => Some(DaemonLock::acquire(path)?),
+        Backend::Postgres { .. } => None,
+    };
+    let (store, store_thread) = StoreHandle::open_backend(&backend).await?;
+    // Claims under this daemon's name (every claim, on SQLite) were left by one that crashed.
     store.call(|s| s.release_leases(None)).await?;
     let fetcher = Fetcher::new(&config.poll)?;
     poll::prepare(&config, &config.feeds, &store, clock.now(), true).await?;
@@ -710,7 +715,7 @@ impl Daemon {
         notify::reloading();
         let path = self.path.clone();
         let (store, clock) = (self.store.clone(), self.clock.clone());
-        let store_path = self.config.store.path.clone();
+        let backend = self.config.backend();
         self.reload = Some(tokio::spawn(async move {
             let load = tokio::task::spawn_blocking(move || Config::load(&path));
             let config = match load.await {
@@ -722,12 +727,12 @@ impl Daemon {
                 }
                 Err(e) => return Err(format!("new configuration not loaded: {e}")),
             };
-            if config.store.path != store_path {
+            if config.backend() != backend {
                 return Err(format!(
-                    "new configuration rejected: store.path changed ({} → {}); restart to switch databases; \
-                     keeping the running configuration",
-                    store_path.display(),
-                    config.store.path.display()
+                    "new configuration rejected: the store changed ({} → {}); restart to switch databases \
+                     or node names; keeping the running configuration",
+                    backend.describe(),
+                    config.backend().describe()
                 ));
             }
             let fetcher = Fetcher::new(&config.poll)

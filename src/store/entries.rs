@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use chrono::{DateTime, Utc};
 
 use super::feeds::{FEED_COLUMNS, Scheduled};
-use super::sql::{Row, params};
+use super::sql::{Dialect, Row, params};
 use super::{Store, StoreError, from_unix, to_millis, to_millis_ceil, to_unix};
 use crate::filter::Needs;
 use crate::model::{EntryKey, FeedMeta, FeedState, FullText, KeyedEntry, Person, StoredEntry, Validators};
@@ -45,6 +45,8 @@ pub struct ParsedBatch<'a> {
 /// Up to this many feeds, [`Store::candidates`] merges per-feed pages of this size.
 const FEW_FEEDS: usize = 256;
 const FEED_PAGE: usize = 64;
+/// On PostgreSQL, the walk of the date index for many feeds reads this many at a time.
+const DATE_PAGE: usize = 500;
 
 /// An entry as selection first sees it: enough to order it, attribute it, test the rules
 /// on (the fields the rules do not need are empty) and find its duplicates.
@@ -294,20 +296,50 @@ impl Store {
             },
         );
         if all || feed_ids.len() > FEW_FEEDS {
-            let filter = if all {
-                ""
-            } else {
-                "AND feed_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))"
+            // The feeds, a JSON list in parameter `n`.
+            let filter = |n: usize| match all {
+                true => String::new(),
+                false => format!("AND feed_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?{n}))"),
             };
-            let sql = format!(
-                "SELECT {columns} FROM entries INDEXED BY entries_by_date
-                 WHERE hidden = 0 {filter} ORDER BY published DESC, id DESC"
-            );
             let ids = serde_json::to_string(feed_ids).unwrap_or_else(|_| "[]".into());
-            let params = if all { params![] } else { params![ids] };
-            return self
-                .conn
-                .each(&sql, params, |row| Ok(each(candidate_from_row(row)?)));
+            if self.conn.dialect() == Dialect::Sqlite {
+                // One walk of the date index, as long as `each` wants more.
+                let sql = format!(
+                    "SELECT {columns} FROM entries INDEXED BY entries_by_date
+                     WHERE hidden = 0 {} ORDER BY published DESC, id DESC",
+                    filter(1)
+                );
+                let params = if all { params![] } else { params![ids] };
+                return self
+                    .conn
+                    .each(&sql, params, |row| Ok(each(candidate_from_row(row)?)));
+            }
+            // PostgreSQL answers a query whole: the walk goes in pages, each after the last.
+            let sql = format!(
+                "SELECT {columns} FROM entries
+                 WHERE hidden = 0 AND (published, id) < (?1, ?2) {}
+                 ORDER BY published DESC, id DESC LIMIT {DATE_PAGE}",
+                filter(3)
+            );
+            let mut after = (i64::MAX, i64::MAX);
+            loop {
+                let page = match all {
+                    true => self.conn.query(&sql, params![after.0, after.1], candidate_from_row)?,
+                    false => self
+                        .conn
+                        .query(&sql, params![after.0, after.1, ids], candidate_from_row)?,
+                };
+                let full = page.len() == DATE_PAGE;
+                for candidate in page {
+                    after = (to_unix(candidate.published), candidate.id);
+                    if each(candidate).is_break() {
+                        return Ok(());
+                    }
+                }
+                if !full {
+                    return Ok(());
+                }
+            }
         }
         let sql = format!(
             "SELECT {columns} FROM entries INDEXED BY entries_by_feed

@@ -105,10 +105,7 @@ impl StoreHandle {
         let (source, place) = match backend {
             Backend::Sqlite(path) => (Source::File(path.clone()), Place::File(path.clone())),
             Backend::Postgres { url, node } => {
-                let url = crate::config::Secrets::from_process()
-                    .expand(url, Path::new("."))
-                    .map_err(super::postgres::PgError::Config)?;
-                let pg = super::postgres::PgStore::connect(&url, node).await?;
+                let pg = super::postgres::PgStore::connect(url, node).await?;
                 let place = Place::Server(pg.target().to_string());
                 let source = Source::Pg(Arc::new(PgSource {
                     config: pg.config().clone(),

@@ -115,12 +115,21 @@ pub enum StoreError {
 pub enum Backend {
     /// The embedded default: one file, one daemon.
     Sqlite(PathBuf),
-    /// The shared store of a cluster. `url` may hold `${NAME}` references (read from the
-    /// environment when connecting); `node` is this node's name in leases and heartbeats.
+    /// The shared store of a cluster: `url` is the connection string (its `${NAME}`
+    /// references read); `node` is this node's name in claims and heartbeats.
     Postgres { url: String, node: String },
 }
 
 impl Backend {
+    /// Whether there is a store to read yet: a PostgreSQL store is created by whoever
+    /// connects first, an SQLite file by the first command that writes.
+    pub fn exists(&self) -> bool {
+        match self {
+            Backend::Sqlite(path) => path.exists(),
+            Backend::Postgres { .. } => true,
+        }
+    }
+
     /// For messages: the file, or the server without its password.
     pub fn describe(&self) -> String {
         match self {

@@ -391,18 +391,19 @@ impl Conn {
                 Ok(())
             }
             Conn::Pg(pg) => {
-                use futures::{StreamExt, pin_mut};
+                // Read whole before `each` sees a row: `each` may query again, and on one
+                // connection the second answer queues behind the rest of the first. (Scans
+                // that can be long read in pages; see `Store::candidates`.)
                 let statement = pg.statement(sql)?;
-                pg.runtime.block_on(async {
-                    let rows = pg.client.query_raw(&statement, PgConn::args(params)).await?;
-                    pin_mut!(rows);
-                    while let Some(row) = rows.next().await {
-                        if each(&Row::Pg(&row?))?.is_break() {
-                            break;
-                        }
+                let rows = pg
+                    .runtime
+                    .block_on(pg.client.query(&statement, &PgConn::args(params)))?;
+                for row in &rows {
+                    if each(&Row::Pg(row))?.is_break() {
+                        break;
                     }
-                    Ok(())
-                })
+                }
+                Ok(())
             }
         }
     }
