@@ -474,7 +474,11 @@ impl Validator<'_> {
             }
             Err(e) => {
                 // The message of the parser, never the string (it may hold a password).
-                self.report(raw.span(), "store.url", format!("not a valid connection string: {e}"));
+                self.report(
+                    raw.span(),
+                    "store.url",
+                    format!("not a valid connection string: {e}"),
+                );
                 None
             }
         }
@@ -1422,6 +1426,53 @@ mod tests {
         assert!(c.outputs[0].id.starts_with("urn:uuid:"));
         assert_eq!(c.poll.timeout, Duration::from_secs(30));
         assert!(c.poll.user_agent.starts_with("tributary/"));
+    }
+
+    #[test]
+    fn a_postgres_store_and_its_node() {
+        let c = parse(
+            "[store]\nurl = \"postgres://planet@db.example:5433/feeds\"\n[node]\nname = \"poller-2\"\nlease = \"45s\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.backend(),
+            crate::store::Backend::Postgres {
+                url: "postgres://planet@db.example:5433/feeds".into(),
+                node: "poller-2".into()
+            }
+        );
+        assert_eq!(c.node.lease, Duration::from_secs(45));
+        assert_eq!(c.backend().describe(), "planet@db.example:5433/feeds");
+        let socket = parse("[store]\nurl = \"host=/run/postgresql dbname=feeds user=planet\"\n").unwrap();
+        assert_eq!(socket.backend().describe(), "planet@/run/postgresql:5432/feeds");
+        // The node's name defaults to the host's; SQLite stays the default store.
+        let sqlite = parse("").unwrap();
+        assert!(matches!(sqlite.backend(), crate::store::Backend::Sqlite(_)));
+        assert!(!sqlite.node.name.is_empty());
+
+        let err = parse(
+            "[store]\npath = \"t.db\"\nurl = \"postgres://a@b/c\"\n[node]\nlease = \"1s\"\nname = \"\"\n",
+        )
+        .unwrap_err();
+        let found: Vec<_> = err
+            .problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.line, p.column))
+            .collect();
+        assert_eq!(
+            found,
+            [("store.url", 3, 7), ("node.name", 6, 8), ("node.lease", 5, 9)],
+            "{err}"
+        );
+        assert!(err.to_string().contains("not both"), "{err}");
+        let err = parse("[store]\nurl = \"mysql://a@b/c\"\n").unwrap_err();
+        assert!(
+            err.problems[0].message.contains("PostgreSQL connection string"),
+            "{err}"
+        );
+        // A password from the environment is read, and no message repeats it.
+        let err = parse("[store]\nurl = \"postgres://a:${TRIBUTARY_NO_SUCH_VAR}@b/c\"\n").unwrap_err();
+        assert_eq!(err.problems[0].key, "store.url", "{err}");
     }
 
     #[test]

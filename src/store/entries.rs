@@ -324,7 +324,9 @@ impl Store {
             let mut after = (i64::MAX, i64::MAX);
             loop {
                 let page = match all {
-                    true => self.conn.query(&sql, params![after.0, after.1], candidate_from_row)?,
+                    true => self
+                        .conn
+                        .query(&sql, params![after.0, after.1], candidate_from_row)?,
                     false => self
                         .conn
                         .query(&sql, params![after.0, after.1, ids], candidate_from_row)?,

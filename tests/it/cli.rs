@@ -3,6 +3,11 @@
 
 use crate::support::{FeedServer, Route, Workspace, require_tool, rss};
 
+crate::on_both_stores!(
+    feeds_json_reports_health_and_render_needs_no_network,
+    explain_says_why_an_entry_is_where_it_is,
+);
+
 const D1: &str = "Mon, 02 Mar 2026 10:00:00 +0000";
 const D2: &str = "Tue, 03 Mar 2026 10:00:00 +0000";
 
@@ -61,8 +66,7 @@ async fn check_reports_every_problem_with_its_line() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn feeds_json_reports_health_and_render_needs_no_network() {
+async fn feeds_json_reports_health_and_render_needs_no_network(ws: Workspace) {
     let server = FeedServer::start().await;
     server.set(
         "/ok.xml",
@@ -75,7 +79,6 @@ async fn feeds_json_reports_health_and_render_needs_no_network() {
         )),
     );
     server.set("/down.xml", Route::status(503, "down"));
-    let ws = Workspace::new();
     ws.config_with_feeds(&[server.url("/ok.xml"), server.url("/down.xml")]);
     assert_eq!(ws.poll().await.code, 1);
 
@@ -258,8 +261,7 @@ async fn add_finds_the_feed_of_a_page_and_remove_takes_it_out() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn explain_says_why_an_entry_is_where_it_is() {
+async fn explain_says_why_an_entry_is_where_it_is(ws: Workspace) {
     let server = FeedServer::start().await;
     server.set(
         "/a.xml",
@@ -296,10 +298,10 @@ async fn explain_says_why_an_entry_is_where_it_is() {
             ],
         )),
     );
-    let ws = Workspace::new();
     ws.write_config(&format!(
-        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\ntitle = \"Feed A\"\n[[feed]]\nurl = \"{}\"\ntitle = \"Feed B\"\n\
+        "{}[[feed]]\nurl = \"{}\"\ntitle = \"Feed A\"\n[[feed]]\nurl = \"{}\"\ntitle = \"Feed B\"\n\
          [[output]]\npath = \"public/all.atom\"\nexclude = [{{ title = \"(?i)sponsored\" }}]\n",
+        ws.store_toml(),
         server.url("/a.xml"),
         server.url("/b.xml")
     ));

@@ -2,12 +2,23 @@
 
 use crate::support::{FeedServer, Route, Workspace, rss, validate_atom};
 
+crate::on_both_stores!(
+    polling_twice_stores_each_entry_once_and_output_parses_back,
+    same_guid_with_new_text_is_one_updated_entry,
+    guidless_entries_dedupe_by_canonical_link,
+    undated_entries_keep_their_first_seen_date_and_future_dates_are_clamped,
+    second_poll_is_conditional_and_a_304_changes_nothing,
+    failing_feeds_give_exit_1_and_the_others_are_stored,
+    non_utf8_feeds_come_out_right,
+    redirects_are_followed_and_json_and_atom_feeds_merge,
+    held_back_and_excluded_entries_are_counted_and_the_limit_can_be_raised,
+);
+
 const D1: &str = "Mon, 02 Mar 2026 10:00:00 +0000";
 const D2: &str = "Tue, 03 Mar 2026 10:00:00 +0000";
 const D3: &str = "Wed, 04 Mar 2026 10:00:00 +0000";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn polling_twice_stores_each_entry_once_and_output_parses_back() {
+async fn polling_twice_stores_each_entry_once_and_output_parses_back(ws: Workspace) {
     let server = FeedServer::start().await;
     server.set(
         "/a.xml",
@@ -44,7 +55,6 @@ async fn polling_twice_stores_each_entry_once_and_output_parses_back() {
             )],
         )),
     );
-    let ws = Workspace::new();
     ws.config_with_feeds(&[server.url("/a.xml"), server.url("/b.xml")]);
 
     let first = ws.poll().await;
@@ -85,10 +95,8 @@ async fn polling_twice_stores_each_entry_once_and_output_parses_back() {
     validate_atom(&ws.output_path());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn same_guid_with_new_text_is_one_updated_entry() {
+async fn same_guid_with_new_text_is_one_updated_entry(ws: Workspace) {
     let server = FeedServer::start().await;
-    let ws = Workspace::new();
     ws.config_with_feeds(&[server.url("/f.xml")]);
     server.set(
         "/f.xml",
@@ -220,10 +228,8 @@ async fn re_polls_parse_only_changed_items_and_miss_nothing() {
     assert!(b.summary.as_deref().unwrap().contains('1'), "{b:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn guidless_entries_dedupe_by_canonical_link() {
+async fn guidless_entries_dedupe_by_canonical_link(ws: Workspace) {
     let server = FeedServer::start().await;
-    let ws = Workspace::new();
     ws.config_with_feeds(&[server.url("/f.xml")]);
     server.set(
         "/f.xml",
@@ -265,10 +271,8 @@ async fn guidless_entries_dedupe_by_canonical_link() {
     assert_eq!(rows[0].key, "link:https://example.org/post?id=1");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn undated_entries_keep_their_first_seen_date_and_future_dates_are_clamped() {
+async fn undated_entries_keep_their_first_seen_date_and_future_dates_are_clamped(ws: Workspace) {
     let server = FeedServer::start().await;
-    let ws = Workspace::new();
     ws.config_with_feeds(&[server.url("/f.xml")]);
     server.set(
         "/f.xml",
@@ -334,10 +338,8 @@ fn chrono_now() -> i64 {
         .as_secs() as i64
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn second_poll_is_conditional_and_a_304_changes_nothing() {
+async fn second_poll_is_conditional_and_a_304_changes_nothing(ws: Workspace) {
     let server = FeedServer::start().await;
-    let ws = Workspace::new();
     ws.config_with_feeds(&[server.url("/f.xml")]);
     server.set(
         "/f.xml",
@@ -394,10 +396,8 @@ async fn second_poll_is_conditional_and_a_304_changes_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn failing_feeds_give_exit_1_and_the_others_are_stored() {
+async fn failing_feeds_give_exit_1_and_the_others_are_stored(ws: Workspace) {
     let server = FeedServer::start().await;
-    let ws = Workspace::new();
     server.set(
         "/good.xml",
         Route::rss(rss("good", &[(Some("1"), None, "Fine", "x", Some(D1))])),
@@ -441,25 +441,23 @@ async fn failing_feeds_give_exit_1_and_the_others_are_stored() {
     }
     assert_eq!(ws.rows().len(), 1);
     assert_eq!(ws.output().entries.len(), 1, "the output is still written");
-    let (failures, error): (i64, String) = ws
-        .db()
-        .query_row(
-            "SELECT failures, last_error FROM feeds WHERE url = ?1",
-            [server.url("/down.xml")],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+    let feeds: serde_json::Value =
+        serde_json::from_str(&ws.tributary(&["feeds", "--json"]).await.stdout).unwrap();
+    let down = feeds
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["url"] == server.url("/down.xml"))
         .unwrap();
     assert_eq!(
-        (failures, error.as_str()),
-        (1, "HTTP 500"),
+        (&down["consecutive_failures"], &down["last_error"]),
+        (&serde_json::json!(1), &serde_json::json!("HTTP 500")),
         "recorded on the feed"
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn non_utf8_feeds_come_out_right() {
+async fn non_utf8_feeds_come_out_right(ws: Workspace) {
     let server = FeedServer::start().await;
-    let ws = Workspace::new();
     let cyrillic = "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Новости</title>\
                     <item><guid>1</guid><title>Привет, мир</title></item></channel></rss>";
     let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(cyrillic);
@@ -515,10 +513,8 @@ async fn non_utf8_feeds_come_out_right() {
     validate_atom(&ws.output_path());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn redirects_are_followed_and_json_and_atom_feeds_merge() {
+async fn redirects_are_followed_and_json_and_atom_feeds_merge(ws: Workspace) {
     let server = FeedServer::start().await;
-    let ws = Workspace::new();
     server.set(
         "/old.json",
         Route::status(301, "").header("Location", "/new.json"),
@@ -649,8 +645,7 @@ fn the_reference_config_is_valid() {
 /// Every new entry is accounted for: shown, held back as a new feed's back catalogue (and
 /// which limit applied), or excluded by a rule. Raising `poll.new_feed_entries` lets more of
 /// the back catalogue in at the next render.
-#[tokio::test(flavor = "multi_thread")]
-async fn held_back_and_excluded_entries_are_counted_and_the_limit_can_be_raised() {
+async fn held_back_and_excluded_entries_are_counted_and_the_limit_can_be_raised(ws: Workspace) {
     let server = FeedServer::start().await;
     let items: Vec<(String, String, String)> = (0..32)
         .map(|i| {
@@ -670,11 +665,11 @@ async fn held_back_and_excluded_entries_are_counted_and_the_limit_can_be_raised(
         .map(|(g, t, d)| (Some(g.as_str()), None, t.as_str(), "body", Some(d.as_str())))
         .collect();
     server.set("/f.xml", Route::rss(rss("f", &items)));
-    let ws = Workspace::new();
     let config = |limit: usize| {
         format!(
-            "[store]\npath = \"data/t.db\"\n[poll]\nnew_feed_entries = {limit}\n\n[[feed]]\nurl = \"{}\"\n\
+            "{}[poll]\nnew_feed_entries = {limit}\n\n[[feed]]\nurl = \"{}\"\n\
              exclude = [{{ title = \"^Sponsored\" }}]\n\n[[output]]\npath = \"public/all.atom\"\n",
+            ws.store_toml(),
             server.url("/f.xml")
         )
     };

@@ -180,6 +180,34 @@ impl PgDatabase {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// The rows `sql` returns in the test's database, each read by `f`. Synchronous, for the
+    /// views a [`Workspace`] gives: it runs on a thread (and a runtime) of its own.
+    pub fn query_rows<T: Send>(
+        &self,
+        sql: &str,
+        f: impl Fn(&tokio_postgres::Row) -> T + Send + Sync,
+    ) -> Vec<T> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async {
+                        let client = Self::connect(&self.url).await;
+                        let rows = client
+                            .query(sql, &[])
+                            .await
+                            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                        rows.iter().map(&f).collect()
+                    })
+                })
+                .join()
+                .unwrap()
+        })
+    }
+
     /// The one boolean `sql` returns, on the admin database.
     pub async fn admin_query_bool(&self, sql: &str) -> bool {
         Self::connect(&self.admin)
@@ -189,6 +217,31 @@ impl PgDatabase {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
             .get(0)
     }
+}
+
+/// Runs each named test, `async fn NAME(ws: Workspace)`, on both stores: as `NAME::sqlite`
+/// with a workspace storing in SQLite, and as `NAME::postgres` with one storing in a
+/// PostgreSQL database of its own (skipped without a server, as [`require_postgres`] says).
+/// One set of tests, two backends.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                super::$name($crate::support::Workspace::new()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                // Database names are at most 63 bytes.
+                let name: String = stringify!($name).chars().take(40).collect();
+                if let Some(ws) = $crate::support::Workspace::on_postgres(&name).await {
+                    super::$name(ws).await;
+                }
+            }
+        }
+    )*};
 }
 
 mod daemon;

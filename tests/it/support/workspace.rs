@@ -8,6 +8,8 @@ use tempfile::TempDir;
 
 pub struct Workspace {
     dir: TempDir,
+    /// The PostgreSQL database the workspace's config stores in, instead of `data/t.db`.
+    pg: Option<super::PgDatabase>,
 }
 
 /// The binary's result, with its text decoded for assertions.
@@ -41,10 +43,34 @@ pub struct Row {
     pub updated: i64,
 }
 
+/// What [`Workspace::rows`] reads, from either store.
+const ROWS: &str = "SELECT f.url, e.key, e.title, e.link, e.content, e.summary, e.published, e.updated
+                    FROM entries e JOIN feeds f ON f.id = e.feed_id ORDER BY e.id";
+
 impl Workspace {
     pub fn new() -> Workspace {
         Workspace {
             dir: tempfile::tempdir().expect("temp dir"),
+            pg: None,
+        }
+    }
+
+    /// A workspace whose store is a PostgreSQL database of its own (`None`: no server, the
+    /// test is skipped as [`super::require_postgres`] says).
+    pub async fn on_postgres(name: &str) -> Option<Workspace> {
+        let pg = super::require_postgres(name).await?;
+        Some(Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+            pg: Some(pg),
+        })
+    }
+
+    /// The `[store]` table of this workspace's configs: `data/t.db`, or its PostgreSQL
+    /// database.
+    pub fn store_toml(&self) -> String {
+        match &self.pg {
+            None => "[store]\npath = \"data/t.db\"\n".into(),
+            Some(pg) => format!("[store]\nurl = \"{}\"\n", pg.url()),
         }
     }
 
@@ -54,7 +80,7 @@ impl Workspace {
 
     /// Writes `tributary.toml` with `[store]` and one Atom output around the given feed tables.
     pub fn config_with_feeds(&self, feed_urls: &[String]) -> PathBuf {
-        let mut toml = String::from("[store]\npath = \"data/t.db\"\n\n[poll]\ntimeout = \"10s\"\n\n");
+        let mut toml = format!("{}\n[poll]\ntimeout = \"10s\"\n\n", self.store_toml());
         for url in feed_urls {
             toml.push_str(&format!("[[feed]]\nurl = \"{url}\"\n\n"));
         }
@@ -122,13 +148,20 @@ impl Workspace {
 
     /// Every stored entry, in id order.
     pub fn rows(&self) -> Vec<Row> {
+        if let Some(pg) = &self.pg {
+            return pg.query_rows(ROWS, |r| Row {
+                feed_url: r.get(0),
+                key: r.get(1),
+                title: r.get(2),
+                link: r.get(3),
+                content: r.get(4),
+                summary: r.get(5),
+                published: r.get(6),
+                updated: r.get(7),
+            });
+        }
         let db = self.db();
-        let mut stmt = db
-            .prepare(
-                "SELECT f.url, e.key, e.title, e.link, e.content, e.summary, e.published, e.updated
-                 FROM entries e JOIN feeds f ON f.id = e.feed_id ORDER BY e.id",
-            )
-            .unwrap();
+        let mut stmt = db.prepare(ROWS).unwrap();
         stmt.query_map([], |r| {
             Ok(Row {
                 feed_url: r.get(0)?,
