@@ -444,7 +444,7 @@ impl Poller {
                 parsing: Arc::new(Semaphore::new(cores)),
                 new_feed_entries: config.poll.new_feed_entries,
                 fingerprint: config.fingerprint.clone(),
-                requests: Arc::new(HostPermits::new(config.poll.per_host)),
+                requests: Arc::new(HostPermits::new(config.poll.per_host, None)),
                 concurrency: config.poll.concurrency,
                 delays: Arc::new(HostDelays(std::sync::Mutex::new(delays))),
             },
@@ -459,6 +459,26 @@ impl Poller {
         })
     }
 
+    /// Takes per-host turns from the cluster's store from now on, so `poll.per_host` holds for
+    /// the whole cluster.
+    pub(crate) fn share_turns(&mut self, shared: SharedTurns) {
+        self.context.requests = Arc::new(HostPermits::new(self.per_host, Some(shared)));
+    }
+
+    /// A turn at `host` was given back in the cluster: a request waiting for one tries again.
+    pub(crate) fn turn_freed(&self, host: &str) {
+        if let Some(shared) = &self.context.requests.shared {
+            shared.freed.freed(host);
+        }
+    }
+
+    /// Hosts that asked another node of the cluster to wait: this poller waits too.
+    pub(crate) fn hold_hosts(&self, delays: &HashMap<String, DateTime<Utc>>) {
+        for (host, until) in delays {
+            self.context.delays.hold(host, *until);
+        }
+    }
+
     /// A new config's budget, client and limits, for the feeds that start from now on.
     pub(crate) fn reconfigure(&mut self, config: &Config, fetcher: Fetcher) {
         self.context.fetcher = fetcher;
@@ -466,7 +486,8 @@ impl Poller {
         self.context.fingerprint = config.fingerprint.clone();
         if config.poll.per_host != self.per_host {
             // Turns already taken run out on the old permits; new ones follow the new limit.
-            self.context.requests = Arc::new(HostPermits::new(config.poll.per_host));
+            let shared = self.context.requests.shared.clone();
+            self.context.requests = Arc::new(HostPermits::new(config.poll.per_host, shared));
         }
         self.context.concurrency = config.poll.concurrency;
         self.concurrency = config.poll.concurrency;
@@ -792,6 +813,74 @@ async fn hold_host(
 struct HostPermits {
     per_host: usize,
     hosts: std::sync::Mutex<PermitMap>,
+    /// In a cluster, the turns are the cluster's: a local permit, then one of the host's
+    /// turns in the shared store.
+    shared: Option<SharedTurns>,
+}
+
+/// The cluster's per-host turns (see `PgStore::take_turn`).
+#[derive(Clone)]
+pub(crate) struct SharedTurns {
+    pub pg: crate::store::postgres::PgStore,
+    /// How long a turn is held at most: a fetch's time limit, and then some. A node that dies
+    /// holding one loses it after that.
+    pub hold: Duration,
+    /// How long a request waits for a turn before it goes ahead under the local limit alone
+    /// (every turn held that long means their holders are stuck or the store is).
+    pub wait: Duration,
+    /// Wakes a waiter when a turn at its host is given back anywhere in the cluster.
+    pub freed: Arc<FreedTurns>,
+}
+
+/// Per host, a wake-up for one request waiting for a turn there: the cluster announces each
+/// turn given back (`TURNS_CHANNEL`), and one waiter per node tries again, instead of every
+/// waiter polling the store.
+#[derive(Default)]
+pub(crate) struct FreedTurns(std::sync::Mutex<HashMap<String, Arc<tokio::sync::Notify>>>);
+
+impl FreedTurns {
+    fn of(&self, host: &str) -> Arc<tokio::sync::Notify> {
+        let mut hosts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Kept small: hosts nobody waits for are dropped when the map grows.
+        if hosts.len() >= HOST_PERMITS_KEPT {
+            hosts.retain(|_, n| Arc::strong_count(n) > 1);
+        }
+        hosts.entry(host.to_string()).or_default().clone()
+    }
+
+    /// A turn at `host` was given back.
+    pub(crate) fn freed(&self, host: &str) {
+        let waiting = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(host)
+            .cloned();
+        if let Some(waiting) = waiting {
+            waiting.notify_one();
+        }
+    }
+}
+
+/// A turn at a host: a local permit, and the cluster's turn when there is one. The cluster's
+/// is given back when this goes (or runs out by itself, if the node dies first).
+struct Turn {
+    _local: Option<tokio::sync::OwnedSemaphorePermit>,
+    shared: Option<(crate::store::postgres::PgStore, crate::store::postgres::Turn)>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some((pg, turn)) = self.shared.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(e) = pg.give_back(&turn).await {
+                    tracing::debug!(error = %e, host = %turn.host, "cannot give a host turn back; it runs out");
+                }
+            });
+        }
+    }
 }
 
 /// The hosts' permits, and the size at which idle ones are dropped next.
@@ -803,14 +892,52 @@ struct PermitMap {
 /// Hosts whose permits are kept before idle ones are first dropped.
 const HOST_PERMITS_KEPT: usize = 1024;
 
+impl SharedTurns {
+    /// One of `host`'s turns in the cluster, waiting (with growing pauses) while all are held,
+    /// at most `wait`; `None` when none came, or the store could not be asked.
+    async fn take(
+        &self,
+        host: &str,
+        per_host: usize,
+        clock: &dyn Clock,
+    ) -> Option<(crate::store::postgres::PgStore, crate::store::postgres::Turn)> {
+        let started = tokio::time::Instant::now();
+        let freed = self.freed.of(host);
+        loop {
+            let now = clock.now();
+            let until = now + chrono::Duration::from_std(self.hold).unwrap_or_default();
+            match self.pg.take_turn(host, per_host, now, until).await {
+                Ok(Some(turn)) => return Some((self.pg.clone(), turn)),
+                Ok(None) if started.elapsed() < self.wait => {
+                    // Until a turn is given back; a turn whose holder died frees itself only
+                    // when it runs out, which a look now and then finds.
+                    let _ = tokio::time::timeout(Duration::from_millis(500), freed.notified()).await;
+                }
+                Ok(None) => {
+                    tracing::warn!(
+                        host,
+                        "no free turn at the host in the cluster; going ahead on this node's limit"
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, host, "cannot take a host turn in the cluster; going ahead on this node's limit");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 impl HostPermits {
-    fn new(per_host: usize) -> HostPermits {
+    fn new(per_host: usize, shared: Option<SharedTurns>) -> HostPermits {
         HostPermits {
             per_host: per_host.max(1),
             hosts: std::sync::Mutex::new(PermitMap {
                 permits: HashMap::new(),
                 prune_at: HOST_PERMITS_KEPT,
             }),
+            shared,
         }
     }
 
@@ -820,9 +947,27 @@ impl HostPermits {
         self.hosts.lock().unwrap_or_else(|e| e.into_inner()).permits.len()
     }
 
-    /// Waits for a turn at `host` (none is needed for a local file).
-    async fn turn(&self, host: Option<&str>) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let host = host?;
+    /// Waits for a turn at `host` (none is needed for a local file): this node's, then, in a
+    /// cluster, one of the cluster's.
+    async fn turn(&self, host: Option<&str>, clock: &dyn Clock) -> Turn {
+        let Some(host) = host else {
+            return Turn {
+                _local: None,
+                shared: None,
+            };
+        };
+        let local = self.local_turn(host).await;
+        let shared = match &self.shared {
+            Some(shared) => shared.take(host, self.per_host, clock).await,
+            None => None,
+        };
+        Turn {
+            _local: local,
+            shared,
+        }
+    }
+
+    async fn local_turn(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let permits = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
             // Idle hosts (no turn held, nobody waiting) are dropped once the map reaches its
@@ -869,7 +1014,10 @@ async fn poll_one(
         validators: &state.validators,
         headers: &spec.headers,
     };
-    let turn = context.requests.turn(host.as_deref()).await;
+    let turn = context
+        .requests
+        .turn(host.as_deref(), context.clock.as_ref())
+        .await;
     let fetched = context.fetcher.fetch(request).await;
     drop(turn);
     let outcome = match fetched {
@@ -1169,7 +1317,10 @@ async fn read_articles<T: Copy + Send + 'static>(
                     Err(e) => return (tag, Err(e), None),
                 };
                 let host = host_key(&page);
-                let turn = context.requests.turn(host.as_deref()).await;
+                let turn = context
+                    .requests
+                    .turn(host.as_deref(), context.clock.as_ref())
+                    .await;
                 // Asked after the turn: a page that waited behind one answered 429 must not
                 // go ahead.
                 let now = context.clock.now();
@@ -1500,10 +1651,10 @@ mod tests {
 
     #[tokio::test]
     async fn idle_hosts_permits_are_dropped_and_busy_ones_kept() {
-        let permits = HostPermits::new(2);
-        let held = permits.turn(Some("busy.example")).await.unwrap();
+        let permits = HostPermits::new(2, None);
+        let held = permits.local_turn("busy.example").await.unwrap();
         for n in 0..HOST_PERMITS_KEPT * 3 {
-            drop(permits.turn(Some(&format!("h{n}.example"))).await);
+            drop(permits.local_turn(&format!("h{n}.example")).await);
         }
         assert!(
             permits.hosts() <= HOST_PERMITS_KEPT,

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use super::{Status, Verbosity};
 use crate::config::Secrets;
-use crate::store::postgres::{PgStore, copy, is_postgres};
+use crate::model::is_postgres;
+use crate::store::postgres::{PgStore, copy};
 
 /// Copies the store `from` into the empty store `to`, one of them PostgreSQL.
 pub async fn copy(from: &str, to: &str, verbosity: Verbosity) -> Status {
@@ -54,6 +55,6 @@ async fn connect(target: &str) -> Result<PgStore, copy::CopyError> {
     let url = Secrets::from_process()
         .expand(target, &here)
         .map_err(|message| copy::CopyError::Postgres(crate::store::postgres::PgError::Config(message)))?;
-    let node = crate::store::postgres::default_node_name();
+    let node = crate::config::default_node_name();
     Ok(PgStore::connect(&url, &node).await?)
 }

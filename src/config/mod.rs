@@ -64,13 +64,13 @@ fn scrape_of<P>([item, link, title, date, content, author]: [Option<P>; 6]) -> O
 
 impl Config {
     /// The store this config names: PostgreSQL when `store.url` is given, else SQLite.
-    pub fn backend(&self) -> crate::store::Backend {
+    pub fn backend(&self) -> crate::model::Backend {
         match &self.store.url {
-            Some(url) => crate::store::Backend::Postgres {
+            Some(url) => crate::model::Backend::Postgres {
                 url: url.clone(),
                 node: self.node.name.clone(),
             },
-            None => crate::store::Backend::Sqlite(self.store.path.clone()),
+            None => crate::model::Backend::Sqlite(self.store.path.clone()),
         }
     }
 }
@@ -132,6 +132,15 @@ pub struct NodeConfig {
     /// How long a claim on a due feed lasts unless renewed: how soon the others take over the
     /// feeds of a node that died.
     pub lease: Duration,
+}
+
+/// A node's name when the config gives none: the host name.
+pub fn default_node_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tributary".to_string())
 }
 
 /// How long a node's claims last by default.
@@ -453,7 +462,7 @@ impl Validator<'_> {
                 "give store.path (SQLite) or store.url (PostgreSQL), not both",
             );
         }
-        if !crate::store::postgres::is_postgres(raw.get_ref()) {
+        if !crate::model::is_postgres(raw.get_ref()) {
             self.report(
                 raw.span(),
                 "store.url",
@@ -504,7 +513,7 @@ impl Validator<'_> {
             );
         }
         NodeConfig {
-            name: name.unwrap_or_else(crate::store::postgres::default_node_name),
+            name: name.unwrap_or_else(default_node_name),
             lease: lease.unwrap_or(DEFAULT_LEASE),
         }
     }
@@ -1436,7 +1445,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.backend(),
-            crate::store::Backend::Postgres {
+            crate::model::Backend::Postgres {
                 url: "postgres://planet@db.example:5433/feeds".into(),
                 node: "poller-2".into()
             }
@@ -1447,7 +1456,7 @@ mod tests {
         assert_eq!(socket.backend().describe(), "planet@/run/postgresql:5432/feeds");
         // The node's name defaults to the host's; SQLite stays the default store.
         let sqlite = parse("").unwrap();
-        assert!(matches!(sqlite.backend(), crate::store::Backend::Sqlite(_)));
+        assert!(matches!(sqlite.backend(), crate::model::Backend::Sqlite(_)));
         assert!(!sqlite.node.name.is_empty());
 
         let err = parse(

@@ -15,6 +15,7 @@
 //! arrive as [`Control`] messages from the caller, so this module is driven the same way by
 //! `cli` and by tests.
 
+mod cluster;
 mod notify;
 
 use std::collections::{HashMap, HashSet};
@@ -97,7 +98,24 @@ pub async fn run_with_clock(
     store.call(|s| s.release_leases(None)).await?;
     let fetcher = Fetcher::new(&config.poll)?;
     poll::prepare(&config, &config.feeds, &store, clock.now(), true).await?;
-    let poller = Poller::new(&config, fetcher.clone(), store.clone(), clock.clone()).await?;
+    let mut poller = Poller::new(&config, fetcher.clone(), store.clone(), clock.clone()).await?;
+    let cluster = match &backend {
+        Backend::Postgres { url, .. } => Some(
+            cluster::Cluster::join(&config, url, clock.now())
+                .await
+                .map_err(StoreError::from)?,
+        ),
+        Backend::Sqlite(_) => None,
+    };
+    if let Some(cluster) = &cluster {
+        // `poll.per_host` for the cluster, not per node.
+        poller.share_turns(poll::SharedTurns {
+            pg: cluster.pg().clone(),
+            hold: config.poll.timeout * 2,
+            wait: cluster.lease + config.poll.timeout,
+            freed: Default::default(),
+        });
+    }
     let server_stop = tokio_util::sync::CancellationToken::new();
     let mut server_tasks = Vec::new();
     let mut serving = None;
@@ -167,6 +185,9 @@ pub async fn run_with_clock(
         summary: String::from("no round yet"),
         serving,
         serving_admin,
+        next_tick: cluster.as_ref().map(|_| now),
+        cluster,
+        tick: None,
     };
     tracing::info!(
         config = %daemon.path.display(),
@@ -176,6 +197,7 @@ pub async fn run_with_clock(
     );
     notify::ready(&daemon.status());
     // The outputs as the store has them, so a restarted daemon serves at once.
+    daemon.follow_all().await;
     daemon.request_render();
     let exit = daemon.main_loop(&mut control).await;
     // The server holds a store handle: it must be gone before the store thread can finish.
@@ -252,6 +274,11 @@ struct Daemon {
     serving: Option<std::net::SocketAddr>,
     /// The address /healthz and /metrics are served on, when it is another one.
     serving_admin: Option<std::net::SocketAddr>,
+    /// This node's part in a cluster (on a PostgreSQL store).
+    cluster: Option<cluster::Cluster>,
+    /// A cluster tick in progress (heartbeat, renewals, the lead), and when the next is due.
+    tick: Option<JoinHandle<Result<cluster::Tick, StoreError>>>,
+    next_tick: Option<DateTime<Utc>>,
 }
 
 /// A claim of due feeds, or why it failed with the claims it was to release (kept for the
@@ -353,17 +380,41 @@ impl Daemon {
                     self.reload = None;
                     self.reload_done(result);
                 }
+                () = sleep_until(clock.as_ref(), self.next_tick.unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    if self.next_tick.is_some() && self.tick.is_none() =>
+                {
+                    self.start_tick();
+                }
+                result = async { self.tick.as_mut().expect("guarded").await }, if self.tick.is_some() => {
+                    self.tick = None;
+                    self.tick_done(result);
+                }
+                Some(notice) = async { self.cluster.as_mut().expect("guarded").notice().await },
+                    if self.cluster.is_some() =>
+                {
+                    self.heard(notice).await;
+                }
             }
             self.after_event();
         }
         self.shutdown(control).await
     }
 
+    /// How many due feeds one claim takes. In a cluster, what this node can fetch at once: the
+    /// nodes waking for the same due time then share the slot's feeds between them, instead of
+    /// the first one taking them all.
+    fn claim_batch(&self) -> usize {
+        match self.cluster {
+            Some(_) => self.config.poll.concurrency.max(1),
+            None => CLAIM_BATCH,
+        }
+    }
+
     /// When to claim due feeds next: at the earliest due time, or now when the last claim
     /// left feeds behind and the queue runs low.
     fn wake_time(&self) -> Option<DateTime<Utc>> {
         if self.more_due {
-            return (self.poller.queued() < CLAIM_BATCH / 2).then(|| self.clock.now());
+            return (self.poller.queued() < self.claim_batch() / 2).then(|| self.clock.now());
         }
         self.next_wake
     }
@@ -407,9 +458,13 @@ impl Daemon {
 
     fn start_scan(&mut self) {
         let now = self.clock.now();
-        let lease_until = now + chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default();
+        // In a cluster a claim lasts a lease, renewed while held: a node that dies loses its
+        // feeds to the others when it runs out.
+        let lease = self.cluster.as_ref().map_or(CLAIM_LEASE, |c| c.lease);
+        let lease_until = now + chrono::Duration::from_std(lease).unwrap_or_default();
         let store = self.store.clone();
         let release = std::mem::take(&mut self.unrecorded);
+        let batch = self.claim_batch();
         self.scan = Some(tokio::spawn(async move {
             let kept = release.clone();
             store
@@ -417,7 +472,7 @@ impl Daemon {
                     if !release.is_empty() {
                         s.release_leases(Some(&release))?;
                     }
-                    s.claim_due(now, CLAIM_BATCH, lease_until)
+                    s.claim_due(now, batch, lease_until)
                 })
                 .await
                 .map_err(|e| (e, kept))
@@ -472,6 +527,9 @@ impl Daemon {
             if !self.claimed.insert(state.id) {
                 continue;
             }
+            if let (Some(cluster), Some(epoch)) = (&mut self.cluster, state.lease_epoch) {
+                cluster.leases.insert(state.id, epoch);
+            }
             let policy = Policy::of(&self.config, spec);
             self.round.get_or_insert_with(Round::new);
             self.poller.submit(spec.clone(), state, policy);
@@ -503,15 +561,31 @@ impl Daemon {
                 self.store_works(true, None);
                 report
             }
+            Err(unrecorded) if matches!(unrecorded.error, StoreError::Fenced { .. }) => {
+                // This node stalled past its claim and another node polls the feed now: its
+                // record is the one that counts.
+                self.claimed.remove(&unrecorded.feed_id);
+                if let Some(cluster) = &mut self.cluster {
+                    cluster.leases.remove(&unrecorded.feed_id);
+                }
+                tracing::info!(error = %unrecorded.error, "poll not recorded");
+                return;
+            }
             Err(unrecorded) => {
                 // Polled but not recorded: due again once the store takes writes again.
                 self.claimed.remove(&unrecorded.feed_id);
+                if let Some(cluster) = &mut self.cluster {
+                    cluster.leases.remove(&unrecorded.feed_id);
+                }
                 self.unrecorded.push(unrecorded.feed_id);
                 self.store_works(false, Some(&unrecorded.error));
                 return;
             }
         };
         self.claimed.remove(&report.feed_id);
+        if let Some(cluster) = &mut self.cluster {
+            cluster.leases.remove(&report.feed_id);
+        }
         if let Some(next) = report.next_due {
             self.next_wake = Some(self.next_wake.map_or(next, |w| w.min(next)));
         }
@@ -601,6 +675,10 @@ impl Daemon {
     /// Renders the `at`-th output of the config. (By position: a spec lists its feeds, and
     /// copying 100,000 of them per render is not free.)
     fn spawn_render(&mut self, at: usize) {
+        if self.cluster.as_ref().is_some_and(|c| !c.leads()) {
+            // The leader renders for the cluster; this node writes and serves what it publishes.
+            return;
+        }
         let (config, store) = (self.config.clone(), self.store.clone());
         let Some(path) = config.outputs.get(at).map(|o| o.path.clone()) else {
             return;
@@ -634,6 +712,11 @@ impl Daemon {
                 let at = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
                 self.renders.retry.insert(path.clone(), (at, tries));
             }
+        }
+        if let (Ok(report), Some(cluster)) = (&result, &mut self.cluster)
+            && !report.pending
+        {
+            cluster.publish(report, self.clock.now());
         }
         if let Ok(report) = &result {
             self.renders
@@ -800,11 +883,110 @@ impl Daemon {
 
     fn start_housekeeping(&mut self) {
         self.next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
+        if self.cluster.as_ref().is_some_and(|c| !c.leads()) {
+            // One node keeps the shared store: the leader, which knows what outputs show.
+            return;
+        }
         let (config, store, now) = (self.config.clone(), self.store.clone(), self.clock.now());
         let shown = self.renders.shown.clone();
         self.housekeeping = Some(tokio::spawn(async move {
             housekeeping(config, store, now, shown).await
         }));
+    }
+
+    fn start_tick(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let now = self.clock.now();
+        self.next_tick = Some(now + chrono::Duration::from_std(cluster.tick_every()).unwrap_or_default());
+        self.tick = Some(tokio::spawn(cluster.tick(&self.store, now)));
+    }
+
+    fn tick_done(&mut self, result: Result<Result<cluster::Tick, StoreError>, tokio::task::JoinError>) {
+        let tick = match result {
+            Ok(Ok(tick)) => tick,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cluster heartbeat failed; claims run out unless the next one works");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cluster heartbeat task failed");
+                return;
+            }
+        };
+        self.poller.hold_hosts(&tick.delays);
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        for id in &tick.lost {
+            // Another node took the feed over; this node's poll of it will not be recorded.
+            cluster.leases.remove(id);
+        }
+        if !tick.lost.is_empty() {
+            tracing::warn!(
+                feeds = tick.lost.len(),
+                "claims ran out before they were renewed; other nodes poll those feeds"
+            );
+        }
+        if let Some(leader) = tick.lead {
+            cluster.lead(leader);
+            self.request_render();
+        }
+    }
+
+    /// A notification from the cluster: stored changes (the leader renders) or a published
+    /// output (the others write and serve it).
+    async fn heard(&mut self, notice: crate::store::postgres::Notice) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        if notice.channel == crate::store::postgres::DUE_CHANNEL {
+            // Another node recorded a poll: this one wakes for that feed's next due time too.
+            if let Some(due) = notice
+                .payload
+                .parse()
+                .ok()
+                .and_then(DateTime::<Utc>::from_timestamp_millis)
+            {
+                self.next_wake = Some(self.next_wake.map_or(due, |w| w.min(due)));
+            }
+            return;
+        }
+        if notice.channel == crate::store::postgres::TURNS_CHANNEL {
+            self.poller.turn_freed(&notice.payload);
+            return;
+        }
+        if notice.channel == crate::store::postgres::CHANGES_CHANNEL {
+            if cluster.leads() && notice.payload != self.config.node.name {
+                self.changes_since.get_or_insert_with(Instant::now);
+            }
+            return;
+        }
+        if cluster.leads() {
+            return;
+        }
+        if let Some(report) = cluster.follow(&self.config, &notice.payload).await
+            && let Some(server) = &self.server
+        {
+            server.publish(&[Ok(report)]);
+        }
+    }
+
+    /// A node that does not lead serves what the leader last published, from the start.
+    async fn follow_all(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let mut reports = Vec::new();
+        for spec in &self.config.outputs {
+            if let Some(report) = cluster.follow(&self.config, &spec.file_name()).await {
+                reports.push(Ok(report));
+            }
+        }
+        if let Some(server) = &self.server {
+            server.publish(&reports);
+        }
     }
 
     async fn shutdown(&mut self, control: &mut mpsc::Receiver<Control>) -> Exit {
@@ -867,6 +1049,9 @@ impl Daemon {
                     }
                 }
             }
+        }
+        if let Some(cluster) = &mut self.cluster {
+            cluster.step_down().await;
         }
         Exit::Graceful
     }

@@ -7,6 +7,7 @@ mod hints;
 mod rewrite;
 mod rules;
 mod source;
+mod store;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub use hints::{FeedRhythm, Hints, Skip};
 pub use rewrite::Rewrite;
 pub use rules::{Field, Rule, Rules};
 pub use source::{Pick, Pointer, Scrape, Source};
+pub use store::{Backend, describe_pg_config, describe_postgres, is_postgres};
 
 /// One configured feed, as the config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

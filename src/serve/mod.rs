@@ -71,6 +71,12 @@ struct Inner {
     metrics: Metrics,
 }
 
+/// An output's entity tag: a hash of its bytes, so every node serving the same bytes sends
+/// the same tag.
+pub fn etag_of(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..16])
+}
+
 impl Server {
     pub fn new(config: Arc<Config>, store: StoreHandle) -> Server {
         Server {
@@ -106,7 +112,7 @@ impl Server {
                 .find(|r| r.path == spec.path && !r.pending);
             let served = match report {
                 Some(r) => {
-                    let hash = hex::encode(&Sha256::digest(r.bytes.as_slice())[..16]);
+                    let hash = etag_of(&r.bytes);
                     match routes.get(&route) {
                         Some(old) if old.hash == hash => old.clone(),
                         _ => {

@@ -183,7 +183,16 @@ impl Store {
         // A savepoint, not a transaction: inside the store thread's group commit it nests.
         self.conn.savepoint(|c| {
             self.fence(feed_id, batch.scheduled.lease)?;
-            store_parsed(c, feed_id, batch, now)
+            self.announce_due(batch.scheduled.next_due)?;
+            let outcome = store_parsed(c, feed_id, batch, now)?;
+            if c.dialect() == Dialect::Postgres && outcome.new + outcome.updated > 0 {
+                // Heard by the render leader once committed, whichever node stored it.
+                c.execute(
+                    "SELECT pg_notify(?1, ?2)",
+                    params![super::postgres::CHANGES_CHANNEL, self.node],
+                )?;
+            }
+            Ok(outcome)
         })
     }
 

@@ -204,6 +204,18 @@ impl Store {
         holds.ok_or(StoreError::Fenced { feed_id })
     }
 
+    /// In a shared store, tells the other nodes when a feed is due next (once this
+    /// transaction commits), so that whichever is free then claims it.
+    pub(super) fn announce_due(&self, next_due: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        if let (Some(due), Dialect::Postgres) = (next_due, self.conn.dialect()) {
+            self.conn.execute(
+                "SELECT pg_notify(?1, ?2)",
+                params![super::postgres::DUE_CHANNEL, to_millis_ceil(due).to_string()],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Records a poll of `feed_id` that stored no entries, with when it is due next.
     pub(crate) fn record_feed(
         &mut self,
@@ -215,6 +227,7 @@ impl Store {
         let next_due = scheduled.next_due.map(to_millis_ceil);
         self.conn.savepoint(|c| {
             self.fence(feed_id, scheduled.lease)?;
+            self.announce_due(scheduled.next_due)?;
             match update {
                 FeedUpdate::Unchanged {
                     validators,
@@ -322,10 +335,23 @@ impl Store {
                     Err(StoreError::Fenced { .. }) => continue,
                     other => other?,
                 }
+                let next_due = scheduled.next_due.map(to_millis_ceil);
+                if c.dialect() == Dialect::Postgres && scheduled.lease.is_none() {
+                    // A node starting (or reloading) reschedules what its config changed;
+                    // another node may have done so already, or be polling the feed now.
+                    c.execute(
+                        "UPDATE feeds SET next_due = ?2, schedule_key = ?3, lease_until = NULL
+                         WHERE id = ?1 AND schedule_key IS DISTINCT FROM ?3
+                           AND (lease_until IS NULL OR lease_node = ?4)",
+                        params![id, next_due, scheduled.key, self.node],
+                    )?;
+                    continue;
+                }
                 c.execute(
                     "UPDATE feeds SET next_due = ?2, schedule_key = ?3, lease_until = NULL WHERE id = ?1",
-                    params![id, scheduled.next_due.map(to_millis_ceil), scheduled.key],
+                    params![id, next_due, scheduled.key],
                 )?;
+                self.announce_due(scheduled.next_due)?;
             }
             Ok(())
         })
@@ -415,6 +441,32 @@ impl Store {
             }
             Ok(claimed)
         })
+    }
+
+    /// Extends this node's claims on `ids` (polls still running) to `until`; returns the ids
+    /// whose claim no longer stands. Only a shared store has claims to lose.
+    pub(crate) fn renew_leases(
+        &mut self,
+        leases: &[(i64, i64)],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut lost = Vec::new();
+        for &(id, epoch) in leases {
+            let renewed = match self.conn.dialect() {
+                Dialect::Sqlite => self.conn.execute(
+                    "UPDATE feeds SET lease_until = ?2 WHERE id = ?1",
+                    params![id, to_millis(until)],
+                )?,
+                Dialect::Postgres => self.conn.execute(
+                    "UPDATE feeds SET lease_until = ?2 WHERE id = ?1 AND lease_node = ?3 AND lease_epoch = ?4",
+                    params![id, to_millis(until), self.node, epoch],
+                )?,
+            };
+            if renewed == 0 {
+                lost.push(id);
+            }
+        }
+        Ok(lost)
     }
 
     /// Gives up the leases on `ids` (claimed, then not polled: the daemon is stopping, or the

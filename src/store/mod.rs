@@ -25,6 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::Connection;
 
+pub use crate::model::Backend;
 pub(crate) use entries::catalogue_ranks;
 /// What other modules' unit tests need to fill a store as the poller does.
 #[cfg(test)]
@@ -108,35 +109,6 @@ pub enum StoreError {
     /// not recorded, the node that holds the feed now records its own.
     #[error("the claim on feed {feed_id} passed to another node; this poll is not recorded")]
     Fenced { feed_id: i64 },
-}
-
-/// Which database the store is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
-    /// The embedded default: one file, one daemon.
-    Sqlite(PathBuf),
-    /// The shared store of a cluster: `url` is the connection string (its `${NAME}`
-    /// references read); `node` is this node's name in claims and heartbeats.
-    Postgres { url: String, node: String },
-}
-
-impl Backend {
-    /// Whether there is a store to read yet: a PostgreSQL store is created by whoever
-    /// connects first, an SQLite file by the first command that writes.
-    pub fn exists(&self) -> bool {
-        match self {
-            Backend::Sqlite(path) => path.exists(),
-            Backend::Postgres { .. } => true,
-        }
-    }
-
-    /// For messages: the file, or the server without its password.
-    pub fn describe(&self) -> String {
-        match self {
-            Backend::Sqlite(path) => path.display().to_string(),
-            Backend::Postgres { url, .. } => postgres::describe_url(url),
-        }
-    }
 }
 
 /// How long a writer waits for another process's transaction before giving up.

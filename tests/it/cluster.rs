@@ -415,3 +415,230 @@ async fn store_copy_moves_a_store_into_postgresql_and_back_without_loss() {
         .unwrap();
     assert_eq!(entries, 12);
 }
+
+/// Three `tributary run` nodes on one database, as deployed: the same config but for each
+/// node's name and its own output directory and server, 300 feeds over three loopback
+/// hosts, a 5-second schedule with the default jitter and the default 30 s lease. The node
+/// that leads rendering is killed with SIGKILL midway. Every feed is polled once per slot
+/// (never twice in one; missed only while the dead node's claims ran out), no entry is stored
+/// twice, and the survivors' outputs are whole and the same bytes, served with the same ETag,
+/// including what changed after the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_poll_each_feed_once_per_slot_and_survive_a_kill() {
+    use crate::support::{Daemon, FeedServer, Route, rss};
+    use nix::sys::signal::Signal;
+
+    let Some(db) = require_postgres("cluster_nodes").await else {
+        return;
+    };
+    // Ten hosts of 30 feeds, under the default `per_host = 2` for the whole cluster.
+    const PER_HOST: usize = 30;
+    let mut servers = Vec::new();
+    for i in 2..12 {
+        servers.push(FeedServer::start_at(&format!("127.0.0.{i}")).await);
+    }
+    let mut feeds = Vec::new();
+    for (h, server) in servers.iter().enumerate() {
+        for i in 0..PER_HOST {
+            let path = format!("/f{i}.xml");
+            let guid = format!("h{h}-f{i}");
+            server.set(
+                &path,
+                Route::rss(rss(
+                    &guid,
+                    &[(
+                        Some(guid.as_str()),
+                        None,
+                        guid.as_str(),
+                        "body",
+                        Some("Mon, 30 Nov 2026 10:00:00 +0000"),
+                    )],
+                )),
+            );
+            feeds.push((h, path));
+        }
+    }
+    let feed_tables: String = feeds
+        .iter()
+        .map(|(h, path)| format!("[[feed]]\nurl = \"{}\"\n", servers[*h].url(path)))
+        .collect();
+    let names = ["node-a", "node-b", "node-c"];
+    let dirs: Vec<tempfile::TempDir> = names.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (name, dir) in names.iter().zip(&dirs) {
+        let config = dir.path().join("tributary.toml");
+        crate::support::write_file(
+            &config,
+            format!(
+                "[store]\nurl = \"{}\"\n\n[node]\nname = \"{name}\"\n\n[poll]\nschedule = \"*/5 * * * * *\"\n\
+                 timeout = \"10s\"\n\n[serve]\nlisten = \"127.0.0.1:0\"\n\n{feed_tables}\n\
+                 [[output]]\npath = \"out/all.atom\"\ntitle = \"Cluster planet\"\nlimit = 1000\n",
+                db.url()
+            )
+            .as_bytes(),
+        );
+        nodes.push(Daemon::start(&config));
+    }
+    let mut addresses = Vec::new();
+    for node in &mut nodes {
+        addresses.push(node.ready_serving().await);
+    }
+    let started = tokio::time::Instant::now();
+    let requests = |h: usize, path: &str| servers[h].arrivals(path);
+    // Three slots polled by the cluster.
+    let deadline = started + std::time::Duration::from_secs(40);
+    while !feeds.iter().all(|(h, p)| requests(*h, p).len() >= 3) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "three slots not polled in 40 s: polls per feed {:?}; node-a:\n{}",
+            feeds
+                .iter()
+                .map(|(h, p)| requests(*h, p).len())
+                .collect::<Vec<_>>(),
+            nodes[0].stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        nodes.iter_mut().for_each(Daemon::drain);
+    }
+    // The leader, as its log says, goes down hard.
+    let leader = (0..3)
+        .find(|&i| nodes[i].stderr().contains("this node leads"))
+        .unwrap_or_else(|| panic!("no node leads: {}", nodes[0].stderr()));
+    nodes[leader].signal(Signal::SIGKILL);
+    assert_eq!(nodes[leader].exit_code().await, -1, "killed");
+    let killed = tokio::time::Instant::now();
+    // A change after the kill: a new entry on one feed per host.
+    for (h, server) in servers.iter().enumerate() {
+        let guid = format!("h{h}-f0");
+        server.set(
+            "/f0.xml",
+            Route::rss(rss(
+                &guid,
+                &[
+                    (
+                        Some("late"),
+                        None,
+                        &format!("Late news {h}"),
+                        "body",
+                        Some("Tue, 01 Dec 2026 10:00:00 +0000"),
+                    ),
+                    (
+                        Some(guid.as_str()),
+                        None,
+                        guid.as_str(),
+                        "body",
+                        Some("Mon, 30 Nov 2026 10:00:00 +0000"),
+                    ),
+                ],
+            )),
+        );
+    }
+    // Past the dead node's leases (30 s) and two slots more: every feed polled again.
+    let handed_over = killed + std::time::Duration::from_secs(30 + 10);
+    let deadline = handed_over + std::time::Duration::from_secs(30);
+    while !feeds
+        .iter()
+        .all(|(h, p)| requests(*h, p).iter().filter(|t| **t > handed_over).count() >= 2)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "feeds not polled after the hand-over; survivors:\n{}",
+            nodes[(leader + 1) % 3].stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        nodes.iter_mut().for_each(Daemon::drain);
+    }
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+
+    // Once per slot: a feed's polls are a slot (5 s) apart, give or take how late each was
+    // (well under a slot); never two in one slot (under 2 s apart), and no slot skipped (over
+    // 9.5 s apart) but while the dead node's claims ran out.
+    let ended = tokio::time::Instant::now();
+    let mut gaps = Vec::new();
+    for (h, path) in &feeds {
+        let times = requests(*h, path);
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap >= std::time::Duration::from_secs(2),
+                "{path} on host {h} polled twice in one slot: {gap:?} apart"
+            );
+            let in_hand_over = pair[0] >= killed - std::time::Duration::from_secs(6)
+                && pair[0] <= killed + std::time::Duration::from_secs(31);
+            assert!(
+                in_hand_over || gap <= std::time::Duration::from_millis(9500),
+                "{path} on host {h} missed a slot: {gap:?} between polls"
+            );
+            if !in_hand_over {
+                gaps.push(gap);
+            }
+        }
+        let span = ended - started;
+        assert!(
+            times.len() as f64 <= span.as_secs_f64() / 5.0 + 2.0,
+            "{path}: {} polls in {span:?}",
+            times.len()
+        );
+    }
+    gaps.sort();
+    println!(
+        "{} gaps between polls of a feed outside the hand-over: min {:?}, median {:?}, max {:?}",
+        gaps.len(),
+        gaps[0],
+        gaps[gaps.len() / 2],
+        gaps[gaps.len() - 1]
+    );
+    // No entry stored twice: one per feed, and the three late ones.
+    let counts = db.query_rows(
+        "SELECT f.url, COUNT(e.id) FROM feeds f LEFT JOIN entries e ON e.feed_id = f.id GROUP BY f.url",
+        |r| (r.get::<_, String>(0), r.get::<_, i64>(1)),
+    );
+    assert_eq!(counts.len(), 300);
+    for (url, n) in &counts {
+        let expected = if url.ends_with("/f0.xml") { 2 } else { 1 };
+        assert_eq!(*n, expected, "{url}");
+    }
+    // The new lead rendered the late entries; both survivors wrote the same bytes and serve
+    // them with the same ETag.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let outputs = loop {
+        let outputs: Vec<Vec<u8>> = survivors
+            .iter()
+            .map(|&i| std::fs::read(dirs[i].path().join("out/all.atom")).unwrap_or_default())
+            .collect();
+        nodes.iter_mut().for_each(Daemon::drain);
+        let late = |b: &[u8]| {
+            (0..servers.len()).all(|h| String::from_utf8_lossy(b).contains(&format!("Late news {h}")))
+        };
+        if outputs.iter().all(|b| late(b)) && outputs[0] == outputs[1] {
+            break outputs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the survivors' outputs differ or miss the late entries; {}",
+            nodes[survivors[0]].stderr()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        nodes.iter_mut().for_each(Daemon::drain);
+    };
+    let feed = feed_rs::parser::parse(&outputs[0][..]).expect("a whole Atom feed");
+    assert_eq!(feed.entries.len(), 300 + servers.len());
+    let client = reqwest::Client::new();
+    let mut served = Vec::new();
+    for &i in &survivors {
+        let response = client
+            .get(format!("http://{}/all.atom", addresses[i]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let etag = response.headers()["etag"].to_str().unwrap().to_string();
+        served.push((etag, response.bytes().await.unwrap().to_vec()));
+    }
+    assert_eq!(served[0], served[1], "the same bytes and ETag from every node");
+    assert_eq!(served[0].1, outputs[0], "what is served is what is written");
+    for &i in &survivors {
+        nodes[i].signal(Signal::SIGTERM);
+        assert_eq!(nodes[i].exit_code().await, 0, "{}", nodes[i].stderr());
+    }
+}

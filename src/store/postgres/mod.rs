@@ -37,6 +37,14 @@ const MIGRATION_LOCK: i64 = 0x7472_6962_0001;
 const RENDER_LOCK: i64 = 0x7472_6962_0002;
 /// The channel a leader announces re-rendered outputs on (the payload is the output's path).
 pub const OUTPUTS_CHANNEL: &str = "tributary_outputs";
+/// The channel a node announces the next due time of a feed it recorded on (the payload is
+/// the time in milliseconds): the other nodes wake for it too.
+pub const DUE_CHANNEL: &str = "tributary_due";
+/// The channel a node announces a host turn it gave back on (the payload is the host).
+pub const TURNS_CHANNEL: &str = "tributary_turns";
+/// The channel a node announces stored changes on (the payload is the node's name): the
+/// leader renders after them.
+pub const CHANGES_CHANNEL: &str = "tributary_changes";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
@@ -118,17 +126,30 @@ pub struct NodeInfo {
     pub version: String,
 }
 
-/// Outputs announced as published (see [`PgStore::listen_outputs`]), on a connection of its
-/// own that lives as long as this value.
+/// Notifications (see [`PgStore::listen`]), on a connection of its own that lives as long
+/// as this value.
 pub struct OutputChanges {
-    rx: tokio::sync::mpsc::Receiver<String>,
+    rx: tokio::sync::mpsc::Receiver<Notice>,
     _client: tokio_postgres::Client,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// One notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub channel: &'static str,
+    pub payload: String,
+}
+
 impl OutputChanges {
-    /// The path of the next output published; `None` once the connection is gone.
+    /// The payload of the next notification (an output's path, on [`OUTPUTS_CHANNEL`]);
+    /// `None` once the connection is gone.
     pub async fn next(&mut self) -> Option<String> {
+        self.rx.recv().await.map(|n| n.payload)
+    }
+
+    /// The next notification, with its channel; `None` once the connection is gone.
+    pub async fn notice(&mut self) -> Option<Notice> {
         self.rx.recv().await
     }
 }
@@ -391,26 +412,30 @@ impl PgStore {
     ) -> Result<Option<Turn>, PgError> {
         let client = self.client().await?;
         let turns = i64::try_from(per_host).unwrap_or(i64::MAX);
-        client
-            .execute(
-                "INSERT INTO host_turns (host, turn) SELECT $1, t FROM generate_series(0::bigint, $2::bigint - 1) AS t
-                 ON CONFLICT DO NOTHING",
-                &[&host, &turns],
-            )
-            .await?;
-        let row = client
-            .query_opt(
-                "WITH free AS (
-                     SELECT host, turn FROM host_turns
-                     WHERE host = $1 AND turn < $2 AND (until IS NULL OR until <= $3)
-                     ORDER BY turn LIMIT 1
-                     FOR UPDATE SKIP LOCKED)
-                 UPDATE host_turns AS t SET node = $4, until = $5, epoch = t.epoch + 1
-                 FROM free WHERE t.host = free.host AND t.turn = free.turn
-                 RETURNING t.turn, t.epoch",
-                &[&host, &turns, &to_millis(now), &self.node, &to_millis(until)],
-            )
-            .await?;
+        let take = "WITH free AS (
+                 SELECT host, turn FROM host_turns
+                 WHERE host = $1 AND turn < $2 AND (until IS NULL OR until <= $3)
+                 ORDER BY turn LIMIT 1
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE host_turns AS t SET node = $4, until = $5, epoch = t.epoch + 1
+             FROM free WHERE t.host = free.host AND t.turn = free.turn
+             RETURNING t.turn, t.epoch";
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&host, &turns, &to_millis(now), &self.node, &to_millis(until)];
+        let mut row = client.query_opt(take, &args).await?;
+        if row.is_none() {
+            // A host seen for the first time (or a larger `per_host`) gets its turns made.
+            let made = client
+                .execute(
+                    "INSERT INTO host_turns (host, turn) SELECT $1, t FROM generate_series(0::bigint, $2::bigint - 1) AS t
+                     ON CONFLICT DO NOTHING",
+                    &[&host, &turns],
+                )
+                .await?;
+            if made > 0 {
+                row = client.query_opt(take, &args).await?;
+            }
+        }
         Ok(row.map(|r| Turn {
             host: host.to_string(),
             turn: r.get(0),
@@ -421,11 +446,15 @@ impl PgStore {
     /// Gives a turn back (unless it ran out and another node has it now).
     pub async fn give_back(&self, turn: &Turn) -> Result<(), PgError> {
         let client = self.client().await?;
+        // Nodes waiting for a turn at the host hear it is free at once (see TURNS_CHANNEL).
         client
-            .execute(
-                "UPDATE host_turns SET node = NULL, until = NULL
-                 WHERE host = $1 AND turn = $2 AND epoch = $3 AND node = $4",
-                &[&turn.host, &turn.turn, &turn.epoch, &self.node],
+            .query(
+                "WITH freed AS (
+                     UPDATE host_turns SET node = NULL, until = NULL
+                     WHERE host = $1 AND turn = $2 AND epoch = $3 AND node = $4
+                     RETURNING host)
+                 SELECT pg_notify($5, host) FROM freed",
+                &[&turn.host, &turn.turn, &turn.epoch, &self.node, &TURNS_CHANNEL],
             )
             .await?;
         Ok(())
@@ -543,23 +572,38 @@ impl PgStore {
     /// The outputs the leader publishes from now on, by path, as it announces them: what a
     /// serving node listens to so that it serves the new bytes at once.
     pub async fn listen_outputs(&self) -> Result<OutputChanges, PgError> {
+        self.listen(&[OUTPUTS_CHANNEL]).await
+    }
+
+    /// Notifications on `channels` from now on (the payload; the channel is [`Notice`]'s
+    /// `channel`), on a connection of their own.
+    pub async fn listen(&self, channels: &[&'static str]) -> Result<OutputChanges, PgError> {
         use futures::StreamExt;
         let (client, mut connection) = self.config.connect(NoTls).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let wanted: Vec<&'static str> = channels.to_vec();
         // The connection is driven here, so its notifications come out (and the LISTEN below
         // gets its answer).
         let task = tokio::spawn(async move {
             let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(Ok(message)) = messages.next().await {
                 if let tokio_postgres::AsyncMessage::Notification(n) = message
-                    && n.channel() == OUTPUTS_CHANNEL
-                    && tx.send(n.payload().to_string()).await.is_err()
+                    && let Some(channel) = wanted.iter().find(|c| **c == n.channel())
+                    && tx
+                        .send(Notice {
+                            channel,
+                            payload: n.payload().to_string(),
+                        })
+                        .await
+                        .is_err()
                 {
                     break;
                 }
             }
         });
-        client.batch_execute(&format!("LISTEN {OUTPUTS_CHANNEL}")).await?;
+        for channel in channels {
+            client.batch_execute(&format!("LISTEN {channel}")).await?;
+        }
         Ok(OutputChanges {
             rx,
             _client: client,
@@ -629,42 +673,7 @@ impl Drop for Leader {
     }
 }
 
-/// A node's name when the config gives none: the host name.
-pub fn default_node_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "tributary".to_string())
-}
-
-/// Whether `target` names a PostgreSQL database (`postgres://`, `postgresql://`, or a
-/// `host=… dbname=…` connection string) rather than an SQLite file.
-pub fn is_postgres(target: &str) -> bool {
-    let t = target.trim_start();
-    t.starts_with("postgres://") || t.starts_with("postgresql://") || t.starts_with("host=")
-}
-
-/// `user@host:port/db` from a connection string, never the password.
-pub fn describe_url(url: &str) -> String {
-    match url.parse::<tokio_postgres::Config>() {
-        Ok(config) => describe(&config),
-        Err(_) => "PostgreSQL (a connection string that does not parse)".into(),
-    }
-}
-
 /// `user@host:port/db` from a connection config, never the password.
 fn describe(config: &tokio_postgres::Config) -> String {
-    let host = config
-        .get_hosts()
-        .first()
-        .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(name) => name.clone(),
-            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-        })
-        .unwrap_or_else(|| "localhost".into());
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("?");
-    let db = config.get_dbname().unwrap_or(user);
-    format!("{user}@{host}:{port}/{db}")
+    crate::model::describe_pg_config(config)
 }
