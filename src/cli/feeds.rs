@@ -33,6 +33,9 @@ struct FeedRow {
     /// The last failures, newest first (only when one feed is asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Vec<FeedError>>,
+    /// In a cluster, the node polling it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_by: Option<String>,
 }
 
 /// What `feeds` was asked for.
@@ -70,7 +73,8 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     }
     let now = Utc::now();
     // Never creates a database: before the first poll there is nothing to read.
-    let (states, counts, outputs, errors) = if config.backend().exists() {
+    let lease = config.node.lease;
+    let (states, counts, outputs, errors, (nodes, holders)) = if config.backend().exists() {
         let (store, thread) = match open_store(&config).await {
             Ok(opened) => opened,
             Err(status) => return status,
@@ -90,7 +94,8 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
                     Some(id) => Some(s.feed_errors(id)?),
                     None => None,
                 };
-                Ok((states, s.entry_counts()?, s.outputs()?, errors))
+                let cluster = s.cluster(now, lease)?;
+                Ok((states, s.entry_counts()?, s.outputs()?, errors, cluster))
             })
             .await;
         drop(store);
@@ -151,6 +156,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
                 gone: state.is_some_and(|s| s.gone_at.is_some()),
                 moved_to: state.and_then(|s| s.moved_to.clone()),
                 errors: chosen.as_ref().map(|_| errors.clone().unwrap_or_default()),
+                held_by: state.and_then(|s| holders.get(&s.id).cloned()),
             }
         })
         .collect();
@@ -176,6 +182,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
         if let Some(row) = rows.first().filter(|_| chosen.is_some()) {
             print_history(row);
         }
+        print_nodes(&nodes, now);
     }
     // Outputs that could not be written stay stale until a render succeeds: say so, on
     // stderr when stdout is JSON for scripts.
@@ -198,6 +205,28 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
         Status::FeedsFailed
     } else {
         Status::Ok
+    }
+}
+
+/// A cluster's nodes: who is alive, who holds how many feeds, who stopped.
+fn print_nodes(nodes: &[crate::model::ClusterNode], now: DateTime<Utc>) {
+    for node in nodes {
+        if node.heartbeating {
+            outln!(
+                "node {}: heartbeating ({}), polling {} feeds, pid {}, version {}",
+                node.name,
+                ago(now, node.last_seen),
+                node.holds,
+                node.pid,
+                node.version
+            );
+        } else {
+            outln!(
+                "node {}: stopped heartbeating {} (its claims run out; the others poll its feeds)",
+                node.name,
+                ago(now, node.last_seen)
+            );
+        }
     }
 }
 
@@ -244,6 +273,9 @@ fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {
                 r.entries.to_string(),
                 match (r.gone, r.next_poll) {
                     _ if r.disabled => "disabled".into(),
+                    _ if r.held_by.is_some() => {
+                        format!("now, on {}", r.held_by.as_deref().unwrap_or_default())
+                    }
                     (true, _) | (_, None) => "gone (410)".into(),
                     (false, Some(t)) if t <= now => "now".into(),
                     (false, Some(t)) if r.abandoned => format!("in {} (abandoned)", span(t - now)),

@@ -22,7 +22,7 @@ pub use hints::{FeedRhythm, Hints, Skip};
 pub use rewrite::Rewrite;
 pub use rules::{Field, Rule, Rules};
 pub use source::{Pick, Pointer, Scrape, Source};
-pub use store::{Backend, describe_pg_config, describe_postgres, is_postgres};
+pub use store::{Backend, ClusterNode, describe_pg_config, describe_postgres, is_postgres};
 
 /// One configured feed, as the config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

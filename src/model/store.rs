@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
+
 /// Which database the store is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -60,4 +62,18 @@ pub fn describe_pg_config(config: &tokio_postgres::Config) -> String {
     let user = config.get_user().unwrap_or("?");
     let db = config.get_dbname().unwrap_or(user);
     format!("{user}@{host}:{port}/{db}")
+}
+
+/// A node of a cluster, as the shared store last heard of it (`feeds`, /healthz).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterNode {
+    pub name: String,
+    pub started: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub pid: i64,
+    pub version: String,
+    /// Feeds it holds claims on now (polls queued or in flight).
+    pub holds: usize,
+    /// Heard from within a lease: a node silent for longer stopped (its claims run out).
+    pub heartbeating: bool,
 }

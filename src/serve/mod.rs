@@ -224,7 +224,7 @@ async fn handle(
         }
         "/metrics" if admin => {
             // The feed gauges come from the store, like /healthz.
-            if let Ok(feeds) = feed_health(&server).await {
+            if let Ok((feeds, _)) = feed_health(&server).await {
                 let failing = feeds.iter().filter(|f| !f.ok).count();
                 server.inner.metrics.set_feeds(feeds.len(), failing);
             }
@@ -326,6 +326,9 @@ struct Health {
     feeds: Vec<FeedHealth>,
     /// Outputs whose last render could not be written (retried until it is).
     outputs_failing: Vec<crate::model::OutputState>,
+    /// In a cluster, every node the store heard of, heartbeating or stopped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    nodes: Vec<crate::model::ClusterNode>,
 }
 
 #[derive(Serialize)]
@@ -343,13 +346,16 @@ struct FeedHealth {
     abandoned: bool,
     /// When the feed is polled next.
     next_poll: Option<String>,
+    /// In a cluster, the node polling it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_by: Option<String>,
 }
 
 /// `/healthz`: 200 with the JSON; with `?strict`, 503 when degraded (for probes that read
 /// only the status).
 async fn health(server: &Server, strict: bool) -> Response<Body> {
-    let feeds = match feed_health(server).await {
-        Ok(feeds) => feeds,
+    let (feeds, nodes) = match feed_health(server).await {
+        Ok(health) => health,
         Err(e) => {
             return plain(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -367,6 +373,7 @@ async fn health(server: &Server, strict: bool) -> Response<Body> {
         },
         feeds,
         outputs_failing,
+        nodes,
     };
     let degraded = health.status != "ok";
     let mut r = Response::new(Body::from(serde_json::to_vec_pretty(&health).unwrap_or_default()));
@@ -394,11 +401,18 @@ async fn output_health(server: &Server) -> Result<Vec<crate::model::OutputState>
 }
 
 /// Every configured feed's health, from the store. Never shows credentials.
-async fn feed_health(server: &Server) -> Result<Vec<FeedHealth>, crate::store::StoreError> {
+async fn feed_health(
+    server: &Server,
+) -> Result<(Vec<FeedHealth>, Vec<crate::model::ClusterNode>), crate::store::StoreError> {
     let config = server.config();
     let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
-    let states = server.inner.store.read(move |s| s.feeds_by_url(&urls)).await?;
-    Ok(config
+    let (now, lease) = (chrono::Utc::now(), config.node.lease);
+    let (states, (nodes, holders)) = server
+        .inner
+        .store
+        .read(move |s| Ok((s.feeds_by_url(&urls)?, s.cluster(now, lease)?)))
+        .await?;
+    let feeds = config
         .feeds
         .iter()
         .map(|spec| {
@@ -416,9 +430,11 @@ async fn feed_health(server: &Server) -> Result<Vec<FeedHealth>, crate::store::S
                 failure_kind: state.and_then(|s| s.failure_kind).filter(|_| failing),
                 abandoned: failing && state.is_some_and(|s| s.abandoned_at.is_some()),
                 next_poll: state.and_then(|s| s.next_due).map(crate::output::rfc3339),
+                held_by: state.and_then(|s| holders.get(&s.id).cloned()),
             }
         })
-        .collect())
+        .collect();
+    Ok((feeds, nodes))
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Body> {

@@ -565,6 +565,47 @@ impl Store {
         Ok(())
     }
 
+    /// The nodes of a cluster and, by feed id, which node holds a claim on each feed claimed
+    /// now. A node not heard from within `lease` stopped. Nothing on SQLite, which has no
+    /// cluster.
+    pub(crate) fn cluster(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<(Vec<crate::model::ClusterNode>, HashMap<i64, String>), StoreError> {
+        if self.conn.dialect() == Dialect::Sqlite {
+            return Ok(Default::default());
+        }
+        let holders: HashMap<i64, String> = self
+            .conn
+            .query(
+                "SELECT id, lease_node FROM feeds WHERE lease_until > ?1 AND lease_node IS NOT NULL",
+                params![to_millis(now)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .into_iter()
+            .collect();
+        let silent_since = now - chrono::Duration::from_std(lease).unwrap_or_default();
+        let nodes = self.conn.query(
+            "SELECT name, started, last_seen, pid, version FROM nodes ORDER BY name",
+            params![],
+            |r| {
+                let name: String = r.get(0)?;
+                let last_seen = from_millis(r.get(2)?);
+                Ok(crate::model::ClusterNode {
+                    holds: holders.values().filter(|n| **n == name).count(),
+                    name,
+                    started: from_millis(r.get(1)?),
+                    heartbeating: last_seen > silent_since,
+                    last_seen,
+                    pid: r.get(3)?,
+                    version: r.get(4)?,
+                })
+            },
+        )?;
+        Ok((nodes, holders))
+    }
+
     /// Hosts that may not be asked before a time later than `now`.
     pub(crate) fn host_delays(
         &mut self,

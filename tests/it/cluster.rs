@@ -480,8 +480,11 @@ async fn three_nodes_poll_each_feed_once_per_slot_and_survive_a_kill() {
         nodes.push(Daemon::start(&config));
     }
     let mut addresses = Vec::new();
+    let mut admin = Vec::new();
     for node in &mut nodes {
-        addresses.push(node.ready_serving().await);
+        let (public, health) = node.ready_serving_both().await;
+        addresses.push(public);
+        admin.push(health);
     }
     let started = tokio::time::Instant::now();
     let requests = |h: usize, path: &str| servers[h].arrivals(path);
@@ -637,6 +640,38 @@ async fn three_nodes_poll_each_feed_once_per_slot_and_survive_a_kill() {
     }
     assert_eq!(served[0], served[1], "the same bytes and ETag from every node");
     assert_eq!(served[0].1, outputs[0], "what is served is what is written");
+    // Who is alive and who stopped, as /healthz and `feeds` show it.
+    let health = client
+        .get(format!("http://{}/healthz", admin[survivors[0]]))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
+    for (i, name) in names.iter().enumerate() {
+        let node = health["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == *name)
+            .unwrap_or_else(|| panic!("{name} not in {health}"));
+        assert_eq!(node["heartbeating"], i != leader, "{node}");
+    }
+    let feeds = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .arg("--config")
+        .arg(dirs[survivors[0]].path().join("tributary.toml"))
+        .arg("feeds")
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8_lossy(&feeds.stdout);
+    assert!(
+        table.contains(&format!("node {}: stopped heartbeating", names[leader]))
+            && table.contains(&format!("node {}: heartbeating", names[survivors[0]])),
+        "{table}"
+    );
     for &i in &survivors {
         nodes[i].signal(Signal::SIGTERM);
         assert_eq!(nodes[i].exit_code().await, 0, "{}", nodes[i].stderr());
