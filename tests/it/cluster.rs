@@ -428,7 +428,7 @@ async fn three_nodes_poll_each_feed_once_per_slot_and_survive_a_kill() {
     use crate::support::{Daemon, FeedServer, Route, rss};
     use nix::sys::signal::Signal;
 
-    let Some(db) = require_postgres("cluster_nodes").await else {
+    let Some(db) = require_postgres("cluster_kill").await else {
         return;
     };
     // Ten hosts of 30 feeds, under the default `per_host = 2` for the whole cluster.
