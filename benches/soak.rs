@@ -27,6 +27,10 @@
 //! 5 s): `/healthz` latency from fresh connections meanwhile, how many of the attackers'
 //! connections the server closed, and the daemon's RSS.
 //!
+//! **nodes**: a cluster of 1, 2 and 3 nodes against a farm that answers in 200 ms, and the
+//! cold 1,000 × 50 poll on SQLite and PostgreSQL (see [`nodes`]; `-- --only nodes`, each
+//! node count for `--seconds` (100)).
+//!
 //! All traffic stays on loopback; every request loop is bounded by the soak's length.
 
 // The benchmark writes configs directly; the rule against std::fs::write is for outputs. A
@@ -49,6 +53,8 @@ use tributary::config::Config;
 use tributary::schedule::{self, History};
 use tributary::store::Store;
 
+mod farm;
+
 const FEEDS: usize = 1000;
 /// Every tenth feed fails, in rotating ways.
 const FAILING_EVERY: usize = 10;
@@ -62,6 +68,8 @@ const RELOAD_EVERY: Duration = Duration::from_secs(30);
 
 struct Options {
     minutes: u64,
+    /// How long each node count of the `nodes` group runs.
+    seconds: u64,
     only: Option<String>,
 }
 
@@ -75,6 +83,7 @@ fn options() -> Options {
     };
     Options {
         minutes: value("--minutes").and_then(|v| v.parse().ok()).unwrap_or(10),
+        seconds: value("--seconds").and_then(|v| v.parse().ok()).unwrap_or(100),
         only: value("--only"),
     }
 }
@@ -810,9 +819,204 @@ fn main() {
         if wants("cluster") {
             cluster().await;
         }
+        if wants("nodes") {
+            nodes(&base, options.seconds).await;
+        }
         if wants("soak") {
             soak(&base, options.minutes).await;
         }
     });
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// **nodes**: 1, 2 and 3 `tributary run` nodes on one PostgreSQL store against a farm whose
+/// every answer takes 200 ms: 3,000 feeds on 100 loopback hosts under the default
+/// `per_host = 2` (for the cluster) and `concurrency = 32` (per node), a 20-second schedule
+/// with the default jitter. Latency-bound: one node fetches at most 32 / 0.2 s = 160 feeds/s.
+/// Prints the cold round (every feed due at once) and the steady state: feeds polled per
+/// second, and lateness against the due time the schedule gives (p50 / p99). Then the cold
+/// 1,000 × 50 poll of the benchmark farm (`--bench poll`'s scenario) on SQLite and on
+/// PostgreSQL, one after the other in the same run.
+async fn nodes(base: &Path, seconds: u64) {
+    const FEEDS: usize = 3000;
+    const HOSTS: usize = 100;
+    const DELAY: Duration = Duration::from_millis(200);
+    const SCHEDULE: &str = "*/20 * * * * *";
+    let Ok(admin) = std::env::var("TRIBUTARY_PG_URL") else {
+        println!("nodes: SKIPPED (no TRIBUTARY_PG_URL; see the README's Tests section)");
+        return;
+    };
+    // The farm: each host's answers, logged with the feed and when they were asked for.
+    let log: Arc<Mutex<Vec<(usize, DateTime<Utc>)>>> = Arc::default();
+    let mut urls = Vec::with_capacity(FEEDS);
+    let mut addrs = Vec::new();
+    for h in 0..HOSTS {
+        let listener = tokio::net::TcpListener::bind((format!("127.0.5.{}", h + 1).as_str(), 0))
+            .await
+            .expect("bind loopback");
+        addrs.push(listener.local_addr().expect("addr"));
+        let log = log.clone();
+        let app = axum::Router::new().route(
+            "/{feed}",
+            axum::routing::get(move |UrlPath(feed): UrlPath<String>| {
+                let log = log.clone();
+                async move {
+                    let feed: usize = feed.trim_end_matches(".xml").parse().unwrap_or(0);
+                    log.lock().unwrap().push((feed, Utc::now()));
+                    tokio::time::sleep(DELAY).await;
+                    let mut r = Response::new(Body::from(rss(feed, 3)));
+                    r.headers_mut()
+                        .insert(header::CONTENT_TYPE, "application/rss+xml".parse().unwrap());
+                    r
+                }
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    for f in 0..FEEDS {
+        urls.push(format!("http://{}/{f}.xml", addrs[f % HOSTS]));
+    }
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("connect to TRIBUTARY_PG_URL");
+    tokio::spawn(connection);
+    let fresh = |name: &str| {
+        let mut url = url::Url::parse(&admin).expect("a postgresql:// URL");
+        url.set_path(name);
+        url.to_string()
+    };
+    for count in 1..=3usize {
+        let name = format!("tributary_bench_nodes_{count}");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            client.batch_execute(&sql).await.expect("a database of its own");
+        }
+        log.lock().unwrap().clear();
+        let mut children = Vec::new();
+        let mut config = None;
+        let started = Utc::now();
+        for n in 0..count {
+            let dir = base.join(format!("nodes-{count}-{n}"));
+            std::fs::create_dir_all(&dir).expect("dir");
+            let mut toml = format!(
+                "[store]\nurl = \"{}\"\n\n[node]\nname = \"node-{n}\"\n\n[poll]\nschedule = \"{SCHEDULE}\"\n\
+                 deny_private_networks = false\n\n",
+                fresh(&name)
+            );
+            for url in &urls {
+                toml.push_str(&format!("[[feed]]\nurl = \"{url}\"\n\n"));
+            }
+            toml.push_str("[[output]]\npath = \"public/all.atom\"\n");
+            std::fs::write(dir.join("tributary.toml"), &toml).expect("config");
+            config.get_or_insert_with(|| Config::parse(&dir.join("tributary.toml"), &toml).expect("config"));
+            children.push(
+                tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+                    .args(["--config", "tributary.toml", "run"])
+                    .current_dir(&dir)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .expect("start a node"),
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        for child in &mut children {
+            if let Some(pid) = child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+        }
+        for child in &mut children {
+            let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+        }
+        let config = config.expect("config");
+        let requests = log.lock().unwrap().clone();
+        let mut by_feed: HashMap<usize, Vec<DateTime<Utc>>> = HashMap::new();
+        for (feed, at) in &requests {
+            by_feed.entry(*feed).or_default().push(*at);
+        }
+        // The cold round: from the start until every feed was asked once.
+        let cold = by_feed
+            .values()
+            .filter_map(|t| t.first())
+            .max()
+            .map(|t| (*t - started).num_milliseconds() as f64 / 1e3);
+        // The steady state: every poll after a feed's first, against the due time its
+        // previous poll gave it.
+        let mut lateness = Vec::new();
+        let mut steady = 0usize;
+        let steady_from = started + chrono::Duration::seconds(40);
+        for (feed, times) in &by_feed {
+            let spec = &config.feeds[*feed];
+            let policy = tributary::schedule::Policy::of(&config, spec);
+            for pair in times.windows(2) {
+                let history = History {
+                    last_fetch: Some(pair[0]),
+                    ..History::default()
+                };
+                if let Some(due) = schedule::due(&policy, &spec.key, &history, None).at
+                    && pair[1] >= steady_from
+                {
+                    lateness.push((pair[1] - due).num_milliseconds());
+                    steady += 1;
+                }
+            }
+        }
+        lateness.sort_unstable();
+        let window = (Utc::now() - steady_from).num_milliseconds().max(1) as f64 / 1e3;
+        println!(
+            "nodes: {count} node(s), {FEEDS} feeds on {HOSTS} hosts, {} ms answers: cold round {} s \
+             ({:.0} feeds/s); steady {:.0} feeds/s polled, lateness p50 {} ms, p99 {} ms ({} polls)",
+            DELAY.as_millis(),
+            cold.map_or("not done".into(), |c| format!("{c:.1}")),
+            cold.map_or(0.0, |c| FEEDS as f64 / c),
+            steady as f64 / window,
+            percentile(&lateness, 0.5),
+            percentile(&lateness, 0.99),
+            lateness.len(),
+        );
+        let _ = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
+
+    // The cold 1,000 × 50 poll, SQLite then PostgreSQL, in this run.
+    let farm = farm::FarmHandle::start(farm::FarmSpec::new(1000, 50)).await;
+    let name = "tributary_bench_cold";
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        client.batch_execute(&sql).await.expect("a database of its own");
+    }
+    for (label, store) in [
+        ("SQLite", "path = \"cold.db\"".to_string()),
+        ("PostgreSQL", format!("url = \"{}\"", fresh(name))),
+    ] {
+        let dir = base.join(format!("cold-{label}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let toml = farm
+            .config("cold.db", 100, "deny_private_networks = false")
+            .replacen("path = \"cold.db\"", &store, 1);
+        std::fs::write(dir.join("tributary.toml"), toml).expect("config");
+        let started = Instant::now();
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .args(["--config", "tributary.toml", "poll", "--quiet"])
+            .current_dir(&dir)
+            .output()
+            .await
+            .expect("poll");
+        println!(
+            "nodes: cold 1,000 x 50 `tributary poll` on {label}: {:.2} s (exit {})",
+            started.elapsed().as_secs_f64(),
+            out.status.code().unwrap_or(-1)
+        );
+    }
+    let _ = client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
 }
