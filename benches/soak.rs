@@ -829,6 +829,9 @@ fn main() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// A feed asked for, and when.
+type Request = (usize, DateTime<Utc>);
+
 /// **nodes**: 1, 2 and 3 `tributary run` nodes on one PostgreSQL store against a farm whose
 /// every answer takes 200 ms: 3,000 feeds on 100 loopback hosts under the default
 /// `per_host = 2` (for the cluster) and `concurrency = 32` (per node), a 20-second schedule
@@ -847,7 +850,7 @@ async fn nodes(base: &Path, seconds: u64) {
         return;
     };
     // The farm: each host's answers, logged with the feed and when they were asked for.
-    let log: Arc<Mutex<Vec<(usize, DateTime<Utc>)>>> = Arc::default();
+    let log: Arc<Mutex<Vec<Request>>> = Arc::default();
     let mut urls = Vec::with_capacity(FEEDS);
     let mut addrs = Vec::new();
     for h in 0..HOSTS {
@@ -1010,10 +1013,22 @@ async fn nodes(base: &Path, seconds: u64) {
             .output()
             .await
             .expect("poll");
+        let took = started.elapsed();
+        // What the store holds afterwards, per entry: the bytes a day of new entries costs.
+        let bytes = match label {
+            "SQLite" => std::fs::metadata(dir.join("cold.db")).map_or(0, |m| m.len() as i64),
+            _ => client
+                .query_one("SELECT pg_database_size($1)", &[&name])
+                .await
+                .map_or(0, |r| r.get::<_, i64>(0)),
+        };
         println!(
-            "nodes: cold 1,000 x 50 `tributary poll` on {label}: {:.2} s (exit {})",
-            started.elapsed().as_secs_f64(),
-            out.status.code().unwrap_or(-1)
+            "nodes: cold 1,000 x 50 `tributary poll` on {label}: {:.2} s (exit {}); store {:.0} MB, \
+             {:.0} bytes per entry stored",
+            took.as_secs_f64(),
+            out.status.code().unwrap_or(-1),
+            bytes as f64 / 1e6,
+            bytes as f64 / 50_000.0
         );
     }
     let _ = client
