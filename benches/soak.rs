@@ -1,5 +1,5 @@
 //! The daemon in real time: `cargo bench --bench soak` (about 11 minutes; `-- --minutes 3`
-//! for a shorter soak, `-- --only soak` or `-- --only planning` for one part).
+//! for a shorter soak, `-- --only soak`, `-- --only planning` or `-- --only nodes` for one part).
 //!
 //! **soak**: the real `tributary run` binary against a farm of 1,000 feeds on 60 loopback
 //! hosts (127.0.1.x for the healthy ones, 127.0.2.x for the 10% that fail), a 10-second
@@ -15,12 +15,6 @@
 //! **planning**: a store filled directly with 100,000 feeds (the real schema): the time of one
 //! wake-up's claim (the due-time index range scan, 100 feeds due), and the idle daemon's RSS
 //! with all 100,000 configured.
-//!
-//! **cluster**: the PostgreSQL side of a cluster (`TRIBUTARY_PG_URL`, as the tests use it; the
-//! group says it skipped without one): 100,000 feeds, 20,000 of them due, claimed in batches
-//! of 100 and each poll recorded under its lease (the fenced record), by 1, 2 and 3 nodes at
-//! once: feeds per second through the database and the latency of one claim. What the
-//! coordination costs, before any fetching.
 //!
 //! **abuse**: the daemon's HTTP server with its defaults (1,024 connections at most, 10 s to
 //! send headers) under 10,000 idle connections and 500 slowloris clients (a header byte every
@@ -703,99 +697,6 @@ async fn abuse(base: &Path) {
     );
 }
 
-/// See the module's documentation, **cluster**.
-async fn cluster() {
-    use tributary::store::postgres::PgStore;
-    const FEEDS: usize = 100_000;
-    const DUE: usize = 20_000;
-    const BATCH: usize = 100;
-    let Ok(admin) = std::env::var("TRIBUTARY_PG_URL") else {
-        println!("cluster: SKIPPED (no TRIBUTARY_PG_URL; see the README's Tests section)");
-        return;
-    };
-    let name = "tributary_bench_cluster";
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("connect to TRIBUTARY_PG_URL");
-    tokio::spawn(connection);
-    // One statement each: several in one message would run as one transaction, which
-    // DROP / CREATE DATABASE refuse.
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        client.batch_execute(&sql).await.expect("a database of its own");
-    }
-    let mut url = url::Url::parse(&admin).expect("a postgresql:// URL");
-    url.set_path(name);
-    let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("t0");
-    let setup = PgStore::connect(url.as_str(), "setup").await.expect("connect");
-    let urls: Vec<String> = (0..FEEDS)
-        .map(|i| format!("http://127.0.4.{}/{i}.xml", 1 + i % 200))
-        .collect();
-    // Most feeds are due a day later: a claim must find the due ones among all of them.
-    setup
-        .ensure_feeds(&urls[DUE..], t0 + chrono::Duration::days(1))
-        .await
-        .expect("feeds");
-    setup.ensure_feeds(&urls[..DUE], t0).await.expect("feeds");
-    let names: Vec<String> = (0..3).map(|n| format!("node-{n}")).collect();
-    let nodes: Vec<PgStore> =
-        futures::future::join_all(names.iter().map(|n| PgStore::connect(url.as_str(), n)))
-            .await
-            .into_iter()
-            .map(|n| n.expect("connect"))
-            .collect();
-    for (round, count) in [1usize, 2, 3].into_iter().enumerate() {
-        // Round r: the due feeds are due at t0 + r hours; each record makes them due an hour on.
-        let now = t0 + chrono::Duration::hours(round as i64);
-        let started = Instant::now();
-        let work = nodes[..count].iter().map(|node| async move {
-            let mut claims = Vec::new();
-            let mut polled = 0usize;
-            for _ in 0..DUE / BATCH + 10 {
-                let t = Instant::now();
-                let leases = node
-                    .claim_due(now, BATCH, now + chrono::Duration::seconds(30))
-                    .await
-                    .expect("claim");
-                claims.push(t.elapsed());
-                if leases.feeds.is_empty() {
-                    break;
-                }
-                for lease in &leases.feeds {
-                    let recorded = node
-                        .finish(lease, now, now + chrono::Duration::hours(1))
-                        .await
-                        .expect("record");
-                    assert!(recorded, "a lease held is recorded");
-                    polled += 1;
-                }
-            }
-            (polled, claims)
-        });
-        let results = futures::future::join_all(work).await;
-        let wall = started.elapsed();
-        let polled: usize = results.iter().map(|(p, _)| p).sum();
-        assert_eq!(polled, DUE, "every due feed exactly once");
-        let mut claims: Vec<Duration> = results.into_iter().flat_map(|(_, c)| c).collect();
-        claims.sort();
-        println!(
-            "cluster: {count} node(s) claimed and recorded {polled} due of {FEEDS} feeds in {:.2} s: \
-             {:.0} feeds/s; one claim of {BATCH}: median {:.2} ms, p90 {:.2} ms",
-            wall.as_secs_f64(),
-            polled as f64 / wall.as_secs_f64(),
-            claims[claims.len() / 2].as_secs_f64() * 1e3,
-            claims[claims.len() * 9 / 10].as_secs_f64() * 1e3,
-        );
-    }
-    drop(nodes);
-    drop(setup);
-    let _ = client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
-}
-
 fn main() {
     let options = options();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -815,9 +716,6 @@ fn main() {
         }
         if wants("planning") {
             planning(&base).await;
-        }
-        if wants("cluster") {
-            cluster().await;
         }
         if wants("nodes") {
             nodes(&base, options.seconds).await;
@@ -947,6 +845,7 @@ async fn nodes(base: &Path, seconds: u64) {
             .values()
             .filter_map(|t| t.first())
             .max()
+            .filter(|_| by_feed.len() == FEEDS)
             .map(|t| (*t - started).num_milliseconds() as f64 / 1e3);
         // The steady state: every poll after a feed's first, against the due time its
         // previous poll gave it.

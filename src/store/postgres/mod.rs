@@ -1,18 +1,13 @@
-//! The shared store of a cluster: PostgreSQL (tokio-postgres, pooled by deadpool-postgres),
-//! where any number of nodes claim due feeds, per-host turns and the render lead in the
-//! database, so that each due feed is fetched by one node per slot whatever the number of
-//! nodes, and a node that dies loses what it held when its lease runs out.
+//! The shared store of a cluster: PostgreSQL (tokio-postgres, pooled by deadpool-postgres).
+//! The store's data (feeds, entries, claims and their fencing, host delays) goes through the
+//! one SQL both backends share (`Store`, see `store::sql`); this module holds the schema, its
+//! migrations, and what only a cluster needs, so that each due feed is fetched by one node per
+//! slot whatever the number of nodes, and a node that dies loses what it held:
 //!
-//! The protocol, and why it holds:
-//! - A claim takes due feeds whose lease is free or ran out with `FOR UPDATE SKIP LOCKED`:
-//!   two nodes claiming at once take disjoint sets, and neither waits on the other.
-//! - Every claim bumps the feed's lease epoch. A poll is recorded only under the node and
-//!   epoch it was claimed with, in a transaction that locks the row first; a node that
-//!   stalled past its lease (and whose feed another node took) finds its epoch gone and
-//!   writes nothing (fencing).
 //! - `per_host` is a set of turns per host in the database, taken and given back like
-//!   leases, so it holds for the cluster; host delays (429, Retry-After) are rows every node
-//!   reads.
+//!   claims (a turn of a node that died runs out), so it holds for the cluster; a turn given
+//!   back is announced on [`TURNS_CHANNEL`].
+//! - Nodes heartbeat, so `feeds` and /healthz can tell the live ones from the stopped.
 //! - The render lead is a session-level advisory lock: held while the leader's connection
 //!   lives, released by PostgreSQL when that session ends, however the node died.
 //!
@@ -22,12 +17,14 @@
 
 pub mod copy;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::{from_millis, to_millis};
+use super::to_millis;
 
 /// Connections per node: claims, records and reads of one daemon, with room for a render.
 const POOL_SIZE: usize = 8;
@@ -86,44 +83,12 @@ pub struct PgStore {
     target: String,
 }
 
-/// A feed claimed by this node until its lease runs out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    pub feed_id: i64,
-    pub url: String,
-    /// When the feed was due (the slot this claim is for).
-    pub due: DateTime<Utc>,
-    /// The claim's epoch: the poll is recorded under it, or not at all.
-    pub epoch: i64,
-}
-
-/// What a claim took, and when to claim again.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Leases {
-    pub feeds: Vec<Lease>,
-    /// The claim hit its limit: more may be due.
-    pub more: bool,
-    /// The earliest time a feed not claimed now becomes claimable: the next due time, or the
-    /// end of another node's lease on a feed that is due.
-    pub next: Option<DateTime<Utc>>,
-}
-
 /// One of a host's `per_host` turns, held by this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
     pub host: String,
     pub turn: i64,
     pub epoch: i64,
-}
-
-/// A node as the cluster last heard of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    pub name: String,
-    pub started: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
-    pub pid: i64,
-    pub version: String,
 }
 
 /// Notifications (see [`PgStore::listen`]), on a connection of its own that lives as long
@@ -257,150 +222,6 @@ impl PgStore {
             .get(0))
     }
 
-    /// Makes sure every URL has a feed row (new ones due at `now`); returns their ids, in
-    /// the order of `urls`. Every node runs this at start with the same config: the first
-    /// one inserts, the others find the rows.
-    pub async fn ensure_feeds(&self, urls: &[String], now: DateTime<Utc>) -> Result<Vec<i64>, PgError> {
-        let client = self.client().await?;
-        let now_ms = to_millis(now);
-        client
-            .execute(
-                "INSERT INTO feeds (url, created, next_due)
-                 SELECT u, $2, $3 FROM unnest($1::text[]) AS u
-                 ON CONFLICT (url) DO NOTHING",
-                &[&urls, &(now_ms / 1000), &now_ms],
-            )
-            .await?;
-        let rows = client
-            .query("SELECT url, id FROM feeds WHERE url = ANY($1)", &[&urls])
-            .await?;
-        let ids: std::collections::HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        Ok(urls.iter().filter_map(|u| ids.get(u).copied()).collect())
-    }
-
-    /// Claims up to `limit` feeds due at `now` whose lease is free or ran out, oldest due
-    /// first, until `lease_until`. Nodes claiming at the same moment take disjoint sets.
-    pub async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Leases, PgError> {
-        let client = self.client().await?;
-        let now_ms = to_millis(now);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = client
-            .query(
-                "WITH due AS (
-                     SELECT id FROM feeds
-                     WHERE next_due <= $1 AND (lease_until IS NULL OR lease_until <= $1)
-                     ORDER BY next_due
-                     LIMIT $2
-                     FOR UPDATE SKIP LOCKED)
-                 UPDATE feeds AS f
-                 SET lease_until = $3, lease_node = $4, lease_epoch = f.lease_epoch + 1
-                 FROM due WHERE f.id = due.id
-                 RETURNING f.id, f.url, f.next_due, f.lease_epoch",
-                &[&now_ms, &limit, &to_millis(lease_until), &self.node],
-            )
-            .await?;
-        let mut feeds: Vec<Lease> = rows
-            .iter()
-            .map(|r| Lease {
-                feed_id: r.get(0),
-                url: r.get(1),
-                due: from_millis(r.get(2)),
-                epoch: r.get(3),
-            })
-            .collect();
-        feeds.sort_by_key(|l| (l.due, l.feed_id));
-        let more = feeds.len() as i64 >= limit;
-        // The next due time is one step of the due index; a due feed another node holds is
-        // claimable when its lease ends (that range is only the feeds in flight).
-        let next: Option<i64> = client
-            .query_one(
-                "SELECT LEAST(
-                     (SELECT MIN(next_due) FROM feeds WHERE next_due > $1),
-                     (SELECT MIN(lease_until) FROM feeds WHERE next_due <= $1 AND lease_until > $1))",
-                &[&now_ms],
-            )
-            .await?
-            .get(0);
-        Ok(Leases {
-            feeds,
-            more,
-            next: next.map(from_millis),
-        })
-    }
-
-    /// Records a poll of a claimed feed (its next due time and when it was fetched) and frees
-    /// its lease, if this node still holds it under the claim's epoch. `false`: the lease was
-    /// lost (it ran out and another node claimed the feed); nothing was written.
-    pub async fn finish(
-        &self,
-        lease: &Lease,
-        fetched: DateTime<Utc>,
-        next_due: DateTime<Utc>,
-    ) -> Result<bool, PgError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // The row lock keeps a claimer out until this commits: a lease that runs out while
-        // the poll is being recorded is not taken half-way through.
-        let held = tx
-            .query_opt(
-                "SELECT 1 FROM feeds WHERE id = $1 AND lease_node = $2 AND lease_epoch = $3 FOR UPDATE",
-                &[&lease.feed_id, &self.node, &lease.epoch],
-            )
-            .await?
-            .is_some();
-        if !held {
-            return Ok(false);
-        }
-        // When `poll` runs on PostgreSQL, its record step (entries, feed state) belongs here,
-        // in this transaction: it is what the fence protects. Today only the schedule is.
-        tx.execute(
-            "UPDATE feeds SET next_due = $2, last_fetch = $3, lease_until = NULL, lease_node = NULL
-             WHERE id = $1",
-            &[&lease.feed_id, &to_millis(next_due), &to_millis(fetched)],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Extends the leases this node still holds (a fetch that takes longer than a lease);
-    /// returns the ids it still holds.
-    pub async fn renew(&self, leases: &[Lease], until: DateTime<Utc>) -> Result<Vec<i64>, PgError> {
-        let client = self.client().await?;
-        let ids: Vec<i64> = leases.iter().map(|l| l.feed_id).collect();
-        let epochs: Vec<i64> = leases.iter().map(|l| l.epoch).collect();
-        let rows = client
-            .query(
-                "UPDATE feeds AS f SET lease_until = $1
-                 FROM unnest($2::bigint[], $3::bigint[]) AS l(id, epoch)
-                 WHERE f.id = l.id AND f.lease_epoch = l.epoch AND f.lease_node = $4
-                 RETURNING f.id",
-                &[&to_millis(until), &ids, &epochs, &self.node],
-            )
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
-    /// Gives back leases not polled (the node is stopping, or the feed left the config).
-    pub async fn release(&self, leases: &[Lease]) -> Result<u64, PgError> {
-        let client = self.client().await?;
-        let ids: Vec<i64> = leases.iter().map(|l| l.feed_id).collect();
-        let epochs: Vec<i64> = leases.iter().map(|l| l.epoch).collect();
-        Ok(client
-            .execute(
-                "UPDATE feeds AS f SET lease_until = NULL, lease_node = NULL
-                 FROM unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)
-                 WHERE f.id = l.id AND f.lease_epoch = l.epoch AND f.lease_node = $3",
-                &[&ids, &epochs, &self.node],
-            )
-            .await?)
-    }
-
     /// Takes one of `host`'s `per_host` turns for the whole cluster, until `until` (a turn
     /// whose holder's time ran out is free); `None` when all are taken.
     pub async fn take_turn(
@@ -460,43 +281,6 @@ impl PgStore {
         Ok(())
     }
 
-    /// Holds every node's requests to `host` until `not_before` (a later hold wins).
-    pub async fn delay_host(
-        &self,
-        host: &str,
-        not_before: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<(), PgError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO hosts (host, not_before, reason) VALUES ($1, $2, $3)
-                 ON CONFLICT (host) DO UPDATE SET not_before = GREATEST(hosts.not_before, excluded.not_before),
-                     reason = CASE WHEN excluded.not_before >= hosts.not_before THEN excluded.reason ELSE hosts.reason END",
-                &[&host, &to_millis(not_before), &reason],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// The hosts held after `now`, with until when and why.
-    pub async fn host_delays(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>, String)>, PgError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT host, not_before, reason FROM hosts WHERE not_before > $1 ORDER BY host",
-                &[&to_millis(now)],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), from_millis(r.get(1)), r.get(2)))
-            .collect())
-    }
-
     /// This node is alive at `now` (started at `started`).
     pub async fn heartbeat(&self, started: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PgError> {
         let client = self.client().await?;
@@ -515,40 +299,6 @@ impl PgStore {
             )
             .await?;
         Ok(())
-    }
-
-    /// Every node that ever heartbeated, by name.
-    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, PgError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT name, started, last_seen, pid, version FROM nodes ORDER BY name",
-                &[],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| NodeInfo {
-                name: r.get(0),
-                started: from_millis(r.get(1)),
-                last_seen: from_millis(r.get(2)),
-                pid: r.get(3),
-                version: r.get(4),
-            })
-            .collect())
-    }
-
-    /// Who holds each leased feed (`feed id → node`): what `feeds` and /healthz are to show
-    /// once nodes run on PostgreSQL.
-    pub async fn holders(&self, now: DateTime<Utc>) -> Result<Vec<(i64, String)>, PgError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, lease_node FROM feeds WHERE lease_until > $1 AND lease_node IS NOT NULL ORDER BY id",
-                &[&to_millis(now)],
-            )
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Takes the render lead if no live session holds it.
