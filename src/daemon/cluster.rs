@@ -109,6 +109,21 @@ impl Cluster {
         }
     }
 
+    /// Stops leading when the lead's session closed (PostgreSQL released the lock with it);
+    /// whether it did. The next tick tries for the lead again, like any other node.
+    pub fn check_lead(&mut self) -> bool {
+        let lost = self
+            .leader
+            .as_ref()
+            .and_then(|l| l.try_lock().ok().map(|l| !l.is_alive()))
+            .unwrap_or(false);
+        if lost {
+            tracing::warn!("the render lead's database session ended; this node stops rendering");
+            self.leader = None;
+        }
+        lost
+    }
+
     /// Takes the lead a tick won.
     pub fn lead(&mut self, leader: Leader) {
         tracing::info!("this node leads: it renders the outputs");

@@ -919,6 +919,7 @@ impl Daemon {
         let Some(cluster) = &mut self.cluster else {
             return;
         };
+        cluster.check_lead();
         for id in &tick.lost {
             // Another node took the feed over; this node's poll of it will not be recorded.
             cluster.leases.remove(id);

@@ -49,7 +49,14 @@ struct Readers {
     source: Source,
     place: Place,
     idle: Mutex<Vec<Store>>,
+    /// On PostgreSQL, the readers a node may have open at once: the server's connections are
+    /// shared by every node (SQLite's readers are only file handles).
+    open: Option<Arc<tokio::sync::Semaphore>>,
 }
+
+/// Reader connections one node keeps to PostgreSQL at most. With the writer, the
+/// coordination pool and the listener, a node holds about 16 of the server's connections.
+const PG_READERS: usize = 6;
 
 /// How to open another connection to the store.
 #[derive(Clone)]
@@ -163,10 +170,15 @@ impl StoreHandle {
             .map_err(|_| StoreError::Closed)?
             .map_err(|_| StoreError::Closed)?
             .map_err(|e| e.at(&place))?;
+        let open = match source {
+            Source::File(_) => None,
+            Source::Pg(_) => Some(Arc::new(tokio::sync::Semaphore::new(PG_READERS))),
+        };
         let readers = Arc::new(Readers {
             source,
             place,
             idle: Mutex::new(Vec::new()),
+            open,
         });
         Ok((StoreHandle { jobs, readers }, StoreThread { thread }))
     }
@@ -183,7 +195,17 @@ impl StoreHandle {
         R: Send + 'static,
     {
         let readers = self.readers.clone();
+        let permit = match &readers.open {
+            Some(open) => Some(
+                open.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Closed)?,
+            ),
+            None => None,
+        };
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let idle = readers.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let store = match idle {
                 Some(store) => store,

@@ -372,6 +372,12 @@ impl PgStore {
 }
 
 impl Leader {
+    /// Whether the session that holds the lead is still open: when it closed (the database
+    /// restarted, the network failed) PostgreSQL let the lock go, and another node may lead.
+    pub fn is_alive(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| !c.is_closed())
+    }
+
     /// The PostgreSQL backend whose session holds the lead.
     pub fn backend_pid(&self) -> i32 {
         self.pid
