@@ -706,6 +706,12 @@ fn store_parsed(
 pub(crate) mod tests {
     use chrono::TimeZone;
 
+    crate::store::on_both_stores!(
+        retired_entries_leave_a_tombstone_and_never_come_back,
+        retiring_forgets_fingerprints_and_tombstoned_items_are_not_recorded,
+        newest_entries_are_ordered_limited_and_selected_by_feed,
+    );
+
     use super::*;
     use crate::dedupe::key_entries;
     use crate::model::Entry;
@@ -793,10 +799,7 @@ pub(crate) mod tests {
         store.store_parsed(feed, &batch, now).unwrap()
     }
 
-    #[test]
-    fn retired_entries_leave_a_tombstone_and_never_come_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+    fn retired_entries_leave_a_tombstone_and_never_come_back(mut store: Store) {
         let feed = store
             .ensure_feeds(&["https://e.org/f".into()], Utc::now())
             .unwrap()[0]
@@ -817,10 +820,7 @@ pub(crate) mod tests {
 
     /// Retiring an entry forgets the feed's item fingerprints (the next parse must read its
     /// item to see the tombstone again), and a tombstoned entry's item is never recorded.
-    #[test]
-    fn retiring_forgets_fingerprints_and_tombstoned_items_are_not_recorded() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+    fn retiring_forgets_fingerprints_and_tombstoned_items_are_not_recorded(mut store: Store) {
         let feed = store
             .ensure_feeds(&["https://e.org/f".into()], Utc::now())
             .unwrap()[0]
@@ -840,10 +840,7 @@ pub(crate) mod tests {
         assert_eq!(store.fingerprints(feed).unwrap(), [2].into_iter().collect());
     }
 
-    #[test]
-    fn newest_entries_are_ordered_limited_and_selected_by_feed() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+    fn newest_entries_are_ordered_limited_and_selected_by_feed(mut store: Store) {
         let urls: Vec<String> = vec!["https://e.org/1".into(), "https://e.org/2".into()];
         let feeds = store.ensure_feeds(&urls, Utc::now()).unwrap();
         for (i, feed) in feeds.iter().enumerate() {

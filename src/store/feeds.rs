@@ -225,7 +225,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let next_due = scheduled.next_due.map(to_millis_ceil);
-        self.conn.savepoint(|c| {
+        let record = |c: &super::sql::Conn| -> Result<(), StoreError> {
             self.fence(feed_id, scheduled.lease)?;
             self.announce_due(scheduled.next_due)?;
             match update {
@@ -292,7 +292,14 @@ impl Store {
                 }
             }
             Ok(())
-        })
+        };
+        // On PostgreSQL the fence's row lock and the record are one savepoint. SQLite needs
+        // none (one writer, inside the group's transaction), and a savepoint per 304 cost a
+        // warm round of 1,000 feeds a sixth of its time.
+        match self.conn.dialect() {
+            Dialect::Sqlite => record(&self.conn),
+            Dialect::Postgres => self.conn.savepoint(record),
+        }
     }
 
     /// A feed's recent failures, newest first.

@@ -302,6 +302,8 @@ impl Store {
 mod tests {
     use chrono::TimeZone;
 
+    crate::store::on_both_stores!(retention_keeps_what_outputs_show_and_leaves_tombstones,);
+
     use super::*;
     use crate::model::Entry;
 
@@ -392,10 +394,7 @@ mod tests {
         assert!(plan.contains("entries_by_feed"), "{plan}");
     }
 
-    #[test]
-    fn retention_keeps_what_outputs_show_and_leaves_tombstones() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+    fn retention_keeps_what_outputs_show_and_leaves_tombstones(mut store: Store) {
         let url = "https://e.org/f".to_string();
         let feed = store
             .ensure_feeds(std::slice::from_ref(&url), Utc::now())

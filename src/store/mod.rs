@@ -265,6 +265,31 @@ impl Store {
     }
 }
 
+/// Runs each named test, `fn NAME(store: Store)`, on both backends: as `NAME::sqlite` on a
+/// new SQLite file, and as `NAME::postgres` on a new PostgreSQL database (skipped without a
+/// server, a failure under `TRIBUTARY_REQUIRE_ALL=1`). One set of store tests, two stores.
+#[cfg(test)]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$name(crate::store::Store::open(&dir.path().join("t.db")).unwrap());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(store) = crate::store::postgres::tests::store(stringify!($name)) {
+                    super::$name(store);
+                }
+            }
+        }
+    )*};
+}
+#[cfg(test)]
+pub(crate) use on_both_stores;
+
 pub(crate) fn to_unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }

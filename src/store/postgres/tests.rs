@@ -40,6 +40,23 @@ async fn database(name: &str) -> Option<String> {
     Some(url.to_string())
 }
 
+/// A store on a fresh database of its own, for the store's tests that run on both backends
+/// (see `on_both_stores!`); `None` without a server.
+pub(crate) fn store(name: &str) -> Option<crate::store::Store> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Database names are at most 63 bytes.
+    let name: String = name.chars().take(40).collect();
+    let url = runtime.block_on(database(&name))?;
+    let config = runtime.block_on(async {
+        let pg = super::PgStore::connect(&url, "test").await.unwrap();
+        pg.config().clone()
+    });
+    Some(crate::store::Store::open_pg(&config, crate::store::sql::PgRuntime::new().unwrap(), "test").unwrap())
+}
+
 /// Node `node`'s store.
 async fn node(url: &str, node: &str) -> (StoreHandle, StoreThread) {
     StoreHandle::open_backend(&Backend::Postgres {
