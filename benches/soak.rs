@@ -254,6 +254,18 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// utime + stime of every process named `name` (all of PostgreSQL's), in clock ticks.
+fn cpu_ticks_of(name: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(cpu_ticks)
+        .sum()
+}
+
 /// utime + stime of `pid`, in clock ticks (100 per second on Linux).
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -800,6 +812,7 @@ async fn nodes(base: &Path, seconds: u64) {
         let mut children = Vec::new();
         let mut config = None;
         let started = Utc::now();
+        let database_before = cpu_ticks_of("postgres");
         for n in 0..count {
             let dir = base.join(format!("nodes-{count}-{n}"));
             std::fs::create_dir_all(&dir).expect("dir");
@@ -826,6 +839,10 @@ async fn nodes(base: &Path, seconds: u64) {
             );
         }
         tokio::time::sleep(Duration::from_secs(seconds)).await;
+        // The nodes' CPU over the run: whether they were bound by the answers' latency or by
+        // the cores they share with each other, the farm and the database.
+        let ticks: u64 = children.iter().filter_map(|c| c.id()).filter_map(cpu_ticks).sum();
+        let database = cpu_ticks_of("postgres").saturating_sub(database_before);
         for child in &mut children {
             if let Some(pid) = child.id() {
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
@@ -872,7 +889,8 @@ async fn nodes(base: &Path, seconds: u64) {
         let window = (Utc::now() - steady_from).num_milliseconds().max(1) as f64 / 1e3;
         println!(
             "nodes: {count} node(s), {FEEDS} feeds on {HOSTS} hosts, {} ms answers: cold round {} s \
-             ({:.0} feeds/s); steady {:.0} feeds/s polled, lateness p50 {} ms, p99 {} ms ({} polls)",
+             ({:.0} feeds/s); steady {:.0} feeds/s polled, lateness p50 {} ms, p99 {} ms ({} polls); \
+             CPU-seconds in {seconds} s: the nodes {:.0}, PostgreSQL {:.0}",
             DELAY.as_millis(),
             cold.map_or("not done".into(), |c| format!("{c:.1}")),
             cold.map_or(0.0, |c| FEEDS as f64 / c),
@@ -880,6 +898,8 @@ async fn nodes(base: &Path, seconds: u64) {
             percentile(&lateness, 0.5),
             percentile(&lateness, 0.99),
             lateness.len(),
+            ticks as f64 / 100.0,
+            database as f64 / 100.0,
         );
         let _ = client
             .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
