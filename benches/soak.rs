@@ -274,6 +274,18 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// `tributary run` with the config in `dir`, its stdout dropped; killed when dropped.
+fn start_daemon(dir: &Path, stderr: std::process::Stdio) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["--config", "tributary.toml", "run"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tributary")
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
@@ -292,14 +304,7 @@ async fn soak(base: &Path, minutes: u64) {
     let addrs = start_farm(farm.clone()).await;
     let mut reloads = 0;
     let mut configured = write_config(&dir, &addrs, reloads);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["--config", "tributary.toml", "run"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tributary");
+    let mut child = start_daemon(&dir, std::process::Stdio::null());
     let pid = child.id().expect("pid");
     let started = Instant::now();
     let ticks_at_start = cpu_ticks(pid).unwrap_or(0);
@@ -549,14 +554,7 @@ async fn planning(base: &Path) {
             .collect();
         store.schedule(&due).expect("schedule");
     }
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["--config", "tributary.toml", "run"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tributary");
+    let mut child = start_daemon(&dir, std::process::Stdio::piped());
     let pid = child.id().expect("pid");
     let start = Instant::now();
     // Settled: started (config, store, outputs) and then 30 s idle.
@@ -595,14 +593,7 @@ async fn abuse(base: &Path) {
          [[output]]\npath = \"public/all.atom\"\n",
     )
     .expect("config");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["--config", "tributary.toml", "run"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tributary");
+    let mut child = start_daemon(&dir, std::process::Stdio::piped());
     let pid = child.id().expect("pid");
     let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut log = String::new();
@@ -827,16 +818,7 @@ async fn nodes(base: &Path, seconds: u64) {
             toml.push_str("[[output]]\npath = \"public/all.atom\"\n");
             std::fs::write(dir.join("tributary.toml"), &toml).expect("config");
             config.get_or_insert_with(|| Config::parse(&dir.join("tributary.toml"), &toml).expect("config"));
-            children.push(
-                tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-                    .args(["--config", "tributary.toml", "run"])
-                    .current_dir(&dir)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .expect("start a node"),
-            );
+            children.push(start_daemon(&dir, std::process::Stdio::null()));
         }
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         // The nodes' CPU over the run: whether they were bound by the answers' latency or by
