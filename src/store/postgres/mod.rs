@@ -137,7 +137,7 @@ impl PgStore {
     /// starting together wait on an advisory lock, then find the work done).
     pub async fn connect(url: &str, node: &str) -> Result<PgStore, PgError> {
         let config: tokio_postgres::Config = url.parse().map_err(PgError::Url)?;
-        let target = describe(&config);
+        let target = crate::model::describe_pg_config(&config);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -427,9 +427,4 @@ impl Drop for Leader {
             drop(deadpool_postgres::Object::take(client));
         }
     }
-}
-
-/// `user@host:port/db` from a connection config, never the password.
-fn describe(config: &tokio_postgres::Config) -> String {
-    crate::model::describe_pg_config(config)
 }
