@@ -33,11 +33,9 @@ pub(super) struct Cluster {
     /// Held while this node leads: its session holds the lead's advisory lock.
     leader: Option<Arc<tokio::sync::Mutex<Leader>>>,
     notices: OutputChanges,
-    /// The epoch of each claim this node holds (queued or being polled), by feed id.
-    pub leases: HashMap<i64, i64>,
     /// What this node published last, by output file name: the same bytes are not published
     /// twice.
-    published: HashMap<String, String>,
+    published: Arc<std::sync::Mutex<HashMap<String, String>>>,
 }
 
 /// What a tick found out.
@@ -51,24 +49,29 @@ pub(super) struct Tick {
 }
 
 impl Cluster {
-    /// Joins the cluster whose store `config` names, as its node: heartbeats at once and
-    /// listens for the others.
-    pub async fn join(config: &Config, url: &str, now: DateTime<Utc>) -> Result<Cluster, PgError> {
-        let pg = PgStore::connect(url, &config.node.name).await?;
+    /// Joins the cluster of `store` (a PostgreSQL store) as `config`'s node: heartbeats at once
+    /// and listens for the others.
+    pub async fn join(
+        config: &Config,
+        store: &StoreHandle,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Cluster>, PgError> {
+        let Some(pg) = store.shared().cloned() else {
+            return Ok(None);
+        };
         pg.heartbeat(now, now).await?;
         let notices = pg
             .listen(&[CHANGES_CHANNEL, DUE_CHANNEL, OUTPUTS_CHANNEL, TURNS_CHANNEL])
             .await?;
         tracing::info!(node = %config.node.name, store = %pg.target(), "joined the cluster");
-        Ok(Cluster {
+        Ok(Some(Cluster {
             pg,
             lease: config.node.lease,
             started: now,
             leader: None,
             notices,
-            leases: HashMap::new(),
-            published: HashMap::new(),
-        })
+            published: Arc::default(),
+        }))
     }
 
     /// How often the node heartbeats and renews its claims: three times per lease, so that
@@ -86,23 +89,20 @@ impl Cluster {
         self.leader.is_some()
     }
 
-    /// The work of a tick, to run on a task of its own: heartbeat, renewals, the host waits,
-    /// and a try at the lead when this node does not lead.
+    /// The work of a tick, to run on a task of its own: heartbeat, the renewal of the claims on
+    /// `claimed` (queued or being polled), the host waits, and a try at the lead when this
+    /// node does not lead.
     pub fn tick(
         &self,
         store: &StoreHandle,
+        claimed: Vec<i64>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Tick, StoreError>> + use<> {
         let (pg, store, started, leads) = (self.pg.clone(), store.clone(), self.started, self.leads());
-        let leases: Vec<(i64, i64)> = self.leases.iter().map(|(id, epoch)| (*id, *epoch)).collect();
         let until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
         async move {
             pg.heartbeat(started, now).await?;
-            let lost = if leases.is_empty() {
-                Vec::new()
-            } else {
-                store.call(move |s| s.renew_leases(&leases, until)).await?
-            };
+            let lost = store.call(move |s| s.renew_leases(&claimed, until)).await?;
             let delays = store.call(move |s| s.host_delays(now)).await?;
             let lead = if leads { None } else { pg.try_lead().await? };
             Ok(Tick { lead, lost, delays })
@@ -127,7 +127,7 @@ impl Cluster {
     /// Takes the lead a tick won.
     pub fn lead(&mut self, leader: Leader) {
         tracing::info!("this node leads: it renders the outputs");
-        self.published.clear();
+        self.published.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.leader = Some(Arc::new(tokio::sync::Mutex::new(leader)));
     }
 
@@ -138,22 +138,29 @@ impl Cluster {
     }
 
     /// Publishes a rendered output for every node, unless its bytes are what was published
-    /// last. A failure means the lead's session is gone: the node stops leading (another
-    /// takes the lead).
+    /// last. A failed publish is forgotten, so the next render of the same bytes tries again;
+    /// if the lead's session is gone, the next tick stops leading (see [`Cluster::check_lead`]).
     pub fn publish(&mut self, report: &OutputReport, now: DateTime<Utc>) {
         let (Some(leader), Some(name)) = (&self.leader, report.path.file_name()) else {
             return;
         };
         let name = name.to_string_lossy().into_owned();
         let etag = crate::serve::etag_of(&report.bytes);
-        if self.published.get(&name) == Some(&etag) {
-            return;
+        {
+            let mut published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+            if published.get(&name) == Some(&etag) {
+                return;
+            }
+            published.insert(name.clone(), etag.clone());
         }
-        self.published.insert(name.clone(), etag.clone());
-        let (leader, bytes) = (leader.clone(), report.bytes.clone());
+        let (leader, bytes, published) = (leader.clone(), report.bytes.clone(), self.published.clone());
         tokio::spawn(async move {
             if let Err(e) = leader.lock().await.publish(&name, &bytes, &etag, now).await {
                 tracing::warn!(error = %e, output = %name, "cannot publish an output to the cluster");
+                let mut published = published.lock().unwrap_or_else(|e| e.into_inner());
+                if published.get(&name) == Some(&etag) {
+                    published.remove(&name);
+                }
             }
         });
     }

@@ -99,14 +99,10 @@ pub async fn run_with_clock(
     let fetcher = Fetcher::new(&config.poll)?;
     poll::prepare(&config, &config.feeds, &store, clock.now(), true).await?;
     let mut poller = Poller::new(&config, fetcher.clone(), store.clone(), clock.clone()).await?;
-    let cluster = match &backend {
-        Backend::Postgres { url, .. } => Some(
-            cluster::Cluster::join(&config, url, clock.now())
-                .await
-                .map_err(StoreError::from)?,
-        ),
-        Backend::Sqlite(_) => None,
-    };
+    // On PostgreSQL this node is one of a cluster.
+    let cluster = cluster::Cluster::join(&config, &store, clock.now())
+        .await
+        .map_err(StoreError::from)?;
     if let Some(cluster) = &cluster {
         // `poll.per_host` for the cluster, not per node.
         poller.share_turns(poll::SharedTurns {
@@ -527,9 +523,6 @@ impl Daemon {
             if !self.claimed.insert(state.id) {
                 continue;
             }
-            if let (Some(cluster), Some(epoch)) = (&mut self.cluster, state.lease_epoch) {
-                cluster.leases.insert(state.id, epoch);
-            }
             let policy = Policy::of(&self.config, spec);
             self.round.get_or_insert_with(Round::new);
             self.poller.submit(spec.clone(), state, policy);
@@ -565,27 +558,18 @@ impl Daemon {
                 // This node stalled past its claim and another node polls the feed now: its
                 // record is the one that counts.
                 self.claimed.remove(&unrecorded.feed_id);
-                if let Some(cluster) = &mut self.cluster {
-                    cluster.leases.remove(&unrecorded.feed_id);
-                }
                 tracing::info!(error = %unrecorded.error, "poll not recorded");
                 return;
             }
             Err(unrecorded) => {
                 // Polled but not recorded: due again once the store takes writes again.
                 self.claimed.remove(&unrecorded.feed_id);
-                if let Some(cluster) = &mut self.cluster {
-                    cluster.leases.remove(&unrecorded.feed_id);
-                }
                 self.unrecorded.push(unrecorded.feed_id);
                 self.store_works(false, Some(&unrecorded.error));
                 return;
             }
         };
         self.claimed.remove(&report.feed_id);
-        if let Some(cluster) = &mut self.cluster {
-            cluster.leases.remove(&report.feed_id);
-        }
         if let Some(next) = report.next_due {
             self.next_wake = Some(self.next_wake.map_or(next, |w| w.min(next)));
         }
@@ -900,7 +884,8 @@ impl Daemon {
         };
         let now = self.clock.now();
         self.next_tick = Some(now + chrono::Duration::from_std(cluster.tick_every()).unwrap_or_default());
-        self.tick = Some(tokio::spawn(cluster.tick(&self.store, now)));
+        let claimed = self.claimed.iter().copied().collect();
+        self.tick = Some(tokio::spawn(cluster.tick(&self.store, claimed, now)));
     }
 
     fn tick_done(&mut self, result: Result<Result<cluster::Tick, StoreError>, tokio::task::JoinError>) {
@@ -916,20 +901,22 @@ impl Daemon {
             }
         };
         self.poller.hold_hosts(&tick.delays);
-        let Some(cluster) = &mut self.cluster else {
-            return;
-        };
-        cluster.check_lead();
-        for id in &tick.lost {
-            // Another node took the feed over; this node's poll of it will not be recorded.
-            cluster.leases.remove(id);
-        }
         if !tick.lost.is_empty() {
+            // Another node holds these feeds now. Those still queued here are not fetched (the
+            // other node fetches them); a poll under way will not be recorded (fenced).
+            let lost: HashSet<i64> = tick.lost.iter().copied().collect();
+            for job in self.poller.take_queued_where(|j| lost.contains(&j.feed_id())) {
+                self.claimed.remove(&job.feed_id());
+            }
             tracing::warn!(
                 feeds = tick.lost.len(),
                 "claims ran out before they were renewed; other nodes poll those feeds"
             );
         }
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        cluster.check_lead();
         if let Some(leader) = tick.lead {
             cluster.lead(leader);
             self.request_render();

@@ -67,6 +67,38 @@ pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, 
                             fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count, \
                             failure_kind, next_due, schedule_key, abandoned_at, repairs, language";
 
+/// Where a PostgreSQL claim's epoch comes, after the columns [`FEED_COLUMNS`] lists.
+const EPOCH_COLUMN: usize = {
+    let bytes = FEED_COLUMNS.as_bytes();
+    let (mut i, mut columns) = (0, 1);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            columns += 1;
+        }
+        i += 1;
+    }
+    columns
+};
+
+/// A claim on PostgreSQL (see [`Store::claim_due`]): `?1` now, `?2` the limit, `?3` the lease's
+/// end, `?4` this node.
+static PG_CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let returning: Vec<String> = FEED_COLUMNS
+        .split(',')
+        .map(|c| format!("f.{}", c.trim()))
+        .collect();
+    format!(
+        "WITH due AS (
+             SELECT id FROM feeds
+             WHERE next_due <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+             ORDER BY next_due LIMIT ?2 FOR UPDATE SKIP LOCKED)
+         UPDATE feeds AS f SET lease_until = ?3, lease_node = ?4, lease_epoch = f.lease_epoch + 1
+         FROM due WHERE f.id = due.id
+         RETURNING {}, f.lease_epoch",
+        returning.join(", ")
+    )
+});
+
 pub(super) fn feed_from_row(row: &Row<'_>) -> Result<FeedState, StoreError> {
     let opt_time =
         |i| -> Result<Option<DateTime<Utc>>, StoreError> { Ok(row.get::<Option<i64>>(i)?.map(from_unix)) };
@@ -389,42 +421,44 @@ impl Store {
         lease_until: DateTime<Utc>,
     ) -> Result<Claimed, StoreError> {
         let now_ms = to_millis(now);
-        let limit_plus_one = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
         self.conn.savepoint(|c| {
             let mut claimed = Claimed::default();
-            let due = match c.dialect() {
-                Dialect::Sqlite => format!(
-                    "SELECT {FEED_COLUMNS} FROM feeds
-                     WHERE next_due <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
-                     ORDER BY next_due LIMIT ?2"
-                ),
-                Dialect::Postgres => format!(
-                    "SELECT {FEED_COLUMNS} FROM feeds
-                     WHERE next_due <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
-                     ORDER BY next_due LIMIT ?2 FOR UPDATE SKIP LOCKED"
-                ),
-            };
-            claimed.feeds = c.query(&due, params![now_ms, limit_plus_one], feed_from_row)?;
-            if claimed.feeds.len() > limit {
-                claimed.feeds.truncate(limit);
-                claimed.more = true;
-            }
-            for feed in &mut claimed.feeds {
-                match c.dialect() {
-                    Dialect::Sqlite => {
+            match c.dialect() {
+                Dialect::Sqlite => {
+                    let due = format!(
+                        "SELECT {FEED_COLUMNS} FROM feeds
+                         WHERE next_due <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+                         ORDER BY next_due LIMIT ?2"
+                    );
+                    claimed.feeds =
+                        c.query(&due, params![now_ms, limit_sql.saturating_add(1)], feed_from_row)?;
+                    if claimed.feeds.len() > limit {
+                        claimed.feeds.truncate(limit);
+                        claimed.more = true;
+                    }
+                    for feed in &claimed.feeds {
                         c.execute(
                             "UPDATE feeds SET lease_until = ?2 WHERE id = ?1",
                             params![feed.id, to_millis(lease_until)],
                         )?;
                     }
-                    Dialect::Postgres => {
-                        feed.lease_epoch = Some(c.query_one(
-                            "UPDATE feeds SET lease_until = ?2, lease_node = ?3, lease_epoch = lease_epoch + 1
-                             WHERE id = ?1 RETURNING lease_epoch",
-                            params![feed.id, to_millis(lease_until), self.node],
-                            |r| r.get(0),
-                        )?);
-                    }
+                }
+                Dialect::Postgres => {
+                    // One statement: the due rows other nodes are not claiming this moment,
+                    // stamped with this node and a new epoch, and returned.
+                    claimed.feeds = c.query(
+                        &PG_CLAIM,
+                        params![now_ms, limit_sql, to_millis(lease_until), self.node],
+                        |r| {
+                            let mut feed = feed_from_row(r)?;
+                            feed.lease_epoch = Some(r.get(EPOCH_COLUMN)?);
+                            Ok(feed)
+                        },
+                    )?;
+                    // RETURNING keeps no order: oldest due first, as on SQLite.
+                    claimed.feeds.sort_by_key(|f| f.next_due);
+                    claimed.more = claimed.feeds.len() == limit;
                 }
             }
             claimed.next = c
@@ -450,30 +484,27 @@ impl Store {
         })
     }
 
-    /// Extends this node's claims on `ids` (polls still running) to `until`; returns the ids
-    /// whose claim no longer stands. Only a shared store has claims to lose.
-    pub(crate) fn renew_leases(
-        &mut self,
-        leases: &[(i64, i64)],
-        until: DateTime<Utc>,
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut lost = Vec::new();
-        for &(id, epoch) in leases {
-            let renewed = match self.conn.dialect() {
-                Dialect::Sqlite => self.conn.execute(
-                    "UPDATE feeds SET lease_until = ?2 WHERE id = ?1",
-                    params![id, to_millis(until)],
-                )?,
-                Dialect::Postgres => self.conn.execute(
-                    "UPDATE feeds SET lease_until = ?2 WHERE id = ?1 AND lease_node = ?3 AND lease_epoch = ?4",
-                    params![id, to_millis(until), self.node, epoch],
-                )?,
-            };
-            if renewed == 0 {
-                lost.push(id);
-            }
+    /// Extends this node's claims on `ids` (polls still queued or running) to `until`;
+    /// returns those another node holds now. A claim this node made again since keeps its
+    /// newer epoch (the older poll's record is fenced by its own). On SQLite every claim is
+    /// the one daemon's: there is nothing to renew or lose.
+    pub(crate) fn renew_leases(&mut self, ids: &[i64], until: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        if self.conn.dialect() == Dialect::Sqlite || ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(lost)
+        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let renewed: std::collections::HashSet<i64> = self
+            .conn
+            .query(
+                "UPDATE feeds SET lease_until = ?1
+                 WHERE lease_node = ?2 AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?3))
+                 RETURNING id",
+                params![to_millis(until), self.node, list],
+                |r| r.get(0),
+            )?
+            .into_iter()
+            .collect();
+        Ok(ids.iter().copied().filter(|id| !renewed.contains(id)).collect())
     }
 
     /// Gives up the leases on `ids` (claimed, then not polled: the daemon is stopping, or the

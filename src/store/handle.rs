@@ -72,6 +72,9 @@ enum Source {
 }
 
 struct PgSource {
+    /// The cluster's coordination (turns, heartbeats, the lead), on the connection pool the
+    /// store was opened (and migrated) with.
+    shared: super::postgres::PgStore,
     config: tokio_postgres::Config,
     runtime: Arc<PgRuntime>,
     node: String,
@@ -122,6 +125,7 @@ impl StoreHandle {
                 let place = Place::Server(pg.target().to_string());
                 let source = Source::Pg(Arc::new(PgSource {
                     config: pg.config().clone(),
+                    shared: pg,
                     runtime: PgRuntime::new()?,
                     node: node.clone(),
                 }));
@@ -191,6 +195,14 @@ impl StoreHandle {
             open,
         });
         Ok((StoreHandle { jobs, readers }, StoreThread { thread }))
+    }
+
+    /// A PostgreSQL store's coordination for a cluster; `None` on SQLite.
+    pub(crate) fn shared(&self) -> Option<&super::postgres::PgStore> {
+        match &self.readers.source {
+            Source::Pg(pg) => Some(&pg.shared),
+            Source::File(_) => None,
+        }
     }
 
     /// Which engine the store is.
