@@ -486,25 +486,27 @@ impl Store {
 
     /// Extends this node's claims on `ids` (polls still queued or running) to `until`;
     /// returns those another node holds now. A claim this node made again since keeps its
-    /// newer epoch (the older poll's record is fenced by its own). On SQLite every claim is
-    /// the one daemon's: there is nothing to renew or lose.
+    /// newer epoch (the older poll's record is fenced by its own). A feed whose poll was
+    /// recorded since the caller looked is left alone: its claim ended with the record, and
+    /// renewing it would keep every node off it for a lease. On SQLite every claim is the one
+    /// daemon's: there is nothing to renew or lose.
     pub(crate) fn renew_leases(&mut self, ids: &[i64], until: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
         if self.conn.dialect() == Dialect::Sqlite || ids.is_empty() {
             return Ok(Vec::new());
         }
         let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        let renewed: std::collections::HashSet<i64> = self
-            .conn
-            .query(
-                "UPDATE feeds SET lease_until = ?1
-                 WHERE lease_node = ?2 AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?3))
-                 RETURNING id",
-                params![to_millis(until), self.node, list],
-                |r| r.get(0),
-            )?
-            .into_iter()
-            .collect();
-        Ok(ids.iter().copied().filter(|id| !renewed.contains(id)).collect())
+        self.conn.execute(
+            "UPDATE feeds SET lease_until = ?1
+             WHERE lease_node = ?2 AND lease_until IS NOT NULL
+               AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?3))",
+            params![to_millis(until), self.node, list],
+        )?;
+        self.conn.query(
+            "SELECT id FROM feeds
+             WHERE lease_node IS DISTINCT FROM ?1 AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))",
+            params![self.node, list],
+            |r| r.get(0),
+        )
     }
 
     /// Gives up the leases on `ids` (claimed, then not polled: the daemon is stopping, or the

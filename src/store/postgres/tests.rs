@@ -235,6 +235,14 @@ async fn a_dead_nodes_claims_pass_on_and_it_cannot_write_over_the_new_holder() {
             .await
             .unwrap();
     }
+    // A renewal that comes after the record (the tick looked before the poll ended) keeps
+    // nobody off the feed.
+    let recorded: Vec<i64> = over.feeds.iter().map(|f| f.id).collect();
+    let lost = b
+        .call(move |s| s.renew_leases(&recorded, later + Duration::seconds(60)))
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
     let next = b
         .call(move |s| s.claim_due(later + Duration::seconds(5), 100, later + Duration::seconds(60)))
         .await
