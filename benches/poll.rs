@@ -27,8 +27,9 @@ use tokio::process::Command;
 
 use tributary::config::Config;
 use tributary::dedupe::key_entries;
+use tributary::model::Backend;
 use tributary::model::{Entry, FeedMeta, Validators};
-use tributary::store::{ParsedBatch, Store, StoreHandle};
+use tributary::store::{ParsedBatch, Store};
 
 struct Options {
     quick: bool,
@@ -279,12 +280,12 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
     std::fs::write(&config_path, &toml).expect("config");
     let config = Config::load(&config_path).expect("config");
     let build_started = Instant::now();
+    let store = Store::open(&config.backend()).await.expect("store");
     {
-        let mut store = Store::open(&config.store.path).expect("store");
         let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
-        let states = store.ensure_feeds(&urls, Utc::now()).expect("feeds");
+        let states = store.ensure_feeds(urls, Utc::now()).await.expect("feeds");
         let body = "<p>".to_string() + &"lorem ipsum dolor sit amet ".repeat(40) + "</p>";
-        for (f, state) in states.iter().enumerate() {
+        let batches = states.iter().enumerate().map(|(f, state)| {
             let mut sanitizer = tributary::content::Sanitizer::new();
             let entries: Vec<_> = key_entries(
                 (0..per_feed)
@@ -305,27 +306,30 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
             .into_iter()
             .map(|k| tributary::content::finish(k, &[], &mut sanitizer))
             .collect();
-            let meta = FeedMeta::default();
-            let validators = Validators::default();
             let batch = ParsedBatch {
-                meta: &meta,
-                validators: &validators,
-                body_hash: "x",
-                entries: &entries,
+                meta: FeedMeta::default(),
+                validators: Validators::default(),
+                body_hash: "x".into(),
+                entries,
                 fresh_until: None,
                 new_feed_entries: per_feed,
-                unchanged_segments: &Default::default(),
-                scheduled: &tributary::store::Scheduled {
+                unchanged_segments: Default::default(),
+                scheduled: tributary::store::Scheduled {
                     lease: None,
                     next_due: None,
                     key: String::new(),
                 },
             };
-            store.store_parsed(state.id, &batch, Utc::now()).expect("store");
-        }
+            let store = store.clone();
+            let id = state.id;
+            async move { store.store_parsed(id, batch, Utc::now()).await.expect("store") }
+        });
+        futures::stream::iter(batches)
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
     }
     let built = build_started.elapsed();
-    let (store, thread) = StoreHandle::open(&config.store.path).await.expect("store");
     let mut times = Vec::new();
     let shared = Arc::new(config.clone());
     for _ in 0..5 {
@@ -335,8 +339,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
         times.push(started.elapsed());
         assert_eq!(reports[0].as_ref().expect("rendered").entries, 100);
     }
-    drop(store);
-    thread.join().await;
+    store.close().await;
     times.sort();
     let entries = count_entries(&dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -524,9 +527,11 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
     let dir = base.join("limit");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let mut store = Store::open(&dir.join("t.db")).expect("store");
+    let store = Store::open(&Backend::File(dir.join("t.db")))
+        .await
+        .expect("store");
     let urls: Vec<String> = (0..feeds).map(|i| farm.url(i)).collect();
-    let states = store.ensure_feeds(&urls, Utc::now()).expect("feeds");
+    let states = store.ensure_feeds(urls.clone(), Utc::now()).await.expect("feeds");
     let mut sanitizer = tributary::content::Sanitizer::new();
     let parsed: Vec<(FeedMeta, Vec<tributary::model::KeyedEntry>)> = bodies
         .iter()
@@ -541,32 +546,42 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
             (feed.meta, keyed)
         })
         .collect();
-    let validators = Validators::default();
     let scheduled = tributary::store::Scheduled {
         lease: None,
         next_due: None,
         key: String::new(),
     };
+    // The same rows stored the way the poller stores them: through the store's interface, as
+    // many feeds at once as the poll has in flight (so the writer gathers them into groups).
     let started = Instant::now();
-    let mut inserted = 0;
-    for (state, (meta, entries)) in states.iter().zip(&parsed) {
+    let writes = states.iter().zip(parsed).map(|(state, (meta, entries))| {
         let batch = ParsedBatch {
             meta,
-            validators: &validators,
-            body_hash: "x",
+            validators: Validators::default(),
+            body_hash: "x".into(),
             entries,
             fresh_until: None,
             new_feed_entries: 10,
-            unchanged_segments: &Default::default(),
-            scheduled: &scheduled,
+            unchanged_segments: Default::default(),
+            scheduled: scheduled.clone(),
         };
-        inserted += store
-            .store_parsed(state.id, &batch, Utc::now())
-            .expect("store")
-            .new;
-    }
+        let (store, id) = (store.clone(), state.id);
+        async move {
+            store
+                .store_parsed(id, batch, Utc::now())
+                .await
+                .expect("store")
+                .new
+        }
+    });
+    let inserted: usize = futures::stream::iter(writes)
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .sum();
     let insert = started.elapsed();
-    drop(store);
+    store.close().await;
     let limit = fetch + insert;
     let mut rows = vec![
         Row {

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tributary::config::Config;
-use tributary::store::{Retention, Store, StoreHandle};
+use tributary::store::{Retention, Store};
 
 use super::{Row, format_duration};
 
 /// A directory with a config of `feeds` feeds (every other one tagged `even`) and the given
 /// outputs, and its store created with every feed known.
-fn setup(base: &Path, name: &str, feeds: usize, store_extra: &str, outputs: &str) -> (PathBuf, Config) {
+async fn setup(base: &Path, name: &str, feeds: usize, store_extra: &str, outputs: &str) -> (PathBuf, Config) {
     let dir = base.join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
@@ -28,10 +28,10 @@ fn setup(base: &Path, name: &str, feeds: usize, store_extra: &str, outputs: &str
     let path = dir.join("tributary.toml");
     std::fs::write(&path, toml).expect("config");
     let config = Config::load(&path).expect("config");
-    let mut store = Store::open(&config.store.path).expect("store");
+    let store = Store::open(&config.backend()).await.expect("store");
     let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
-    store.ensure_feeds(&urls, Utc::now()).expect("feeds");
-    drop(store);
+    store.ensure_feeds(urls, Utc::now()).await.expect("feeds");
+    store.close().await;
     (dir, config)
 }
 
@@ -99,12 +99,7 @@ fn fill(db: &Path, feeds: usize, per_feed: usize, first: usize, start: i64) -> D
 }
 
 /// Median of `runs` renders of output `n` of `config`, with its entry count.
-async fn render(
-    config: &std::sync::Arc<Config>,
-    store: &StoreHandle,
-    n: usize,
-    runs: usize,
-) -> (Duration, usize) {
+async fn render(config: &std::sync::Arc<Config>, store: &Store, n: usize, runs: usize) -> (Duration, usize) {
     let context = std::sync::Arc::new(tributary::output::Context::new(config));
     let spec = &config.outputs[n];
     let mut times = Vec::new();
@@ -136,11 +131,13 @@ pub async fn render_at_scale(base: &Path, quick: bool) -> Vec<Row> {
                    \"https://farm.example/4/feed\", \"https://farm.example/5/feed\", \"https://farm.example/6/feed\", \
                    \"https://farm.example/7/feed\", \"https://farm.example/8/feed\", \"https://farm.example/9/feed\", \
                    \"https://farm.example/10/feed\"]\n";
-    let (dir, config) = setup(base, "scale", feeds, "", outputs);
+    let (dir, config) = setup(base, "scale", feeds, "", outputs).await;
     let config = std::sync::Arc::new(config);
     let filled = fill(&config.store.path, feeds, per_feed, 0, 1_500_000_000);
     let total = feeds * per_feed;
-    let (store, thread) = StoreHandle::open(&config.store.path).await.expect("store");
+    let store = Store::open(&tributary::model::Backend::File(config.store.path.clone()))
+        .await
+        .expect("store");
     let scenarios = [
         (0, "every feed, no rule", "≤ 50 ms", 5),
         (1, "every feed, loose rule", "≤ 50 ms", 5),
@@ -160,8 +157,7 @@ pub async fn render_at_scale(base: &Path, quick: bool) -> Vec<Row> {
             ..Row::default()
         });
     }
-    drop(store);
-    thread.join().await;
+    store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
     rows
 }
@@ -178,12 +174,14 @@ fn file_size(db: &Path) -> u64 {
 pub async fn retention_at_scale(base: &Path, quick: bool) -> Vec<Row> {
     let (feeds, per_feed) = if quick { (10_000, 100) } else { (100_000, 100) };
     let keep = per_feed / 2;
-    let (dir, config) = setup(base, "retention", feeds, &format!("keep_per_feed = {keep}\n"), "");
+    let (dir, config) = setup(base, "retention", feeds, &format!("keep_per_feed = {keep}\n"), "").await;
     let db = config.store.path.clone();
     let filled = fill(&db, feeds, per_feed, 0, 1_500_000_000);
     let full = file_size(&db);
     let total = feeds * per_feed;
-    let (store, thread) = StoreHandle::open(&db).await.expect("store");
+    let store = Store::open(&tributary::model::Backend::File(db.clone()))
+        .await
+        .expect("store");
     let retention = || Retention {
         keep_days: 0,
         keep_per_feed: keep,
@@ -216,8 +214,7 @@ pub async fn retention_at_scale(base: &Path, quick: bool) -> Vec<Row> {
         ),
         ..Row::default()
     }];
-    drop(store);
-    thread.join().await;
+    store.close().await;
     // Steady state: each cycle brings 10 new entries per feed, and retention removes 10.
     let mut sizes = Vec::new();
     let mut longest = Duration::ZERO;
@@ -231,7 +228,9 @@ pub async fn retention_at_scale(base: &Path, quick: bool) -> Vec<Row> {
             per_feed + cycle * 10,
             1_600_000_000 + cycle as i64 * 10_000_000,
         );
-        let (store, thread) = StoreHandle::open(&db).await.expect("store");
+        let store = Store::open(&tributary::model::Backend::File(db.clone()))
+            .await
+            .expect("store");
         let started = Instant::now();
         let report = tributary::store::housekeeping(&store, retention(), Utc::now())
             .await
@@ -241,8 +240,7 @@ pub async fn retention_at_scale(base: &Path, quick: bool) -> Vec<Row> {
             longest = report.longest_step;
             longest_kind = report.longest_kind;
         }
-        drop(store);
-        thread.join().await;
+        store.close().await;
         sizes.push(file_size(&db));
     }
     let growth =

@@ -468,10 +468,10 @@ async fn planning(base: &Path) {
     let config = Config::load(&dir.join("tributary.toml")).expect("config");
     let now = Utc::now();
     let later = (now + chrono::Duration::hours(5)).timestamp_millis();
+    let store = Store::open(&config.backend()).await.expect("store");
     {
-        let mut store = Store::open(&dir.join("plan.db")).expect("store");
         let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
-        let states = store.ensure_feeds(&urls, now).expect("feeds");
+        let states = store.ensure_feeds(urls, now).await.expect("feeds");
         let due: Vec<(i64, tributary::store::Scheduled)> = states
             .iter()
             .zip(&config.feeds)
@@ -484,10 +484,9 @@ async fn planning(base: &Path) {
                 (s.id, scheduled)
             })
             .collect();
-        store.schedule(&due).expect("schedule");
+        store.schedule(due).await.expect("schedule");
     }
     // A wake-up: 100 feeds due among 100,000, claimed with the range scan; put back after.
-    let mut store = Store::open(&dir.join("plan.db")).expect("store");
     let mut times = Vec::new();
     // The first wake-up reads the index from disk; the daemon's are warm.
     for round in 0..51i64 {
@@ -502,10 +501,11 @@ async fn planning(base: &Path) {
                 (id, scheduled)
             })
             .collect();
-        store.schedule(&due).expect("schedule");
+        store.schedule(due).await.expect("schedule");
         let t = Instant::now();
         let claimed = store
             .claim_due(now, 1000, now + chrono::Duration::hours(1))
+            .await
             .expect("claim");
         if round > 0 {
             times.push(t.elapsed());
@@ -523,10 +523,9 @@ async fn planning(base: &Path) {
                 (f.id, scheduled)
             })
             .collect();
-        store.schedule(&back).expect("schedule");
-        store.release_leases(None).expect("release");
+        store.schedule(back).await.expect("schedule");
+        store.release_leases(None).await.expect("release");
     }
-    drop(store);
     times.sort();
     println!(
         "planning: one wake-up claiming 100 due of {N} feeds ({} wake-ups): median {:.2} ms, p90 {:.2} ms, max {:.2} ms (target <= 5 ms)",
@@ -536,10 +535,10 @@ async fn planning(base: &Path) {
         times[times.len() - 1].as_secs_f64() * 1e3
     );
     // Keys as the config computes them, so the daemon finds every due time current.
+    let store = Store::open(&config.backend()).await.expect("store");
     {
-        let mut store = Store::open(&dir.join("plan.db")).expect("store");
         let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
-        let states = store.ensure_feeds(&urls, now).expect("feeds");
+        let states = store.ensure_feeds(urls, now).await.expect("feeds");
         let due: Vec<(i64, tributary::store::Scheduled)> = states
             .iter()
             .zip(&config.feeds)
@@ -552,8 +551,9 @@ async fn planning(base: &Path) {
                 (s.id, scheduled)
             })
             .collect();
-        store.schedule(&due).expect("schedule");
+        store.schedule(due).await.expect("schedule");
     }
+    store.close().await;
     let mut child = start_daemon(&dir, std::process::Stdio::piped());
     let pid = child.id().expect("pid");
     let start = Instant::now();

@@ -6,16 +6,21 @@
 
 use std::time::Instant;
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let path = std::env::args().nth(1).expect("config path");
     let config = tributary::config::Config::load(std::path::Path::new(&path)).unwrap();
-    let store = tributary::store::Store::open_reader(&config.store.path).unwrap();
+    let store = tributary::store::Store::open(&config.backend()).await.unwrap();
     let context = tributary::output::Context::new(&config);
     for spec in &config.outputs {
         let started = Instant::now();
         let mut selection = None;
         for _ in 0..20 {
-            selection = Some(tributary::output::select::select(&store, spec, &config).unwrap());
+            selection = Some(
+                tributary::output::select::select(&store, spec, &config)
+                    .await
+                    .unwrap(),
+            );
         }
         let select = started.elapsed() / 20;
         let selection = selection.unwrap();
@@ -30,4 +35,5 @@ fn main() {
             selection.entries.len()
         );
     }
+    store.close().await;
 }

@@ -37,7 +37,7 @@ use crate::model::{
 use crate::parse::{self, Fingerprints, ParsedFeed};
 use crate::schedule::hints;
 use crate::schedule::{self, Clock, Hints, History, Policy, SystemClock};
-use crate::store::{FeedUpdate, ParsedBatch, Scheduled, StoreError, StoreHandle, StoreOutcome};
+use crate::store::{Coordination, FeedUpdate, ParsedBatch, Scheduled, Store, StoreError, StoreOutcome};
 
 /// How long a host that answered 429 (or 503) without a Retry-After is left alone.
 pub(crate) const HOST_PENALTY: Duration = Duration::from_secs(30 * 60);
@@ -114,6 +114,9 @@ impl FeedReport {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PollReport {
     pub feeds: Vec<FeedReport>,
+    /// On a cluster's store: feeds not polled because a node holds them, or polled them in
+    /// this slot already.
+    pub left_to_nodes: usize,
     pub elapsed: Duration,
 }
 
@@ -198,7 +201,7 @@ impl std::fmt::Debug for Options {
 pub async fn prepare(
     config: &Config,
     feeds: &[FeedSpec],
-    store: &StoreHandle,
+    store: &Store,
     now: DateTime<Utc>,
     whole_config: bool,
 ) -> Result<Vec<FeedState>, StoreError> {
@@ -212,66 +215,63 @@ pub async fn prepare(
         .collect();
     let policies: Vec<Policy> = feeds.iter().map(|f| Policy::of(config, f)).collect();
     let disabled: Vec<bool> = feeds.iter().map(|f| f.disabled).collect();
-    let fingerprint = config.fingerprint.clone();
-    let catalogue_limit = config.poll.new_feed_entries;
+    // A changed `poll.new_feed_entries` lets more (or less) of new feeds' back catalogues
+    // into outputs from the next render on.
+    store.apply_catalogue_limit(config.poll.new_feed_entries).await?;
+    if !renames.is_empty() {
+        store.rekey_feeds(renames).await?;
+    }
     store
-        .call(move |s| {
-            // A changed `poll.new_feed_entries` lets more (or less) of new feeds' back
-            // catalogues into outputs from the next render on.
-            s.apply_catalogue_limit(catalogue_limit)?;
-            if !renames.is_empty() {
-                s.rekey_feeds(&renames)?;
-            }
-            s.forgive_gone(&urls, &fingerprint)?;
-            let mut states = s.ensure_feeds(&urls, now)?;
-            let delays = s.host_delays(now)?;
-            let mut stale = Vec::new();
-            for ((state, policy), disabled) in states.iter_mut().zip(&policies).zip(&disabled) {
-                if *disabled {
-                    // Kept, not polled: off the schedule until enabled (then due at once).
-                    if state.next_due.is_some() || state.schedule_key.is_some() {
-                        state.next_due = None;
-                        state.schedule_key = None;
-                        stale.push((
-                            state.id,
-                            Scheduled {
-                                next_due: None,
-                                key: String::new(),
-                                lease: None,
-                            },
-                        ));
-                    }
-                    continue;
-                }
-                let key = policy.key();
-                let gone = state.gone_at.is_some();
-                if state.schedule_key.as_deref() == Some(key.as_str()) && (state.next_due.is_some() || gone) {
-                    continue;
-                }
-                let host_delay = Url::parse(&state.url)
-                    .ok()
-                    .and_then(|u| host_key(&u))
-                    .and_then(|h| delays.get(&h).copied());
-                let next_due = schedule::due(policy, &state.url, &History::from(&*state), host_delay).at;
-                state.next_due = next_due;
-                state.schedule_key = Some(key.clone());
+        .forgive_gone(urls.clone(), config.fingerprint.clone())
+        .await?;
+    let mut states = store.ensure_feeds(urls, now).await?;
+    let delays = store.host_delays(now).await?;
+    let mut stale = Vec::new();
+    for ((state, policy), disabled) in states.iter_mut().zip(&policies).zip(&disabled) {
+        if *disabled {
+            // Kept, not polled: off the schedule until enabled (then due at once).
+            if state.next_due.is_some() || state.schedule_key.is_some() {
+                state.next_due = None;
+                state.schedule_key = None;
                 stale.push((
                     state.id,
                     Scheduled {
-                        next_due,
-                        key,
+                        next_due: None,
+                        key: String::new(),
                         lease: None,
                     },
                 ));
             }
-            s.schedule(&stale)?;
-            if whole_config {
-                let ids: Vec<i64> = states.iter().map(|s| s.id).collect();
-                s.unschedule_others(&ids)?;
-            }
-            Ok(states)
-        })
-        .await
+            continue;
+        }
+        let key = policy.key();
+        let gone = state.gone_at.is_some();
+        if state.schedule_key.as_deref() == Some(key.as_str()) && (state.next_due.is_some() || gone) {
+            continue;
+        }
+        let host_delay = Url::parse(&state.url)
+            .ok()
+            .and_then(|u| host_key(&u))
+            .and_then(|h| delays.get(&h).copied());
+        let next_due = schedule::due(policy, &state.url, &History::from(&*state), host_delay).at;
+        state.next_due = next_due;
+        state.schedule_key = Some(key.clone());
+        stale.push((
+            state.id,
+            Scheduled {
+                next_due,
+                key,
+                lease: None,
+            },
+        ));
+    }
+    store.schedule(stale).await?;
+    if whole_config {
+        store
+            .unschedule_others(states.iter().map(|s| s.id).collect())
+            .await?;
+    }
+    Ok(states)
 }
 
 /// Polls `feeds` once and renders nothing. Fails only when the store itself fails: then no
@@ -284,7 +284,7 @@ pub(crate) async fn poll_feeds(
     config: &Config,
     feeds: &[FeedSpec],
     fetcher: &Fetcher,
-    store: &StoreHandle,
+    store: &Store,
     stop: &CancellationToken,
     options: Options,
 ) -> Result<PollReport, StoreError> {
@@ -292,9 +292,52 @@ pub(crate) async fn poll_feeds(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let whole_config = feeds.len() == config.feeds.len();
     let states = prepare(config, feeds, store, clock.now(), whole_config).await?;
-    let mut poller = Poller::new(config, fetcher.clone(), store.clone(), clock).await?;
+    let mut poller = Poller::new(config, fetcher.clone(), store.clone(), clock.clone()).await?;
     poller.force = options.force;
-    for (spec, state) in feeds.iter().zip(states).filter(|(spec, _)| !spec.disabled) {
+    let mut states: Vec<(&FeedSpec, FeedState)> = feeds
+        .iter()
+        .zip(states)
+        .filter(|(spec, _)| !spec.disabled)
+        .collect();
+    // On a store the nodes of a cluster share, this poll is one more node for one round. With
+    // nodes running it polls what is due and nobody holds (with --force, what nobody holds)
+    // and leaves the rest to them, so no feed is fetched twice in its slot; with none, every
+    // feed nobody holds, as a poll of a store of its own does.
+    let mut cluster = None;
+    let mut left_to_nodes = 0;
+    if let Some(coordination) = store.coordination() {
+        let lease = config.node.lease;
+        let now = clock.now();
+        let (nodes, _) = store.cluster(now, lease).await?;
+        let nodes_running = nodes.iter().any(|n| n.heartbeating);
+        let ids = states.iter().map(|(_, s)| s.id).collect();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        let claimed: HashMap<i64, FeedState> = store
+            .claim_feeds(ids, now, until, nodes_running && !options.force)
+            .await?
+            .into_iter()
+            .map(|f| (f.id, f))
+            .collect();
+        let before = states.len();
+        states = states
+            .into_iter()
+            .filter_map(|(spec, state)| Some((spec, claimed.get(&state.id)?.clone())))
+            .collect();
+        left_to_nodes = before - states.len();
+        poller.share_turns(SharedTurns {
+            cluster: coordination,
+            hold: config.poll.timeout * 2,
+            wait: lease + config.poll.timeout,
+            freed: Default::default(),
+        });
+        cluster = Some(Claims::keep(
+            store.clone(),
+            claimed.into_keys().collect(),
+            lease,
+            clock.clone(),
+        ));
+    }
+    for (spec, state) in states {
         poller.submit(spec.clone(), state, Policy::of(config, spec));
     }
     let mut reports: HashMap<i64, FeedReport> = HashMap::new();
@@ -306,6 +349,9 @@ pub(crate) async fn poll_feeds(
             next = poller.next() => next,
             () = stop.cancelled(), if !poller.stopped() => continue,
         };
+        if let (Some(Ok(report)), Some(claims)) = (&next, &cluster) {
+            claims.done(report.feed_id);
+        }
         let Some(result) = next else { break };
         let report = match result {
             Ok(report) => report,
@@ -328,6 +374,10 @@ pub(crate) async fn poll_feeds(
         .into_iter()
         .map(|j| (j.state.id, j))
         .collect();
+    if let Some(claims) = cluster {
+        // Claimed and never polled: due for the nodes as they were.
+        claims.release(never_started.keys().copied().collect()).await?;
+    }
     let feeds_report = feeds
         .iter()
         .filter(|spec| !spec.disabled)
@@ -347,8 +397,67 @@ pub(crate) async fn poll_feeds(
         .collect();
     Ok(PollReport {
         feeds: feeds_report,
+        left_to_nodes,
         elapsed: started.elapsed(),
     })
+}
+
+/// The claims a one-shot poll holds on a cluster's store, renewed (as a node renews its own)
+/// until each feed's poll is recorded, so no node takes a feed this poll is still fetching.
+struct Claims {
+    store: Store,
+    held: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Claims {
+    fn keep(
+        store: Store,
+        held: std::collections::HashSet<i64>,
+        lease: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Claims {
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let (renewing, watched) = (store.clone(), held.clone());
+        let renewal = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let ids: Vec<i64> = watched
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .copied()
+                    .collect();
+                let until = clock.now() + chrono::Duration::from_std(lease).unwrap_or_default();
+                if let Err(e) = renewing.renew_leases(ids, until).await {
+                    tracing::warn!(error = %e, "cannot renew this poll's claims; nodes may take them when they run out");
+                }
+            }
+        });
+        Claims { store, held, renewal }
+    }
+
+    /// Feed `id`'s poll is recorded: its claim ended with it.
+    fn done(&self, id: i64) {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// Gives the claims on `ids` back (claimed and not polled) and stops renewing.
+    async fn release(self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.renewal.abort();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.store.release_leases(Some(ids)).await.map(drop)
+    }
+}
+
+impl Drop for Claims {
+    fn drop(&mut self) {
+        self.renewal.abort();
+    }
 }
 
 /// One feed waiting to be polled.
@@ -430,11 +539,11 @@ impl Poller {
     pub async fn new(
         config: &Config,
         fetcher: Fetcher,
-        store: StoreHandle,
+        store: Store,
         clock: Arc<dyn Clock>,
     ) -> Result<Poller, StoreError> {
         let now = clock.now();
-        let delays = store.call(move |s| s.host_delays(now)).await?;
+        let delays = store.host_delays(now).await?;
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Ok(Poller {
             context: Context {
@@ -606,7 +715,7 @@ impl Poller {
                             key,
                             lease,
                         };
-                        store.call(move |s| s.schedule(&[(feed_id, scheduled)])).await?;
+                        store.schedule(vec![(feed_id, scheduled)]).await?;
                         Ok(report)
                     });
                     self.in_flight.insert(
@@ -758,7 +867,7 @@ fn effective_url(spec: &FeedSpec, state: &FeedState) -> Url {
 #[derive(Clone)]
 struct Context {
     fetcher: Fetcher,
-    store: StoreHandle,
+    store: Store,
     clock: Arc<dyn Clock>,
     /// Bounds the CPU-bound steps to one per core.
     parsing: Arc<Semaphore>,
@@ -801,10 +910,7 @@ async fn hold_host(
     reason: String,
 ) -> Result<(), StoreError> {
     context.delays.hold(&host, until);
-    context
-        .store
-        .call(move |s| s.delay_host(&host, until, &reason))
-        .await
+    context.store.delay_host(host, until, reason).await
 }
 
 /// At most `poll.per_host` requests in flight to any one host, whoever makes them: the Poller
@@ -818,10 +924,10 @@ struct HostPermits {
     shared: Option<SharedTurns>,
 }
 
-/// The cluster's per-host turns (see `PgStore::take_turn`).
+/// The cluster's per-host turns (see [`Coordination::take_turn`]).
 #[derive(Clone)]
 pub(crate) struct SharedTurns {
-    pub pg: crate::store::postgres::PgStore,
+    pub cluster: Arc<dyn Coordination>,
     /// How long a turn is held at most: a fetch's time limit, and then some. A node that dies
     /// holding one loses it after that.
     pub hold: Duration,
@@ -866,16 +972,16 @@ impl FreedTurns {
 /// is given back when this goes (or runs out by itself, if the node dies first).
 struct Turn {
     _local: Option<tokio::sync::OwnedSemaphorePermit>,
-    shared: Option<(crate::store::postgres::PgStore, crate::store::postgres::Turn)>,
+    shared: Option<(Arc<dyn Coordination>, crate::store::Turn)>,
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        if let Some((pg, turn)) = self.shared.take()
+        if let Some((cluster, turn)) = self.shared.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(async move {
-                if let Err(e) = pg.give_back(&turn).await {
+                if let Err(e) = cluster.give_back(&turn).await {
                     tracing::debug!(error = %e, host = %turn.host, "cannot give a host turn back; it runs out");
                 }
             });
@@ -900,14 +1006,14 @@ impl SharedTurns {
         host: &str,
         per_host: usize,
         clock: &dyn Clock,
-    ) -> Option<(crate::store::postgres::PgStore, crate::store::postgres::Turn)> {
+    ) -> Option<(Arc<dyn Coordination>, crate::store::Turn)> {
         let started = tokio::time::Instant::now();
         let freed = self.freed.of(host);
         loop {
             let now = clock.now();
             let until = now + chrono::Duration::from_std(self.hold).unwrap_or_default();
-            match self.pg.take_turn(host, per_host, now, until).await {
-                Ok(Some(turn)) => return Some((self.pg.clone(), turn)),
+            match self.cluster.take_turn(host, per_host, now, until).await {
+                Ok(Some(turn)) => return Some((self.cluster.clone(), turn)),
                 Ok(None) if started.elapsed() < self.wait => {
                     // Until a turn is given back; a turn whose holder died frees itself only
                     // when it runs out, which a look now and then finds.
@@ -1083,9 +1189,7 @@ async fn poll_one(
             };
             let scheduled = scheduled(&after, host_delay);
             let next_due = scheduled.next_due;
-            store
-                .call(move |s| s.record_feed(feed_id, &update, &scheduled, now))
-                .await?;
+            store.record_poll(feed_id, update, scheduled, now).await?;
             (Ok(FeedStatus::NotModified), next_due)
         }
         Ok(Outcome::Unchanged(validators, caching)) => {
@@ -1096,9 +1200,7 @@ async fn poll_one(
             };
             let scheduled = scheduled(&after, host_delay);
             let next_due = scheduled.next_due;
-            store
-                .call(move |s| s.record_feed(feed_id, &update, &scheduled, now))
-                .await?;
+            store.record_poll(feed_id, update, scheduled, now).await?;
             (Ok(FeedStatus::Unchanged), next_due)
         }
         Ok(Outcome::Parsed(parsed)) => {
@@ -1112,21 +1214,25 @@ async fn poll_one(
             let next_due = scheduled.next_due;
             let new_feed_entries = context.new_feed_entries;
             let excluded = parsed.excluded;
-            let mut outcome = store
-                .call(move |s| {
-                    let batch = ParsedBatch {
-                        meta: &parsed.feed.meta,
-                        validators: &parsed.validators,
-                        body_hash: &parsed.body_hash,
-                        entries: &parsed.entries,
-                        fresh_until: fresh,
-                        new_feed_entries,
-                        unchanged_segments: &parsed.unchanged_segments,
-                        scheduled: &scheduled,
-                    };
-                    s.store_parsed(feed_id, &batch, now)
-                })
-                .await?;
+            let Parsed {
+                feed,
+                entries,
+                unchanged_segments,
+                validators,
+                body_hash,
+                ..
+            } = *parsed;
+            let batch = ParsedBatch {
+                meta: feed.meta,
+                validators,
+                body_hash,
+                entries,
+                fresh_until: fresh,
+                new_feed_entries,
+                unchanged_segments,
+                scheduled,
+            };
+            let mut outcome = store.store_parsed(feed_id, batch, now).await?;
             outcome.excluded = excluded;
             (Ok(FeedStatus::Stored(outcome)), next_due)
         }
@@ -1156,9 +1262,7 @@ async fn poll_one(
             };
             let scheduled = scheduled(&after, host_delay);
             let next_due = scheduled.next_due;
-            store
-                .call(move |s| s.record_feed(feed_id, &update, &scheduled, now))
-                .await?;
+            store.record_poll(feed_id, update, scheduled, now).await?;
             (Err(FeedFailure { kind, message: error }), next_due)
         }
     };
@@ -1272,10 +1376,7 @@ async fn retry_full_text(
     rewrite: &[Rewrite],
     context: &Context,
 ) -> Result<(), StoreError> {
-    let due = context
-        .store
-        .read(move |s| s.full_text_retries(feed_id, began))
-        .await?;
+    let due = context.store.full_text_retries(feed_id, began).await?;
     if due.is_empty() {
         return Ok(());
     }
@@ -1285,18 +1386,11 @@ async fn retry_full_text(
         .collect();
     let articles = read_articles(pages, rewrite, context).await?;
     let now = context.clock.now();
-    context
-        .store
-        .call(move |s| {
-            for (id, article) in &articles {
-                match article {
-                    Ok(html) => s.record_full_text(*id, Ok(html), now)?,
-                    Err(e) => s.record_full_text(*id, Err(&e.to_string()), now)?,
-                }
-            }
-            Ok(())
-        })
-        .await
+    let tries = articles
+        .into_iter()
+        .map(|(id, article)| (id, article.map_err(|e| e.to_string())))
+        .collect();
+    context.store.record_full_text(tries, now).await
 }
 
 /// Fetches and extracts the articles of `pages` (tagged with the caller's index), at most
@@ -1367,10 +1461,7 @@ async fn read_articles<T: Copy + Send + 'static>(
                 .err()
                 .map(ToString::to_string)
                 .unwrap_or_default();
-            context
-                .store
-                .call(move |s| s.delay_host(&host, until, &reason))
-                .await?;
+            context.store.delay_host(host, until, reason).await?;
         }
         articles.push((tag, article));
     }
@@ -1380,7 +1471,7 @@ async fn read_articles<T: Copy + Send + 'static>(
 /// Records where permanent redirects led this time (or that there were none), and logs the
 /// move once when a feed has been redirected to the same place on enough consecutive polls.
 async fn note_redirect(
-    store: &StoreHandle,
+    store: &Store,
     feed_id: i64,
     shown: &str,
     moved: Option<&Url>,
@@ -1396,9 +1487,7 @@ async fn note_redirect(
     if target.is_none() && state.moved_count == 0 {
         return Ok(());
     }
-    let moved = store
-        .call(move |s| s.note_redirect(feed_id, target.as_deref()))
-        .await?;
+    let moved = store.note_redirect(feed_id, target).await?;
     if let Some(to) = moved {
         tracing::info!(feed = %shown, moved_to = %to, "feed moved permanently; polling its new address");
     }
@@ -1483,7 +1572,7 @@ async fn parse_new(
     fetched: Fetched,
     spec: &FeedSpec,
     state: &FeedState,
-    store: &StoreHandle,
+    store: &Store,
     parsing: &Semaphore,
 ) -> Result<Outcome, Failure> {
     let body = match fetched {
@@ -1500,7 +1589,7 @@ async fn parse_new(
     // wait behind the writer's queue while parsers idle.
     let stored_before = state.last_success.is_some();
     let known_segments = if stored_before {
-        store.read(move |s| s.fingerprints(feed_id)).await?
+        store.fingerprints(feed_id).await?
     } else {
         Default::default()
     };
@@ -1521,7 +1610,7 @@ async fn parse_new(
     // Only the entries the parse produced are compared with the store.
     let stored = if stored_before && !keyed.is_empty() {
         let keys: Vec<String> = keyed.iter().map(|k| k.key.as_str().to_owned()).collect();
-        store.read(move |s| s.content_hashes(feed_id, &keys)).await?
+        store.content_hashes(feed_id, keys).await?
     } else {
         Default::default()
     };
@@ -1744,7 +1833,7 @@ mod tests {
              [[feed]]\nurl = \"t.xml\"\nexclude = [{ title = \"(?i)sponsored\" }]\n",
         );
         let fetcher = Fetcher::new(&config.poll).unwrap();
-        let (store, thread) = StoreHandle::open(&config.store.path).await.unwrap();
+        let store = Store::open(&config.backend()).await.unwrap();
         let stop = CancellationToken::new();
         let poll = || {
             poll_feeds(
@@ -1766,16 +1855,14 @@ mod tests {
         // Due again at once for the test, so the second poll is not skipped.
         let id = first.feeds[0].feed_id;
         store
-            .call(move |s| {
-                s.schedule(&[(
-                    id,
-                    Scheduled {
-                        next_due: None,
-                        key: String::new(),
-                        lease: None,
-                    },
-                )])
-            })
+            .schedule(vec![(
+                id,
+                Scheduled {
+                    next_due: None,
+                    key: String::new(),
+                    lease: None,
+                },
+            )])
             .await
             .unwrap();
         let second = poll().await.unwrap();
@@ -1785,22 +1872,18 @@ mod tests {
             second.feeds[0].result
         );
         assert_eq!((second.new_entries(), second.updated_entries()), (0, 0));
-        let mut titles = store
-            .read(move |s| {
-                let mut ids = Vec::new();
-                s.candidates(&[id], false, filter::Needs::default(), |c| {
-                    ids.push(c.id);
-                    std::ops::ControlFlow::Continue(())
-                })?;
-                ids.into_iter()
-                    .map(|i| Ok(s.entry(i)?.map(|e| e.entry.title).unwrap_or_default()))
-                    .collect::<Result<Vec<String>, StoreError>>()
+        let candidates = store
+            .candidates(crate::store::CandidateQuery {
+                feeds: Some(std::sync::Arc::new([id].into_iter().collect())),
+                needs: filter::Needs::default(),
+                after: None,
+                limit: 10,
             })
             .await
             .unwrap();
+        let mut titles: Vec<String> = candidates.into_iter().map(|c| c.title).collect();
         titles.sort();
         assert_eq!(titles, ["Kept one", "Kept two"]);
-        drop(store);
-        thread.join().await;
+        store.close().await;
     }
 }

@@ -25,6 +25,7 @@ pub fn run(config_path: &Path, verbosity: Verbosity) -> Status {
         }
     };
     let mut problems = writable_paths(&config);
+    problems.extend(store_url(&config));
     problems.extend(templates(&config));
     let mut warnings = config.warnings.clone();
     warnings.extend(readable_secrets(&config));
@@ -71,10 +72,10 @@ fn count(n: usize, what: &str) -> String {
 /// What the config resolves to, for an operator checking where things will go.
 fn print_resolved(config: &Config) {
     match config.backend() {
-        crate::store::Backend::Sqlite(path) => outln!("database: {}", path.display()),
-        backend @ crate::store::Backend::Postgres { .. } => outln!(
+        crate::store::Backend::File(path) => outln!("database: {}", path.display()),
+        backend @ crate::store::Backend::Server { .. } => outln!(
             "database: PostgreSQL {}, as node {}",
-            backend.describe(),
+            crate::store::describe(&backend),
             config.node.name
         ),
     }
@@ -182,6 +183,15 @@ fn readable_secrets(config: &Config) -> Vec<Problem> {
             meta.permissions().mode() & 0o777
         ),
     )]
+}
+
+/// A `store.url` the store could not connect with, at its place (the store parses it: the
+/// config only knows it is a connection string).
+fn store_url(config: &Config) -> Option<Problem> {
+    let url = config.store.url.as_deref()?;
+    crate::store::check_url(url)
+        .err()
+        .map(|message| file_problem(config, "store.url".into(), message))
 }
 
 /// A problem at `key`'s place in the file (where the config recorded one).

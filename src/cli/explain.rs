@@ -12,15 +12,12 @@ use crate::output::select;
 use crate::store::{Store, StoreError};
 
 pub async fn run(config_path: &Path, what: &str) -> Status {
-    let (config, store, thread) = match load_with_store(config_path).await {
+    let (config, store) = match load_with_store(config_path).await {
         Ok(opened) => opened,
         Err(status) => return status,
     };
-    let what_owned = what.to_string();
-    let config_owned = config.clone();
-    let text = store.read(move |s| explain(s, &config_owned, &what_owned)).await;
-    drop(store);
-    thread.join().await;
+    let text = explain(&store, &config, what).await;
+    store.close().await;
     match text {
         Ok(Some(text)) => {
             out!("{text}");
@@ -60,23 +57,32 @@ pub async fn run(config_path: &Path, what: &str) -> Status {
     }
 }
 
-fn explain(store: &Store, config: &Config, what: &str) -> Result<Option<String>, StoreError> {
-    let mut entries = store.entries_matching(what)?;
+async fn explain(store: &Store, config: &Config, what: &str) -> Result<Option<String>, StoreError> {
+    let canonical = crate::dedupe::canonical_url(what);
+    let mut entries = store.entries_matching(what.to_string(), canonical).await?;
     if entries.is_empty() && what.starts_with("urn:uuid:") {
-        for (id, url, key) in store.entry_keys()? {
-            let shown = url::Url::parse(&url).map(|u| display_url(&u)).unwrap_or(url);
-            if crate::output::entry_id(&shown, &key) == what {
-                entries.extend(store.entry(id)?);
-            }
+        let ids: Vec<i64> = store
+            .entry_keys()
+            .await?
+            .into_iter()
+            .filter(|(_, url, key)| {
+                let shown = url::Url::parse(url).map_or_else(|_| url.clone(), |u| display_url(&u));
+                crate::output::entry_id(&shown, key) == what
+            })
+            .map(|(id, _, _)| id)
+            .collect();
+        if !ids.is_empty() {
+            entries.extend(store.entries(ids).await?);
         }
     }
     if entries.is_empty() {
         return Ok(None);
     }
     let feed_urls: std::collections::HashMap<i64, String> = {
-        let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
+        let urls: std::sync::Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
         store
-            .feeds_by_url(&urls)?
+            .feeds_by_url(urls)
+            .await?
             .into_values()
             .map(|f| (f.id, f.url))
             .collect()
@@ -86,12 +92,12 @@ fn explain(store: &Store, config: &Config, what: &str) -> Result<Option<String>,
         if n > 0 {
             out.push('\n');
         }
-        describe(store, config, e, &feed_urls, &mut out)?;
+        describe(store, config, e, &feed_urls, &mut out).await?;
     }
     Ok(Some(out))
 }
 
-fn describe(
+async fn describe(
     store: &Store,
     config: &Config,
     e: &StoredEntry,
@@ -141,7 +147,8 @@ fn describe(
     };
     let _ = writeln!(out, "  identity key: {} ({why})", e.key);
     let repairs = store
-        .feeds_by_url(std::slice::from_ref(&feed_url))?
+        .feeds_by_url(vec![feed_url.clone()].into())
+        .await?
         .remove(&feed_url)
         .map(|f| f.repairs)
         .unwrap_or_default();
@@ -180,7 +187,8 @@ fn describe(
     );
     let copies: Vec<StoredEntry> = match &e.canonical_link {
         Some(link) => store
-            .entries_with_link(link)?
+            .entries_with_links(vec![link.clone()])
+            .await?
             .into_iter()
             .filter(|c| c.id != e.id && feed_urls.contains_key(&c.feed_id))
             .collect(),
@@ -217,7 +225,7 @@ fn describe(
         } else if e.hidden {
             "not shown: back catalogue of a new feed".to_string()
         } else {
-            let selection = select::select(store, output, config)?;
+            let selection = select::select(store, output, config).await?;
             match selection.entries.iter().find(|o| {
                 o.stored.id == e.id
                     || o.stored.canonical_link.is_some() && o.stored.canonical_link == e.canonical_link

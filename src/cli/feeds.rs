@@ -75,31 +75,39 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     // Never creates a database: before the first poll there is nothing to read.
     let lease = config.node.lease;
     let (states, counts, outputs, errors, (nodes, holders)) = if config.backend().exists() {
-        let (store, thread) = match open_store(&config).await {
+        let store = match open_store(&config).await {
             Ok(opened) => opened,
             Err(status) => return status,
         };
-        let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
+        let urls: std::sync::Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
         let one = chosen.as_ref().map(|f| f.key.clone());
         let reset = ask.reset;
-        let result = store
-            .call(move |s| {
-                let states = s.feeds_by_url(&urls)?;
-                let one_id = one.as_ref().and_then(|k| states.get(k)).map(|st| st.id);
-                if let (true, Some(id)) = (reset, one_id) {
-                    s.reset_feed(id)?;
-                }
-                let states = if reset { s.feeds_by_url(&urls)? } else { states };
-                let errors = match one_id {
-                    Some(id) => Some(s.feed_errors(id)?),
-                    None => None,
-                };
-                let cluster = s.cluster(now, lease)?;
-                Ok((states, s.entry_counts()?, s.outputs()?, errors, cluster))
-            })
-            .await;
-        drop(store);
-        thread.join().await;
+        let result = async {
+            let states = store.feeds_by_url(urls.clone()).await?;
+            let one_id = one.as_ref().and_then(|k| states.get(k)).map(|st| st.id);
+            if let (true, Some(id)) = (reset, one_id) {
+                store.reset_feed(id).await?;
+            }
+            let states = if reset {
+                store.feeds_by_url(urls).await?
+            } else {
+                states
+            };
+            let errors = match one_id {
+                Some(id) => Some(store.feed_errors(id).await?),
+                None => None,
+            };
+            let cluster = store.cluster(now, lease).await?;
+            Ok::<_, crate::store::StoreError>((
+                states,
+                store.entry_counts().await?,
+                store.outputs().await?,
+                errors,
+                cluster,
+            ))
+        }
+        .await;
+        store.close().await;
         match result {
             Ok(r) => r,
             Err(e) => {

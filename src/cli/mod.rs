@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::Config;
-use crate::store::{StoreHandle, StoreThread};
+use crate::store::Store;
 
 /// Exit statuses, as documented above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,18 +382,18 @@ fn ensure_config(path: &Path) -> Result<(), Status> {
 }
 
 /// The store of `config`, or the error printed and the fatal status.
-async fn open_store(config: &Config) -> Result<(StoreHandle, StoreThread), Status> {
-    StoreHandle::open_backend(&config.backend()).await.map_err(|e| {
+async fn open_store(config: &Config) -> Result<Store, Status> {
+    Store::open(&config.backend()).await.map_err(|e| {
         eprintln!("error: {e}");
         Status::Fatal
     })
 }
 
 /// The config at `path` and its open store: what every command that reads the store starts with.
-async fn load_with_store(path: &Path) -> Result<(Config, StoreHandle, StoreThread), Status> {
+async fn load_with_store(path: &Path) -> Result<(Config, Store), Status> {
     let config = load(path)?;
-    let (store, thread) = open_store(&config).await?;
-    Ok((config, store, thread))
+    let store = open_store(&config).await?;
+    Ok((config, store))
 }
 
 /// Prints what rendering did; fatal when an output could not be written.
@@ -422,13 +422,12 @@ fn report_outputs(
 
 /// `tributary render`: every output from the store, no polling.
 async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
-    let (config, store, thread) = match load_with_store(config_path).await {
+    let (config, store) = match load_with_store(config_path).await {
         Ok(opened) => opened,
         Err(status) => return status,
     };
     // The back catalogue shown is what `poll.new_feed_entries` says now.
-    let limit = config.poll.new_feed_entries;
-    if let Err(e) = store.call(move |s| s.apply_catalogue_limit(limit)).await {
+    if let Err(e) = store.apply_catalogue_limit(config.poll.new_feed_entries).await {
         eprintln!("error: {e}");
         return Status::Fatal;
     }
@@ -438,8 +437,7 @@ async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
     if let Err(e) = crate::output::record_renders(&store, outcomes, chrono::Utc::now()).await {
         eprintln!("warning: cannot record the outputs' state: {e}");
     }
-    drop(store);
-    thread.join().await;
+    store.close().await;
     report_outputs(&outputs, verbosity)
 }
 
@@ -461,11 +459,10 @@ pub(crate) async fn find_feed(config_path: &Path, wanted: &str) -> Result<Option
     if !config.backend().exists() {
         return Ok(None);
     }
-    let (store, thread) = open_store(&config).await?;
-    let keys: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
-    let states = store.read(move |s| s.feeds_by_url(&keys)).await;
-    drop(store);
-    thread.join().await;
+    let store = open_store(&config).await?;
+    let keys: std::sync::Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
+    let states = store.feeds_by_url(keys).await;
+    store.close().await;
     let states = states.map_err(|e| {
         eprintln!("error: {e}");
         Status::Fatal

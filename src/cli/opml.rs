@@ -119,15 +119,11 @@ pub async fn export(config_path: &Path) -> Status {
     };
     // The store adds what only polling knows (a feed's own title, its site); without it the
     // config alone still makes a complete OPML.
-    let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
+    let urls: std::sync::Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
     let states = match open_store(&config).await {
-        Ok((store, thread)) => {
-            let states = store
-                .read(move |s| s.feeds_by_url(&urls))
-                .await
-                .unwrap_or_default();
-            drop(store);
-            thread.join().await;
+        Ok(store) => {
+            let states = store.feeds_by_url(urls).await.unwrap_or_default();
+            store.close().await;
             states
         }
         Err(_) => Default::default(),

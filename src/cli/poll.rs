@@ -3,15 +3,32 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Status, Verbosity, load_with_store, report_outputs};
+use super::{Status, Verbosity, report_outputs};
 use crate::fetch::Fetcher;
 use crate::output;
 use crate::poll::{FeedReport, FeedStatus, Options, poll_feeds};
+use crate::store::{Backend, Store};
 
 pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Status {
-    let (config, store, store_thread) = match load_with_store(config_path).await {
-        Ok(opened) => opened,
+    let config = match super::load(config_path) {
+        Ok(config) => config,
         Err(status) => return status,
+    };
+    // On a cluster's store this poll claims as a node does, under a name of its own: a node
+    // of the same name (on this host) must not take its claims for leftovers of a crash.
+    let backend = match config.backend() {
+        Backend::Server { url, node } => Backend::Server {
+            url,
+            node: format!("{node}/poll-{}", std::process::id()),
+        },
+        file => file,
+    };
+    let store = match Store::open(&backend).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Status::Fatal;
+        }
     };
     let fetcher = match Fetcher::new(&config.poll) {
         Ok(f) => f,
@@ -75,8 +92,7 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
     }
     let written: Vec<_> = outputs.iter().flatten().cloned().collect();
     crate::serve::websub::announce(&config, &written).await;
-    drop(store);
-    store_thread.join().await;
+    store.close().await;
 
     let failed: Vec<_> = report.failed().collect();
     let skipped: Vec<_> = report.skipped().collect();
@@ -104,7 +120,7 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
             entries.push_str(&format!("; {excluded} excluded by rules"));
         }
         outln!(
-            "polled {of_all} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}; {entries}",
+            "polled {of_all} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}{}; {entries}",
             report.elapsed.as_secs_f64(),
             report.ok_count(),
             not_modified,
@@ -113,6 +129,10 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
                 String::new()
             } else {
                 format!("; {} skipped", skipped.len())
+            },
+            match report.left_to_nodes {
+                0 => String::new(),
+                n => format!("; {n} left to the cluster's nodes (held by one, or polled in this slot)"),
             },
         );
     }

@@ -5,9 +5,9 @@
 //! alive. Every tick (a third of the lease) the node heartbeats, renews the claims of the
 //! feeds it still has queued or in flight (a claim not renewed runs out, and another node
 //! takes the feed), reads the host waits other nodes were told of, and, unless it leads, tries
-//! to take the render lead. The leader renders when any node stored changes (it hears them on
-//! [`CHANGES_CHANNEL`]) and publishes each output's bytes in the store; every other node
-//! hears of that on [`OUTPUTS_CHANNEL`] and writes and serves the same bytes.
+//! to take the render lead. The leader renders when any node stored changes (it hears of them
+//! as a [`Notice::Changes`]) and publishes each output's bytes in the store; every other node
+//! hears of that ([`Notice::Output`]) and writes and serves the same bytes.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,21 +18,17 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::output::OutputReport;
-use crate::store::postgres::{
-    CHANGES_CHANNEL, DUE_CHANNEL, Leader, Notice, OUTPUTS_CHANNEL, OutputChanges, PgError, PgStore,
-    TURNS_CHANNEL,
-};
-use crate::store::{StoreError, StoreHandle};
+use crate::store::{Coordination, Lead, Notice, Notices, Store, StoreError};
 
 /// One node's standing in the cluster.
 pub(super) struct Cluster {
-    pg: PgStore,
+    coordination: Arc<dyn Coordination>,
     /// How long a claim lasts unless renewed.
     pub lease: Duration,
     started: DateTime<Utc>,
     /// Held while this node leads: its session holds the lead's advisory lock.
-    leader: Option<Arc<tokio::sync::Mutex<Leader>>>,
-    notices: OutputChanges,
+    leader: Option<Arc<tokio::sync::Mutex<Box<dyn Lead>>>>,
+    notices: Notices,
     /// What this node published last, by output file name: the same bytes are not published
     /// twice.
     published: Arc<std::sync::Mutex<HashMap<String, String>>>,
@@ -41,7 +37,7 @@ pub(super) struct Cluster {
 /// What a tick found out.
 pub(super) struct Tick {
     /// This node took the render lead in this tick.
-    pub lead: Option<Leader>,
+    pub lead: Option<Box<dyn Lead>>,
     /// Claims that another node holds now (this one stalled past them).
     pub lost: Vec<i64>,
     /// Host waits in force anywhere in the cluster.
@@ -49,23 +45,22 @@ pub(super) struct Tick {
 }
 
 impl Cluster {
-    /// Joins the cluster of `store` (a PostgreSQL store) as `config`'s node: heartbeats at once
-    /// and listens for the others.
+    /// Joins the cluster of `store` (a store many nodes share) as `config`'s node: heartbeats
+    /// at once, gives back what a crash of its earlier life left held, and listens for the
+    /// others. `None` on a store of one.
     pub async fn join(
         config: &Config,
-        store: &StoreHandle,
+        store: &Store,
         now: DateTime<Utc>,
-    ) -> Result<Option<Cluster>, PgError> {
-        let Some(pg) = store.shared().cloned() else {
+    ) -> Result<Option<Cluster>, StoreError> {
+        let Some(coordination) = store.coordination() else {
             return Ok(None);
         };
-        pg.heartbeat(now, now).await?;
-        let notices = pg
-            .listen(&[CHANGES_CHANNEL, DUE_CHANNEL, OUTPUTS_CHANNEL, TURNS_CHANNEL])
-            .await?;
-        tracing::info!(node = %config.node.name, store = %pg.target(), "joined the cluster");
+        coordination.join(now).await?;
+        let notices = coordination.listen().await?;
+        tracing::info!(node = %config.node.name, store = %store.describe(), "joined the cluster");
         Ok(Some(Cluster {
-            pg,
+            coordination,
             lease: config.node.lease,
             started: now,
             leader: None,
@@ -81,8 +76,8 @@ impl Cluster {
     }
 
     /// The cluster's coordination (turns, the lead, heartbeats).
-    pub fn pg(&self) -> &PgStore {
-        &self.pg
+    pub fn coordination(&self) -> &Arc<dyn Coordination> {
+        &self.coordination
     }
 
     pub fn leads(&self) -> bool {
@@ -94,17 +89,22 @@ impl Cluster {
     /// node does not lead.
     pub fn tick(
         &self,
-        store: &StoreHandle,
+        store: &Store,
         claimed: Vec<i64>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Tick, StoreError>> + use<> {
-        let (pg, store, started, leads) = (self.pg.clone(), store.clone(), self.started, self.leads());
+        let (cluster, store, started, leads) = (
+            self.coordination.clone(),
+            store.clone(),
+            self.started,
+            self.leads(),
+        );
         let until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
         async move {
-            pg.heartbeat(started, now).await?;
-            let lost = store.call(move |s| s.renew_leases(&claimed, until)).await?;
-            let delays = store.call(move |s| s.host_delays(now)).await?;
-            let lead = if leads { None } else { pg.try_lead().await? };
+            cluster.heartbeat(started, now).await?;
+            let lost = store.renew_leases(claimed, until).await?;
+            let delays = store.host_delays(now).await?;
+            let lead = if leads { None } else { cluster.try_lead().await? };
             Ok(Tick { lead, lost, delays })
         }
     }
@@ -125,7 +125,7 @@ impl Cluster {
     }
 
     /// Takes the lead a tick won.
-    pub fn lead(&mut self, leader: Leader) {
+    pub fn lead(&mut self, leader: Box<dyn Lead>) {
         tracing::info!("this node leads: it renders the outputs");
         self.published.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.leader = Some(Arc::new(tokio::sync::Mutex::new(leader)));
@@ -134,7 +134,7 @@ impl Cluster {
     /// The next notification from the other nodes (pending forever once the listening
     /// connection is gone).
     pub async fn notice(&mut self) -> Option<Notice> {
-        self.notices.notice().await
+        self.notices.next().await
     }
 
     /// Publishes a rendered output for every node, unless its bytes are what was published
@@ -175,42 +175,51 @@ impl Cluster {
         }
     }
 
-    /// Writes and reports the output the leader published as `name` (a following node).
-    pub async fn follow(&self, config: &Config, name: &str) -> Option<OutputReport> {
+    /// Writes and reports the output the leader published as `name` (a following node): a
+    /// task of its own, for a database read and a file write are not for the control loop.
+    pub fn follow(
+        &self,
+        config: &Config,
+        name: &str,
+    ) -> Option<impl Future<Output = Option<OutputReport>> + use<>> {
         let spec = config.outputs.iter().find(|o| o.file_name() == name)?;
-        let (bytes, _etag) = match self.pg.rendered(name).await {
-            Ok(Some(rendered)) => rendered,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(error = %e, output = name, "cannot read a published output");
-                return None;
-            }
-        };
-        let path: PathBuf = spec.path.clone();
-        let bytes = Arc::new(bytes);
-        let write = {
-            let (path, bytes) = (path.clone(), bytes.clone());
-            tokio::task::spawn_blocking(move || crate::output::write_if_changed(&path, &bytes)).await
-        };
-        let written = match write {
-            Ok(Ok(written)) => written,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, output = %path.display(), "cannot write a published output");
-                return None;
-            }
-            Err(_) => return None,
-        };
-        let modified = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|_| std::time::SystemTime::now());
-        Some(OutputReport {
-            path,
-            entries: 0,
-            written,
-            bytes,
-            modified,
-            shown: Vec::new(),
-            pending: false,
-        })
+        let (cluster, name, path) = (self.coordination.clone(), name.to_string(), spec.path.clone());
+        Some(async move { follow(cluster, name, path).await })
     }
+}
+
+async fn follow(cluster: Arc<dyn Coordination>, name: String, path: PathBuf) -> Option<OutputReport> {
+    let (bytes, _etag) = match cluster.rendered(&name).await {
+        Ok(Some(rendered)) => rendered,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, output = %name, "cannot read a published output");
+            return None;
+        }
+    };
+    let bytes = Arc::new(bytes);
+    let write = {
+        let (path, bytes) = (path.clone(), bytes.clone());
+        tokio::task::spawn_blocking(move || crate::output::write_if_changed(&path, &bytes)).await
+    };
+    let written = match write {
+        Ok(Ok(written)) => written,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, output = %path.display(), "cannot write a published output");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let modified = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| std::time::SystemTime::now());
+    Some(OutputReport {
+        path,
+        entries: 0,
+        written,
+        bytes,
+        modified,
+        shown: Vec::new(),
+        pending: false,
+    })
 }

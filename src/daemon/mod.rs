@@ -34,7 +34,7 @@ use crate::output::{self, OutputError, OutputReport};
 use crate::poll::{self, FeedReport, FeedStatus, Poller};
 use crate::schedule::{Clock, Policy, SystemClock, clock::sleep_until};
 use crate::serve::{FetchOutcome, PolledFeed, Role, Server, websub};
-use crate::store::{Backend, Claimed, DaemonLock, Retention, Scheduled, StoreError, StoreHandle};
+use crate::store::{Claimed, Notice, Retention, Scheduled, Store, StoreError};
 
 /// What the outside world asks of a running daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,26 +87,19 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), DaemonError> {
     let config = Arc::new(Config::load(config_path)?);
-    let backend = config.backend();
     // One daemon per SQLite file; a PostgreSQL store is shared by the nodes of a cluster.
-    let lock = match &backend {
-        Backend::Sqlite(path) => Some(DaemonLock::acquire(path)?),
-        Backend::Postgres { .. } => None,
-    };
-    let (store, store_thread) = StoreHandle::open_backend(&backend).await?;
+    let store = Store::open_daemon(&config.backend()).await?;
     // Claims under this daemon's name (every claim, on SQLite) were left by one that crashed.
-    store.call(|s| s.release_leases(None)).await?;
+    store.release_leases(None).await?;
     let fetcher = Fetcher::new(&config.poll)?;
     poll::prepare(&config, &config.feeds, &store, clock.now(), true).await?;
     let mut poller = Poller::new(&config, fetcher.clone(), store.clone(), clock.clone()).await?;
     // On PostgreSQL this node is one of a cluster.
-    let cluster = cluster::Cluster::join(&config, &store, clock.now())
-        .await
-        .map_err(StoreError::from)?;
+    let cluster = cluster::Cluster::join(&config, &store, clock.now()).await?;
     if let Some(cluster) = &cluster {
         // `poll.per_host` for the cluster, not per node.
         poller.share_turns(poll::SharedTurns {
-            pg: cluster.pg().clone(),
+            cluster: cluster.coordination().clone(),
             hold: config.poll.timeout * 2,
             wait: cluster.lease + config.poll.timeout,
             freed: Default::default(),
@@ -183,6 +176,7 @@ pub async fn run_with_clock(
         serving_admin,
         next_tick: cluster.as_ref().map(|_| now),
         cluster,
+        follows: JoinSet::new(),
         tick: None,
     };
     tracing::info!(
@@ -193,10 +187,9 @@ pub async fn run_with_clock(
     );
     notify::ready(&daemon.status());
     // The outputs as the store has them, so a restarted daemon serves at once.
-    daemon.follow_all().await;
+    daemon.follow_all();
     daemon.request_render();
     let exit = daemon.main_loop(&mut control).await;
-    // The server holds a store handle: it must be gone before the store thread can finish.
     // Requests in flight get a moment; idle keep-alive connections do not hold the exit up.
     server_stop.cancel();
     for mut task in server_tasks {
@@ -204,13 +197,13 @@ pub async fn run_with_clock(
             task.abort();
         }
     }
-    // Every task that holds a store handle goes with the daemon (renders still running are
-    // aborted; an output is written whole or not at all).
+    // Tasks still running go with the daemon (renders are aborted; an output is written whole
+    // or not at all). Writes already queued are committed before the store closes.
+    let store = daemon.store.clone();
     drop(daemon);
     if exit == Exit::Graceful {
-        store_thread.join().await;
+        store.close().await;
     }
-    drop(lock);
     tracing::info!("tributary stopped");
     Ok(())
 }
@@ -237,7 +230,7 @@ struct Daemon {
     config: Arc<Config>,
     /// `config.feeds` by URL.
     specs: HashMap<String, usize>,
-    store: StoreHandle,
+    store: Store,
     fetcher: Fetcher,
     clock: Arc<dyn Clock>,
     poller: Poller,
@@ -272,6 +265,8 @@ struct Daemon {
     serving_admin: Option<std::net::SocketAddr>,
     /// This node's part in a cluster (on a PostgreSQL store).
     cluster: Option<cluster::Cluster>,
+    /// Outputs the leader published, being read and written here (a following node).
+    follows: JoinSet<Option<OutputReport>>,
     /// A cluster tick in progress (heartbeat, renewals, the lead), and when the next is due.
     tick: Option<JoinHandle<Result<cluster::Tick, StoreError>>>,
     next_tick: Option<DateTime<Utc>>,
@@ -388,7 +383,12 @@ impl Daemon {
                 Some(notice) = async { self.cluster.as_mut().expect("guarded").notice().await },
                     if self.cluster.is_some() =>
                 {
-                    self.heard(notice).await;
+                    self.heard(notice);
+                }
+                Some(followed) = self.follows.join_next(), if !self.follows.is_empty() => {
+                    if let (Ok(Some(report)), Some(server)) = (followed, &self.server) {
+                        server.publish(&[Ok(report)]);
+                    }
                 }
             }
             self.after_event();
@@ -463,16 +463,24 @@ impl Daemon {
         let batch = self.claim_batch();
         self.scan = Some(tokio::spawn(async move {
             let kept = release.clone();
-            store
-                .call(move |s| {
-                    if !release.is_empty() {
-                        s.release_leases(Some(&release))?;
-                    }
-                    s.claim_due(now, batch, lease_until)
-                })
-                .await
-                .map_err(|e| (e, kept))
+            let claimed = async {
+                if !release.is_empty() {
+                    store.release_leases(Some(release)).await?;
+                }
+                store.claim_due(now, batch, lease_until).await
+            };
+            claimed.await.map_err(|e| (e, kept))
         }));
+    }
+
+    /// How soon to claim again after the store failed: in a cluster within a tick, so that
+    /// a database back from a restart is polled again within a lease; alone, a minute.
+    fn store_retry(&self) -> chrono::Duration {
+        let retry = self
+            .cluster
+            .as_ref()
+            .map_or(Duration::from_secs(60), |c| c.tick_every());
+        chrono::Duration::from_std(retry).unwrap_or_default()
     }
 
     /// Notes whether the store works, logging only the changes.
@@ -502,12 +510,12 @@ impl Daemon {
                 self.store_works(false, Some(&e));
                 self.unrecorded.extend(unreleased);
                 self.more_due = false;
-                self.next_wake = Some(self.clock.now() + chrono::Duration::minutes(1));
+                self.next_wake = Some(self.clock.now() + self.store_retry());
                 return;
             }
             Err(e) => {
-                tracing::error!(error = %e, "due-feed scan failed; trying again in a minute");
-                self.next_wake = Some(self.clock.now() + chrono::Duration::minutes(1));
+                tracing::error!(error = %e, "due-feed scan failed; trying again");
+                self.next_wake = Some(self.clock.now() + self.store_retry());
                 return;
             }
         };
@@ -541,7 +549,7 @@ impl Daemon {
                         (id, scheduled)
                     })
                     .collect();
-                if let Err(e) = store.call(move |s| s.schedule(&off)).await {
+                if let Err(e) = store.schedule(off).await {
                     tracing::warn!(error = %e, "cannot take removed feeds off the schedule");
                 }
             });
@@ -798,8 +806,8 @@ impl Daemon {
                 return Err(format!(
                     "new configuration rejected: the store changed ({} → {}); restart to switch databases \
                      or node names; keeping the running configuration",
-                    backend.describe(),
-                    config.backend().describe()
+                    crate::store::describe(&backend),
+                    crate::store::describe(&config.backend())
                 ));
             }
             let fetcher = Fetcher::new(&config.poll)
@@ -925,55 +933,51 @@ impl Daemon {
 
     /// A notification from the cluster: stored changes (the leader renders) or a published
     /// output (the others write and serve it).
-    async fn heard(&mut self, notice: crate::store::postgres::Notice) {
+    fn heard(&mut self, notice: Notice) {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        if notice.channel == crate::store::postgres::DUE_CHANNEL {
+        match notice {
             // Another node recorded a poll: this one wakes for that feed's next due time too.
-            if let Some(due) = notice
-                .payload
-                .parse()
-                .ok()
-                .and_then(DateTime::<Utc>::from_timestamp_millis)
-            {
-                self.next_wake = Some(self.next_wake.map_or(due, |w| w.min(due)));
+            Notice::Due(due) => self.next_wake = Some(self.next_wake.map_or(due, |w| w.min(due))),
+            Notice::TurnFreed(host) => self.poller.turn_freed(&host),
+            // Announced by the node that was told: every node's polls hold off at once.
+            Notice::HostDelayed { host, until } => self.poller.hold_hosts(&HashMap::from([(host, until)])),
+            Notice::Changes { node } => {
+                if cluster.leads() && node != self.config.node.name {
+                    self.changes_since.get_or_insert_with(Instant::now);
+                }
             }
-            return;
-        }
-        if notice.channel == crate::store::postgres::TURNS_CHANNEL {
-            self.poller.turn_freed(&notice.payload);
-            return;
-        }
-        if notice.channel == crate::store::postgres::CHANGES_CHANNEL {
-            if cluster.leads() && notice.payload != self.config.node.name {
-                self.changes_since.get_or_insert_with(Instant::now);
+            Notice::Output(name) => {
+                if !cluster.leads()
+                    && let Some(follow) = cluster.follow(&self.config, &name)
+                {
+                    self.follows.spawn(follow);
+                }
             }
-            return;
-        }
-        if cluster.leads() {
-            return;
-        }
-        if let Some(report) = cluster.follow(&self.config, &notice.payload).await
-            && let Some(server) = &self.server
-        {
-            server.publish(&[Ok(report)]);
+            // Whatever was announced while the notices were lost is looked at again: due
+            // times (a claim now finds them), host waits (the next tick reads them), and the
+            // outputs published meanwhile.
+            Notice::Reconnected => {
+                self.next_wake = Some(self.clock.now());
+                self.more_due = false;
+                self.follow_all();
+            }
         }
     }
 
     /// A node that does not lead serves what the leader last published, from the start.
-    async fn follow_all(&mut self) {
+    fn follow_all(&mut self) {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        let mut reports = Vec::new();
-        for spec in &self.config.outputs {
-            if let Some(report) = cluster.follow(&self.config, &spec.file_name()).await {
-                reports.push(Ok(report));
-            }
+        if cluster.leads() {
+            return;
         }
-        if let Some(server) = &self.server {
-            server.publish(&reports);
+        for spec in &self.config.outputs {
+            if let Some(follow) = cluster.follow(&self.config, &spec.file_name()) {
+                self.follows.spawn(follow);
+            }
         }
     }
 
@@ -984,7 +988,7 @@ impl Daemon {
         let unstarted: Vec<i64> = self.poller.take_queued().iter().map(|j| j.feed_id()).collect();
         if !unstarted.is_empty() {
             let store = self.store.clone();
-            if let Err(e) = store.call(move |s| s.release_leases(Some(&unstarted))).await {
+            if let Err(e) = store.release_leases(Some(unstarted)).await {
                 tracing::warn!(error = %e, "cannot release the claims of feeds not polled");
             }
         }
@@ -1108,27 +1112,24 @@ fn log_feed(report: &FeedReport) {
 /// their last renders showed it (`shown`), selected again only for outputs not rendered yet.
 async fn housekeeping(
     config: Arc<Config>,
-    store: StoreHandle,
+    store: Store,
     now: DateTime<Utc>,
     shown: HashMap<PathBuf, Arc<Vec<i64>>>,
 ) {
-    let selection_config = config.clone();
-    let shown = store
-        .read(move |s| {
-            let mut ids = HashSet::new();
-            for spec in &selection_config.outputs {
-                match shown.get(&spec.path) {
-                    Some(rendered) => ids.extend(rendered.iter().copied()),
-                    None => {
-                        let selection = output::select::select(s, spec, &selection_config)?;
-                        ids.extend(selection.entries.iter().map(|e| e.stored.id));
-                    }
+    let shown = async {
+        let mut ids = HashSet::new();
+        for spec in &config.outputs {
+            match shown.get(&spec.path) {
+                Some(rendered) => ids.extend(rendered.iter().copied()),
+                None => {
+                    let selection = output::select::select(&store, spec, &config).await?;
+                    ids.extend(selection.entries.iter().map(|e| e.stored.id));
                 }
             }
-            Ok(ids)
-        })
-        .await;
-    let protected = match shown {
+        }
+        Ok::<_, StoreError>(ids)
+    };
+    let protected = match shown.await {
         Ok(ids) => ids,
         Err(e) => {
             tracing::error!(error = %e, "housekeeping skipped: cannot tell what outputs show");

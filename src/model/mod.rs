@@ -22,7 +22,7 @@ pub use hints::{FeedRhythm, Hints, Skip};
 pub use rewrite::Rewrite;
 pub use rules::{Field, Rule, Rules};
 pub use source::{Pick, Pointer, Scrape, Source};
-pub use store::{Backend, ClusterNode, describe_pg_config, describe_postgres, is_postgres};
+pub use store::{Backend, ClusterNode, is_server_url};
 
 /// One configured feed, as the config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,7 +277,7 @@ impl Repair {
 
 /// One failure in a feed's error history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct FeedError {
+pub struct FeedError {
     pub at: DateTime<Utc>,
     pub kind: FailureKind,
     pub message: String,

@@ -4,14 +4,16 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-/// Which database the store is.
+/// Which database the store is, as the config names it: which engine serves it is the
+/// store's business (`store::Store::open`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
-    /// The embedded default: one file, one daemon.
-    Sqlite(PathBuf),
-    /// The shared store of a cluster: `url` is the connection string (its `${NAME}`
-    /// references read); `node` is this node's name in claims and heartbeats.
-    Postgres { url: String, node: String },
+    /// The embedded default: one file (SQLite), one daemon.
+    File(PathBuf),
+    /// The shared store of a cluster on a database server (PostgreSQL): `url` is the
+    /// connection string (its `${NAME}` references read); `node` is this node's name in
+    /// claims and heartbeats.
+    Server { url: String, node: String },
 }
 
 impl Backend {
@@ -19,49 +21,17 @@ impl Backend {
     /// connects first, an SQLite file by the first command that writes.
     pub fn exists(&self) -> bool {
         match self {
-            Backend::Sqlite(path) => path.exists(),
-            Backend::Postgres { .. } => true,
-        }
-    }
-
-    /// For messages: the file, or the server without its password.
-    pub fn describe(&self) -> String {
-        match self {
-            Backend::Sqlite(path) => path.display().to_string(),
-            Backend::Postgres { url, .. } => describe_postgres(url),
+            Backend::File(path) => path.exists(),
+            Backend::Server { .. } => true,
         }
     }
 }
 
-/// Whether `target` names a PostgreSQL database (`postgres://`, `postgresql://`, or a
-/// `host=… dbname=…` connection string) rather than an SQLite file.
-pub fn is_postgres(target: &str) -> bool {
+/// Whether `target` names a database server (a PostgreSQL connection string: `postgres://`,
+/// `postgresql://`, or `host=… dbname=…`) rather than an SQLite file.
+pub fn is_server_url(target: &str) -> bool {
     let t = target.trim_start();
     t.starts_with("postgres://") || t.starts_with("postgresql://") || t.starts_with("host=")
-}
-
-/// `user@host:port/db` from a PostgreSQL connection string, never the password.
-pub fn describe_postgres(url: &str) -> String {
-    match url.parse::<tokio_postgres::Config>() {
-        Ok(config) => describe_pg_config(&config),
-        Err(_) => "PostgreSQL (a connection string that does not parse)".into(),
-    }
-}
-
-/// `user@host:port/db` from a connection config, never the password.
-pub fn describe_pg_config(config: &tokio_postgres::Config) -> String {
-    let host = config
-        .get_hosts()
-        .first()
-        .map(|h| match h {
-            tokio_postgres::config::Host::Tcp(name) => name.clone(),
-            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-        })
-        .unwrap_or_else(|| "localhost".into());
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("?");
-    let db = config.get_dbname().unwrap_or(user);
-    format!("{user}@{host}:{port}/{db}")
 }
 
 /// A node of a cluster, as the shared store last heard of it (`feeds`, /healthz).

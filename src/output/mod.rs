@@ -24,7 +24,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::Config;
 use crate::model::{OutputFormat, OutputSpec};
-use crate::store::{StoreError, StoreHandle};
+use crate::store::{Store, StoreError};
 pub use select::{FeedView, OutputEntry, Selection};
 
 #[derive(Debug, thiserror::Error)]
@@ -71,18 +71,11 @@ pub fn outcome(result: &Result<OutputReport, OutputError>) -> (String, Result<bo
 
 /// Records renders' outcomes (see [`outcome`]) in the store, for `feeds` and /healthz.
 pub(crate) async fn record_renders(
-    store: &StoreHandle,
+    store: &Store,
     outcomes: Vec<(String, Result<bool, String>)>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    store
-        .call(move |s| {
-            for (path, outcome) in &outcomes {
-                s.record_output(path, outcome.as_ref().map(|w| *w).map_err(String::as_str), now)?;
-            }
-            Ok(())
-        })
-        .await
+    store.record_outputs(outcomes, now).await
 }
 
 /// What rendering one output did.
@@ -169,7 +162,7 @@ impl Context {
 }
 
 /// Renders every configured output from the store.
-pub async fn render_all(config: &Arc<Config>, store: &StoreHandle) -> Vec<Result<OutputReport, OutputError>> {
+pub async fn render_all(config: &Arc<Config>, store: &Store) -> Vec<Result<OutputReport, OutputError>> {
     let context = Arc::new(Context::new(config));
     let mut reports = Vec::with_capacity(config.outputs.len());
     for spec in &config.outputs {
@@ -181,32 +174,35 @@ pub async fn render_all(config: &Arc<Config>, store: &StoreHandle) -> Vec<Result
 pub async fn render_one(
     config: &Arc<Config>,
     spec: &OutputSpec,
-    store: &StoreHandle,
+    store: &Store,
     context: &Arc<Context>,
     mode: WhenEmpty,
 ) -> Result<OutputReport, OutputError> {
-    // The spec is found in the shared config rather than copied: it lists its feeds, all
-    // 100,000 of them in a big planet.
-    let at = config.outputs.iter().position(|o| o.path == spec.path);
-    let own = if at.is_none() { Some(spec.clone()) } else { None };
-    let (config, context) = (config.clone(), context.clone());
-    // Selection and rendering run on a reader thread: both are synchronous and CPU-bound.
-    let rendered = store
-        .read(move |s| {
-            let spec = match &own {
-                Some(own) => own,
-                None => &config.outputs[at.unwrap_or_default()],
-            };
-            let selection = select::select(s, spec, &config)?;
-            let shown: Vec<i64> = selection.entries.iter().map(|e| e.stored.id).collect();
-            Ok((shown, render(spec, &selection, &context)))
-        })
+    let selection = select::select(store, spec, config)
         .await
         .map_err(|source| OutputError::Store {
             path: spec.path.clone(),
             source,
         })?;
-    let (shown, bytes) = (rendered.0, rendered.1?);
+    let shown: Vec<i64> = selection.entries.iter().map(|e| e.stored.id).collect();
+    // Rendering is synchronous and CPU-bound: on the blocking pool. The spec is found in the
+    // shared config rather than copied: it lists its feeds, all 100,000 of them in a big
+    // planet.
+    let at = config.outputs.iter().position(|o| o.path == spec.path);
+    let own = if at.is_none() { Some(spec.clone()) } else { None };
+    let (config, context) = (config.clone(), context.clone());
+    let bytes = tokio::task::spawn_blocking(move || {
+        let spec = match &own {
+            Some(own) => own,
+            None => &config.outputs[at.unwrap_or_default()],
+        };
+        render(spec, &selection, &context)
+    })
+    .await
+    .map_err(|e| OutputError::Write {
+        path: spec.path.clone(),
+        source: std::io::Error::other(e),
+    })??;
     let entries = shown.len();
     let path = spec.path.clone();
     // OPML lists subscriptions, which the config has before any poll.

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 // are the operator's own feed URLs and store ids).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
-use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -18,7 +18,7 @@ use crate::filter::{self, Fields};
 use crate::model::{
     CrossFeedDedupe, FeedSpec, FeedState, OutputFormat, OutputSpec, StoredEntry, display_url,
 };
-use crate::store::{Candidate, Store, StoreError};
+use crate::store::{Candidate, CandidateQuery, Store, StoreError};
 
 /// A feed as an output names it: the operator's title wins over the feed's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,13 +102,12 @@ pub struct Selection {
 /// built only for the feeds whose entries are shown (an output of 100,000 feeds shows 100
 /// entries).
 struct OutputFeeds<'a> {
-    store: &'a Store,
     config: &'a Config,
     /// The output's feeds by store key with their position in the config (ties go to the
     /// feed listed first); `None`: every configured feed (`config.feed_positions`).
     subset: Option<FastMap<&'a str, usize>>,
     /// Store ids of the output's feeds; `None`: every feed the store has.
-    ids: Option<FastSet<i64>>,
+    ids: Option<Arc<HashSet<i64>>>,
     views: HashMap<i64, Option<(usize, FeedView)>>,
 }
 
@@ -125,70 +124,45 @@ impl OutputFeeds<'_> {
         }
     }
 
-    /// The view of feed `id` and its config position, `None` when it is not the output's.
-    fn view(&mut self, id: i64) -> Result<Option<&(usize, FeedView)>, StoreError> {
-        if !self.views.contains_key(&id) {
-            let state = if self.contains(id) {
-                self.store.feed_by_id(id)?
-            } else {
-                None
-            };
-            let view = state.and_then(|state| {
+    /// Reads the views of the feeds `ids` not seen yet, in one query.
+    async fn load(&mut self, store: &Store, ids: impl IntoIterator<Item = i64>) -> Result<(), StoreError> {
+        let wanted: Vec<i64> = ids
+            .into_iter()
+            .filter(|id| !self.views.contains_key(id) && self.contains(*id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let states = store.feeds_by_id(wanted.clone()).await?;
+        for id in wanted {
+            let view = states.get(&id).and_then(|state| {
                 let at = self.position_of(&state.url)?;
-                Some((at, FeedView::new(&self.config.feeds[at], Some(&state))))
+                Some((at, FeedView::new(&self.config.feeds[at], Some(state))))
             });
             self.views.insert(id, view);
         }
-        Ok(self.views.get(&id).and_then(Option::as_ref))
+        Ok(())
     }
 
-    fn position(&mut self, id: i64) -> Result<Option<usize>, StoreError> {
-        Ok(self.view(id)?.map(|(at, _)| *at))
+    /// The view of feed `id` and its config position, `None` when it is not the output's
+    /// (read by [`OutputFeeds::load`] first).
+    fn view(&self, id: i64) -> Option<&(usize, FeedView)> {
+        self.views.get(&id).and_then(Option::as_ref)
     }
 }
 
-/// The entry a kept candidate stands for, read whole, with the other copies of its story
-/// (same canonical link) in the output's feeds; `None` when its story was shown already.
-fn choose(
-    store: &Store,
-    spec: &OutputSpec,
-    feeds: &mut OutputFeeds<'_>,
-    seen_links: &mut HashSet<String>,
-    candidate: Candidate,
-) -> Result<Option<(StoredEntry, Vec<StoredEntry>)>, StoreError> {
-    let link = match (&spec.dedupe, candidate.canonical_link) {
-        (CrossFeedDedupe::Link, Some(link)) => link,
-        _ => return Ok(store.entry(candidate.id)?.map(|e| (e, Vec::new()))),
-    };
-    if seen_links.contains(&link) {
-        return Ok(None);
-    }
-    let mut group: Vec<(StoredEntry, Option<usize>)> = Vec::new();
-    for e in store.entries_with_link(&link)? {
-        if feeds.contains(e.feed_id) && filter::keeps(&spec.rules, &Fields::of(&e.entry)) {
-            let at = feeds.position(e.feed_id)?;
-            group.push((e, at));
-        }
-    }
-    seen_links.insert(link);
-    if group.is_empty() {
-        let Some(entry) = store.entry(candidate.id)? else {
-            return Ok(None);
-        };
-        group.push((entry, None));
-    }
-    // The feed that had it first: first seen by us, then (for copies found in the same poll)
-    // published first, then the feed listed first.
-    group.sort_by_key(|(e, at)| (e.first_seen, e.published, *at, e.id));
-    let mut group = group.into_iter().map(|(e, _)| e);
-    let Some(primary) = group.next() else {
-        return Ok(None);
-    };
-    Ok(Some((primary, group.collect())))
+/// How many candidates one page asks for, when `wanted` more entries are needed: rules and
+/// duplicates can skip any number of them.
+fn page_size(wanted: usize) -> usize {
+    (wanted * 2).clamp(64, 1000)
 }
 
-/// Chooses `spec`'s entries from `store`. `all_feeds` is the configuration's feed list.
-pub fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selection, StoreError> {
+/// Chooses `spec`'s entries from `store`: one pass over the candidates, newest first, page by
+/// page, until the output is full. Rules are tested on each candidate as it comes; only the
+/// rows kept are read whole, and a page's duplicates and feeds are each read in one query.
+pub async fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selection, StoreError> {
     // An output's feeds are configured feeds, each once: as many means all of them.
     let every = spec.feeds.len() == config.feeds.len();
     let selected: FastSet<&str> = if every {
@@ -201,8 +175,8 @@ pub fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selec
     // entries they show.
     let feeds: Vec<FeedView> = if matches!(spec.format, OutputFormat::Html | OutputFormat::Opml) {
         let specs: Vec<&FeedSpec> = config.feeds.iter().filter(|f| in_output(f)).collect();
-        let urls: Vec<String> = specs.iter().map(|f| f.key.clone()).collect();
-        let states = store.feeds_by_url(&urls)?;
+        let urls: Arc<[String]> = specs.iter().map(|f| f.key.clone()).collect();
+        let states = store.feeds_by_url(urls).await?;
         specs
             .iter()
             .map(|f| FeedView::new(f, states.get(&f.key)))
@@ -225,71 +199,80 @@ pub fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selec
             .map(|(i, f)| (f.key.as_str(), i))
             .collect()
     });
-    let ids: Vec<i64> = match &subset {
-        Some(subset) => store.feed_ids(subset)?,
-        None => store.feed_ids(&config.feed_positions)?,
-    };
+    let stored = store.feed_ids().await?;
+    let ids: HashSet<i64> = stored
+        .iter()
+        .filter(|(_, url)| match &subset {
+            Some(subset) => subset.contains_key(url.as_str()),
+            None => config.feed_positions.contains_key(url.as_str()),
+        })
+        .map(|(id, _)| *id)
+        .collect();
     if ids.is_empty() {
         return Ok(Selection { entries, feeds });
     }
     // Every feed the store has is selected: no need to test each entry's feed.
-    let all = store.feed_count()? == ids.len();
+    let ids = (stored.len() != ids.len()).then(|| Arc::new(ids));
     let mut output_feeds = OutputFeeds {
-        store,
         config,
         subset,
-        ids: (!all).then(|| ids.iter().copied().collect()),
+        ids: ids.clone(),
         views: HashMap::new(),
     };
+    let needs = filter::needs(&spec.rules);
     let mut seen_links: HashSet<String> = HashSet::new();
     let mut seen_ids: HashSet<i64> = HashSet::new();
-    let mut failed = None;
-    // One pass over the candidates, newest first, until the output is full: rules and
-    // duplicates can skip any number of them, and only the rows kept are read whole.
-    let mut keep = |candidate: Candidate| -> Result<ControlFlow<()>, StoreError> {
-        if seen_ids.contains(&candidate.id) || !filter::keeps(&spec.rules, &candidate.fields()) {
-            return Ok(ControlFlow::Continue(()));
-        }
-        let Some((primary, others)) = choose(store, spec, &mut output_feeds, &mut seen_links, candidate)?
-        else {
-            return Ok(ControlFlow::Continue(()));
-        };
-        let Some((_, feed)) = output_feeds.view(primary.feed_id)?.cloned() else {
-            return Ok(ControlFlow::Continue(()));
-        };
-        let mut also_in: Vec<FeedView> = Vec::new();
-        for other in &others {
-            seen_ids.insert(other.id);
-            if other.feed_id != primary.feed_id
-                && let Some((_, v)) = output_feeds.view(other.feed_id)?
-                && !also_in.contains(v)
-            {
-                also_in.push(v.clone());
+    let mut after = None;
+    while entries.len() < spec.limit {
+        let page = store
+            .candidates(CandidateQuery {
+                feeds: ids.clone(),
+                needs,
+                after,
+                limit: page_size(spec.limit - entries.len()),
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.cursor());
+        let kept: Vec<Candidate> = page
+            .into_iter()
+            .filter(|c| !seen_ids.contains(&c.id) && filter::keeps(&spec.rules, &c.fields()))
+            .collect();
+        let stories = Stories::read(store, spec, &kept, &seen_links).await?;
+        output_feeds
+            .load(store, stories.feeds().chain(kept.iter().map(|c| c.feed_id)))
+            .await?;
+        for candidate in kept {
+            if seen_ids.contains(&candidate.id) {
+                continue;
+            }
+            let Some((primary, others)) = stories.choose(spec, &output_feeds, &mut seen_links, candidate)
+            else {
+                continue;
+            };
+            let Some((_, feed)) = output_feeds.view(primary.feed_id).cloned() else {
+                continue;
+            };
+            let mut also_in: Vec<FeedView> = Vec::new();
+            for other in &others {
+                seen_ids.insert(other.id);
+                if other.feed_id != primary.feed_id
+                    && let Some((_, v)) = output_feeds.view(other.feed_id)
+                    && !also_in.contains(v)
+                {
+                    also_in.push(v.clone());
+                }
+            }
+            seen_ids.insert(primary.id);
+            entries.push(OutputEntry {
+                stored: primary,
+                feed,
+                also_in,
+            });
+            if entries.len() >= spec.limit {
+                break;
             }
         }
-        seen_ids.insert(primary.id);
-        entries.push(OutputEntry {
-            stored: primary,
-            feed,
-            also_in,
-        });
-        Ok(if entries.len() >= spec.limit {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        })
-    };
-    store.candidates(&ids, all, filter::needs(&spec.rules), |candidate| {
-        match keep(candidate) {
-            Ok(flow) => flow,
-            Err(e) => {
-                failed = Some(e);
-                ControlFlow::Break(())
-            }
-        }
-    })?;
-    if let Some(e) = failed {
-        return Err(e);
     }
     // A duplicate group's primary may be a little older than the copy that surfaced it.
     entries.sort_by(|a, b| {
@@ -301,22 +284,118 @@ pub fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selec
     Ok(Selection { entries, feeds })
 }
 
+/// A page's kept candidates read whole: their copies by canonical link (when the output
+/// collapses duplicates), and the entries of those without a story group.
+struct Stories {
+    by_link: HashMap<String, Vec<StoredEntry>>,
+    by_id: HashMap<i64, StoredEntry>,
+}
+
+impl Stories {
+    async fn read(
+        store: &Store,
+        spec: &OutputSpec,
+        kept: &[Candidate],
+        seen_links: &HashSet<String>,
+    ) -> Result<Stories, StoreError> {
+        let dedupe = spec.dedupe == CrossFeedDedupe::Link;
+        let links: Vec<String> = kept
+            .iter()
+            .filter_map(|c| c.canonical_link.as_ref().filter(|_| dedupe))
+            .filter(|l| !seen_links.contains(*l))
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut by_link: HashMap<String, Vec<StoredEntry>> = HashMap::new();
+        if !links.is_empty() {
+            for e in store.entries_with_links(links).await? {
+                if let Some(link) = e.canonical_link.clone() {
+                    by_link.entry(link).or_default().push(e);
+                }
+            }
+        }
+        let ids: Vec<i64> = kept
+            .iter()
+            .filter(|c| {
+                !dedupe
+                    || c.canonical_link
+                        .as_ref()
+                        .is_none_or(|l| by_link.get(l).is_none_or(Vec::is_empty))
+            })
+            .map(|c| c.id)
+            .collect();
+        let by_id = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            store.entries(ids).await?.into_iter().map(|e| (e.id, e)).collect()
+        };
+        Ok(Stories { by_link, by_id })
+    }
+
+    /// The feeds of every entry read.
+    fn feeds(&self) -> impl Iterator<Item = i64> + '_ {
+        self.by_link
+            .values()
+            .flatten()
+            .chain(self.by_id.values())
+            .map(|e| e.feed_id)
+    }
+
+    /// The entry a kept candidate stands for, with the other copies of its story (same
+    /// canonical link) in the output's feeds; `None` when its story was shown already.
+    fn choose(
+        &self,
+        spec: &OutputSpec,
+        feeds: &OutputFeeds<'_>,
+        seen_links: &mut HashSet<String>,
+        candidate: Candidate,
+    ) -> Option<(StoredEntry, Vec<StoredEntry>)> {
+        let link = match (&spec.dedupe, candidate.canonical_link) {
+            (CrossFeedDedupe::Link, Some(link)) => link,
+            _ => return self.by_id.get(&candidate.id).map(|e| (e.clone(), Vec::new())),
+        };
+        if seen_links.contains(&link) {
+            return None;
+        }
+        let copies = self.by_link.get(&link).map_or(&[][..], Vec::as_slice);
+        let mut group: Vec<(&StoredEntry, Option<usize>)> = copies
+            .iter()
+            .filter(|e| feeds.contains(e.feed_id) && filter::keeps(&spec.rules, &Fields::of(&e.entry)))
+            .map(|e| (e, feeds.view(e.feed_id).map(|(at, _)| *at)))
+            .collect();
+        seen_links.insert(link);
+        if group.is_empty() {
+            let own = copies.iter().find(|e| e.id == candidate.id);
+            group.push((own.or_else(|| self.by_id.get(&candidate.id))?, None));
+        }
+        // The feed that had it first: first seen by us, then (for copies found in the same
+        // poll) published first, then the feed listed first.
+        group.sort_by_key(|(e, at)| (e.first_seen, e.published, *at, e.id));
+        let mut group = group.into_iter().map(|(e, _)| e.clone());
+        let primary = group.next()?;
+        Some((primary, group.collect()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
 
     use super::*;
     use crate::model::Entry;
-    use crate::store::{finished, store_all};
+    use crate::store::{finished, store_batch};
 
     /// A feed's entries: (title, link, day of March 2026).
     type Stories = &'static [(&'static str, &'static str, u32)];
 
     /// A store holding, for each `(feed URL, stories)`, those entries.
-    fn filled(dir: &std::path::Path, feeds: &[(&str, Stories)]) -> Store {
-        let mut store = Store::open(&dir.join("t.db")).unwrap();
+    async fn filled(dir: &std::path::Path, feeds: &[(&str, Stories)]) -> Store {
+        let store = Store::open(&crate::store::Backend::File(dir.join("t.db")))
+            .await
+            .unwrap();
         let urls: Vec<String> = feeds.iter().map(|(u, _)| u.to_string()).collect();
-        let states = store.ensure_feeds(&urls, Utc::now()).unwrap();
+        let states = store.ensure_feeds(urls, Utc::now()).await.unwrap();
         for (state, (_, entries)) in states.iter().zip(feeds) {
             let entries = entries
                 .iter()
@@ -328,7 +407,7 @@ mod tests {
                     ..Entry::default()
                 })
                 .collect();
-            store_all(&mut store, state.id, &finished(entries));
+            store_batch(&store, state.id, finished(entries), 100, Utc::now()).await;
         }
         store
     }
@@ -342,12 +421,13 @@ mod tests {
     }
 
     /// Feeds A and B holding their stories, and a config with `outputs`.
-    fn planet(outputs: &str) -> (tempfile::TempDir, Store, Config) {
+    async fn planet(outputs: &str) -> (tempfile::TempDir, Store, Config) {
         let dir = tempfile::tempdir().unwrap();
         let store = filled(
             dir.path(),
             &[("https://a.example/feed", A), ("https://b.example/feed", B)],
-        );
+        )
+        .await;
         let config = config(dir.path(), outputs);
         (dir, store, config)
     }
@@ -370,32 +450,34 @@ mod tests {
         ("shared story, B's copy", "https://news.example/s", 4),
     ];
 
-    #[test]
-    fn newest_first_within_the_limit_and_the_rules() {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn newest_first_within_the_limit_and_the_rules() {
         let (_dir, store, config) = planet(
             "[[output]]\npath = \"all.atom\"\nlimit = 3\n\
              [[output]]\npath = \"needles.atom\"\ninclude = [{ title = \"needle\" }]\n\
              [[output]]\npath = \"none.atom\"\ninclude = [{ title = \"nothing matches\" }]\n",
-        );
-        let pick = |i: usize| select(&store, &config.outputs[i], &config).unwrap();
+        )
+        .await;
+        let pick = |i: usize| select(&store, &config.outputs[i], &config);
         assert_eq!(
-            titles(&pick(0)),
+            titles(&pick(0).await.unwrap()),
             // The shared story, met as B's (newer) copy, is shown as A's, which had it first.
             [("b newest", "B"), ("a needle", "A"), ("shared story", "A")]
         );
-        assert_eq!(titles(&pick(1)), [("a needle", "A")]);
-        assert!(pick(2).entries.is_empty());
+        assert_eq!(titles(&pick(1).await.unwrap()), [("a needle", "A")]);
+        assert!(pick(2).await.unwrap().entries.is_empty());
         // Feed outputs name only the feeds of their entries; the list is the page's.
-        assert!(pick(0).feeds.is_empty());
+        assert!(pick(0).await.unwrap().feeds.is_empty());
     }
 
-    #[test]
-    fn a_story_in_two_feeds_is_shown_once_from_the_feed_that_had_it_first() {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_story_in_two_feeds_is_shown_once_from_the_feed_that_had_it_first() {
         let (_dir, store, config) = planet(
             "[[output]]\npath = \"all.atom\"\n\
              [[output]]\npath = \"raw.atom\"\ndedupe = \"none\"\n",
-        );
-        let deduped = select(&store, &config.outputs[0], &config).unwrap();
+        )
+        .await;
+        let deduped = select(&store, &config.outputs[0], &config).await.unwrap();
         let shared: Vec<&OutputEntry> = deduped
             .entries
             .iter()
@@ -413,17 +495,18 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["B"]
         );
-        let raw = select(&store, &config.outputs[1], &config).unwrap();
+        let raw = select(&store, &config.outputs[1], &config).await.unwrap();
         assert_eq!(raw.entries.len(), 5);
     }
 
-    #[test]
-    fn an_output_of_some_feeds_shows_theirs_and_lists_them() {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_output_of_some_feeds_shows_theirs_and_lists_them() {
         let (_dir, store, config) = planet(
             "[[output]]\npath = \"x.html\"\nformat = \"html\"\ntags = [\"x\"]\n\
              [[output]]\npath = \"b.atom\"\nfeeds = [\"B\"]\n",
-        );
-        let tagged = select(&store, &config.outputs[0], &config).unwrap();
+        )
+        .await;
+        let tagged = select(&store, &config.outputs[0], &config).await.unwrap();
         assert!(tagged.entries.iter().all(|e| e.feed.title == "A"));
         assert_eq!(
             tagged.entries.len(),
@@ -434,7 +517,7 @@ mod tests {
             tagged.feeds.iter().map(|f| f.title.as_str()).collect::<Vec<_>>(),
             ["A"]
         );
-        let b = select(&store, &config.outputs[1], &config).unwrap();
+        let b = select(&store, &config.outputs[1], &config).await.unwrap();
         assert_eq!(titles(&b), [("b newest", "B"), ("shared story, B's copy", "B")]);
     }
 }

@@ -27,7 +27,7 @@ pub use metrics::{FetchOutcome, Metrics, PolledFeed};
 use crate::config::Config;
 use crate::model::{OutputFormat, display_url};
 use crate::output::{OutputError, OutputReport};
-use crate::store::StoreHandle;
+use crate::store::Store;
 
 /// Longest request path answered; anything longer is refused before it is looked at.
 const MAX_PATH: usize = 512;
@@ -67,7 +67,7 @@ pub(crate) struct Server {
 struct Inner {
     routes: RwLock<HashMap<String, Arc<Served>>>,
     config: RwLock<Arc<Config>>,
-    store: StoreHandle,
+    store: Store,
     metrics: Metrics,
 }
 
@@ -78,7 +78,7 @@ pub fn etag_of(bytes: &[u8]) -> String {
 }
 
 impl Server {
-    pub fn new(config: Arc<Config>, store: StoreHandle) -> Server {
+    pub fn new(config: Arc<Config>, store: Store) -> Server {
         Server {
             inner: Arc::new(Inner {
                 routes: RwLock::new(HashMap::new()),
@@ -393,7 +393,7 @@ async fn output_health(server: &Server) -> Result<Vec<crate::model::OutputState>
         .iter()
         .map(|o| o.path.display().to_string())
         .collect();
-    let outputs = server.inner.store.read(|s| s.outputs()).await?;
+    let outputs = server.inner.store.outputs().await?;
     Ok(outputs
         .into_iter()
         .filter(|o| o.last_error.is_some() && paths.contains(&o.path))
@@ -405,13 +405,10 @@ async fn feed_health(
     server: &Server,
 ) -> Result<(Vec<FeedHealth>, Vec<crate::model::ClusterNode>), crate::store::StoreError> {
     let config = server.config();
-    let urls: Vec<String> = config.feeds.iter().map(|f| f.key.clone()).collect();
+    let urls: Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
     let (now, lease) = (chrono::Utc::now(), config.node.lease);
-    let (states, (nodes, holders)) = server
-        .inner
-        .store
-        .read(move |s| Ok((s.feeds_by_url(&urls)?, s.cluster(now, lease)?)))
-        .await?;
+    let store = &server.inner.store;
+    let (states, (nodes, holders)) = (store.feeds_by_url(urls).await?, store.cluster(now, lease).await?);
     let feeds = config
         .feeds
         .iter()
@@ -548,9 +545,9 @@ mod tests {
             "[store]\npath = \"t.db\"\n[[output]]\npath = \"out/index.html\"\nformat = \"html\"\n",
         )
         .unwrap();
-        let (store, thread) = StoreHandle::open(&config.store.path).await.unwrap();
+        let store = Store::open(&config.backend()).await.unwrap();
         let config = Arc::new(config);
-        let server = Server::new(config.clone(), store);
+        let server = Server::new(config.clone(), store.clone());
         server.publish(&[Ok(OutputReport {
             path: config.outputs[0].path.clone(),
             entries: 0,
@@ -589,6 +586,6 @@ mod tests {
             StatusCode::URI_TOO_LONG
         );
         drop(server);
-        thread.join().await;
+        store.close().await;
     }
 }

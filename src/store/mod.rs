@@ -1,287 +1,530 @@
-//! Owns all state: feed state and entries in one SQLite database (rusqlite, bundled).
+//! Owns all state: feed state and due times, entries, tombstones, leases, host delays and
+//! outputs' health, behind one async interface of named operations ([`Database`]) with two
+//! implementations, each idiomatic for its engine:
 //!
-//! [`Store`] is the synchronous API over one connection; [`StoreHandle`] gives async code a way
-//! to run work on the one thread that owns it, so no tokio worker ever blocks on SQLite and
-//! there is exactly one writer. WAL mode lets readers in other processes (a `poll` while `run`
-//! works, a backup) proceed; `busy_timeout` makes a second writer wait instead of failing.
+//! - [`sqlite`], the embedded default: one file, one writer thread with group commit, read-only
+//!   connections for reads, WAL checkpoints on a thread of their own.
+//! - [`postgres`], the shared store of a cluster: tokio-postgres on one connection pool, set-based
+//!   writes, native types; and the cluster's coordination ([`Coordination`]: host turns, the
+//!   render lead, heartbeats, notices), which only PostgreSQL implements.
 //!
-//! Schema changes are append-only migrations versioned by `PRAGMA user_version`, each run in
-//! one transaction; a database written by a newer Tributary is refused rather than damaged.
+//! The backend is chosen once, from the config's `[store]` (a path or a URL string), by
+//! [`Store::open`]; nothing outside this module names either engine or its crates (a test in
+//! `tests/it/shape.rs` holds that). Errors are [`StoreError`]: what callers act on (fenced,
+//! newer schema, locked, unavailable), with the engine's own error as the source.
 
-mod checkpoint;
-mod entries;
-mod feeds;
-mod handle;
+mod coordination;
+mod copy;
 mod housekeeping;
-mod lock;
-mod outputs;
 pub mod postgres;
-mod schema;
-mod sql;
+pub mod sqlite;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) use tests::{finished, store_batch};
 
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::Connection;
+use chrono::{DateTime, Utc};
 
+use crate::filter::Needs;
 pub use crate::model::Backend;
-pub(crate) use entries::catalogue_ranks;
-/// What other modules' unit tests need to fill a store as the poller does.
-#[cfg(test)]
-pub(crate) use entries::tests::{finished, store_all};
-pub use entries::{Candidate, ParsedBatch, StoreOutcome};
-pub use feeds::{Claimed, FeedUpdate, Scheduled};
-pub use handle::{StoreHandle, StoreThread};
+use crate::model::{
+    ClusterNode, FailureKind, FeedError, FeedMeta, FeedState, KeyedEntry, OutputState, StoredEntry,
+    Validators,
+};
+use crate::parse::Fingerprints;
+pub use coordination::{Coordination, Lead, Notice, Notices, Turn};
+pub use copy::{CopyError, CopyReport, copy};
 pub use housekeeping::{HousekeepingReport, Retention, housekeeping};
-pub use lock::{DaemonLock, lock_path};
 
+/// What went wrong in the store, in the terms its callers decide on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("cannot create the database directory {path}: {source}")]
-    Directory {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// This node's claim on the feed was taken over (it stalled past its lease): its poll is
+    /// not recorded, the node that holds the feed now records its own.
+    #[error("the claim on feed {feed_id} passed to another node; this poll is not recorded")]
+    Fenced { feed_id: i64 },
     #[error(
-        "database {path} has schema version {found}, newer than this Tributary understands ({supported}); \
-         upgrade Tributary or use another database"
+        "{store} has schema version {found}, newer than this Tributary understands ({supported}); \
+         upgrade Tributary{} or use another database",
+        if *shared { " on every node" } else { "" }
     )]
     TooNew {
-        path: PathBuf,
+        store: String,
         found: i64,
         supported: i64,
+        /// A cluster's store: every node must be upgraded.
+        shared: bool,
     },
-    /// An SQLite error inside the store; the handle names the database (`Database`).
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("database {path}: {source}")]
-    Database {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(
-        "database {path} is read-only: check that the file, its directory and its -wal and -shm \
-         files are writable by this user"
-    )]
-    ReadOnly { path: PathBuf },
-    #[error("cannot start the database thread: {0}")]
-    Thread(#[source] std::io::Error),
-    #[error("the write was not committed: {0}")]
-    Commit(String),
-    #[error("the database thread has stopped")]
-    Closed,
     #[error(
         "another `tributary run`{} is using the database {path}; one daemon per database \
          (stop it first, or give this one its own store.path)",
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]
-    Locked { path: PathBuf, pid: Option<u32> },
-    #[error("cannot lock {path}: {source}")]
-    Lock {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
+    Locked {
+        path: std::path::PathBuf,
+        pid: Option<u32>,
     },
-    /// A PostgreSQL error inside the store; the handle names the server (`Server`).
-    #[error("database error: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
-    #[error("PostgreSQL at {target}: {source}")]
-    Server {
-        target: String,
+    #[error(
+        "database {path} is read-only: check that the file, its directory and its -wal and -shm \
+         files are writable by this user"
+    )]
+    ReadOnly { path: std::path::PathBuf },
+    /// The database cannot be reached or opened now (a server down, a connection lost, a
+    /// directory that cannot be made): worth trying again later.
+    #[error("{context}: {source}")]
+    Unavailable {
+        /// What could not be done, and where (`cannot open database PATH`).
+        context: String,
         #[source]
-        source: tokio_postgres::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error(transparent)]
-    Pg(#[from] postgres::PgError),
-    /// A value read back is not what the schema says the column holds.
-    #[error("database value: {0}")]
-    Column(String),
-    /// This node's claim on the feed was taken over (it stalled past its lease): its poll is
-    /// not recorded, the node that holds the feed now records its own.
-    #[error("the claim on feed {feed_id} passed to another node; this poll is not recorded")]
-    Fenced { feed_id: i64 },
-}
-
-/// How long a writer waits for another process's transaction before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Page size of a new database. Entries are 1–4 KB: in SQLite's default 4 KiB pages most take
-/// a page each and leave the rest empty, so a cold poll wrote (twice: WAL, then checkpoint) a
-/// third more than it stored. Measured: cold 1,000 × 50 took 4.4 s with 4 KiB, 3.9 s with 8 KiB
-/// and 3.8 s with 16 KiB pages, but 16 KiB pages slow re-polls (each new entry rewrites
-/// bigger pages). An existing database keeps its page size (`VACUUM` would convert it).
-const PAGE_SIZE: i64 = 8192;
-
-/// The database, owned by one thread at a time.
-pub struct Store {
-    conn: sql::Conn,
-    /// This node's name in a shared store's claims (empty on SQLite, which has no others).
-    node: String,
-}
-
-/// Where a store's errors happened, for their messages.
-#[derive(Debug, Clone)]
-pub(crate) enum Place {
-    File(PathBuf),
-    Server(String),
+    /// The store's configuration is wrong (a connection string that does not parse).
+    #[error("{0}")]
+    Invalid(String),
+    /// Any other failure of the engine, as it reported it.
+    #[error("{store}: {source}")]
+    Backend {
+        store: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the store is closed")]
+    Closed,
 }
 
 impl StoreError {
-    /// The error with the database it happened in named.
-    pub(crate) fn at(self, place: &Place) -> StoreError {
-        match (self, place) {
-            (StoreError::Sqlite(source), Place::File(path)) => StoreError::Database {
-                path: path.clone(),
-                source,
-            },
-            (StoreError::Postgres(source), Place::Server(target)) => StoreError::Server {
-                target: target.clone(),
-                source,
-            },
-            (StoreError::Commit(message), Place::File(path)) => {
-                StoreError::Commit(format!("database {}: {message}", path.display()))
-            }
-            (StoreError::Commit(message), Place::Server(target)) => {
-                StoreError::Commit(format!("PostgreSQL at {target}: {message}"))
-            }
-            (other, _) => other,
+    /// Whether trying again later can succeed without anyone changing anything: the database
+    /// was unreachable, or a statement failed for a reason of the moment.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. } | StoreError::Backend { .. })
+    }
+}
+
+/// What happened to a feed in a poll that did not store entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedUpdate {
+    /// 304, or a body identical to the last one parsed. New validators replace old ones when
+    /// the server sent some; `fresh_until` is the new caching hint.
+    Unchanged {
+        validators: Option<Validators>,
+        fresh_until: Option<DateTime<Utc>>,
+    },
+    Failed {
+        error: String,
+        kind: FailureKind,
+        /// From a Retry-After header.
+        retry_after: Option<DateTime<Utc>>,
+        /// The server said 410 Gone: stop polling until the config (whose fingerprint this
+        /// is) changes.
+        gone: Option<String>,
+        /// The feed has failed for `poll.give_up_after`.
+        abandoned: bool,
+    },
+}
+
+/// When a feed is due next, as the schedule computed it, and the policy it was computed under.
+/// Written by the same statement that records a poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// `None`: not scheduled (gone).
+    pub next_due: Option<DateTime<Utc>>,
+    pub key: String,
+    /// The claim the poll was made under (`FeedState::lease_epoch`): in a shared store the
+    /// poll is recorded only while it stands, so a node that lost its claim writes nothing.
+    pub lease: Option<i64>,
+}
+
+/// The due feeds a wake-up claimed, and when the next one not claimed is due.
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    pub feeds: Vec<FeedState>,
+    /// More feeds are due than the claim's limit: claim again once these are under way.
+    pub more: bool,
+    /// The earliest due time after `now`, if any feed has one (or, in a cluster, when another
+    /// node's claim on a due feed runs out).
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// What storing one feed's parse did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOutcome {
+    pub new: usize,
+    pub updated: usize,
+    /// Of the new ones, how many were held back as a new feed's back catalogue.
+    pub held_back: usize,
+    /// Entries the feed's rules excluded (never stored); counted by the poll.
+    pub excluded: usize,
+}
+
+/// Everything a successful parse hands the store for one feed.
+#[derive(Debug, Clone)]
+pub struct ParsedBatch {
+    pub meta: FeedMeta,
+    pub validators: Validators,
+    pub body_hash: String,
+    pub entries: Vec<KeyedEntry>,
+    /// Caching hint from the response and the document, if any.
+    pub fresh_until: Option<DateTime<Utc>>,
+    /// On a feed's first successful parse, only this many of its newest entries are shown in
+    /// outputs; the rest are stored hidden.
+    pub new_feed_entries: usize,
+    /// Fingerprints of the document's items whose entries are stored unchanged already; the
+    /// items of `entries` stored now are added to them.
+    pub unchanged_segments: Fingerprints,
+    /// When the feed is due next.
+    pub scheduled: Scheduled,
+}
+
+/// Failures kept per feed for its error history.
+pub(crate) const ERROR_HISTORY: i64 = 20;
+
+/// How many consecutive polls must see the same permanent redirect before the feed moves:
+/// one 301 can be a mistake, three in a row are a decision.
+pub(crate) const MOVE_AFTER: u32 = 3;
+
+/// An entry as selection first sees it: enough to order it, attribute it, test the rules
+/// on (the fields the rules do not need are empty) and find its duplicates.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub id: i64,
+    pub feed_id: i64,
+    pub published: DateTime<Utc>,
+    pub title: String,
+    pub link: Option<String>,
+    pub canonical_link: Option<String>,
+    pub author: Option<String>,
+    pub categories: Vec<String>,
+    pub summary: Option<String>,
+    pub content: Option<String>,
+}
+
+impl Candidate {
+    /// What the rules see of it.
+    pub fn fields(&self) -> crate::filter::Fields<'_> {
+        crate::filter::Fields {
+            title: &self.title,
+            bodies: [self.summary.as_deref(), self.content.as_deref()],
+            author: self.author.as_deref(),
+            categories: &self.categories,
+            link: self.link.as_deref(),
         }
+    }
+
+    /// Where the next page of candidates starts: after this one.
+    pub fn cursor(&self) -> (DateTime<Utc>, i64) {
+        (self.published, self.id)
+    }
+}
+
+/// One page of an output's candidates: the visible entries of `feeds` (every feed when
+/// `None`), newest first (by `published`, then id), after `after`, at most `limit`.
+#[derive(Debug, Clone)]
+pub struct CandidateQuery {
+    pub feeds: Option<Arc<HashSet<i64>>>,
+    pub needs: Needs,
+    pub after: Option<(DateTime<Utc>, i64)>,
+    pub limit: usize,
+}
+
+/// A writer step of maintenance (see [`Database::maintain`]): what it was and how long the
+/// writer was held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub kind: &'static str,
+    pub took: Duration,
+}
+
+/// The store's named operations: what the poller, the daemon, outputs, the server and the
+/// commands ask of the one state. Every implementation keeps the same promises (the test suite
+/// in `store::tests` runs on both): a poll's record and its next due time commit together;
+/// in a shared store a poll is recorded only under the claim it was made under (else
+/// [`StoreError::Fenced`], and nothing is written); readers never wait behind writers.
+#[async_trait::async_trait]
+pub trait Database: Send + Sync {
+    /// The store for messages: the file, or the server without its password.
+    fn describe(&self) -> &str;
+
+    // Feeds and their schedule.
+
+    /// The state of each feed in `urls`, creating rows for feeds seen for the first time, in
+    /// the order of `urls`.
+    async fn ensure_feeds(&self, urls: Vec<String>, now: DateTime<Utc>)
+    -> Result<Vec<FeedState>, StoreError>;
+    /// Renames feeds stored under an old identity (`old` → `new`) when the new one is free.
+    async fn rekey_feeds(&self, renames: Vec<(String, String)>) -> Result<usize, StoreError>;
+    /// Feeds of `urls` found gone under another version of the config get another chance.
+    async fn forgive_gone(&self, urls: Vec<String>, config_fingerprint: String) -> Result<usize, StoreError>;
+    /// Keeps a new feed's back catalogue out of outputs by `limit` (`poll.new_feed_entries`);
+    /// costs nothing unless the limit changed since it was last applied. Whether it did.
+    async fn apply_catalogue_limit(&self, limit: usize) -> Result<bool, StoreError>;
+    /// Sets when feeds are due (their policy changed, or a poll skipped them), releasing any
+    /// claim on them. A feed whose claim (`lease`) no longer stands is left to its holder; in
+    /// a shared store a feed scheduled with no claim keeps a due time another node computed
+    /// under the same policy key.
+    async fn schedule(&self, due: Vec<(i64, Scheduled)>) -> Result<(), StoreError>;
+    /// Takes every feed but `configured` off the schedule (removed from the config).
+    async fn unschedule_others(&self, configured: Vec<i64>) -> Result<usize, StoreError>;
+    /// Claims up to `limit` feeds due at `now` that nobody holds, oldest due first, until
+    /// `lease_until`, and finds when the next unclaimed feed is due: O(due feeds).
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claimed, StoreError>;
+    /// Claims those of `ids` that nobody else holds (and, with `due_only`, that are due at
+    /// `now`), until `lease_until`: a one-shot poll beside a cluster's nodes.
+    async fn claim_feeds(
+        &self,
+        ids: Vec<i64>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        due_only: bool,
+    ) -> Result<Vec<FeedState>, StoreError>;
+    /// Extends this node's claims on `ids` to `until`; returns those another node holds now.
+    async fn renew_leases(&self, ids: Vec<i64>, until: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
+    /// Gives up this node's claims on `ids`, or on every feed it holds when `None` (a daemon
+    /// starting: what it finds under its name was left by a crash).
+    async fn release_leases(&self, ids: Option<Vec<i64>>) -> Result<usize, StoreError>;
+
+    // A poll's record.
+
+    /// Records a poll of `feed_id` that stored no entries, with when it is due next.
+    async fn record_poll(
+        &self,
+        feed_id: i64,
+        update: FeedUpdate,
+        scheduled: Scheduled,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Stores one feed's parsed entries and its new state together: new keys inserted,
+    /// changed ones updated in place, unchanged and tombstoned ones left alone. An entry
+    /// without a date, or with one in the future, gets `now` and keeps it.
+    async fn store_parsed(
+        &self,
+        feed_id: i64,
+        batch: ParsedBatch,
+        now: DateTime<Utc>,
+    ) -> Result<StoreOutcome, StoreError>;
+    /// Notes where this poll's permanent redirects led (`None`: none); after [`MOVE_AFTER`]
+    /// polls to the same place the feed moves there, and the new location is returned.
+    async fn note_redirect(&self, feed_id: i64, target: Option<String>)
+    -> Result<Option<String>, StoreError>;
+    /// Forgets a feed's failures (`feeds --reset`): due at once.
+    async fn reset_feed(&self, feed_id: i64) -> Result<(), StoreError>;
+    /// Delays every feed on `host` until `until` (a 429 from it); the longest delay wins. In
+    /// a cluster every node hears of it at once.
+    async fn delay_host(&self, host: String, until: DateTime<Utc>, reason: String) -> Result<(), StoreError>;
+    /// Hosts that may not be asked before a time later than `now`.
+    async fn host_delays(&self, now: DateTime<Utc>) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
+    /// Fingerprints of the feed's items last seen with their entries stored unchanged.
+    async fn fingerprints(&self, feed_id: i64) -> Result<Fingerprints, StoreError>;
+    /// Key → content hash of those of `keys` the feed has stored.
+    async fn content_hashes(
+        &self,
+        feed_id: i64,
+        keys: Vec<String>,
+    ) -> Result<HashMap<String, String>, StoreError>;
+    /// Entries of `feed_id` whose page could not be read once, last tried before `before`.
+    async fn full_text_retries(
+        &self,
+        feed_id: i64,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Records another try at entries' pages: the article (which becomes the content, the
+    /// feed's text the summary) or the error.
+    async fn record_full_text(
+        &self,
+        tries: Vec<(i64, Result<String, String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    // Reads.
+
+    /// States of the feeds at `urls` that the store knows, by URL.
+    async fn feeds_by_url(&self, urls: Arc<[String]>) -> Result<HashMap<String, FeedState>, StoreError>;
+    /// States of the feeds `ids`, by id.
+    async fn feeds_by_id(&self, ids: Vec<i64>) -> Result<HashMap<i64, FeedState>, StoreError>;
+    /// Every feed row's id and URL (what outputs map to their configured feeds).
+    async fn feed_ids(&self) -> Result<Vec<(i64, String)>, StoreError>;
+    /// A feed's recent failures, newest first.
+    async fn feed_errors(&self, feed_id: i64) -> Result<Vec<FeedError>, StoreError>;
+    /// Number of stored entries per feed URL.
+    async fn entry_counts(&self) -> Result<HashMap<String, usize>, StoreError>;
+    /// One page of an output's candidates (see [`CandidateQuery`]).
+    async fn candidates(&self, query: CandidateQuery) -> Result<Vec<Candidate>, StoreError>;
+    /// The entries `ids`, whole, in no particular order (missing ones left out).
+    async fn entries(&self, ids: Vec<i64>) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Every visible entry whose canonical link is one of `links`, first seen first.
+    async fn entries_with_links(&self, links: Vec<String>) -> Result<Vec<StoredEntry>, StoreError>;
+    /// Entries that `what` names: by link (as given or canonical), guid, key or title.
+    async fn entries_matching(&self, what: String, canonical: String)
+    -> Result<Vec<StoredEntry>, StoreError>;
+    /// Every entry's id, feed URL and key: what output ids are derived from.
+    async fn entry_keys(&self) -> Result<Vec<(i64, String, String)>, StoreError>;
+
+    // Retention and maintenance.
+
+    /// The entries retention would remove: older than `keep_days`, or past the newest
+    /// `keep_per_feed` of their feed. Read without holding the writer.
+    async fn retention_candidates(
+        &self,
+        keep_days: u32,
+        keep_per_feed: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError>;
+    /// Removes entries for good, leaving a tombstone per key; how many went and how long the
+    /// writer was held.
+    async fn retire_entries(
+        &self,
+        ids: Vec<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, Duration), StoreError>;
+    /// Removes up to `limit` tombstones not seen since `cutoff`; how many, and how long.
+    async fn expire_tombstones(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(usize, Duration), StoreError>;
+    /// What the engine needs to stay fast as it grows, in short writer steps (SQLite: the
+    /// planner's statistics and incremental vacuum; PostgreSQL does its own, autovacuum).
+    async fn maintain(&self) -> Result<Vec<Step>, StoreError>;
+    /// Gives memory back between rounds (caches, idle connections).
+    async fn release_memory(&self) -> Result<(), StoreError>;
+    /// Whether the database is sound (`Err` with what the check found).
+    async fn integrity_check(&self) -> Result<Result<(), String>, StoreError>;
+
+    // Outputs and the cluster.
+
+    /// Records renders: `Err(reason)` when an output could not be written; `Ok(written)`.
+    async fn record_outputs(
+        &self,
+        outcomes: Vec<(String, Result<bool, String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Every output the store knows of, by path.
+    async fn outputs(&self) -> Result<Vec<OutputState>, StoreError>;
+    /// The nodes of a cluster and, by feed id, which node holds a claim on each feed claimed
+    /// now; nothing on a store that has no cluster.
+    async fn cluster(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<(Vec<ClusterNode>, HashMap<i64, String>), StoreError>;
+    /// The cluster's coordination, on a store that many nodes share.
+    fn coordination(&self) -> Option<Arc<dyn Coordination>>;
+    /// Finishes queued writes and closes the store; every later operation fails with
+    /// [`StoreError::Closed`].
+    async fn close(&self);
+}
+
+/// The store: a cheap, cloneable handle on one [`Database`].
+#[derive(Clone)]
+pub struct Store(Arc<dyn Database>);
+
+impl std::ops::Deref for Store {
+    type Target = dyn Database;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    /// Fails unless the database can be written: SQLite opens a database it cannot write
-    /// (a read-only directory holding `-wal` / `-shm` files, say) read-only without a word.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update(None, "page_size", PAGE_SIZE)
-            .map_err(open_err)?;
-        // Like the page size, only possible while the file is new: before the first table,
-        // and before WAL mode (which writes the header). Lets housekeeping give free pages
-        // back to the file system a little at a time (PRAGMA incremental_vacuum). On an
-        // existing file it changes nothing, and on a read-only one it fails: that is reported
-        // below, as read-only, not as this.
-        let _ = conn.pragma_update(None, "auto_vacuum", "INCREMENTAL");
-        // WAL: readers never block the writer; NORMAL is durable across process crashes in WAL
-        // mode (only an OS crash can lose the last commits, never consistency).
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        // A group commit touches many pages: a 16 MiB cache keeps them in memory instead of
-        // spilling them to the WAL mid-transaction, and savepoint journals stay in memory.
-        conn.pragma_update(None, "cache_size", -16 * 1024)
-            .map_err(open_err)?;
-        conn.pragma_update(None, "temp_store", "MEMORY")
-            .map_err(open_err)?;
-        // Every statement of the store stays prepared: more than the default 16.
-        conn.set_prepared_statement_cache_capacity(64);
-        schema::migrate(&mut conn, path).map_err(|e| e.at(&Place::File(path.to_path_buf())))?;
-        let read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true)
-            || conn.execute_batch("BEGIN IMMEDIATE; COMMIT").is_err();
-        if read_only {
-            return Err(StoreError::ReadOnly {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(Store::sqlite(conn))
-    }
-
-    /// A read-only connection to a database [`Store::open`] has already set up.
-    pub fn open_reader(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        // Readers look up every changed feed's stored entries: mapped pages save a copy and a
-        // cache allocation per page (a write elsewhere empties a reader's page cache).
-        conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)
-            .map_err(open_err)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(Store::sqlite(conn))
-    }
-
-    fn sqlite(conn: Connection) -> Store {
-        Store {
-            conn: sql::Conn::Sqlite(conn),
-            node: String::new(),
-        }
-    }
-
-    /// A connection to a PostgreSQL store whose schema [`postgres::PgStore::connect`] has
-    /// brought up to date, as node `node`.
-    pub(crate) fn open_pg(
-        config: &tokio_postgres::Config,
-        runtime: std::sync::Arc<sql::PgRuntime>,
-        node: &str,
-    ) -> Result<Store, StoreError> {
-        Ok(Store {
-            conn: sql::Conn::Pg(sql::PgConn::connect(config, runtime)?),
-            node: node.to_string(),
+    /// Opens the store `backend` names, bringing its schema up to date (a database newer than
+    /// this Tributary is refused and left as it is).
+    pub async fn open(backend: &Backend) -> Result<Store, StoreError> {
+        Ok(match backend {
+            Backend::File(path) => Store(Arc::new(sqlite::SqliteStore::open(path).await?)),
+            Backend::Server { url, node } => Store(Arc::new(postgres::PgStore::connect(url, node).await?)),
         })
     }
 
-    /// The SQLite connection (what only SQLite has: checkpoints, pragmas); `None` on PostgreSQL.
-    pub(crate) fn sqlite_conn(&mut self) -> Option<&mut Connection> {
-        self.conn.sqlite_mut()
+    /// Opens the store for `tributary run`. An SQLite file is held by one daemon at a time
+    /// (a second is refused with [`StoreError::Locked`]); a PostgreSQL store is shared by the
+    /// nodes of a cluster.
+    pub async fn open_daemon(backend: &Backend) -> Result<Store, StoreError> {
+        Ok(match backend {
+            Backend::File(path) => Store(Arc::new(sqlite::SqliteStore::open_exclusive(path).await?)),
+            Backend::Server { .. } => Store::open(backend).await?,
+        })
     }
 
-    /// Runs `PRAGMA integrity_check`; `Ok(())` when the database is sound. PostgreSQL keeps
-    /// its own consistency: always sound.
-    pub fn integrity_check(&self) -> Result<Result<(), String>, StoreError> {
-        let Some(conn) = self.conn.sqlite() else {
-            return Ok(Ok(()));
-        };
-        let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        Ok(if result == "ok" { Ok(()) } else { Err(result) })
+    /// Whether `backend`'s database exists yet (an SQLite file is made by the first command
+    /// that writes; a PostgreSQL database is there or not, for the server to say).
+    pub fn exists(backend: &Backend) -> bool {
+        match backend {
+            Backend::File(path) => path.exists(),
+            Backend::Server { .. } => true,
+        }
     }
 }
 
-/// Runs each named test, `fn NAME(store: Store)`, on both backends: as `NAME::sqlite` on a
-/// new SQLite file, and as `NAME::postgres` on a new PostgreSQL database (skipped without a
-/// server, a failure under `TRIBUTARY_REQUIRE_ALL=1`). One set of store tests, two stores.
+/// How `backend` is named in messages: the file, or the server without its password.
+pub fn describe(backend: &Backend) -> String {
+    match backend {
+        Backend::File(path) => path.display().to_string(),
+        Backend::Server { url, .. } => postgres::describe_url(url)
+            .unwrap_or_else(|_| "PostgreSQL (a connection string that does not parse)".into()),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn servers_are_named_without_their_passwords() {
+    let named = |url: &str| {
+        describe(&Backend::Server {
+            url: url.into(),
+            node: "n".into(),
+        })
+    };
+    assert_eq!(
+        named("postgres://planet:secret@db.example:5433/feeds"),
+        "planet@db.example:5433/feeds"
+    );
+    assert_eq!(
+        named("host=/run/postgresql dbname=feeds user=planet"),
+        "planet@/run/postgresql:5432/feeds"
+    );
+    assert!(
+        check_url("postgres://a@b:notaport/c")
+            .unwrap_err()
+            .contains("not a valid")
+    );
+}
+
+/// Checks a `[store] url` without connecting: `Ok` with how the store is named in messages
+/// (`user@host:port/db`, never the password), or why it does not parse.
+pub fn check_url(url: &str) -> Result<String, String> {
+    postgres::describe_url(url)
+}
+
+/// Runs each named async test, `async fn NAME(store: Store)`, on both backends: as
+/// `NAME::sqlite` on a new SQLite file, and as `NAME::postgres` on a new PostgreSQL database
+/// (skipped without a server, a failure under `TRIBUTARY_REQUIRE_ALL=1`). One set of store
+/// tests, two stores.
 #[cfg(test)]
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
-            #[test]
-            fn sqlite() {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
                 let dir = tempfile::tempdir().unwrap();
-                super::$name(crate::store::Store::open(&dir.path().join("t.db")).unwrap());
+                let store = crate::store::Store::open(
+                    &crate::store::Backend::File(dir.path().join("t.db"))).await.unwrap();
+                super::$name(store.clone()).await;
+                store.close().await;
             }
 
-            #[test]
-            fn postgres() {
-                if let Some(store) = crate::store::postgres::tests::store(stringify!($name)) {
-                    super::$name(store);
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(store) = crate::store::postgres::tests::store(stringify!($name), "test").await {
+                    super::$name(store.clone()).await;
+                    store.close().await;
                 }
             }
         }
@@ -290,62 +533,70 @@ macro_rules! on_both_stores {
 #[cfg(test)]
 pub(crate) use on_both_stores;
 
-pub(crate) fn to_unix(t: DateTime<Utc>) -> i64 {
-    t.timestamp()
+/// A new feed's first entries ranked newest first (by key): those ranked at or past
+/// `poll.new_feed_entries` are its back catalogue, stored but kept out of outputs.
+pub(crate) fn catalogue_ranks(entries: &[KeyedEntry]) -> HashMap<&str, usize> {
+    let mut by_date: Vec<&KeyedEntry> = entries.iter().collect();
+    by_date.sort_by_key(|k| std::cmp::Reverse(k.entry.published.or(k.entry.updated)));
+    by_date
+        .iter()
+        .enumerate()
+        .map(|(rank, k)| (k.key.as_str(), rank))
+        .collect()
 }
 
-pub(crate) fn from_unix(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+/// An entry's dates as stored: the feed's, unless missing or in the future (then `now`, its
+/// first-seen time, kept on every later poll); `updated` never before `published`.
+pub(crate) fn settled_dates(
+    entry: &crate::model::Entry,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let not_future = |d: DateTime<Utc>| (d <= now).then_some(d);
+    let published = entry.published.and_then(not_future).unwrap_or(now);
+    let updated = entry
+        .updated
+        .and_then(not_future)
+        .unwrap_or(published)
+        .max(published);
+    (published, updated)
 }
 
-/// Times that schedules compare (due times, last fetch, leases) keep milliseconds: whole
-/// seconds made a feed polled at 10:02:17.9 for a slot at 10:02:17.6 look polled before it.
-pub(crate) fn to_millis(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
+/// A changed entry's new `updated`: the feed's own modification date when it moved forward
+/// past `stored`, else `now`, the moment the change was seen; never earlier than `stored`.
+pub(crate) fn updated_on_change(
+    entry: &crate::model::Entry,
+    stored: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    entry
+        .updated
+        .filter(|u| *u <= now && *u > stored)
+        .unwrap_or(now)
+        .max(stored)
 }
 
-/// A due time in milliseconds, rounded up: a wake-up at the stored time is never early.
-pub(crate) fn to_millis_ceil(t: DateTime<Utc>) -> i64 {
-    let ms = t.timestamp_millis();
-    if t.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
-        ms
-    } else {
-        ms + 1
+/// `full_text` as stored: the column's value, the error, and the tries.
+pub(crate) fn full_text_columns(
+    full_text: &crate::model::FullText,
+) -> (Option<&'static str>, Option<&str>, u32) {
+    match full_text {
+        crate::model::FullText::Feed => (None, None, 0),
+        crate::model::FullText::Page => (Some("page"), None, 1),
+        crate::model::FullText::Failed { error, tries } => (Some("failed"), Some(error.as_str()), *tries),
     }
 }
 
-pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn page_size(path: &Path) -> i64 {
-        let conn = Connection::open(path).unwrap();
-        conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap()
-    }
-
-    #[test]
-    fn new_databases_get_larger_pages_and_existing_ones_keep_theirs() {
-        let dir = tempfile::tempdir().unwrap();
-        let fresh = dir.path().join("fresh.db");
-        drop(Store::open(&fresh).unwrap());
-        assert_eq!(page_size(&fresh), PAGE_SIZE);
-
-        // A database written before (SQLite's default 4 KiB pages) opens and migrates as it is.
-        let old = dir.path().join("old.db");
-        {
-            let conn = Connection::open(&old).unwrap();
-            conn.execute_batch(
-                "PRAGMA page_size = 4096; CREATE TABLE keep (x); INSERT INTO keep VALUES (1);",
-            )
-            .unwrap();
-        }
-        let store = Store::open(&old).unwrap();
-        assert_eq!(store.integrity_check().unwrap(), Ok(()));
-        drop(store);
-        assert_eq!(page_size(&old), 4096);
+pub(crate) fn full_text_from(
+    column: Option<String>,
+    error: Option<String>,
+    tries: u32,
+) -> crate::model::FullText {
+    match column.as_deref() {
+        Some("page") => crate::model::FullText::Page,
+        Some("failed") => crate::model::FullText::Failed {
+            error: error.unwrap_or_default(),
+            tries,
+        },
+        _ => crate::model::FullText::Feed,
     }
 }

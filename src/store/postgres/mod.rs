@@ -1,143 +1,182 @@
-//! The shared store of a cluster: PostgreSQL (tokio-postgres, pooled by deadpool-postgres).
-//! The store's data (feeds, entries, claims and their fencing, host delays) goes through the
-//! one SQL both backends share (`Store`, see `store::sql`); this module holds the schema, its
-//! migrations, and what only a cluster needs, so that each due feed is fetched by one node per
-//! slot whatever the number of nodes, and a node that dies loses what it held:
+//! The shared store of a cluster: PostgreSQL, through tokio-postgres on one connection pool
+//! (deadpool-postgres). Every operation is async on a pooled connection: no writer thread, no
+//! runtime of its own, and as many writes in flight as the pool has connections (PostgreSQL
+//! commits them together). A feed's entries are written with set-based statements (arrays
+//! bound once, `unnest`ed by the server), id lists are arrays, times `timestamptz`, flags
+//! `boolean`, categories `text[]`.
 //!
-//! - `per_host` is a set of turns per host in the database, taken and given back like
-//!   claims (a turn of a node that died runs out), so it holds for the cluster; a turn given
-//!   back is announced on [`TURNS_CHANNEL`].
-//! - Nodes heartbeat, so `feeds` and /healthz can tell the live ones from the stopped.
-//! - The render lead is a session-level advisory lock: held while the leader's connection
-//!   lives, released by PostgreSQL when that session ends, however the node died.
-//!
-//! Times are computed by the caller (the daemon's one clock) and passed in, never taken from
-//! the database server's clock, so that every node's decisions are on the same time line as
-//! its schedule.
+//! A claim is stamped with this node and a new epoch, and a poll is recorded only under the
+//! claim it was made under, in the same statement (fencing): a node that stalled past its lease
+//! and lost the feed writes nothing ([`StoreError::Fenced`]). Due times, host waits and stored
+//! changes are announced with `NOTIFY` in the statements that write them, so every node hears
+//! of them once they commit. The cluster's own coordination is [`cluster`].
 
-pub mod copy;
+mod cluster;
+mod entries;
+mod feeds;
 mod schema;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::NoTls;
 
-use super::to_millis;
+use super::{
+    Candidate, CandidateQuery, Claimed, Coordination, Database, FeedUpdate, ParsedBatch, Scheduled, Step,
+    StoreError, StoreOutcome,
+};
+use crate::model::{ClusterNode, FeedError, FeedState, OutputState, StoredEntry};
+use crate::parse::Fingerprints;
+pub(crate) use cluster::PgCoordination;
 
-/// Connections per node: claims, records and reads of one daemon, with room for a render.
-const POOL_SIZE: usize = 8;
+/// Connections per node: the poller's records and reads, renders, the cluster's turns and
+/// heartbeats. With the listener, a node holds at most 17 of the server's connections.
+const POOL_SIZE: usize = 16;
+/// How long an operation waits for a free connection, or for a new one to be made, before it
+/// fails as unavailable (the server is down or overloaded: the caller tries again later).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The advisory lock key that serializes migrations between nodes starting together.
 const MIGRATION_LOCK: i64 = 0x7472_6962_0001;
-/// The advisory lock key of the render lead.
-const RENDER_LOCK: i64 = 0x7472_6962_0002;
-/// The channel a leader announces re-rendered outputs on (the payload is the output's path).
-pub const OUTPUTS_CHANNEL: &str = "tributary_outputs";
-/// The channel a node announces the next due time of a feed it recorded on (the payload is
-/// the time in milliseconds): the other nodes wake for it too.
-pub const DUE_CHANNEL: &str = "tributary_due";
-/// The channel a node announces a host turn it gave back on (the payload is the host).
-pub const TURNS_CHANNEL: &str = "tributary_turns";
-/// The channel a node announces stored changes on (the payload is the node's name): the
-/// leader renders after them.
-pub const CHANGES_CHANNEL: &str = "tributary_changes";
 
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    /// The connection string does not parse. (It may hold a password: it is not repeated.)
-    #[error("invalid PostgreSQL connection string: {0}")]
-    Url(#[source] tokio_postgres::Error),
-    #[error("cannot set up a connection pool for PostgreSQL at {target}: {message}")]
-    Pool { target: String, message: String },
-    #[error("PostgreSQL at {target}: {source}")]
-    Connect {
-        target: String,
-        #[source]
-        source: deadpool_postgres::PoolError,
-    },
-    #[error(
-        "PostgreSQL at {target} has schema version {found}, newer than this Tributary understands \
-         ({supported}); upgrade Tributary on every node"
-    )]
-    TooNew {
-        target: String,
-        found: i64,
-        supported: i64,
-    },
-    #[error("PostgreSQL error: {0}")]
-    Db(#[from] tokio_postgres::Error),
-    /// The connection string's `${…}` references could not be read.
-    #[error("PostgreSQL connection string: {0}")]
-    Config(String),
+/// The channels of `NOTIFY`: the other nodes act on them at once (see [`super::Notice`]).
+pub(crate) mod channel {
+    /// A recorded poll's next due time (milliseconds).
+    pub const DUE: &str = "tributary_due";
+    /// A host turn given back (the host).
+    pub const TURNS: &str = "tributary_turns";
+    /// Changes stored (the node's name): the leader renders after them.
+    pub const CHANGES: &str = "tributary_changes";
+    /// An output published (its file name).
+    pub const OUTPUTS: &str = "tributary_outputs";
+    /// A host that asked everyone to wait (`MILLIS HOST`).
+    pub const HOSTS: &str = "tributary_hosts";
 }
 
 /// One node's handle on the shared store.
-#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    /// For connections of their own (a listener: notifications never reach pooled ones).
-    config: tokio_postgres::Config,
     node: String,
-    /// `user@host:port/db`, never the password: for messages.
-    target: String,
+    describe: String,
+    coordination: Arc<PgCoordination>,
 }
 
-/// One of a host's `per_host` turns, held by this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Turn {
-    pub host: String,
-    pub turn: i64,
-    pub epoch: i64,
+/// `user@host:port/db` from a connection string, never the password; or why it does not parse
+/// (the parser's message, never the string: it may hold a password).
+pub(crate) fn describe_url(url: &str) -> Result<String, String> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("not a valid connection string: {e}"))?;
+    Ok(describe_config(&config))
 }
 
-/// Notifications (see [`PgStore::listen`]), on a connection of its own that lives as long
-/// as this value.
-pub struct OutputChanges {
-    rx: tokio::sync::mpsc::Receiver<Notice>,
-    _client: tokio_postgres::Client,
-    task: tokio::task::JoinHandle<()>,
+fn describe_config(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("?");
+    let db = config.get_dbname().unwrap_or(user);
+    format!("{user}@{host}:{port}/{db}")
 }
 
-/// One notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    pub channel: &'static str,
-    pub payload: String,
+/// A due time as PostgreSQL can hold it: "due at once" is any time in the past, and the
+/// schedule says so with the earliest time there is, which `timestamptz` cannot hold.
+pub(crate) fn due_time(t: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    t.map(|t| t.max(DateTime::UNIX_EPOCH))
 }
 
-impl OutputChanges {
-    /// The payload of the next notification (an output's path, on [`OUTPUTS_CHANNEL`]);
-    /// `None` once the connection is gone.
-    pub async fn next(&mut self) -> Option<String> {
-        self.rx.recv().await.map(|n| n.payload)
+/// The driver's error with what the server said in its message (tokio-postgres says only "db
+/// error" and keeps the server's words in its source).
+#[derive(Debug)]
+struct Failure(tokio_postgres::Error);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => {
+                write!(f, "{} ({}): {}", db.severity(), db.code().code(), db.message())?;
+                if let Some(detail) = db.detail() {
+                    write!(f, "; {detail}")?;
+                }
+                Ok(())
+            }
+            None => match std::error::Error::source(&self.0) {
+                Some(source) => write!(f, "{}: {source}", self.0),
+                None => write!(f, "{}", self.0),
+            },
+        }
     }
+}
 
-    /// The next notification, with its channel; `None` once the connection is gone.
-    pub async fn notice(&mut self) -> Option<Notice> {
-        self.rx.recv().await
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
-impl Drop for OutputChanges {
-    fn drop(&mut self) {
-        self.task.abort();
+/// A PostgreSQL error as the store reports it: a lost or refused connection, a server
+/// shutting down or an overloaded one is unavailable (for now); anything else is the engine's.
+pub(crate) fn error(describe: &str, e: tokio_postgres::Error) -> StoreError {
+    use tokio_postgres::error::SqlState;
+    let unavailable = e.is_closed()
+        || e.code().is_none_or(|code| {
+            code.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::TOO_MANY_CONNECTIONS,
+                ]
+                .contains(code)
+        });
+    let source = Box::new(Failure(e));
+    if unavailable {
+        StoreError::Unavailable {
+            context: format!("cannot reach PostgreSQL at {describe}"),
+            source,
+        }
+    } else {
+        StoreError::Backend {
+            store: format!("PostgreSQL at {describe}"),
+            source,
+        }
     }
 }
 
-/// This node holds the render lead while this value lives (its own connection, holding a
-/// session advisory lock). Dropping it closes that connection, which releases the lock.
-pub struct Leader {
-    client: Option<deadpool_postgres::Object>,
-    pid: i32,
+fn pool_error(describe: &str, e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => error(describe, e),
+        deadpool_postgres::PoolError::Closed => StoreError::Closed,
+        other => StoreError::Unavailable {
+            context: format!("cannot reach PostgreSQL at {describe}"),
+            source: other.into(),
+        },
+    }
 }
 
 impl PgStore {
     /// Connects as node `node` and brings the schema up to date (one node at a time: nodes
     /// starting together wait on an advisory lock, then find the work done).
-    pub async fn connect(url: &str, node: &str) -> Result<PgStore, PgError> {
-        let config: tokio_postgres::Config = url.parse().map_err(PgError::Url)?;
-        let target = crate::model::describe_pg_config(&config);
+    pub(crate) async fn connect(url: &str, node: &str) -> Result<PgStore, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Invalid(format!(
+                "store.url: not a valid PostgreSQL connection string: {e}"
+            ))
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let describe = describe_config(&config);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -147,284 +186,289 @@ impl PgStore {
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(CONNECT_TIMEOUT),
+                create: Some(CONNECT_TIMEOUT),
+                recycle: Some(CONNECT_TIMEOUT),
+            })
             .build()
-            .map_err(|e| PgError::Pool {
-                target: target.clone(),
-                message: e.to_string(),
+            .map_err(|e| {
+                StoreError::Invalid(format!("PostgreSQL at {describe}: cannot set up a pool: {e}"))
             })?;
         let store = PgStore {
+            coordination: Arc::new(PgCoordination::new(pool.clone(), config, node, &describe)),
             pool,
-            config,
             node: node.to_string(),
-            target,
+            describe,
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// The connection settings (for connections of the store's own).
-    pub(crate) fn config(&self) -> &tokio_postgres::Config {
-        &self.config
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| pool_error(&self.describe, e))
     }
 
-    /// Where this store is, for messages (no password).
-    pub fn target(&self) -> &str {
-        &self.target
+    fn error(&self, e: tokio_postgres::Error) -> StoreError {
+        error(&self.describe, e)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
-        self.pool.get().await.map_err(|source| PgError::Connect {
-            target: self.target.clone(),
-            source,
-        })
-    }
-
-    async fn migrate(&self) -> Result<(), PgError> {
+    async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
-            .await?;
-        let found: i64 = tx
-            .query_opt("SELECT version FROM schema_version", &[])
-            .await?
-            .map_or(0, |r| r.get(0));
+        let tx = client.transaction().await.map_err(|e| self.error(e))?;
+        let found = schema::migrate(&tx).await.map_err(|e| self.error(e))?;
         let supported = schema::MIGRATIONS.len() as i64;
         if found > supported {
-            return Err(PgError::TooNew {
-                target: self.target.clone(),
+            return Err(StoreError::TooNew {
+                store: format!("PostgreSQL at {}", self.describe),
                 found,
                 supported,
+                shared: true,
             });
         }
-        for sql in schema::MIGRATIONS
-            .iter()
-            .skip(usize::try_from(found).unwrap_or(0))
-        {
-            tx.batch_execute(sql).await?;
-        }
-        if found < supported {
-            tx.execute("DELETE FROM schema_version", &[]).await?;
-            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&supported])
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        tx.commit().await.map_err(|e| self.error(e))
+    }
+}
+
+#[async_trait::async_trait]
+impl Database for PgStore {
+    fn describe(&self) -> &str {
+        &self.describe
     }
 
-    /// The schema version the database is at.
-    pub async fn schema_version(&self) -> Result<i64, PgError> {
-        let client = self.client().await?;
-        Ok(client
-            .query_one("SELECT version FROM schema_version", &[])
-            .await?
-            .get(0))
-    }
-
-    /// Takes one of `host`'s `per_host` turns for the whole cluster, until `until` (a turn
-    /// whose holder's time ran out is free); `None` when all are taken.
-    pub async fn take_turn(
+    async fn ensure_feeds(
         &self,
-        host: &str,
-        per_host: usize,
+        urls: Vec<String>,
         now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Option<Turn>, PgError> {
-        let client = self.client().await?;
-        let turns = i64::try_from(per_host).unwrap_or(i64::MAX);
-        let take = "WITH free AS (
-                 SELECT host, turn FROM host_turns
-                 WHERE host = $1 AND turn < $2 AND (until IS NULL OR until <= $3)
-                 ORDER BY turn LIMIT 1
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE host_turns AS t SET node = $4, until = $5, epoch = t.epoch + 1
-             FROM free WHERE t.host = free.host AND t.turn = free.turn
-             RETURNING t.turn, t.epoch";
-        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-            [&host, &turns, &to_millis(now), &self.node, &to_millis(until)];
-        let mut row = client.query_opt(take, &args).await?;
-        if row.is_none() {
-            // A host seen for the first time (or a larger `per_host`) gets its turns made.
-            let made = client
-                .execute(
-                    "INSERT INTO host_turns (host, turn) SELECT $1, t FROM generate_series(0::bigint, $2::bigint - 1) AS t
-                     ON CONFLICT DO NOTHING",
-                    &[&host, &turns],
-                )
-                .await?;
-            if made > 0 {
-                row = client.query_opt(take, &args).await?;
-            }
-        }
-        Ok(row.map(|r| Turn {
-            host: host.to_string(),
-            turn: r.get(0),
-            epoch: r.get(1),
-        }))
+    ) -> Result<Vec<FeedState>, StoreError> {
+        self.ensure(urls, now).await
     }
 
-    /// Gives a turn back (unless it ran out and another node has it now).
-    pub async fn give_back(&self, turn: &Turn) -> Result<(), PgError> {
-        let client = self.client().await?;
-        // Nodes waiting for a turn at the host hear it is free at once (see TURNS_CHANNEL).
-        client
-            .query(
-                "WITH freed AS (
-                     UPDATE host_turns SET node = NULL, until = NULL
-                     WHERE host = $1 AND turn = $2 AND epoch = $3 AND node = $4
-                     RETURNING host)
-                 SELECT pg_notify($5, host) FROM freed",
-                &[&turn.host, &turn.turn, &turn.epoch, &self.node, &TURNS_CHANNEL],
-            )
-            .await?;
-        Ok(())
+    async fn rekey_feeds(&self, renames: Vec<(String, String)>) -> Result<usize, StoreError> {
+        self.rekey(renames).await
     }
 
-    /// This node is alive at `now` (started at `started`).
-    pub async fn heartbeat(&self, started: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PgError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO nodes (name, started, last_seen, pid, version) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (name) DO UPDATE SET started = excluded.started, last_seen = excluded.last_seen,
-                     pid = excluded.pid, version = excluded.version",
-                &[
-                    &self.node,
-                    &to_millis(started),
-                    &to_millis(now),
-                    &i64::from(std::process::id()),
-                    &env!("CARGO_PKG_VERSION"),
-                ],
-            )
-            .await?;
-        Ok(())
+    async fn forgive_gone(&self, urls: Vec<String>, config_fingerprint: String) -> Result<usize, StoreError> {
+        self.forgive(urls, config_fingerprint).await
     }
 
-    /// Takes the render lead if no live session holds it.
-    pub async fn try_lead(&self) -> Result<Option<Leader>, PgError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT pg_try_advisory_lock($1), pg_backend_pid()",
-                &[&RENDER_LOCK],
-            )
-            .await?;
-        if !row.get::<_, bool>(0) {
-            return Ok(None);
-        }
-        Ok(Some(Leader {
-            pid: row.get(1),
-            client: Some(client),
-        }))
+    async fn apply_catalogue_limit(&self, limit: usize) -> Result<bool, StoreError> {
+        self.catalogue_limit(limit).await
     }
 
-    /// The outputs the leader publishes from now on, by path, as it announces them: what a
-    /// serving node listens to so that it serves the new bytes at once.
-    pub async fn listen_outputs(&self) -> Result<OutputChanges, PgError> {
-        self.listen(&[OUTPUTS_CHANNEL]).await
+    async fn schedule(&self, due: Vec<(i64, Scheduled)>) -> Result<(), StoreError> {
+        self.set_due(due).await
     }
 
-    /// Notifications on `channels` from now on (the payload; the channel is [`Notice`]'s
-    /// `channel`), on a connection of their own.
-    pub async fn listen(&self, channels: &[&'static str]) -> Result<OutputChanges, PgError> {
-        use futures::StreamExt;
-        let (client, mut connection) = self.config.connect(NoTls).await?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let wanted: Vec<&'static str> = channels.to_vec();
-        // The connection is driven here, so its notifications come out (and the LISTEN below
-        // gets its answer).
-        let task = tokio::spawn(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(Ok(message)) = messages.next().await {
-                if let tokio_postgres::AsyncMessage::Notification(n) = message
-                    && let Some(channel) = wanted.iter().find(|c| **c == n.channel())
-                    && tx
-                        .send(Notice {
-                            channel,
-                            payload: n.payload().to_string(),
-                        })
-                        .await
-                        .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        for channel in channels {
-            client.batch_execute(&format!("LISTEN {channel}")).await?;
-        }
-        Ok(OutputChanges {
-            rx,
-            _client: client,
-            task,
-        })
+    async fn unschedule_others(&self, configured: Vec<i64>) -> Result<usize, StoreError> {
+        self.unschedule(configured).await
     }
 
-    /// An output as the leader last published it: its bytes and ETag.
-    pub async fn rendered(&self, path: &str) -> Result<Option<(Vec<u8>, String)>, PgError> {
-        let client = self.client().await?;
-        Ok(client
-            .query_opt("SELECT bytes, etag FROM rendered WHERE path = $1", &[&path])
-            .await?
-            .map(|r| (r.get(0), r.get(1))))
-    }
-}
-
-impl Leader {
-    /// Whether the session that holds the lead is still open: when it closed (the database
-    /// restarted, the network failed) PostgreSQL let the lock go, and another node may lead.
-    pub fn is_alive(&self) -> bool {
-        self.client.as_ref().is_some_and(|c| !c.is_closed())
-    }
-
-    /// The PostgreSQL backend whose session holds the lead.
-    pub fn backend_pid(&self) -> i32 {
-        self.pid
-    }
-
-    /// Publishes an output's bytes for every node to serve, and announces it on
-    /// [`OUTPUTS_CHANNEL`]. Through the lead's own session: if it was lost, this fails.
-    pub async fn publish(
-        &mut self,
-        path: &str,
-        bytes: &[u8],
-        etag: &str,
+    async fn claim_due(
+        &self,
         now: DateTime<Utc>,
-    ) -> Result<(), PgError> {
-        let Some(client) = self.client.as_mut() else {
-            return Ok(());
-        };
-        let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO rendered (path, bytes, etag, rendered_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes, etag = excluded.etag,
-                 rendered_at = excluded.rendered_at",
-            &[&path, &bytes, &etag, &to_millis(now)],
-        )
-        .await?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&OUTPUTS_CHANNEL, &path])
-            .await?;
-        tx.commit().await?;
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claimed, StoreError> {
+        self.claim(now, limit, lease_until).await
+    }
+
+    async fn claim_feeds(
+        &self,
+        ids: Vec<i64>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        due_only: bool,
+    ) -> Result<Vec<FeedState>, StoreError> {
+        self.claim_these(ids, now, lease_until, due_only).await
+    }
+
+    async fn renew_leases(&self, ids: Vec<i64>, until: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        self.renew(ids, until).await
+    }
+
+    async fn release_leases(&self, ids: Option<Vec<i64>>) -> Result<usize, StoreError> {
+        self.release(ids).await
+    }
+
+    async fn record_poll(
+        &self,
+        feed_id: i64,
+        update: FeedUpdate,
+        scheduled: Scheduled,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.record(feed_id, update, scheduled, now).await
+    }
+
+    async fn store_parsed(
+        &self,
+        feed_id: i64,
+        batch: ParsedBatch,
+        now: DateTime<Utc>,
+    ) -> Result<StoreOutcome, StoreError> {
+        self.store_batch(feed_id, batch, now).await
+    }
+
+    async fn note_redirect(
+        &self,
+        feed_id: i64,
+        target: Option<String>,
+    ) -> Result<Option<String>, StoreError> {
+        self.redirect(feed_id, target).await
+    }
+
+    async fn reset_feed(&self, feed_id: i64) -> Result<(), StoreError> {
+        self.reset(feed_id).await
+    }
+
+    async fn delay_host(&self, host: String, until: DateTime<Utc>, reason: String) -> Result<(), StoreError> {
+        self.delay(host, until, reason).await
+    }
+
+    async fn host_delays(&self, now: DateTime<Utc>) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        self.delays(now).await
+    }
+
+    async fn fingerprints(&self, feed_id: i64) -> Result<Fingerprints, StoreError> {
+        self.segments(feed_id).await
+    }
+
+    async fn content_hashes(
+        &self,
+        feed_id: i64,
+        keys: Vec<String>,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        self.hashes(feed_id, keys).await
+    }
+
+    async fn full_text_retries(
+        &self,
+        feed_id: i64,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.retries(feed_id, before).await
+    }
+
+    async fn record_full_text(
+        &self,
+        tries: Vec<(i64, Result<String, String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.full_text(tries, now).await
+    }
+
+    async fn feeds_by_url(&self, urls: Arc<[String]>) -> Result<HashMap<String, FeedState>, StoreError> {
+        self.by_url(&urls).await
+    }
+
+    async fn feeds_by_id(&self, ids: Vec<i64>) -> Result<HashMap<i64, FeedState>, StoreError> {
+        self.by_id(ids).await
+    }
+
+    async fn feed_ids(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        self.ids().await
+    }
+
+    async fn feed_errors(&self, feed_id: i64) -> Result<Vec<FeedError>, StoreError> {
+        self.errors(feed_id).await
+    }
+
+    async fn entry_counts(&self) -> Result<HashMap<String, usize>, StoreError> {
+        self.counts().await
+    }
+
+    async fn candidates(&self, query: CandidateQuery) -> Result<Vec<Candidate>, StoreError> {
+        self.page(query).await
+    }
+
+    async fn entries(&self, ids: Vec<i64>) -> Result<Vec<StoredEntry>, StoreError> {
+        self.by_ids(ids).await
+    }
+
+    async fn entries_with_links(&self, links: Vec<String>) -> Result<Vec<StoredEntry>, StoreError> {
+        self.by_links(links).await
+    }
+
+    async fn entries_matching(
+        &self,
+        what: String,
+        canonical: String,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        self.matching(what, canonical).await
+    }
+
+    async fn entry_keys(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+        self.keys().await
+    }
+
+    async fn retention_candidates(
+        &self,
+        keep_days: u32,
+        keep_per_feed: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.doomed(keep_days, keep_per_feed, now).await
+    }
+
+    async fn retire_entries(
+        &self,
+        ids: Vec<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, Duration), StoreError> {
+        self.retire(ids, now).await
+    }
+
+    async fn expire_tombstones(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(usize, Duration), StoreError> {
+        self.expire(cutoff, limit).await
+    }
+
+    async fn maintain(&self) -> Result<Vec<Step>, StoreError> {
+        // PostgreSQL keeps its planner's statistics and its free space itself (autovacuum).
+        Ok(Vec::new())
+    }
+
+    async fn release_memory(&self) -> Result<(), StoreError> {
         Ok(())
     }
 
-    /// Gives the lead up now (a node stopping cleanly), so another node takes it at once.
-    pub async fn step_down(mut self) -> Result<(), PgError> {
-        if let Some(client) = self.client.take() {
-            client
-                .execute("SELECT pg_advisory_unlock($1)", &[&RENDER_LOCK])
-                .await?;
-        }
-        Ok(())
+    async fn integrity_check(&self) -> Result<Result<(), String>, StoreError> {
+        // PostgreSQL keeps its own consistency (WAL, constraints): there is nothing to check
+        // that it would not have refused to write.
+        Ok(Ok(()))
     }
-}
 
-impl Drop for Leader {
-    fn drop(&mut self) {
-        // Not back to the pool: a pooled connection would keep the session, and the lock.
-        if let Some(client) = self.client.take() {
-            drop(deadpool_postgres::Object::take(client));
-        }
+    async fn record_outputs(
+        &self,
+        outcomes: Vec<(String, Result<bool, String>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.record_renders(outcomes, now).await
+    }
+
+    async fn outputs(&self) -> Result<Vec<OutputState>, StoreError> {
+        self.output_states().await
+    }
+
+    async fn cluster(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<(Vec<ClusterNode>, HashMap<i64, String>), StoreError> {
+        self.nodes(now, lease).await
+    }
+
+    fn coordination(&self) -> Option<Arc<dyn Coordination>> {
+        Some(self.coordination.clone())
+    }
+
+    async fn close(&self) {
+        self.pool.close();
     }
 }

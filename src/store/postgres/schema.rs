@@ -1,9 +1,11 @@
-//! The PostgreSQL schema: append-only migrations, like SQLite's. Version 1 is the SQLite
-//! store's shape as of its schema 14 (so `store copy` maps table to table), with what a
-//! cluster adds: who holds each feed's lease and under which epoch (fencing), the nodes'
-//! heartbeats, cluster-wide per-host turns, and rendered outputs kept for every node to serve.
-//! Times are milliseconds or seconds since the epoch as in SQLite (`BIGINT`), so both stores
-//! read them with the same code.
+//! The PostgreSQL schema: append-only migrations, like SQLite's, run under an advisory lock
+//! so that nodes starting together migrate once. Version 1 was the SQLite store's shape as of
+//! its schema 14, with what a cluster adds: who holds each feed's lease and under which epoch
+//! (fencing), the nodes' heartbeats, cluster-wide per-host turns, and rendered outputs kept
+//! for every node to serve. Version 2 gives the columns PostgreSQL's own types: times are
+//! `timestamptz`, flags `boolean`, categories `text[]`, enclosures `jsonb`.
+
+use super::MIGRATION_LOCK;
 
 /// Step `i` takes the schema from version `i` to `i + 1`.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -151,4 +153,76 @@ pub(super) const MIGRATIONS: &[&str] = &[
         rendered_at     BIGINT NOT NULL
     );
     "#,
+    // 2: native types. Times were seconds, or milliseconds where schedules compare them.
+    r#"
+    ALTER TABLE feeds
+        ALTER COLUMN last_fetch TYPE timestamptz USING to_timestamp(last_fetch / 1000.0),
+        ALTER COLUMN last_success TYPE timestamptz USING to_timestamp(last_success),
+        ALTER COLUMN created TYPE timestamptz USING to_timestamp(created),
+        ALTER COLUMN failing_since TYPE timestamptz USING to_timestamp(failing_since),
+        ALTER COLUMN retry_after TYPE timestamptz USING to_timestamp(retry_after),
+        ALTER COLUMN fresh_until TYPE timestamptz USING to_timestamp(fresh_until),
+        ALTER COLUMN gone_at TYPE timestamptz USING to_timestamp(gone_at),
+        ALTER COLUMN next_due TYPE timestamptz USING to_timestamp(next_due / 1000.0),
+        ALTER COLUMN lease_until TYPE timestamptz USING to_timestamp(lease_until / 1000.0),
+        ALTER COLUMN abandoned_at TYPE timestamptz USING to_timestamp(abandoned_at);
+
+    ALTER TABLE entries
+        ALTER COLUMN published TYPE timestamptz USING to_timestamp(published),
+        ALTER COLUMN updated TYPE timestamptz USING to_timestamp(updated),
+        ALTER COLUMN first_seen TYPE timestamptz USING to_timestamp(first_seen),
+        ALTER COLUMN full_text_at TYPE timestamptz USING to_timestamp(full_text_at / 1000.0),
+        ALTER COLUMN hidden DROP DEFAULT,
+        ALTER COLUMN hidden TYPE boolean USING hidden <> 0,
+        ALTER COLUMN hidden SET DEFAULT false,
+        ALTER COLUMN enclosures DROP DEFAULT,
+        ALTER COLUMN enclosures TYPE jsonb USING enclosures::jsonb,
+        ALTER COLUMN enclosures SET DEFAULT '[]'::jsonb;
+    -- An array column cannot be computed from a subquery in ALTER ... USING: a new column.
+    ALTER TABLE entries ADD COLUMN categories_list text[] NOT NULL DEFAULT '{}';
+    UPDATE entries SET categories_list = ARRAY(SELECT json_array_elements_text(categories::json))
+        WHERE categories <> '[]';
+    ALTER TABLE entries DROP COLUMN categories;
+    ALTER TABLE entries RENAME COLUMN categories_list TO categories;
+
+    ALTER TABLE tombstones
+        ALTER COLUMN removed TYPE timestamptz USING to_timestamp(removed),
+        ALTER COLUMN last_seen DROP DEFAULT,
+        ALTER COLUMN last_seen TYPE timestamptz USING to_timestamp(last_seen);
+    ALTER TABLE hosts ALTER COLUMN not_before TYPE timestamptz USING to_timestamp(not_before);
+    ALTER TABLE outputs
+        ALTER COLUMN failing_since TYPE timestamptz USING to_timestamp(failing_since),
+        ALTER COLUMN last_written TYPE timestamptz USING to_timestamp(last_written);
+    ALTER TABLE feed_errors ALTER COLUMN at TYPE timestamptz USING to_timestamp(at);
+    ALTER TABLE nodes
+        ALTER COLUMN started TYPE timestamptz USING to_timestamp(started / 1000.0),
+        ALTER COLUMN last_seen TYPE timestamptz USING to_timestamp(last_seen / 1000.0);
+    ALTER TABLE host_turns ALTER COLUMN until TYPE timestamptz USING to_timestamp(until / 1000.0);
+    ALTER TABLE rendered ALTER COLUMN rendered_at TYPE timestamptz USING to_timestamp(rendered_at / 1000.0);
+    "#,
 ];
+
+/// Brings the schema up to date inside `tx` (holding the migration lock until it ends), and
+/// returns the version found: one newer than [`MIGRATIONS`] is left as it is, for the caller
+/// to refuse.
+pub(super) async fn migrate(tx: &tokio_postgres::Transaction<'_>) -> Result<i64, tokio_postgres::Error> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+        .await?;
+    let found: i64 = tx
+        .query_opt("SELECT version FROM schema_version", &[])
+        .await?
+        .map_or(0, |r| r.get(0));
+    let supported = MIGRATIONS.len() as i64;
+    if found >= supported {
+        return Ok(found);
+    }
+    for sql in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.batch_execute(sql).await?;
+    }
+    tx.execute("DELETE FROM schema_version", &[]).await?;
+    tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&supported])
+        .await?;
+    Ok(found)
+}

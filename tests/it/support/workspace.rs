@@ -46,6 +46,10 @@ pub struct Row {
 /// What [`Workspace::rows`] reads, from either store.
 const ROWS: &str = "SELECT f.url, e.key, e.title, e.link, e.content, e.summary, e.published, e.updated
                     FROM entries e JOIN feeds f ON f.id = e.feed_id ORDER BY e.id";
+/// The same on PostgreSQL, whose times are `timestamptz`: as seconds, as SQLite keeps them.
+const PG_ROWS: &str = "SELECT f.url, e.key, e.title, e.link, e.content, e.summary,
+                           EXTRACT(EPOCH FROM e.published)::bigint, EXTRACT(EPOCH FROM e.updated)::bigint
+                       FROM entries e JOIN feeds f ON f.id = e.feed_id ORDER BY e.id";
 
 impl Workspace {
     pub fn new() -> Workspace {
@@ -149,7 +153,7 @@ impl Workspace {
     /// Every stored entry, in id order.
     pub fn rows(&self) -> Vec<Row> {
         if let Some(pg) = &self.pg {
-            return pg.query_rows(ROWS, |r| Row {
+            return pg.query_rows(PG_ROWS, |r| Row {
                 feed_url: r.get(0),
                 key: r.get(1),
                 title: r.get(2),

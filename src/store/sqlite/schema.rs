@@ -189,16 +189,29 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+/// Refuses a database written by a newer Tributary, before anything is written to it.
+pub(super) fn refuse_newer(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let supported = MIGRATIONS.len() as i64;
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| StoreError::Unavailable {
+            context: format!("cannot open database {}", path.display()),
+            source: e.into(),
+        })?;
     if found > supported {
         return Err(StoreError::TooNew {
-            path: path.to_path_buf(),
+            store: format!("database {}", path.display()),
             found,
             supported,
+            shared: false,
         });
     }
+    Ok(())
+}
+
+/// Brings the schema up to date, one migration per transaction.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> rusqlite::Result<()> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     // Databases created before auto_vacuum was set in time (it must precede WAL mode) never
     // gave pages back: converted once, which rewrites the file (VACUUM). Not fatal: such a
     // database works, it only does not shrink.

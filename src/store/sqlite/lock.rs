@@ -16,7 +16,7 @@ pub struct DaemonLock {
 }
 
 /// The lock file of the database at `db`.
-pub fn lock_path(db: &Path) -> PathBuf {
+fn lock_path(db: &Path) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push(".lock");
     db.with_file_name(name)
@@ -27,9 +27,9 @@ impl DaemonLock {
     pub(crate) fn acquire(db: &Path) -> Result<DaemonLock, StoreError> {
         let path = lock_path(db);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
-                path: dir.to_path_buf(),
-                source,
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Unavailable {
+                context: format!("cannot create the database directory {}", dir.display()),
+                source: source.into(),
             })?;
         }
         let io = |source: std::io::Error| match source.kind() {
@@ -39,9 +39,9 @@ impl DaemonLock {
                     path: db.to_path_buf(),
                 }
             }
-            _ => StoreError::Lock {
-                path: path.clone(),
-                source,
+            _ => StoreError::Unavailable {
+                context: format!("cannot lock {}", path.display()),
+                source: source.into(),
             },
         };
         let mut file = OpenOptions::new()
