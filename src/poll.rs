@@ -502,19 +502,29 @@ fn skipped(job: &Job, reason: String, next_due: Option<DateTime<Utc>>) -> FeedRe
 
 /// Polls the feeds handed to it, within the config's budget, for as long as it lives: a
 /// one-shot poll hands it every feed and drains it; the daemon hands it feeds as they come
-/// due. Feeds wait in per-host queues and start while the budget allows: at most
-/// `poll.concurrency` in flight (fetch, parse and store together, so memory is bounded by it,
-/// not by the number of feeds) and `poll.per_host` per host, taking hosts round-robin so that
-/// 300 feeds on one host do not hold up the other hosts' feeds.
+/// due. Feeds wait in per-host queues and start while the budget allows, taking hosts
+/// round-robin so that 300 feeds on one host do not hold up the other hosts' feeds:
+///
+/// - at most `poll.concurrency` feeds fetching and parsing, and `poll.per_host` per host. A
+///   feed gives its place back when its content is ready, not when its record commits, so a
+///   store that takes a moment to commit does not idle the network (a cluster's shared store
+///   answers in milliseconds, a fetch in hundreds);
+/// - at most twice that many feeds started and not yet recorded: what bounds the bodies held
+///   in memory when the store is slower than the network.
 pub(crate) struct Poller {
     context: Context,
     concurrency: usize,
     per_host: usize,
     hosts: Hosts,
     running: JoinSet<Result<FeedReport, StoreError>>,
-    /// Fetches running (skips, which only record, run beside them outside the budget).
+    /// Feeds fetching or parsing: the ones that hold a place of the budget.
     fetching: usize,
+    /// Feeds started and not finished, whatever stage they are in (skips, which only record,
+    /// are not counted).
+    unrecorded: usize,
     in_flight: HashMap<tokio::task::Id, InFlight>,
+    /// Polls say here that their content is ready: their place goes to the next feed.
+    ready: tokio::sync::mpsc::UnboundedReceiver<tokio::task::Id>,
     /// Poll held-back feeds too (`poll --force`).
     pub force: bool,
     stopped: bool,
@@ -522,6 +532,8 @@ pub(crate) struct Poller {
 
 struct InFlight {
     host: Option<usize>,
+    /// Still fetching or parsing: holds a place of the budget (and of its host's queue).
+    fetching: bool,
     feed_id: i64,
     url: String,
     next_due: Option<DateTime<Utc>>,
@@ -545,8 +557,10 @@ impl Poller {
         let now = clock.now();
         let delays = store.host_delays(now).await?;
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let (ready_tx, ready) = tokio::sync::mpsc::unbounded_channel();
         Ok(Poller {
             context: Context {
+                ready: ready_tx,
                 fetcher,
                 store,
                 clock,
@@ -562,7 +576,9 @@ impl Poller {
             hosts: Hosts::default(),
             running: JoinSet::new(),
             fetching: 0,
+            unrecorded: 0,
             in_flight: HashMap::new(),
+            ready,
             force: false,
             stopped: false,
         })
@@ -650,30 +666,65 @@ impl Poller {
     /// is queued (or the poller is stopped) and nothing runs. Cancel-safe: a report is never
     /// lost when the future is dropped before it is ready.
     pub async fn next(&mut self) -> Option<Result<FeedReport, Unrecorded>> {
-        self.start_what_fits();
-        let joined = self.running.join_next_with_id().await?;
+        loop {
+            self.start_what_fits();
+            if self.running.is_empty() {
+                return None;
+            }
+            // A place given back is taken first: the next feed starts before this one's
+            // record is heard of.
+            tokio::select! {
+                biased;
+                Some(id) = self.ready.recv() => self.content_ready(id),
+                Some(joined) = self.running.join_next_with_id() => {
+                    let report = self.joined(joined);
+                    self.start_what_fits();
+                    if let Some(report) = report {
+                        return Some(report);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feed task `id` has its content: its place in the budget and in its host's queue go to
+    /// the next feed (the rest of its poll is the store's).
+    fn content_ready(&mut self, id: tokio::task::Id) {
+        let Some(flight) = self.in_flight.get_mut(&id).filter(|f| f.fetching) else {
+            return;
+        };
+        flight.fetching = false;
+        self.fetching = self.fetching.saturating_sub(1);
+        if let Some(q) = flight.host {
+            self.hosts.finished(q);
+        }
+    }
+
+    /// What a finished feed task comes to: its report, or the store's failure.
+    fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, Result<FeedReport, StoreError>), tokio::task::JoinError>,
+    ) -> Option<Result<FeedReport, Unrecorded>> {
         let (id, outcome) = match joined {
             Ok((id, outcome)) => (id, Ok(outcome)),
             Err(e) => (e.id(), Err(e)),
         };
+        self.content_ready(id);
         let flight = self.in_flight.remove(&id);
-        if let Some(q) = flight.as_ref().and_then(|f| f.host) {
-            self.fetching = self.fetching.saturating_sub(1);
-            self.hosts.finished(q);
+        if flight.as_ref().is_some_and(|f| f.host.is_some()) {
+            self.unrecorded = self.unrecorded.saturating_sub(1);
         }
-        let report = match outcome {
-            Ok(Ok(report)) => report,
-            Ok(Err(error)) => {
-                return Some(Err(Unrecorded {
-                    feed_id: flight.map_or(0, |f| f.feed_id),
-                    error,
-                }));
-            }
+        match outcome {
+            Ok(Ok(report)) => Some(Ok(report)),
+            Ok(Err(error)) => Some(Err(Unrecorded {
+                feed_id: flight.map_or(0, |f| f.feed_id),
+                error,
+            })),
             // A panic is a bug; it costs that feed's poll, never the others'. Its lease runs
             // out and it is tried again then.
             Err(e) => {
                 let flight = flight?;
-                FeedReport {
+                Some(Ok(FeedReport {
                     feed_id: flight.feed_id,
                     url: flight.url,
                     result: Err(FeedFailure {
@@ -687,15 +738,13 @@ impl Poller {
                     recovered_after: 0,
                     newly_repaired: Vec::new(),
                     elapsed: Duration::ZERO,
-                }
+                }))
             }
-        };
-        self.start_what_fits();
-        Some(Ok(report))
+        }
     }
 
     fn start_what_fits(&mut self) {
-        while !self.stopped && self.fetching < self.concurrency {
+        while !self.stopped && self.fetching < self.concurrency && self.unrecorded < self.concurrency * 2 {
             let Some((q, job)) = self.hosts.next_start() else {
                 break;
             };
@@ -722,6 +771,7 @@ impl Poller {
                         task.id(),
                         InFlight {
                             host: None,
+                            fetching: false,
                             feed_id,
                             url: display_url(&job.spec.url),
                             next_due: due.at,
@@ -732,6 +782,7 @@ impl Poller {
             }
             let flight = InFlight {
                 host: Some(q),
+                fetching: true,
                 feed_id: job.state.id,
                 url: display_url(&job.spec.url),
                 next_due: job.state.next_due,
@@ -741,6 +792,7 @@ impl Poller {
                 .running
                 .spawn(async move { poll_one(job, host_delay, &context).await });
             self.fetching += 1;
+            self.unrecorded += 1;
             self.in_flight.insert(task.id(), flight);
         }
     }
@@ -880,6 +932,8 @@ struct Context {
     concurrency: usize,
     /// Hosts that asked everyone to wait, for feeds and pages alike.
     delays: Arc<HostDelays>,
+    /// Where a feed's poll says its content is ready (see [`Poller::content_ready`]).
+    ready: tokio::sync::mpsc::UnboundedSender<tokio::task::Id>,
 }
 
 /// Hosts that asked everyone to wait (429, or 503 with Retry-After), until when: read from the
@@ -1154,6 +1208,9 @@ async fn poll_one(
         }
         other => other,
     };
+    // Fetched and parsed, the content finished: the rest is the store's, and this feed's
+    // place in the budget goes to the next one.
+    let _ = context.ready.send(tokio::task::id());
     let now = context.clock.now();
     let key = spec.key.as_str();
     // What the schedule will know once this poll is recorded.
