@@ -329,6 +329,7 @@ pub(crate) async fn poll_feeds(
             hold: config.poll.timeout * 2,
             wait: lease + config.poll.timeout,
             freed: Default::default(),
+            failing: Default::default(),
         });
         cluster = Some(Claims::keep(
             store.clone(),
@@ -482,16 +483,25 @@ impl Job {
 }
 
 fn skipped(job: &Job, reason: String, next_due: Option<DateTime<Utc>>) -> FeedReport {
+    skipped_feed(&job.state, display_url(&job.spec.url), reason, next_due)
+}
+
+/// The report of a feed not fetched (whose stored `state` is as it was), due next at `next_due`.
+fn skipped_feed(
+    state: &FeedState,
+    url: String,
+    reason: String,
+    next_due: Option<DateTime<Utc>>,
+) -> FeedReport {
     FeedReport {
-        feed_id: job.state.id,
-        url: display_url(&job.spec.url),
+        feed_id: state.id,
+        url,
         result: Ok(FeedStatus::Skipped(reason)),
-        failures: job.state.consecutive_failures,
-        last_error: job
-            .state
+        failures: state.consecutive_failures,
+        last_error: state
             .last_error
             .clone()
-            .filter(|_| job.state.consecutive_failures > 0),
+            .filter(|_| state.consecutive_failures > 0),
         next_due,
         abandoned: false,
         recovered_after: 0,
@@ -525,6 +535,8 @@ pub(crate) struct Poller {
     in_flight: HashMap<tokio::task::Id, InFlight>,
     /// Polls say here that their content is ready: their place goes to the next feed.
     ready: tokio::sync::mpsc::UnboundedReceiver<tokio::task::Id>,
+    /// Told when a place of the budget is given back.
+    room_freed: Arc<tokio::sync::Notify>,
     /// Poll held-back feeds too (`poll --force`).
     pub force: bool,
     stopped: bool,
@@ -579,6 +591,7 @@ impl Poller {
             unrecorded: 0,
             in_flight: HashMap::new(),
             ready,
+            room_freed: Arc::default(),
             force: false,
             stopped: false,
         })
@@ -636,6 +649,19 @@ impl Poller {
     /// Feeds queued, not yet started.
     pub(crate) fn queued(&self) -> usize {
         self.hosts.queued
+    }
+
+    /// How many more feeds could start fetching now (queued ones count as started).
+    pub(crate) fn room(&self) -> usize {
+        let unrecorded_room = (self.concurrency * 2).saturating_sub(self.unrecorded);
+        self.concurrency
+            .saturating_sub(self.fetching + self.hosts.queued)
+            .min(unrecorded_room.saturating_sub(self.hosts.queued))
+    }
+
+    /// Notified when a place of the budget is given back (see [`Poller::room`]).
+    pub(crate) fn room_freed(&self) -> Arc<tokio::sync::Notify> {
+        self.room_freed.clone()
     }
 
     /// Whether anything is queued or running.
@@ -698,6 +724,7 @@ impl Poller {
         if let Some(q) = flight.host {
             self.hosts.finished(q);
         }
+        self.room_freed.notify_one();
     }
 
     /// What a finished feed task comes to: its report, or the store's failure.
@@ -713,6 +740,7 @@ impl Poller {
         let flight = self.in_flight.remove(&id);
         if flight.as_ref().is_some_and(|f| f.host.is_some()) {
             self.unrecorded = self.unrecorded.saturating_sub(1);
+            self.room_freed.notify_one();
         }
         match outcome {
             Ok(Ok(report)) => Some(Ok(report)),
@@ -990,6 +1018,8 @@ pub(crate) struct SharedTurns {
     pub wait: Duration,
     /// Wakes a waiter when a turn at its host is given back anywhere in the cluster.
     pub freed: Arc<FreedTurns>,
+    /// The store could not be asked for a turn last time (said once, not at every fetch).
+    pub failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Per host, a wake-up for one request waiting for a turn there: the cluster announces each
@@ -1066,7 +1096,11 @@ impl SharedTurns {
         loop {
             let now = clock.now();
             let until = now + chrono::Duration::from_std(self.hold).unwrap_or_default();
-            match self.cluster.take_turn(host, per_host, now, until).await {
+            let taken = self.cluster.take_turn(host, per_host, now, until).await;
+            if taken.is_ok() {
+                self.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+            match taken {
                 Ok(Some(turn)) => return Some((self.cluster.clone(), turn)),
                 Ok(None) if started.elapsed() < self.wait => {
                     // Until a turn is given back; a turn whose holder died frees itself only
@@ -1081,7 +1115,11 @@ impl SharedTurns {
                     return None;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, host, "cannot take a host turn in the cluster; going ahead on this node's limit");
+                    // Once while the store fails (every fetch would say it again); the daemon
+                    // says that the store fails.
+                    if !self.failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(error = %e, host, "cannot take host turns in the cluster; going ahead on this node's limit until the store answers");
+                    }
                     return None;
                 }
             }
@@ -1178,6 +1216,27 @@ async fn poll_one(
         .requests
         .turn(host.as_deref(), context.clock.as_ref())
         .await;
+    // Asked after the turn: a feed that waited behind one answered 429 (on this node or, in a
+    // cluster, on another) must not go ahead.
+    let now = context.clock.now();
+    let asked_to_wait = host
+        .as_deref()
+        .and_then(|h| context.delays.until(h, now))
+        .filter(|_| host_delay.is_none());
+    if let Some(until) = asked_to_wait {
+        drop(turn);
+        let due = schedule::due(&policy, &spec.key, &History::from(&state), Some(until));
+        let scheduled = Scheduled {
+            next_due: due.at,
+            key: policy.key(),
+            lease: state.lease_epoch,
+        };
+        store.schedule(vec![(feed_id, scheduled)]).await?;
+        let reason = due
+            .hold
+            .map_or_else(|| "its host asked to wait".to_string(), |h| h.to_string());
+        return Ok(skipped_feed(&state, url, reason, due.at));
+    }
     let fetched = context.fetcher.fetch(request).await;
     drop(turn);
     let outcome = match fetched {

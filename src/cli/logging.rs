@@ -35,9 +35,15 @@ pub(crate) fn filter_for(value: &str) -> Result<String, String> {
             .map_err(|e| format!("`{value}` is not a log filter: {e}"));
     }
     let level = value.to_ascii_lowercase();
+    // The store's drivers: their connection warnings are the store's to report.
+    let quiet: String = crate::store::QUIET_TARGETS
+        .iter()
+        .map(|target| format!(",{target}=error"))
+        .collect();
     match level.as_str() {
-        "off" | "error" | "warn" => Ok(level),
-        "info" | "debug" | "trace" => Ok(format!("warn,tributary={level}")),
+        "off" | "error" => Ok(level),
+        "warn" => Ok(format!("warn{quiet}")),
+        "info" | "debug" | "trace" => Ok(format!("warn,tributary={level}{quiet}")),
         _ => Err(format!(
             "`{value}` is not a log level: use one of {} (or a filter such as \"tributary=debug,reqwest=info\")",
             LEVELS.join(", ")

@@ -1450,9 +1450,9 @@ mod tests {
         assert_eq!(c.node.lease, Duration::from_secs(45));
         assert!(parse("[store]\nurl = \"host=/run/postgresql dbname=feeds user=planet\"\n").is_ok());
         // The node's name defaults to the host's; SQLite stays the default store.
-        let sqlite = parse("").unwrap();
-        assert!(matches!(sqlite.backend(), crate::model::Backend::File(_)));
-        assert!(!sqlite.node.name.is_empty());
+        let file = parse("").unwrap();
+        assert!(matches!(file.backend(), crate::model::Backend::File(_)));
+        assert!(!file.node.name.is_empty());
 
         let err = parse(
             "[store]\npath = \"t.db\"\nurl = \"postgres://a@b/c\"\n[node]\nlease = \"1s\"\nname = \"\"\n",

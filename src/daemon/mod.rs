@@ -103,6 +103,7 @@ pub async fn run_with_clock(
             hold: config.poll.timeout * 2,
             wait: cluster.lease + config.poll.timeout,
             freed: Default::default(),
+            failing: Default::default(),
         });
     }
     let server_stop = tokio_util::sync::CancellationToken::new();
@@ -329,6 +330,7 @@ impl Daemon {
             let wake = self.wake_time();
             let render_due = self.render_due();
             let housekeeping_at = self.next_housekeeping.filter(|_| self.housekeeping.is_none());
+            let room = self.poller.room_freed();
             tokio::select! {
                 message = control.recv() => match message {
                     Some(Control::Reload) => self.start_reload(),
@@ -338,6 +340,8 @@ impl Daemon {
                     notify::watchdog();
                 }
                 Some(result) = self.poller.next(), if self.poller.busy() => self.feed_done(result),
+                // A fetch ended: room for a claim (see `wake_time`).
+                () = room.notified(), if self.cluster.is_some() => {}
                 result = async { self.scan.as_mut().expect("guarded").await }, if self.scan.is_some() => {
                     self.scan = None;
                     self.scan_done(result);
@@ -396,21 +400,30 @@ impl Daemon {
         self.shutdown(control).await
     }
 
-    /// How many due feeds one claim takes. In a cluster, what this node can fetch at once: the
-    /// nodes waking for the same due time then share the slot's feeds between them, instead of
-    /// the first one taking them all.
+    /// How many due feeds one claim takes. In a cluster, what this node can start fetching
+    /// now: a feed claimed here and queued behind this node's budget would wait while another
+    /// node has room for it, so the nodes waking for the same due time share its feeds by what
+    /// each can take.
     fn claim_batch(&self) -> usize {
         match self.cluster {
-            Some(_) => self.config.poll.concurrency.max(1),
+            Some(_) => self.poller.room(),
             None => CLAIM_BATCH,
         }
     }
 
     /// When to claim due feeds next: at the earliest due time, or now when the last claim
-    /// left feeds behind and the queue runs low.
+    /// left feeds behind and the queue runs low. In a cluster, not while this node has no
+    /// room for another fetch (it claims again as soon as one ends).
     fn wake_time(&self) -> Option<DateTime<Utc>> {
+        if self.cluster.is_some() && self.poller.room() == 0 {
+            return None;
+        }
         if self.more_due {
-            return (self.poller.queued() < self.claim_batch() / 2).then(|| self.clock.now());
+            let low = match self.cluster {
+                Some(_) => true,
+                None => self.poller.queued() < CLAIM_BATCH / 2,
+            };
+            return low.then(|| self.clock.now());
         }
         self.next_wake
     }
@@ -899,8 +912,10 @@ impl Daemon {
     fn tick_done(&mut self, result: Result<Result<cluster::Tick, StoreError>, tokio::task::JoinError>) {
         let tick = match result {
             Ok(Ok(tick)) => tick,
+            // Said once for the whole outage (see `store_works`): claims run out unless a tick
+            // works again within the lease, and then other nodes take them.
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cluster heartbeat failed; claims run out unless the next one works");
+                self.store_works(false, Some(&e));
                 return;
             }
             Err(e) => {
@@ -908,6 +923,12 @@ impl Daemon {
                 return;
             }
         };
+        if self.store_failing {
+            // The database is back: claim what is due now, not at the next retry.
+            self.store_works(true, None);
+            self.more_due = false;
+            self.next_wake = Some(self.clock.now());
+        }
         self.poller.hold_hosts(&tick.delays);
         if !tick.lost.is_empty() {
             // Another node holds these feeds now. Those still queued here are not fetched (the

@@ -464,6 +464,11 @@ impl Store {
     }
 }
 
+/// Log targets of the engines' drivers and pools whose warnings the store reports itself,
+/// once and with context (a lost connection is "the database failed", said once per outage,
+/// not a warning per pooled connection): logging keeps them at errors unless asked otherwise.
+pub const QUIET_TARGETS: &[&str] = &["tokio_postgres", "deadpool", "deadpool_postgres"];
+
 /// How `backend` is named in messages: the file, or the server without its password.
 pub fn describe(backend: &Backend) -> String {
     match backend {

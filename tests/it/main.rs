@@ -27,3 +27,4 @@ mod migrations;
 mod content;
 mod scrape;
 mod cluster;
+mod nodes;

@@ -116,3 +116,54 @@ fn the_flow_here_is_the_flow_in_lib_rs() {
         .collect();
     assert_eq!(declared, FLOW, "src/lib.rs declares its modules in flow order");
 }
+
+/// Every identifier a file's code names (paths, `use` trees, types), not its strings or
+/// comments.
+#[derive(Default)]
+struct Names(BTreeSet<String>);
+
+impl<'ast> Visit<'ast> for Names {
+    fn visit_ident(&mut self, ident: &'ast syn::Ident) {
+        self.0.insert(ident.to_string());
+    }
+}
+
+/// The store is one interface with a backend per engine behind it: nothing outside
+/// `src/store/` names an engine's module, crate or types, so a third backend, or a change
+/// inside one, touches the store alone. (Messages may say "PostgreSQL"; code may not reach it.)
+#[test]
+fn nothing_outside_the_store_names_a_backend() {
+    const ENGINE: &[&str] = &[
+        "postgres",
+        "tokio_postgres",
+        "deadpool",
+        "deadpool_postgres",
+        "PgStore",
+        "PgCoordination",
+        "sqlite",
+        "rusqlite",
+        "SqliteStore",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut named = Vec::new();
+    for file in &files {
+        if file.starts_with(src.join("store")) {
+            continue;
+        }
+        let syntax = syn::parse_file(&std::fs::read_to_string(file).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let mut names = Names::default();
+        names.visit_file(&syntax);
+        for name in names.0.iter().filter(|n| ENGINE.contains(&n.as_str())) {
+            named.push(format!("{}: {name}", file.strip_prefix(&src).unwrap().display()));
+        }
+    }
+    assert!(files.len() > 40, "only {} files read", files.len());
+    assert!(
+        named.is_empty(),
+        "backends named outside src/store:\n  {}",
+        named.join("\n  ")
+    );
+}

@@ -106,7 +106,7 @@ struct Columns<'a> {
     feed_updated: Vec<Option<DateTime<Utc>>>,
     content_hash: Vec<&'a str>,
     canonical_link: Vec<Option<&'a str>>,
-    hidden: Vec<bool>,
+    /// Its rank in a new feed's back catalogue, newest first (used on a first success only).
     rank: Vec<Option<i64>>,
     full_text: Vec<Option<&'static str>>,
     full_text_error: Vec<Option<&'a str>>,
@@ -158,10 +158,13 @@ impl PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// One transaction: the feed's row locked under the poll's claim (else fenced), the
-    /// tombstones its items hit marked seen, then one statement that inserts the new entries,
-    /// updates the changed ones, records the feed's state and announces its next due time
-    /// (and, when anything changed, the change: the render leader hears it).
+    /// One statement, one round trip: the feed's row locked under the poll's claim (else
+    /// nothing is written: fenced), the tombstones its items hit marked seen (a tombstoned
+    /// entry's item is never recorded: its tombstone must outlive the feed showing the key),
+    /// the new entries inserted and the changed ones updated, the feed's state recorded, and
+    /// its next due time announced (with the change, when anything changed: the render leader
+    /// hears it). A new feed's back catalogue is ranked here and hidden by the server, which
+    /// knows whether this is the feed's first success.
     ///
     /// Entries' dates are whole seconds, as in SQLite: copies of a story stored in the same poll
     /// tie on their first-seen time, and the tie goes to the one published first (then the
@@ -172,67 +175,11 @@ impl PgStore {
         batch: ParsedBatch,
         now: DateTime<Utc>,
     ) -> Result<StoreOutcome, StoreError> {
-        let err = |e| self.error(e);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(err)?;
-        let fence = tx
-            .prepare_cached(
-                "SELECT last_success IS NULL, EXISTS (SELECT 1 FROM tombstones WHERE feed_id = $1)
-                 FROM feeds WHERE id = $1 AND ($2::bigint IS NULL OR (lease_node = $3 AND lease_epoch = $2))
-                 FOR UPDATE",
-            )
-            .await
-            .map_err(err)?;
-        let Some(row) = tx
-            .query_opt(&fence, &[&feed_id, &batch.scheduled.lease, &self.node])
-            .await
-            .map_err(err)?
-        else {
-            return Err(match batch.scheduled.lease {
-                Some(_) => StoreError::Fenced { feed_id },
-                None => StoreError::Backend {
-                    store: format!("PostgreSQL at {}", self.describe),
-                    source: format!("feed {feed_id} is not in the store").into(),
-                },
-            });
-        };
-        let (first_parse, has_tombstones): (bool, bool) = (row.get(0), row.get(1));
-        // A tombstoned entry's item is never recorded: its tombstone must go on being seen
-        // (marked seen again: it must outlive the feed showing the key).
-        let tombstoned: HashSet<String> = if has_tombstones {
-            let keys: Vec<&str> = batch.entries.iter().map(|k| k.key.as_str()).collect();
-            let seen = tx
-                .prepare_cached(
-                    "UPDATE tombstones SET last_seen = $3 WHERE feed_id = $1 AND key = ANY($2) RETURNING key",
-                )
-                .await
-                .map_err(err)?;
-            tx.query(&seen, &[&feed_id, &keys, &now])
-                .await
-                .map_err(err)?
-                .iter()
-                .map(|r| r.get(0))
-                .collect()
-        } else {
-            HashSet::new()
-        };
-        let ranks = if first_parse {
-            catalogue_ranks(&batch.entries)
-        } else {
-            HashMap::new()
-        };
-        let mut segments = batch.unchanged_segments.clone();
+        let ranks = catalogue_ranks(&batch.entries);
         let mut c = Columns::default();
-        for keyed in batch
-            .entries
-            .iter()
-            .filter(|k| !tombstoned.contains(k.key.as_str()))
-        {
-            segments.add(keyed.segment);
+        for keyed in &batch.entries {
             let e = &keyed.entry;
-            let rank = ranks.get(keyed.key.as_str()).copied();
             let (published, updated) = settled_dates(e, now);
-            let (published, updated) = (published.trunc_subsecs(0), updated.trunc_subsecs(0));
             let full_text = full_text_columns(&e.full_text);
             let author = e.author.as_ref();
             c.key.push(keyed.key.as_str());
@@ -247,17 +194,22 @@ impl PgStore {
             c.categories.push(serde_json::json!(e.categories));
             c.enclosures
                 .push(serde_json::to_value(&e.enclosures).unwrap_or_else(|_| serde_json::json!([])));
-            c.published.push(published);
-            c.updated.push(updated);
+            c.published.push(published.trunc_subsecs(0));
+            c.updated.push(updated.trunc_subsecs(0));
             c.feed_updated
                 .push(e.updated.filter(|u| *u <= now).map(|u| u.trunc_subsecs(0)));
             c.content_hash.push(&keyed.content_hash);
             c.canonical_link.push(keyed.canonical_link.as_deref());
-            c.hidden.push(rank.is_some_and(|r| r >= batch.new_feed_entries));
-            c.rank.push(rank.map(|r| r as i64));
+            c.rank.push(ranks.get(keyed.key.as_str()).map(|r| *r as i64));
             c.full_text.push(full_text.0);
             c.full_text_error.push(full_text.1);
             c.full_text_tries.push(i64::from(full_text.2));
+        }
+        // What the next parse may leave out: the items stored now, unless a tombstone keeps
+        // one out (then the set is written again below).
+        let mut segments = batch.unchanged_segments.clone();
+        for keyed in &batch.entries {
+            segments.add(keyed.segment);
         }
         let rhythm = batch
             .meta
@@ -265,26 +217,42 @@ impl PgStore {
             .ttl
             .max(batch.meta.rhythm.update_interval)
             .map(|d| d.as_secs() as i64);
-        let store = tx
-            .prepare_cached(
-                "WITH n AS (
+        let next_due = due_time(batch.scheduled.next_due);
+        let due = next_due.map(due_payload);
+        let meta = &batch.meta;
+        let limit = i64::try_from(batch.new_feed_entries).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                "WITH fence AS (
+                     SELECT last_success IS NULL AS first FROM feeds
+                     WHERE id = $1 AND ($43::bigint IS NULL OR (lease_node = $44 AND lease_epoch = $43))
+                     FOR UPDATE),
+                 n AS (
                      SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::timestamptz[],
-                         $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::boolean[],
-                         $19::bigint[], $20::text[], $21::text[], $22::bigint[])
+                         $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::bigint[],
+                         $19::text[], $20::text[], $21::bigint[])
                      AS n(key, guid, link, title, author_name, author_email, author_uri, summary, content,
                          categories, enclosures, published, updated, feed_updated, content_hash, canonical_link,
-                         hidden, rank, full_text, full_text_error, full_text_tries)),
+                         rank, full_text, full_text_error, full_text_tries)),
+                 tombstoned AS (
+                     UPDATE tombstones SET last_seen = $22 WHERE feed_id = $1 AND key IN (SELECT key FROM n)
+                         AND EXISTS (SELECT 1 FROM fence)
+                     RETURNING key),
+                 kept AS (SELECT * FROM n WHERE key NOT IN (SELECT key FROM tombstoned)),
                  inserted AS (
                      INSERT INTO entries (feed_id, key, guid, link, title, author_name, author_email, author_uri,
                          summary, content, categories, enclosures, published, updated, first_seen, content_hash,
                          canonical_link, hidden, catalogue_rank, full_text, full_text_error, full_text_tries,
                          full_text_at)
                      SELECT $1, key, guid, link, title, author_name, author_email, author_uri, summary, content,
-                         ARRAY(SELECT jsonb_array_elements_text(n.categories)), enclosures, published, updated, $43,
-                         content_hash, canonical_link, hidden, rank, full_text, full_text_error, full_text_tries,
-                         CASE WHEN full_text IS NULL THEN NULL ELSE $23::timestamptz END
-                     FROM n
+                         ARRAY(SELECT jsonb_array_elements_text(kept.categories)), enclosures, published, updated,
+                         $23, content_hash, canonical_link,
+                         COALESCE((SELECT first FROM fence) AND rank >= $45, false),
+                         CASE WHEN (SELECT first FROM fence) THEN rank END,
+                         full_text, full_text_error, full_text_tries,
+                         CASE WHEN full_text IS NULL THEN NULL ELSE $22::timestamptz END
+                     FROM kept WHERE EXISTS (SELECT 1 FROM fence)
                      ON CONFLICT (feed_id, key) DO NOTHING
                      RETURNING hidden),
                  changed AS (
@@ -294,39 +262,32 @@ impl PgStore {
                          categories = ARRAY(SELECT jsonb_array_elements_text(n.categories)),
                          enclosures = n.enclosures,
                          updated = GREATEST(e.updated,
-                             CASE WHEN n.feed_updated > e.updated THEN n.feed_updated ELSE $43::timestamptz END),
+                             CASE WHEN n.feed_updated > e.updated THEN n.feed_updated ELSE $23::timestamptz END),
                          content_hash = n.content_hash, canonical_link = n.canonical_link,
                          full_text = n.full_text, full_text_error = n.full_text_error,
                          full_text_tries = n.full_text_tries,
-                         full_text_at = CASE WHEN n.full_text IS NULL THEN NULL ELSE $23::timestamptz END
-                     FROM n
+                         full_text_at = CASE WHEN n.full_text IS NULL THEN NULL ELSE $22::timestamptz END
+                     FROM kept AS n
                      WHERE e.feed_id = $1 AND e.key = n.key AND e.content_hash <> n.content_hash
+                       AND EXISTS (SELECT 1 FROM fence)
                      RETURNING e.id),
                  recorded AS (
                      UPDATE feeds SET title = $24, site_url = $25, feed_id = $26, etag = $27, last_modified = $28,
-                         body_hash = $29, last_fetch = $23, last_success = $23, last_error = NULL, failures = 0,
+                         body_hash = $29, last_fetch = $22, last_success = $22, last_error = NULL, failures = 0,
                          failing_since = NULL, retry_after = NULL, gone_at = NULL, gone_config = NULL,
                          fresh_until = $30, rhythm = $31, skip_hours = $32, skip_days = $33, segments = $34,
                          failure_kind = NULL, abandoned_at = NULL, next_due = $35, schedule_key = $36,
                          lease_until = NULL, repairs = $37, language = $38
-                     WHERE id = $1 RETURNING id),
+                     WHERE id = $1 AND EXISTS (SELECT 1 FROM fence) RETURNING id),
                  counts AS (
                      SELECT (SELECT count(*) FROM inserted) AS new,
                             (SELECT count(*) FROM inserted WHERE hidden) AS held_back,
-                            (SELECT count(*) FROM changed) AS updated)
-                 SELECT new, held_back, updated,
-                     CASE WHEN $39::text IS NULL THEN NULL ELSE pg_notify($40, $39) END::text,
-                     CASE WHEN new + updated = 0 THEN NULL ELSE pg_notify($41, $42) END::text,
-                     (SELECT count(*) FROM recorded)
+                            (SELECT count(*) FROM changed) AS updated,
+                            (SELECT count(*) FROM recorded) AS recorded)
+                 SELECT recorded, new, held_back, updated, ARRAY(SELECT key FROM tombstoned),
+                     CASE WHEN recorded = 0 OR $39::text IS NULL THEN NULL ELSE pg_notify($40, $39) END::text,
+                     CASE WHEN new + updated = 0 THEN NULL ELSE pg_notify($41, $42) END::text
                  FROM counts",
-            )
-            .await
-            .map_err(err)?;
-        let due = due_time(batch.scheduled.next_due).map(due_payload);
-        let meta = &batch.meta;
-        let row = tx
-            .query_one(
-                &store,
                 &[
                     &feed_id,
                     &c.key,
@@ -345,12 +306,12 @@ impl PgStore {
                     &c.feed_updated,
                     &c.content_hash,
                     &c.canonical_link,
-                    &c.hidden,
                     &c.rank,
                     &c.full_text,
                     &c.full_text_error,
                     &c.full_text_tries,
                     &now,
+                    &now.trunc_subsecs(0),
                     &meta.title,
                     &meta.site_url,
                     &meta.id,
@@ -362,7 +323,7 @@ impl PgStore {
                     &i64::from(meta.rhythm.skip.hours),
                     &i64::from(meta.rhythm.skip.days),
                     &segments.to_stored(),
-                    &due_time(batch.scheduled.next_due),
+                    &next_due,
                     &batch.scheduled.key,
                     &crate::model::Repair::join(&meta.repairs),
                     &meta.language,
@@ -370,17 +331,43 @@ impl PgStore {
                     &channel::DUE,
                     &channel::CHANGES,
                     &self.node,
-                    &now.trunc_subsecs(0),
+                    &batch.scheduled.lease,
+                    &self.node,
+                    &limit,
                 ],
             )
-            .await
-            .map_err(err)?;
-        tx.commit().await.map_err(err)?;
+            .await?;
+        let row = rows.first().ok_or(StoreError::Closed)?;
         let count = |i| usize::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+        if count(0) == 0 {
+            return Err(match batch.scheduled.lease {
+                Some(_) => StoreError::Fenced { feed_id },
+                None => StoreError::Backend {
+                    store: format!("PostgreSQL at {}", self.describe),
+                    source: format!("feed {feed_id} is not in the store").into(),
+                },
+            });
+        }
+        let tombstoned: HashSet<String> = row.get::<_, Vec<String>>(4).into_iter().collect();
+        if !tombstoned.is_empty() {
+            let mut kept = batch.unchanged_segments.clone();
+            for keyed in batch
+                .entries
+                .iter()
+                .filter(|k| !tombstoned.contains(k.key.as_str()))
+            {
+                kept.add(keyed.segment);
+            }
+            self.execute(
+                "UPDATE feeds SET segments = $2 WHERE id = $1",
+                &[&feed_id, &kept.to_stored()],
+            )
+            .await?;
+        }
         Ok(StoreOutcome {
-            new: count(0),
-            held_back: count(1),
-            updated: count(2),
+            new: count(1),
+            held_back: count(2),
+            updated: count(3),
             excluded: 0,
         })
     }

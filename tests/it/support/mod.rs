@@ -250,6 +250,7 @@ macro_rules! on_both_stores {
 }
 
 mod daemon;
+mod pg_proxy;
 /// The benchmark's feed farm, shared with the tests that check it and use it.
 #[path = "../../../benches/farm.rs"]
 pub mod farm;
@@ -257,6 +258,7 @@ mod server;
 mod workspace;
 
 pub use daemon::Daemon;
+pub use pg_proxy::PgProxy;
 pub use server::{FeedServer, Route, SilentServer, Streaming};
 pub use workspace::{Row, Workspace, validate_atom};
 
