@@ -908,12 +908,23 @@ async fn nodes(base: &Path, seconds: u64) {
             .replacen("path = \"cold.db\"", &store, 1);
         std::fs::write(dir.join("tributary.toml"), toml).expect("config");
         let started = Instant::now();
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
             .args(["--config", "tributary.toml", "poll", "--quiet"])
             .current_dir(&dir)
-            .output()
-            .await
+            .stdout(std::process::Stdio::null())
+            .spawn()
             .expect("poll");
+        let pid = child.id().expect("pid");
+        // The peak resident size, sampled while it runs.
+        let mut peak = 0;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status.expect("wait"),
+                () = tokio::time::sleep(Duration::from_millis(10)) => {
+                    peak = peak.max(proc_status_kib(pid, "VmHWM:").unwrap_or(0));
+                }
+            }
+        };
         let took = started.elapsed();
         // What the store holds afterwards, per entry: the bytes a day of new entries costs.
         let bytes = match label {
@@ -924,10 +935,11 @@ async fn nodes(base: &Path, seconds: u64) {
                 .map_or(0, |r| r.get::<_, i64>(0)),
         };
         println!(
-            "nodes: cold 1,000 x 50 `tributary poll` on {label}: {:.2} s (exit {}); store {:.0} MB, \
+            "nodes: cold 1,000 x 50 `tributary poll` on {label}: {:.2} s (exit {}), peak RSS {:.0} MB; store {:.0} MB, \
              {:.0} bytes per entry stored",
             took.as_secs_f64(),
-            out.status.code().unwrap_or(-1),
+            status.code().unwrap_or(-1),
+            peak as f64 / 1024.0,
             bytes as f64 / 1e6,
             bytes as f64 / 50_000.0
         );

@@ -324,13 +324,16 @@ pub(crate) async fn poll_feeds(
             .filter_map(|(spec, state)| Some((spec, claimed.get(&state.id)?.clone())))
             .collect();
         left_to_nodes = before - states.len();
-        poller.share_turns(SharedTurns {
-            cluster: coordination,
-            hold: config.poll.timeout * 2,
-            wait: lease + config.poll.timeout,
-            freed: Default::default(),
-            failing: Default::default(),
-        });
+        if nodes_running {
+            // `per_host` is the cluster's: this poll takes its hosts' turns with the nodes.
+            poller.share_turns(SharedTurns {
+                cluster: coordination,
+                hold: config.poll.timeout * 2,
+                wait: lease + config.poll.timeout,
+                freed: Default::default(),
+                failing: Default::default(),
+            });
+        }
         cluster = Some(Claims::keep(
             store.clone(),
             claimed.into_keys().collect(),
@@ -1211,6 +1214,7 @@ async fn poll_one(
         url: &target,
         validators: &state.validators,
         headers: &spec.headers,
+        trust: fetch::Trust::Operator,
     };
     let turn = context
         .requests

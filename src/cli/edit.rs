@@ -275,6 +275,7 @@ async fn discover(config_path: &Path, url: &Url) -> Result<Discovered, String> {
                 url: &u,
                 validators: &validators,
                 headers: &[],
+                trust: crate::fetch::Trust::Operator,
             };
             match fetcher.fetch(request).await {
                 Ok(Fetched::Modified(body)) => Ok(body),

@@ -32,6 +32,8 @@ pub(super) const POLL: &[&str] = &[
     "new_feed_entries",
     "deny_private_networks",
     "allow_files",
+    "allow_networks",
+    "resolve",
     "schedule",
     "jitter",
     "per_host",

@@ -177,6 +177,11 @@ pub struct PollConfig {
     pub deny_private_networks: bool,
     /// Read `file://` sources even while `deny_private_networks` is on.
     pub allow_files: bool,
+    /// Private or reserved networks that URLs from content (and, with
+    /// `deny_private_networks`, the operator's) may still reach.
+    pub allow_networks: Vec<ipnet::IpNet>,
+    /// Fixed answers for host names, before DNS (an /etc/hosts of Tributary's own).
+    pub resolve: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
     /// When feeds are due (each `[[feed]]` may override it).
     pub schedule: CronSchedule,
     /// Feeds sharing a schedule are spread over up to this much time after each fire time.
@@ -516,6 +521,8 @@ impl Validator<'_> {
     }
 
     fn poll(&mut self, raw: raw::RawPoll) -> PollConfig {
+        let allow_networks = self.networks(raw.allow_networks);
+        let resolve = self.fixed_answers(raw.resolve);
         let concurrency = self
             .count(raw.concurrency, "poll.concurrency", 1, 10_000)
             .unwrap_or(DEFAULT_CONCURRENCY);
@@ -571,12 +578,58 @@ impl Validator<'_> {
             new_feed_entries,
             deny_private_networks: raw.deny_private_networks.unwrap_or(false),
             allow_files: raw.allow_files.unwrap_or(false),
+            allow_networks,
+            resolve,
             schedule,
             jitter,
             per_host,
             shutdown_grace,
             give_up_after,
         }
+    }
+
+    /// `poll.allow_networks`: networks in CIDR notation (`10.1.0.0/16`, `fd00::/8`), or single
+    /// addresses.
+    fn networks(&mut self, raw: Vec<toml::Spanned<String>>) -> Vec<ipnet::IpNet> {
+        let mut networks = Vec::new();
+        for item in raw {
+            let text = item.get_ref().trim();
+            let parsed = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => networks.push(net.trunc()),
+                Err(_) => self.report(
+                    item.span(),
+                    "poll.allow_networks",
+                    format!("`{text}` is not a network: write e.g. \"10.1.0.0/16\" or \"fd00::/8\""),
+                ),
+            }
+        }
+        networks
+    }
+
+    /// `poll.resolve`: host name → addresses (comma-separated), looked up before DNS.
+    fn fixed_answers(
+        &mut self,
+        raw: Option<toml::Spanned<std::collections::BTreeMap<String, toml::Spanned<String>>>>,
+    ) -> std::collections::BTreeMap<String, Vec<std::net::IpAddr>> {
+        let mut answers = std::collections::BTreeMap::new();
+        for (host, addresses) in raw.map(toml::Spanned::into_inner).unwrap_or_default() {
+            let mut ips = Vec::new();
+            for address in addresses.get_ref().split(',').map(str::trim) {
+                match address.parse::<std::net::IpAddr>() {
+                    Ok(ip) => ips.push(ip),
+                    Err(_) => self.report(
+                        addresses.span(),
+                        format!("poll.resolve.{host}"),
+                        format!("`{address}` is not an IP address"),
+                    ),
+                }
+            }
+            answers.insert(host.to_ascii_lowercase(), ips);
+        }
+        answers
     }
 
     /// An integer setting within `[min, max]`; `None` when absent or invalid (reported).

@@ -44,6 +44,7 @@ pub(crate) async fn fetch_page(fetcher: &Fetcher, page: &Url) -> Result<(String,
         url: page,
         validators: &validators,
         headers: &[],
+        trust: crate::fetch::Trust::Content,
     };
     match fetcher.fetch(request).await? {
         Fetched::Modified(body) => {

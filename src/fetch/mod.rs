@@ -11,6 +11,7 @@
 
 mod guard;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,13 +26,17 @@ use crate::model::{FailureKind, Validators};
 /// Redirect hops followed before giving up.
 pub(crate) const MAX_REDIRECTS: usize = 10;
 
-/// What to fetch: the URL, the validators of the last fetch, and the feed's own headers
-/// (credentials, API keys), which only ever go to the feed's host.
+pub use guard::Trust;
+
+/// What to fetch: the URL, the validators of the last fetch, the feed's own headers
+/// (credentials, API keys), which only ever go to the feed's host, and who the URL comes
+/// from, which decides the networks it may reach.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub url: &'a Url,
     pub validators: &'a Validators,
     pub headers: &'a [(String, String)],
+    pub trust: Trust,
 }
 
 /// What a fetch produced.
@@ -144,13 +149,17 @@ impl FetchError {
     }
 }
 
-/// The HTTP client and limits shared by every fetch of a poll.
+/// The HTTP clients and limits shared by every fetch of a poll.
 #[derive(Debug, Clone)]
 pub(crate) struct Fetcher {
+    /// For the operator's URLs, guarded as `deny_private_networks` says.
     client: reqwest::Client,
+    /// For URLs from content: always guarded, never through a proxy.
+    content: reqwest::Client,
+    operator_policy: guard::Policy,
+    content_policy: guard::Policy,
     max_body: u64,
     timeout: Duration,
-    deny_private: bool,
     /// `file://` sources are refused (the private-network guard is on, files not allowed).
     deny_files: bool,
     /// KiB that bodies being downloaded (and not yet parsed) may hold in all, so that many
@@ -179,37 +188,62 @@ impl Fetcher {
                  application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8",
             ),
         );
-        let mut builder = reqwest::Client::builder()
-            .user_agent(&poll.user_agent)
-            .default_headers(headers)
-            .timeout(poll.timeout)
-            .connect_timeout(poll.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            // Connections are reused within a round; between rounds (minutes apart) an idle
-            // connection only holds its buffers, which grow to the size of the bodies read.
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .gzip(true)
-            .brotli(true)
-            .deflate(true);
-        if poll.deny_private_networks {
-            // Names are checked where they are resolved, so a hostile DNS answer cannot slip a
-            // private address past a check made earlier. A proxy would resolve them itself,
-            // out of the guard's sight: with the guard on, none is used.
-            builder = builder.dns_resolver(Arc::new(guard::PublicOnly)).no_proxy();
-            if let Some(var) = guard::proxy_variable() {
-                tracing::warn!(
-                    variable = var,
-                    "poll.deny_private_networks is on: the proxy is not used, since it would resolve \
-                     feed hosts where the guard cannot check them"
-                );
+        let allow: Arc<[ipnet::IpNet]> = poll.allow_networks.clone().into();
+        let fixed: Arc<HashMap<String, Vec<std::net::IpAddr>>> = Arc::new(
+            poll.resolve
+                .iter()
+                .map(|(h, ips)| (h.clone(), ips.clone()))
+                .collect(),
+        );
+        let operator_policy = guard::Policy {
+            guarded: poll.deny_private_networks,
+            allow: allow.clone(),
+        };
+        let content_policy = guard::Policy { guarded: true, allow };
+        let build = |policy: &guard::Policy| {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(&poll.user_agent)
+                .default_headers(headers.clone())
+                .timeout(poll.timeout)
+                .connect_timeout(poll.timeout.min(Duration::from_secs(10)))
+                .redirect(reqwest::redirect::Policy::none())
+                // Connections are reused within a round; between rounds (minutes apart) an
+                // idle connection only holds its buffers, which grow to the bodies read.
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .gzip(true)
+                .brotli(true)
+                .deflate(true)
+                .zstd(true);
+            if policy.guarded || !fixed.is_empty() {
+                // Names are checked where they are resolved, so a hostile DNS answer cannot
+                // slip a refused address past a check made earlier.
+                builder = builder.dns_resolver(Arc::new(guard::Resolver {
+                    policy: policy.clone(),
+                    fixed: fixed.clone(),
+                }));
             }
+            if policy.guarded {
+                // A proxy would resolve names itself, out of the guard's sight: none is used.
+                builder = builder.no_proxy();
+            }
+            builder.build().map_err(|e| FetchError::Http(e.to_string()))
+        };
+        if poll.deny_private_networks
+            && let Some(var) = guard::proxy_variable()
+        {
+            tracing::warn!(
+                variable = var,
+                "poll.deny_private_networks is on: the proxy is not used, since it would resolve \
+                 feed hosts where the guard cannot check them"
+            );
         }
-        let client = builder.build().map_err(|e| FetchError::Http(e.to_string()))?;
         Ok(Fetcher {
-            client,
+            client: build(&operator_policy)?,
+            content: build(&content_policy)?,
+            operator_policy,
+            content_policy,
             max_body: poll.max_body,
             timeout: poll.timeout,
-            deny_private: poll.deny_private_networks,
             deny_files: poll.deny_private_networks && !poll.allow_files,
             memory: Arc::new(tokio::sync::Semaphore::new(
                 usize::try_from(MIN_BODY_BUDGET.max(2 * poll.max_body) / 1024).unwrap_or(usize::MAX >> 4),
@@ -224,6 +258,9 @@ impl Fetcher {
             "http" | "https" => tokio::time::timeout(self.timeout, self.fetch_http(request))
                 .await
                 .unwrap_or(Err(FetchError::Timeout { after: self.timeout })),
+            "file" if request.trust == Trust::Content => Err(FetchError::Refused(
+                "a local file named by fetched content is never read".into(),
+            )),
             "file" if self.deny_files => Err(FetchError::Refused(
                 "local files are refused while poll.deny_private_networks is on (poll.allow_files)".into(),
             )),
@@ -234,16 +271,19 @@ impl Fetcher {
 
     async fn fetch_http(&self, request: Request<'_>) -> Result<Fetched, FetchError> {
         let origin = request.url;
+        let (client, policy) = match request.trust {
+            Trust::Operator => (&self.client, &self.operator_policy),
+            Trust::Content => (&self.content, &self.content_policy),
+        };
         let mut url = without_credentials(origin);
         let mut visited: Vec<Url> = Vec::new();
         let mut all_permanent = true;
         let response = loop {
-            if self.deny_private {
-                guard::check_literal(&url)?;
-            }
+            // Every hop is checked as the URL itself is.
+            guard::check_literal(&url, policy, request.trust)?;
             let same_host = url.host_str() == origin.host_str()
                 && url.port_or_known_default() == origin.port_or_known_default();
-            let mut builder = self.client.get(url.clone());
+            let mut builder = client.get(url.clone());
             if let Some(etag) = &request.validators.etag {
                 builder = builder.header(header::IF_NONE_MATCH, etag);
             }
@@ -273,7 +313,10 @@ impl Fetcher {
                     }
                 }
             }
-            let response = builder.send().await.map_err(|e| self.classify(e))?;
+            let response = builder
+                .send()
+                .await
+                .map_err(|e| self.classify(e, request.trust))?;
             if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
                 break response;
             }
@@ -304,7 +347,7 @@ impl Fetcher {
             url = next;
         };
         let moved = (all_permanent && !visited.is_empty()).then(|| url.clone());
-        self.read_response(response, url, moved).await
+        self.read_response(response, url, moved, request.trust).await
     }
 
     async fn read_response(
@@ -312,6 +355,7 @@ impl Fetcher {
         response: reqwest::Response,
         final_url: Url,
         moved: Option<Url>,
+        trust: Trust,
     ) -> Result<Fetched, FetchError> {
         let status = response.status();
         let header_text = |name| {
@@ -352,7 +396,7 @@ impl Fetcher {
         let mut bytes = Vec::with_capacity(expected);
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.classify(e))?;
+            let chunk = chunk.map_err(|e| self.classify(e, trust))?;
             let size = bytes.len() + chunk.len();
             if size as u64 > self.max_body {
                 return Err(FetchError::TooLarge { limit: self.max_body });
@@ -435,12 +479,12 @@ impl Fetcher {
         }))
     }
 
-    fn classify(&self, e: reqwest::Error) -> FetchError {
+    fn classify(&self, e: reqwest::Error, trust: Trust) -> FetchError {
         if e.is_timeout() {
             FetchError::Timeout { after: self.timeout }
         } else if e.is_connect() {
             let cause = root_cause(&e);
-            match guard::refusal(&e) {
+            match guard::refusal(&e, trust) {
                 Some(refused) => FetchError::Refused(refused),
                 None => FetchError::Connect(cause),
             }
@@ -518,6 +562,7 @@ mod tests {
             url: &url,
             validators: &Validators::default(),
             headers: &[],
+            trust: Trust::Operator,
         };
         let err = fetcher.fetch(request).await.unwrap_err();
         assert!(matches!(err, FetchError::Connect(_)), "{err:?}");

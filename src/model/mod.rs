@@ -224,6 +224,8 @@ pub enum Repair {
     Markup,
     /// One odd element (an empty one, or a text of an unknown type) rewritten or dropped.
     Element,
+    /// Elements nested deeper than a feed needs (a parser bomb) flattened: their text kept.
+    Depth,
 }
 
 impl Repair {
@@ -234,6 +236,7 @@ impl Repair {
             Repair::Truncated => "truncated",
             Repair::Markup => "markup",
             Repair::Element => "element",
+            Repair::Depth => "depth",
         }
     }
 
@@ -245,6 +248,7 @@ impl Repair {
             Repair::Truncated => "cut-off document closed",
             Repair::Markup => "unescaped markup in descriptions read as HTML",
             Repair::Element => "an odd element rewritten or dropped",
+            Repair::Depth => "elements nested hundreds deep flattened",
         }
     }
 
@@ -269,6 +273,7 @@ impl Repair {
             Repair::Truncated,
             Repair::Markup,
             Repair::Element,
+            Repair::Depth,
         ]
         .into_iter()
         .find(|r| r.as_str() == name)

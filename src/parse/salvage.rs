@@ -16,6 +16,11 @@ use std::collections::BTreeSet;
 
 use super::Repair;
 
+/// Deeper than this, start and end tags are dropped and their text kept: no feed nests
+/// elements this deep, and a parser bomb of 100,000 nested elements (which the XML reader
+/// refuses whole, at 65,535) then costs one field, not the feed.
+const MAX_DEPTH: usize = 256;
+
 /// Elements that hold items, by the item element's name.
 fn holds(container: &str, item: &str) -> bool {
     match item {
@@ -30,6 +35,7 @@ pub(super) fn salvage(text: &str) -> Option<(String, BTreeSet<Repair>)> {
     let mut s = Salvager {
         out: String::with_capacity(text.len() + 64),
         stack: Vec::new(),
+        flattened: 0,
         repairs: BTreeSet::new(),
     };
     s.run(text);
@@ -39,6 +45,9 @@ pub(super) fn salvage(text: &str) -> Option<(String, BTreeSet<Repair>)> {
 struct Salvager {
     out: String,
     stack: Vec<String>,
+    /// How many of the innermost open elements were dropped for their depth (they are
+    /// always the top of the stack: everything past [`MAX_DEPTH`] is).
+    flattened: usize,
     repairs: BTreeSet<Repair>,
 }
 
@@ -152,6 +161,14 @@ impl Salvager {
                 }
             }
         }
+        if self.stack.len() >= MAX_DEPTH {
+            self.repairs.insert(Repair::Depth);
+            if !empty {
+                self.stack.push(name.to_string());
+                self.flattened += 1;
+            }
+            return;
+        }
         let attributes = fix_entities(&inner[name_len..], &mut self.repairs);
         self.out.push('<');
         self.out.push_str(name);
@@ -184,6 +201,10 @@ impl Salvager {
     }
 
     fn close(&mut self, name: &str) {
+        if self.flattened > 0 {
+            self.flattened -= 1;
+            return;
+        }
         self.out.push_str("</");
         self.out.push_str(name);
         self.out.push('>');
@@ -277,6 +298,22 @@ mod tests {
 
     fn fixed(s: &str) -> String {
         salvage(s).map_or_else(|| s.to_string(), |(doc, _)| doc)
+    }
+
+    /// A parser bomb of nesting costs the field it is in: the elements past the limit are
+    /// dropped, their text kept, and everything after them is read as it was.
+    #[test]
+    fn elements_nested_past_the_limit_are_flattened() {
+        let doc = format!(
+            "<rss><channel><item><title>{}deep{}</title></item><item><title>next</title></item></channel></rss>",
+            "<b>".repeat(10_000),
+            "</b>".repeat(10_000)
+        );
+        let (out, repairs) = salvage(&doc).unwrap();
+        assert!(repairs.contains(&Repair::Depth));
+        assert_eq!(out.matches("<b>").count(), MAX_DEPTH - 4, "{}", &out[..200]);
+        assert_eq!(out.matches("<b>").count(), out.matches("</b>").count());
+        assert!(out.contains("deep") && out.ends_with("<item><title>next</title></item></channel></rss>"));
     }
 
     #[test]

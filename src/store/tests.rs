@@ -378,7 +378,11 @@ async fn entries_are_inserted_updated_in_place_and_left_alone_when_unchanged(sto
             guid: Some("a".into()),
             title: "A".into(),
             link: Some("https://e.org/a?utm_source=x".into()),
-            categories: vec!["rust".into(), "中文".into()],
+            categories: vec![
+                "rust".into(),
+                "中文".into(),
+                r#"a "quoted", {braced} \ NULL"#.into(),
+            ],
             author: Some(crate::model::Person {
                 name: "李伟".into(),
                 email: Some("li.wei@zh.example".into()),
@@ -425,7 +429,10 @@ async fn entries_are_inserted_updated_in_place_and_left_alone_when_unchanged(sto
     let a = &stored[0];
     assert_eq!(a.entry.title, "A");
     assert_eq!(a.entry.content.as_deref(), Some("<p>two</p>"));
-    assert_eq!(a.entry.categories, ["rust", "中文"]);
+    assert_eq!(
+        a.entry.categories,
+        ["rust", "中文", r#"a "quoted", {braced} \ NULL"#]
+    );
     assert_eq!(a.entry.enclosures.len(), 1);
     assert_eq!(a.entry.enclosures[0].length, Some(1234));
     assert_eq!(a.entry.author.as_ref().map(|p| p.name.as_str()), Some("李伟"));

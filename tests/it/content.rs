@@ -6,6 +6,10 @@
 
 use std::time::Duration;
 
+/// The articles' pages are served from loopback, which URLs from content may reach only when
+/// the operator allows it (as for an intranet's pages).
+const LOOPBACK: &str = "allow_networks = [\"127.0.0.0/8\"]\n";
+
 use crate::support::{FeedServer, Route, Workspace, rss};
 
 const D1: &str = "Mon, 02 Mar 2026 10:00:00 +0000";
@@ -94,7 +98,7 @@ async fn full_text_replaces_teasers_with_articles_and_leaves_the_page_around_the
     server.set("/feed.xml", Route::rss(rss("news", &items)));
     let ws = Workspace::new();
     ws.write_config(&format!(
-        "[store]\npath = \"data/t.db\"\n[poll]\ntimeout = \"2s\"\nper_host = 2\n\
+        "[store]\npath = \"data/t.db\"\n[poll]\ntimeout = \"2s\"\nper_host = 2\n{LOOPBACK}\
          [[feed]]\nurl = \"{}\"\nfull_text = true\n\
          [[output]]\npath = \"public/all.atom\"\n",
         server.url("/feed.xml")
@@ -225,7 +229,7 @@ async fn pages_keep_to_per_host() {
     server.set("/feed.xml", Route::rss(rss("many", &items)));
     let ws = Workspace::new();
     ws.write_config(&format!(
-        "[store]\npath = \"data/t.db\"\n[poll]\nper_host = 2\n\
+        "[store]\npath = \"data/t.db\"\n[poll]\nper_host = 2\n{LOOPBACK}\
          [[feed]]\nurl = \"{}\"\nfull_text = true\n",
         server.url("/feed.xml")
     ));
@@ -364,7 +368,7 @@ async fn a_new_feeds_back_catalogue_keeps_its_teasers_and_costs_no_page_fetches(
     server.set("/feed.xml", Route::rss(rss("news", &items)));
     let ws = Workspace::new();
     ws.write_config(&format!(
-        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\nfull_text = true\n\
+        "[store]\npath = \"data/t.db\"\n[poll]\n{LOOPBACK}[[feed]]\nurl = \"{}\"\nfull_text = true\n\
          [[output]]\npath = \"public/all.atom\"\n",
         server.url("/feed.xml")
     ));
@@ -427,7 +431,7 @@ async fn a_page_answered_429_holds_the_pages_waiting_behind_it() {
     let ws = Workspace::new();
     // per_host = 1: the other pages queue for their host's turn behind the first.
     ws.write_config(&format!(
-        "[store]\npath = \"data/t.db\"\n[poll]\nper_host = 1\n\
+        "[store]\npath = \"data/t.db\"\n[poll]\nper_host = 1\n{LOOPBACK}\
          [[feed]]\nurl = \"{}\"\nfull_text = true\n",
         feed_host.url("/feed.xml")
     ));

@@ -28,3 +28,4 @@ mod content;
 mod scrape;
 mod cluster;
 mod nodes;
+mod guard;

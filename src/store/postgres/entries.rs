@@ -85,6 +85,28 @@ fn candidate_from_row(row: &Row) -> Result<Candidate, tokio_postgres::Error> {
     })
 }
 
+/// `items` as PostgreSQL's array input syntax: each element double-quoted, with `"` and `\\`
+/// escaped by a backslash (the documented form, which takes any text).
+fn array_literal(items: &[String]) -> String {
+    let mut out = String::with_capacity(2 + items.iter().map(|i| i.len() + 3).sum::<usize>());
+    out.push('{');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 /// A parse's entries as columns: one array per column, bound once.
 #[derive(Default)]
 struct Columns<'a> {
@@ -97,7 +119,9 @@ struct Columns<'a> {
     author_uri: Vec<Option<&'a str>>,
     summary: Vec<Option<&'a str>>,
     content: Vec<Option<&'a str>>,
-    categories: Vec<serde_json::Value>,
+    /// Each entry's categories as an array literal (`{"a","b"}`), cast by the server: an
+    /// array of arrays cannot be bound (`unnest` would flatten it).
+    categories: Vec<String>,
     enclosures: Vec<serde_json::Value>,
     published: Vec<DateTime<Utc>>,
     updated: Vec<DateTime<Utc>>,
@@ -191,7 +215,7 @@ impl PgStore {
             c.author_uri.push(author.and_then(|a| a.uri.as_deref()));
             c.summary.push(e.summary.as_deref());
             c.content.push(e.content.as_deref());
-            c.categories.push(serde_json::json!(e.categories));
+            c.categories.push(array_literal(&e.categories));
             c.enclosures
                 .push(serde_json::to_value(&e.enclosures).unwrap_or_else(|_| serde_json::json!([])));
             c.published.push(published.trunc_subsecs(0));
@@ -229,7 +253,7 @@ impl PgStore {
                      FOR UPDATE),
                  n AS (
                      SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::timestamptz[],
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::timestamptz[],
                          $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::bigint[],
                          $19::text[], $20::text[], $21::bigint[])
                      AS n(key, guid, link, title, author_name, author_email, author_uri, summary, content,
@@ -246,7 +270,7 @@ impl PgStore {
                          canonical_link, hidden, catalogue_rank, full_text, full_text_error, full_text_tries,
                          full_text_at)
                      SELECT $1, key, guid, link, title, author_name, author_email, author_uri, summary, content,
-                         ARRAY(SELECT jsonb_array_elements_text(kept.categories)), enclosures, published, updated,
+                         kept.categories::text[], enclosures, published, updated,
                          $23, content_hash, canonical_link,
                          COALESCE((SELECT first FROM fence) AND rank >= $45, false),
                          CASE WHEN (SELECT first FROM fence) THEN rank END,
@@ -259,7 +283,7 @@ impl PgStore {
                      UPDATE entries AS e SET guid = n.guid, link = n.link, title = n.title,
                          author_name = n.author_name, author_email = n.author_email, author_uri = n.author_uri,
                          summary = n.summary, content = n.content,
-                         categories = ARRAY(SELECT jsonb_array_elements_text(n.categories)),
+                         categories = n.categories::text[],
                          enclosures = n.enclosures,
                          updated = GREATEST(e.updated,
                              CASE WHEN n.feed_updated > e.updated THEN n.feed_updated ELSE $23::timestamptz END),

@@ -35,8 +35,13 @@ use crate::parse::Fingerprints;
 pub(crate) use cluster::PgCoordination;
 
 /// Connections per node: the poller's records and reads, renders, the cluster's turns and
-/// heartbeats. With the listener, a node holds at most 17 of the server's connections.
-const POOL_SIZE: usize = 16;
+/// heartbeats; with the listener and the lead's own, a node holds at most 10 of the server's
+/// connections. A record is one statement of a millisecond or two, so eight connections take
+/// thousands of feeds a second, more than a node fetches. On the benchmark's 2 cores (nodes,
+/// farm and server together) a cold 1,000 × 50 poll took 2.1 s with 4, 2.3 s with 8 and
+/// 2.5 s with 16 (backends contending for cores and index pages), but two nodes' p99
+/// lateness was 464 ms with 4 and 251 ms with 8 (turns and records waiting for a connection).
+const POOL_SIZE: usize = 8;
 /// How long an operation waits for a free connection, or for a new one to be made, before it
 /// fails as unavailable (the server is down or overloaded: the caller tries again later).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

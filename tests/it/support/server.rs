@@ -35,6 +35,8 @@ pub enum Streaming {
     Endless,
     /// `body` one byte at a time, this far apart.
     Trickle(std::time::Duration),
+    /// `body` in chunks of this many bytes (chunked transfer encoding, no Content-Length).
+    Chunked(usize),
 }
 
 impl Route {
@@ -314,6 +316,16 @@ fn full(route: &Route, request_headers: &HeaderMap) -> Response<Body> {
                 }
             });
             return builder.body(Body::from_stream(trickle)).unwrap();
+        }
+        Streaming::Chunked(size) => {
+            let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = route
+                .body
+                .chunks(size.max(1))
+                .map(|c| Ok(axum::body::Bytes::copy_from_slice(c)))
+                .collect();
+            return builder
+                .body(Body::from_stream(futures::stream::iter(chunks)))
+                .unwrap();
         }
     }
     let body = if route.gzip && accepts_gzip {

@@ -132,6 +132,41 @@ impl Workspace {
             .into()
     }
 
+    /// Like [`Workspace::tributary`], and the process's peak resident size in KiB (sampled
+    /// while it runs: `VmHWM` is a high-water mark, so a sample after the peak shows it).
+    pub async fn tributary_measured(&self, args: &[&str]) -> (Run, u64) {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .arg("--config")
+            .arg(self.path("tributary.toml"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run tributary");
+        let pid = child.id().expect("pid");
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sampling = {
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                    let kib = status
+                        .lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    peak.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let output = child.wait_with_output().await.expect("run tributary");
+        sampling.abort();
+        (output.into(), peak.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     pub async fn poll(&self) -> Run {
         self.tributary(&["poll"]).await
     }
