@@ -184,11 +184,10 @@ async fn names_are_judged_by_the_addresses_they_resolve_to() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_local_file_named_by_content_is_never_read() {
     let secret = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
+    crate::support::write_file(
         secret.path(),
-        "<html><body><article>secret</article></body></html>",
-    )
-    .unwrap();
+        b"<html><body><article>secret</article></body></html>",
+    );
     let link = format!("file://{}", secret.path().display());
     let (said, _) = follow_link(&link, "allow_files = true").await;
     assert!(!said.contains("the article on its page"), "{said}");
