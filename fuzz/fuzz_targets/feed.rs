@@ -1,9 +1,10 @@
-//! Bytes from the network, all the way to what the store would receive: decode → parse →
-//! dedupe → sanitize. Nothing may panic (feed-rs panics are caught and must stay caught), hang
-//! or let markup through unsanitized.
+//! Bytes from the network, all the way to what the store would receive (see `checks/feed.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../checks/feed.rs"]
+mod check;
 
 fuzz_target!(
     init: {
@@ -16,39 +17,5 @@ fuzz_target!(
             std::panic::set_hook(Box::new(|_| {}));
         }
     },
-    |data: &[u8]| {
-        let (content_type, body) = match data.split_first() {
-            Some((0, rest)) => (Some("application/rss+xml; charset=windows-1251"), rest),
-            Some((1, rest)) => (Some("text/xml; charset=utf-16"), rest),
-            Some((_, rest)) => (None, rest),
-            None => (None, data),
-        };
-        let text = tributary::decode::decode(body.to_vec(), content_type).text;
-        let base = url::Url::parse("https://fuzz.example/feed/").unwrap();
-        let Ok(feed) = tributary::parse::parse_document(&text, &base) else {
-            return;
-        };
-        // Leaving out every other item (as a re-poll leaves out the stored ones) must not change
-        // how the others parse.
-        let prints: Vec<_> = feed.entries.iter().map(|e| e.segment).collect();
-        if !prints.is_empty() && prints.iter().all(Option::is_some) {
-            let known: tributary::parse::Fingerprints = prints.iter().flatten().step_by(2).copied().collect();
-            let cut = tributary::parse::parse_changed(&text, &base, &known).expect("the cut document parses");
-            let expected: Vec<_> = feed
-                .entries
-                .iter()
-                .filter(|e| !e.segment.is_some_and(|s| known.contains(s)))
-                .map(|e| &e.entry)
-                .collect();
-            let got: Vec<_> = cut.entries.iter().map(|e| &e.entry).collect();
-            assert_eq!(got, expected);
-        }
-        let mut sanitizer = tributary::content::Sanitizer::new();
-        for keyed in tributary::dedupe::key_entries(feed.entries) {
-            let entry = tributary::content::finish_entry(keyed.entry, &[], &mut sanitizer);
-            for html in [&entry.summary, &entry.content].into_iter().flatten() {
-                assert!(!html.to_ascii_lowercase().contains("<script"), "unsanitized: {html}");
-            }
-        }
-    }
+    |data: &[u8]| check::check(data)
 );

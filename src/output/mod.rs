@@ -380,7 +380,8 @@ fn remove_stale_temp_files(dir: &Path) {
 }
 
 /// Removes characters XML 1.0 forbids (C0 controls other than tab/newline/CR, U+FFFE, U+FFFF),
-/// which feeds carry surprisingly often and which make a whole output unreadable.
+/// which would make a whole output unreadable. The parse drops them from what it stores;
+/// this keeps what was stored before it did (and text from elsewhere) out of outputs too.
 pub(crate) fn xml_safe(s: &str) -> std::borrow::Cow<'_, str> {
     let bad = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
     if s.contains(bad) {

@@ -20,14 +20,17 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
     ]));
     w.start(BytesStart::new("channel"));
     plain_text(&mut w, "title", &spec.title);
-    // <link> is required: the output's web page, else where it is published, else its file.
+    // <link> is required: the output's web page, else where it is published. Without
+    // `serve.base_url` neither has an address: the site of the newest entry's feed stands in,
+    // a page a reader can open (never the file's path on this server, which no reader can).
     let link = context
         .home_page(spec)
         .map(str::to_string)
         .or_else(|| spec.self_url.clone())
-        .or_else(|| url::Url::from_file_path(&spec.path).ok().map(String::from))
-        .unwrap_or_default();
-    w.text_element("link", &link);
+        .or_else(|| selection.entries.iter().find_map(|e| e.feed.site_url.clone()));
+    if let Some(link) = &link {
+        w.text_element("link", link);
+    }
     w.text_element(
         "description",
         spec.description

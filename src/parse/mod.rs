@@ -308,7 +308,7 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
     let link = alternate_link(&e.links, &base, is_json);
     let raw = |body: &str, mime: &str| {
         Some(RawBody {
-            text: undo_double_utf8(body).into_owned(),
+            text: text::drop_controls(&undo_double_utf8(body)).into_owned(),
             is_html: mime.contains("html"),
         })
         .filter(|b| !b.text.trim().is_empty())
@@ -336,7 +336,11 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
             .as_deref()
             .map(text::collapse_whitespace)
             .filter(|n| !n.is_empty());
-        let email = p.email.clone().filter(|m| !m.trim().is_empty());
+        let email = p
+            .email
+            .as_deref()
+            .map(text::collapse_whitespace)
+            .filter(|m| !m.is_empty());
         Some(Person {
             name: name.or_else(|| email.clone())?,
             email,

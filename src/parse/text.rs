@@ -13,8 +13,10 @@ pub fn html_to_text(html: &str) -> String {
     collapse_whitespace(&html_escape::decode_html_entities(&stripped))
 }
 
-/// Collapses runs of whitespace (including newlines inside titles) to single spaces.
+/// Collapses runs of whitespace (including newlines inside titles) to single spaces, and
+/// drops the characters XML forbids (see [`drop_controls`]).
 pub(crate) fn collapse_whitespace(text: &str) -> String {
+    let text = drop_controls(text);
     let mut out = String::with_capacity(text.len());
     for word in text.split_whitespace() {
         if !out.is_empty() {
@@ -25,9 +27,31 @@ pub(crate) fn collapse_whitespace(text: &str) -> String {
     out
 }
 
+/// Whether XML 1.0 forbids `c` (C0 controls other than tab, newline and carriage return,
+/// U+FFFE and U+FFFF): feeds carry them surprisingly often (JSON Feed escapes them, so they
+/// survive any parser), and an output that held one would be unreadable.
+pub(crate) fn forbidden(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// `text` without the characters XML forbids: they never reach the store, nor an output.
+pub(crate) fn drop_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(forbidden) {
+        std::borrow::Cow::Owned(text.chars().filter(|c| !forbidden(*c)).collect())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forbidden_characters_are_dropped() {
+        assert_eq!(collapse_whitespace("a\u{1}b \u{b}c\td\u{ffff}"), "ab c d");
+        assert_eq!(drop_controls("x\u{0}y\r\nz"), "xy\r\nz");
+    }
 
     #[test]
     fn titles_become_text() {

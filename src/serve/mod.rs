@@ -190,11 +190,31 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
+/// Every answer, whatever it is (an output, the page, a 404, `/healthz`, `/metrics`), says
+/// `nosniff`: a browser takes each for the type it is served as, never for HTML or a script
+/// it might look like. Nothing is decided from the request's `Host`, `X-Forwarded-For` or
+/// `Forwarded`: absolute URLs come from `serve.base_url`, and which listener a request came
+/// to is what separates the public from the admin side.
 async fn handle(
     State((server, role)): State<(Server, Role)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+) -> Response<Body> {
+    let mut response = answer(&server, role, &method, &uri, &headers).await;
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+async fn answer(
+    server: &Server,
+    role: Role,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
 ) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
@@ -220,11 +240,11 @@ async fn handle(
             let strict = uri
                 .query()
                 .is_some_and(|q| q.split('&').any(|p| p == "strict" || p.starts_with("strict=")));
-            health(&server, strict).await
+            health(server, strict).await
         }
         "/metrics" if admin => {
             // The feed gauges come from the store, like /healthz.
-            if let Ok((feeds, _)) = feed_health(&server).await {
+            if let Ok((feeds, _)) = feed_health(server).await {
                 let failing = feeds.iter().filter(|f| !f.ok).count();
                 server.inner.metrics.set_feeds(feeds.len(), failing);
             }
@@ -248,7 +268,7 @@ async fn handle(
                 .get(path)
                 .cloned();
             match served {
-                Some(s) => output(&s, &headers),
+                Some(s) => output(&s, headers),
                 None => plain(StatusCode::NOT_FOUND, "not found\n"),
             }
         }
@@ -284,8 +304,7 @@ fn output(served: &Served, request: &HeaderMap) -> Response<Body> {
         .header(header::ETAG, &etag)
         .header(header::LAST_MODIFIED, &last_modified)
         .header(header::VARY, "Accept-Encoding")
-        .header(header::CACHE_CONTROL, "public, max-age=60")
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        .header(header::CACHE_CONTROL, "public, max-age=60");
     if served.format == OutputFormat::Html {
         builder = builder.header(header::CONTENT_SECURITY_POLICY, HTML_CSP);
     }

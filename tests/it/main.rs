@@ -29,3 +29,4 @@ mod scrape;
 mod cluster;
 mod nodes;
 mod guard;
+mod fuzz;
