@@ -1,6 +1,6 @@
 //! The performance benchmark: `cargo bench --bench poll` (add `-- --quick` for a short run,
 //! `-- --only 1k,render` for some scenario groups of farm, 1k, limit, 10k, hostile, render, scale,
-//! retention, fulltext, idle, and
+//! retention, fulltext, idle, rules, and
 //! `-- --runs N` for more repetitions).
 //!
 //! It starts the feed farm (benches/farm.rs) on 127.0.0.1, runs the real `tributary` binary
@@ -13,6 +13,7 @@
 
 mod farm;
 mod fulltext;
+mod rules;
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -304,7 +305,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                     .collect(),
             )
             .into_iter()
-            .map(|k| tributary::content::finish(k, &[], &mut sanitizer))
+            .map(|k| tributary::content::finish(k, &[], &Default::default(), &mut sanitizer))
             .collect();
             let batch = ParsedBatch {
                 meta: FeedMeta::default(),
@@ -541,7 +542,7 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
             let feed = tributary::parse::parse_document(body, &base_url).expect("parse");
             let keyed = key_entries(feed.entries)
                 .into_iter()
-                .map(|k| tributary::content::finish(k, &[], &mut sanitizer))
+                .map(|k| tributary::content::finish(k, &[], &Default::default(), &mut sanitizer))
                 .collect();
             (feed.meta, keyed)
         })
@@ -586,7 +587,13 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
     let started = Instant::now();
     let writes = grouped_states.iter().zip(parsed).map(|(state, (meta, entries))| {
         let (store, id, batch) = (grouped_store.clone(), state.id, batch_of(meta, entries));
-        async move { store.store_parsed(id, batch, Utc::now()).await.expect("store").new }
+        async move {
+            store
+                .store_parsed(id, batch, Utc::now())
+                .await
+                .expect("store")
+                .new
+        }
     });
     let _: Vec<usize> = futures::stream::iter(writes).buffer_unordered(32).collect().await;
     let grouped = started.elapsed();
@@ -719,7 +726,7 @@ fn main() {
     let base = std::env::temp_dir().join(format!("tributary-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).expect("bench dir");
     // Scenario groups: farm, 1k (1,000 × 50, with the limit rows), limit, 10k (10,000 × 20),
-    // hostile, render, scale, retention, fulltext, idle.
+    // hostile, render, scale, retention, fulltext, rules, idle.
     let wants = |name: &str| {
         opts.only
             .as_deref()
@@ -772,6 +779,9 @@ fn main() {
         }
         if wants("fulltext") {
             rows.push(fulltext::full_text_scenario(&base).await);
+        }
+        if wants("rules") {
+            rows.extend(rules::word_rules(&base));
         }
         if wants("idle") {
             let window = if opts.quick {

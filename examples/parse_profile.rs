@@ -30,7 +30,7 @@ fn main() {
         let mut sanitizer = tributary::content::Sanitizer::new();
         n += keyed
             .into_iter()
-            .map(|k| tributary::content::finish_entry(k.entry, &[], &mut sanitizer))
+            .map(|k| tributary::content::finish_entry(k.entry, &[], &Default::default(), &mut sanitizer))
             .count();
         finish += t.elapsed();
     }

@@ -25,6 +25,7 @@
 #![allow(rustdoc::private_intra_doc_links)]
 
 pub mod model;
+pub mod text;
 pub mod config;
 pub mod schedule;
 pub mod fetch;

@@ -1718,9 +1718,10 @@ async fn parse_new(
     let permit = parsing.acquire().await.map_err(|e| task(&e))?;
     let final_url = body.final_url.clone();
     let source = spec.source.clone();
+    let zone = spec.timezone.unwrap_or(chrono_tz::UTC);
     let (mut feed, keyed) = tokio::task::spawn_blocking(move || {
         let text = decode::decode(body.bytes, body.content_type.as_deref()).text;
-        let mut feed = parse::parse_source(&text, &final_url, &known_segments, &source)?;
+        let mut feed = parse::parse_source(&text, &final_url, &known_segments, &source, zone)?;
         let keyed = dedupe::key_entries(std::mem::take(&mut feed.entries));
         Ok::<_, parse::ParseError>((feed, keyed))
     })
@@ -1735,6 +1736,10 @@ async fn parse_new(
         Default::default()
     };
     let rewrite = spec.rewrite.clone();
+    let languages = crate::content::Languages {
+        configured: spec.lang.clone(),
+        declared: feed.meta.language.clone(),
+    };
     let _permit = parsing.acquire().await.map_err(|e| task(&e))?;
     let parsed = tokio::task::spawn_blocking(move || {
         let mut sanitizer = crate::content::Sanitizer::new();
@@ -1750,7 +1755,7 @@ async fn parse_new(
                 }
                 !unchanged
             })
-            .map(|k| crate::content::finish(k, &rewrite, &mut sanitizer))
+            .map(|k| crate::content::finish(k, &rewrite, &languages, &mut sanitizer))
             .collect();
         Parsed {
             feed,

@@ -226,7 +226,8 @@ fn propose_source(config_path: &Path, url: &Url, text: &str, base: &Url) -> Stat
         .map_err(|e| e.to_string())
         .and_then(|config| {
             let source = config.feeds.first().map(|f| f.source.clone()).unwrap_or_default();
-            crate::parse::parse_source(text, base, &Default::default(), &source).map_err(|e| e.to_string())
+            crate::parse::parse_source(text, base, &Default::default(), &source, chrono_tz::UTC)
+                .map_err(|e| e.to_string())
         });
     match read {
         Ok(feed) => {

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{Status, load_with_store};
 use crate::config::Config;
 use crate::filter::Verdict;
-use crate::model::{FullText, KeyKind, StoredEntry, display_url};
+use crate::model::{FullText, KeyKind, Language, LanguageSource, StoredEntry, display_url};
 use crate::output::select;
 use crate::store::{Store, StoreError};
 
@@ -32,10 +32,12 @@ pub async fn run(config_path: &Path, what: &str) -> Status {
                 .map(|f| {
                     let rules: Vec<String> = f
                         .rules
-                        .include
+                        .tables
                         .iter()
-                        .map(|r| format!("include {r}"))
-                        .chain(f.rules.exclude.iter().map(|r| format!("exclude {r}")))
+                        .flat_map(|t| {
+                            let include = t.include.iter().map(|r| format!("include {r}"));
+                            include.chain(t.exclude.iter().map(|r| format!("exclude {r}")))
+                        })
                         .collect();
                     format!("  {}: {}", display_url(&f.url), rules.join(", "))
                 })
@@ -178,6 +180,20 @@ async fn describe(
         FullText::Feed => "the feed's own".to_string(),
     };
     let _ = writeln!(out, "  content: {content}");
+    let language = match &e.entry.language {
+        Some(Language { tag, source }) => match source {
+            LanguageSource::Config => format!("{tag}, from its feed's `lang` in the config"),
+            LanguageSource::Feed => format!("{tag}, as its feed declares"),
+            LanguageSource::Detected => format!(
+                "{tag}, read from its text (its feed declares no registered language tag; \
+                 set [[feed]] lang to say it)"
+            ),
+        },
+        None => "unknown: its feed declares none and its text does not show one clearly (outputs \
+                 with `languages` take it as `und`)"
+            .to_string(),
+    };
+    let _ = writeln!(out, "  language: {language}");
     let _ = writeln!(
         out,
         "  dates: published {}, updated {}, first seen {}",
@@ -216,12 +232,22 @@ async fn describe(
         let name = format!("output[{}] {}", i + 1, output.path.display());
         let in_selection = spec.is_some_and(|s| output.feeds.contains(&s.url));
         let verdict = crate::filter::verdict(&output.rules, &crate::filter::Fields::of(&e.entry));
+        let tag = e.entry.language.as_ref().map(|l| l.tag.as_str());
         let line = if !in_selection {
             "not shown: its feed is not in this output's selection (tags / feeds)".to_string()
-        } else if let Verdict::Excluded(rule) = verdict {
-            format!("not shown: excluded by the output's rule {rule}")
-        } else if verdict == Verdict::NotIncluded {
-            "not shown: it matches none of the output's include rules".to_string()
+        } else if !select::in_languages(output, tag) {
+            format!(
+                "not shown: its language ({}) is not among this output's languages ({})",
+                tag.unwrap_or("unknown: und"),
+                output.languages.join(", ")
+            )
+        } else if let Verdict::Excluded(hit) = verdict {
+            format!("not shown: excluded by {hit}")
+        } else if let Verdict::NotIncluded(table) = verdict {
+            format!(
+                "not shown: it matches none of the include rules of {}",
+                table.place
+            )
         } else if e.hidden {
             "not shown: back catalogue of a new feed".to_string()
         } else {

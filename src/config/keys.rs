@@ -10,18 +10,34 @@ use toml::de::DeTable;
 use super::error::{Locator, Problem};
 
 /// Every table of the config and its keys (the schema the reference config documents).
-pub fn schema() -> [(&'static str, &'static [&'static str]); 6] {
+/// (A table's keys may come in several lists: `[[feed]]` and `[[output]]` take the keys of
+/// `[rules]` as well.)
+pub fn schema() -> [(&'static str, &'static [&'static str]); 9] {
     [
         ("store", STORE),
         ("node", NODE),
         ("poll", POLL),
         ("serve", SERVE),
         ("feed", FEED),
+        ("feed", RULES),
         ("output", OUTPUT),
+        ("output", RULES),
+        ("rules", RULES),
     ]
 }
 
-pub(super) const TOP: &[&str] = &["store", "node", "poll", "feed", "output", "serve"];
+pub(super) const TOP: &[&str] = &["store", "node", "poll", "feed", "output", "serve", "rules"];
+/// The keys of a table of rules: `[rules]`, and each `[[feed]]` and `[[output]]` has them too
+/// (besides [`FEED`]'s and [`OUTPUT`]'s own).
+pub(super) const RULES: &[&str] = &[
+    "include",
+    "exclude",
+    "include_words",
+    "exclude_words",
+    "include_words_file",
+    "exclude_words_file",
+    "ignore_diacritics",
+];
 pub(super) const STORE: &[&str] = &["path", "url", "keep_days", "keep_per_feed", "housekeeping"];
 pub(super) const NODE: &[&str] = &["name", "lease"];
 pub(super) const POLL: &[&str] = &[
@@ -53,8 +69,8 @@ pub(super) const FEED: &[&str] = &[
     "scrape",
     "disabled",
     "headers",
-    "include",
-    "exclude",
+    "lang",
+    "timezone",
 ];
 /// The fields of a feed's `scrape` table (an inline table of selectors or JSON Pointers), in
 /// the order `scrape_of` takes them.
@@ -67,8 +83,6 @@ pub(super) const OUTPUT: &[&str] = &[
     "id",
     "tags",
     "feeds",
-    "include",
-    "exclude",
     "dedupe",
     "template",
     "link",
@@ -76,6 +90,7 @@ pub(super) const OUTPUT: &[&str] = &[
     "url",
     "lang",
     "timezone",
+    "languages",
 ];
 pub(super) const SERVE: &[&str] = &[
     "listen",
@@ -95,6 +110,18 @@ pub(super) fn unknown(
     path: &str,
     locator: &Locator<'_>,
 ) -> Vec<Problem> {
+    unknown_in(table, &[known], path, locator)
+}
+
+/// [`unknown`] for a table whose keys are in several lists (a `[[feed]]`: its own and the
+/// rules').
+pub(super) fn unknown_in(
+    table: &DeTable<'_>,
+    lists: &[&[&str]],
+    path: &str,
+    locator: &Locator<'_>,
+) -> Vec<Problem> {
+    let known: Vec<&str> = lists.concat();
     let mut problems = Vec::new();
     for key in table.keys() {
         let name: &str = key.get_ref();
@@ -107,7 +134,7 @@ pub(super) fn unknown(
             format!("{path}.{name}")
         };
         let mut message = format!("unknown key `{name}`");
-        match suggestion(name, known) {
+        match suggestion(name, &known) {
             Some(close) => message.push_str(&format!("; did you mean `{close}`?")),
             None => message.push_str(&format!("; expected one of: {}", known.join(", "))),
         }

@@ -19,8 +19,8 @@ pub use keys::schema;
 use raw::RawConfig;
 
 use crate::model::{
-    CronSchedule, CrossFeedDedupe, FeedSpec, Field, OutputFormat, OutputSpec, Pick, Pointer, Rewrite, Rule,
-    Rules, Scrape, Source,
+    CronSchedule, CrossFeedDedupe, FeedSpec, Field, OutputFormat, OutputSpec, Pattern, Pick, Pointer,
+    Rewrite, Rule, RuleTable, Rules, Scrape, Source, Words,
 };
 
 /// The default User-Agent: who we are and where to read about us, so publishers can reach us.
@@ -265,14 +265,12 @@ fn default_admin_listen(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// A BCP 47 language tag as people write them: a 2-3 letter language, then subtags of letters
-/// and digits (`fr`, `pt-BR`, `zh-Hant-TW`).
-fn is_language_tag(tag: &str) -> bool {
-    let mut parts = tag.split(['-', '_']);
-    let first = parts.next().unwrap_or("");
-    (2..=3).contains(&first.len())
-        && first.chars().all(|c| c.is_ascii_alphabetic())
-        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+/// The word a regex that failed to compile was probably meant to be, when it reads as a glob
+/// (`*91视频*`, `casino?`) or a plain word: what `*_words` would take.
+fn glob_or_word(pattern: &str) -> Option<String> {
+    let word = pattern.trim_matches(|c: char| matches!(c, '*' | '?' | '+') || c.is_whitespace());
+    let plain = !word.is_empty() && !word.contains(|c: char| "\\^$.|()[]{}*?+".contains(c));
+    plain.then(|| word.to_string())
 }
 
 /// Whether a source written as a relative path looks like a host name someone meant as a URL
@@ -423,11 +421,15 @@ impl Validator<'_> {
             .collect::<Vec<_>>();
         let serve = raw.serve.map(|s| self.serve(s));
         let base_url = serve.as_ref().and_then(|s: &ServeConfig| s.base_url.clone());
+        let planet = std::sync::Arc::new(match raw.rules {
+            Some(rules) => self.rule_table(rules, "[rules]", "rules."),
+            None => RuleTable::default(),
+        });
         let outputs: Vec<OutputSpec> = raw
             .output
             .into_iter()
             .enumerate()
-            .filter_map(|(i, o)| self.output(i + 1, o, &feeds, base_url.as_ref()))
+            .filter_map(|(i, o)| self.output(i + 1, o, &feeds, base_url.as_ref(), &planet))
             .collect();
         self.distinct_outputs(&outputs, serve.is_some());
         if self.problems.is_empty() {
@@ -693,7 +695,7 @@ impl Validator<'_> {
                 "missing `url`: every [[feed]] needs one",
             );
             // The rest is checked all the same, so one run reports every problem.
-            self.rules(raw.include, raw.exclude, &key(""));
+            self.rule_table(raw.rules, &format!("feed[{n}]"), &key(""));
             self.cron_opt(raw.schedule, &key("schedule"));
             return None;
         };
@@ -750,9 +752,15 @@ impl Validator<'_> {
             }
         }
         let schedule = self.cron_opt(raw.schedule, &key("schedule"));
-        let rules = self.rules(raw.include, raw.exclude, &key(""));
+        let rules = Rules::of([std::sync::Arc::new(self.rule_table(
+            raw.rules,
+            &format!("feed[{n}]"),
+            &key(""),
+        ))]);
         let rewrite = self.rewrites(raw.rewrite, &key("rewrite"));
         let source = self.source(raw.kind, raw.scrape, raw.span.clone(), &key(""));
+        let lang = self.language(raw.lang, &key("lang"));
+        let timezone = self.timezone(raw.timezone, &key("timezone"));
         let mut headers = Vec::new();
         if let Some(table) = raw.headers {
             for (name, value) in table.into_inner() {
@@ -797,6 +805,8 @@ impl Validator<'_> {
             rewrite,
             headers,
             source,
+            lang,
+            timezone,
         })
     }
 
@@ -1007,6 +1017,7 @@ impl Validator<'_> {
         raw: raw::RawOutput,
         all_feeds: &[FeedSpec],
         base_url: Option<&Url>,
+        planet: &std::sync::Arc<RuleTable>,
     ) -> Option<OutputSpec> {
         let key = |k: &str| format!("output[{n}].{k}");
         let raw_path = match raw.path {
@@ -1072,7 +1083,8 @@ impl Validator<'_> {
             None => Some(crate::model::stable_urn(&format!("tributary-output:{path_text}"))),
         };
         let feeds = self.selection(raw.tags, raw.feeds, all_feeds, &key);
-        let rules = self.rules(raw.include, raw.exclude, &key(""));
+        let own = self.rule_table(raw.rules, &format!("output[{n}]"), &key(""));
+        let rules = Rules::of([planet.clone(), std::sync::Arc::new(own)]);
         let dedupe = match raw.dedupe {
             None => CrossFeedDedupe::Link,
             Some(d) => match d.get_ref().as_str() {
@@ -1128,41 +1140,20 @@ impl Validator<'_> {
             },
             None => base_url.and_then(|b| b.join(&file_name).ok()).map(String::from),
         };
-        let lang = match raw.lang {
-            Some(l) if is_language_tag(l.get_ref()) => Some(l.into_inner()),
-            Some(l) => {
-                self.report(
-                    l.span(),
-                    key("lang"),
-                    format!(
-                        "`{}` is not a language tag such as \"fr\" or \"pt-BR\"",
-                        l.get_ref()
-                    ),
-                );
-                None
-            }
-            None => None,
-        };
-        let timezone = match raw.timezone {
-            Some(t) => match t.get_ref().parse::<chrono_tz::Tz>() {
-                Ok(tz) => Some(tz),
-                Err(_) => {
-                    self.report(
-                        t.span(),
-                        key("timezone"),
-                        format!(
-                            "`{}` is not a time zone name such as \"Europe/Paris\" or \"UTC\"",
-                            t.get_ref()
-                        ),
-                    );
-                    None
-                }
-            },
-            None => None,
-        };
+        let lang = self.language(raw.lang, &key("lang"));
+        let timezone = self.timezone(raw.timezone, &key("timezone"));
+        let languages = raw
+            .languages
+            .into_iter()
+            .filter_map(|range| match range.get_ref().as_str() {
+                "*" => Some("*".to_string()),
+                _ => self.language(Some(range), &key("languages")),
+            })
+            .collect();
         Some(OutputSpec {
             lang,
             timezone,
+            languages,
             path: path?,
             format: format?,
             title,
@@ -1228,7 +1219,6 @@ impl Validator<'_> {
             .collect()
     }
 
-    /// Compiles include / exclude rules; an invalid regex is reported with its place.
     /// A feed's rewrite rules, each a table with one of `remove` or `unwrap` (a CSS selector)
     /// or `replace` (a regular expression, with an optional `with`).
     fn rewrites(&mut self, raw: Vec<raw::RawRule>, key: &str) -> Vec<Rewrite> {
@@ -1286,64 +1276,202 @@ impl Validator<'_> {
             .collect()
     }
 
-    fn rules(&mut self, include: Vec<raw::RawRule>, exclude: Vec<raw::RawRule>, prefix: &str) -> Rules {
-        let mut compile = |raw: Vec<raw::RawRule>, name: &str| -> Vec<Rule> {
-            let key = format!("{prefix}{name}");
-            raw.into_iter()
-                .filter_map(|r| {
-                    let span = r.span();
-                    let (field, pattern) = match r.into_inner() {
-                        toml::Value::String(p) => (Field::Any, p),
-                        toml::Value::Table(t) if t.len() == 1 => {
-                            let (k, v) = t.into_iter().next()?;
-                            let Some(field) = Field::from_name(&k) else {
-                                self.report(
-                                    span,
-                                    &key,
-                                    format!(
-                                        "unknown field `{k}`; expected one of: {}",
-                                        Field::NAMES.join(", ")
-                                    ),
-                                );
-                                return None;
-                            };
-                            let Some(p) = v.as_str().map(str::to_string) else {
-                                self.report(
-                                    span,
-                                    &key,
-                                    format!("`{k}` must be a regular expression (a string)"),
-                                );
-                                return None;
-                            };
-                            (field, p)
-                        }
-                        _ => {
+    /// A language tag (`lang`, `languages`), checked against the IANA registry and written in
+    /// its canonical form.
+    fn language(&mut self, raw: Option<toml::Spanned<String>>, key: &str) -> Option<String> {
+        let raw = raw?;
+        match crate::text::language::checked(raw.get_ref()) {
+            Ok(tag) => Some(tag),
+            Err(e) => {
+                self.report(raw.span(), key, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// An IANA time zone name (`timezone`).
+    fn timezone(&mut self, raw: Option<toml::Spanned<String>>, key: &str) -> Option<chrono_tz::Tz> {
+        let raw = raw?;
+        match raw.get_ref().parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                let message = format!(
+                    "`{}` is not an IANA time zone name such as \"Asia/Shanghai\", \"Europe/Paris\" or \"UTC\"",
+                    raw.get_ref()
+                );
+                self.report(raw.span(), key, message);
+                None
+            }
+        }
+    }
+
+    /// One table's rules (`place` names it in verdicts; `prefix` is its keys' path): regexes
+    /// compiled, word lists and word files folded into their automatons.
+    fn rule_table(&mut self, raw: raw::RawRuleSet, place: &str, prefix: &str) -> RuleTable {
+        let ignore_diacritics = raw.ignore_diacritics.unwrap_or(false);
+        let mut include = self.regex_rules(raw.include, &format!("{prefix}include"));
+        let mut exclude = self.regex_rules(raw.exclude, &format!("{prefix}exclude"));
+        for (words, file, list, name) in [
+            (raw.include_words, raw.include_words_file, &mut include, "include"),
+            (raw.exclude_words, raw.exclude_words_file, &mut exclude, "exclude"),
+        ] {
+            let key = format!("{prefix}{name}_words");
+            if let Some(rule) = self.word_list(words, &key, ignore_diacritics) {
+                list.push(rule);
+            }
+            if let Some(file) = file
+                && let Some(rule) = self.word_file(file, &format!("{key}_file"), ignore_diacritics)
+            {
+                list.push(rule);
+            }
+        }
+        RuleTable {
+            place: place.to_string(),
+            include,
+            exclude,
+        }
+    }
+
+    /// `include` / `exclude`: each a regex (any field) or `{ field = "regex" }`.
+    fn regex_rules(&mut self, raw: Vec<raw::RawRule>, key: &str) -> Vec<Rule> {
+        raw.into_iter()
+            .filter_map(|r| {
+                let span = r.span();
+                let (field, pattern) = match r.into_inner() {
+                    toml::Value::String(p) => (Field::Any, p),
+                    toml::Value::Table(t) if t.len() == 1 => {
+                        let (k, v) = t.into_iter().next()?;
+                        let Some(field) = Field::from_name(&k) else {
                             self.report(
                                 span,
-                                &key,
-                                "a rule is a regex string, or a table with one field: { title = \"…\" }",
+                                key,
+                                format!(
+                                    "unknown field `{k}`; expected one of: {}",
+                                    Field::NAMES.join(", ")
+                                ),
                             );
                             return None;
-                        }
-                    };
-                    match regex::Regex::new(&pattern) {
-                        Ok(regex) => Some(Rule { field, regex }),
-                        Err(e) => {
-                            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                        };
+                        let Some(p) = v.as_str().map(str::to_string) else {
                             self.report(
                                 span,
-                                &key,
-                                format!("invalid regular expression `{pattern}`: {first}"),
+                                key,
+                                format!("`{k}` must be a regular expression (a string)"),
                             );
-                            None
-                        }
+                            return None;
+                        };
+                        (field, p)
                     }
-                })
-                .collect()
+                    _ => {
+                        self.report(
+                            span,
+                            key,
+                            "a rule is a regex string, or a table with one field: { title = \"…\" }",
+                        );
+                        return None;
+                    }
+                };
+                match regex::Regex::new(&pattern) {
+                    Ok(regex) => Some(Rule {
+                        field,
+                        pattern: Pattern::Regex(regex),
+                    }),
+                    Err(e) => {
+                        let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                        let mut message = format!("invalid regular expression `{pattern}`: {first}");
+                        if let Some(word) = glob_or_word(&pattern) {
+                            message.push_str(&format!(
+                                "; it looks like a glob or a plain word: to match words and phrases \
+                                 (no regex syntax), write {key}_words = [\"{word}\"]"
+                            ));
+                        }
+                        self.report(span, key, message);
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// `*_words = [...]`: one rule for the whole list.
+    fn word_list(
+        &mut self,
+        raw: Vec<toml::Spanned<String>>,
+        key: &str,
+        ignore_diacritics: bool,
+    ) -> Option<Rule> {
+        let span = raw.first()?.span().start..raw.last()?.span().end;
+        for word in &raw {
+            if word.get_ref().trim().is_empty() {
+                self.report(word.span(), key, "a word must not be empty");
+            }
+        }
+        let written: Vec<String> = raw
+            .into_iter()
+            .map(toml::Spanned::into_inner)
+            .filter(|w| !w.trim().is_empty())
+            .collect();
+        self.words_rule(written, None, span, key, ignore_diacritics)
+    }
+
+    /// `*_words_file = "path"`: one word or phrase per line; blank lines and lines starting
+    /// with `#` are skipped.
+    fn word_file(&mut self, raw: toml::Spanned<String>, key: &str, ignore_diacritics: bool) -> Option<Rule> {
+        let span = raw.span();
+        let path = self.path(raw, key);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                self.report(span, key, format!("cannot read {}: {e}", path.display()));
+                return None;
+            }
         };
-        Rules {
-            include: compile(include, "include"),
-            exclude: compile(exclude, "exclude"),
+        let written: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        if written.is_empty() {
+            self.warn(span.clone(), key, format!("{} holds no words", path.display()));
+            return None;
+        }
+        self.words_rule(written, Some(path), span, key, ignore_diacritics)
+    }
+
+    fn words_rule(
+        &mut self,
+        written: Vec<String>,
+        file: Option<PathBuf>,
+        span: std::ops::Range<usize>,
+        key: &str,
+        ignore_diacritics: bool,
+    ) -> Option<Rule> {
+        if written.is_empty() {
+            return None;
+        }
+        let words: Vec<&str> = written.iter().map(String::as_str).collect();
+        match crate::text::fold::automaton(&words, ignore_diacritics) {
+            Ok(automaton) => Some(Rule {
+                field: Field::Any,
+                pattern: Pattern::Words(std::sync::Arc::new(Words {
+                    written,
+                    automaton,
+                    ignore_diacritics,
+                    file,
+                })),
+            }),
+            Err(e) => {
+                let place = match (&e, &file) {
+                    (crate::text::fold::AutomatonError::Empty(i), Some(f)) => {
+                        format!(" (in {}: `{}`)", f.display(), written[*i])
+                    }
+                    (crate::text::fold::AutomatonError::Empty(i), None) => format!(" (`{}`)", written[*i]),
+                    _ => String::new(),
+                };
+                self.report(span, key, format!("{e}{place}"));
+                None
+            }
         }
     }
 
@@ -1576,5 +1704,61 @@ mod tests {
         let err = parse("[[feed]]\nurl = \"a\"\n[[feed]]\nurl = 5\n").unwrap_err();
         assert_eq!(err.problems[0].key, "feed[2].url");
         assert_eq!(err.problems[0].line, 4);
+    }
+
+    #[test]
+    fn planet_rules_and_word_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        // A fixture, not an output: written plainly.
+        std::io::Write::write_all(
+            &mut std::fs::File::create(dir.path().join("spam.txt")).unwrap(),
+            "# spam seen on news sites\n亚洲91视频\n\n国产91网\n".as_bytes(),
+        )
+        .unwrap();
+        let text = "[rules]\nexclude_words = [\"casino\"]\nexclude_words_file = \"spam.txt\"\n\
+                    [[feed]]\nurl = \"a.xml\"\ninclude_words = [\"rust\"]\n\
+                    [[output]]\npath = \"a.atom\"\nexclude = [\"(?i)sponsored\"]\n\
+                    [[output]]\npath = \"b.atom\"\n";
+        let c = Config::parse(&dir.path().join("t.toml"), text).unwrap();
+        let places = |r: &Rules| r.tables.iter().map(|t| t.place.clone()).collect::<Vec<_>>();
+        assert_eq!(places(&c.outputs[0].rules), ["[rules]", "output[1]"]);
+        assert_eq!(places(&c.outputs[1].rules), ["[rules]"]);
+        assert_eq!(places(&c.feeds[0].rules), ["feed[1]"]);
+        let planet = &c.outputs[1].rules.tables[0];
+        assert_eq!(planet.exclude.len(), 2);
+        let Pattern::Words(words) = &planet.exclude[1].pattern else {
+            panic!("a word list")
+        };
+        assert_eq!(words.written, ["亚洲91视频", "国产91网"]);
+        assert_eq!(words.file.as_deref(), Some(dir.path().join("spam.txt").as_path()));
+    }
+
+    #[test]
+    fn a_glob_written_as_a_regex_is_told_to_use_words() {
+        let err = parse(
+            "[rules]\nexclude = [\"*91视频*\"]\nexclude_words = [\" \"]\nexclude_words_file = \"nope.txt\"\n",
+        )
+        .unwrap_err();
+        let got: Vec<_> = err.problems.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert_eq!(
+            got,
+            [
+                ("rules.exclude", 2),
+                ("rules.exclude_words", 3),
+                ("rules.exclude_words_file", 4)
+            ]
+        );
+        assert!(
+            err.problems[0]
+                .message
+                .contains("looks like a glob or a plain word: to match words and phrases (no regex syntax), write rules.exclude_words = [\"91视频\"]"),
+            "{}",
+            err.problems[0].message
+        );
+        assert!(
+            err.problems[2]
+                .message
+                .contains("cannot read /etc/tributary/nope.txt")
+        );
     }
 }

@@ -20,6 +20,20 @@ pub(super) struct RawConfig {
     pub feed: Vec<RawFeed>,
     pub output: Vec<RawOutput>,
     pub serve: Option<RawServe>,
+    /// `[rules]`: include / exclude rules for every output.
+    pub rules: Option<RawRuleSet>,
+}
+
+/// Include / exclude rules as one table writes them (`[rules]`, a `[[feed]]`, an `[[output]]`).
+#[derive(Debug, Default)]
+pub(super) struct RawRuleSet {
+    pub include: Vec<RawRule>,
+    pub exclude: Vec<RawRule>,
+    pub include_words: Vec<Spanned<String>>,
+    pub exclude_words: Vec<Spanned<String>>,
+    pub include_words_file: Option<Spanned<String>>,
+    pub exclude_words_file: Option<Spanned<String>>,
+    pub ignore_diacritics: Option<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -84,10 +98,11 @@ pub(super) struct RawFeed {
     pub disabled: Option<bool>,
     /// Extra request headers (API keys, bearer tokens), sent to the feed's host only.
     pub headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
-    pub include: Vec<RawRule>,
-    pub exclude: Vec<RawRule>,
+    pub rules: RawRuleSet,
     pub rewrite: Vec<RawRule>,
     pub kind: Option<Spanned<String>>,
+    pub lang: Option<Spanned<String>>,
+    pub timezone: Option<Spanned<String>>,
     /// Field name → selector or JSON Pointer.
     pub scrape: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
@@ -102,8 +117,7 @@ pub(super) struct RawOutput {
     pub id: Option<Spanned<String>>,
     pub tags: Vec<Spanned<String>>,
     pub feeds: Vec<Spanned<String>>,
-    pub include: Vec<RawRule>,
-    pub exclude: Vec<RawRule>,
+    pub rules: RawRuleSet,
     pub dedupe: Option<Spanned<String>>,
     pub template: Option<Spanned<String>>,
     pub link: Option<Spanned<String>>,
@@ -111,6 +125,7 @@ pub(super) struct RawOutput {
     pub url: Option<Spanned<String>>,
     pub lang: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
+    pub languages: Vec<Spanned<String>>,
 }
 
 /// Reads `text` into a [`RawConfig`], with every problem of shape it has.
@@ -182,9 +197,14 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             idle_timeout: r.string(serve, "idle_timeout", p),
         });
     }
+    if let Some(rules) = r.table(top, "rules", "rules") {
+        r.unknown(rules, keys::RULES, "rules");
+        raw.rules = Some(r.rule_set(rules, "rules"));
+    }
     for (n, (span, feed)) in r.tables(top, "feed").into_iter().enumerate() {
         let p = format!("feed[{}]", n + 1);
-        r.unknown(feed, keys::FEED, &p);
+        r.problems
+            .extend(keys::unknown_in(feed, &[keys::FEED, keys::RULES], &p, r.locator));
         raw.feed.push(RawFeed {
             span,
             url: r.string(feed, "url", &p),
@@ -196,16 +216,22 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             full_text: r.boolean(feed, "full_text", &p),
             disabled: r.boolean(feed, "disabled", &p),
             headers: r.string_map(feed, "headers", &p),
-            include: r.rules(feed, "include", &p),
-            exclude: r.rules(feed, "exclude", &p),
+            rules: r.rule_set(feed, &p),
             rewrite: r.rules(feed, "rewrite", &p),
             kind: r.string(feed, "kind", &p),
+            lang: r.string(feed, "lang", &p),
+            timezone: r.string(feed, "timezone", &p),
             scrape: r.string_map(feed, "scrape", &p),
         });
     }
     for (n, (span, output)) in r.tables(top, "output").into_iter().enumerate() {
         let p = format!("output[{}]", n + 1);
-        r.unknown(output, keys::OUTPUT, &p);
+        r.problems.extend(keys::unknown_in(
+            output,
+            &[keys::OUTPUT, keys::RULES],
+            &p,
+            r.locator,
+        ));
         raw.output.push(RawOutput {
             span,
             path: r.string(output, "path", &p),
@@ -215,8 +241,7 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             id: r.string(output, "id", &p),
             tags: r.strings(output, "tags", &p),
             feeds: r.strings(output, "feeds", &p),
-            include: r.rules(output, "include", &p),
-            exclude: r.rules(output, "exclude", &p),
+            rules: r.rule_set(output, &p),
             dedupe: r.string(output, "dedupe", &p),
             template: r.string(output, "template", &p),
             link: r.string(output, "link", &p),
@@ -224,6 +249,7 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             url: r.string(output, "url", &p),
             lang: r.string(output, "lang", &p),
             timezone: r.string(output, "timezone", &p),
+            languages: r.strings(output, "languages", &p),
         });
     }
     (raw, r.problems)
@@ -349,6 +375,18 @@ impl Reader<'_, '_> {
             .iter()
             .map(|item| Spanned::new(item.span(), plain_value(item.get_ref())))
             .collect()
+    }
+
+    fn rule_set(&mut self, table: &DeTable<'_>, path: &str) -> RawRuleSet {
+        RawRuleSet {
+            include: self.rules(table, "include", path),
+            exclude: self.rules(table, "exclude", path),
+            include_words: self.strings(table, "include_words", path),
+            exclude_words: self.strings(table, "exclude_words", path),
+            include_words_file: self.string(table, "include_words_file", path),
+            exclude_words_file: self.string(table, "exclude_words_file", path),
+            ignore_diacritics: self.boolean(table, "ignore_diacritics", path),
+        }
     }
 
     fn string_map(

@@ -13,7 +13,7 @@ use super::Sanitizer;
 use crate::decode;
 use crate::fetch::{FetchError, Fetched, Fetcher, Request};
 use crate::model::{Rewrite, Validators};
-use crate::parse::html_to_text;
+use crate::text::html_to_text;
 
 /// Why an entry's page gave no article. The feed's own text stands.
 #[derive(Debug, thiserror::Error)]

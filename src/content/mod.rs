@@ -15,15 +15,50 @@ mod sanitize;
 
 use std::borrow::Cow;
 
-use crate::model::{Entry, Keyed, KeyedEntry, Rewrite};
+use crate::model::{Entry, Keyed, KeyedEntry, Language, LanguageSource, Rewrite};
 use crate::parse::{ParsedEntry, RawBody};
 
 pub use sanitize::Sanitizer;
 
+/// Who may name a new entry's language, most trusted first: the operator (`[[feed]] lang`),
+/// then the feed (its declared language, when that is a registered tag); else the entry's own
+/// text says it, when it clearly does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Languages {
+    pub configured: Option<String>,
+    pub declared: Option<String>,
+}
+
+/// How much of an entry detection reads: its title and the start of its text.
+const DETECT_BYTES: usize = 1_500;
+
+fn language_of(entry: &Entry, languages: &Languages) -> Option<Language> {
+    let said = |tag: &Option<String>, source| tag.clone().map(|tag| Language { tag, source });
+    said(&languages.configured, LanguageSource::Config)
+        .or_else(|| said(&languages.declared, LanguageSource::Feed))
+        .or_else(|| {
+            let mut sample = entry.title.clone();
+            for body in [&entry.summary, &entry.content].into_iter().flatten() {
+                sample.push('\n');
+                sample.push_str(&crate::text::visible_text(body, DETECT_BYTES));
+            }
+            let tag = crate::text::language::detect(&sample)?;
+            Some(Language {
+                tag,
+                source: LanguageSource::Detected,
+            })
+        })
+}
+
 /// The entry as it will be stored: the feed's `rewrite` rules applied (to the title and the
 /// bodies), bodies sanitized (HTML) or escaped (text), relative URLs resolved, empty bodies
-/// dropped.
-pub fn finish_entry(parsed: ParsedEntry, rules: &[Rewrite], sanitizer: &mut Sanitizer) -> Entry {
+/// dropped, and its language decided.
+pub fn finish_entry(
+    parsed: ParsedEntry,
+    rules: &[Rewrite],
+    languages: &Languages,
+    sanitizer: &mut Sanitizer,
+) -> Entry {
     let base = parsed.base;
     let mut html_of = |body: Option<RawBody>| {
         let body = body?;
@@ -40,21 +75,28 @@ pub fn finish_entry(parsed: ParsedEntry, rules: &[Rewrite], sanitizer: &mut Sani
     if let Cow::Owned(title) = rewrite::text(rules, &entry.title) {
         entry.title = title;
     }
-    Entry {
+    let mut entry = Entry {
         summary,
         content,
         ..entry
-    }
+    };
+    entry.language = language_of(&entry, languages);
+    entry
 }
 
 /// [`finish_entry`] for a keyed entry, its identity kept: what the store receives.
-pub fn finish(keyed: Keyed<ParsedEntry>, rules: &[Rewrite], sanitizer: &mut Sanitizer) -> KeyedEntry {
+pub fn finish(
+    keyed: Keyed<ParsedEntry>,
+    rules: &[Rewrite],
+    languages: &Languages,
+    sanitizer: &mut Sanitizer,
+) -> KeyedEntry {
     Keyed {
         key: keyed.key,
         content_hash: keyed.content_hash,
         canonical_link: keyed.canonical_link,
         segment: keyed.segment,
-        entry: finish_entry(keyed.entry, rules, sanitizer),
+        entry: finish_entry(keyed.entry, rules, languages, sanitizer),
     }
 }
 
@@ -77,7 +119,7 @@ mod tests {
         let entries: Vec<Entry> = feed
             .entries
             .into_iter()
-            .map(|e| finish_entry(e, &[], &mut sanitizer))
+            .map(|e| finish_entry(e, &[], &Languages::default(), &mut sanitizer))
             .collect();
         let summary = entries[0].summary.as_deref().unwrap();
         assert!(
@@ -94,7 +136,9 @@ mod tests {
             ..ParsedEntry::from(Entry::default())
         };
         assert_eq!(
-            finish_entry(text, &[], &mut sanitizer).content.as_deref(),
+            finish_entry(text, &[], &Languages::default(), &mut sanitizer)
+                .content
+                .as_deref(),
             Some("<p>a &lt; b</p>\n<p>second</p>")
         );
     }

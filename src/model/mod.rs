@@ -20,7 +20,7 @@ use url::Url;
 pub use cron::CronSchedule;
 pub use hints::{FeedRhythm, Hints, Skip};
 pub use rewrite::Rewrite;
-pub use rules::{Field, Rule, Rules};
+pub use rules::{Field, Pattern, Rule, RuleTable, Rules, Words};
 pub use source::{Pick, Pointer, Scrape, Source};
 pub use store::{Backend, ClusterNode, is_server_url};
 
@@ -53,6 +53,11 @@ pub struct FeedSpec {
     pub rewrite: Vec<Rewrite>,
     /// A feed, or a page or JSON API read with selectors.
     pub source: Source,
+    /// The language of its entries (a checked BCP 47 tag), over what the feed declares and
+    /// what detection would say.
+    pub lang: Option<String>,
+    /// The zone its dates without one are local time in; `None`: UTC.
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 /// What the store remembers about a feed between polls.
@@ -172,24 +177,6 @@ impl FailureKind {
                 | FailureKind::RateLimited
                 | FailureKind::Internal
         )
-    }
-}
-
-impl FailureKind {
-    /// What it means, for readers of a public page: no URLs, paths or server messages.
-    pub(crate) fn public_text(self) -> &'static str {
-        match self {
-            FailureKind::Timeout => "the feed did not answer in time",
-            FailureKind::Connect => "the feed's server could not be reached",
-            FailureKind::ServerError => "the feed's server had an error",
-            FailureKind::RateLimited => "the feed's server asked to come back later",
-            FailureKind::ClientError => "the feed's address no longer works",
-            FailureKind::Gone => "the feed was removed by its publisher",
-            FailureKind::TooLarge => "the feed is too large",
-            FailureKind::Refused => "the feed's address is not allowed here",
-            FailureKind::Parse => "the feed could not be read",
-            FailureKind::Internal => "the feed could not be polled",
-        }
     }
 }
 
@@ -340,6 +327,48 @@ pub struct Entry {
     /// Where `content` came from: the feed, or (`[[feed]] full_text`) the entry's page. Not
     /// part of the entry's content hash: that hash is of what the feed says.
     pub full_text: FullText,
+    /// Its language and where that came from; `None` when nobody said and the text did not
+    /// show it.
+    pub language: Option<Language>,
+}
+
+/// An entry's language: a checked BCP 47 tag, and who said it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Language {
+    pub tag: String,
+    pub source: LanguageSource,
+}
+
+/// Where an entry's language came from, most trusted first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LanguageSource {
+    /// The feed's `lang` in the config.
+    Config,
+    /// The language the feed declares (RSS `<language>`, Atom `xml:lang`, JSON Feed
+    /// `language`), when it is a registered tag.
+    Feed,
+    /// Read from the entry's text.
+    Detected,
+}
+
+impl LanguageSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LanguageSource::Config => "config",
+            LanguageSource::Feed => "feed",
+            LanguageSource::Detected => "detected",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<LanguageSource> {
+        [
+            LanguageSource::Config,
+            LanguageSource::Feed,
+            LanguageSource::Detected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
 }
 
 /// Where an entry's content came from, for feeds with `full_text`.
@@ -542,6 +571,9 @@ pub struct OutputSpec {
     pub lang: Option<String>,
     /// The time zone the page groups and prints dates in; `None`: UTC.
     pub timezone: Option<chrono_tz::Tz>,
+    /// Language ranges (`en`, `zh`, `*`) an entry's language must fall in to be shown; empty:
+    /// every entry, whatever its language.
+    pub languages: Vec<String>,
 }
 
 impl OutputSpec {

@@ -1,15 +1,21 @@
-//! Include / exclude rules as the config states them: regular expressions on a part of an
-//! entry, compiled once when the config is loaded. What a rule matches against, and the verdict,
-//! belong to `filter`.
+//! Include / exclude rules as the config states them, compiled once when the config is loaded:
+//! regular expressions on a part of an entry, and lists of words or phrases (folded, in one
+//! automaton). Each table of rules (`[rules]`, a `[[feed]]`, an `[[output]]`) keeps its place,
+//! so that a verdict can name the rule that made it. What a rule matches against, and the
+//! verdict, belong to `filter`; how words are folded, to `text`.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use aho_corasick::AhoCorasick;
 use regex::Regex;
 
 /// Which part of an entry a rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
-    /// Title, content, summary, author, categories or link: any of them.
+    /// Title, content, summary, author, categories or link: any of them (words: any but the
+    /// link).
     Any,
     Title,
     /// Content or summary (HTML as the feed gave it).
@@ -34,16 +40,44 @@ impl Field {
     }
 }
 
+/// Words or phrases matched as words on folded text (see `text::fold`): one automaton for the
+/// whole list, so ten thousand words cost about what ten do.
+#[derive(Debug)]
+pub struct Words {
+    /// Each word as written, with where: `"casino"`, or `spam.txt:12: 亚洲91视频`.
+    pub written: Vec<String>,
+    /// The folded words, in the order of `written`.
+    pub automaton: AhoCorasick,
+    /// Diacritics are dropped on both sides (`ignore_diacritics`).
+    pub ignore_diacritics: bool,
+    /// The file they were read from (`*_words_file`), if any.
+    pub file: Option<PathBuf>,
+}
+
+/// What a rule looks for.
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    Regex(Regex),
+    Words(Arc<Words>),
+}
+
 /// One compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub field: Field,
-    pub regex: Regex,
+    pub pattern: Pattern,
 }
 
 impl PartialEq for Rule {
     fn eq(&self, other: &Rule) -> bool {
-        self.field == other.field && self.regex.as_str() == other.regex.as_str()
+        self.field == other.field
+            && match (&self.pattern, &other.pattern) {
+                (Pattern::Regex(a), Pattern::Regex(b)) => a.as_str() == b.as_str(),
+                (Pattern::Words(a), Pattern::Words(b)) => {
+                    a.written == b.written && a.ignore_diacritics == b.ignore_diacritics
+                }
+                _ => false,
+            }
     }
 }
 
@@ -51,29 +85,56 @@ impl Eq for Rule {}
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.field {
-            Field::Any => write!(f, "\"{}\"", self.regex.as_str()),
-            field => write!(
-                f,
-                "{} = \"{}\"",
-                format!("{field:?}").to_lowercase(),
-                self.regex.as_str()
-            ),
+        match (&self.pattern, self.field) {
+            (Pattern::Regex(re), Field::Any) => write!(f, "\"{}\"", re.as_str()),
+            (Pattern::Regex(re), field) => {
+                write!(f, "{} = \"{}\"", format!("{field:?}").to_lowercase(), re.as_str())
+            }
+            (Pattern::Words(words), _) => {
+                let count = words.written.len();
+                let plural = if count == 1 { "" } else { "s" };
+                match &words.file {
+                    Some(file) => write!(f, "words from {} ({count} word{plural})", file.display()),
+                    None => write!(f, "words ({count} word{plural})"),
+                }
+            }
         }
     }
 }
 
-/// A set of include and exclude rules.
+/// One table's include and exclude rules: `[rules]`, a `[[feed]]` or an `[[output]]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rules {
+pub struct RuleTable {
+    /// Where it was written, for verdicts: `[rules]`, `feed[2]`, `output[1]`.
+    pub place: String,
     /// When not empty, only entries matching one of these pass.
     pub include: Vec<Rule>,
     /// Entries matching any of these are dropped.
     pub exclude: Vec<Rule>,
 }
 
-impl Rules {
+impl RuleTable {
     pub fn is_empty(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
+    }
+}
+
+/// The rules an entry must pass: every table's. An output's are the planet-wide `[rules]`,
+/// then its own; a feed's are its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    pub tables: Vec<Arc<RuleTable>>,
+}
+
+impl Rules {
+    /// The non-empty tables of `tables`, in order.
+    pub fn of(tables: impl IntoIterator<Item = Arc<RuleTable>>) -> Rules {
+        Rules {
+            tables: tables.into_iter().filter(|t| !t.is_empty()).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tables.iter().all(|t| t.is_empty())
     }
 }

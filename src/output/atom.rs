@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{Context, OutputEntry, Selection, display_title, entry_id, last_change, rfc3339};
+use super::{Context, OutputEntry, Selection, display_title, entry_id, entry_language, last_change, rfc3339};
 use crate::model::OutputSpec;
 use crate::output::xml_safe;
 
@@ -20,7 +20,11 @@ const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
 pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context) -> Vec<u8> {
     let mut w = XmlWriter::new(4096 + selection.entries.len() * 2048);
     w.event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
-    w.start(BytesStart::new("feed").with_attributes([("xmlns", ATOM_NS)]));
+    let mut feed = BytesStart::new("feed").with_attributes([("xmlns", ATOM_NS)]);
+    if let Some(lang) = &spec.lang {
+        feed.push_attribute(("xml:lang", lang.as_str()));
+    }
+    w.start(feed);
     w.text_element("id", &spec.id);
     w.text_element("title", &spec.title);
     if let Some(d) = &spec.description {
@@ -65,7 +69,11 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
 fn entry_element(w: &mut XmlWriter, out: &OutputEntry, source_updated: DateTime<Utc>) {
     let (stored, feed) = (&out.stored, &out.feed);
     let e = &stored.entry;
-    w.start(BytesStart::new("entry"));
+    let mut element = BytesStart::new("entry");
+    if let Some(language) = entry_language(out) {
+        element.push_attribute(("xml:lang", language));
+    }
+    w.start(element);
     w.text_element("id", &entry_id(&feed.url, stored.key.as_str()));
     w.start(BytesStart::new("title").with_attributes([("type", "text")]));
     w.text(&display_title(e));

@@ -12,9 +12,8 @@ use std::path::Path;
 use minijinja::{Environment, context};
 use serde::Serialize;
 
-use chrono::{DateTime, Utc};
-
-use super::{Context, FeedView, OutputError, Selection, display_title, rfc3339};
+use super::locale::Locale;
+use super::{Context, FeedView, OutputError, Selection, display_title, entry_language, rfc3339};
 use crate::model::{OutputFormat, OutputSpec};
 
 /// The built-in page template (`tributary template` prints it).
@@ -32,7 +31,7 @@ struct EntryView<'a> {
     title: std::borrow::Cow<'a, str>,
     /// The title is the entry's first words (it has none of its own).
     title_from_text: bool,
-    /// Its feed's language, when the feed declares one.
+    /// Its language (see [`entry_language`]).
     lang: Option<&'a str>,
     link: Option<&'a str>,
     feed: FeedLink<'a>,
@@ -57,7 +56,8 @@ struct FeedLink<'a> {
     url: &'a str,
     site_url: Option<&'a str>,
     failing_since: Option<String>,
-    last_error: Option<&'a str>,
+    /// What kind of failure (`timeout`, `parse`, …): the page says it in its words.
+    failure: Option<&'static str>,
     polled: bool,
     lang: Option<&'a str>,
 }
@@ -69,7 +69,7 @@ impl<'a> From<&'a FeedView> for FeedLink<'a> {
             url: &f.url,
             site_url: f.site_url.as_deref(),
             failing_since: f.failing.as_ref().map(|(t, _)| t.format("%Y-%m-%d").to_string()),
-            last_error: f.failing.as_ref().map(|(_, e)| e.as_str()),
+            failure: f.failing.as_ref().map(|(_, kind)| kind.as_str()),
             polled: f.polled,
             lang: f.lang.as_deref(),
         }
@@ -82,68 +82,6 @@ struct AlternateView<'a> {
     title: &'a str,
     format: &'static str,
     media_type: &'static str,
-}
-
-/// How the page writes dates: in the output's time zone, with the words of its language
-/// (month and day names from glibc's locale data, through chrono).
-struct Dates {
-    tz: chrono_tz::Tz,
-    locale: Option<chrono::Locale>,
-}
-
-impl Dates {
-    fn new(spec: &OutputSpec) -> Dates {
-        Dates {
-            tz: spec.timezone.unwrap_or(chrono_tz::UTC),
-            locale: spec.lang.as_deref().and_then(locale_for),
-        }
-    }
-
-    fn format(&self, t: DateTime<Utc>, pattern: &str) -> String {
-        let local = t.with_timezone(&self.tz);
-        match self.locale {
-            Some(locale) => local.format_localized(pattern, locale).to_string(),
-            None => local.format(pattern).to_string(),
-        }
-    }
-
-    /// The local calendar date, which days are grouped by.
-    fn day_key(&self, t: DateTime<Utc>) -> String {
-        t.with_timezone(&self.tz).format("%Y-%m-%d").to_string()
-    }
-
-    /// A day heading: "Tuesday, 1 December 2026", "mardi 1 décembre 2026"; in a language whose
-    /// own date form carries its words (2026年12月01日), that form with the weekday.
-    fn day_label(&self, t: DateTime<Utc>) -> String {
-        match self.locale {
-            None => self.format(t, "%A, %-d %B %Y"),
-            Some(_) if self.format(t, "%x").is_ascii() => self.format(t, "%A %-d %B %Y"),
-            Some(_) => self.format(t, "%x (%a)"),
-        }
-    }
-
-    fn time_label(&self, t: DateTime<Utc>) -> String {
-        self.format(t, "%H:%M %Z")
-    }
-}
-
-/// The glibc locale for a BCP 47 tag: its own region when it names one (`pt-BR`), else the
-/// language's home region (`fr` → `fr_FR`), else any region that has the language.
-fn locale_for(tag: &str) -> Option<chrono::Locale> {
-    let mut parts = tag.split(['-', '_']);
-    let lang = parts.next()?.to_ascii_lowercase();
-    let region = parts
-        .find(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_alphabetic()))
-        .map(|r| r.to_ascii_uppercase());
-    let find = |region: &str| chrono::Locale::try_from(format!("{lang}_{region}").as_str()).ok();
-    region
-        .and_then(|r| find(&r))
-        .or_else(|| find(&lang.to_ascii_uppercase()))
-        .or_else(|| {
-            (b'A'..=b'Z')
-                .flat_map(|a| (b'A'..=b'Z').map(move |b| [a, b]))
-                .find_map(|r| find(std::str::from_utf8(&r).ok()?))
-        })
 }
 
 /// minijinja's HTML escaping also escapes `/` (as `&#x2f;`), which is valid but makes every
@@ -169,9 +107,48 @@ fn template_name(path: Option<&Path>) -> String {
     path.map_or_else(|| "page.html (built in)".to_string(), |p| p.display().to_string())
 }
 
+/// `t(id, name=value, …)` for templates: message `id` of the page's catalog with its
+/// arguments, as safe HTML (the message escaped; an argument escaped unless it is already safe
+/// HTML, such as a link the template built, or another message).
+fn translate(
+    locale: &Locale,
+    id: &str,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<minijinja::Value, minijinja::Error> {
+    let mut args = fluent_bundle::FluentArgs::new();
+    let mut inserts = Vec::new();
+    for name in kwargs.args() {
+        let value: minijinja::Value = kwargs.get(name)?;
+        let html = if value.is_safe() {
+            value.to_string()
+        } else {
+            html_escape::encode_quoted_attribute(&value.to_string()).into_owned()
+        };
+        // A private-use marker stands for the argument while the message is escaped.
+        args.set(name.to_string(), format!("\u{e000}{}\u{e001}", inserts.len()));
+        inserts.push(html);
+    }
+    kwargs.assert_all_used()?;
+    let text = locale.message(id, Some(&args)).ok_or_else(|| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("no message `{id}`"),
+        )
+    })?;
+    let mut html = html_escape::encode_quoted_attribute(&text).into_owned();
+    for (i, insert) in inserts.iter().enumerate() {
+        html = html.replace(&format!("\u{e000}{i}\u{e001}"), insert);
+    }
+    Ok(minijinja::Value::from_safe_string(html))
+}
+
 /// An environment holding the page template (the user's file, else the built-in one),
-/// compiled: a syntax error is found here, with its line in that file.
-fn environment(path: Option<&Path>) -> Result<Environment<'static>, String> {
+/// compiled: a syntax error is found here, with its line in that file. `locale` gives the
+/// template its words (`t`); `check` compiles without one.
+fn environment(
+    path: Option<&Path>,
+    locale: Option<std::sync::Arc<Locale>>,
+) -> Result<Environment<'static>, String> {
     let source = match path {
         Some(p) => std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
         None => BUILT_IN.to_string(),
@@ -180,6 +157,10 @@ fn environment(path: Option<&Path>) -> Result<Environment<'static>, String> {
     env.set_formatter(escape_minimal);
     // Whatever the file is called, what it prints is escaped as HTML.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    let locale = locale.unwrap_or_else(|| std::sync::Arc::new(Locale::new(None, chrono_tz::UTC)));
+    env.add_function("t", move |id: &str, kwargs: minijinja::value::Kwargs| {
+        translate(&locale, id, kwargs)
+    });
     env.add_template_owned(template_name(path), source)
         .map_err(|e| e.to_string())?;
     Ok(env)
@@ -187,7 +168,7 @@ fn environment(path: Option<&Path>) -> Result<Environment<'static>, String> {
 
 /// Compiles the page template at `path` (for `check`): its syntax errors, located in it.
 pub fn check_template(path: &Path) -> Result<(), String> {
-    environment(Some(path)).map(drop)
+    environment(Some(path), None).map(drop)
 }
 
 pub(super) fn render(
@@ -203,8 +184,12 @@ pub(super) fn render(
             .map_or_else(|| "(built in)".to_string(), |p| p.display().to_string()),
         message,
     };
-    let env = environment(spec.template.as_deref()).map_err(template_error)?;
-    let dates = Dates::new(spec);
+    let locale = std::sync::Arc::new(Locale::new(
+        spec.lang.as_deref(),
+        spec.timezone.unwrap_or(chrono_tz::UTC),
+    ));
+    let env = environment(spec.template.as_deref(), Some(locale.clone())).map_err(template_error)?;
+    let dates = &locale;
 
     let mut days: Vec<Day<'_>> = Vec::new();
     for out in &selection.entries {
@@ -220,7 +205,7 @@ pub(super) fn render(
         let view = EntryView {
             title: display_title(e),
             title_from_text: e.title.is_empty(),
-            lang: out.feed.lang.as_deref(),
+            lang: entry_language(out),
             link: e.link.as_deref(),
             feed: (&out.feed).into(),
             author: e.author.as_ref().map(|a| a.name.as_str()),
@@ -279,6 +264,7 @@ pub(super) fn render(
                 link => &spec.link,
                 self_url => &spec.self_url,
                 lang => spec.lang.as_deref().unwrap_or("en"),
+                dir => if locale.rtl { "rtl" } else { "ltr" },
                 updated => updated,
             },
             days => minijinja::value::Serde(&days),
@@ -344,13 +330,13 @@ mod tests {
         }
     }
 
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
             .expect("a date")
-            .with_timezone(&Utc)
+            .with_timezone(&chrono::Utc)
     }
 
-    fn dates(lang: Option<&str>, tz: Option<&str>) -> Dates {
+    fn locale(lang: Option<&str>, tz: Option<&str>) -> Locale {
         let mut toml =
             String::from("[store]\npath = \"t.db\"\n[[output]]\npath = \"index.html\"\nformat = \"html\"\n");
         if let Some(lang) = lang {
@@ -361,28 +347,30 @@ mod tests {
         }
         let config =
             crate::config::Config::parse(Path::new("/planet/tributary.toml"), &toml).expect("a config");
-        Dates::new(&config.outputs[0])
+        let spec = &config.outputs[0];
+        Locale::new(spec.lang.as_deref(), spec.timezone.unwrap_or(chrono_tz::UTC))
     }
 
     #[test]
     fn dates_are_written_in_the_outputs_language_and_zone() {
         let t = at("2026-03-03T20:30:00Z");
-        let english = dates(None, None);
+        let english = locale(None, None);
         assert_eq!(
             (english.day_label(t), english.time_label(t)),
             ("Tuesday, 3 March 2026".into(), "20:30 UTC".into())
         );
-        let french = dates(Some("fr"), Some("Europe/Paris"));
+        let french = locale(Some("fr"), Some("Europe/Paris"));
         assert_eq!(
             (french.day_label(t), french.time_label(t)),
             ("mardi 3 mars 2026".into(), "21:30 CET".into())
         );
-        let japanese = dates(Some("ja"), Some("Asia/Tokyo"));
+        let japanese = locale(Some("ja"), Some("Asia/Tokyo"));
         assert_eq!(japanese.day_key(t), "2026-03-04");
-        assert_eq!(japanese.day_label(t), "2026年03月04日 (水)");
-        let brazilian = dates(Some("pt-BR"), Some("America/Sao_Paulo"));
-        assert_eq!(brazilian.day_label(t), "terça 3 março 2026");
+        assert_eq!(japanese.day_label(t), "2026年3月4日 水曜日");
+        let brazilian = locale(Some("pt-BR"), Some("America/Sao_Paulo"));
+        assert_eq!(brazilian.day_label(t), "terça, 3 de março de 2026");
         // A language glibc has no locale for keeps the English words.
-        assert!(locale_for("tlh").is_none());
+        let klingon = locale(Some("tlh"), None);
+        assert_eq!(klingon.day_label(t), "Tuesday, 3 March 2026");
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Context, FeedView, Selection, display_title, entry_id, rfc3339};
+use super::{Context, FeedView, Selection, display_title, entry_id, entry_language, rfc3339};
 use crate::model::OutputSpec;
 
 #[derive(Serialize)]
@@ -17,6 +17,8 @@ struct Feed<'a> {
     feed_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     hubs: Vec<Hub<'a>>,
     items: Vec<Item<'a>>,
@@ -51,6 +53,8 @@ struct Item<'a> {
     tags: &'a [String],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     attachments: Vec<Attachment<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<&'a str>,
     _tributary: Extension<'a>,
 }
 
@@ -113,7 +117,7 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
                     .content
                     .as_ref()
                     .and(e.summary.as_deref())
-                    .map(crate::parse::html_to_text)
+                    .map(crate::text::html_to_text)
                     .filter(|s| !s.is_empty()),
                 date_published: rfc3339(out.stored.published),
                 date_modified: rfc3339(out.stored.updated),
@@ -135,6 +139,7 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
                         size_in_bytes: enc.length,
                     })
                     .collect(),
+                language: entry_language(out),
                 _tributary: Extension {
                     about: "https://github.com/tributary-rs/tributary#json-feed-extension",
                     source: (&out.feed).into(),
@@ -149,6 +154,7 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         home_page_url: context.home_page(spec),
         feed_url: spec.self_url.as_deref(),
         description: spec.description.as_deref(),
+        language: spec.lang.as_deref(),
         hubs: context
             .hub
             .iter()

@@ -11,6 +11,7 @@ mod atom;
 mod html;
 pub use html::{BUILT_IN as BUILT_IN_TEMPLATE, check_template};
 mod jsonfeed;
+mod locale;
 pub mod opml;
 mod rss;
 pub mod select;
@@ -278,6 +279,17 @@ pub(crate) fn last_change(selection: &Selection) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// An entry's language as outputs write it (Atom `xml:lang`, RSS `dc:language`, JSON Feed
+/// `language`, the page's `lang`): its own, else the one its feed declares.
+pub(crate) fn entry_language(out: &OutputEntry) -> Option<&str> {
+    out.stored
+        .entry
+        .language
+        .as_ref()
+        .map(|l| l.tag.as_str())
+        .or(out.feed.lang.as_deref())
+}
+
 /// What an entry is called where a title is needed: its own, or else the first words of its
 /// text (a title-less post is usually a short note, and its opening says what it is), or else
 /// its link. Empty only when the entry has none of these.
@@ -290,7 +302,7 @@ pub(crate) fn display_title(entry: &crate::model::Entry) -> std::borrow::Cow<'_,
         .summary
         .as_deref()
         .or(entry.content.as_deref())
-        .map(crate::parse::html_to_text)
+        .map(crate::text::html_to_text)
         .unwrap_or_default();
     if text.is_empty() {
         return Cow::Borrowed(entry.link.as_deref().unwrap_or(""));

@@ -6,7 +6,7 @@
 use quick_xml::events::{BytesDecl, BytesStart, BytesText, Event};
 
 use super::atom::XmlWriter;
-use super::{Context, Selection, display_title, entry_id, last_change};
+use super::{Context, Selection, display_title, entry_id, entry_language, last_change};
 use crate::model::OutputSpec;
 use crate::output::xml_safe;
 
@@ -43,6 +43,9 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
     if let Some(hub) = &context.hub {
         atom_link(&mut w, "hub", hub);
     }
+    if let Some(lang) = &spec.lang {
+        w.text_element("language", lang);
+    }
     w.text_element("generator", concat!("Tributary ", env!("CARGO_PKG_VERSION")));
     if !selection.entries.is_empty() {
         w.text_element("lastBuildDate", &last_change(selection).to_rfc2822());
@@ -70,6 +73,9 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
             "dc:creator",
             e.author.as_ref().map_or(&feed.title, |a| &a.name),
         );
+        if let Some(language) = entry_language(out) {
+            w.text_element("dc:language", language);
+        }
         for c in &e.categories {
             plain_text(&mut w, "category", c);
         }

@@ -30,9 +30,10 @@ pub struct FeedView {
     pub title: String,
     pub site_url: Option<String>,
     pub tags: Vec<String>,
-    /// Start of its current run of failures, with what kind of failure in words fit for a
-    /// public page; `None` when healthy.
-    pub failing: Option<(DateTime<Utc>, String)>,
+    /// Start of its current run of failures, with what kind of failure (which a public page
+    /// says in its own words, never the error text: it can name server paths and addresses);
+    /// `None` when healthy.
+    pub failing: Option<(DateTime<Utc>, crate::model::FailureKind)>,
     /// Whether it has ever been fetched successfully.
     pub polled: bool,
     /// The language the feed declares, if any.
@@ -55,12 +56,12 @@ impl FeedView {
             .and_then(|s| s.feed_id.clone())
             .filter(|id| url::Url::parse(id).is_ok())
             .unwrap_or_else(|| url.clone());
-        // What a public page may say: the kind of failure in plain words, never the error
-        // text itself (it can name server paths and addresses).
         let failing = state.and_then(|s| {
             let since = s.failing_since?;
-            let kind = s.failure_kind.unwrap_or(crate::model::FailureKind::Internal);
-            Some((since, kind.public_text().to_string()))
+            Some((
+                since,
+                s.failure_kind.unwrap_or(crate::model::FailureKind::Internal),
+            ))
         });
         FeedView {
             url,
@@ -78,6 +79,17 @@ impl FeedView {
             is_feed: spec.source == crate::model::Source::Feed,
         }
     }
+}
+
+/// Whether `spec` shows an entry in language `tag`: every entry when it names no `languages`,
+/// else those whose tag falls in one of its ranges (`zh` takes `zh-Hant`); an entry whose
+/// language is unknown is `und` (undetermined), which `und` or `*` takes.
+pub(crate) fn in_languages(spec: &OutputSpec, tag: Option<&str>) -> bool {
+    spec.languages.is_empty()
+        || spec
+            .languages
+            .iter()
+            .any(|range| crate::text::language::in_range(tag.unwrap_or("und"), range))
 }
 
 /// One entry of an output.
@@ -236,7 +248,11 @@ pub async fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result
         after = Some(last.cursor());
         let kept: Vec<Candidate> = page
             .into_iter()
-            .filter(|c| !seen_ids.contains(&c.id) && filter::keeps(&spec.rules, &c.fields()))
+            .filter(|c| {
+                !seen_ids.contains(&c.id)
+                    && in_languages(spec, c.language.as_deref())
+                    && filter::keeps(&spec.rules, &c.fields())
+            })
             .collect();
         let stories = Stories::read(store, spec, &kept, &seen_links).await?;
         output_feeds
@@ -361,7 +377,11 @@ impl Stories {
         let copies = self.by_link.get(&link).map_or(&[][..], Vec::as_slice);
         let mut group: Vec<(&StoredEntry, Option<usize>)> = copies
             .iter()
-            .filter(|e| feeds.contains(e.feed_id) && filter::keeps(&spec.rules, &Fields::of(&e.entry)))
+            .filter(|e| {
+                feeds.contains(e.feed_id)
+                    && in_languages(spec, e.entry.language.as_ref().map(|l| l.tag.as_str()))
+                    && filter::keeps(&spec.rules, &Fields::of(&e.entry))
+            })
             .map(|e| (e, feeds.view(e.feed_id).map(|(at, _)| *at)))
             .collect();
         seen_links.insert(link);

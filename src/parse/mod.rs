@@ -11,13 +11,14 @@
 //! This module does no I/O and never decides identity or dates relative to "now": that is for
 //! `dedupe` and the store.
 
+mod dates;
 pub(crate) mod discover;
 mod normalize;
 mod repair;
 mod rhythm;
 mod salvage;
 mod scrape;
-mod text;
+
 pub mod fingerprints;
 
 use std::borrow::Cow;
@@ -29,11 +30,11 @@ use url::Url;
 
 pub use crate::model::Repair;
 use crate::model::{Enclosure, Entry, FeedMeta, FullText, Person, SegmentHash};
+use crate::text;
 pub use fingerprints::Fingerprints;
 use fingerprints::Segments;
 use normalize::Prepared;
 use repair::Fault;
-pub use text::html_to_text;
 
 /// Repairs attempted per document before giving up; each costs one re-parse.
 const MAX_REPAIRS: usize = 16;
@@ -96,16 +97,18 @@ impl From<Entry> for ParsedEntry {
 
 /// Reads `text` (UTF-8) fetched from `base` as `source` says: a feed (leaving out the
 /// items in `known`, see [`parse_changed`]), or a page or JSON API through its selectors.
+/// Dates without a zone are local time in `zone` (the feed's `timezone`).
 pub fn parse_source(
     text: &str,
     base: &Url,
     known: &Fingerprints,
     source: &crate::model::Source,
+    zone: chrono_tz::Tz,
 ) -> Result<ParsedFeed, ParseError> {
     match source {
-        crate::model::Source::Feed => parse_changed(text, base, known),
-        crate::model::Source::Html(scrape) => scrape::scrape_html(text, base, scrape),
-        crate::model::Source::Json(scrape) => scrape::scrape_json(text, base, scrape),
+        crate::model::Source::Feed => parse_feed(text, base, known, zone),
+        crate::model::Source::Html(scrape) => scrape::scrape_html(text, base, scrape, zone),
+        crate::model::Source::Json(scrape) => scrape::scrape_json(text, base, scrape, zone),
     }
 }
 
@@ -118,6 +121,16 @@ pub fn parse_document(text: &str, base: &Url) -> Result<ParsedFeed, ParseError> 
 /// `known` (the caller has their entries stored unchanged); `skipped` lists those. Entries
 /// carry their own item's fingerprint when the parse can tell it.
 pub fn parse_changed(text: &str, base: &Url, known: &Fingerprints) -> Result<ParsedFeed, ParseError> {
+    parse_feed(text, base, known, chrono_tz::UTC)
+}
+
+/// [`parse_changed`] with dates without a zone read as local time in `zone`.
+fn parse_feed(
+    text: &str,
+    base: &Url,
+    known: &Fingerprints,
+    zone: chrono_tz::Tz,
+) -> Result<ParsedFeed, ParseError> {
     let mut repairs: std::collections::BTreeSet<Repair> = std::collections::BTreeSet::new();
     let (mut doc, is_json) = match normalize::prepare(text, &mut repairs)? {
         Prepared::Xml(doc) => (doc, false),
@@ -146,6 +159,7 @@ pub fn parse_changed(text: &str, base: &Url, known: &Fingerprints) -> Result<Par
             .base_uri(Some(base.as_str()))
             // An empty id marks "the feed gave none"; dedupe then decides the key.
             .id_generator(|_, _, _| String::new())
+            .timestamp_parser(move |text| dates::parse_date(text, zone))
             .sanitize_content(false)
             .build();
         // feed-rs has panicked on real documents (UTF-16 with a BOM, in 3.0.0); a panic is
@@ -269,12 +283,12 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::model::FeedRhy
         id: Some(feed.id.trim().to_string()).filter(|id| !id.is_empty()),
         rhythm,
         repairs: Vec::new(),
+        // Only a registered tag: feeds declare "English", "Fran?ais" (mojibake) or nothing
+        // at all, and such a label says nothing a reader's browser could use.
         language: feed
             .language
             .as_deref()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && l.len() <= 35)
-            .map(str::to_string),
+            .and_then(|l| text::language::checked(l).ok()),
     };
     // A feed read from a file (the demo, a mirror) has no web location of its own; its site
     // link is the best base for the relative URLs inside it.
@@ -308,7 +322,7 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
     let link = alternate_link(&e.links, &base, is_json);
     let raw = |body: &str, mime: &str| {
         Some(RawBody {
-            text: text::drop_controls(&undo_double_utf8(body)).into_owned(),
+            text: text::drop_controls(&text::mojibake::repair(body)).into_owned(),
             is_html: mime.contains("html"),
         })
         .filter(|b| !b.text.trim().is_empty())
@@ -379,6 +393,8 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
         categories,
         enclosures: enclosures(&e, &base, is_json),
         full_text: FullText::Feed,
+        // Decided once the bodies are finished (`content`): it may be read from them.
+        language: None,
     };
     ParsedEntry {
         entry,
@@ -398,7 +414,7 @@ fn text_of(text: &Text, loose: bool) -> String {
     let mime = text.content_type.to_string();
     // Markup is stripped from a bounded prefix: a megabyte title costs what a long one does.
     let bounded: String = text.content.chars().take(MAX_TITLE_CHARS * 8).collect();
-    let content = undo_double_utf8(&bounded);
+    let content = text::mojibake::repair(&bounded);
     let looks_like_markup = content.contains('<') || content.contains('&');
     let plain = if mime.contains("html") || (loose && looks_like_markup) {
         text::html_to_text(&content)
@@ -408,28 +424,6 @@ fn text_of(text: &Text, loose: bool) -> String {
     match plain.char_indices().nth(MAX_TITLE_CHARS) {
         Some((cut, _)) => format!("{}…", &plain[..cut]),
         None => plain,
-    }
-}
-
-/// Undoes a common publishing error: UTF-8 text decoded as Latin-1 and encoded as UTF-8 again
-/// ("FÃ¶rder" for "Förder"). The repair applies only when every character fits in Latin-1 and
-/// those bytes are valid UTF-8, which ordinary text (ASCII, real Latin-1 accents, or any
-/// character above U+00FF) never satisfies. feedparser makes the same repair.
-fn undo_double_utf8(s: &str) -> std::borrow::Cow<'_, str> {
-    // Cheap screen first, on bytes (every body passes here): double-encoded text contains a
-    // UTF-8 lead byte read as Latin-1 (U+00C2..U+00F4, encoded C3 82..C3 B4) followed by a
-    // continuation byte read as Latin-1 (U+0080..U+00BF, encoded C2 80..C2 BF).
-    let b = s.as_bytes();
-    let candidate = memchr::memchr_iter(0xC3, b)
-        .any(|i| matches!(b.get(i + 1..i + 4), Some(&[0x82..=0xB4, 0xC2, 0x80..=0xBF])));
-    if !candidate {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    // Only text made entirely of Latin-1 characters can have been double-encoded.
-    let bytes: Option<Vec<u8>> = s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
-    match bytes.map(String::from_utf8) {
-        Some(Ok(fixed)) => std::borrow::Cow::Owned(fixed),
-        _ => std::borrow::Cow::Borrowed(s),
     }
 }
 
@@ -609,13 +603,6 @@ mod tests {
                 length: Some(1234)
             }]
         );
-    }
-
-    #[test]
-    fn double_encoded_utf8_is_repaired() {
-        assert_eq!(undo_double_utf8("FÃ¶rderprogramme"), "Förderprogramme");
-        assert_eq!(undo_double_utf8("Café"), "Café");
-        assert_eq!(undo_double_utf8("naïve ‘quotes’"), "naïve ‘quotes’");
     }
 
     #[test]

@@ -9,21 +9,28 @@
 //! hear of it rather than see the source go quiet. (An empty JSON list is an API with
 //! nothing to say now.)
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use scraper::{ElementRef, Html, Selector};
 use serde_json::Value;
 use url::Url;
 
+use super::dates::parse_date;
 use super::discover::base_href;
-use super::text::collapse_whitespace;
 use super::{ParseError, ParsedEntry, ParsedFeed, RawBody};
 use crate::model::{Entry, FeedMeta, Person, Pick, Pointer, Scrape};
+use crate::text::collapse_whitespace;
 
 /// Items taken from one document at most: a page is not a back catalogue.
 const MAX_ITEMS: usize = 1000;
 
 /// The entries of a web page, one per element `item` selects.
-pub(crate) fn scrape_html(text: &str, page: &Url, scrape: &Scrape<Pick>) -> Result<ParsedFeed, ParseError> {
+pub(crate) fn scrape_html(
+    text: &str,
+    page: &Url,
+    scrape: &Scrape<Pick>,
+    zone: Tz,
+) -> Result<ParsedFeed, ParseError> {
     let document = Html::parse_document(text);
     let base = base_href(&document, page);
     let items: Vec<ElementRef<'_>> = match &scrape.item.selector {
@@ -54,7 +61,7 @@ pub(crate) fn scrape_html(text: &str, page: &Url, scrape: &Scrape<Pick>) -> Resu
             .date
             .as_ref()
             .and_then(|p| pick_text(item, p))
-            .and_then(|d| parse_date(&d));
+            .and_then(|d| parse_date(&d, zone));
         let author = scrape
             .author
             .as_ref()
@@ -85,7 +92,12 @@ pub(crate) fn scrape_html(text: &str, page: &Url, scrape: &Scrape<Pick>) -> Resu
 }
 
 /// The entries of a JSON document, one per element of the array `item` points at.
-pub(crate) fn scrape_json(text: &str, url: &Url, scrape: &Scrape<Pointer>) -> Result<ParsedFeed, ParseError> {
+pub(crate) fn scrape_json(
+    text: &str,
+    url: &Url,
+    scrape: &Scrape<Pointer>,
+    zone: Tz,
+) -> Result<ParsedFeed, ParseError> {
     let document: Value =
         serde_json::from_str(text).map_err(|e| ParseError::Malformed(format!("not JSON: {e}")))?;
     let Some(items) = document.pointer(&scrape.item.0).and_then(Value::as_array) else {
@@ -111,7 +123,7 @@ pub(crate) fn scrape_json(text: &str, url: &Url, scrape: &Scrape<Pointer>) -> Re
         let content = field(&scrape.content)
             .and_then(json_text)
             .map(|text| RawBody { text, is_html: true });
-        let published = field(&scrape.date).and_then(json_date);
+        let published = field(&scrape.date).and_then(|d| json_date(d, zone));
         let author = field(&scrape.author).and_then(json_author);
         stories.push(entry(link, title, content, published, author, url));
     }
@@ -242,9 +254,9 @@ fn json_text(value: &Value) -> Option<String> {
 }
 
 /// A date as JSON APIs write them: a string, or a Unix time in seconds or milliseconds.
-fn json_date(value: &Value) -> Option<DateTime<Utc>> {
+fn json_date(value: &Value, zone: Tz) -> Option<DateTime<Utc>> {
     match value {
-        Value::String(s) => parse_date(s),
+        Value::String(s) => parse_date(s, zone),
         Value::Number(n) => {
             let n = n.as_f64()?;
             // Past 10^11 seconds (the year 5138) it must be milliseconds.
@@ -267,102 +279,11 @@ fn json_author(value: &Value) -> Option<Person> {
     })
 }
 
-/// The dates pages and APIs write: RFC 3339 / ISO 8601 (with or without a zone; without one
-/// it is UTC), RFC 2822, and the common written forms in English ("30 November 2026",
-/// "Nov 30, 2026"). Anything else is no date.
-pub(crate) fn parse_date(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    if let Ok(d) = DateTime::parse_from_rfc3339(text) {
-        return Some(d.with_timezone(&Utc));
-    }
-    if let Ok(d) = DateTime::parse_from_rfc2822(text) {
-        return Some(d.with_timezone(&Utc));
-    }
-    const ZONED: &[&str] = &[
-        "%Y-%m-%dT%H:%M%:z",
-        // Java's and many APIs' offsets without a colon: 2026-11-30T12:00:00.000+0000.
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S %z",
-    ];
-    for format in ZONED {
-        if let Ok(d) = DateTime::parse_from_str(text, format) {
-            return Some(d.with_timezone(&Utc));
-        }
-    }
-    const NAIVE: &[&str] = &[
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-        "%B %d, %Y %H:%M",
-        "%b %d, %Y %H:%M",
-        "%d %B %Y %H:%M",
-        "%d %b %Y %H:%M",
-        // Day first with dots (German, Russian, …), never ambiguous as slashes are.
-        "%d.%m.%Y %H:%M",
-    ];
-    for format in NAIVE {
-        if let Ok(d) = NaiveDateTime::parse_from_str(text, format) {
-            return Some(d.and_utc());
-        }
-    }
-    const DAYS: &[&str] = &[
-        "%Y-%m-%d",
-        "%Y/%m/%d",
-        "%d.%m.%Y",
-        "%d %B %Y",
-        "%d %b %Y",
-        "%B %d, %Y",
-        "%b %d, %Y",
-        "%B %d %Y",
-        "%b %d %Y",
-        "%A, %d %B %Y",
-        "%A, %B %d, %Y",
-    ];
-    let day = text.trim_end_matches('.');
-    for format in DAYS {
-        if let Ok(d) = NaiveDate::parse_from_str(day, format) {
-            return d.and_hms_opt(0, 0, 0).map(|d| d.and_utc());
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
 
     use super::*;
-
-    #[test]
-    fn dates_in_the_forms_pages_write_them() {
-        let noon = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
-        let midnight = Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
-        for (text, want) in [
-            ("2026-11-30T12:00:00Z", noon),
-            ("2026-11-30T13:00:00+01:00", noon),
-            ("2026-11-30T12:00:00", noon),
-            ("2026-11-30 12:00", noon),
-            ("Mon, 30 Nov 2026 12:00:00 GMT", noon),
-            ("2026-11-30", midnight),
-            ("30 November 2026", midnight),
-            ("Nov 30, 2026", midnight),
-            ("November 30, 2026", midnight),
-            ("Monday, 30 November 2026", midnight),
-            ("2026-11-30T12:00:00.000+0000", noon),
-            ("2026-11-30 13:00:00+01:00", noon),
-            ("30 Nov 2026 12:00", noon),
-            ("30.11.2026", midnight),
-            ("30.11.2026 12:00", noon),
-        ] {
-            assert_eq!(parse_date(text), Some(want), "{text}");
-        }
-        for text in ["yesterday", "", "2026-13-45", "3 hours ago", "11/30/2026"] {
-            assert_eq!(parse_date(text), None, "{text}");
-        }
-    }
 
     fn pick(css: &str, attr: Option<&str>) -> Pick {
         Pick {
@@ -396,7 +317,7 @@ mod tests {
             content: None,
             author: None,
         };
-        let feed = scrape_html(html, &page, &scrape).unwrap();
+        let feed = scrape_html(html, &page, &scrape, chrono_tz::UTC).unwrap();
         assert_eq!(
             links(&feed),
             vec![
@@ -426,7 +347,7 @@ mod tests {
             content: None,
             author: None,
         };
-        let feed = scrape_json(json, &api, &scrape).unwrap();
+        let feed = scrape_json(json, &api, &scrape, chrono_tz::UTC).unwrap();
         assert_eq!(
             links(&feed),
             vec![
@@ -442,24 +363,30 @@ mod tests {
             feed.entries[1].entry.published.is_none(),
             "no date: first-seen decides"
         );
-        let empty = scrape_json("[]", &api, &scrape).unwrap();
+        let empty = scrape_json("[]", &api, &scrape, chrono_tz::UTC).unwrap();
         assert!(
             empty.entries.is_empty(),
             "an empty list is an API with nothing new"
         );
-        let not_a_list = scrape_json(r#"{"posts": {}}"#, &api, &scrape);
+        let not_a_list = scrape_json(r#"{"posts": {}}"#, &api, &scrape, chrono_tz::UTC);
         assert!(
             matches!(not_a_list, Err(ParseError::NotAFeed(_))),
             "{not_a_list:?}"
         );
-        let broken = scrape_json("{", &api, &scrape);
+        let broken = scrape_json("{", &api, &scrape, chrono_tz::UTC);
         assert!(matches!(broken, Err(ParseError::Malformed(_))), "{broken:?}");
     }
 
     #[test]
     fn unix_times_in_seconds_and_milliseconds() {
         let t = Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
-        assert_eq!(json_date(&serde_json::json!(t.timestamp())), Some(t));
-        assert_eq!(json_date(&serde_json::json!(t.timestamp_millis())), Some(t));
+        assert_eq!(
+            json_date(&serde_json::json!(t.timestamp()), chrono_tz::UTC),
+            Some(t)
+        );
+        assert_eq!(
+            json_date(&serde_json::json!(t.timestamp_millis()), chrono_tz::UTC),
+            Some(t)
+        );
     }
 }

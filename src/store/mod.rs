@@ -200,6 +200,8 @@ pub struct Candidate {
     pub categories: Vec<String>,
     pub summary: Option<String>,
     pub content: Option<String>,
+    /// Its language tag, for outputs that select by language.
+    pub language: Option<String>,
 }
 
 impl Candidate {
@@ -578,6 +580,23 @@ pub(crate) fn updated_on_change(
         .filter(|u| *u <= now && *u > stored)
         .unwrap_or(now)
         .max(stored)
+}
+
+/// An entry's language as stored: the tag and its source.
+pub(crate) fn language_columns(
+    language: &Option<crate::model::Language>,
+) -> (Option<&str>, Option<&'static str>) {
+    match language {
+        Some(l) => (Some(l.tag.as_str()), Some(l.source.as_str())),
+        None => (None, None),
+    }
+}
+
+pub(crate) fn language_from(tag: Option<String>, source: Option<String>) -> Option<crate::model::Language> {
+    Some(crate::model::Language {
+        tag: tag?,
+        source: crate::model::LanguageSource::parse(source.as_deref()?)?,
+    })
 }
 
 /// `full_text` as stored: the column's value, the error, and the tries.

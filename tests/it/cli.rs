@@ -331,7 +331,7 @@ async fn explain_says_why_an_entry_is_where_it_is(ws: Workspace) {
     let ad = ws.tributary(&["explain", "https://b.example/ad"]).await;
     assert!(
         ad.stdout
-            .contains("excluded by the output's rule title = \"(?i)sponsored\""),
+            .contains("excluded by output[1] rule title = \"(?i)sponsored\""),
         "{}",
         ad.stdout
     );

@@ -98,7 +98,10 @@ fn corpus_agrees_with_the_reference_parser() {
         let ours = parse_document(&text, &base);
         let agrees = match &ours {
             Ok(feed) if feed.entries.len() == row.entries => {
-                row.entries == 0 || title_text(&feed.entries[0].entry.title) == title_text(&row.first_title)
+                // Mojibake the reference leaves in place (UTF-8 read as Windows-1252) we repair
+                // by design: the same title, repaired, is agreement.
+                let reference = tributary::text::mojibake::repair(&row.first_title);
+                row.entries == 0 || title_text(&feed.entries[0].entry.title) == title_text(&reference)
             }
             Ok(_) => false,
             Err(_) => row.entries == 0 && (not_a_feed_format(&row.format) || row.bozo),

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
 use tributary::config::Config;
-use tributary::model::{Enclosure, Entry, EntryKey, FeedState, KeyKind, Person, StoredEntry};
+use tributary::model::{
+    Enclosure, Entry, EntryKey, FeedState, KeyKind, Language, LanguageSource, Person, StoredEntry,
+};
 use tributary::output::{Context, FeedView, OutputEntry, Selection, render, write_if_changed};
 
 const CONFIG: &str = r#"
@@ -118,6 +120,10 @@ fn selection(config: &Config) -> Selection {
             length: Some(12345),
         }],
         full_text: Default::default(),
+        language: Some(Language {
+            tag: "en".into(),
+            source: LanguageSource::Feed,
+        }),
     };
     let post = Entry {
         guid: Some("tag:blog.example,2026:1".into()),
@@ -135,6 +141,10 @@ fn selection(config: &Config) -> Selection {
         categories: vec![],
         enclosures: vec![],
         full_text: Default::default(),
+        language: Some(Language {
+            tag: "fr".into(),
+            source: LanguageSource::Detected,
+        }),
     };
     let undated = Entry {
         guid: Some("tag:blog.example,2026:2".into()),

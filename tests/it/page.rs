@@ -195,7 +195,10 @@ async fn stress_planet() -> (Workspace, FeedServer) {
 async fn the_page_speaks_each_feeds_language_and_the_outputs_dates() {
     let (ws, _server) = stress_planet().await;
     let page = std::fs::read_to_string(ws.path("public/index.html")).unwrap();
-    assert!(page.contains("<html lang=\"fr\">"), "the page's language");
+    assert!(
+        page.contains("<html lang=\"fr\" dir=\"ltr\">"),
+        "the page's language"
+    );
     assert!(
         page.contains("<article lang=\"ja\" dir=\"auto\">"),
         "Japanese entries are marked"
@@ -225,20 +228,25 @@ async fn the_page_speaks_each_feeds_language_and_the_outputs_dates() {
     assert!(page.contains("<p>Beforeafter.</p>"), "{page}");
     assert!(!page.contains("<img alt"));
     // When the feeds were last checked, and the subscribe links before the first entry.
-    assert!(page.contains("<p class=\"updated\">Updated <time datetime=\""));
+    // The page's own words are French too.
+    assert!(page.contains("<p class=\"updated\">Mis à jour <time datetime=\""));
+    assert!(page.contains("<h2>Abonnements</h2>"), "{page}");
     let subscribe = page.find("<nav class=\"subscribe\"").expect("subscribe links");
     assert!(subscribe < page.find("<article").unwrap());
-    assert!(page.contains("failing since"), "the failing feed says so");
+    assert!(
+        page.contains("en échec depuis le ") && page.contains("le serveur du flux a rencontré une erreur"),
+        "the failing feed says so"
+    );
     assert_eq!(page.matches("<article").count(), 510, "every entry is shown");
 
     let cjk = std::fs::read_to_string(ws.path("public/cjk.html")).unwrap();
-    assert!(cjk.contains("<html lang=\"ja\">"));
+    assert!(cjk.contains("<html lang=\"ja\" dir=\"ltr\">"));
     assert!(
-        cjk.contains("<time datetime=\"2026-03-04\">2026年03月04日 (水)</time>"),
+        cjk.contains("<time datetime=\"2026-03-04\">2026年3月4日 水曜日</time>"),
         "{cjk}"
     );
     let rtl = std::fs::read_to_string(ws.path("public/rtl.html")).unwrap();
-    assert!(rtl.contains("<html lang=\"ar\">"));
+    assert!(rtl.contains("<html lang=\"ar\" dir=\"rtl\">"));
     assert!(rtl.contains("<time datetime=\"2026-03-03\">"), "{rtl}");
 }
 

@@ -14,13 +14,13 @@ use crate::model::{EntryKey, OutputState, Person, StoredEntry};
 use crate::parse::Fingerprints;
 use crate::store::{
     Candidate, CandidateQuery, ParsedBatch, StoreError, StoreOutcome, catalogue_ranks, full_text_columns,
-    full_text_from, settled_dates,
+    full_text_from, language_columns, language_from, settled_dates,
 };
 
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
                              summary, content, categories, enclosures, published, updated, first_seen, \
                              canonical_link, hidden, catalogue_rank, full_text, full_text_error, \
-                             full_text_tries";
+                             full_text_tries, language, language_source";
 
 /// Up to this many feeds an output's candidates are each feed's newest, merged by the server
 /// (a lateral join over the per-feed index); beyond, a walk of the date index.
@@ -58,6 +58,7 @@ fn entry_from_row(row: &Row) -> Result<StoredEntry, tokio_postgres::Error> {
                 row.try_get(20)?,
                 u32::try_from(row.try_get::<_, i64>(21)?).unwrap_or(0),
             ),
+            language: language_from(row.try_get(22)?, row.try_get(23)?),
         },
         published: row.try_get(13)?,
         updated: row.try_get(14)?,
@@ -82,6 +83,7 @@ fn candidate_from_row(row: &Row) -> Result<Candidate, tokio_postgres::Error> {
         categories: row.try_get::<_, Option<Vec<String>>>(7)?.unwrap_or_default(),
         summary: row.try_get(8)?,
         content: row.try_get(9)?,
+        language: row.try_get(10)?,
     })
 }
 
@@ -135,6 +137,8 @@ struct Columns<'a> {
     full_text: Vec<Option<&'static str>>,
     full_text_error: Vec<Option<&'a str>>,
     full_text_tries: Vec<i64>,
+    language: Vec<Option<&'a str>>,
+    language_source: Vec<Option<&'static str>>,
 }
 
 impl PgStore {
@@ -228,6 +232,9 @@ impl PgStore {
             c.full_text.push(full_text.0);
             c.full_text_error.push(full_text.1);
             c.full_text_tries.push(i64::from(full_text.2));
+            let language = language_columns(&e.language);
+            c.language.push(language.0);
+            c.language_source.push(language.1);
         }
         // What the next parse may leave out: the items stored now, unless a tombstone keeps
         // one out (then the set is written again below).
@@ -255,10 +262,10 @@ impl PgStore {
                      SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::timestamptz[],
                          $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[], $18::bigint[],
-                         $19::text[], $20::text[], $21::bigint[])
+                         $19::text[], $20::text[], $21::bigint[], $46::text[], $47::text[])
                      AS n(key, guid, link, title, author_name, author_email, author_uri, summary, content,
                          categories, enclosures, published, updated, feed_updated, content_hash, canonical_link,
-                         rank, full_text, full_text_error, full_text_tries)),
+                         rank, full_text, full_text_error, full_text_tries, language, language_source)),
                  tombstoned AS (
                      UPDATE tombstones SET last_seen = $22 WHERE feed_id = $1 AND key IN (SELECT key FROM n)
                          AND EXISTS (SELECT 1 FROM fence)
@@ -268,14 +275,15 @@ impl PgStore {
                      INSERT INTO entries (feed_id, key, guid, link, title, author_name, author_email, author_uri,
                          summary, content, categories, enclosures, published, updated, first_seen, content_hash,
                          canonical_link, hidden, catalogue_rank, full_text, full_text_error, full_text_tries,
-                         full_text_at)
+                         full_text_at, language, language_source)
                      SELECT $1, key, guid, link, title, author_name, author_email, author_uri, summary, content,
                          kept.categories::text[], enclosures, published, updated,
                          $23, content_hash, canonical_link,
                          COALESCE((SELECT first FROM fence) AND rank >= $45, false),
                          CASE WHEN (SELECT first FROM fence) THEN rank END,
                          full_text, full_text_error, full_text_tries,
-                         CASE WHEN full_text IS NULL THEN NULL ELSE $22::timestamptz END
+                         CASE WHEN full_text IS NULL THEN NULL ELSE $22::timestamptz END,
+                         language, language_source
                      FROM kept WHERE EXISTS (SELECT 1 FROM fence)
                      ON CONFLICT (feed_id, key) DO NOTHING
                      RETURNING hidden),
@@ -290,7 +298,8 @@ impl PgStore {
                          content_hash = n.content_hash, canonical_link = n.canonical_link,
                          full_text = n.full_text, full_text_error = n.full_text_error,
                          full_text_tries = n.full_text_tries,
-                         full_text_at = CASE WHEN n.full_text IS NULL THEN NULL ELSE $22::timestamptz END
+                         full_text_at = CASE WHEN n.full_text IS NULL THEN NULL ELSE $22::timestamptz END,
+                         language = n.language, language_source = n.language_source
                      FROM kept AS n
                      WHERE e.feed_id = $1 AND e.key = n.key AND e.content_hash <> n.content_hash
                        AND EXISTS (SELECT 1 FROM fence)
@@ -358,6 +367,8 @@ impl PgStore {
                     &batch.scheduled.lease,
                     &self.node,
                     &limit,
+                    &c.language,
+                    &c.language_source,
                 ],
             )
             .await?;
@@ -459,7 +470,7 @@ impl PgStore {
     pub(super) async fn page(&self, query: CandidateQuery) -> Result<Vec<Candidate>, StoreError> {
         let needs = query.needs;
         let columns = format!(
-            "id, feed_id, published, title, link, canonical_link, {}, {}, {}",
+            "id, feed_id, published, title, link, canonical_link, {}, {}, {}, language",
             if needs.author { "author_name" } else { "NULL::text" },
             if needs.categories {
                 "categories"

@@ -200,6 +200,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE host_turns ALTER COLUMN until TYPE timestamptz USING to_timestamp(until / 1000.0);
     ALTER TABLE rendered ALTER COLUMN rendered_at TYPE timestamptz USING to_timestamp(rendered_at / 1000.0);
     "#,
+    // 3: each entry's language (a BCP 47 tag) and where it came from: 'config', 'feed' or
+    // 'detected'. Entries stored before have none.
+    r#"
+    ALTER TABLE entries ADD COLUMN language TEXT, ADD COLUMN language_source TEXT;
+    "#,
 ];
 
 /// Brings the schema up to date inside `tx` (holding the migration lock until it ends), and

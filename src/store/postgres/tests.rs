@@ -115,17 +115,23 @@ async fn nodes_claiming_at_once_take_each_due_feed_exactly_once() {
     ];
     feeds(&nodes[0], 300).await;
     let lease = t0() + Duration::seconds(30);
-    // Every node claims in batches of 16 as fast as it can, all at once.
-    let claims = nodes.iter().map(|store| async move {
-        let mut mine = Vec::new();
-        for _ in 0..100 {
-            let claimed = store.claim_due(t0(), 16, lease).await.unwrap();
-            if claimed.feeds.is_empty() {
-                break;
+    // Every node claims in batches of 16 as fast as it can, all at once: each starts when all
+    // three are ready (a node whose task started late would find the work gone).
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(nodes.len()));
+    let claims = nodes.iter().map(|store| {
+        let start = start.clone();
+        async move {
+            start.wait().await;
+            let mut mine = Vec::new();
+            for _ in 0..100 {
+                let claimed = store.claim_due(t0(), 16, lease).await.unwrap();
+                if claimed.feeds.is_empty() {
+                    break;
+                }
+                mine.extend(claimed.feeds);
             }
-            mine.extend(claimed.feeds);
+            mine
         }
-        mine
     });
     let per_node = futures::future::join_all(claims).await;
     let all: Vec<i64> = per_node.iter().flatten().map(|f| f.id).collect();

@@ -10,7 +10,7 @@ use crate::model::{EntryKey, Person, StoredEntry};
 use crate::parse::Fingerprints;
 use crate::store::{
     Candidate, CandidateQuery, ParsedBatch, StoreOutcome, catalogue_ranks, full_text_columns, full_text_from,
-    settled_dates,
+    language_columns, language_from, settled_dates,
 };
 
 /// Up to this many feeds, [`Db::candidates`] merges the newest of each feed, read from the
@@ -21,7 +21,7 @@ const FEED_PAGE: usize = 64;
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
                              summary, content, categories, enclosures, published, updated, first_seen, \
                              canonical_link, hidden, catalogue_rank, full_text, full_text_error, \
-                             full_text_tries";
+                             full_text_tries, language, language_source";
 
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
     let author_name: Option<String> = row.get(6)?;
@@ -51,6 +51,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
             published: None,
             updated: None,
             full_text: full_text_from(row.get(19)?, row.get(20)?, row.get(21)?),
+            language: language_from(row.get(22)?, row.get(23)?),
         },
         published: from_unix(row.get(13)?),
         updated: from_unix(row.get(14)?),
@@ -76,6 +77,7 @@ fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<Candidate> {
         categories: serde_json::from_str(&categories).unwrap_or_default(),
         summary: row.get(8)?,
         content: row.get(9)?,
+        language: row.get(10)?,
     })
 }
 
@@ -143,7 +145,7 @@ impl Db {
     pub(super) fn candidates(&self, query: &CandidateQuery) -> rusqlite::Result<Vec<Candidate>> {
         let needs = query.needs;
         let columns = format!(
-            "id, feed_id, published, title, link, canonical_link, {}, {}, {}",
+            "id, feed_id, published, title, link, canonical_link, {}, {}, {}, language",
             if needs.author { "author_name" } else { "NULL" },
             if needs.categories { "categories" } else { "'[]'" },
             if needs.bodies {
@@ -393,15 +395,16 @@ impl Db {
             "INSERT INTO entries (feed_id, key, guid, link, title, author_name, author_email,
                  author_uri, summary, content, categories, enclosures, published, updated, first_seen,
                  content_hash, canonical_link, hidden, catalogue_rank, full_text, full_text_error,
-                 full_text_tries, full_text_at)
+                 full_text_tries, full_text_at, language, language_source)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20, ?21, ?22, CASE WHEN ?20 IS NULL THEN NULL ELSE ?23 END)
+                 ?20, ?21, ?22, CASE WHEN ?20 IS NULL THEN NULL ELSE ?23 END, ?24, ?25)
              ON CONFLICT (feed_id, key) DO NOTHING";
         const UPDATE: &str = "UPDATE entries SET guid = ?2, link = ?3, title = ?4, author_name = ?5,
                  author_email = ?6, author_uri = ?7, summary = ?8, content = ?9, categories = ?10,
                  enclosures = ?11, updated = ?12, content_hash = ?13, canonical_link = ?14, full_text = ?15,
                  full_text_error = ?16, full_text_tries = ?17,
-                 full_text_at = CASE WHEN ?15 IS NULL THEN NULL ELSE ?18 END
+                 full_text_at = CASE WHEN ?15 IS NULL THEN NULL ELSE ?18 END,
+                 language = ?19, language_source = ?20
              WHERE id = ?1";
         for keyed in &batch.entries {
             let key = keyed.key.as_str();
@@ -419,6 +422,7 @@ impl Db {
             let rank = ranks.get(key).copied();
             let e = &keyed.entry;
             let full_text = full_text_columns(&e.full_text);
+            let language = language_columns(&e.language);
             let author = e.author.as_ref();
             let categories = serde_json::to_string(&e.categories).unwrap_or_else(|_| "[]".into());
             let enclosures = serde_json::to_string(&e.enclosures).unwrap_or_else(|_| "[]".into());
@@ -450,6 +454,8 @@ impl Db {
                     full_text.1,
                     full_text.2,
                     now.timestamp_millis(),
+                    language.0,
+                    language.1,
                 ],
             )?;
             if inserted > 0 {
@@ -490,6 +496,8 @@ impl Db {
                     full_text.1,
                     full_text.2,
                     now.timestamp_millis(),
+                    language.0,
+                    language.1,
                 ],
             )?;
             outcome.updated += 1;

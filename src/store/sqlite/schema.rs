@@ -187,6 +187,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX tombstones_by_last_seen ON tombstones (last_seen);
     "#,
+    // 15: each entry's language (a BCP 47 tag) and where it came from: 'config', 'feed' or
+    // 'detected'. Entries stored before have none.
+    r#"
+    ALTER TABLE entries ADD COLUMN language TEXT;
+    ALTER TABLE entries ADD COLUMN language_source TEXT;
+    "#,
 ];
 
 /// Refuses a database written by a newer Tributary, before anything is written to it.

@@ -91,6 +91,8 @@ pub fn title_text(s: &str) -> String {
         text = html_escape::decode_html_entities(&text).into_owned();
         text = strip_tags(&text);
     }
+    // Characters XML forbids are dropped by design (no output could carry them).
+    text.retain(|c| !tributary::text::forbidden(c));
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -1,5 +1,15 @@
-//! Text from markup: titles, authors and categories are plain text, however a feed wrote them,
-//! and rules and outputs that need a body's words read them through [`html_to_text`].
+//! Owns text as every stage reads it: plain text from markup (titles, authors and categories
+//! are plain text however a feed wrote them, and rules and outputs that need a body's words read
+//! them through [`html_to_text`]), the characters XML forbids, the folding words are matched on
+//! ([`fold`]), mojibake repaired run by run ([`mojibake`]), and languages: tags checked
+//! against the IANA registry and detection from the text ([`language`]).
+//!
+//! It sits before every stage (it imports only `model`), because the config folds the words of
+//! its rules exactly as `filter` folds the entries they judge.
+
+pub mod fold;
+pub mod language;
+pub mod mojibake;
 
 use ammonia::Builder;
 
@@ -13,9 +23,36 @@ pub fn html_to_text(html: &str) -> String {
     collapse_whitespace(&html_escape::decode_html_entities(&stripped))
 }
 
+/// The start of the text of `html`, sanitized HTML as the content stage writes it (tags
+/// well-formed, attribute values quoted, no comments or scripts), up to about `max_bytes`: a
+/// cheap sample of an entry's words, for language detection, where [`html_to_text`]'s full
+/// parse of every new entry would cost more than the detection itself.
+pub fn visible_text(html: &str, max_bytes: usize) -> String {
+    let mut out = String::with_capacity(max_bytes.min(html.len()));
+    let mut quote = None;
+    let mut in_tag = false;
+    for c in html.chars() {
+        match (in_tag, quote, c) {
+            (false, _, '<') => {
+                in_tag = true;
+                out.push(' ');
+            }
+            (false, _, c) => out.push(c),
+            (true, None, '>') => in_tag = false,
+            (true, None, '"' | '\'') => quote = Some(c),
+            (true, Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        if out.len() >= max_bytes {
+            break;
+        }
+    }
+    collapse_whitespace(&html_escape::decode_html_entities(&out))
+}
+
 /// Collapses runs of whitespace (including newlines inside titles) to single spaces, and
 /// drops the characters XML forbids (see [`drop_controls`]).
-pub(crate) fn collapse_whitespace(text: &str) -> String {
+pub fn collapse_whitespace(text: &str) -> String {
     let text = drop_controls(text);
     let mut out = String::with_capacity(text.len());
     for word in text.split_whitespace() {
@@ -30,12 +67,12 @@ pub(crate) fn collapse_whitespace(text: &str) -> String {
 /// Whether XML 1.0 forbids `c` (C0 controls other than tab, newline and carriage return,
 /// U+FFFE and U+FFFF): feeds carry them surprisingly often (JSON Feed escapes them, so they
 /// survive any parser), and an output that held one would be unreadable.
-pub(crate) fn forbidden(c: char) -> bool {
+pub fn forbidden(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
 }
 
 /// `text` without the characters XML forbids: they never reach the store, nor an output.
-pub(crate) fn drop_controls(text: &str) -> std::borrow::Cow<'_, str> {
+pub fn drop_controls(text: &str) -> std::borrow::Cow<'_, str> {
     if text.contains(forbidden) {
         std::borrow::Cow::Owned(text.chars().filter(|c| !forbidden(*c)).collect())
     } else {

@@ -1,0 +1,210 @@
+//! Languages: BCP 47 tags as configs and feeds write them, checked against the IANA Language
+//! Subtag Registry (which the language-tags crate carries), and the language of a text when
+//! nobody said it, detected by whatlang.
+//!
+//! Detection says only what the text shows: a language, and for Chinese a script only when
+//! every character that tells Simplified from Traditional agrees (zhconv's tables); a text of
+//! characters common to both is plain `zh`, never given a script it does not have.
+
+use language_tags::{LanguageTag, ValidationError};
+
+/// Why a tag is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error(
+        "`{0}` is not a language tag (BCP 47: a language, then optional script, region and variants, such as \"zh-Hant-TW\" or \"pt-BR\")"
+    )]
+    Malformed(String),
+    #[error(
+        "`{tag}` is not a registered language tag: {why} (write a tag such as \"zh-CN\", \"zh-Hant\" or \"pt-BR\")"
+    )]
+    NotRegistered { tag: String, why: &'static str },
+}
+
+/// `tag` checked and in its canonical form (`iw` is `he`, `en-Latn` is `en`; case as the
+/// registry writes it). `_` is read as `-`, as feeds and locales write it (`en_US`).
+pub fn checked(tag: &str) -> Result<String, TagError> {
+    let written = tag.trim().replace('_', "-");
+    let parsed = LanguageTag::parse(&written).map_err(|_| TagError::Malformed(tag.to_string()))?;
+    let not_registered = |why| TagError::NotRegistered {
+        tag: tag.to_string(),
+        why,
+    };
+    parsed.validate().map_err(|e| not_registered(why(&e)))?;
+    let canonical = parsed.canonicalize().map_err(|e| not_registered(why(&e)))?;
+    Ok(conventional_case(canonical.as_str()))
+}
+
+fn why(e: &ValidationError) -> &'static str {
+    match e {
+        ValidationError::PrimaryLanguageNotInRegistry => "its language is not in the IANA registry",
+        ValidationError::ScriptNotInRegistry => "its script is not in the IANA registry",
+        ValidationError::RegionNotInRegistry => "its region is not in the IANA registry",
+        ValidationError::VariantNotInRegistry => "a variant is not in the IANA registry",
+        ValidationError::ExtendedLanguageNotInRegistry => "its extended language is not in the IANA registry",
+        ValidationError::WrongExtendedLanguagePrefix | ValidationError::WrongVariantPrefix => {
+            "a subtag does not belong with the language it follows"
+        }
+        ValidationError::MultipleExtendedLanguageSubtags => "it has more than one extended language",
+        ValidationError::DuplicateVariant | ValidationError::DuplicateExtension => "it repeats a subtag",
+    }
+}
+
+/// Language lowercase, script titlecase, region uppercase: `zh-Hant-TW` however it came.
+fn conventional_case(tag: &str) -> String {
+    let mut out = Vec::new();
+    let mut singleton = false;
+    for (i, part) in tag.split('-').enumerate() {
+        let cased = if i == 0 || singleton {
+            part.to_ascii_lowercase()
+        } else if part.len() == 4 && part.chars().all(|c| c.is_ascii_alphabetic()) {
+            let mut s = part.to_ascii_lowercase();
+            s[..1].make_ascii_uppercase();
+            s
+        } else if part.len() == 2 && part.chars().all(|c| c.is_ascii_alphabetic()) {
+            part.to_ascii_uppercase()
+        } else {
+            part.to_ascii_lowercase()
+        };
+        singleton |= part.len() == 1;
+        out.push(cased);
+    }
+    out.join("-")
+}
+
+/// Whether `tag` is in the language range `range` (RFC 4647 basic filtering, case-insensitive):
+/// `zh` takes `zh`, `zh-Hant` and `zh-TW`; `*` takes any tag.
+pub fn in_range(tag: &str, range: &str) -> bool {
+    if range == "*" {
+        return true;
+    }
+    let (tag, range) = (tag.as_bytes(), range.as_bytes());
+    tag.len() >= range.len()
+        && tag[..range.len()].eq_ignore_ascii_case(range)
+        && (tag.len() == range.len() || tag[range.len()] == b'-')
+}
+
+/// How much text detection reads: enough for a paragraph's worth of trigrams, and a bound on
+/// the work for a very long body.
+const DETECT_CHARS: usize = 2_000;
+
+/// The language of `text` (plain text), when it shows clearly: a BCP 47 tag such as `fr`, `ja`,
+/// `zh-Hans`; `None` for text too short or too mixed to tell.
+pub fn detect(text: &str) -> Option<String> {
+    let sample: String = text.chars().take(DETECT_CHARS).collect();
+    let info = whatlang::detect(&sample)?;
+    // Scripts whose text whatlang can only read as one language need no further evidence;
+    // scripts shared by many languages (Latin, Cyrillic, Arabic, Devanagari) need a reliable
+    // reading of the words.
+    let one_language = matches!(
+        info.script(),
+        whatlang::Script::Hangul
+            | whatlang::Script::Hiragana
+            | whatlang::Script::Katakana
+            | whatlang::Script::Mandarin
+            | whatlang::Script::Greek
+            | whatlang::Script::Georgian
+            | whatlang::Script::Armenian
+            | whatlang::Script::Thai
+            | whatlang::Script::Khmer
+            | whatlang::Script::Sinhala
+            | whatlang::Script::Tamil
+            | whatlang::Script::Telugu
+            | whatlang::Script::Kannada
+            | whatlang::Script::Malayalam
+            | whatlang::Script::Gujarati
+            | whatlang::Script::Gurmukhi
+            | whatlang::Script::Oriya
+            | whatlang::Script::Myanmar
+    );
+    if !one_language && !info.is_reliable() {
+        return None;
+    }
+    let code = info.lang().code();
+    let tag = match info.lang() {
+        whatlang::Lang::Cmn => return Some(chinese(&sample).to_string()),
+        // Iranian Persian: the registry's tag for the language people call Persian.
+        whatlang::Lang::Pes => "fa".to_string(),
+        _ => isolang::Language::from_639_3(code)
+            .and_then(|l| l.to_639_1())
+            .map_or_else(|| code.to_string(), str::to_string),
+    };
+    checked(&tag).ok()
+}
+
+/// Chinese text's tag: a script only when the characters that differ between Simplified and
+/// Traditional all point one way.
+fn chinese(text: &str) -> &'static str {
+    let hans = zhconv::is_hans_confidence(text);
+    if hans >= 1.0 {
+        "zh-Hans"
+    } else if hans <= 0.0 {
+        "zh-Hant"
+    } else {
+        // NaN (no telling characters) or a mix.
+        "zh"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_checked_against_the_registry_and_canonical() {
+        assert_eq!(checked("zh-CN").unwrap(), "zh-CN");
+        assert_eq!(checked("zh-hant-tw").unwrap(), "zh-Hant-TW");
+        assert_eq!(checked("en_US").unwrap(), "en-US");
+        assert_eq!(checked("iw").unwrap(), "he");
+        assert_eq!(checked("sr-Latn-RS").unwrap(), "sr-Latn-RS");
+        assert!(matches!(checked("xx-bogus"), Err(TagError::NotRegistered { .. })));
+        assert!(matches!(checked("en-QQQQ"), Err(TagError::NotRegistered { .. })));
+        assert!(matches!(
+            checked("Chinese (Traditional)"),
+            Err(TagError::Malformed(_))
+        ));
+        assert!(checked("Fran?ais").is_err());
+        assert!(checked("FranÃ§ais").is_err());
+    }
+
+    #[test]
+    fn ranges_take_their_subtags() {
+        assert!(in_range("zh-Hant-TW", "zh"));
+        assert!(in_range("ZH", "zh"));
+        assert!(in_range("en", "*"));
+        assert!(!in_range("zha", "zh"));
+        assert!(!in_range("zh", "zh-Hant"));
+    }
+
+    #[test]
+    fn detection_says_what_the_text_shows() {
+        assert_eq!(
+            detect("今日は良い天気ですね。散歩に行きましょう。").as_deref(),
+            Some("ja")
+        );
+        assert_eq!(
+            detect("오늘은 날씨가 좋습니다. 산책하러 갑시다.").as_deref(),
+            Some("ko")
+        );
+        assert_eq!(
+            detect("国务院常务会议研究部署进一步推动经济发展").as_deref(),
+            Some("zh-Hans")
+        );
+        assert_eq!(
+            detect("國務院常務會議研究部署進一步推動經濟發展").as_deref(),
+            Some("zh-Hant")
+        );
+        // Characters shared by both scripts: Chinese, with no script claimed.
+        assert_eq!(detect("中文").as_deref(), Some("zh"));
+        let russian = "Правительство обсудило план развития экономики на следующий год и \
+                       утвердило новые меры поддержки малого бизнеса в регионах страны.";
+        assert_eq!(detect(russian).as_deref(), Some("ru"));
+        let arabic = "ناقشت الحكومة خطة التنمية الاقتصادية للعام المقبل ووافقت على إجراءات \
+                      جديدة لدعم الشركات الصغيرة في مناطق البلاد المختلفة.";
+        assert_eq!(detect(arabic).as_deref(), Some("ar"));
+        let hindi = "सरकार ने अगले वर्ष के लिए आर्थिक विकास की योजना पर चर्चा की और देश के \
+                     विभिन्न क्षेत्रों में छोटे व्यवसायों के लिए नए उपायों को मंजूरी दी।";
+        assert_eq!(detect(hindi).as_deref(), Some("hi"));
+        assert_eq!(detect("ok"), None);
+    }
+}
