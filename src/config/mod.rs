@@ -1257,7 +1257,9 @@ impl Validator<'_> {
                                 with: with.unwrap_or_default(),
                             }),
                             Err(e) => {
-                                let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                                let first = e.to_string();
+                                let first = first.lines().last().unwrap_or("").trim();
+                                let first = first.strip_prefix("error: ").unwrap_or(first);
                                 self.report(
                                     span,
                                     key,
@@ -1377,7 +1379,9 @@ impl Validator<'_> {
                         pattern: Pattern::Regex(regex),
                     }),
                     Err(e) => {
-                        let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                        let first = e.to_string();
+                        let first = first.lines().last().unwrap_or("").trim();
+                        let first = first.strip_prefix("error: ").unwrap_or(first);
                         let mut message = format!("invalid regular expression `{pattern}`: {first}");
                         if let Some(word) = glob_or_word(&pattern) {
                             message.push_str(&format!(

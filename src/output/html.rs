@@ -250,7 +250,7 @@ pub(super) fn render(
     let updated = selection.feeds.iter().filter_map(|f| f.checked).max().map(|t| {
         context! {
             datetime => rfc3339(t),
-            label => format!("{}, {}", dates.day_label(t), dates.time_label(t)),
+            label => dates.date_time_label(t),
         }
     });
     let template = env

@@ -118,6 +118,14 @@ impl Locale {
         }
     }
 
+    /// A day and time: "Sunday, 6 December 2026, 10:12 UTC+8", "2026年12月6日 星期日 10:12 UTC+8".
+    pub fn date_time_label(&self, t: DateTime<Utc>) -> String {
+        let mut args = FluentArgs::new();
+        args.set("date", self.day_label(t));
+        args.set("time", self.time_label(t));
+        self.message("date-time", Some(&args)).unwrap_or_default()
+    }
+
     /// A time of day with its zone: "10:12 UTC+8", "09:00 CET".
     pub fn time_label(&self, t: DateTime<Utc>) -> String {
         let pattern = self.message("time", None).unwrap_or_else(|| "%H:%M".into());

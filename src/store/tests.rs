@@ -29,6 +29,7 @@ on_both_stores!(
     full_text_retries_are_recorded,
     outputs_remember_failures_until_a_render_succeeds,
     gone_feeds_get_another_chance_under_another_config,
+    an_entrys_language_and_its_source_are_kept,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -871,4 +872,61 @@ async fn gone_feeds_get_another_chance_under_another_config(store: Store) {
     );
     assert_eq!(store.forgive_gone(vec![url], "config-2".into()).await.unwrap(), 1);
     assert!(store.feeds_by_id(vec![id]).await.unwrap()[&id].gone_at.is_none());
+}
+
+async fn an_entrys_language_and_its_source_are_kept(store: Store) {
+    use crate::model::{Language, LanguageSource};
+    let id = feed(&store, "https://e.org/f").await;
+    let said = |tag: &str, source| {
+        Some(Language {
+            tag: tag.into(),
+            source,
+        })
+    };
+    let mut entries = finished(vec![
+        Entry {
+            guid: Some("zh".into()),
+            title: "国务院常务会议研究部署进一步推动经济发展的政策措施".into(),
+            published: Some(t0() - Duration::hours(1)),
+            ..Entry::default()
+        },
+        Entry {
+            guid: Some("ok".into()),
+            title: "ok".into(),
+            published: Some(t0() - Duration::hours(2)),
+            ..Entry::default()
+        },
+    ]);
+    // Detected from the text when nobody said; unknown when the text is too short to tell.
+    assert_eq!(
+        entries[0].entry.language,
+        said("zh-Hans", LanguageSource::Detected)
+    );
+    assert_eq!(entries[1].entry.language, None);
+    entries[1].entry.language = said("pt-BR", LanguageSource::Config);
+    store_all(&store, id, entries.clone()).await;
+    let stored = store.entries(vec![1, 2]).await.unwrap();
+    let by_key = |key: &str| stored.iter().find(|e| e.key.as_str().ends_with(key)).unwrap();
+    assert_eq!(
+        by_key("zh").entry.language,
+        said("zh-Hans", LanguageSource::Detected)
+    );
+    assert_eq!(by_key("ok").entry.language, said("pt-BR", LanguageSource::Config));
+    let candidates = store
+        .candidates(CandidateQuery {
+            feeds: None,
+            needs: Needs::default(),
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let tags: Vec<Option<&str>> = candidates.iter().map(|c| c.language.as_deref()).collect();
+    assert_eq!(tags, [Some("zh-Hans"), Some("pt-BR")]);
+    // A changed entry takes its new language.
+    entries[1].entry.language = said("pt", LanguageSource::Feed);
+    entries[1].content_hash = "changed".into();
+    store_all(&store, id, entries).await;
+    let stored = store.entries(vec![2]).await.unwrap();
+    assert_eq!(stored[0].entry.language, said("pt", LanguageSource::Feed));
 }

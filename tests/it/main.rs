@@ -29,4 +29,5 @@ mod scrape;
 mod cluster;
 mod nodes;
 mod guard;
+mod languages;
 mod fuzz;

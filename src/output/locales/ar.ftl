@@ -12,6 +12,7 @@ not-polled = لم يُجلب بعد
 merged-by = جمعها { $generator } { $version }.
 date-long = %A، %-d %B %Y
 time = %H:%M
+date-time = { $date }، { $time }
 failure-timeout = لم يستجب الموجز في الوقت المحدد
 failure-connect = تعذر الوصول إلى خادم الموجز
 failure-server_error = حدث خطأ في خادم الموجز

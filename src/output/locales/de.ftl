@@ -12,6 +12,7 @@ not-polled = noch nicht abgerufen
 merged-by = Zusammengeführt von { $generator } { $version }.
 date-long = %A, %-d. %B %Y
 time = %H:%M
+date-time = { $date }, { $time }
 failure-timeout = der Feed hat nicht rechtzeitig geantwortet
 failure-connect = der Server des Feeds war nicht erreichbar
 failure-server_error = der Server des Feeds hatte einen Fehler

@@ -15,6 +15,7 @@ not-polled = not polled yet
 merged-by = Merged by { $generator } { $version }.
 date-long = %A, %-d %B %Y
 time = %H:%M
+date-time = { $date }, { $time }
 failure-timeout = the feed did not answer in time
 failure-connect = the feed's server could not be reached
 failure-server_error = the feed's server had an error

@@ -12,6 +12,7 @@ not-polled = aún no consultada
 merged-by = Reunido por { $generator } { $version }.
 date-long = %A, %-d de %B de %Y
 time = %H:%M
+date-time = { $date }, { $time }
 failure-timeout = la fuente no respondió a tiempo
 failure-connect = no se pudo contactar con el servidor de la fuente
 failure-server_error = el servidor de la fuente tuvo un error

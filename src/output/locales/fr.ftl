@@ -12,6 +12,7 @@ not-polled = pas encore consulté
 merged-by = Rassemblé par { $generator } { $version }.
 date-long = %A %-d %B %Y
 time = %H:%M
+date-time = { $date }, { $time }
 failure-timeout = le flux n’a pas répondu à temps
 failure-connect = le serveur du flux est injoignable
 failure-server_error = le serveur du flux a rencontré une erreur

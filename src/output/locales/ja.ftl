@@ -12,6 +12,7 @@ not-polled = 未取得
 merged-by = { $generator } { $version } で集約。
 date-long = %Y年%-m月%-d日 %A
 time = %H:%M
+date-time = { $date } { $time }
 failure-timeout = フィードが時間内に応答しませんでした
 failure-connect = フィードのサーバーに接続できませんでした
 failure-server_error = フィードのサーバーでエラーが発生しました

@@ -12,6 +12,7 @@ not-polled = 아직 가져오지 않음
 merged-by = { $generator } { $version }(으)로 모음.
 date-long = %Y년 %-m월 %-d일 %A
 time = %H:%M
+date-time = { $date } { $time }
 failure-timeout = 피드가 제시간에 응답하지 않았습니다
 failure-connect = 피드 서버에 연결할 수 없습니다
 failure-server_error = 피드 서버에 오류가 있습니다

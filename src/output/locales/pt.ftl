@@ -12,6 +12,7 @@ not-polled = ainda não consultado
 merged-by = Reunido por { $generator } { $version }.
 date-long = %A, %-d de %B de %Y
 time = %H:%M
+date-time = { $date }, { $time }
 failure-timeout = o feed não respondeu a tempo
 failure-connect = não foi possível contactar o servidor do feed
 failure-server_error = o servidor do feed teve um erro

@@ -12,6 +12,7 @@ not-polled = ещё не загружалась
 merged-by = Собрано программой { $generator } { $version }.
 date-long = %A, %-d %B %Y г.
 time = %H:%M
+date-time = { $date }, { $time }
 failure-timeout = лента не ответила вовремя
 failure-connect = не удалось подключиться к серверу ленты
 failure-server_error = на сервере ленты произошла ошибка

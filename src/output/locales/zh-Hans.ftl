@@ -12,6 +12,7 @@ not-polled = 尚未获取
 merged-by = 由 { $generator } { $version } 汇总。
 date-long = %Y年%-m月%-d日 %A
 time = %H:%M
+date-time = { $date } { $time }
 failure-timeout = 订阅源未能及时响应
 failure-connect = 无法连接订阅源的服务器
 failure-server_error = 订阅源的服务器出错

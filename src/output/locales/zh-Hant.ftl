@@ -12,6 +12,7 @@ not-polled = 尚未取得
 merged-by = 由 { $generator } { $version } 彙整。
 date-long = %Y年%-m月%-d日 %A
 time = %H:%M
+date-time = { $date } { $time }
 failure-timeout = 訂閱來源未能及時回應
 failure-connect = 無法連線到訂閱來源的伺服器
 failure-server_error = 訂閱來源的伺服器發生錯誤
