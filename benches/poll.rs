@@ -305,7 +305,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                     .collect(),
             )
             .into_iter()
-            .map(|k| tributary::content::finish(k, &[], &Default::default(), &mut sanitizer))
+            .map(|k| tributary::content::finish(k, &[], &mut Default::default(), &mut sanitizer))
             .collect();
             let batch = ParsedBatch {
                 meta: FeedMeta::default(),
@@ -542,7 +542,7 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
             let feed = tributary::parse::parse_document(body, &base_url).expect("parse");
             let keyed = key_entries(feed.entries)
                 .into_iter()
-                .map(|k| tributary::content::finish(k, &[], &Default::default(), &mut sanitizer))
+                .map(|k| tributary::content::finish(k, &[], &mut Default::default(), &mut sanitizer))
                 .collect();
             (feed.meta, keyed)
         })

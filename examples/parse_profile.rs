@@ -28,9 +28,11 @@ fn main() {
         key += t.elapsed();
         let t = Instant::now();
         let mut sanitizer = tributary::content::Sanitizer::new();
+        // One feed's poll: detection learns the feed's language across its entries.
+        let mut langs = tributary::content::Languages::default();
         n += keyed
             .into_iter()
-            .map(|k| tributary::content::finish_entry(k.entry, &[], &Default::default(), &mut sanitizer))
+            .map(|k| tributary::content::finish_entry(k.entry, &[], &mut langs, &mut sanitizer))
             .count();
         finish += t.elapsed();
     }

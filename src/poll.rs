@@ -1736,9 +1736,10 @@ async fn parse_new(
         Default::default()
     };
     let rewrite = spec.rewrite.clone();
-    let languages = crate::content::Languages {
+    let mut languages = crate::content::Languages {
         configured: spec.lang.clone(),
         declared: feed.meta.language.clone(),
+        ..Default::default()
     };
     let _permit = parsing.acquire().await.map_err(|e| task(&e))?;
     let parsed = tokio::task::spawn_blocking(move || {
@@ -1755,7 +1756,7 @@ async fn parse_new(
                 }
                 !unchanged
             })
-            .map(|k| crate::content::finish(k, &rewrite, &languages, &mut sanitizer))
+            .map(|k| crate::content::finish(k, &rewrite, &mut languages, &mut sanitizer))
             .collect();
         Parsed {
             feed,

@@ -33,7 +33,8 @@ pub fn check(data: &[u8]) {
     }
     let mut sanitizer = tributary::content::Sanitizer::new();
     for keyed in tributary::dedupe::key_entries(feed.entries) {
-        let entry = tributary::content::finish_entry(keyed.entry, &[], &Default::default(), &mut sanitizer);
+        let entry =
+            tributary::content::finish_entry(keyed.entry, &[], &mut Default::default(), &mut sanitizer);
         for html in [&entry.summary, &entry.content].into_iter().flatten() {
             assert!(
                 !html.to_ascii_lowercase().contains("<script"),

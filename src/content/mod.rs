@@ -27,27 +27,32 @@ pub use sanitize::Sanitizer;
 pub struct Languages {
     pub configured: Option<String>,
     pub declared: Option<String>,
+    /// Detection across this poll's entries of the feed.
+    pub detector: crate::text::language::FeedDetector,
 }
 
 /// How much of an entry detection reads: its title and the start of its text.
-const DETECT_BYTES: usize = 1_500;
+const DETECT_BYTES: usize = 1_000;
 
-fn language_of(entry: &Entry, languages: &Languages) -> Option<Language> {
+fn language_of(entry: &Entry, languages: &mut Languages) -> Option<Language> {
     let said = |tag: &Option<String>, source| tag.clone().map(|tag| Language { tag, source });
-    said(&languages.configured, LanguageSource::Config)
+    if let Some(language) = said(&languages.configured, LanguageSource::Config)
         .or_else(|| said(&languages.declared, LanguageSource::Feed))
-        .or_else(|| {
-            let mut sample = entry.title.clone();
-            for body in [&entry.summary, &entry.content].into_iter().flatten() {
-                sample.push('\n');
-                sample.push_str(&crate::text::visible_text(body, DETECT_BYTES));
-            }
-            let tag = crate::text::language::detect(&sample)?;
-            Some(Language {
-                tag,
-                source: LanguageSource::Detected,
-            })
-        })
+    {
+        return Some(language);
+    }
+    let sample = || {
+        let mut sample = entry.title.clone();
+        for body in [&entry.summary, &entry.content].into_iter().flatten() {
+            sample.push('\n');
+            sample.push_str(&crate::text::visible_text(body, DETECT_BYTES));
+        }
+        sample
+    };
+    Some(Language {
+        tag: languages.detector.detect(sample)?,
+        source: LanguageSource::Detected,
+    })
 }
 
 /// The entry as it will be stored: the feed's `rewrite` rules applied (to the title and the
@@ -56,7 +61,7 @@ fn language_of(entry: &Entry, languages: &Languages) -> Option<Language> {
 pub fn finish_entry(
     parsed: ParsedEntry,
     rules: &[Rewrite],
-    languages: &Languages,
+    languages: &mut Languages,
     sanitizer: &mut Sanitizer,
 ) -> Entry {
     let base = parsed.base;
@@ -88,7 +93,7 @@ pub fn finish_entry(
 pub fn finish(
     keyed: Keyed<ParsedEntry>,
     rules: &[Rewrite],
-    languages: &Languages,
+    languages: &mut Languages,
     sanitizer: &mut Sanitizer,
 ) -> KeyedEntry {
     Keyed {
@@ -119,7 +124,7 @@ mod tests {
         let entries: Vec<Entry> = feed
             .entries
             .into_iter()
-            .map(|e| finish_entry(e, &[], &Languages::default(), &mut sanitizer))
+            .map(|e| finish_entry(e, &[], &mut Languages::default(), &mut sanitizer))
             .collect();
         let summary = entries[0].summary.as_deref().unwrap();
         assert!(
@@ -136,7 +141,7 @@ mod tests {
             ..ParsedEntry::from(Entry::default())
         };
         assert_eq!(
-            finish_entry(text, &[], &Languages::default(), &mut sanitizer)
+            finish_entry(text, &[], &mut Languages::default(), &mut sanitizer)
                 .content
                 .as_deref(),
             Some("<p>a &lt; b</p>\n<p>second</p>")

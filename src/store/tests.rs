@@ -41,7 +41,7 @@ pub(crate) fn finished(entries: Vec<Entry>) -> Vec<KeyedEntry> {
     let mut sanitizer = crate::content::Sanitizer::new();
     key_entries(entries.into_iter().map(Into::into).collect())
         .into_iter()
-        .map(|k| crate::content::finish(k, &[], &Default::default(), &mut sanitizer))
+        .map(|k| crate::content::finish(k, &[], &mut Default::default(), &mut sanitizer))
         .collect()
 }
 

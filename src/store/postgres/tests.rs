@@ -115,25 +115,35 @@ async fn nodes_claiming_at_once_take_each_due_feed_exactly_once() {
     ];
     feeds(&nodes[0], 300).await;
     let lease = t0() + Duration::seconds(30);
-    // Every node claims in batches of 16 as fast as it can, all at once: each starts when all
-    // three are ready (a node whose task started late would find the work gone).
+    // Every node claims in batches of 16 as fast as it can, all at once, each on a task of its
+    // own: each starts when all three have a connection open and are ready (a node still
+    // connecting would find the work gone).
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(nodes.len()));
-    let claims = nodes.iter().map(|store| {
-        let start = start.clone();
-        async move {
-            start.wait().await;
-            let mut mine = Vec::new();
-            for _ in 0..100 {
-                let claimed = store.claim_due(t0(), 16, lease).await.unwrap();
-                if claimed.feeds.is_empty() {
-                    break;
+    let claims: Vec<_> = nodes
+        .iter()
+        .map(|store| {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                // A claim long before anything is due: it takes nothing, and opens the pool.
+                let none = store
+                    .claim_due(t0() - Duration::days(365), 16, lease)
+                    .await
+                    .unwrap();
+                assert!(none.feeds.is_empty());
+                start.wait().await;
+                let mut mine = Vec::new();
+                for _ in 0..100 {
+                    let claimed = store.claim_due(t0(), 16, lease).await.unwrap();
+                    if claimed.feeds.is_empty() {
+                        break;
+                    }
+                    mine.extend(claimed.feeds);
                 }
-                mine.extend(claimed.feeds);
-            }
-            mine
-        }
-    });
-    let per_node = futures::future::join_all(claims).await;
+                mine
+            })
+        })
+        .collect();
+    let per_node: Vec<Vec<_>> = futures::future::try_join_all(claims).await.unwrap();
     let all: Vec<i64> = per_node.iter().flatten().map(|f| f.id).collect();
     let distinct: HashSet<i64> = all.iter().copied().collect();
     assert_eq!(
