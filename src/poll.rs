@@ -1215,6 +1215,7 @@ async fn poll_one(
         validators: &state.validators,
         headers: &spec.headers,
         trust: fetch::Trust::Operator,
+        timeout: spec.timeout,
     };
     let turn = context
         .requests

@@ -40,10 +40,10 @@ pub fn run(config_path: &Path, verbosity: Verbosity) -> Status {
     }
     if problems.is_empty() {
         outln!(
-            "{}: {} feeds, {} outputs{}: ok{}",
+            "{}: {}, {}{}: ok{}",
             config.source.display(),
-            config.feeds.len(),
-            config.outputs.len(),
+            crate::model::counted(config.feeds.len(), "feed", "feeds"),
+            crate::model::counted(config.outputs.len(), "output", "outputs"),
             config
                 .serve
                 .as_ref()

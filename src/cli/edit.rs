@@ -277,6 +277,7 @@ async fn discover(config_path: &Path, url: &Url) -> Result<Discovered, String> {
                 validators: &validators,
                 headers: &[],
                 trust: crate::fetch::Trust::Operator,
+                timeout: None,
             };
             match fetcher.fetch(request).await {
                 Ok(Fetched::Modified(body)) => Ok(body),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Status, load_with_store};
+use super::Status;
 use crate::config::Config;
 use crate::filter::Verdict;
 use crate::model::{FullText, KeyKind, Language, LanguageSource, StoredEntry, display_url};
@@ -12,8 +12,21 @@ use crate::output::select;
 use crate::store::{Store, StoreError};
 
 pub async fn run(config_path: &Path, what: &str) -> Status {
-    let (config, store) = match load_with_store(config_path).await {
-        Ok(opened) => opened,
+    let config = match super::load(config_path) {
+        Ok(config) => config,
+        Err(status) => return status,
+    };
+    // Never creates a database: before the first poll there is nothing to explain.
+    if !config.backend().exists() {
+        outln!(
+            "no stored entry matches `{what}`: there is no database yet ({}); nothing has been \
+             polled (tributary poll)",
+            crate::store::describe(&config.backend())
+        );
+        return Status::FeedsFailed;
+    }
+    let store = match super::open_store(&config).await {
+        Ok(store) => store,
         Err(status) => return status,
     };
     let text = explain(&store, &config, what).await;

@@ -26,6 +26,10 @@ struct FeedRow {
     /// What its last document needed repaired to be read (tell the publisher).
     repairs: Vec<crate::model::Repair>,
     entries: usize,
+    /// When its newest entry was first seen (`null`: none stored yet).
+    last_new_entry: Option<DateTime<Utc>>,
+    /// Nothing new for longer than `poll.inactive_after` (its author may have stopped).
+    inactive: bool,
     /// When `run` would poll it next; `null` for a feed that is gone.
     next_poll: Option<DateTime<Utc>>,
     gone: bool,
@@ -100,7 +104,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
             let cluster = store.cluster(now, lease).await?;
             Ok::<_, crate::store::StoreError>((
                 states,
-                store.entry_counts().await?,
+                store.entry_stats().await?,
                 store.outputs().await?,
                 errors,
                 cluster,
@@ -146,6 +150,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
                 None => Some(now),
             };
             let failing = state.is_some_and(|s| s.consecutive_failures > 0);
+            let stats = counts.get(&spec.key).copied();
             FeedRow {
                 url: display_url(&spec.url),
                 title: spec.title.clone().or_else(|| state.and_then(|s| s.title.clone())),
@@ -159,7 +164,14 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
                 abandoned: state.is_some_and(|s| s.abandoned_at.is_some()) && failing,
                 repairs: state.map(|s| s.repairs.clone()).unwrap_or_default(),
                 disabled: spec.disabled,
-                entries: counts.get(&spec.key).copied().unwrap_or(0),
+                entries: stats.map_or(0, |s| s.count),
+                last_new_entry: stats.and_then(|s| s.newest),
+                inactive: !config.poll.inactive_after.is_zero()
+                    && stats.and_then(|s| s.newest).is_some_and(|newest| {
+                        now - newest
+                            > chrono::Duration::from_std(config.poll.inactive_after)
+                                .unwrap_or(chrono::Duration::MAX)
+                    }),
                 next_poll,
                 gone: state.is_some_and(|s| s.gone_at.is_some()),
                 moved_to: state.and_then(|s| s.moved_to.clone()),
@@ -196,10 +208,10 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     // stderr when stdout is JSON for scripts.
     for o in &failing_outputs {
         let line = format!(
-            "output {}: not written since {} ({} tries): {}",
+            "output {}: not written since {} ({}): {}",
             o.path,
             o.failing_since.map_or_else(|| "?".into(), |t| ago(now, t)),
-            o.failures,
+            crate::model::counted(o.failures as usize, "try", "tries"),
             o.last_error.as_deref().unwrap_or("")
         );
         if json {
@@ -221,10 +233,10 @@ fn print_nodes(nodes: &[crate::model::ClusterNode], now: DateTime<Utc>) {
     for node in nodes {
         if node.heartbeating {
             outln!(
-                "node {}: heartbeating ({}), polling {} feeds, pid {}, version {}",
+                "node {}: heartbeating ({}), polling {}, pid {}, version {}",
                 node.name,
                 ago(now, node.last_seen),
-                node.holds,
+                crate::model::counted(node.holds, "feed", "feeds"),
                 node.pid,
                 node.version
             );
@@ -245,7 +257,10 @@ fn print_history(row: &FeedRow) {
         outln!("no failures recorded");
         return;
     }
-    outln!("last {} failures, newest first:", errors.len());
+    outln!(
+        "last {}, newest first:",
+        crate::model::counted(errors.len(), "failure", "failures")
+    );
     for e in errors {
         outln!(
             "  {}  {:<13} {}",
@@ -267,10 +282,11 @@ fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {
         "LAST SUCCESS",
         "FAILS",
         "ENTRIES",
+        "LAST NEW",
         "NEXT POLL",
         "LAST ERROR",
     ];
-    let cells: Vec<[String; 7]> = rows
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
             [
@@ -279,6 +295,11 @@ fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {
                 r.last_success.map_or_else(|| "never".into(), |t| ago(now, t)),
                 r.consecutive_failures.to_string(),
                 r.entries.to_string(),
+                match r.last_new_entry {
+                    None => "never".into(),
+                    Some(t) if r.inactive => format!("{} (inactive)", ago(now, t)),
+                    Some(t) => ago(now, t),
+                },
                 match (r.gone, r.next_poll) {
                     _ if r.disabled => "disabled".into(),
                     _ if r.held_by.is_some() => {
@@ -333,7 +354,16 @@ fn print_table(rows: &[FeedRow], now: DateTime<Utc>) {
         }
     }
     let failing = rows.iter().filter(|r| r.consecutive_failures > 0).count();
-    outln!("{} feeds, {} failing", rows.len(), failing);
+    let inactive = rows.iter().filter(|r| r.inactive).count();
+    outln!(
+        "{}, {failing} failing{}",
+        crate::model::counted(rows.len(), "feed", "feeds"),
+        if inactive > 0 {
+            format!(", {inactive} inactive (nothing new for poll.inactive_after)")
+        } else {
+            String::new()
+        }
+    );
 }
 
 fn clip(s: &str, max: usize) -> String {

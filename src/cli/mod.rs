@@ -22,6 +22,7 @@ mod check;
 mod edit;
 mod explain;
 mod feeds;
+mod preview;
 mod init;
 mod logging;
 mod man;
@@ -193,6 +194,17 @@ enum Command {
         /// The entry's link, guid, id in an output (urn:uuid:…), or title.
         entry: String,
     },
+    /// A dry run of one feed: fetch, parse and finish it as a poll would (a configured feed
+    /// with its headers, kind, zone, language and rules), and show what would be stored: each
+    /// entry's date, title, link, language and identity key, and what a rule would keep out.
+    /// Stores nothing; works without a config.
+    #[command(
+        after_help = "Examples:\n  tributary preview https://example.org/feed.xml\n  tributary preview \"Rust Blog\""
+    )]
+    Preview {
+        /// A feed URL, or a configured feed's URL or title.
+        feed: String,
+    },
     /// Start from nothing: write a commented starter config (DIR/tributary.toml) and its data
     /// directory, and print the next commands to run.
     #[command(after_help = "Examples:\n  tributary init\n  tributary init ~/planet")]
@@ -304,6 +316,7 @@ pub fn main() -> ExitCode {
         },
         Command::Remove { feed } => runtime.block_on(edit::remove(config, &feed)),
         Command::Explain { entry } => runtime.block_on(explain::run(config, &entry)),
+        Command::Preview { feed } => runtime.block_on(preview::run(config, &feed)),
         Command::Init { dir } => init::run(&dir),
         Command::Template => {
             out!("{}", crate::output::BUILT_IN_TEMPLATE);

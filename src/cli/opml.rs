@@ -29,8 +29,8 @@ pub fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
         Ok(done) => {
             if verbosity != Verbosity::Quiet {
                 outln!(
-                    "imported {} feeds into {} ({} already there, {} of them given new titles or tags)",
-                    done.added,
+                    "imported {} into {} ({} already there, {} of them given new titles or tags)",
+                    crate::model::counted(done.added, "feed", "feeds"),
                     config_path.display(),
                     done.skipped + done.updated,
                     done.updated

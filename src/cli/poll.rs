@@ -100,9 +100,12 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
         let not_modified = report.count(|s| matches!(s, FeedStatus::NotModified | FeedStatus::Unchanged));
         let polled = report.polled().count();
         let of_all = if skipped.is_empty() {
-            format!("{polled}")
+            crate::model::counted(polled, "feed", "feeds")
         } else {
-            format!("{polled} of {}", report.feeds.len())
+            format!(
+                "{polled} of {}",
+                crate::model::counted(report.feeds.len(), "feed", "feeds")
+            )
         };
         // Every new entry accounted for: shown, or held back, or excluded (and why).
         let (new, held) = (report.new_entries(), report.held_back_entries());
@@ -120,7 +123,7 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
             entries.push_str(&format!("; {excluded} excluded by rules"));
         }
         outln!(
-            "polled {of_all} feeds in {:.2}s: {} ok ({} unchanged), {} failed{}{}; {entries}",
+            "polled {of_all} in {:.2}s: {} ok ({} unchanged), {} failed{}{}; {entries}",
             report.elapsed.as_secs_f64(),
             report.ok_count(),
             not_modified,
@@ -162,9 +165,9 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
     }
     for feed in report.feeds.iter().filter(|f| f.abandoned) {
         outln!(
-            "abandoned: {}: failing for longer than poll.give_up_after ({} failures); tried once a day from now on",
+            "abandoned: {}: failing for longer than poll.give_up_after ({}); tried once a day from now on",
             feed.url,
-            feed.failures
+            crate::model::counted(feed.failures as usize, "failure", "failures")
         );
     }
     let failing = report.feeds.iter().any(|f| f.is_failing());

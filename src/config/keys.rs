@@ -55,6 +55,7 @@ pub(super) const POLL: &[&str] = &[
     "per_host",
     "shutdown_grace",
     "give_up_after",
+    "inactive_after",
 ];
 pub(super) const FEED: &[&str] = &[
     "url",
@@ -71,6 +72,7 @@ pub(super) const FEED: &[&str] = &[
     "headers",
     "lang",
     "timezone",
+    "timeout",
 ];
 /// The fields of a feed's `scrape` table (an inline table of selectors or JSON Pointers), in
 /// the order `scrape_of` takes them.

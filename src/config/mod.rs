@@ -49,6 +49,9 @@ pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Half a year without a new entry: a blog its author stopped writing (Planet Venus's
+/// `activity_threshold` default).
+pub(crate) const DEFAULT_INACTIVE_AFTER: Duration = Duration::from_secs(180 * 24 * 60 * 60);
 
 /// The fields of a `scrape` table in [`keys::SCRAPE`] order, when the required two are there.
 fn scrape_of<P>([item, link, title, date, content, author]: [Option<P>; 6]) -> Option<Scrape<P>> {
@@ -192,6 +195,8 @@ pub struct PollConfig {
     pub shutdown_grace: Duration,
     /// A feed failing for this long is reported abandoned (and still tried once a day).
     pub give_up_after: Duration,
+    /// A feed with nothing new for this long is marked inactive (`feeds`); zero: never.
+    pub inactive_after: Duration,
 }
 
 impl Config {
@@ -543,6 +548,9 @@ impl Validator<'_> {
         let give_up_after = self
             .duration(raw.give_up_after, "poll.give_up_after", false)
             .unwrap_or(DEFAULT_GIVE_UP_AFTER);
+        let inactive_after = self
+            .duration(raw.inactive_after, "poll.inactive_after", true)
+            .unwrap_or(DEFAULT_INACTIVE_AFTER);
         let schedule = self.cron(raw.schedule, "poll.schedule", DEFAULT_SCHEDULE);
         let new_feed_entries = self
             .count(raw.new_feed_entries, "poll.new_feed_entries", 0, 100_000)
@@ -587,6 +595,7 @@ impl Validator<'_> {
             per_host,
             shutdown_grace,
             give_up_after,
+            inactive_after,
         }
     }
 
@@ -761,6 +770,7 @@ impl Validator<'_> {
         let source = self.source(raw.kind, raw.scrape, raw.span.clone(), &key(""));
         let lang = self.language(raw.lang, &key("lang"));
         let timezone = self.timezone(raw.timezone, &key("timezone"));
+        let timeout = self.duration(raw.timeout, &key("timeout"), false);
         let mut headers = Vec::new();
         if let Some(table) = raw.headers {
             for (name, value) in table.into_inner() {
@@ -807,6 +817,7 @@ impl Validator<'_> {
             source,
             lang,
             timezone,
+            timeout,
         })
     }
 
@@ -1140,6 +1151,20 @@ impl Validator<'_> {
             },
             None => base_url.and_then(|b| b.join(&file_name).ok()).map(String::from),
         };
+        if self_url.is_none()
+            && matches!(
+                format,
+                Some(OutputFormat::Atom | OutputFormat::Rss | OutputFormat::Json)
+            )
+        {
+            self.warn(
+                raw.span.clone(),
+                format!("output[{n}]"),
+                "it has no address: readers get no self link (Atom rel=\"self\", RSS atom:link, JSON \
+                 Feed feed_url), which some need to follow a move; set [serve] base_url, or this \
+                 output's `url`",
+            );
+        }
         let lang = self.language(raw.lang, &key("lang"));
         let timezone = self.timezone(raw.timezone, &key("timezone"));
         let languages = raw

@@ -82,6 +82,7 @@ pub(super) struct RawPoll {
     pub per_host: Option<Spanned<i64>>,
     pub shutdown_grace: Option<Spanned<String>>,
     pub give_up_after: Option<Spanned<String>>,
+    pub inactive_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug)]
@@ -103,6 +104,7 @@ pub(super) struct RawFeed {
     pub kind: Option<Spanned<String>>,
     pub lang: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
     /// Field name → selector or JSON Pointer.
     pub scrape: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
@@ -182,6 +184,7 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             per_host: r.integer(poll, "per_host", p),
             shutdown_grace: r.string(poll, "shutdown_grace", p),
             give_up_after: r.string(poll, "give_up_after", p),
+            inactive_after: r.string(poll, "inactive_after", p),
         };
     }
     if let Some(serve) = r.table(top, "serve", "serve") {
@@ -221,6 +224,7 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             kind: r.string(feed, "kind", &p),
             lang: r.string(feed, "lang", &p),
             timezone: r.string(feed, "timezone", &p),
+            timeout: r.string(feed, "timeout", &p),
             scrape: r.string_map(feed, "scrape", &p),
         });
     }

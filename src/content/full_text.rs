@@ -45,6 +45,7 @@ pub(crate) async fn fetch_page(fetcher: &Fetcher, page: &Url) -> Result<(String,
         validators: &validators,
         headers: &[],
         trust: crate::fetch::Trust::Content,
+        timeout: None,
     };
     match fetcher.fetch(request).await? {
         Fetched::Modified(body) => {

@@ -173,6 +173,7 @@ pub async fn run_with_clock(
         reload: None,
         round: None,
         summary: String::from("no round yet"),
+        failing: HashSet::new(),
         serving,
         serving_admin,
         next_tick: cluster.as_ref().map(|_| now),
@@ -260,6 +261,9 @@ struct Daemon {
     /// give it back once nothing runs.
     rest_pending: bool,
     summary: String,
+    /// Feeds whose last poll failed (by store id): the STATUS line counts them, not only the
+    /// last round's failures, while they back off between rounds.
+    failing: HashSet<i64>,
     /// The address the HTTP server bound, if it serves.
     serving: Option<std::net::SocketAddr>,
     /// The address /healthz and /metrics are served on, when it is another one.
@@ -598,6 +602,13 @@ impl Daemon {
             server.metrics().record_feed(&counted(&report));
         }
         log_feed(&report);
+        if report.polled() {
+            if report.result.is_err() {
+                self.failing.insert(report.feed_id);
+            } else {
+                self.failing.remove(&report.feed_id);
+            }
+        }
         let round = self.round.get_or_insert_with(Round::new);
         if report.polled() {
             round.polled += 1;
@@ -652,8 +663,9 @@ impl Daemon {
             // The first round: what was held back at start-up is now the truth, entries or not.
             self.request_render_where(|_| true);
         } else if self.changes_since.is_none() && round.polled > 0 {
-            // No new entries, but the page says when its feeds were last checked and how they
-            // are; feeds that did not change render the same bytes and are not rewritten.
+            // No new entries, but the page says how its feeds are (one may have started or
+            // stopped failing); a page that did not change renders the same bytes and is not
+            // rewritten.
             self.request_render_where(|spec| spec.format == crate::model::OutputFormat::Html);
         }
         self.rest_pending = true;
@@ -1070,7 +1082,11 @@ impl Daemon {
     }
 
     fn status(&self) -> String {
-        let mut s = format!("{} feeds; {}", self.config.feeds.len(), self.summary);
+        let mut s = crate::model::counted(self.config.feeds.len(), "feed", "feeds");
+        if !self.failing.is_empty() {
+            s.push_str(&format!(", {} failing", self.failing.len()));
+        }
+        s.push_str(&format!("; {}", self.summary));
         if let Some(next) = self.next_wake {
             s.push_str(&format!("; next poll {}", next.format("%H:%M:%S")));
         }

@@ -37,6 +37,8 @@ pub struct Request<'a> {
     pub validators: &'a Validators,
     pub headers: &'a [(String, String)],
     pub trust: Trust,
+    /// The whole fetch's limit for this feed (`[[feed]] timeout`); `None`: `poll.timeout`.
+    pub timeout: Option<Duration>,
 }
 
 /// What a fetch produced.
@@ -252,12 +254,14 @@ impl Fetcher {
     }
 
     /// Fetches `request.url`, conditionally when its validators hold an ETag or Last-Modified.
-    /// The whole fetch — every redirect hop and the body — fits in `poll.timeout`.
+    /// The whole fetch — every redirect hop and the body — fits in `poll.timeout` (or the
+    /// feed's own `timeout`).
     pub async fn fetch(&self, request: Request<'_>) -> Result<Fetched, FetchError> {
+        let limit = request.timeout.unwrap_or(self.timeout);
         match request.url.scheme() {
-            "http" | "https" => tokio::time::timeout(self.timeout, self.fetch_http(request))
+            "http" | "https" => tokio::time::timeout(limit, self.fetch_http(request, limit))
                 .await
-                .unwrap_or(Err(FetchError::Timeout { after: self.timeout })),
+                .unwrap_or(Err(FetchError::Timeout { after: limit })),
             "file" if request.trust == Trust::Content => Err(FetchError::Refused(
                 "a local file named by fetched content is never read".into(),
             )),
@@ -269,7 +273,7 @@ impl Fetcher {
         }
     }
 
-    async fn fetch_http(&self, request: Request<'_>) -> Result<Fetched, FetchError> {
+    async fn fetch_http(&self, request: Request<'_>, limit: Duration) -> Result<Fetched, FetchError> {
         let origin = request.url;
         let (client, policy) = match request.trust {
             Trust::Operator => (&self.client, &self.operator_policy),
@@ -283,7 +287,7 @@ impl Fetcher {
             guard::check_literal(&url, policy, request.trust)?;
             let same_host = url.host_str() == origin.host_str()
                 && url.port_or_known_default() == origin.port_or_known_default();
-            let mut builder = client.get(url.clone());
+            let mut builder = client.get(url.clone()).timeout(limit);
             if let Some(etag) = &request.validators.etag {
                 builder = builder.header(header::IF_NONE_MATCH, etag);
             }
@@ -316,7 +320,7 @@ impl Fetcher {
             let response = builder
                 .send()
                 .await
-                .map_err(|e| self.classify(e, request.trust))?;
+                .map_err(|e| self.classify(e, request.trust, limit))?;
             if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
                 break response;
             }
@@ -347,7 +351,8 @@ impl Fetcher {
             url = next;
         };
         let moved = (all_permanent && !visited.is_empty()).then(|| url.clone());
-        self.read_response(response, url, moved, request.trust).await
+        self.read_response(response, url, moved, (request.trust, limit))
+            .await
     }
 
     async fn read_response(
@@ -355,7 +360,7 @@ impl Fetcher {
         response: reqwest::Response,
         final_url: Url,
         moved: Option<Url>,
-        trust: Trust,
+        (trust, limit): (Trust, Duration),
     ) -> Result<Fetched, FetchError> {
         let status = response.status();
         let header_text = |name| {
@@ -396,7 +401,7 @@ impl Fetcher {
         let mut bytes = Vec::with_capacity(expected);
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.classify(e, trust))?;
+            let chunk = chunk.map_err(|e| self.classify(e, trust, limit))?;
             let size = bytes.len() + chunk.len();
             if size as u64 > self.max_body {
                 return Err(FetchError::TooLarge { limit: self.max_body });
@@ -479,9 +484,9 @@ impl Fetcher {
         }))
     }
 
-    fn classify(&self, e: reqwest::Error, trust: Trust) -> FetchError {
+    fn classify(&self, e: reqwest::Error, trust: Trust, limit: Duration) -> FetchError {
         if e.is_timeout() {
-            FetchError::Timeout { after: self.timeout }
+            FetchError::Timeout { after: limit }
         } else if e.is_connect() {
             let cause = root_cause(&e);
             match guard::refusal(&e, trust) {
@@ -563,6 +568,7 @@ mod tests {
             validators: &Validators::default(),
             headers: &[],
             trust: Trust::Operator,
+            timeout: None,
         };
         let err = fetcher.fetch(request).await.unwrap_err();
         assert!(matches!(err, FetchError::Connect(_)), "{err:?}");

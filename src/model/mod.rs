@@ -58,6 +58,8 @@ pub struct FeedSpec {
     pub lang: Option<String>,
     /// The zone its dates without one are local time in; `None`: UTC.
     pub timezone: Option<chrono_tz::Tz>,
+    /// Its own limit for a whole fetch, over `[poll] timeout` (a slow server worth waiting for).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// What the store remembers about a feed between polls.
@@ -584,6 +586,11 @@ impl OutputSpec {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     }
+}
+
+/// `n` and the noun that goes with it: "1 feed", "2 feeds", "0 feeds".
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A name-based `urn:uuid:` (the first 128 bits of SHA-256 of `name`): the same name always

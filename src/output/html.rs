@@ -1,7 +1,7 @@
 //! The planet-style HTML page: newest entries grouped by day (in the output's time zone, with
-//! dates in its language), each with title, source, author, date and its sanitized content,
-//! marked with its feed's language; the subscriptions with their health and when they were
-//! last checked; and links to every machine-readable output. No JavaScript.
+//! words and dates in its language), each with title, source, author, date and its sanitized
+//! content, marked with its language; when its newest story arrived; the subscriptions with
+//! their health; and links to every machine-readable output. No JavaScript.
 //!
 //! The page is a minijinja template (built in, or `[[output]] template = "file"`). minijinja
 //! escapes everything it prints in an `.html` template; entry bodies, already sanitized on the
@@ -245,14 +245,22 @@ pub(super) fn render(
         })
         .collect();
     let feeds: Vec<FeedLink<'_>> = selection.feeds.iter().map(FeedLink::from).collect();
-    // When the newest poll of these feeds ran: what "updated" means to a reader wondering
-    // whether the page is stale, whether or not that poll found anything new.
-    let updated = selection.feeds.iter().filter_map(|f| f.checked).max().map(|t| {
-        context! {
-            datetime => rfc3339(t),
-            label => dates.date_time_label(t),
-        }
-    });
+    // When the newest story on the page arrived. Not when the feeds were last checked: that
+    // changes at every poll, and a page rewritten at every poll gets a new ETag each time, so
+    // every reader and cache downloads it again though nothing on it changed. A reader who
+    // wonders whether the page is stale sees when it last had something new; each failing
+    // feed says so beside its name.
+    let updated = selection
+        .entries
+        .iter()
+        .map(|e| e.stored.first_seen)
+        .max()
+        .map(|t| {
+            context! {
+                datetime => rfc3339(t),
+                label => dates.date_time_label(t),
+            }
+        });
     let template = env
         .get_template(&template_name(spec.template.as_deref()))
         .map_err(|e| template_error(e.to_string()))?;

@@ -49,6 +49,10 @@ struct Item<'a> {
     date_modified: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     authors: Vec<Author<'a>>,
+    /// JSON Feed 1.0's single author, for readers that know only 1.0 (1.1 keeps it valid,
+    /// deprecated): the first of `authors`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    author: Option<Author<'a>>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     tags: &'a [String],
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -129,6 +133,10 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
                         url: a.uri.as_deref(),
                     })
                     .collect(),
+                author: e.author.as_ref().map(|a| Author {
+                    name: &a.name,
+                    url: a.uri.as_deref(),
+                }),
                 tags: &e.categories,
                 attachments: e
                     .enclosures

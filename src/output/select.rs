@@ -38,8 +38,6 @@ pub struct FeedView {
     pub polled: bool,
     /// The language the feed declares, if any.
     pub lang: Option<String>,
-    /// When it was last polled, successfully or not.
-    pub checked: Option<DateTime<Utc>>,
     /// A feed a reader can subscribe to, rather than a page or API read through `scrape`.
     pub is_feed: bool,
 }
@@ -75,7 +73,6 @@ impl FeedView {
             failing,
             polled: state.is_some_and(|s| s.last_success.is_some()),
             lang: state.and_then(|s| s.language.clone()),
-            checked: state.and_then(|s| s.last_fetch),
             is_feed: spec.source == crate::model::Source::Feed,
         }
     }

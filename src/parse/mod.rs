@@ -156,7 +156,9 @@ fn parse_feed(
         // A fresh parser per attempt: feed-rs keeps per-entry state that a failed parse leaves
         // behind, and a reused parser then panics on the next document.
         let parser = feed_rs::parser::Builder::new()
-            .base_uri(Some(base.as_str()))
+            // A document with no web location of its own (a file) resolves its relative links
+            // against its channel link, in `convert`: feed-rs would make them file:// paths.
+            .base_uri(matches!(base.scheme(), "http" | "https").then_some(base.as_str()))
             // An empty id marks "the feed gave none"; dedupe then decides the key.
             .id_generator(|_, _, _| String::new())
             .timestamp_parser(move |text| dates::parse_date(text, zone))
@@ -241,20 +243,26 @@ fn parse_feed(
 }
 
 /// The item element a document uses and how many it has (`<item>` for RSS, `<entry>` for
-/// Atom), counted from start tags.
+/// Atom), counted by local name, whatever prefix they carry. Only a document that yielded no
+/// entries is counted, so this costs nothing on the common path.
 fn count_items(doc: &str) -> (&'static str, usize) {
-    let count = |name: &str| {
-        doc.match_indices(&format!("<{name}"))
-            .filter(|(at, _)| {
-                doc[at + name.len() + 1..]
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c == '>' || c == '/' || c.is_whitespace())
-            })
-            .count()
-    };
-    match count("item") {
-        0 => ("entry", count("entry")),
+    let mut reader = quick_xml::Reader::from_str(doc);
+    let (mut items, mut entries) = (0, 0);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(tag) | quick_xml::events::Event::Empty(tag)) => {
+                match tag.local_name().as_ref() {
+                    "item" => items += 1,
+                    "entry" => entries += 1,
+                    _ => {}
+                }
+            }
+            Ok(quick_xml::events::Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    match items {
+        0 => ("entry", entries),
         n => ("item", n),
     }
 }
@@ -345,10 +353,13 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
             .find_map(|d| raw(&d.content, d.content_type.as_ref()));
     }
     let author = e.authors.iter().find_map(|p| {
+        // RSS's `<author>` is `email (Name)` by the spec's own example; feed-rs takes the
+        // email out and leaves the rest, brackets and all.
         let name = p
             .name
             .as_deref()
             .map(text::collapse_whitespace)
+            .map(|n| unbracket(&n).to_string())
             .filter(|n| !n.is_empty());
         let email = p
             .email
@@ -403,6 +414,18 @@ fn convert_entry(e: feed_rs::model::Entry, feed_base: &Url, loose: bool, is_json
         base: Some(base),
         segment: None,
     }
+}
+
+/// A name written in brackets after an address (`(李伟)`, `[Ann]`), without them.
+fn unbracket(name: &str) -> &str {
+    for (open, close) in [('(', ')'), ('[', ']'), ('<', '>')] {
+        if let Some(inner) = name.strip_prefix(open).and_then(|n| n.strip_suffix(close))
+            && !inner.contains([open, close])
+        {
+            return inner.trim();
+        }
+    }
+    name
 }
 
 /// Titles longer than this are content pasted into the wrong element; they are cut (with an
@@ -603,6 +626,74 @@ mod tests {
                 length: Some(1234)
             }]
         );
+    }
+
+    #[test]
+    fn rss_authors_written_email_then_name_are_the_name() {
+        let f = parse(
+            "<rss version=\"2.0\"><channel><title>t</title>\
+             <item><guid>1</guid><title>a</title><author>li.wei@zh.example (李伟)</author></item>\
+             <item><guid>2</guid><title>b</title><author>ann@e.example</author></item>\
+             <item><guid>3</guid><title>c</title><author>Bob (the builder)</author></item>\
+             </channel></rss>",
+        );
+        let authors: Vec<(String, Option<String>)> = f
+            .entries
+            .iter()
+            .map(|e| {
+                let a = e.entry.author.clone().unwrap();
+                (a.name, a.email)
+            })
+            .collect();
+        assert_eq!(
+            authors,
+            [
+                ("李伟".into(), Some("li.wei@zh.example".into())),
+                ("ann@e.example".into(), Some("ann@e.example".into())),
+                ("Bob (the builder)".into(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn relative_links_in_a_file_resolve_against_the_channel_link() {
+        let file = Url::parse("file:///srv/mirror/feed.xml").unwrap();
+        let rss = "<rss version=\"2.0\"><channel><title>t</title><link>https://site.example/blog/</link>\
+                   <item><guid>1</guid><title>a</title><link>posts/1.html</link>\
+                   <description>&lt;a href=\"/about\"&gt;x&lt;/a&gt;</description></item></channel></rss>";
+        let f = parse_document(rss, &file).unwrap();
+        assert_eq!(
+            f.entries[0].entry.link.as_deref(),
+            Some("https://site.example/blog/posts/1.html")
+        );
+        assert_eq!(
+            f.entries[0].base.as_ref().map(Url::as_str),
+            Some("https://site.example/blog/")
+        );
+        let atom = "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>t</title><id>urn:x</id>\
+                    <link href=\"https://site.example/\"/><updated>2026-01-01T00:00:00Z</updated>\
+                    <entry><id>urn:1</id><title>a</title><link href=\"/p/1\"/><updated>2026-01-01T00:00:00Z</updated></entry></feed>";
+        let f = parse_document(atom, &file).unwrap();
+        assert_eq!(
+            f.entries[0].entry.link.as_deref(),
+            Some("https://site.example/p/1")
+        );
+    }
+
+    #[test]
+    fn elements_under_an_unbound_prefix_are_read_not_lost() {
+        let doc = "<rss:rss version=\"2.0\"><rss:channel><rss:title>t</rss:title>\
+                   <rss:item><rss:guid>1</rss:guid><rss:title>One</rss:title></rss:item>\
+                   <rss:item><rss:guid>2</rss:guid><rss:title>Two</rss:title></rss:item>\
+                   </rss:channel></rss:rss>";
+        let feed = parse_document(doc, &Url::parse("https://example.org/feed/").unwrap());
+        let titles: Vec<String> = feed
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.entry.title.clone())
+            .collect();
+        assert_eq!(titles, ["One", "Two"]);
     }
 
     #[test]

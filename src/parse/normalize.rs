@@ -63,6 +63,9 @@ fn prepare_xml(text: &str) -> Result<Cow<'_, str>, ParseError> {
         return prepare_xml(&cleaned).map(|doc| Cow::Owned(doc.into_owned()));
     }
     let root = find_root(text).ok_or_else(|| ParseError::NotAFeed("no root element".into()))?;
+    if let Some(unprefixed) = unbound_root_prefix(text, &root) {
+        return prepare_xml(&unprefixed).map(|doc| Cow::Owned(doc.into_owned()));
+    }
     if let Some(fixed) = fix_root(text, &root)? {
         return Ok(fixed);
     }
@@ -75,6 +78,21 @@ fn prepare_xml(text: &str) -> Result<Cow<'_, str>, ParseError> {
     })?;
     let inner_root = find_root(embedded).ok_or_else(|| ParseError::NotAFeed("no root element".into()))?;
     Ok(fix_root(embedded, &inner_root)?.unwrap_or(Cow::Borrowed(embedded)))
+}
+
+/// A document whose every element carries a prefix it never declares (`<rss:rss>`,
+/// `<rss:item>`): to a namespace-aware reader they are nobody's elements, and the document reads
+/// as an empty feed, a silent loss. Such a prefix on the root is dropped from every tag, so the
+/// elements are what they were meant to be. A prefix declared anywhere is left alone.
+fn unbound_root_prefix(text: &str, root: &Root) -> Option<String> {
+    let (prefix, _) = root.qname.split_once(':')?;
+    if prefix == "xml" || text.contains(&format!("xmlns:{prefix}=")) {
+        return None;
+    }
+    Some(
+        text.replace(&format!("<{prefix}:"), "<")
+            .replace(&format!("</{prefix}:"), "</"),
+    )
 }
 
 fn strip_xml_declaration(text: &str) -> &str {

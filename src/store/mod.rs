@@ -232,6 +232,14 @@ pub struct CandidateQuery {
     pub limit: usize,
 }
 
+/// A feed's stored entries: how many, and when the newest of them was first seen (what tells an
+/// inactive feed: one that answers but has had nothing new for months).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntryStats {
+    pub count: usize,
+    pub newest: Option<DateTime<Utc>>,
+}
+
 /// A writer step of maintenance (see [`Database::maintain`]): what it was and how long the
 /// writer was held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,8 +363,8 @@ pub trait Database: Send + Sync {
     async fn feed_ids(&self) -> Result<Vec<(i64, String)>, StoreError>;
     /// A feed's recent failures, newest first.
     async fn feed_errors(&self, feed_id: i64) -> Result<Vec<FeedError>, StoreError>;
-    /// Number of stored entries per feed URL.
-    async fn entry_counts(&self) -> Result<HashMap<String, usize>, StoreError>;
+    /// How many entries each feed (by URL) has stored, and when its newest arrived.
+    async fn entry_stats(&self) -> Result<HashMap<String, EntryStats>, StoreError>;
     /// One page of an output's candidates (see [`CandidateQuery`]).
     async fn candidates(&self, query: CandidateQuery) -> Result<Vec<Candidate>, StoreError>;
     /// The entries `ids`, whole, in no particular order (missing ones left out).

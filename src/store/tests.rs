@@ -441,8 +441,14 @@ async fn entries_are_inserted_updated_in_place_and_left_alone_when_unchanged(sto
     assert_eq!(a.published, t0() - Duration::days(1), "first date kept");
     assert_eq!(a.updated, later, "moves with the change");
     assert_eq!(a.first_seen, t0());
-    let counts = store.entry_counts().await.unwrap();
-    assert_eq!(counts["https://e.org/f"], 2);
+    let stats = store.entry_stats().await.unwrap();
+    assert_eq!(
+        stats["https://e.org/f"],
+        EntryStats {
+            count: 2,
+            newest: Some(t0())
+        }
+    );
 }
 
 async fn dates_are_settled_once(store: Store) {

@@ -59,11 +59,7 @@ async fn check_reports_every_problem_with_its_line() {
     ws.write_config("[[feed]]\nurl = \"https://example.org/feed\"\n[[output]]\npath = \"out/all.atom\"\n");
     let run = ws.tributary(&["check"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(
-        run.stdout.ends_with(": 1 feeds, 1 outputs: ok\n"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.ends_with(": 1 feed, 1 output: ok\n"), "{}", run.stdout);
 }
 
 async fn feeds_json_reports_health_and_render_needs_no_network(ws: Workspace) {
@@ -527,4 +523,206 @@ dedupe = \"links\"
         "{}",
         run.stdout
     );
+}
+
+/// Commands that read the store never create one, and a database newer than the binary is
+/// refused without a byte of it changing (opening it must not so much as switch its journal).
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_commands_create_nothing_and_a_newer_database_is_left_as_it_was() {
+    let ws = Workspace::new();
+    ws.write(
+        "a.xml",
+        rss("a", &[(Some("1"), None, "One", "x", None)]).as_bytes(),
+    );
+    ws.write_config(
+        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"a.xml\"\n[[output]]\npath = \"o.atom\"\n",
+    );
+    let explain = ws.tributary(&["explain", "One"]).await;
+    assert_eq!(explain.code, 1, "{}", explain.stderr);
+    assert!(
+        explain.stdout.contains("there is no database yet"),
+        "{}",
+        explain.stdout
+    );
+    let feeds = ws.tributary(&["feeds"]).await;
+    assert_eq!(feeds.code, 0, "{}", feeds.stderr);
+    assert!(feeds.stdout.contains("1 feed, 0 failing"), "{}", feeds.stdout);
+    assert!(
+        !ws.path("data/t.db").exists(),
+        "a reading command created the database"
+    );
+
+    // A database from a newer Tributary: schema version 99.
+    std::fs::create_dir_all(ws.path("data")).unwrap();
+    {
+        let db = rusqlite::Connection::open(ws.path("data/t.db")).unwrap();
+        db.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
+            .unwrap();
+    }
+    let before = std::fs::read(ws.path("data/t.db")).unwrap();
+    for args in [&["poll"][..], &["explain", "One"], &["feeds"], &["render"]] {
+        let run = ws.tributary(args).await;
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("schema version 99, newer than this Tributary understands"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            std::fs::read(ws.path("data/t.db")).unwrap(),
+            before,
+            "{args:?} changed it"
+        );
+        assert!(!ws.path("data/t.db-wal").exists(), "{args:?} left a WAL");
+    }
+}
+
+/// `preview` shows what a poll would store of one feed, with the feed's own rules, and
+/// stores nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn preview_shows_what_a_poll_would_store_and_stores_nothing() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/blog.xml",
+        Route::rss(rss(
+            "Blog",
+            &[
+                (
+                    Some("1"),
+                    Some("https://blog.example/1"),
+                    "Kept post",
+                    "x",
+                    Some("Mon, 02 Mar 2026 10:00:00 +0000"),
+                ),
+                (
+                    Some("2"),
+                    Some("https://blog.example/2"),
+                    "Sponsored post",
+                    "y",
+                    None,
+                ),
+            ],
+        )),
+    );
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\ntitle = \"The blog\"\nexclude = [\"(?i)sponsored\"]\n\
+         [[output]]\npath = \"o.atom\"\n",
+        server.url("/blog.xml")
+    ));
+    for what in [server.url("/blog.xml"), "The blog".to_string()] {
+        let run = ws.tributary(&["preview", &what]).await;
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        for says in [
+            "2026-03-02T10:00:00Z  Kept post",
+            "key: guid:1 (its guid)",
+            "(no date: its first-seen time)  Sponsored post",
+            "would not be stored: excluded by feed[1] rule \"(?i)sponsored\"",
+            "2 entries, 1 would be stored; nothing was stored",
+        ] {
+            assert!(
+                run.stdout.contains(says),
+                "{what}: no `{says}` in\n{}",
+                run.stdout
+            );
+        }
+    }
+    // A feed outside the config is read with the defaults, no rules.
+    let other = ws
+        .tributary(&["preview", &format!("{}?x", server.url("/blog.xml"))])
+        .await;
+    assert!(
+        other.stdout.contains("2 entries, 2 would be stored"),
+        "{}",
+        other.stdout
+    );
+    assert!(!ws.path("data/t.db").exists(), "preview created the database");
+    let missing = ws.tributary(&["preview", &server.url("/missing.xml")]).await;
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+}
+
+/// A feed that answers but has had nothing new for `poll.inactive_after` is marked inactive,
+/// with the date its newest entry arrived, in the table and in --json.
+#[tokio::test(flavor = "multi_thread")]
+async fn feeds_marks_inactive_feeds_with_their_last_new_entry() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/old.xml",
+        Route::rss(rss("old", &[(Some("1"), None, "Old", "x", None)])),
+    );
+    server.set(
+        "/new.xml",
+        Route::rss(rss("new", &[(Some("1"), None, "New", "x", None)])),
+    );
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\n[[feed]]\nurl = \"{}\"\n[[output]]\npath = \"o.atom\"\n",
+        server.url("/old.xml"),
+        server.url("/new.xml")
+    ));
+    assert_eq!(ws.poll().await.code, 0);
+    // The old feed's only entry arrived 200 days ago.
+    let long_ago = chrono::Utc::now().timestamp() - 200 * 24 * 3600;
+    ws.db_rw()
+        .execute(
+            "UPDATE entries SET first_seen = ?1 WHERE feed_id = (SELECT id FROM feeds WHERE url LIKE '%/old.xml')",
+            [long_ago],
+        )
+        .unwrap();
+    let table = ws.tributary(&["feeds"]).await;
+    assert!(table.stdout.contains("LAST NEW"), "{}", table.stdout);
+    assert!(table.stdout.contains("(inactive)"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("2 feeds, 0 failing, 1 inactive"),
+        "{}",
+        table.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ws.tributary(&["feeds", "--json"]).await.stdout).unwrap();
+    let inactive: Vec<bool> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["inactive"].as_bool().unwrap())
+        .collect();
+    assert_eq!(inactive, [true, false]);
+    let newest = json[0]["last_new_entry"].as_str().unwrap();
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(newest).unwrap().timestamp(),
+        long_ago
+    );
+}
+
+/// `[[feed]] timeout` gives one slow feed longer than `poll.timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feeds_own_timeout_outlasts_the_polls() {
+    let server = FeedServer::start().await;
+    let slow = std::time::Duration::from_millis(1500);
+    for path in ["/patient.xml", "/hurried.xml"] {
+        server.set(
+            path,
+            Route::rss(rss("slow", &[(Some("1"), None, "Late", "x", None)])).delayed(slow),
+        );
+    }
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[poll]\ntimeout = \"1s\"\n\
+         [[feed]]\nurl = \"{}\"\ntimeout = \"20s\"\n[[feed]]\nurl = \"{}\"\n[[output]]\npath = \"o.atom\"\n",
+        server.url("/patient.xml"),
+        server.url("/hurried.xml")
+    ));
+    let run = ws.poll().await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("1 ok"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("hurried.xml") || run.stdout.contains("hurried.xml"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    let feeds = ws.tributary(&["feeds", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&feeds.stdout).unwrap();
+    assert_eq!(json[0]["entries"], 1);
+    assert_eq!(json[1]["failure_kind"], "timeout");
 }

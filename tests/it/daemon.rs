@@ -398,3 +398,33 @@ async fn journal_lines_carry_priorities_and_a_steady_state_is_quiet() {
         "{log}"
     );
 }
+
+/// systemd's STATUS line counts the feeds that are failing now, not only the last round's
+/// failures: a feed backing off between rounds is still failing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_line_counts_failing_feeds() {
+    let server = FeedServer::start().await;
+    server.set(
+        "/a.xml",
+        Route::rss(rss("a", &[(Some("a1"), None, "First", "x", Some(D1))])),
+    );
+    server.set("/broken.xml", Route::status(500, "down"));
+    let ws = Workspace::new();
+    fast_config(&ws, &[server.url("/a.xml"), server.url("/broken.xml")]);
+    let mut daemon = Daemon::start(&ws.path("tributary.toml"));
+    daemon.wait_for("READY=1").await;
+    let status = daemon.wait_for("failing").await;
+    assert!(
+        status.contains("STATUS=2 feeds, 1 failing; last round"),
+        "{status}"
+    );
+    // The next rounds poll only the healthy feed (the broken one backs off for minutes): it
+    // is still failing, and the line still says so.
+    let status = daemon.wait_for("1 polled, 0 failed").await;
+    assert!(
+        status.contains("STATUS=2 feeds, 1 failing; last round"),
+        "{status}"
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code().await, 0);
+}

@@ -66,6 +66,7 @@ fn the_man_page_has_the_standard_sections_and_no_dangling_references() {
     );
     for command in [
         "poll", "run", "check", "feeds", "render", "import", "export", "add", "remove", "explain", "init",
+        "preview",
     ] {
         assert!(
             page.contains(&format!("tributary {command}")),
@@ -133,6 +134,7 @@ async fn every_help_example_runs() {
         "feeds",
         "render",
         "explain",
+        "preview",
         "export",
         "check",
         "completions",

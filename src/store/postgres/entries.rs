@@ -13,8 +13,8 @@ use super::{PgStore, channel, due_time};
 use crate::model::{EntryKey, OutputState, Person, StoredEntry};
 use crate::parse::Fingerprints;
 use crate::store::{
-    Candidate, CandidateQuery, ParsedBatch, StoreError, StoreOutcome, catalogue_ranks, full_text_columns,
-    full_text_from, language_columns, language_from, settled_dates,
+    Candidate, CandidateQuery, EntryStats, ParsedBatch, StoreError, StoreOutcome, catalogue_ranks,
+    full_text_columns, full_text_from, language_columns, language_from, settled_dates,
 };
 
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
@@ -452,17 +452,24 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn counts(&self) -> Result<HashMap<String, usize>, StoreError> {
+    pub(super) async fn entry_stats(&self) -> Result<HashMap<String, EntryStats>, StoreError> {
         let rows = self
             .query(
-                "SELECT f.url, COUNT(e.id) FROM feeds f LEFT JOIN entries e ON e.feed_id = f.id GROUP BY f.id, f.url",
+                "SELECT f.url, COUNT(e.id), MAX(e.first_seen) FROM feeds f LEFT JOIN entries e ON e.feed_id = f.id
+                 GROUP BY f.id, f.url",
                 &[],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), usize::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let stats = EntryStats {
+                    count: usize::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0),
+                    newest: r.try_get(2)?,
+                };
+                Ok((r.try_get(0)?, stats))
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(|e| self.error(e))
     }
 
     /// One page of candidates, newest first: a walk of the date index for every feed or many

@@ -27,8 +27,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use tokio_postgres::NoTls;
 
 use super::{
-    Candidate, CandidateQuery, Claimed, Coordination, Database, FeedUpdate, ParsedBatch, Scheduled, Step,
-    StoreError, StoreOutcome,
+    Candidate, CandidateQuery, Claimed, Coordination, Database, EntryStats, FeedUpdate, ParsedBatch,
+    Scheduled, Step, StoreError, StoreOutcome,
 };
 use crate::model::{ClusterNode, FeedError, FeedState, OutputState, StoredEntry};
 use crate::parse::Fingerprints;
@@ -381,8 +381,8 @@ impl Database for PgStore {
         self.errors(feed_id).await
     }
 
-    async fn entry_counts(&self) -> Result<HashMap<String, usize>, StoreError> {
-        self.counts().await
+    async fn entry_stats(&self) -> Result<HashMap<String, EntryStats>, StoreError> {
+        PgStore::entry_stats(self).await
     }
 
     async fn candidates(&self, query: CandidateQuery) -> Result<Vec<Candidate>, StoreError> {

@@ -9,8 +9,8 @@ use super::{Db, from_unix, to_millis_ceil};
 use crate::model::{EntryKey, Person, StoredEntry};
 use crate::parse::Fingerprints;
 use crate::store::{
-    Candidate, CandidateQuery, ParsedBatch, StoreOutcome, catalogue_ranks, full_text_columns, full_text_from,
-    language_columns, language_from, settled_dates,
+    Candidate, CandidateQuery, EntryStats, ParsedBatch, StoreOutcome, catalogue_ranks, full_text_columns,
+    full_text_from, language_columns, language_from, settled_dates,
 };
 
 /// Up to this many feeds, [`Db::candidates`] merges the newest of each feed, read from the
@@ -348,13 +348,18 @@ impl Db {
         )
     }
 
-    pub(super) fn entry_counts(&self) -> rusqlite::Result<HashMap<String, usize>> {
+    pub(super) fn entry_stats(&self) -> rusqlite::Result<HashMap<String, EntryStats>> {
         self.conn
             .prepare_cached(
-                "SELECT f.url, COUNT(e.id) FROM feeds f LEFT JOIN entries e ON e.feed_id = f.id GROUP BY f.id, f.url",
+                "SELECT f.url, COUNT(e.id), MAX(e.first_seen) FROM feeds f LEFT JOIN entries e ON e.feed_id = f.id
+                 GROUP BY f.id, f.url",
             )?
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
+                let stats = EntryStats {
+                    count: usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    newest: r.get::<_, Option<i64>>(2)?.map(from_unix),
+                };
+                Ok((r.get::<_, String>(0)?, stats))
             })?
             .collect()
     }

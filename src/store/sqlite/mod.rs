@@ -30,8 +30,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::{
-    Candidate, CandidateQuery, Claimed, Coordination, Database, FeedUpdate, ParsedBatch, Scheduled, Step,
-    StoreError, StoreOutcome,
+    Candidate, CandidateQuery, Claimed, Coordination, Database, EntryStats, FeedUpdate, ParsedBatch,
+    Scheduled, Step, StoreError, StoreOutcome,
 };
 use crate::model::{ClusterNode, FeedError, FeedState, OutputState, StoredEntry};
 use crate::parse::Fingerprints;
@@ -581,8 +581,8 @@ impl Database for SqliteStore {
         self.read(move |db| db.feed_errors(feed_id)).await
     }
 
-    async fn entry_counts(&self) -> Result<HashMap<String, usize>, StoreError> {
-        self.read(|db| db.entry_counts()).await
+    async fn entry_stats(&self) -> Result<HashMap<String, EntryStats>, StoreError> {
+        self.read(|db| db.entry_stats()).await
     }
 
     async fn candidates(&self, query: CandidateQuery) -> Result<Vec<Candidate>, StoreError> {
