@@ -1,7 +1,8 @@
 //! `tributary man`: the man page, from the command line's own definitions (so it cannot drift
 //! from `--help`), with the sections a man page has: COMMANDS (each with its options, in this
-//! one page, since there are no per-command pages to point to), ENVIRONMENT, FILES, EXIT
-//! STATUS and SIGNALS.
+//! one page, since there are no per-command pages to point to), CONFIGURATION (every key with
+//! its default and what it does, from the reference config, `config/tributary.toml`, so it
+//! cannot drift from it either), ENVIRONMENT, FILES, EXIT STATUS and SIGNALS.
 
 use std::io::Write;
 
@@ -42,6 +43,7 @@ pub fn render(out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
     }
+    configuration(&mut roff);
     section(
         &mut roff,
         "ENVIRONMENT",
@@ -136,6 +138,72 @@ pub fn render(out: &mut dyn Write) -> std::io::Result<()> {
     ]);
     roff.to_writer(out)?;
     man.render_version_section(out)
+}
+
+/// The reference config, which documents every key (a test holds it to the schema).
+const REFERENCE: &str = include_str!("../../config/tributary.toml");
+
+/// CONFIGURATION: each table's keys as the reference config writes them (the default, or an
+/// example where there is none), with the comment above each.
+fn configuration(roff: &mut Roff) {
+    roff.control("SH", ["CONFIGURATION"]);
+    roff.text([roman(
+        "A TOML file (--config, TRIBUTARY_CONFIG, default ./tributary.toml). Every key, with its \
+         default (or, for keys without one, an example):",
+    )]);
+    for (table, keys) in reference_keys() {
+        // An array of tables is written as the config writes it.
+        let heading = match table.as_str() {
+            "feed" | "output" => format!("[[{table}]]"),
+            _ => format!("[{table}]"),
+        };
+        roff.control("SS", [heading.as_str()]);
+        for (line, about) in keys {
+            roff.control("TP", []);
+            roff.text([bold(line)]);
+            if !about.is_empty() {
+                roff.text([roman(about)]);
+            }
+        }
+    }
+}
+
+/// `(table, [(key = value, what the comments above it say)])` in the reference config's order;
+/// a key's first appearance in its table (later ones are examples inside comments).
+pub(crate) fn reference_keys() -> Vec<(String, Vec<(String, String)>)> {
+    let schema = crate::config::schema();
+    let known = |table: &str, key: &str| schema.iter().any(|(t, keys)| *t == table && keys.contains(&key));
+    let mut tables: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut about: Vec<String> = Vec::new();
+    let mut table = String::new();
+    for line in REFERENCE.lines() {
+        let bare = line.trim().trim_start_matches('#').trim();
+        if line.trim().is_empty() {
+            about.clear();
+        } else if let Some(name) = bare
+            .strip_prefix("[[")
+            .and_then(|r| r.strip_suffix("]]"))
+            .or_else(|| bare.strip_prefix('[').and_then(|r| r.strip_suffix(']')))
+        {
+            table = name.to_string();
+            about.clear();
+        } else if let Some((key, _)) = bare.split_once(" = ")
+            && known(&table, key)
+        {
+            if tables.last().is_none_or(|(t, _)| *t != table) {
+                tables.push((table.clone(), Vec::new()));
+            }
+            if let Some((_, keys)) = tables.last_mut()
+                && !keys.iter().any(|(l, _)| l.split(" = ").next() == Some(key))
+            {
+                keys.push((bare.to_string(), about.join(" ")));
+            }
+            about.clear();
+        } else if line.trim_start().starts_with('#') {
+            about.push(bare.trim_start_matches("Optional:").trim().to_string());
+        }
+    }
+    tables
 }
 
 fn section(roff: &mut Roff, title: &str, items: &[(&str, &str)]) {

@@ -212,3 +212,112 @@ fn shell_words(line: &str) -> Vec<String> {
     }
     words
 }
+
+/// The subcommands `tributary --help` lists, aliases included.
+fn subcommands() -> Vec<String> {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let list = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("Options:")
+        .next()
+        .unwrap();
+    let mut names = Vec::new();
+    for line in list.lines().filter(|l| l.starts_with("  ")) {
+        names.extend(line.split_whitespace().next().map(str::to_string));
+        if let Some(alias) = line.split("[alias: ").nth(1).and_then(|a| a.split(']').next()) {
+            names.push(alias.to_string());
+        }
+    }
+    names
+}
+
+/// Every command, config key and default port the README names is one the code has: a
+/// sentence in the README is a promise, and a renamed key or command breaks it here.
+#[test]
+fn the_readme_names_only_commands_keys_and_ports_the_code_has() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let commands = subcommands();
+    let invoked = regex::Regex::new(r"(?m)(?:^|`|\$ )\s*tributary ([a-z][a-z-]*)").unwrap();
+    let mut seen = 0;
+    for cap in invoked.captures_iter(&readme) {
+        let command = &cap[1];
+        assert!(
+            commands.iter().any(|c| c == command),
+            "the README runs `tributary {command}`, which does not exist"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} commands found in the README");
+
+    let schema = tributary::config::schema();
+    let known = |table: &str, key: &str| schema.iter().any(|(t, keys)| *t == table && keys.contains(&key));
+    let dotted = regex::Regex::new(r"\b(store|node|poll|serve|feed|output|rules)\.([a-z_]+)\b").unwrap();
+    let tabled =
+        regex::Regex::new(r"\[\[?(store|node|poll|serve|feed|output|rules)\]\]?\s+`?([a-z_]+)").unwrap();
+    let mut keys = 0;
+    for cap in dotted.captures_iter(&readme).chain(tabled.captures_iter(&readme)) {
+        let (table, key) = (&cap[1], &cap[2]);
+        // `feed.xml` is a file name; a verdict names a rule kind: "excluded by [rules] words".
+        if key == "xml" || (table == "rules" && key == "words") {
+            continue;
+        }
+        assert!(
+            known(table, key),
+            "the README names {table}.{key}, which the config does not have"
+        );
+        keys += 1;
+    }
+    assert!(keys >= 20, "only {keys} keys found in the README");
+
+    // The default ports the README gives are the config's defaults.
+    let config = tributary::config::Config::parse(std::path::Path::new("/tmp/t.toml"), "[serve]\n").unwrap();
+    let serve = config.serve.unwrap();
+    assert_eq!(serve.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        serve.admin_listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:8081")
+    );
+    assert!(
+        readme.contains("127.0.0.1:8081/healthz"),
+        "the README's health check address"
+    );
+}
+
+/// The man page lists every config key with its default, taken from the reference config.
+#[test]
+fn the_man_page_lists_every_key_with_its_default() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .arg("man")
+        .output()
+        .unwrap();
+    let page = String::from_utf8(out.stdout).unwrap();
+    let configuration = page
+        .split(".SH CONFIGURATION")
+        .nth(1)
+        .and_then(|s| s.split(".SH ").next())
+        .expect("a CONFIGURATION section");
+    for (table, keys) in tributary::config::schema() {
+        let heading = match table {
+            "feed" | "output" => format!(".SS [[{table}]]"),
+            _ => format!(".SS [{table}]"),
+        };
+        let section = configuration
+            .split(&heading)
+            .nth(1)
+            .and_then(|s| s.split(".SS ").next())
+            .unwrap_or_else(|| panic!("no [{table}] in the man page"));
+        for key in keys {
+            // roff escapes hyphens; keys have underscores only.
+            assert!(
+                section.contains(&format!("\\fB{key} = ")),
+                "the man page does not list {table}.{key} with its default"
+            );
+        }
+    }
+}
