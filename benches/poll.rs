@@ -1,6 +1,6 @@
 //! The performance benchmark: `cargo bench --bench poll` (add `-- --quick` for a short run,
 //! `-- --only 1k,render` for some scenario groups of farm, 1k, limit, 10k, hostile, render, scale,
-//! retention, fulltext, idle, rules, and
+//! retention, fulltext, idle, rules, size, and
 //! `-- --runs N` for more repetitions).
 //!
 //! It starts the feed farm (benches/farm.rs) on 127.0.0.1, runs the real `tributary` binary
@@ -475,6 +475,23 @@ async fn hostile_scenario(base: &Path) -> Vec<Row> {
     rows
 }
 
+/// The shipped binary's size: the one the benchmark runs (the release profile: stripped,
+/// link-time optimized).
+fn binary_size() -> Row {
+    let bytes = std::fs::metadata(env!("CARGO_BIN_EXE_tributary")).map_or(0, |m| m.len());
+    Row {
+        scenario: "binary size (release, stripped)".into(),
+        target: "≤ 25 MB".into(),
+        wall: Duration::ZERO,
+        cpu: Duration::ZERO,
+        peak_rss_kib: 0,
+        entries: 0,
+        requests: 0,
+        not_modified: 0,
+        note: format!("{:.1} MB ({bytes} bytes)", bytes as f64 / 1e6),
+    }
+}
+
 /// How fast the farm alone serves every body of a 1000-feed farm (the farm must not be the
 /// bottleneck), with plain concurrent GETs.
 async fn farm_speed(feeds: usize) -> Row {
@@ -726,7 +743,7 @@ fn main() {
     let base = std::env::temp_dir().join(format!("tributary-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).expect("bench dir");
     // Scenario groups: farm, 1k (1,000 × 50, with the limit rows), limit, 10k (10,000 × 20),
-    // hostile, render, scale, retention, fulltext, rules, idle.
+    // hostile, render, scale, retention, fulltext, rules, size, idle.
     let wants = |name: &str| {
         opts.only
             .as_deref()
@@ -736,6 +753,9 @@ fn main() {
     runtime.block_on(async {
         if wants("farm") {
             rows.push(farm_speed(1000).await);
+        }
+        if wants("size") {
+            rows.push(binary_size());
         }
         let mut cold_1k = None;
         if wants("1k") {

@@ -13,18 +13,23 @@ pub fn run(config_path: &Path, verbosity: Verbosity) -> Status {
         eprintln!("{}", super::missing_config(config_path));
         return Status::Fatal;
     }
-    let config = match Config::load(config_path) {
-        Ok(config) => config,
-        Err(e) => {
-            for problem in &e.problems {
-                outln!("{problem}");
+    // Every problem and every warning in one run: the paths and templates of what could be
+    // read are checked even when the config has other problems.
+    let (config, mut problems) = match Config::load(config_path) {
+        Ok(config) => (config, Vec::new()),
+        Err(e) => match e.partial {
+            Some(partial) => (*partial, e.problems),
+            None => {
+                for problem in &e.problems {
+                    outln!("{problem}");
+                }
+                let file = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+                outln!("{} in {}", count(e.problems.len(), "problem"), file.display());
+                return Status::Fatal;
             }
-            let file = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
-            outln!("{} in {}", count(e.problems.len(), "problem"), file.display());
-            return Status::Fatal;
-        }
+        },
     };
-    let mut problems = writable_paths(&config);
+    problems.extend(writable_paths(&config));
     problems.extend(store_url(&config));
     problems.extend(templates(&config));
     let mut warnings = config.warnings.clone();
@@ -79,10 +84,9 @@ fn print_resolved(config: &Config) {
             config.node.name
         ),
     }
-    for (i, o) in config.outputs.iter().enumerate() {
+    for (n, o) in config.output_numbers.iter().zip(&config.outputs) {
         outln!(
-            "output[{}]: {} ({:?}, {} feeds{})",
-            i + 1,
+            "output[{n}]: {} ({:?}, {} feeds{})",
             o.path.display(),
             o.format,
             o.feeds.len(),
@@ -126,7 +130,7 @@ fn writable_paths(config: &Config) -> Vec<Problem> {
             }
         }
         Err(_) => {
-            if let Err(why) = writable_dir(db.parent().unwrap_or(Path::new("."))) {
+            if let Err(why) = crate::output::writable_dir(db.parent().unwrap_or(Path::new("."))) {
                 problem(
                     "store.path".into(),
                     format!("cannot create {}: {why}", db.display()),
@@ -134,10 +138,10 @@ fn writable_paths(config: &Config) -> Vec<Problem> {
             }
         }
     }
-    for (i, output) in config.outputs.iter().enumerate() {
-        if let Err(why) = writable_dir(output.path.parent().unwrap_or(Path::new("."))) {
+    for (n, output) in config.output_numbers.iter().zip(&config.outputs) {
+        if let Err(why) = crate::output::writable_dir(output.path.parent().unwrap_or(Path::new("."))) {
             problem(
-                format!("output[{}].path", i + 1),
+                format!("output[{n}].path"),
                 format!("cannot write {}: {why}", output.path.display()),
             );
         }
@@ -148,14 +152,14 @@ fn writable_paths(config: &Config) -> Vec<Problem> {
 /// Page templates compile, with their errors located in the template's own file.
 fn templates(config: &Config) -> Vec<Problem> {
     config
-        .outputs
+        .output_numbers
         .iter()
-        .enumerate()
-        .filter_map(|(i, o)| {
+        .zip(&config.outputs)
+        .filter_map(|(n, o)| {
             let template = o.template.as_ref()?;
             crate::output::check_template(template)
                 .err()
-                .map(|e| file_problem(config, format!("output[{}].template", i + 1), e))
+                .map(|e| file_problem(config, format!("output[{n}].template"), e))
         })
         .collect()
 }
@@ -204,25 +208,4 @@ fn file_problem(config: &Config, key: String, message: String) -> Problem {
         key,
         message,
     }
-}
-
-/// Whether files can be created in `dir`, or in the nearest existing ancestor that would hold it.
-fn writable_dir(dir: &Path) -> Result<(), String> {
-    let mut existing = dir;
-    while !existing.exists() {
-        match existing.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
-            _ => return Err("no existing parent directory".into()),
-        }
-    }
-    if !existing.is_dir() {
-        return Err(format!("{} is not a directory", existing.display()));
-    }
-    // Creating (and at once removing) a file is the only test of writability that also
-    // covers ACLs, read-only mounts and the like.
-    tempfile::Builder::new()
-        .prefix(".tributary-check-")
-        .tempfile_in(existing)
-        .map(drop)
-        .map_err(|_| format!("{} is not writable", existing.display()))
 }

@@ -44,10 +44,19 @@ pub(crate) fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<Adde
         .parse()
         .map_err(|e| format!("{}: {e}", config_path.display()))?;
     let mut known: Vec<Url> = config.feeds.iter().map(|f| f.url.clone()).collect();
+    // A feed listed twice in what is added (an OPML with it in two folders) keeps the title it
+    // was first given, and gathers the tags of both.
+    let mut first_given: std::collections::HashSet<usize> = std::collections::HashSet::new();
     let mut result = Added::default();
     for feed in feeds {
         let resolved = resolve(config_path, &feed.url);
         if let Some(at) = resolved.as_ref().and_then(|u| known.iter().position(|k| k == u)) {
+            let again = !first_given.insert(at);
+            let feed = &NewFeed {
+                title: feed.title.clone().filter(|_| !again),
+                site: feed.site.clone().filter(|_| !again),
+                ..feed.clone()
+            };
             if update_feed(config_path, &mut doc, at, feed)? {
                 result.updated += 1;
             } else {
@@ -76,6 +85,7 @@ pub(crate) fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<Adde
         }
         array.push(table);
         if let Some(url) = resolved {
+            first_given.insert(known.len());
             known.push(url);
         }
         result.added += 1;
@@ -150,7 +160,14 @@ fn save(config_path: &Path, doc: &DocumentMut) -> Result<(), String> {
 pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec<String>) -> Status {
     let feed_url = match Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => match discover(config_path, &u).await {
-            Ok(Discovered::Feed(found)) => found,
+            Ok(Discovered::Feed { url: found, others }) => {
+                // A page with several feeds (posts and comments, or one per language): the
+                // one taken is the first the page lists, and the rest are named to pick from.
+                for other in &others {
+                    outln!("the page also links to {other} (add it with `tributary add {other}`)");
+                }
+                found
+            }
             Ok(Discovered::Page { text, base }) => return propose_source(config_path, &u, &text, &base),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -172,6 +189,7 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
     match append_feeds(config_path, &[feed]) {
         Ok(Added { added: 1, .. }) => {
             outln!("added {feed_url} to {}", config_path.display());
+            reload_hint(config_path);
             Status::Ok
         }
         Ok(Added { updated: 1, .. }) => {
@@ -179,6 +197,7 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
                 "{feed_url} is already in {}: its title and tags were updated",
                 config_path.display()
             );
+            reload_hint(config_path);
             Status::Ok
         }
         Ok(_) => {
@@ -192,10 +211,34 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
     }
 }
 
+/// After an edit of the config: a running daemon reads the file only when told (so that a
+/// half-made edit is never polled), so say how, when one runs on this config's store.
+pub(crate) fn reload_hint(config_path: &Path) {
+    let Ok(config) = Config::load(config_path) else {
+        return;
+    };
+    match config.backend() {
+        backend @ crate::store::Backend::File(_) => {
+            if let Some(pid) = crate::store::running_daemon(&backend) {
+                outln!(
+                    "`tributary run` (pid {pid}) runs on this config: it takes the change when \
+                     reloaded (systemctl reload tributary, or kill -HUP {pid})"
+                );
+            }
+        }
+        // A cluster's nodes run elsewhere: each takes the change when reloaded.
+        crate::store::Backend::Server { .. } => outln!(
+            "the nodes running on this config take the change when reloaded (systemctl reload \
+             tributary on each)"
+        ),
+    }
+}
+
 /// What `add` found at a URL.
 enum Discovered {
-    /// A feed: the URL itself, or one the page links to.
-    Feed(String),
+    /// A feed: the URL itself, or the first one the page links to that reads as a feed, with
+    /// the page's other feed links.
+    Feed { url: String, others: Vec<Url> },
     /// A web page that is no feed and links to none (its text, and what its links resolve
     /// against).
     Page { text: String, base: Url },
@@ -290,7 +333,10 @@ async fn discover(config_path: &Path, url: &Url) -> Result<Discovered, String> {
     let base = body.final_url.clone();
     let text = decode::decode(body.bytes, body.content_type.as_deref()).text;
     if crate::parse::parse_document(&text, &base).is_ok() {
-        return Ok(Discovered::Feed(url.to_string()));
+        return Ok(Discovered::Feed {
+            url: url.to_string(),
+            others: Vec::new(),
+        });
     }
     let candidates = crate::parse::discover::feed_links(&text, &base);
     if candidates.is_empty() {
@@ -300,7 +346,11 @@ async fn discover(config_path: &Path, url: &Url) -> Result<Discovered, String> {
         if let Ok(found) = get(candidate.clone()).await {
             let text = decode::decode(found.bytes, found.content_type.as_deref()).text;
             if crate::parse::parse_document(&text, &found.final_url).is_ok() {
-                return Ok(Discovered::Feed(candidate.to_string()));
+                let others = candidates.iter().filter(|c| *c != candidate).cloned().collect();
+                return Ok(Discovered::Feed {
+                    url: candidate.to_string(),
+                    others,
+                });
             }
         }
     }
@@ -320,6 +370,7 @@ pub async fn remove(config_path: &Path, feed: &str) -> Status {
     match remove_feed(config_path, &wanted) {
         Ok(url) => {
             outln!("removed {url} from {}", config_path.display());
+            reload_hint(config_path);
             Status::Ok
         }
         Err(e) => {

@@ -13,9 +13,11 @@ use crate::model::{FailureKind, FeedError, display_url};
 struct FeedRow {
     url: String,
     title: Option<String>,
+    #[serde(serialize_with = "crate::model::json_time::option")]
     last_success: Option<DateTime<Utc>>,
     last_error: Option<String>,
     consecutive_failures: u32,
+    #[serde(serialize_with = "crate::model::json_time::option")]
     failing_since: Option<DateTime<Utc>>,
     /// What kind of failure the last one was, while failing.
     failure_kind: Option<FailureKind>,
@@ -27,10 +29,12 @@ struct FeedRow {
     repairs: Vec<crate::model::Repair>,
     entries: usize,
     /// When its newest entry was first seen (`null`: none stored yet).
+    #[serde(serialize_with = "crate::model::json_time::option")]
     last_new_entry: Option<DateTime<Utc>>,
     /// Nothing new for longer than `poll.inactive_after` (its author may have stopped).
     inactive: bool,
     /// When `run` would poll it next; `null` for a feed that is gone.
+    #[serde(serialize_with = "crate::model::json_time::option")]
     next_poll: Option<DateTime<Utc>>,
     gone: bool,
     moved_to: Option<String>,
@@ -264,7 +268,7 @@ fn print_history(row: &FeedRow) {
     for e in errors {
         outln!(
             "  {}  {:<13} {}",
-            e.at.format("%Y-%m-%d %H:%M:%SZ"),
+            crate::model::human_time(e.at),
             e.kind.as_str(),
             e.message
         );

@@ -362,13 +362,33 @@ fn load(path: &Path) -> Result<Config, Status> {
 /// What to do when there is no config: where it was looked for, and how to make one.
 fn missing_config(path: &Path) -> String {
     let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    format!(
+    // Every command offered writes the config where it was looked for, not somewhere else.
+    let here = path == Path::new("tributary.toml");
+    let flag = if here {
+        String::new()
+    } else {
+        format!("--config {} ", shown.display())
+    };
+    let init = match (shown.file_name(), shown.parent()) {
+        _ if here => "tributary init".to_string(),
+        (Some(name), Some(dir)) if name == "tributary.toml" => format!("tributary init {}", dir.display()),
+        // `init` only writes DIR/tributary.toml; `add` starts any file from the same starter.
+        _ => format!("tributary {flag}add URL"),
+    };
+    let mut hint = format!(
         "error: no config at {} (from --config, else $TRIBUTARY_CONFIG, else ./tributary.toml)\n\
-         to start one here:       tributary init\n\
-         from your subscriptions: tributary import subscriptions.opml   (creates the config)\n\
-         or use another one:      tributary --config /etc/tributary/tributary.toml …",
+         to start one there:      {init}\n\
+         from your subscriptions: tributary {flag}import subscriptions.opml   (creates the config)",
         shown.display()
-    )
+    );
+    let packaged = Path::new("/etc/tributary/tributary.toml");
+    if shown != packaged && packaged.exists() {
+        hint.push_str(&format!(
+            "\nor use the installed one: tributary --config {} …",
+            packaged.display()
+        ));
+    }
+    hint
 }
 
 /// For commands that edit the config (`add`, `import`): a missing config is created from the

@@ -35,6 +35,9 @@ pub fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
                     done.skipped + done.updated,
                     done.updated
                 );
+                if done.added + done.updated > 0 {
+                    super::edit::reload_hint(config_path);
+                }
             }
             Status::Ok
         }
@@ -46,8 +49,8 @@ pub fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
 }
 
 /// The feeds of an OPML document: outlines with an `xmlUrl`, their `htmlUrl` as the site, and
-/// as tags the path of the folders (outlines without a URL) they sit in (`a/b` for folder `b`
-/// in folder `a`) and their `category` paths.
+/// as tags the folder (outline without a URL) they sit in, its name as written (folders in
+/// folders: the innermost, as one-level readers take it), then their `category` paths.
 fn outlines(text: &str) -> Result<Vec<NewFeed>, String> {
     let mut reader = Reader::from_str(text);
     let mut folders: Vec<Option<String>> = Vec::new();
@@ -78,11 +81,7 @@ fn outlines(text: &str) -> Result<Vec<NewFeed>, String> {
         let title = attr("title").or_else(|| attr("text"));
         match attr("xmlUrl") {
             Some(url) => {
-                let path: Vec<&str> = folders.iter().flatten().map(String::as_str).collect();
-                let mut tags: Vec<String> = Vec::new();
-                if !path.is_empty() {
-                    tags.push(path.join("/"));
-                }
+                let mut tags: Vec<String> = folders.iter().rev().flatten().take(1).cloned().collect();
                 for category in attr("category").iter().flat_map(|c| c.split(',')) {
                     let tag = crate::output::opml::category_tag(category);
                     if !tag.is_empty() && !tags.iter().any(|t| *t == tag) {

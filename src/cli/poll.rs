@@ -14,6 +14,21 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
         Ok(config) => config,
         Err(status) => return status,
     };
+    if config.feeds.iter().all(|f| f.disabled) {
+        // Nothing failed, so not an error; but a cron job that polls nothing says why.
+        let shown = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+        eprintln!(
+            "warning: {} has no feeds to poll{}: add one with `tributary --config {} add URL` \
+             (or `import subscriptions.opml`)",
+            shown.display(),
+            if config.feeds.is_empty() {
+                ""
+            } else {
+                " (every one is disabled)"
+            },
+            shown.display()
+        );
+    }
     // On a cluster's store this poll claims as a node does, under a name of its own: a node
     // of the same name (on this host) must not take its claims for leftovers of a crash.
     let backend = match config.backend() {

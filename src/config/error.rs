@@ -33,6 +33,10 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigError {
     pub problems: Vec<Problem>,
+    /// What could be read of the config despite its problems (the feeds and outputs that are
+    /// valid, every default, the warnings): `check` goes on to check its paths and templates,
+    /// so one run reports everything. `None` when the file could not be read at all.
+    pub partial: Option<Box<super::Config>>,
 }
 
 impl fmt::Display for ConfigError {

@@ -105,6 +105,10 @@ pub struct Config {
     /// Each feed's position in `feeds`, by its store key: what selection looks feeds up by,
     /// built once per config rather than at every render of an output of 100,000 feeds.
     pub feed_positions: std::collections::HashMap<String, usize, foldhash::fast::RandomState>,
+    /// Each output's number in the file (`output[N]`), by its position in `outputs`: the same
+    /// unless the config has problems, where an output that could not be read is left out and
+    /// the rest must still be named as the operator wrote them.
+    pub output_numbers: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +207,7 @@ impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            partial: None,
             problems: vec![Problem {
                 file: path.to_path_buf(),
                 line: 0,
@@ -282,6 +287,17 @@ fn glob_or_word(pattern: &str) -> Option<String> {
 /// (`example.org/feed.xml`): its first segment has a dot and ends in letters, like a domain.
 fn looks_like_a_host(text: &str) -> bool {
     let first = text.split(['/', '?', '#']).next().unwrap_or("");
+    // An address, or a name with a port: `127.0.0.2:8701`, `feeds.example:8080`, `[::1]:80`.
+    if let Some((host, port)) = first.rsplit_once(':')
+        && !port.is_empty()
+        && port.chars().all(|c| c.is_ascii_digit())
+        && !host.is_empty()
+    {
+        return true;
+    }
+    if first.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
     let Some((name, tld)) = first.rsplit_once('.') else {
         return false;
     };
@@ -430,35 +446,41 @@ impl Validator<'_> {
             Some(rules) => self.rule_table(rules, "[rules]", "rules."),
             None => RuleTable::default(),
         });
-        let outputs: Vec<OutputSpec> = raw
+        let (output_numbers, outputs): (Vec<usize>, Vec<OutputSpec>) = raw
             .output
             .into_iter()
             .enumerate()
-            .filter_map(|(i, o)| self.output(i + 1, o, &feeds, base_url.as_ref(), &planet))
-            .collect();
-        self.distinct_outputs(&outputs, serve.is_some());
-        if self.problems.is_empty() {
-            Ok(Config {
-                source: path.to_path_buf(),
-                store,
-                node,
-                poll,
-                outputs,
-                serve,
-                fingerprint,
-                warnings: self.warnings,
-                holds_secrets: self.uses_secrets,
-                places: self.places,
-                feed_positions: feeds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| (f.key.clone(), i))
-                    .collect(),
-                feeds,
+            .filter_map(|(i, o)| {
+                self.output(i + 1, o, &feeds, base_url.as_ref(), &planet)
+                    .map(|spec| (i + 1, spec))
             })
+            .unzip();
+        self.distinct_outputs(&outputs, serve.is_some());
+        let config = Config {
+            source: path.to_path_buf(),
+            store,
+            node,
+            poll,
+            outputs,
+            serve,
+            fingerprint,
+            warnings: self.warnings,
+            holds_secrets: self.uses_secrets,
+            places: self.places,
+            output_numbers,
+            feed_positions: feeds
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.key.clone(), i))
+                .collect(),
+            feeds,
+        };
+        if self.problems.is_empty() {
+            Ok(config)
         } else {
             Err(ConfigError {
                 problems: self.problems,
+                partial: Some(Box::new(config)),
             })
         }
     }

@@ -79,15 +79,71 @@ pub(crate) fn extract(
         .map_err(|_| ArticleError::NoArticle)?;
     let article = readability.parse().map_err(|_| ArticleError::NoArticle)?;
     let clean = sanitizer.clean(&super::rewrite::html(rules, &article.content), Some(page));
+    let clean = without_headline(&clean, &article.title);
     if html_to_text(&clean).trim().is_empty() {
         return Err(ArticleError::NoArticle);
     }
     Ok(clean)
 }
 
+/// The article without the headline it opens with: readers show the entry's title right above
+/// the content, so a first heading that says the page's title again is a repeat. Only a
+/// heading before any other text, and only when it is the title (or the title is it with the
+/// site's name added, or it with a kicker): a heading that says something else stays.
+fn without_headline(article: &str, title: &str) -> String {
+    let same = |a: &str, b: &str| {
+        let (a, b) = (
+            crate::text::fold::fold(a, false),
+            crate::text::fold::fold(b, false),
+        );
+        let (a, b) = (
+            crate::text::collapse_whitespace(&a),
+            crate::text::collapse_whitespace(&b),
+        );
+        !a.is_empty() && !b.is_empty() && (a.contains(&b) || b.contains(&a))
+    };
+    let mut fragment = scraper::Html::parse_fragment(article);
+    let headline = fragment.root_element().descendants().find_map(|node| {
+        if let Some(text) = node.value().as_text() {
+            // Text before any heading: the article does not open with one.
+            return (!text.trim().is_empty()).then_some(None);
+        }
+        let element = scraper::ElementRef::wrap(node)?;
+        matches!(element.value().name(), "h1" | "h2" | "h3").then(|| Some(element))
+    });
+    let Some(Some(headline)) = headline else {
+        return article.to_string();
+    };
+    let text: String = headline.text().collect();
+    if !same(&text, title) {
+        return article.to_string();
+    }
+    let id = headline.id();
+    if let Some(mut node) = fragment.tree.get_mut(id) {
+        node.detach();
+    }
+    fragment.root_element().inner_html()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_opening_headline_that_repeats_the_title_goes_and_other_headings_stay() {
+        let body = "<p>The body of the story, long enough to read.</p>";
+        let cases = [
+            (format!("<div><h1>The story</h1>{body}</div>"), "The story", false),
+            (format!("<h2>  The  STORY </h2>{body}"), "The story | News", false),
+            (format!("<h1>Analysis</h1>{body}"), "The story", true),
+            (format!("<p>Lead.</p><h1>The story</h1>{body}"), "The story", true),
+        ];
+        for (html, title, kept) in cases {
+            let out = without_headline(&html, title);
+            assert!(out.contains("The body of the story"), "{out}");
+            assert_eq!(out.contains("<h"), kept, "{html} with title {title:?}: {out}");
+        }
+    }
 
     #[test]
     fn the_article_is_kept_and_the_page_around_it_left_out() {

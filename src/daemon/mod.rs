@@ -182,6 +182,7 @@ pub async fn run_with_clock(
         tick: None,
     };
     tracing::info!(
+        version = %env!("CARGO_PKG_VERSION"),
         config = %daemon.path.display(),
         feeds = daemon.config.feeds.len(),
         outputs = daemon.config.outputs.len(),
@@ -208,6 +209,28 @@ pub async fn run_with_clock(
     }
     tracing::info!("tributary stopped");
     Ok(())
+}
+
+/// The feeds of `config` whose keys `pick` takes, as a log field: "0", or the count and
+/// their URLs as written (the first ten).
+fn named_feeds(config: &Config, pick: impl Fn(&str) -> bool) -> String {
+    const SHOWN: usize = 10;
+    let urls: Vec<String> = config
+        .feeds
+        .iter()
+        .filter(|f| pick(&f.key))
+        .map(|f| crate::model::display_url(&f.url))
+        .collect();
+    if urls.is_empty() {
+        return "0".into();
+    }
+    let more = urls.len().saturating_sub(SHOWN);
+    let mut s = format!("{} ({}", urls.len(), urls[..urls.len().min(SHOWN)].join(", "));
+    if more > 0 {
+        s.push_str(&format!(" and {more} more"));
+    }
+    s.push(')');
+    s
 }
 
 /// Config feeds by the URL their store row is keyed by.
@@ -653,7 +676,7 @@ impl Daemon {
         }
         self.summary = format!(
             "last round {}: {} polled, {} failed, {} new",
-            self.clock.now().format("%H:%M:%S"),
+            crate::model::human_time(self.clock.now()),
             round.polled,
             round.failed,
             round.new
@@ -860,8 +883,9 @@ impl Daemon {
         };
         let old: HashSet<&str> = self.config.feeds.iter().map(|f| f.key.as_str()).collect();
         let new: HashSet<&str> = config.feeds.iter().map(|f| f.key.as_str()).collect();
-        let added = new.difference(&old).count();
-        let removed = old.difference(&new).count();
+        // Named, so the operator sees the reload took the feeds they meant.
+        let added = named_feeds(&config, |key| !old.contains(key));
+        let removed = named_feeds(&self.config, |key| !new.contains(key));
         let outputs_changed = self.config.outputs != config.outputs;
         if config.serve.as_ref().map(|s| s.listen) != self.config.serve.as_ref().map(|s| s.listen) {
             tracing::warn!("serve.listen changed: the server keeps its address until a restart");
@@ -885,8 +909,8 @@ impl Daemon {
         self.next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
         tracing::info!(
             feeds = self.config.feeds.len(),
-            added,
-            removed,
+            added = %added,
+            removed = %removed,
             outputs_changed,
             "configuration reloaded"
         );
@@ -1088,7 +1112,7 @@ impl Daemon {
         }
         s.push_str(&format!("; {}", self.summary));
         if let Some(next) = self.next_wake {
-            s.push_str(&format!("; next poll {}", next.format("%H:%M:%S")));
+            s.push_str(&format!("; next poll {}", crate::model::human_time(next)));
         }
         if let Some(addr) = self.serving {
             s.push_str(&format!("; serving on {addr}"));

@@ -272,6 +272,7 @@ impl Repair {
 /// One failure in a feed's error history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FeedError {
+    #[serde(serialize_with = "crate::model::json_time::serialize")]
     pub at: DateTime<Utc>,
     pub kind: FailureKind,
     pub message: String,
@@ -283,9 +284,11 @@ pub struct OutputState {
     pub path: String,
     /// Why the last render was not written; `None` once one was.
     pub last_error: Option<String>,
+    #[serde(serialize_with = "crate::model::json_time::option")]
     pub failing_since: Option<DateTime<Utc>>,
     pub failures: u32,
     /// When its file last changed.
+    #[serde(serialize_with = "crate::model::json_time::option")]
     pub last_written: Option<DateTime<Utc>>,
 }
 
@@ -591,6 +594,36 @@ impl OutputSpec {
 /// `n` and the noun that goes with it: "1 feed", "2 feeds", "0 feeds".
 pub fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A time as Tributary writes it for machines: RFC 3339 in UTC to the second
+/// (`2026-12-07T07:07:41Z`), the one form of every JSON answer and every feed format that
+/// takes RFC 3339. Sub-second digits would make equal times look different to readers.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A time as Tributary writes it for people (logs' messages, `feeds`, the STATUS line, holds):
+/// `2026-12-07 07:07:41 UTC`, the one human form; tables say "5m ago" instead.
+pub fn human_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Serde's `serialize_with` for times in JSON answers, in [`rfc3339`]'s form.
+pub mod json_time {
+    use chrono::{DateTime, Utc};
+
+    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*t))
+    }
+
+    /// The same, for a time that may not be known (`null`).
+    pub fn option<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// A name-based `urn:uuid:` (the first 128 bits of SHA-256 of `name`): the same name always

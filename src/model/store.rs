@@ -38,7 +38,9 @@ pub fn is_server_url(target: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ClusterNode {
     pub name: String,
+    #[serde(serialize_with = "super::json_time::serialize")]
     pub started: DateTime<Utc>,
+    #[serde(serialize_with = "super::json_time::serialize")]
     pub last_seen: DateTime<Utc>,
     pub pid: i64,
     pub version: String,

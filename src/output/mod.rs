@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::model::{OutputFormat, OutputSpec};
@@ -229,9 +229,18 @@ pub async fn render_one(
     let path = spec.path.clone();
     let bytes = Arc::new(bytes);
     let to_write = bytes.clone();
-    let write_error = |source| OutputError::Write {
-        path: spec.path.clone(),
-        source,
+    let write_error = |source: std::io::Error| {
+        // What `check` says of it (a file where a directory should be, a read-only mount),
+        // rather than the bare OS error.
+        let dir = spec.path.parent().unwrap_or(Path::new("."));
+        let source = match writable_dir(dir) {
+            Err(why) => std::io::Error::new(source.kind(), why),
+            Ok(()) => source,
+        };
+        OutputError::Write {
+            path: spec.path.clone(),
+            source,
+        }
     };
     let (written, modified) = tokio::task::spawn_blocking(move || {
         let written = write_if_changed(&path, &to_write)?;
@@ -263,10 +272,7 @@ pub fn render(spec: &OutputSpec, selection: &Selection, context: &Context) -> Re
     })
 }
 
-/// RFC 3339 in UTC with seconds, the form Atom and JSON Feed use.
-pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+pub(crate) use crate::model::rfc3339;
 
 /// The newest change among the entries shown: derived from the data, never from the clock,
 /// so an unchanged store renders identical bytes.
@@ -363,6 +369,27 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(true)
+}
+
+/// Whether files can be created in `dir`, or in the nearest existing ancestor that would hold it.
+pub(crate) fn writable_dir(dir: &Path) -> Result<(), String> {
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+            _ => return Err("no existing parent directory".into()),
+        }
+    }
+    if !existing.is_dir() {
+        return Err(format!("{} is not a directory", existing.display()));
+    }
+    // Creating (and at once removing) a file is the only test of writability that also
+    // covers ACLs, read-only mounts and the like.
+    tempfile::Builder::new()
+        .prefix(".tributary-check-")
+        .tempfile_in(existing)
+        .map(drop)
+        .map_err(|_| format!("{} is not writable", existing.display()))
 }
 
 /// A process killed while writing an output leaves its temporary file behind (the output

@@ -1,7 +1,8 @@
 //! OPML 2.0 (<http://opml.org/spec2.opml>) of an output's subscriptions. Each feed sits in the
-//! folder of its first tag, a tag path `a/b` being folder `a` holding folder `b` (the nesting
-//! FreshRSS, Miniflux and NetNewsWire build folders from); all its tags are in its `category`
-//! attribute, so a feed with several keeps them all. URLs are written with Unicode host names,
+//! folder named by its first tag, exactly as written (a tag `Go/Python, etc.` is one folder:
+//! FreshRSS, Miniflux and NetNewsWire have one level of folders, and a slash in a name is no
+//! nesting); its other tags are in its `category` attribute, so a feed with several keeps them
+//! all. URLs are written with Unicode host names,
 //! as people wrote them. No dateCreated / dateModified: the file changes only when the
 //! subscriptions do.
 
@@ -14,52 +15,46 @@ use super::FeedView;
 use super::atom::XmlWriter;
 use crate::output::xml_safe;
 
-/// What `category` escapes in a tag: its list separator (a tag may contain a comma) and the
-/// escape character itself. Readers of OPML see the tag otherwise as written.
+/// What `category` escapes in a tag that needs it: its list separator (a tag may contain a
+/// comma) and the escape character itself. Any other tag is written as it is, as readers show it.
 const CATEGORY: &AsciiSet = &CONTROLS.add(b',').add(b'%');
 
-/// A folder: feeds directly in it, then its sub-folders, in the order first met.
+/// The subscriptions in folders: those without a tag first, then one folder per first tag, in
+/// the order first met.
 #[derive(Default)]
-struct Folder<'a> {
-    feeds: Vec<&'a FeedView>,
-    folders: Vec<(&'a str, Folder<'a>)>,
+struct Folders<'a> {
+    loose: Vec<&'a FeedView>,
+    folders: Vec<(&'a str, Vec<&'a FeedView>)>,
 }
 
-impl<'a> Folder<'a> {
-    fn place(&mut self, path: &[&'a str], feed: &'a FeedView) {
-        let Some((first, rest)) = path.split_first() else {
-            self.feeds.push(feed);
+impl<'a> Folders<'a> {
+    fn place(&mut self, feed: &'a FeedView) {
+        let Some(name) = feed.tags.first() else {
+            self.loose.push(feed);
             return;
         };
-        let at = match self.folders.iter().position(|(name, _)| name == first) {
-            Some(at) => at,
-            None => {
-                self.folders.push((first, Folder::default()));
-                self.folders.len() - 1
-            }
-        };
-        self.folders[at].1.place(rest, feed);
+        match self.folders.iter_mut().find(|(n, _)| n == name) {
+            Some((_, feeds)) => feeds.push(feed),
+            None => self.folders.push((name, vec![feed])),
+        }
     }
 
     fn write(&self, w: &mut XmlWriter) {
-        for feed in &self.feeds {
+        for feed in &self.loose {
             w.empty(outline(feed));
         }
-        for (name, folder) in &self.folders {
+        for (name, feeds) in &self.folders {
             let name = xml_safe(name);
             w.start(
                 BytesStart::new("outline")
                     .with_attributes([("text", name.as_ref()), ("title", name.as_ref())]),
             );
-            folder.write(w);
+            for feed in feeds {
+                w.empty(outline(feed));
+            }
             w.end("outline");
         }
     }
-}
-
-/// The folder path of a tag: its non-empty `/`-separated parts.
-fn tag_path(tag: &str) -> Vec<&str> {
-    tag.split('/').map(str::trim).filter(|p| !p.is_empty()).collect()
 }
 
 fn outline(feed: &FeedView) -> BytesStart<'static> {
@@ -81,19 +76,34 @@ fn outline(feed: &FeedView) -> BytesStart<'static> {
     if let Some(site) = &feed.site_url {
         tag.push_attribute(("htmlUrl", xml_safe(&unicode_host(site)).as_ref()));
     }
-    if !feed.tags.is_empty() {
+    // The first tag is the folder the outline sits in.
+    if feed.tags.len() > 1 {
         // OPML 2.0 categories: comma-separated, each a slash-delimited path.
-        let categories: Vec<String> = feed
-            .tags
+        let categories: Vec<String> = feed.tags[1..]
             .iter()
-            .map(|t| format!("/{}", utf8_percent_encode(t, CATEGORY)))
+            .map(|t| format!("/{}", category(t)))
             .collect();
         tag.push_attribute(("category", xml_safe(&categories.join(",")).as_ref()));
     }
     tag
 }
 
-/// A tag as `category` carries it back (see `CATEGORY`).
+/// A tag as a `category` carries it: as written, unless it holds what would read as a list
+/// separator or an escape.
+fn category(tag: &str) -> Cow<'_, str> {
+    let escape_like = tag.match_indices('%').any(|(at, _)| {
+        tag.as_bytes()
+            .get(at + 1..at + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if tag.contains(',') || escape_like {
+        Cow::Owned(utf8_percent_encode(tag, CATEGORY).to_string())
+    } else {
+        Cow::Borrowed(tag)
+    }
+}
+
+/// A tag as `category` carries it back (see [`category`]).
 pub(crate) fn category_tag(category: &str) -> Cow<'_, str> {
     percent_encoding::percent_decode_str(category.trim().trim_start_matches('/')).decode_utf8_lossy()
 }
@@ -121,10 +131,9 @@ fn unicode_host(url: &str) -> Cow<'_, str> {
 
 /// An OPML 2.0 document titled `title` listing `feeds`.
 pub fn document(title: &str, feeds: &[FeedView]) -> Vec<u8> {
-    let mut root = Folder::default();
+    let mut root = Folders::default();
     for feed in feeds {
-        let path = feed.tags.first().map(|t| tag_path(t)).unwrap_or_default();
-        root.place(&path, feed);
+        root.place(feed);
     }
     let mut w = XmlWriter::new(1024 + feeds.len() * 256);
     w.event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)));
@@ -156,9 +165,14 @@ mod tests {
     }
 
     #[test]
-    fn commas_in_tags_survive_categories() {
-        let encoded = utf8_percent_encode("a, b/100%", CATEGORY).to_string();
-        assert!(!encoded.contains(','));
-        assert_eq!(category_tag(&format!("/{encoded}")), "a, b/100%");
+    fn tags_survive_categories_and_only_commas_and_escapes_are_escaped() {
+        for tag in ["a, b/100%", "C%2B%2B", "Go/Python", "100% Rust", "日本語"] {
+            let written = category(tag);
+            assert!(!written.contains(','), "{written}");
+            assert_eq!(category_tag(&format!("/{written}")), tag);
+        }
+        assert_eq!(category("Go/Python"), "Go/Python");
+        assert_eq!(category("100% Rust"), "100% Rust");
+        assert_eq!(category("日本語"), "日本語");
     }
 }

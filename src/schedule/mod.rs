@@ -132,7 +132,7 @@ impl Hold {
 
 impl std::fmt::Display for Hold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let when = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        let when = |t: &DateTime<Utc>| crate::model::human_time(*t);
         match self {
             Hold::Gone => f.write_str("gone (HTTP 410); not polled until the config changes (or --force)"),
             Hold::RetryAfter(t) => write!(f, "the server asked to wait until {} (Retry-After)", when(t)),

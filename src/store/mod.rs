@@ -488,6 +488,15 @@ pub fn describe(backend: &Backend) -> String {
     }
 }
 
+/// The pid of a `tributary run` on this store, where the store can tell: a file's daemon holds
+/// its lock; a cluster's nodes are many and elsewhere (`None`).
+pub fn running_daemon(backend: &Backend) -> Option<u32> {
+    match backend {
+        Backend::File(path) => sqlite::running_daemon(path),
+        Backend::Server { .. } => None,
+    }
+}
+
 #[cfg(test)]
 #[test]
 fn servers_are_named_without_their_passwords() {

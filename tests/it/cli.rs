@@ -55,8 +55,34 @@ async fn check_reports_every_problem_with_its_line() {
         !ws.path("tributary.db").exists(),
         "check does not create the database"
     );
+    // A poll meets the same problem in the same words, not as a bare OS error (no feeds: the
+    // outputs are still written).
+    ws.write_config("[[output]]\npath = \"not-a-dir/all.atom\"\n");
+    let polled = ws.tributary(&["poll"]).await;
+    assert!(
+        polled.stderr.contains(&format!(
+            "cannot write output {}: {} is not a directory",
+            ws.path("not-a-dir/all.atom").display(),
+            ws.path("not-a-dir").display()
+        )),
+        "{}",
+        polled.stderr
+    );
 
     ws.write_config("[[feed]]\nurl = \"https://example.org/feed\"\n[[output]]\npath = \"out/all.atom\"\n");
+    let run = ws.tributary(&["check"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    // A feed written to a file with no address to name it by works, with a word about the
+    // readers that need a self link.
+    assert!(
+        run.stdout.contains(":3:1: output[1]: it has no address")
+            && run.stdout.ends_with(": 1 feed, 1 output: ok (1 warning)\n"),
+        "{}",
+        run.stdout
+    );
+    ws.write_config(
+        "[[feed]]\nurl = \"https://example.org/feed\"\n[[output]]\npath = \"out/all.atom\"\nurl = \"https://planet.example/all.atom\"\n",
+    );
     let run = ws.tributary(&["check"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.ends_with(": 1 feed, 1 output: ok\n"), "{}", run.stdout);
@@ -88,6 +114,17 @@ async fn feeds_json_reports_health_and_render_needs_no_network(ws: Workspace) {
     assert_eq!(feeds[1]["consecutive_failures"], 1);
     assert_eq!(feeds[1]["last_error"], "HTTP 503");
     assert!(feeds[1]["failing_since"].is_string() && feeds[1]["next_poll"].is_string());
+    // Every time in one form: RFC 3339, UTC, to the second.
+    for feed in feeds.as_array().unwrap() {
+        for key in ["last_success", "failing_since", "last_new_entry", "next_poll"] {
+            if let Some(t) = feed[key].as_str() {
+                assert!(
+                    t.len() == 20 && t.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(t).is_ok(),
+                    "{key}: {t}"
+                );
+            }
+        }
+    }
 
     let table = ws.tributary(&["status"]).await;
     assert!(
@@ -122,12 +159,18 @@ async fn import_then_export_loses_nothing() {
   </outline>
   <outline type="rss" text="Already there" xmlUrl="https://already.example/feed"/>
   <outline type="rss" text="Café Society" xmlUrl="https://cafe.example/atom.xml"/>
+  <outline text="Go/Python, etc.">
+    <outline type="rss" text="Gopher News" xmlUrl="https://go.example/feed"/>
+  </outline>
+  <outline text="Later">
+    <outline type="rss" text="Gopher News, again" xmlUrl="https://go.example/feed"/>
+  </outline>
 </body></opml>"#;
     let file = ws.write("subs.opml", opml.as_bytes());
     let run = ws.tributary(&["import", file.to_str().unwrap()]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
-        run.stdout.contains("imported 3 feeds") && run.stdout.contains("1 already there"),
+        run.stdout.contains("imported 4 feeds") && run.stdout.contains("2 already there"),
         "{}",
         run.stdout
     );
@@ -145,13 +188,17 @@ async fn import_then_export_loses_nothing() {
     assert_eq!(export.code, 0, "{export:?}");
     let out = export.stdout;
     for (url, title, category) in [
-        ("https://blog.rust-lang.org/feed.xml", "Rust Blog", Some("/Tech")),
+        // The first tag is the folder; the others are categories.
+        ("https://blog.rust-lang.org/feed.xml", "Rust Blog", None),
         (
             "https://lwn.example/headlines/rss",
             "LWN &amp; friends",
-            Some("/Tech,/linux,/news"),
+            Some("/linux,/news"),
         ),
         ("https://cafe.example/atom.xml", "Café Society", None),
+        // Listed twice: the title it was first given, the tags of both; a folder name with a
+        // slash and a comma is one folder, and a category written as it reads.
+        ("https://go.example/feed", "Gopher News", Some("/Later")),
     ] {
         let line = out
             .lines()
@@ -163,6 +210,11 @@ async fn import_then_export_loses_nothing() {
             None => assert!(!line.contains("category="), "{line}"),
         }
     }
+    assert!(
+        out.contains("<outline text=\"Go/Python, etc.\" title=\"Go/Python, etc.\">\n      <outline type=\"rss\" text=\"Gopher News\""),
+        "{out}"
+    );
+    assert!(!out.contains('%'), "{out}");
     // And back: the exported OPML imports into an empty config as the same feeds.
     let ws2 = Workspace::new();
     ws2.write_config("[store]\npath = \"data/t.db\"\n");
@@ -191,7 +243,8 @@ async fn add_finds_the_feed_of_a_page_and_remove_takes_it_out() {
         Route::feed(
             "text/html; charset=utf-8",
             "<!DOCTYPE html><html><head><title>Blog</title>\
-             <link rel=\"alternate\" type=\"application/rss+xml\" title=\"RSS\" href=\"/feed.xml\"></head><body>hi</body></html>",
+             <link rel=\"alternate\" type=\"application/rss+xml\" title=\"RSS\" href=\"/feed.xml\">\
+             <link rel=\"alternate\" type=\"application/atom+xml\" title=\"Comments\" href=\"/comments.xml\"></head><body>hi</body></html>",
         ),
     );
     let ws = Workspace::new();
@@ -218,6 +271,16 @@ async fn add_finds_the_feed_of_a_page_and_remove_takes_it_out() {
         "{}",
         run.stdout
     );
+    // The page's other feed is named, to pick from; with no daemon running, no word of one.
+    assert!(
+        run.stdout.contains(&format!(
+            "the page also links to {} (add it with `tributary add {}`)",
+            server.url("/comments.xml"),
+            server.url("/comments.xml")
+        )) && !run.stdout.contains("runs on this config"),
+        "{}",
+        run.stdout
+    );
     let config = std::fs::read_to_string(ws.path("tributary.toml")).unwrap();
     assert!(
         config.contains(&format!("url = \"{}\"", server.url("/feed.xml"))),
@@ -232,6 +295,30 @@ async fn add_finds_the_feed_of_a_page_and_remove_takes_it_out() {
     let again = ws.tributary(&["add", &server.url("/feed.xml")]).await;
     assert!(again.stdout.contains("already in"), "{}", again.stdout);
     assert_eq!(ws.poll().await.code, 0, "the added feed polls");
+
+    // Beside a running daemon, an edit says the daemon takes it when reloaded.
+    server.set(
+        "/comments.xml",
+        Route::rss(rss("comments", &[(Some("c1"), None, "Comment", "x", Some(D1))])),
+    );
+    let mut daemon = crate::support::Daemon::start(&ws.path("tributary.toml"));
+    daemon.wait_for("READY=1").await;
+    let beside = ws.tributary(&["add", &server.url("/comments.xml")]).await;
+    assert_eq!(beside.code, 0, "{beside:?}");
+    assert!(
+        beside.stdout.contains(&format!(
+            "`tributary run` (pid {}) runs on this config: it takes the change when reloaded",
+            daemon.pid()
+        )),
+        "{}",
+        beside.stdout
+    );
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
+    assert_eq!(
+        ws.tributary(&["remove", &server.url("/comments.xml")]).await.code,
+        0
+    );
 
     let removed = ws.tributary(&["remove", "Some Blog"]).await;
     assert_eq!(removed.code, 0, "{removed:?}");
@@ -478,6 +565,9 @@ dedupe = \"links\"
         ":28:10: output[1].format: unknown format `atomm`; did you mean `atom`?",
         ": output[2]: missing `path`",
         ":37:10: output[3].dedupe: unknown value `links`; did you mean `link`?",
+        // What could be read is checked too: the template of the output after two broken ones,
+        // named as written, its error placed in the template's own file.
+        ":36:12: output[3].template: syntax error",
     ];
     let lines: Vec<&str> = run.stdout.lines().collect();
     for want in expected {
@@ -488,11 +578,11 @@ dedupe = \"links\"
         );
     }
     assert!(
-        run.stdout.ends_with(&format!("13 problems in {file}\n")),
+        run.stdout.ends_with(&format!("14 problems in {file}\n")),
         "{}",
         run.stdout
     );
-    // Once those are fixed, the template's syntax error is found in the template's own file.
+    // With the rest fixed, the template's error is the one problem, and -v says where things go.
     ws.write_config(
         "[[feed]]\nurl = \"example.org/feed.xml\"\n\n[[output]]\npath = \"public/index.html\"\nformat = \"html\"\ntemplate = \"broken.html\"\n",
     );
@@ -725,4 +815,113 @@ async fn a_feeds_own_timeout_outlasts_the_polls() {
     let json: serde_json::Value = serde_json::from_str(&feeds.stdout).unwrap();
     assert_eq!(json[0]["entries"], 1);
     assert_eq!(json[1]["failure_kind"], "timeout");
+}
+
+/// `check` reports every error and every warning in one run: the paths and templates of what
+/// could be read are checked even when other keys are wrong, and warnings are shown beside
+/// errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_errors_paths_templates_and_warnings_in_one_run() {
+    let ws = Workspace::new();
+    ws.write("blocker", b"a file where a directory should be");
+    ws.write("page.html", b"<html>{% for x in %}</html>");
+    ws.write_config(
+        "[poll]\ntimeout = \"soon\"\n\
+         [[feed]]\nurl = \"127.0.0.2:8701/feeds/x.rss\"\n\
+         [[output]]\npath = \"blocker/all.atom\"\n\
+         [[output]]\npath = \"index.html\"\nformat = \"html\"\ntemplate = \"page.html\"\n",
+    );
+    let run = ws.tributary(&["check"]).await;
+    assert_eq!(run.code, 2);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    for (what, needle) in [
+        ("the bad value", "poll.timeout"),
+        ("the output under a file", "blocker"),
+        ("the template's syntax error", "page.html"),
+        ("the scheme-less URL", "warning:"),
+    ] {
+        assert!(
+            said.contains(needle),
+            "{what} is not reported in one run:\n{said}"
+        );
+    }
+    assert!(said.contains("127.0.0.2:8701"), "{said}");
+}
+
+/// Where there is no config, every command offered writes it where it was looked for; a
+/// config with nothing to poll says how to add a feed rather than polling nothing in silence.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_empty_config_says_how_to_make_it() {
+    let ws = Workspace::new();
+    let bin = env!("CARGO_BIN_EXE_tributary");
+    let run = |args: Vec<String>| async move {
+        let out = tokio::process::Command::new(bin)
+            .args(&args)
+            .env_remove("TRIBUTARY_CONFIG")
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // Not named tributary.toml: `init` could not write it; `add` and `import` can.
+    std::fs::create_dir_all(ws.path("conf")).unwrap();
+    let elsewhere = ws.path("conf/planet.toml").display().to_string();
+    let (code, _, stderr) = run(vec!["--config".into(), elsewhere.clone(), "poll".into()]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains(&format!("tributary --config {elsewhere} add URL"))
+            && stderr.contains(&format!(
+                "tributary --config {elsewhere} import subscriptions.opml"
+            ))
+            && !stderr.contains("tributary init"),
+        "{stderr}"
+    );
+    let server = FeedServer::start().await;
+    server.set(
+        "/feed.xml",
+        Route::rss(rss("f", &[(Some("1"), None, "Post", "x", Some(D1))])),
+    );
+    let (code, _, stderr) = run(vec![
+        "--config".into(),
+        elsewhere.clone(),
+        "add".into(),
+        server.url("/feed.xml"),
+    ])
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        ws.path("conf/planet.toml").exists(),
+        "the hint wrote the config it named"
+    );
+
+    // Named tributary.toml in another directory: `init DIR` writes exactly it.
+    let dir = ws.path("site").display().to_string();
+    let there = format!("{dir}/tributary.toml");
+    let (code, _, stderr) = run(vec!["--config".into(), there.clone(), "check".into()]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains(&format!("to start one there:      tributary init {dir}\n")),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(vec!["init".into(), dir.clone()]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(std::path::Path::new(&there).exists());
+
+    // A config with no feeds: the poll works (exit 0: nothing failed) and says what to do.
+    ws.write_config("[store]\npath = \"data/t.db\"\n\n[[output]]\npath = \"public/all.atom\"\n");
+    let polled = ws.poll().await;
+    assert_eq!(polled.code, 0, "{polled:?}");
+    assert!(
+        polled
+            .stderr
+            .contains("has no feeds to poll: add one with `tributary --config ")
+            && polled.stderr.contains(" add URL`"),
+        "{}",
+        polled.stderr
+    );
 }

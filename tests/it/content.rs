@@ -18,7 +18,7 @@ const D1: &str = "Mon, 02 Mar 2026 10:00:00 +0000";
 fn page(story: &[&str]) -> String {
     let paragraphs: String = story.iter().map(|p| format!("<p>{p}</p>\n")).collect();
     format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Story</title></head><body>\
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Headline | The News</title></head><body>\
          <header><nav><a href=\"/\">Front page</a> <a href=\"/world\">World desk</a> \
          <a href=\"/sport\">Sport desk</a></nav></header>\
          <div class=\"share-buttons\"><a href=\"https://social.example/share\">Share on Social</a></div>\
@@ -126,6 +126,8 @@ async fn full_text_replaces_teasers_with_articles_and_leaves_the_page_around_the
     ] {
         assert!(!content.contains(chrome), "{chrome} in the article: {content}");
     }
+    // Readers show the entry's title above its content: the page's headline is not repeated.
+    assert!(!content.contains("Headline"), "{content}");
     assert_eq!(
         alpha_row.summary.as_deref(),
         Some("Teaser only."),

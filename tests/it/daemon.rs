@@ -76,6 +76,24 @@ async fn ready_changes_reload_and_clean_stop() {
     daemon
         .until_round(10, || output_titles(&ws).contains(&"From B".to_string()))
         .await;
+    // The start line says which build runs; the reload line names what it took.
+    let log = daemon.stderr();
+    let started = log
+        .lines()
+        .find(|l| l.contains("tributary started"))
+        .unwrap_or_default();
+    assert!(
+        started.contains(&format!("version={}", env!("CARGO_PKG_VERSION"))),
+        "{started}"
+    );
+    let reloaded = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap_or_default();
+    assert!(
+        reloaded.contains(&format!("added=1 ({})", server.url("/b.xml"))) && reloaded.contains("removed=0"),
+        "{reloaded}"
+    );
 
     // SIGHUP with a broken config: rejected with a clear log line, the old one keeps running.
     ws.write_config("[poll]\nschedule = \"every now and then\"\n");
@@ -161,9 +179,19 @@ fn systemd_unit_verifies() {
         unit.replace("/usr/bin/tributary", env!("CARGO_BIN_EXE_tributary"))
             .as_bytes(),
     );
+    // `Documentation=man:tributary(1)` is checked by asking man(1): the page the package
+    // installs is the one `tributary man` prints.
+    let man1 = dir.path().join("man/man1");
+    std::fs::create_dir_all(&man1).unwrap();
+    let page = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .arg("man")
+        .output()
+        .unwrap();
+    crate::support::write_file(&man1.join("tributary.1"), &page.stdout);
     let out = std::process::Command::new(analyze)
         .arg("verify")
         .arg(&path)
+        .env("MANPATH", dir.path().join("man"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

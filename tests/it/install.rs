@@ -86,7 +86,7 @@ echo layout-ok
         "the installed layout:\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(
-        stdout.contains("/etc/tributary/tributary.toml: 1 feed, 2 outputs") && stdout.contains(": ok"),
+        stdout.contains("/etc/tributary/tributary.toml: 0 feeds, 2 outputs") && stdout.contains(": ok"),
         "check reports no problem: {stdout}"
     );
 }

@@ -364,24 +364,34 @@ async fn no_page_scrolls_sideways_on_a_phone() {
         let html = std::fs::read_to_string(ws.path(&format!("public/{page}"))).unwrap();
         let probe = html.replace(
             "</body>",
-            "<script>parent.document.documentElement.setAttribute('data-fit', \
-             document.scrollingElement.scrollWidth + ' ' + window.innerWidth);</script></body>",
+            "<script>var cells = [].slice.call(document.querySelectorAll('.body td, .body th'))\
+             .map(function (c) { return Math.round(c.getBoundingClientRect().width); });\
+             parent.document.documentElement.setAttribute('data-fit', \
+             document.scrollingElement.scrollWidth + ' ' + window.innerWidth + ' ' + \
+             (cells.length ? Math.min.apply(null, cells) : 9999));</script></body>",
         );
         for width in [320, 390, 1280] {
-            let (scroll, inner) = measure(&chromium, &home, &probe, width).await;
+            let (scroll, inner, narrowest_cell) = measure(&chromium, &home, &probe, width).await;
             assert_eq!(inner, width, "{page}: the viewport is {width} px");
             assert!(
                 scroll <= inner,
                 "{page} at {width} px is {scroll} px wide: it scrolls sideways"
             );
+            // A wide table scrolls inside itself; its cells keep their words whole rather than
+            // collapsing to a letter per line ("Column heading 29" is about 60 px at its
+            // narrowest, a word per line).
+            assert!(
+                narrowest_cell >= 50,
+                "{page} at {width} px squeezes a table cell to {narrowest_cell} px"
+            );
         }
     }
 }
 
-/// `(scrollWidth, innerWidth)` of `page` in a viewport `width` px wide: the page in an iframe
+/// `(scrollWidth, innerWidth, narrowest table cell)` of `page` in a viewport `width` px wide: the page in an iframe
 /// of that width (headless Chromium's window is at least 500 px wide), whose script reports
 /// to the frame around it.
-async fn measure(chromium: &Path, home: &Path, page: &str, width: u32) -> (u32, u32) {
+async fn measure(chromium: &Path, home: &Path, page: &str, width: u32) -> (u32, u32, u32) {
     let profile = format!("--user-data-dir={}", home.join("profile").display());
     let frame = format!(
         "<!DOCTYPE html><html><body style=\"margin:0\"><iframe style=\"border:0;width:{width}px;height:900px\" srcdoc=\"{}\"></iframe></body></html>",
@@ -420,5 +430,9 @@ async fn measure(chromium: &Path, home: &Path, page: &str, width: u32) -> (u32, 
         .and_then(|s| s.split('"').next())
         .unwrap_or_else(|| panic!("no measurement in the DOM: {}", &dom[..dom.len().min(500)]));
     let mut numbers = fit.split(' ').map(|n| n.parse::<u32>().unwrap());
-    (numbers.next().unwrap(), numbers.next().unwrap())
+    (
+        numbers.next().unwrap(),
+        numbers.next().unwrap(),
+        numbers.next().unwrap(),
+    )
 }

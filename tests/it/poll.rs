@@ -636,10 +636,58 @@ async fn the_bundled_demo_runs_offline() {
 #[test]
 fn the_reference_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tributary.toml");
+    // As packaged: it polls nothing and serves nothing until told.
     let config = tributary::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.poll.per_host, 2);
+    assert!(config.feeds.is_empty() && config.serve.is_none());
+    assert_eq!(config.outputs.len(), 2);
+    // Its example feed and [serve] table, uncommented as its header says, are valid too.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut section = "";
+    let mut taken = std::collections::HashSet::new();
+    let uncommented: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line == "# [serve]" || line == "# [[feed]]" {
+                section = line;
+                return line[2..].to_string();
+            }
+            if line.starts_with('[') {
+                section = "";
+            }
+            let keys: &[&str] = match section {
+                "# [serve]" => &[
+                    "listen",
+                    "admin_listen",
+                    "max_connections",
+                    "header_timeout",
+                    "idle_timeout",
+                ],
+                "# [[feed]]" => &["url", "title", "tags", "disabled", "ignore_hints"],
+                _ => &[],
+            };
+            match line.strip_prefix("# ").and_then(|l| l.split_once(" = ")) {
+                Some((key, _)) if keys.contains(&key) && taken.insert((section, key)) => {
+                    line[2..].to_string()
+                }
+                _ => line.to_string(),
+            }
+        })
+        .collect();
+    let config =
+        tributary::config::Config::parse(&path, &uncommented.join("\n")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.feeds.len(), 1);
+    assert_eq!(
+        config.feeds[0].url.as_str(),
+        "https://blog.rust-lang.org/feed.xml"
+    );
     assert!(!config.feeds[0].ignore_hints);
+    let serve = config.serve.expect("[serve] uncommented");
+    assert_eq!(serve.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        serve.admin_listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:8081")
+    );
 }
 
 /// Every new entry is accounted for: shown, held back as a new feed's back catalogue (and

@@ -72,9 +72,37 @@ impl DaemonLock {
     }
 }
 
+/// The pid of the daemon running on the database at `db`, if one is. Reads only: no lock
+/// file is created where none is.
+pub fn holder(db: &Path) -> Option<u32> {
+    let mut file = File::open(lock_path(db)).ok()?;
+    match file.try_lock_shared() {
+        // Nobody holds it: the shared lock goes with the file, at once.
+        Ok(()) => None,
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            file.read_to_string(&mut pid).ok()?;
+            pid.trim().parse().ok()
+        }
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_holder_is_named_and_asking_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        assert_eq!(holder(&db), None);
+        assert!(!lock_path(&db).exists());
+        let lock = DaemonLock::acquire(&db).unwrap();
+        assert_eq!(holder(&db), Some(std::process::id()));
+        drop(lock);
+        assert_eq!(holder(&db), None);
+    }
 
     #[test]
     fn a_second_holder_is_refused_with_the_first_ones_pid() {

@@ -37,6 +37,7 @@ use crate::model::{ClusterNode, FeedError, FeedState, OutputState, StoredEntry};
 use crate::parse::Fingerprints;
 use checkpoint::{Checkpointer, Thresholds};
 use lock::DaemonLock;
+pub use lock::holder as running_daemon;
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
