@@ -1216,6 +1216,7 @@ async fn poll_one(
         headers: &spec.headers,
         trust: fetch::Trust::Operator,
         timeout: spec.timeout,
+        proxy: spec.proxy.as_ref(),
     };
     let turn = context
         .requests
@@ -1258,13 +1259,7 @@ async fn poll_one(
                 // A new feed's back catalogue is stored out of sight: its pages are not read.
                 let first_poll = state.last_success.is_none();
                 let limit = context.new_feed_entries;
-                full_text(
-                    &mut parsed.entries,
-                    first_poll.then_some(limit),
-                    &spec.rewrite,
-                    context,
-                )
-                .await?;
+                full_text(&mut parsed.entries, first_poll.then_some(limit), &spec, context).await?;
             }
             judge(&mut parsed, &spec.rules, &context.parsing)
                 .await
@@ -1389,7 +1384,7 @@ async fn poll_one(
     };
     let (result, next_due) = result;
     if spec.full_text && result.is_ok() {
-        retry_full_text(feed_id, began, &spec.rewrite, context).await?;
+        retry_full_text(feed_id, began, &spec, context).await?;
     }
     let recovered_after = if result.is_ok() {
         state.consecutive_failures
@@ -1450,7 +1445,7 @@ async fn judge(parsed: &mut Parsed, rules: &filter::Rules, parsing: &Arc<Semapho
 async fn full_text(
     entries: &mut [KeyedEntry],
     shown: Option<usize>,
-    rewrite: &[Rewrite],
+    spec: &FeedSpec,
     context: &Context,
 ) -> Result<(), StoreError> {
     let held_back: std::collections::HashSet<&str> = match shown {
@@ -1466,7 +1461,7 @@ async fn full_text(
         .filter(|(_, k)| !held_back.contains(k.key.as_str()))
         .map(|(i, k)| (i, full_text::page_of(k.entry.link.as_deref())))
         .collect();
-    let articles = read_articles(pages, rewrite, context).await?;
+    let articles = read_articles(pages, spec, context).await?;
     for (i, article) in articles {
         let entry = &mut entries[i].entry;
         match article {
@@ -1494,7 +1489,7 @@ async fn full_text(
 async fn retry_full_text(
     feed_id: i64,
     began: DateTime<Utc>,
-    rewrite: &[Rewrite],
+    spec: &FeedSpec,
     context: &Context,
 ) -> Result<(), StoreError> {
     let due = context.store.full_text_retries(feed_id, began).await?;
@@ -1505,7 +1500,7 @@ async fn retry_full_text(
         .iter()
         .map(|(id, link)| (*id, full_text::page_of(Some(link))))
         .collect();
-    let articles = read_articles(pages, rewrite, context).await?;
+    let articles = read_articles(pages, spec, context).await?;
     let now = context.clock.now();
     let tries = articles
         .into_iter()
@@ -1519,10 +1514,12 @@ async fn retry_full_text(
 /// is not asked, and one that says so now (429, or 503 with Retry-After) is recorded as such.
 async fn read_articles<T: Copy + Send + 'static>(
     pages: Vec<(T, Result<Url, ArticleError>)>,
-    rewrite: &[Rewrite],
+    spec: &FeedSpec,
     context: &Context,
 ) -> Result<Vec<(T, Result<String, ArticleError>)>, StoreError> {
-    let rewrite: Arc<[Rewrite]> = rewrite.into();
+    let rewrite: Arc<[Rewrite]> = spec.rewrite.as_slice().into();
+    // A feed's pages go through its proxy, as its feed does.
+    let proxy = spec.proxy.as_ref();
     let read = futures::stream::iter(pages)
         .map(|(tag, page)| {
             let rewrite = rewrite.clone();
@@ -1545,7 +1542,7 @@ async fn read_articles<T: Copy + Send + 'static>(
                 {
                     return (tag, Err(ArticleError::HostWaiting), None);
                 }
-                let fetched = full_text::fetch_page(&context.fetcher, &page).await;
+                let fetched = full_text::fetch_page(&context.fetcher, &page, proxy).await;
                 drop(turn);
                 let (html, final_url) = match fetched {
                     Ok(fetched) => fetched,

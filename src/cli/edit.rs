@@ -321,6 +321,8 @@ async fn discover(config_path: &Path, url: &Url) -> Result<Discovered, String> {
                 headers: &[],
                 trust: crate::fetch::Trust::Operator,
                 timeout: None,
+                // A URL not configured yet has no proxy of its own.
+                proxy: None,
             };
             match fetcher.fetch(request).await {
                 Ok(Fetched::Modified(body)) => Ok(body),

@@ -88,6 +88,7 @@ async fn preview(config: &Config, spec: &FeedSpec) -> Result<String, String> {
         headers: &spec.headers,
         trust: Trust::Operator,
         timeout: spec.timeout,
+        proxy: spec.proxy.as_ref(),
     };
     let body = match fetcher.fetch(request).await.map_err(|e| e.to_string())? {
         Fetched::Modified(body) => body,

@@ -73,6 +73,7 @@ pub(super) const FEED: &[&str] = &[
     "lang",
     "timezone",
     "timeout",
+    "proxy",
 ];
 /// The fields of a feed's `scrape` table (an inline table of selectors or JSON Pointers), in
 /// the order `scrape_of` takes them.

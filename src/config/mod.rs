@@ -793,6 +793,7 @@ impl Validator<'_> {
         let lang = self.language(raw.lang, &key("lang"));
         let timezone = self.timezone(raw.timezone, &key("timezone"));
         let timeout = self.duration(raw.timeout, &key("timeout"), false);
+        let proxy = raw.proxy.and_then(|p| self.proxy(&p, &key("proxy")));
         let mut headers = Vec::new();
         if let Some(table) = raw.headers {
             for (name, value) in table.into_inner() {
@@ -840,7 +841,32 @@ impl Validator<'_> {
             lang,
             timezone,
             timeout,
+            proxy,
         })
+    }
+
+    /// A proxy URL: http:// or https://, with a host; `${NAME}` and the like expanded (a
+    /// password in it is a secret like any other).
+    fn proxy(&mut self, raw: &toml::Spanned<String>, key: &str) -> Option<Url> {
+        let expanded = self.expand(raw, key)?;
+        match Url::parse(expanded.trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                if url.password().is_some() && !raw.get_ref().contains("${") {
+                    self.uses_secrets = true;
+                }
+                Some(url)
+            }
+            // The value may hold a password: the message shows only what it is not.
+            _ => {
+                self.report(
+                    raw.span(),
+                    key,
+                    "not a proxy URL: write http://HOST:PORT or https://HOST:PORT (user:password@ \
+                     for one that asks)",
+                );
+                None
+            }
+        }
     }
 
     /// `kind` and its `scrape` table: a feed (the default), or a page or JSON API with a

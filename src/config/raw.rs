@@ -105,6 +105,7 @@ pub(super) struct RawFeed {
     pub lang: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    pub proxy: Option<Spanned<String>>,
     /// Field name → selector or JSON Pointer.
     pub scrape: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
@@ -225,6 +226,7 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
             lang: r.string(feed, "lang", &p),
             timezone: r.string(feed, "timezone", &p),
             timeout: r.string(feed, "timeout", &p),
+            proxy: r.string(feed, "proxy", &p),
             scrape: r.string_map(feed, "scrape", &p),
         });
     }

@@ -38,7 +38,11 @@ pub(crate) fn page_of(link: Option<&str>) -> Result<Url, ArticleError> {
 }
 
 /// Fetches `page`: its text (decoded) and where it ended up after redirects.
-pub(crate) async fn fetch_page(fetcher: &Fetcher, page: &Url) -> Result<(String, Url), ArticleError> {
+pub(crate) async fn fetch_page(
+    fetcher: &Fetcher,
+    page: &Url,
+    proxy: Option<&Url>,
+) -> Result<(String, Url), ArticleError> {
     let validators = Validators::default();
     let request = Request {
         url: page,
@@ -46,6 +50,7 @@ pub(crate) async fn fetch_page(fetcher: &Fetcher, page: &Url) -> Result<(String,
         headers: &[],
         trust: crate::fetch::Trust::Content,
         timeout: None,
+        proxy,
     };
     match fetcher.fetch(request).await? {
         Fetched::Modified(body) => {

@@ -28,7 +28,7 @@ use super::FetchError;
 const REFUSAL: &str = "resolves only to refused addresses";
 
 /// Who a URL comes from (see the module's documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Trust {
     /// The operator wrote it: refused to private networks only with `deny_private_networks`.
     #[default]
@@ -201,6 +201,42 @@ pub(super) fn check_literal(url: &Url, policy: &Policy, trust: Trust) -> Result<
         None => Ok(()),
         Some(range) => Err(FetchError::Refused(format!(
             "{ip} is in {range} ({})",
+            setting(trust)
+        ))),
+    }
+}
+
+/// A host reached through the feed's proxy is resolved by the proxy, out of [`Resolver`]'s
+/// sight: it is resolved here too, and refused when any address it has is refused. A name that
+/// does not resolve here is the proxy's to resolve (behind a proxy, often only it can).
+pub(super) async fn check_through_proxy(
+    url: &Url,
+    policy: &Policy,
+    trust: Trust,
+    fixed: &HashMap<String, Vec<IpAddr>>,
+) -> Result<(), FetchError> {
+    check_literal(url, policy, trust)?;
+    if !policy.guarded {
+        return Ok(());
+    }
+    let Some(Host::Domain(host)) = url.host() else {
+        return Ok(());
+    };
+    let host = host.to_ascii_lowercase();
+    let found: Vec<IpAddr> = match fixed.get(&host) {
+        Some(ips) => ips.clone(),
+        None => match tokio::net::lookup_host((host.as_str(), 0)).await {
+            Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+            Err(_) => return Ok(()),
+        },
+    };
+    match found
+        .iter()
+        .find_map(|ip| policy.refuses(*ip).map(|range| (ip, range)))
+    {
+        None => Ok(()),
+        Some((ip, range)) => Err(FetchError::Refused(format!(
+            "{host} resolves to {ip}, in {range} ({})",
             setting(trust)
         ))),
     }

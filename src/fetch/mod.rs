@@ -39,6 +39,8 @@ pub struct Request<'a> {
     pub trust: Trust,
     /// The whole fetch's limit for this feed (`[[feed]] timeout`); `None`: `poll.timeout`.
     pub timeout: Option<Duration>,
+    /// The feed's proxy (`[[feed]] proxy`); `None`: straight to the host.
+    pub proxy: Option<&'a Url>,
 }
 
 /// What a fetch produced.
@@ -156,8 +158,13 @@ impl FetchError {
 pub(crate) struct Fetcher {
     /// For the operator's URLs, guarded as `deny_private_networks` says.
     client: reqwest::Client,
-    /// For URLs from content: always guarded, never through a proxy.
+    /// For URLs from content: always guarded, never through the environment's proxy.
     content: reqwest::Client,
+    /// What the clients are made of, for the proxied ones.
+    settings: Arc<ClientSettings>,
+    /// A client per feed proxy and trust, made when a feed first asks for it (the same
+    /// connections for every feed behind one proxy).
+    proxied: Arc<std::sync::Mutex<HashMap<(Url, Trust), reqwest::Client>>>,
     operator_policy: guard::Policy,
     content_policy: guard::Policy,
     max_body: u64,
@@ -178,6 +185,58 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The least memory the bodies in flight may use together; at least two bodies of the
 /// maximum size always fit.
 const MIN_BODY_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// What every client is made of: `[poll]`'s user agent, headers, timeout and fixed answers.
+#[derive(Debug)]
+struct ClientSettings {
+    user_agent: String,
+    headers: HeaderMap,
+    timeout: Duration,
+    fixed: Arc<HashMap<String, Vec<std::net::IpAddr>>>,
+}
+
+impl ClientSettings {
+    /// A client guarded by `policy`; through `proxy` when given. A proxied client connects
+    /// only to the proxy (the operator's own, wherever it is) and the proxy resolves the
+    /// hosts, so those are checked before each request instead ([`guard::check_through_proxy`]).
+    fn build(&self, policy: &guard::Policy, proxy: Option<&Url>) -> Result<reqwest::Client, FetchError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(&self.user_agent)
+            .default_headers(self.headers.clone())
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            // Connections are reused within a round; between rounds (minutes apart) an
+            // idle connection only holds its buffers, which grow to the bodies read.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .gzip(true)
+            .brotli(true)
+            .deflate(true)
+            .zstd(true);
+        if let Some(proxy) = proxy {
+            let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|e| FetchError::Http(e.to_string()))?;
+            return builder
+                .no_proxy()
+                .proxy(proxy)
+                .build()
+                .map_err(|e| FetchError::Http(e.to_string()));
+        }
+        if policy.guarded || !self.fixed.is_empty() {
+            // Names are checked where they are resolved, so a hostile DNS answer cannot
+            // slip a refused address past a check made earlier.
+            builder = builder.dns_resolver(Arc::new(guard::Resolver {
+                policy: policy.clone(),
+                fixed: self.fixed.clone(),
+            }));
+        }
+        if policy.guarded {
+            // A proxy would resolve names itself, out of the guard's sight: the
+            // environment's is not used.
+            builder = builder.no_proxy();
+        }
+        builder.build().map_err(|e| FetchError::Http(e.to_string()))
+    }
+}
 
 impl Fetcher {
     pub fn new(poll: &PollConfig) -> Result<Self, FetchError> {
@@ -202,34 +261,12 @@ impl Fetcher {
             allow: allow.clone(),
         };
         let content_policy = guard::Policy { guarded: true, allow };
-        let build = |policy: &guard::Policy| {
-            let mut builder = reqwest::Client::builder()
-                .user_agent(&poll.user_agent)
-                .default_headers(headers.clone())
-                .timeout(poll.timeout)
-                .connect_timeout(poll.timeout.min(Duration::from_secs(10)))
-                .redirect(reqwest::redirect::Policy::none())
-                // Connections are reused within a round; between rounds (minutes apart) an
-                // idle connection only holds its buffers, which grow to the bodies read.
-                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .gzip(true)
-                .brotli(true)
-                .deflate(true)
-                .zstd(true);
-            if policy.guarded || !fixed.is_empty() {
-                // Names are checked where they are resolved, so a hostile DNS answer cannot
-                // slip a refused address past a check made earlier.
-                builder = builder.dns_resolver(Arc::new(guard::Resolver {
-                    policy: policy.clone(),
-                    fixed: fixed.clone(),
-                }));
-            }
-            if policy.guarded {
-                // A proxy would resolve names itself, out of the guard's sight: none is used.
-                builder = builder.no_proxy();
-            }
-            builder.build().map_err(|e| FetchError::Http(e.to_string()))
-        };
+        let settings = Arc::new(ClientSettings {
+            user_agent: poll.user_agent.clone(),
+            headers,
+            timeout: poll.timeout,
+            fixed,
+        });
         if poll.deny_private_networks
             && let Some(var) = guard::proxy_variable()
         {
@@ -240,8 +277,10 @@ impl Fetcher {
             );
         }
         Ok(Fetcher {
-            client: build(&operator_policy)?,
-            content: build(&content_policy)?,
+            client: settings.build(&operator_policy, None)?,
+            content: settings.build(&content_policy, None)?,
+            settings,
+            proxied: Arc::default(),
             operator_policy,
             content_policy,
             max_body: poll.max_body,
@@ -275,16 +314,26 @@ impl Fetcher {
 
     async fn fetch_http(&self, request: Request<'_>, limit: Duration) -> Result<Fetched, FetchError> {
         let origin = request.url;
-        let (client, policy) = match request.trust {
-            Trust::Operator => (&self.client, &self.operator_policy),
-            Trust::Content => (&self.content, &self.content_policy),
+        let policy = match request.trust {
+            Trust::Operator => &self.operator_policy,
+            Trust::Content => &self.content_policy,
+        };
+        let client = match (request.proxy, request.trust) {
+            (Some(proxy), trust) => self.proxied_client(proxy, trust, policy)?,
+            (None, Trust::Operator) => self.client.clone(),
+            (None, Trust::Content) => self.content.clone(),
         };
         let mut url = without_credentials(origin);
         let mut visited: Vec<Url> = Vec::new();
         let mut all_permanent = true;
         let response = loop {
             // Every hop is checked as the URL itself is.
-            guard::check_literal(&url, policy, request.trust)?;
+            match request.proxy {
+                Some(_) => {
+                    guard::check_through_proxy(&url, policy, request.trust, &self.settings.fixed).await?
+                }
+                None => guard::check_literal(&url, policy, request.trust)?,
+            }
             let same_host = url.host_str() == origin.host_str()
                 && url.port_or_known_default() == origin.port_or_known_default();
             let mut builder = client.get(url.clone()).timeout(limit);
@@ -484,6 +533,22 @@ impl Fetcher {
         }))
     }
 
+    /// The client for `proxy`, made the first time it is asked for.
+    fn proxied_client(
+        &self,
+        proxy: &Url,
+        trust: Trust,
+        policy: &guard::Policy,
+    ) -> Result<reqwest::Client, FetchError> {
+        let mut clients = self.proxied.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = clients.get(&(proxy.clone(), trust)) {
+            return Ok(client.clone());
+        }
+        let client = self.settings.build(policy, Some(proxy))?;
+        clients.insert((proxy.clone(), trust), client.clone());
+        Ok(client)
+    }
+
     fn classify(&self, e: reqwest::Error, trust: Trust, limit: Duration) -> FetchError {
         if e.is_timeout() {
             FetchError::Timeout { after: limit }
@@ -569,6 +634,7 @@ mod tests {
             headers: &[],
             trust: Trust::Operator,
             timeout: None,
+            proxy: None,
         };
         let err = fetcher.fetch(request).await.unwrap_err();
         assert!(matches!(err, FetchError::Connect(_)), "{err:?}");

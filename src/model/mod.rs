@@ -60,6 +60,9 @@ pub struct FeedSpec {
     pub timezone: Option<chrono_tz::Tz>,
     /// Its own limit for a whole fetch, over `[poll] timeout` (a slow server worth waiting for).
     pub timeout: Option<std::time::Duration>,
+    /// The HTTP proxy every request for this feed goes through (its pages too), credentials
+    /// included; `None`: straight to the host.
+    pub proxy: Option<Url>,
 }
 
 /// What the store remembers about a feed between polls.

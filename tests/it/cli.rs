@@ -925,3 +925,108 @@ async fn a_missing_or_empty_config_says_how_to_make_it() {
         polled.stderr
     );
 }
+
+/// `[[feed]] proxy`: the feed and its pages go through the proxy (which resolves the hosts,
+/// here names that resolve nowhere else), with the proxy's credentials; a host that resolves
+/// here to a refused address is refused before the proxy hears of it; a proxy that is no URL
+/// is a config error at its place.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feeds_proxy_carries_its_feed_and_its_pages() {
+    // A proxy answers absolute-form requests (`GET http://host/path`); the test server routes
+    // by path, so it stands in for one and records what it was sent.
+    let proxy = FeedServer::start_at("127.0.0.5").await;
+    let story = (1..=3)
+        .map(|i| {
+            format!(
+                "<p>Proxied paragraph {i}: the article itself, long enough that a reader view takes \
+                 it for the body of the page, with several sentences of plain words in it.</p>"
+            )
+        })
+        .collect::<String>();
+    proxy.set(
+        "/feed.xml",
+        Route::rss(rss(
+            "behind",
+            &[(
+                Some("1"),
+                Some("http://articles.proxied.test/story.html"),
+                "Story",
+                "Teaser.",
+                Some(D1),
+            )],
+        )),
+    );
+    proxy.set(
+        "/story.html",
+        Route::feed(
+            "text/html; charset=utf-8",
+            format!("<!doctype html><html><head><title>Story</title></head><body><article>{story}</article></body></html>"),
+        ),
+    );
+    let proxy_url = proxy.url("").replace("http://", "http://reader:s3cret@");
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[poll]\ndeny_private_networks = true\nallow_networks = [\"127.0.0.0/8\"]\n\
+         resolve = {{ \"inside.test\" = \"10.1.2.3\" }}\n\
+         [[feed]]\nurl = \"http://feeds.proxied.test/feed.xml\"\nproxy = \"{proxy_url}\"\nfull_text = true\n\
+         [[feed]]\nurl = \"http://inside.test/inside.xml\"\nproxy = \"{proxy_url}\"\n\
+         [[output]]\npath = \"public/all.atom\"\n"
+    ));
+    let run = ws.poll().await;
+    assert_eq!(run.code, 1, "the inside feed fails: {run:?}");
+
+    let fed = proxy.requests("/feed.xml");
+    assert_eq!(fed.len(), 1);
+    let header = |seen: &crate::support::Seen, name: &str| {
+        seen.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header(&fed[0], "host"), "feeds.proxied.test");
+    // reader:s3cret, for the proxy; never the feed's to see.
+    assert_eq!(
+        header(&fed[0], "proxy-authorization"),
+        "Basic cmVhZGVyOnMzY3JldA=="
+    );
+    let page = proxy.requests("/story.html");
+    assert_eq!(page.len(), 1, "the article page goes through the proxy too");
+    assert_eq!(header(&page[0], "host"), "articles.proxied.test");
+    let rows = ws.rows();
+    assert!(
+        rows[0]
+            .content
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Proxied paragraph 3"),
+        "{rows:?}"
+    );
+
+    assert!(
+        proxy.requests("/inside.xml").is_empty(),
+        "refused before the proxy is asked: {run:?}"
+    );
+    let feeds = ws.tributary(&["feeds", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&feeds.stdout).unwrap();
+    let inside = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["url"] == "http://inside.test/inside.xml")
+        .unwrap();
+    let error = inside["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("10.1.2.3") && error.contains("10.0.0.0/8"),
+        "{error}"
+    );
+
+    ws.write_config("[[feed]]\nurl = \"https://example.org/feed.xml\"\nproxy = \"socks9://nowhere\"\n");
+    let check = ws.tributary(&["check"]).await;
+    assert_eq!(check.code, 2);
+    assert!(
+        check.stdout.contains(":3:9: feed[1].proxy: not a proxy URL"),
+        "{}",
+        check.stdout
+    );
+}

@@ -261,7 +261,7 @@ mod workspace;
 
 pub use daemon::Daemon;
 pub use pg_proxy::PgProxy;
-pub use server::{FeedServer, Route, SilentServer, Streaming};
+pub use server::{FeedServer, Route, Seen, SilentServer, Streaming};
 pub use workspace::{Row, Workspace, validate_atom};
 
 /// One RSS item: `(guid, link, title, description, pubDate)`.
