@@ -200,9 +200,13 @@ fn store_url(config: &Config) -> Option<Problem> {
 
 /// A problem at `key`'s place in the file (where the config recorded one).
 fn file_problem(config: &Config, key: String, message: String) -> Problem {
-    let (line, column) = config.places.get(&key).copied().unwrap_or((0, 0));
+    let (file, line, column) = config
+        .places
+        .get(&key)
+        .cloned()
+        .unwrap_or((config.source.clone(), 0, 0));
     Problem {
-        file: config.source.clone(),
+        file,
         line,
         column,
         key,

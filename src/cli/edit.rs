@@ -24,13 +24,16 @@ pub(crate) struct NewFeed {
 }
 
 /// What adding feeds did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Added {
     pub added: usize,
     /// Already configured, and given a new title or tags: those were applied.
     pub updated: usize,
     /// Already configured as asked.
     pub skipped: usize,
+    /// Already configured in a file the main one includes, which is left as it is (counted
+    /// in `skipped` too): each with that file.
+    pub elsewhere: Vec<(String, std::path::PathBuf)>,
 }
 
 /// Adds `feeds` that are not configured yet, and applies the title and tags given for those
@@ -51,6 +54,15 @@ pub(crate) fn append_feeds(config_path: &Path, feeds: &[NewFeed]) -> Result<Adde
     for feed in feeds {
         let resolved = resolve(config_path, &feed.url);
         if let Some(at) = resolved.as_ref().and_then(|u| known.iter().position(|k| k == u)) {
+            if let Some(file) = config
+                .feed_files
+                .get(at)
+                .filter(|f| !is_same_file(f, config_path))
+            {
+                result.skipped += 1;
+                result.elsewhere.push((feed.url.clone(), file.clone()));
+                continue;
+            }
             let again = !first_given.insert(at);
             let feed = &NewFeed {
                 title: feed.title.clone().filter(|_| !again),
@@ -136,6 +148,12 @@ fn update_feed(config_path: &Path, doc: &mut DocumentMut, at: usize, feed: &NewF
     Ok(changed)
 }
 
+/// Whether two paths name one file (the config's path as given, and as validation made it
+/// absolute).
+fn is_same_file(a: &Path, b: &Path) -> bool {
+    std::path::absolute(a).ok() == std::path::absolute(b).ok()
+}
+
 /// The URL a feed reference in this config resolves to (as validation resolves it).
 fn resolve(config_path: &Path, reference: &str) -> Option<Url> {
     let probe = format!("[[feed]]\nurl = {}\n", toml_edit::Value::from(reference));
@@ -187,6 +205,15 @@ pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec
         tags,
     };
     match append_feeds(config_path, &[feed]) {
+        Ok(Added { elsewhere, .. }) if !elsewhere.is_empty() => {
+            let (_, file) = &elsewhere[0];
+            outln!(
+                "{feed_url} is already in {}, which {} includes: edit it there",
+                file.display(),
+                config_path.display()
+            );
+            Status::Ok
+        }
         Ok(Added { added: 1, .. }) => {
             outln!("added {feed_url} to {}", config_path.display());
             reload_hint(config_path);
@@ -389,22 +416,38 @@ fn remove_feed(config_path: &Path, wanted: &str) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("{}: {e}", config_path.display()))?;
     let wanted_url = resolve(config_path, wanted);
-    let array = doc
-        .get_mut("feed")
-        .and_then(Item::as_array_of_tables_mut)
-        .ok_or("the config has no [[feed]] tables")?;
-    let position = array.iter().position(|t| {
-        let url = t.get("url").and_then(Item::as_str);
-        let title = t.get("title").and_then(Item::as_str);
-        url == Some(wanted)
-            || title == Some(wanted)
-            || (wanted_url.is_some() && url.and_then(|u| resolve(config_path, u)) == wanted_url)
+    let array = doc.get_mut("feed").and_then(Item::as_array_of_tables_mut);
+    let position = array.as_ref().and_then(|array| {
+        array.iter().position(|t| {
+            let url = t.get("url").and_then(Item::as_str);
+            let title = t.get("title").and_then(Item::as_str);
+            url == Some(wanted)
+                || title == Some(wanted)
+                || (wanted_url.is_some() && url.and_then(|u| resolve(config_path, u)) == wanted_url)
+        })
     });
-    let Some(i) = position else {
-        return Err(format!(
-            "no feed with the URL or title `{wanted}` in {}",
-            config_path.display()
-        ));
+    let (Some(i), Some(array)) = (position, array) else {
+        // Perhaps one of the files it includes has it: that file is the operator's to edit.
+        let config = Config::load(config_path).ok();
+        let elsewhere = config.as_ref().and_then(|c| {
+            c.feeds.iter().zip(&c.feed_files).find_map(|(f, file)| {
+                let matches = f.title.as_deref() == Some(wanted)
+                    || wanted_url.as_ref() == Some(&f.url)
+                    || f.url.as_str() == wanted;
+                (matches && !is_same_file(file, config_path)).then(|| file.clone())
+            })
+        });
+        return Err(match elsewhere {
+            Some(file) => format!(
+                "`{wanted}` is in {}, which {} includes: remove it there",
+                file.display(),
+                config_path.display()
+            ),
+            None => format!(
+                "no feed with the URL or title `{wanted}` in {}",
+                config_path.display()
+            ),
+        });
     };
     let url = array
         .get(i)

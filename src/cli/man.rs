@@ -154,6 +154,7 @@ fn configuration(roff: &mut Roff) {
     for (table, keys) in reference_keys() {
         // An array of tables is written as the config writes it.
         let heading = match table.as_str() {
+            "" => "Top level (before any table)".to_string(),
             "feed" | "output" => format!("[[{table}]]"),
             _ => format!("[{table}]"),
         };

@@ -51,22 +51,54 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Turns byte offsets of one source text into lines, columns and key paths.
-pub(super) struct Locator<'a> {
-    file: &'a Path,
-    source: &'a str,
+/// Turns byte offsets into files, lines and columns. The config is read as one text: the
+/// main file, then each included file after it, so every span of the TOML parser names one
+/// place in one file.
+pub(super) struct Locator {
+    source: String,
+    /// Where each file's text starts in `source`, in order; the main file's at 0.
+    files: Vec<(usize, PathBuf)>,
 }
 
-impl<'a> Locator<'a> {
-    pub fn new(file: &'a Path, source: &'a str) -> Self {
-        Self { file, source }
+impl Locator {
+    pub fn new(file: &Path, source: &str) -> Self {
+        Self {
+            source: source.to_string(),
+            files: vec![(0, file.to_path_buf())],
+        }
+    }
+
+    /// Appends an included file's text, on a line of its own.
+    pub fn push(&mut self, file: &Path, text: &str) {
+        if !self.source.is_empty() && !self.source.ends_with('\n') {
+            self.source.push('\n');
+        }
+        self.files.push((self.source.len(), file.to_path_buf()));
+        self.source.push_str(text);
+    }
+
+    /// Every file's text, joined.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The file `offset` is in, and where that file starts.
+    fn file_at(&self, offset: usize) -> (usize, &Path) {
+        let at = self.files.partition_point(|(start, _)| *start <= offset).max(1) - 1;
+        let (start, file) = &self.files[at];
+        (*start, file)
+    }
+
+    /// The file `offset` is in.
+    pub fn file_of(&self, offset: usize) -> &Path {
+        self.file_at(offset).1
     }
 
     /// A problem at `span` for a key the caller knows.
     pub fn problem(&self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Problem {
-        let (line, column) = self.line_col(span.start);
+        let (file, line, column) = self.place(span.start);
         Problem {
-            file: self.file.to_path_buf(),
+            file,
             line,
             column,
             key: key.into(),
@@ -74,13 +106,15 @@ impl<'a> Locator<'a> {
         }
     }
 
-    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+    /// File, line and column (1-based) of `offset`.
+    pub(crate) fn place(&self, offset: usize) -> (PathBuf, usize, usize) {
         let offset = offset.min(self.source.len());
-        let before = &self.source[..floor_char_boundary(self.source, offset)];
+        let (start, file) = self.file_at(offset);
+        let before = &self.source[start..floor_char_boundary(&self.source, offset).max(start)];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = before[line_start..].chars().count() + 1;
-        (line, column)
+        (file.to_path_buf(), line, column)
     }
 }
 

@@ -12,8 +12,9 @@ use super::error::{Locator, Problem};
 /// Every table of the config and its keys (the schema the reference config documents).
 /// (A table's keys may come in several lists: `[[feed]]` and `[[output]]` take the keys of
 /// `[rules]` as well.)
-pub fn schema() -> [(&'static str, &'static [&'static str]); 9] {
+pub fn schema() -> [(&'static str, &'static [&'static str]); 10] {
     [
+        ("", MAIN),
         ("store", STORE),
         ("node", NODE),
         ("poll", POLL),
@@ -26,7 +27,11 @@ pub fn schema() -> [(&'static str, &'static [&'static str]); 9] {
     ]
 }
 
-pub(super) const TOP: &[&str] = &["store", "node", "poll", "feed", "output", "serve", "rules"];
+/// The keys at the top of the main file, before any table.
+pub(super) const MAIN: &[&str] = &["include"];
+pub(super) const TOP: &[&str] = &[
+    "include", "store", "node", "poll", "feed", "output", "serve", "rules",
+];
 /// The keys of a table of rules: `[rules]`, and each `[[feed]]` and `[[output]]` has them too
 /// (besides [`FEED`]'s and [`OUTPUT`]'s own).
 pub(super) const RULES: &[&str] = &[
@@ -107,12 +112,7 @@ pub(super) const SERVE: &[&str] = &[
 
 /// Problems for every key of `table` (at `path`) that is not in `known`, each with its place
 /// and, for a typo, the key that was meant.
-pub(super) fn unknown(
-    table: &DeTable<'_>,
-    known: &[&str],
-    path: &str,
-    locator: &Locator<'_>,
-) -> Vec<Problem> {
+pub(super) fn unknown(table: &DeTable<'_>, known: &[&str], path: &str, locator: &Locator) -> Vec<Problem> {
     unknown_in(table, &[known], path, locator)
 }
 
@@ -122,7 +122,7 @@ pub(super) fn unknown_in(
     table: &DeTable<'_>,
     lists: &[&[&str]],
     path: &str,
-    locator: &Locator<'_>,
+    locator: &Locator,
 ) -> Vec<Problem> {
     let known: Vec<&str> = lists.concat();
     let mut problems = Vec::new();

@@ -5,6 +5,7 @@
 //! Nothing downstream ever sees an unvalidated value.
 
 mod error;
+mod include;
 mod keys;
 mod raw;
 
@@ -101,7 +102,7 @@ pub struct Config {
     pub holds_secrets: bool,
     /// Line and column of the keys that checks after validation report on (`store.path`,
     /// `output[N].path`, `output[N].template`), so that they too name their place.
-    pub places: std::collections::HashMap<String, (usize, usize)>,
+    pub places: std::collections::HashMap<String, (PathBuf, usize, usize)>,
     /// Each feed's position in `feeds`, by its store key: what selection looks feeds up by,
     /// built once per config rather than at every render of an output of 100,000 feeds.
     pub feed_positions: std::collections::HashMap<String, usize, foldhash::fast::RandomState>,
@@ -109,6 +110,9 @@ pub struct Config {
     /// unless the config has problems, where an output that could not be read is left out and
     /// the rest must still be named as the operator wrote them.
     pub output_numbers: Vec<usize>,
+    /// The file each feed is written in, by its position in `feeds`: the main file, or one it
+    /// includes (`add`, `import` and `remove` edit only the main one).
+    pub feed_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,12 +232,17 @@ impl Config {
     pub(crate) fn parse_with(path: &Path, text: &str, secrets: &Secrets) -> Result<Config, ConfigError> {
         // One name for the file everywhere: the absolute path it was read from.
         let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let locator = Locator::new(path, text);
-        let (raw, problems): (RawConfig, Vec<Problem>) = raw::read(text, &locator);
+        let base = base_dir(path);
+        let mut locator = Locator::new(path, text);
+        let included = include::gather(path, &base, &mut locator);
+        let (raw, mut problems): (RawConfig, Vec<Problem>) = raw::read(locator.source(), &locator);
+        problems.extend(included);
+        // Every file read: a change to an included one is a change of the config.
+        let fingerprint = fingerprint(locator.source());
         Validator {
             file: path.to_path_buf(),
             locator,
-            base: base_dir(path),
+            base,
             problems,
             warnings: Vec::new(),
             seen_urls: std::collections::HashMap::new(),
@@ -242,7 +251,7 @@ impl Config {
             uses_secrets: false,
             places: std::collections::HashMap::new(),
         }
-        .validate(path, raw, fingerprint(text))
+        .validate(path, raw, fingerprint)
     }
 }
 
@@ -398,7 +407,7 @@ impl Secrets {
 
 struct Validator<'a> {
     file: PathBuf,
-    locator: Locator<'a>,
+    locator: Locator,
     base: PathBuf,
     problems: Vec<Problem>,
     /// Things that work but are probably not what was meant.
@@ -411,7 +420,7 @@ struct Validator<'a> {
     /// The file itself holds secrets (passwords in URLs, header values written out).
     uses_secrets: bool,
     /// See [`Config::places`].
-    places: std::collections::HashMap<String, (usize, usize)>,
+    places: std::collections::HashMap<String, (PathBuf, usize, usize)>,
 }
 
 impl Validator<'_> {
@@ -434,12 +443,15 @@ impl Validator<'_> {
         };
         let poll = self.poll(raw.poll);
         self.files_refused = poll.deny_private_networks && !poll.allow_files;
-        let feeds = raw
+        let (feed_files, feeds): (Vec<PathBuf>, Vec<FeedSpec>) = raw
             .feed
             .into_iter()
             .enumerate()
-            .filter_map(|(i, f)| self.feed(i + 1, f))
-            .collect::<Vec<_>>();
+            .filter_map(|(i, f)| {
+                let file = self.locator.file_of(f.span.start).to_path_buf();
+                self.feed(i + 1, f).map(|spec| (file, spec))
+            })
+            .unzip();
         let serve = raw.serve.map(|s| self.serve(s));
         let base_url = serve.as_ref().and_then(|s: &ServeConfig| s.base_url.clone());
         let planet = std::sync::Arc::new(match raw.rules {
@@ -455,7 +467,7 @@ impl Validator<'_> {
                     .map(|spec| (i + 1, spec))
             })
             .unzip();
-        self.distinct_outputs(&outputs, serve.is_some());
+        self.distinct_outputs(&outputs, &output_numbers, serve.is_some());
         let config = Config {
             source: path.to_path_buf(),
             store,
@@ -468,6 +480,7 @@ impl Validator<'_> {
             holds_secrets: self.uses_secrets,
             places: self.places,
             output_numbers,
+            feed_files,
             feed_positions: feeds
                 .iter()
                 .enumerate()
@@ -520,7 +533,7 @@ impl Validator<'_> {
             self.uses_secrets = true;
         }
         self.places
-            .insert("store.url".into(), self.locator.line_col(raw.span().start));
+            .insert("store.url".into(), self.locator.place(raw.span().start));
         Some(expanded)
     }
 
@@ -1635,14 +1648,18 @@ impl Validator<'_> {
     }
 
     /// Two outputs may not write the same file, nor (when served) share a file name.
-    fn distinct_outputs(&mut self, outputs: &[OutputSpec], served: bool) {
+    fn distinct_outputs(&mut self, outputs: &[OutputSpec], numbers: &[usize], served: bool) {
         for (i, o) in outputs.iter().enumerate() {
             for earlier in &outputs[..i] {
                 if earlier.path == o.path || (served && earlier.file_name() == o.file_name()) {
-                    let key = format!("output[{}].path", i + 1);
-                    let (line, column) = self.places.get(&key).copied().unwrap_or((0, 0));
+                    let key = format!("output[{}].path", numbers[i]);
+                    let (file, line, column) =
+                        self.places
+                            .get(&key)
+                            .cloned()
+                            .unwrap_or((self.file.clone(), 0, 0));
                     self.problems.push(Problem {
-                        file: self.file.clone(),
+                        file,
                         line,
                         column,
                         key,
@@ -1655,7 +1672,7 @@ impl Validator<'_> {
 
     fn path(&mut self, raw: toml::Spanned<String>, key: &str) -> PathBuf {
         self.places
-            .insert(key.to_string(), self.locator.line_col(raw.span().start));
+            .insert(key.to_string(), self.locator.place(raw.span().start));
         let text = raw.get_ref();
         if text.trim().is_empty() {
             self.report(raw.span(), key, "must not be empty");

@@ -132,23 +132,22 @@ pub(super) struct RawOutput {
 }
 
 /// Reads `text` into a [`RawConfig`], with every problem of shape it has.
-pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem>) {
-    let (root, errors) = DeTable::parse_recoverable(text);
-    let mut r = Reader {
-        locator,
-        problems: errors
-            .iter()
-            .map(|e| {
-                locator.problem(
-                    e.span().unwrap_or(0..0),
-                    String::new(),
-                    format!("TOML syntax: {}", e.message().trim()),
-                )
-            })
-            .collect(),
-    };
+pub(super) fn read(text: &str, locator: &Locator) -> (RawConfig, Vec<Problem>) {
+    let (root, problems) = parse(text, locator);
+    let mut r = Reader { locator, problems };
     let top = root.get_ref();
     r.unknown(top, keys::TOP, "");
+    // Read before everything else (config/include.rs); only its shape is checked here.
+    if let Some(include) = top.get("include") {
+        let paths = match include.get_ref() {
+            DeValue::String(_) => true,
+            DeValue::Array(items) => items.iter().all(|i| matches!(i.get_ref(), DeValue::String(_))),
+            _ => false,
+        };
+        if !paths {
+            r.wrong(include, "include".into(), "a path or a list of paths");
+        }
+    }
     let mut raw = RawConfig::default();
     if let Some(store) = r.table(top, "store", "store") {
         r.unknown(store, keys::STORE, "store");
@@ -261,14 +260,30 @@ pub(super) fn read(text: &str, locator: &Locator<'_>) -> (RawConfig, Vec<Problem
     (raw, r.problems)
 }
 
-struct Reader<'a, 'l> {
-    locator: &'a Locator<'l>,
+/// `text` as a TOML tree, as much of it as reads, and every syntax error at its place.
+pub(super) fn parse<'i>(text: &'i str, locator: &Locator) -> (Spanned<DeTable<'i>>, Vec<Problem>) {
+    let (root, errors) = DeTable::parse_recoverable(text);
+    let problems = errors
+        .iter()
+        .map(|e| {
+            locator.problem(
+                e.span().unwrap_or(0..0),
+                String::new(),
+                format!("TOML syntax: {}", e.message().trim()),
+            )
+        })
+        .collect();
+    (root, problems)
+}
+
+struct Reader<'a> {
+    locator: &'a Locator,
     problems: Vec<Problem>,
 }
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
-impl Reader<'_, '_> {
+impl Reader<'_> {
     fn wrong(&mut self, value: &Value<'_>, key: String, expected: &str) {
         let message = format!("must be {expected}, not {}", article(value.get_ref().type_str()));
         self.problems

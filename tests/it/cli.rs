@@ -1030,3 +1030,100 @@ async fn a_feeds_proxy_carries_its_feed_and_its_pages() {
         check.stdout
     );
 }
+
+/// `include`: feeds and outputs in files of their own, read in name order after the main
+/// file; each file's mistakes named at its own lines; `add` and `remove` leave included files
+/// to the operator; a reload takes a file dropped in.
+#[tokio::test(flavor = "multi_thread")]
+async fn included_files_add_feeds_and_outputs_and_a_reload_takes_new_ones() {
+    let server = FeedServer::start().await;
+    for (path, title) in [("/a.xml", "From A"), ("/b.xml", "From B"), ("/c.xml", "From C")] {
+        server.set(
+            path,
+            Route::rss(rss(path, &[(Some(path), None, title, "x", Some(D1))])),
+        );
+    }
+    let ws = Workspace::new();
+    ws.write_config("include = \"conf.d/*.toml\"\n[store]\npath = \"data/t.db\"\n");
+    ws.write(
+        "conf.d/10-a.toml",
+        format!("[[feed]]\nurl = \"{}\"\ntitle = \"A\"\n", server.url("/a.xml")).as_bytes(),
+    );
+    ws.write(
+        "conf.d/20-outputs.toml",
+        b"[[output]]\npath = \"public/all.atom\"\nurl = \"https://planet.example/all.atom\"\n",
+    );
+    ws.write(
+        "conf.d/30-stray.toml",
+        b"# a member's file\n[poll]\nconcurrency = 2\n",
+    );
+    let check = ws.tributary(&["check"]).await;
+    assert_eq!(check.code, 2, "{check:?}");
+    let stray = ws.path("conf.d/30-stray.toml").display().to_string();
+    assert!(
+        check.stdout.contains(&format!(
+            "{stray}:2:2: poll: an included file holds [[feed]] and [[output]] tables only"
+        )),
+        "{}",
+        check.stdout
+    );
+    assert!(check.stdout.contains("1 problem in "), "{}", check.stdout);
+    std::fs::remove_file(ws.path("conf.d/30-stray.toml")).unwrap();
+
+    let polled = ws.poll().await;
+    assert_eq!(polled.code, 0, "{polled:?}");
+    assert_eq!(output_titles(&ws), ["From A"]);
+
+    // add and remove edit the main file only; what an included file has is the operator's.
+    let add = ws.tributary(&["add", &server.url("/a.xml")]).await;
+    let a_file = ws.path("conf.d/10-a.toml").display().to_string();
+    assert!(
+        add.stdout.contains(&format!("is already in {a_file}, which"))
+            && add.stdout.contains("edit it there"),
+        "{}",
+        add.stdout
+    );
+    let remove = ws.tributary(&["remove", "A"]).await;
+    assert_eq!(remove.code, 2);
+    assert!(
+        remove.stderr.contains(&format!("` is in {a_file}, which"))
+            && remove.stderr.contains("remove it there"),
+        "{}",
+        remove.stderr
+    );
+    assert!(
+        std::fs::read_to_string(ws.path("conf.d/10-a.toml"))
+            .unwrap()
+            .contains("a.xml")
+    );
+
+    // A file dropped in while the daemon runs is taken at the reload.
+    let mut daemon = crate::support::Daemon::start(&ws.path("tributary.toml"));
+    daemon.wait_for("READY=1").await;
+    ws.write(
+        "conf.d/15-b.toml",
+        format!("[[feed]]\nurl = \"{}\"\n", server.url("/b.xml")).as_bytes(),
+    );
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    daemon.wait_for("RELOADING=1").await;
+    daemon.wait_for("READY=1").await;
+    let log = daemon.stderr();
+    let reloaded = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap_or_default();
+    assert!(
+        reloaded.contains(&format!("added=1 ({})", server.url("/b.xml"))),
+        "{reloaded}"
+    );
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
+}
+
+fn output_titles(ws: &Workspace) -> Vec<String> {
+    ws.output()
+        .entries
+        .iter()
+        .filter_map(|e| e.title.as_ref().map(|t| t.content.clone()))
+        .collect()
+}

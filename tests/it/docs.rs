@@ -304,6 +304,7 @@ fn the_man_page_lists_every_key_with_its_default() {
         .expect("a CONFIGURATION section");
     for (table, keys) in tributary::config::schema() {
         let heading = match table {
+            "" => ".SS \"Top level".to_string(),
             "feed" | "output" => format!(".SS [[{table}]]"),
             _ => format!(".SS [{table}]"),
         };

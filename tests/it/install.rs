@@ -165,6 +165,14 @@ fn the_debian_package_installs_verifies_and_purges() {
             "-c",
             "stat -c '%U:%G %a' /var/lib/tributary | grep -qx 'tributary:tributary 750'",
         ]),
+        // A member's file dropped into conf.d is part of the config.
+        run(&[
+            "sh",
+            "-c",
+            "printf '[[feed]]\\nurl = \"http://127.0.0.9:9/feed.xml\"\\n' > /etc/tributary/conf.d/member.toml \
+             && runuser -u tributary -- /usr/bin/tributary -c /etc/tributary/tributary.toml check; \
+             status=$?; rm -f /etc/tributary/conf.d/member.toml; exit $status",
+        ]),
     ];
     let (purged, purge_log) = run(&["dpkg", "--purge", "tributary"]);
     for (i, (ok, log)) in checks.iter().enumerate() {
@@ -181,7 +189,13 @@ fn the_debian_package_installs_verifies_and_purges() {
         "check as the service user: {}",
         checks[2].1
     );
+    assert!(
+        checks[5].1.contains("tributary.toml: 1 feed, 2 outputs"),
+        "conf.d/member.toml is included: {}",
+        checks[5].1
+    );
     assert!(purged, "dpkg --purge: {purge_log}");
+    assert!(!std::path::Path::new("/etc/tributary/conf.d").exists());
     assert!(!std::path::Path::new("/usr/bin/tributary").exists());
     assert!(!std::path::Path::new("/etc/tributary/tributary.toml").exists());
 }
