@@ -121,7 +121,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let write = |name: &str, text: &str| {
-            crate::output::write_if_changed(&d.join(name), text.as_bytes()).unwrap();
+            use std::io::Write as _;
+            let path = d.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::File::create(path)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
         };
         write("conf.d/b.toml", "[[feed]]\nurl = \"https://b.example/\"\n");
         write("conf.d/a.toml", "[[feed]]\nurl = \"https://a.example/\"\n");

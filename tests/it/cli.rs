@@ -1107,7 +1107,9 @@ async fn included_files_add_feeds_and_outputs_and_a_reload_takes_new_ones() {
     daemon.signal(nix::sys::signal::Signal::SIGHUP);
     daemon.wait_for("RELOADING=1").await;
     daemon.wait_for("READY=1").await;
-    let log = daemon.stderr();
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, log) = daemon.exit_and_log().await;
+    assert_eq!(code, 0, "{log}");
     let reloaded = log
         .lines()
         .find(|l| l.contains("configuration reloaded"))
@@ -1116,8 +1118,6 @@ async fn included_files_add_feeds_and_outputs_and_a_reload_takes_new_ones() {
         reloaded.contains(&format!("added=1 ({})", server.url("/b.xml"))),
         "{reloaded}"
     );
-    daemon.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
 }
 
 fn output_titles(ws: &Workspace) -> Vec<String> {

@@ -76,25 +76,6 @@ async fn ready_changes_reload_and_clean_stop() {
     daemon
         .until_round(10, || output_titles(&ws).contains(&"From B".to_string()))
         .await;
-    // The start line says which build runs; the reload line names what it took.
-    let log = daemon.stderr();
-    let started = log
-        .lines()
-        .find(|l| l.contains("tributary started"))
-        .unwrap_or_default();
-    assert!(
-        started.contains(&format!("version={}", env!("CARGO_PKG_VERSION"))),
-        "{started}"
-    );
-    let reloaded = log
-        .lines()
-        .find(|l| l.contains("configuration reloaded"))
-        .unwrap_or_default();
-    assert!(
-        reloaded.contains(&format!("added=1 ({})", server.url("/b.xml"))) && reloaded.contains("removed=0"),
-        "{reloaded}"
-    );
-
     // SIGHUP with a broken config: rejected with a clear log line, the old one keeps running.
     ws.write_config("[poll]\nschedule = \"every now and then\"\n");
     daemon.signal(Signal::SIGHUP);
@@ -113,7 +94,25 @@ async fn ready_changes_reload_and_clean_stop() {
     // SIGTERM: STOPPING=1, exit 0, a sound database.
     daemon.signal(Signal::SIGTERM);
     daemon.wait_for("STOPPING=1").await;
-    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
+    let (code, log) = daemon.exit_and_log().await;
+    assert_eq!(code, 0, "{log}");
+    // The start line says which build runs; the reload line names what it took.
+    let started = log
+        .lines()
+        .find(|l| l.contains("tributary started"))
+        .unwrap_or_default();
+    assert!(
+        started.contains(&format!("version={}", env!("CARGO_PKG_VERSION"))),
+        "{started}"
+    );
+    let reloaded = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap_or_default();
+    assert!(
+        reloaded.contains(&format!("added=1 ({})", server.url("/b.xml"))) && reloaded.contains("removed=0"),
+        "{reloaded}"
+    );
     let check: String = ws
         .db()
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))

@@ -240,7 +240,7 @@ fn subcommands() -> Vec<String> {
 /// Every command, config key and default port the README names is one the code has: a
 /// sentence in the README is a promise, and a renamed key or command breaks it here.
 #[test]
-fn the_readme_names_only_commands_keys_and_ports_the_code_has() {
+fn the_readme_names_only_commands_keys_paths_and_ports_the_code_has() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let commands = subcommands();
     let invoked = regex::Regex::new(r"(?m)(?:^|`|\$ )\s*tributary ([a-z][a-z-]*)").unwrap();
@@ -286,6 +286,60 @@ fn the_readme_names_only_commands_keys_and_ports_the_code_has() {
     assert!(
         readme.contains("127.0.0.1:8081/healthz"),
         "the README's health check address"
+    );
+
+    // Paths: the repository's exist; the installed ones are where the package puts them.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo_path = regex::Regex::new(
+        r"(?m)(?:^|[\s`(\[])((?:config|src|tests|benches|packaging|fuzz|\.ci)/[A-Za-z0-9_./-]*[A-Za-z0-9_])",
+    )
+    .unwrap();
+    let mut paths = 0;
+    for cap in repo_path.captures_iter(&readme) {
+        let path = &cap[1];
+        // A glob names files the README's reader makes (`conf.d/*.toml`); the demo's output
+        // directory is made by running it.
+        if path.contains('*') || path.starts_with("config/demo-out") {
+            continue;
+        }
+        // A placeholder in capitals (`vN.db`, `tributary_VERSION_ARCH.deb`) names a family
+        // of files: its directory must be there.
+        let path = match path.rsplit_once('/') {
+            Some((dir, name)) if name.chars().any(|c| c.is_ascii_uppercase()) => dir,
+            _ => path,
+        };
+        assert!(
+            root.join(path).exists(),
+            "the README names {path}, which the repository does not have"
+        );
+        paths += 1;
+    }
+    assert!(paths >= 10, "only {paths} repository paths found in the README");
+    let packaging: String = [
+        "packaging/deb/build",
+        "config/systemd/tributary.service",
+        "config/systemd/tributary.sysusers",
+        "config/tributary.toml",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
+    .collect();
+    let installed = regex::Regex::new(
+        r"`(/(?:etc/tributary|var/lib/tributary|usr/bin|usr/share|usr/lib|lib/systemd)[A-Za-z0-9_./-]*)`",
+    )
+    .unwrap();
+    let mut installed_paths = 0;
+    for cap in installed.captures_iter(&readme) {
+        let path = cap[1].trim_end_matches('/');
+        assert!(
+            packaging.contains(path),
+            "the README says the package installs {path}, which no packaging file mentions"
+        );
+        installed_paths += 1;
+    }
+    assert!(
+        installed_paths >= 3,
+        "only {installed_paths} installed paths found in the README"
     );
 }
 

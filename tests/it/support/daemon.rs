@@ -17,6 +17,8 @@ pub struct Daemon {
     child: Child,
     socket: UnixDatagram,
     stderr: Arc<Mutex<String>>,
+    /// Reads the child's stderr into `stderr` until the child exits.
+    reader: Option<std::thread::JoinHandle<()>>,
     _socket_dir: tempfile::TempDir,
 }
 
@@ -59,7 +61,7 @@ impl Daemon {
         // The write end went to the child (the command's copy is dropped with it), so the
         // read ends when the child exits.
         drop(command);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             use std::io::Read;
             let mut reader = reader;
             let mut buf = [0u8; 4096];
@@ -74,6 +76,7 @@ impl Daemon {
             child,
             socket,
             stderr,
+            reader: Some(reader),
             _socket_dir: socket_dir,
         }
     }
@@ -134,6 +137,19 @@ impl Daemon {
             .expect("daemon exits in time")
             .unwrap();
         status.code().unwrap_or(-1)
+    }
+
+    /// Waits for the process to exit, then for every line it wrote: its exit code and its
+    /// whole log (what [`Daemon::stderr`] has read so far may lag behind the notify socket).
+    pub async fn exit_and_log(&mut self) -> (i32, String) {
+        let code = self.exit_code().await;
+        if let Some(reader) = self.reader.take() {
+            tokio::task::spawn_blocking(move || reader.join())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        (code, self.stderr())
     }
 
     pub fn stderr(&self) -> String {
