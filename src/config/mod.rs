@@ -1125,7 +1125,13 @@ impl Validator<'_> {
                     None
                 }
             },
-            None => Some(OutputFormat::Atom),
+            // What the file's name says it is (`index.html` is a page), else Atom.
+            None => Some(
+                path.as_deref()
+                    .and_then(|p| p.extension())
+                    .and_then(|e| OutputFormat::from_extension(&e.to_string_lossy()))
+                    .unwrap_or(OutputFormat::Atom),
+            ),
         };
         let limit = match raw.limit {
             Some(l) if *l.get_ref() < 1 || *l.get_ref() > 100_000 => {

@@ -529,6 +529,18 @@ impl OutputFormat {
         })
     }
 
+    /// The format a file name's extension says (`index.html`, `all.rss`), any case.
+    pub(crate) fn from_extension(extension: &str) -> Option<Self> {
+        Some(match extension.to_ascii_lowercase().as_str() {
+            "atom" | "xml" => OutputFormat::Atom,
+            "rss" => OutputFormat::Rss,
+            "json" => OutputFormat::Json,
+            "html" | "htm" => OutputFormat::Html,
+            "opml" => OutputFormat::Opml,
+            _ => return None,
+        })
+    }
+
     /// The media type outputs of this format are served with.
     pub fn content_type(self) -> &'static str {
         match self {

@@ -31,8 +31,8 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         w.text_element("subtitle", d);
     }
     w.text_element("updated", &rfc3339(last_change(selection)));
-    if let Some(link) = context.home_page(spec) {
-        w.link("alternate", link, None);
+    if let Some(link) = context.home_page_ref(spec) {
+        w.link("alternate", &link, None);
     }
     if let Some(self_url) = &spec.self_url {
         w.link("self", self_url, None);

@@ -12,7 +12,7 @@ struct Feed<'a> {
     version: &'static str,
     title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    home_page_url: Option<&'a str>,
+    home_page_url: Option<std::borrow::Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     feed_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,7 +159,7 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
     let feed = Feed {
         version: "https://jsonfeed.org/version/1.1",
         title: &spec.title,
-        home_page_url: context.home_page(spec),
+        home_page_url: context.home_page_ref(spec),
         feed_url: spec.self_url.as_deref(),
         description: spec.description.as_deref(),
         language: spec.lang.as_deref(),

@@ -16,12 +16,15 @@ pub mod opml;
 mod rss;
 pub mod select;
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
+
+use url::Url;
 
 use crate::config::Config;
 use crate::model::{OutputFormat, OutputSpec};
@@ -125,6 +128,9 @@ pub struct Context {
     /// Where the config's HTML page is published, when it has an address: the web page the
     /// feeds belong to unless an output names its own `link`.
     pub page: Option<String>,
+    /// The HTML page's file, for outputs to name it relative to themselves when it has no
+    /// address (no `serve.base_url`).
+    pub page_file: Option<PathBuf>,
 }
 
 impl Context {
@@ -149,16 +155,40 @@ impl Context {
                 .iter()
                 .find(|o| o.format == OutputFormat::Html)
                 .and_then(|o| o.self_url.clone()),
+            page_file: config
+                .outputs
+                .iter()
+                .find(|o| o.format == OutputFormat::Html)
+                .map(|o| o.path.clone()),
         }
     }
 
-    /// The web page `spec` belongs to: its own `link`, else the HTML page (unless it is that
-    /// page).
+    /// The web page `spec` belongs to, as an absolute URL: its own `link`, else the HTML page
+    /// (unless it is that page).
     pub(crate) fn home_page<'a>(&'a self, spec: &'a OutputSpec) -> Option<&'a str> {
         spec.link.as_deref().or(self
             .page
             .as_deref()
             .filter(|p| spec.self_url.as_deref() != Some(*p)))
+    }
+
+    /// [`Context::home_page`], else, when the page has no address, where it is relative to
+    /// `spec`'s file (`index.html`, `../index.html`): a reader resolves that against the URL it
+    /// fetched the feed from, which is where the page is too when both are published
+    /// together (as `tributary run` serves them). For formats that take a relative reference
+    /// (Atom's `link`, JSON Feed's `home_page_url`); never a `file://` path of this server.
+    pub(crate) fn home_page_ref<'a>(&'a self, spec: &'a OutputSpec) -> Option<Cow<'a, str>> {
+        if let Some(url) = self.home_page(spec) {
+            return Some(Cow::Borrowed(url));
+        }
+        if self.page.is_some() || spec.format == OutputFormat::Html {
+            return None;
+        }
+        let page = self.page_file.as_ref()?;
+        let dir = spec.path.parent()?;
+        let from = Url::from_directory_path(dir).ok()?;
+        let to = Url::from_file_path(page).ok()?;
+        from.make_relative(&to).map(Cow::Owned)
     }
 }
 
@@ -432,6 +462,22 @@ pub(crate) fn xml_safe(s: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn feeds_without_an_address_name_the_page_relative_to_themselves() {
+        let config = Config::parse(
+            Path::new("/srv/planet/tributary.toml"),
+            "[[output]]\npath = \"public/index.html\"\n[[output]]\npath = \"public/all.atom\"\n\
+             [[output]]\npath = \"public/rust/rust.atom\"\n[[output]]\npath = \"other/all feeds.json\"\n",
+        )
+        .unwrap();
+        let context = super::Context::new(&config);
+        let link = |i: usize| context.home_page_ref(&config.outputs[i]).map(|l| l.into_owned());
+        assert_eq!(link(0), None, "the page itself");
+        assert_eq!(link(1).as_deref(), Some("index.html"));
+        assert_eq!(link(2).as_deref(), Some("../index.html"));
+        assert_eq!(link(3).as_deref(), Some("../public/index.html"));
+    }
+
     use super::*;
 
     #[test]

@@ -77,6 +77,21 @@ async fn every_format_parses_back_and_rerendering_is_byte_stable() {
     }
     validate_atom(&ws.path("public/all.atom"));
 
+    // No address (no serve.base_url): the feeds name the page beside them, relative to
+    // themselves, which a reader resolves against the feed's own URL; never this server's
+    // file path.
+    let atom_text = String::from_utf8(read(&ws, "all.atom")).unwrap();
+    assert!(
+        atom_text.contains("<link rel=\"alternate\" href=\"index.html\"/>"),
+        "{atom_text}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&read(&ws, "all.json")).unwrap();
+    assert_eq!(json["home_page_url"], "index.html");
+    for name in ["all.atom", "all.rss", "all.json", "index.html", "feeds.opml"] {
+        let text = String::from_utf8(read(&ws, name)).unwrap();
+        assert!(!text.contains("file://"), "{name} names a file of this server");
+    }
+
     let rss_text = String::from_utf8(read(&ws, "all.rss")).unwrap();
     assert!(rss_text.contains(
         "<enclosure url=\"https://cdn.pod.example/ep1.mp3\" length=\"12345\" type=\"audio/mpeg\"/>"
