@@ -82,11 +82,9 @@ fn entry_element(w: &mut XmlWriter, out: &OutputEntry, source_updated: DateTime<
         w.link("alternate", link, None);
     }
     for also in &out.also_in {
-        w.link(
-            "via",
-            also.site_url.as_deref().unwrap_or(&also.url),
-            Some(&also.title),
-        );
+        if let Some(href) = also.site_url.as_deref().or(also.public_url()) {
+            w.link("via", href, Some(&also.title));
+        }
     }
     for enc in &e.enclosures {
         let mut tag = BytesStart::new("link");
@@ -133,7 +131,9 @@ fn entry_element(w: &mut XmlWriter, out: &OutputEntry, source_updated: DateTime<
     if let Some(site) = &feed.site_url {
         w.link("alternate", site, None);
     }
-    w.link("self", &feed.url, None);
+    if let Some(url) = feed.public_url() {
+        w.link("self", url, None);
+    }
     w.text_element("updated", &rfc3339(source_updated));
     w.end("source");
     w.end("entry");

@@ -53,7 +53,8 @@ struct EnclosureView<'a> {
 #[derive(Serialize)]
 struct FeedLink<'a> {
     title: &'a str,
-    url: &'a str,
+    /// `None` for a local file (see [`FeedView::public_url`]).
+    url: Option<&'a str>,
     site_url: Option<&'a str>,
     failing_since: Option<String>,
     /// What kind of failure (`timeout`, `parse`, …): the page says it in its words.
@@ -66,7 +67,7 @@ impl<'a> From<&'a FeedView> for FeedLink<'a> {
     fn from(f: &'a FeedView) -> FeedLink<'a> {
         FeedLink {
             title: &f.title,
-            url: &f.url,
+            url: f.public_url(),
             site_url: f.site_url.as_deref(),
             failing_since: f.failing.as_ref().map(|(t, _)| t.format("%Y-%m-%d").to_string()),
             failure: f.failing.as_ref().map(|(_, kind)| kind.as_str()),

@@ -88,7 +88,8 @@ struct Extension<'a> {
 #[derive(Serialize)]
 struct Source<'a> {
     title: &'a str,
-    feed_url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feed_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     home_page_url: Option<&'a str>,
 }
@@ -97,7 +98,7 @@ impl<'a> From<&'a FeedView> for Source<'a> {
     fn from(f: &'a FeedView) -> Source<'a> {
         Source {
             title: &f.title,
-            feed_url: &f.url,
+            feed_url: f.public_url(),
             home_page_url: f.site_url.as_deref(),
         }
     }

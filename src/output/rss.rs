@@ -94,11 +94,14 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         w.text(&entry_id(&feed.url, stored.key.as_str()));
         w.end("guid");
         w.text_element("pubDate", &stored.published.to_rfc2822());
-        w.start(BytesStart::new("source").with_attributes([("url", xml_safe(&feed.url).as_ref())]));
-        w.event(Event::Text(BytesText::from_escaped(plain_text_escaped(
-            &feed.title,
-        ))));
-        w.end("source");
+        // <source> must carry a URL readers can fetch: none for a local file.
+        if let Some(url) = feed.public_url() {
+            w.start(BytesStart::new("source").with_attributes([("url", xml_safe(url).as_ref())]));
+            w.event(Event::Text(BytesText::from_escaped(plain_text_escaped(
+                &feed.title,
+            ))));
+            w.end("source");
+        }
         w.end("item");
     }
     w.end("channel");

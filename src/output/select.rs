@@ -25,7 +25,8 @@ use crate::store::{Candidate, CandidateQuery, Store, StoreError};
 pub struct FeedView {
     /// Its URL as it may be shown (no credentials).
     pub url: String,
-    /// The feed's own id when it is an absolute IRI (Atom feeds have one), else its URL.
+    /// The feed's own id when it is an absolute IRI (Atom feeds have one), else its URL (a
+    /// name-based `urn:uuid:` of it for a local file).
     pub id: String,
     pub title: String,
     pub site_url: Option<String>,
@@ -43,6 +44,12 @@ pub struct FeedView {
 }
 
 impl FeedView {
+    /// Its URL where a reader could fetch it too: `None` for a local file, whose path means
+    /// nothing off this server (and says where things are on it).
+    pub fn public_url(&self) -> Option<&str> {
+        (!self.url.starts_with("file:")).then_some(self.url.as_str())
+    }
+
     pub fn new(spec: &FeedSpec, state: Option<&FeedState>) -> FeedView {
         let url = display_url(&spec.url);
         let title = spec
@@ -53,7 +60,11 @@ impl FeedView {
         let id = state
             .and_then(|s| s.feed_id.clone())
             .filter(|id| url::Url::parse(id).is_ok())
-            .unwrap_or_else(|| url.clone());
+            // A local file's path is no one else's business: a name-based id instead.
+            .unwrap_or_else(|| match url.starts_with("file:") {
+                true => crate::model::stable_urn(&url),
+                false => url.clone(),
+            });
         let failing = state.and_then(|s| {
             let since = s.failing_since?;
             Some((

@@ -31,3 +31,4 @@ mod nodes;
 mod guard;
 mod languages;
 mod fuzz;
+mod consumers;

@@ -631,6 +631,12 @@ async fn the_bundled_demo_runs_offline() {
     assert!(titles.contains(&"Tidepool 2.4.0".to_string()));
     assert!(titles.contains(&"Fixing a 1970s radio: the capacitors".to_string()));
     validate_atom(&out_path);
+    // Its sources are local files: no output a reader gets names a path of this machine (the
+    // OPML lists the subscriptions as configured, for `import` to read back).
+    for name in ["all.atom", "all.rss", "all.json", "index.html"] {
+        let text = std::fs::read_to_string(ws.path(&format!("demo-out/{name}"))).unwrap();
+        assert!(!text.contains("file:"), "{name} names a local file");
+    }
 }
 
 #[test]
