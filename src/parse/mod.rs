@@ -176,6 +176,14 @@ fn parse_feed(
                     rhythm::scan(&doc)
                 };
                 let mut feed = convert(feed, base, rhythm);
+                if !is_json
+                    && feed
+                        .entries
+                        .iter()
+                        .any(|e| e.summary.is_none() && e.content.is_none())
+                {
+                    bare_media_descriptions(&mut feed.entries, &doc);
+                }
                 // A document with items that yields no entries lost them silently: an error.
                 if feed.entries.is_empty() && skipped.is_empty() {
                     let (name, items) = count_items(&doc);
@@ -265,6 +273,94 @@ fn count_items(doc: &str) -> (&'static str, usize) {
         0 => ("entry", entries),
         n => ("item", n),
     }
+}
+
+/// Entries with no text of their own take their item's bare Media RSS description, when the
+/// document's items and the entries line up one to one.
+fn bare_media_descriptions(entries: &mut [ParsedEntry], doc: &str) {
+    let descriptions = media_descriptions(doc);
+    if descriptions.len() != entries.len() {
+        return;
+    }
+    for (entry, description) in entries.iter_mut().zip(descriptions) {
+        if entry.summary.is_none() && entry.content.is_none() {
+            entry.summary = description.map(|text| RawBody {
+                text: text::drop_controls(&text).into_owned(),
+                is_html: false,
+            });
+        }
+    }
+}
+
+/// The bare Media RSS description of each item or entry, in document order: feed-rs keeps a
+/// `media:description` only beside a `media:content`, where feedparser takes one anywhere in
+/// an item as its summary (YouTube's and podcasts' only text, at times).
+fn media_descriptions(doc: &str) -> Vec<Option<String>> {
+    use quick_xml::events::Event;
+    use quick_xml::name::ResolveResult;
+    const MEDIA_RSS: &str = "http://search.yahoo.com/mrss/";
+    let mut reader = quick_xml::NsReader::from_str(doc);
+    let mut found: Vec<Option<String>> = Vec::new();
+    // The depth of the item open now, and the description being read in it.
+    let (mut depth, mut item): (usize, Option<usize>) = (0, None);
+    let mut reading: Option<String> = None;
+    loop {
+        match reader.read_resolved_event() {
+            Ok((ns, Event::Start(tag))) => {
+                depth += 1;
+                let local = tag.local_name();
+                if item.is_none() && matches!(local.as_ref(), "item" | "entry") {
+                    item = Some(depth);
+                    found.push(None);
+                } else if item.is_some()
+                    && local.as_ref() == "description"
+                    && matches!(ns, ResolveResult::Bound(n) if n.as_ref() == MEDIA_RSS)
+                    && found.last().is_some_and(Option::is_none)
+                {
+                    reading = Some(String::new());
+                }
+            }
+            Ok((_, Event::Empty(tag))) => {
+                if item.is_none() && matches!(tag.local_name().as_ref(), "item" | "entry") {
+                    found.push(None);
+                }
+            }
+            Ok((_, Event::Text(t))) => {
+                if let Some(text) = reading.as_mut() {
+                    text.push_str(&t.xml10_content());
+                }
+            }
+            Ok((_, Event::CData(t))) => {
+                if let Some(text) = reading.as_mut() {
+                    text.push_str(&t);
+                }
+            }
+            Ok((_, Event::GeneralRef(r))) => {
+                if let Some(text) = reading.as_mut() {
+                    match r.resolve_char_ref() {
+                        Ok(Some(c)) => text.push(c),
+                        _ => {
+                            text.push_str(quick_xml::escape::resolve_predefined_entity(&r).unwrap_or(""));
+                        }
+                    }
+                }
+            }
+            Ok((_, Event::End(_))) => {
+                if let Some(text) = reading.take()
+                    && let Some(last) = found.last_mut()
+                {
+                    *last = Some(text).filter(|t| !t.trim().is_empty());
+                }
+                if item == Some(depth) {
+                    item = None;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Ok((_, Event::Eof)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    found
 }
 
 fn classify(err: ParseFeedError) -> ParseError {
@@ -533,6 +629,41 @@ mod tests {
         Parsed {
             entries: feed.entries,
         }
+    }
+
+    #[test]
+    fn a_media_description_is_the_body_of_an_entry_with_no_other() {
+        // YouTube's form (in a media:group) and the bare one, in Atom and in RSS.
+        let f = parse(
+            "<feed xmlns=\"http://www.w3.org/2005/Atom\" xmlns:media=\"http://search.yahoo.com/mrss/\">\
+             <title>T</title><id>urn:t</id>\
+             <entry><id>urn:1</id><title>Grouped</title><media:group><media:title>Grouped</media:title>\
+             <media:content url=\"https://v.example/1\" type=\"video/mp4\"/>\
+             <media:description>Told in a group.</media:description></media:group></entry>\
+             <entry><id>urn:2</id><title>Bare</title><media:description>Told bare.</media:description></entry>\
+             <entry><id>urn:3</id><title>Own</title><summary>Its own.</summary>\
+             <media:group><media:description>Not this.</media:description></media:group></entry></feed>",
+        );
+        let bodies: Vec<Option<&str>> = f
+            .entries
+            .iter()
+            .map(|e| e.content.as_ref().or(e.summary.as_ref()).map(|b| b.text.as_str()))
+            .collect();
+        assert_eq!(
+            bodies,
+            [Some("Told in a group."), Some("Told bare."), Some("Its own.")]
+        );
+        let rss = parse(
+            "<rss version=\"2.0\" xmlns:media=\"http://search.yahoo.com/mrss/\"><channel><title>T</title>\
+             <item><guid>1</guid><title>Grouped</title><description></description>\
+             <media:group><media:description>From the group.</media:description></media:group></item>\
+             </channel></rss>",
+        );
+        let body = rss.entries[0]
+            .content
+            .as_ref()
+            .or(rss.entries[0].summary.as_ref());
+        assert_eq!(body.map(|b| b.text.as_str()), Some("From the group."));
     }
 
     #[test]

@@ -76,14 +76,19 @@ fn not_a_feed_format(format: &str) -> bool {
     format.starts_with("xml:") || format == "empty" || format == "unknown"
 }
 
-#[test]
-fn corpus_agrees_with_the_reference_parser() {
-    let Some(dir) = require_or_skip(
+/// The corpus, from `TRIBUTARY_CORPUS` or `../shared/corpus`; `None` (said) when missing.
+fn corpus_dir() -> Option<PathBuf> {
+    require_or_skip(
         "corpus",
         std::env::var_os("TRIBUTARY_CORPUS")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")),
-    ) else {
+    )
+}
+
+#[test]
+fn corpus_agrees_with_the_reference_parser() {
+    let Some(dir) = corpus_dir() else {
         return;
     };
     let rows = manifest(&dir);
@@ -156,5 +161,99 @@ fn corpus_agrees_with_the_reference_parser() {
         bozo_misses.is_empty(),
         "{} ill-formed files the reference reads disagree:\n{bozo_misses:#?}",
         bozo_misses.len()
+    );
+}
+
+/// Files where both references read the same and Tributary reads otherwise, each with why it
+/// is right. Empty: where feedparser and feedparser-rs agree, so do we.
+const AGAINST_BOTH: &[(&str, &str)] = &[];
+
+/// Read like the best parsers, not only like one: a second, independent reference
+/// (feedparser-rs, a Rust parser with feedparser's API, from PyPI) reads the whole corpus
+/// too. Where the two references agree (entry count and first title, as visible text),
+/// Tributary must agree with them; where they disagree, the test counts whom we side with. It
+/// prints the agreement table the README quotes.
+#[test]
+fn where_both_references_agree_so_do_we() {
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
+    if !crate::support::require_python_module("feedparser_rs") {
+        return;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/consumers/corpus.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second: std::collections::HashMap<String, (usize, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let path = v["path"].as_str().unwrap().to_string();
+            let entries = v["entries"].as_u64().unwrap_or(0) as usize;
+            (
+                path,
+                (entries, v["first_title"].as_str().unwrap_or("").to_string()),
+            )
+        })
+        .collect();
+    let reading = |entries: usize, first: &str| {
+        (
+            entries,
+            if entries == 0 {
+                String::new()
+            } else {
+                title_text(first)
+            },
+        )
+    };
+    let (mut with_first, mut with_second, mut refs_agree, mut total) = (0, 0, 0, 0);
+    let (mut refs_differ, mut sided_first, mut sided_second) = (0, 0, 0);
+    let mut against_both = Vec::new();
+    for row in manifest(&dir) {
+        let file = dir.join("feeds").join(&row.path);
+        let base = url::Url::from_file_path(&file).expect("file URL");
+        let text = decode::decode(std::fs::read(&file).expect("corpus file"), None).text;
+        let ours = match parse_document(&text, &base) {
+            Ok(feed) => reading(
+                feed.entries.len(),
+                feed.entries.first().map_or("", |e| e.entry.title.as_str()),
+            ),
+            Err(_) => (0, String::new()),
+        };
+        // The first reference's mojibake (UTF-8 read as Windows-1252) we repair by design.
+        let first = reading(row.entries, &tributary::text::mojibake::repair(&row.first_title));
+        let Some((n, title)) = second.get(&row.path) else {
+            panic!("{}: no reading from the second reference", row.path);
+        };
+        let second = reading(*n, title);
+        total += 1;
+        with_first += usize::from(ours == first);
+        with_second += usize::from(ours == second);
+        if first == second {
+            refs_agree += 1;
+            if ours != first && !AGAINST_BOTH.iter().any(|(p, _)| *p == row.path) {
+                against_both.push(format!("{}: both read {first:?}; we read {ours:?}", row.path));
+            }
+        } else {
+            refs_differ += 1;
+            sided_first += usize::from(ours == first);
+            sided_second += usize::from(ours == second);
+        }
+    }
+    println!(
+        "corpus, {total} files: Tributary agrees with feedparser on {with_first}, with feedparser-rs on \
+         {with_second}; the two agree on {refs_agree}; of the {refs_differ} they read differently, \
+         we read {sided_first} as feedparser does, {sided_second} as feedparser-rs does"
+    );
+    assert!(
+        against_both.is_empty(),
+        "{} files where both references agree and we do not:\n{}",
+        against_both.len(),
+        against_both.join("\n")
     );
 }
