@@ -513,6 +513,7 @@ use futures::StreamExt;
 /// Fetches every body of `farm` with plain concurrent GETs (64 at a time, as the poll does):
 /// the bodies and how long it took.
 async fn fetch_all(farm: &Arc<FarmHandle>, feeds: usize) -> (Vec<String>, Duration) {
+    tributary::fetch::init_tls();
     let client = reqwest::Client::new();
     let started = Instant::now();
     let fetches = futures::stream::iter(0..feeds)

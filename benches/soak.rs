@@ -641,6 +641,7 @@ async fn abuse(base: &Path) {
     // clients trickle a byte each every 5 s.
     let mut latencies = Vec::new();
     let mut failures = 0;
+    tributary::fetch::init_tls();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()

@@ -186,6 +186,13 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// maximum size always fit.
 const MIN_BODY_BUDGET: u64 = 64 * 1024 * 1024;
 
+/// Makes ring rustls's cryptography for every HTTPS client of the process (reqwest is built
+/// without a provider of its own). Idempotent; every client Tributary makes comes after it.
+pub fn init_tls() {
+    // An `Err` only says a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// What every client is made of: `[poll]`'s user agent, headers, timeout and fixed answers.
 #[derive(Debug)]
 struct ClientSettings {
@@ -240,6 +247,7 @@ impl ClientSettings {
 
 impl Fetcher {
     pub fn new(poll: &PollConfig) -> Result<Self, FetchError> {
+        init_tls();
         let mut headers = HeaderMap::new();
         // Feed types first, then generic XML; */* so that misconfigured servers still answer.
         headers.insert(
@@ -614,6 +622,49 @@ mod tests {
         }
     }
 
+    /// A plain GET of `url` as an operator's feed.
+    async fn get(fetcher: &Fetcher, url: &Url) -> Result<Fetched, FetchError> {
+        let request = Request {
+            url,
+            validators: &Validators::default(),
+            headers: &[],
+            trust: Trust::Operator,
+            timeout: None,
+            proxy: None,
+        };
+        fetcher.fetch(request).await
+    }
+
+    /// HTTPS goes through rustls with its provider installed: a server that answers a TLS
+    /// hello with plain HTTP is a handshake error, never a panic for want of cryptography.
+    #[tokio::test]
+    async fn https_speaks_tls() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut hello = [0u8; 5];
+            socket.read_exact(&mut hello).await.unwrap();
+            // A TLS record: handshake (22), version 3.x.
+            let tls = hello[0] == 22 && hello[1] == 3;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            tls
+        });
+        let config = crate::config::Config::parse(
+            Path::new("/t/tributary.toml"),
+            "[poll]\nallow_networks = [\"127.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        let fetcher = Fetcher::new(&config.poll).unwrap();
+        let url = Url::parse(&format!("https://127.0.0.1:{port}/feed")).unwrap();
+        let err = get(&fetcher, &url).await.unwrap_err();
+        assert!(server.await.unwrap(), "the client sent a TLS hello");
+        assert!(matches!(err, FetchError::Connect(_)), "{err:?}");
+    }
+
     #[tokio::test]
     async fn a_name_that_does_not_resolve_is_a_transient_connection_error() {
         let config = crate::config::Config::parse(
@@ -628,15 +679,7 @@ mod tests {
             .build()
             .unwrap();
         let url = Url::parse("http://feeds.example.invalid/rss").unwrap();
-        let request = Request {
-            url: &url,
-            validators: &Validators::default(),
-            headers: &[],
-            trust: Trust::Operator,
-            timeout: None,
-            proxy: None,
-        };
-        let err = fetcher.fetch(request).await.unwrap_err();
+        let err = get(&fetcher, &url).await.unwrap_err();
         assert!(matches!(err, FetchError::Connect(_)), "{err:?}");
         assert!(err.to_string().contains("Name or service not known"), "{err}");
         assert!(err.kind().is_transient(), "DNS failures are retried later");

@@ -22,6 +22,7 @@ pub(crate) async fn announce(config: &Config, reports: &[OutputReport]) {
     if changed.is_empty() {
         return;
     }
+    crate::fetch::init_tls();
     let client = match reqwest::Client::builder()
         .user_agent(&config.poll.user_agent)
         .timeout(Duration::from_secs(10))

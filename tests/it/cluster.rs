@@ -479,6 +479,7 @@ async fn three_nodes_poll_each_feed_once_per_slot_and_survive_a_kill() {
     };
     let feed = feed_rs::parser::parse(&outputs[0][..]).expect("a whole Atom feed");
     assert_eq!(feed.entries.len(), 300 + servers.len());
+    tributary::fetch::init_tls();
     let client = reqwest::Client::new();
     let mut served = Vec::new();
     for &i in &survivors {
