@@ -193,6 +193,37 @@ impl std::fmt::Debug for Options {
     }
 }
 
+/// Configured feeds the store has no row for that are a stored feed under a new spelling of
+/// its URL ([`crate::model::feed_identity`]: case, a trailing slash, `http` for `https`,
+/// tracking parameters), or at the place it moved to: `(stored URL, configured URL)`. Only a
+/// stored feed the config no longer names is taken, each once.
+async fn respelled(config: &Config, store: &Store) -> Result<Vec<(String, String)>, StoreError> {
+    let keys: Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
+    let known = store.feeds_by_url(keys.clone()).await?;
+    if keys.iter().all(|k| known.contains_key(k)) {
+        return Ok(Vec::new());
+    }
+    let configured: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let mut orphans: Vec<(String, Option<String>)> = store
+        .feed_identities()
+        .await?
+        .into_iter()
+        .filter(|(url, _)| !configured.contains(url.as_str()))
+        .collect();
+    let mut renames = Vec::new();
+    for key in keys.iter().filter(|k| !known.contains_key(*k)) {
+        let identity = crate::model::feed_identity(key);
+        let found = orphans.iter().position(|(url, moved_to)| {
+            moved_to.as_deref() == Some(key.as_str()) || crate::model::feed_identity(url) == identity
+        });
+        if let Some(at) = found {
+            let (url, _) = orphans.swap_remove(at);
+            renames.push((url, key.clone()));
+        }
+    }
+    Ok(renames)
+}
+
 /// Brings the store's rows for `feeds` up to date with the config before polling: rows for
 /// new feeds (due at once), another chance for feeds found gone under an older config, and
 /// due times computed again where the policy they were computed under changed (or was never
@@ -219,7 +250,16 @@ pub async fn prepare(
     // into outputs from the next render on.
     store.apply_catalogue_limit(config.poll.new_feed_entries).await?;
     if !renames.is_empty() {
-        store.rekey_feeds(renames).await?;
+        store.rekey_feeds(renames, false).await?;
+    }
+    if whole_config {
+        let adopted = respelled(config, store).await?;
+        if !adopted.is_empty() {
+            for (old, new) in &adopted {
+                tracing::info!(from = %old, to = %new, "the same feed under a new URL: its history and entry ids go on");
+            }
+            store.rekey_feeds(adopted, true).await?;
+        }
     }
     store
         .forgive_gone(urls.clone(), config.fingerprint.clone())

@@ -109,6 +109,10 @@ pub struct FeedState {
     /// The epoch of the claim this node holds on the feed in a shared store: its poll is
     /// recorded only while that claim stands. `None` outside a claim, and on SQLite.
     pub lease_epoch: Option<i64>,
+    /// The URL its entries' output ids are made from, when that is not `url`: the feed was
+    /// first stored under another spelling of its URL (or before a move), and readers must
+    /// not see its entries again because the config now spells it differently.
+    pub id_url: Option<String>,
 }
 
 /// Why a poll failed, in the terms the code that decides what to do next needs: how soon to
@@ -701,6 +705,22 @@ pub fn canonical_url(link: &str) -> String {
         }
     }
     url.to_string()
+}
+
+/// What stays the same across spellings of one feed's URL: [`canonical_url`] (case, default
+/// port, fragment, tracking parameters), and neither `http` against `https` nor a trailing
+/// slash. Two configured URLs with one identity are one feed under a new spelling.
+pub fn feed_identity(url: &str) -> String {
+    let canonical = canonical_url(url);
+    let rest = canonical
+        .strip_prefix("https://")
+        .or_else(|| canonical.strip_prefix("http://"))
+        .unwrap_or(&canonical);
+    // A trailing slash before the query (or at the end) names the same resource.
+    match rest.split_once('?') {
+        Some((path, query)) => format!("{}?{query}", path.trim_end_matches('/')),
+        None => rest.trim_end_matches('/').to_string(),
+    }
 }
 
 /// A feed's identity: its URL without user name and password. Credentials are never written to

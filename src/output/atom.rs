@@ -74,7 +74,7 @@ fn entry_element(w: &mut XmlWriter, out: &OutputEntry, source_updated: DateTime<
         element.push_attribute(("xml:lang", language));
     }
     w.start(element);
-    w.text_element("id", &entry_id(&feed.url, stored.key.as_str()));
+    w.text_element("id", &entry_id(&feed.id_base, stored.key.as_str()));
     w.start(BytesStart::new("title").with_attributes([("type", "text")]));
     w.text(&display_title(e));
     w.end("title");

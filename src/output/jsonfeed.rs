@@ -112,7 +112,7 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
             let e = &out.stored.entry;
             let content_html = e.content.as_deref().or(e.summary.as_deref());
             Item {
-                id: entry_id(&out.feed.url, out.stored.key.as_str()),
+                id: entry_id(&out.feed.id_base, out.stored.key.as_str()),
                 url: e.link.as_deref(),
                 title: Some(e.title.as_str()).filter(|t| !t.is_empty()),
                 content_html,

@@ -91,7 +91,7 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
             ]));
         }
         w.start(BytesStart::new("guid").with_attributes([("isPermaLink", "false")]));
-        w.text(&entry_id(&feed.url, stored.key.as_str()));
+        w.text(&entry_id(&feed.id_base, stored.key.as_str()));
         w.end("guid");
         w.text_element("pubDate", &stored.published.to_rfc2822());
         // <source> must carry a URL readers can fetch: none for a local file.

@@ -25,6 +25,9 @@ use crate::store::{Candidate, CandidateQuery, Store, StoreError};
 pub struct FeedView {
     /// Its URL as it may be shown (no credentials).
     pub url: String,
+    /// What its entries' output ids are made from: its URL, or the one it was first stored
+    /// under when the config has since spelled it differently.
+    pub id_base: String,
     /// The feed's own id when it is an absolute IRI (Atom feeds have one), else its URL (a
     /// name-based `urn:uuid:` of it for a local file).
     pub id: String,
@@ -72,9 +75,15 @@ impl FeedView {
                 s.failure_kind.unwrap_or(crate::model::FailureKind::Internal),
             ))
         });
+        // Ids made from the URL the feed was first stored under, when it was renamed since.
+        let id_base = state
+            .and_then(|s| s.id_url.as_deref())
+            .and_then(|u| url::Url::parse(u).ok())
+            .map_or_else(|| url.clone(), |u| display_url(&u));
         FeedView {
             url,
             id,
+            id_base,
             title,
             site_url: spec
                 .site

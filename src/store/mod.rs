@@ -265,7 +265,12 @@ pub trait Database: Send + Sync {
     async fn ensure_feeds(&self, urls: Vec<String>, now: DateTime<Utc>)
     -> Result<Vec<FeedState>, StoreError>;
     /// Renames feeds stored under an old identity (`old` → `new`) when the new one is free.
-    async fn rekey_feeds(&self, renames: Vec<(String, String)>) -> Result<usize, StoreError>;
+    /// With `keep_ids`, a renamed feed's output ids stay those of its old URL
+    /// ([`FeedState::id_url`]): the same feed under a new spelling of its URL.
+    async fn rekey_feeds(&self, renames: Vec<(String, String)>, keep_ids: bool) -> Result<usize, StoreError>;
+    /// Every stored feed's URL and where it moved (`moved_to`), to find a feed the config now
+    /// spells differently.
+    async fn feed_identities(&self) -> Result<Vec<(String, Option<String>)>, StoreError>;
     /// Feeds of `urls` found gone under another version of the config get another chance.
     async fn forgive_gone(&self, urls: Vec<String>, config_fingerprint: String) -> Result<usize, StoreError>;
     /// Keeps a new feed's back catalogue out of outputs by `limit` (`poll.new_feed_entries`);
@@ -374,7 +379,8 @@ pub trait Database: Send + Sync {
     /// Entries that `what` names: by link (as given or canonical), guid, key or title.
     async fn entries_matching(&self, what: String, canonical: String)
     -> Result<Vec<StoredEntry>, StoreError>;
-    /// Every entry's id, feed URL and key: what output ids are derived from.
+    /// Every entry's id, the URL its feed's output ids are made from ([`FeedState::id_url`],
+    /// else its URL) and key: what output ids are derived from.
     async fn entry_keys(&self) -> Result<Vec<(i64, String, String)>, StoreError>;
 
     // Retention and maintenance.

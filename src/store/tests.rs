@@ -153,17 +153,52 @@ async fn feeds_are_made_once_and_found_by_url_and_id(store: Store) {
     // A feed stored under an old identity moves to its new one, unless that is taken.
     assert_eq!(
         store
-            .rekey_feeds(vec![("https://e.org/a".into(), "https://e.org/c".into())])
+            .rekey_feeds(vec![("https://e.org/a".into(), "https://e.org/c".into())], false)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         store
-            .rekey_feeds(vec![("https://e.org/b".into(), "https://e.org/c".into())])
+            .rekey_feeds(vec![("https://e.org/b".into(), "https://e.org/c".into())], false)
             .await
             .unwrap(),
         0
+    );
+    let moved = store
+        .feeds_by_url(Arc::from(vec!["https://e.org/c".to_string()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        moved["https://e.org/c"].id_url, None,
+        "a new identity, the same ids as its URL"
+    );
+    // The same feed under a new spelling keeps the URL its ids were made from, through every
+    // later rename.
+    store
+        .rekey_feeds(vec![("https://e.org/c".into(), "https://e.org/c/".into())], true)
+        .await
+        .unwrap();
+    store
+        .rekey_feeds(vec![("https://e.org/c/".into(), "http://e.org/c".into())], true)
+        .await
+        .unwrap();
+    let renamed = store
+        .feeds_by_url(Arc::from(vec!["http://e.org/c".to_string()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        renamed["http://e.org/c"].id_url.as_deref(),
+        Some("https://e.org/c")
+    );
+    let mut known = store.feed_identities().await.unwrap();
+    known.sort();
+    assert_eq!(
+        known,
+        vec![
+            ("http://e.org/c".to_string(), None),
+            ("https://e.org/b".to_string(), None)
+        ]
     );
     assert_eq!(store.integrity_check().await.unwrap(), Ok(()));
 }

@@ -6,6 +6,7 @@ use crate::support::{FeedServer, Route, Workspace, require_tool, rss};
 crate::on_both_stores!(
     feeds_json_reports_health_and_render_needs_no_network,
     explain_says_why_an_entry_is_where_it_is,
+    a_feed_under_a_new_spelling_keeps_its_history_and_its_ids,
 );
 
 const D1: &str = "Mon, 02 Mar 2026 10:00:00 +0000";
@@ -1126,4 +1127,67 @@ fn output_titles(ws: &Workspace) -> Vec<String> {
         .iter()
         .filter_map(|e| e.title.as_ref().map(|t| t.content.clone()))
         .collect()
+}
+
+/// Ids that never change: the config spells a feed's URL anew (tracking parameters, a
+/// trailing slash), or names where it moved after its 301s were seen, and every output id
+/// stays what it was; the feed keeps its one row, its entries and their ids, and `explain`
+/// finds an entry by its id as before.
+async fn a_feed_under_a_new_spelling_keeps_its_history_and_its_ids(ws: Workspace) {
+    let server = FeedServer::start().await;
+    let items = [
+        (Some("a1"), None, "First", "x", Some(D1)),
+        (Some("a2"), None, "Second", "y", Some(D2)),
+    ];
+    for path in ["/feed", "/feed/", "/new.xml"] {
+        server.set(path, Route::rss(rss("a", &items)));
+    }
+    let ids = |ws: &Workspace| -> Vec<String> {
+        let mut ids: Vec<String> = ws.output().entries.iter().map(|e| e.id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    let entry_rows = |ws: &Workspace| ws.rows().len();
+    ws.config_with_feeds(&[server.url("/feed")]);
+    assert_eq!(ws.poll().await.code, 0);
+    let before = ids(&ws);
+    assert_eq!(before.len(), 2);
+
+    for spelling in [
+        server.url("/feed?utm_source=newsletter"),
+        server.url("/feed/"),
+        server.url("/feed"),
+    ] {
+        ws.config_with_feeds(std::slice::from_ref(&spelling));
+        let run = ws.poll().await;
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(ids(&ws), before, "ids under {spelling}");
+        assert_eq!(entry_rows(&ws), 2, "no entry stored twice under {spelling}");
+        let feeds = ws.tributary(&["feeds", "--json"]).await;
+        let json: serde_json::Value = serde_json::from_str(&feeds.stdout).unwrap();
+        assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
+        assert_eq!(json[0]["url"], spelling.as_str());
+    }
+
+    // A move: 301s to /new.xml seen on enough polls, then the config names /new.xml.
+    server.set("/feed", Route::status(301, "").header("Location", "/new.xml"));
+    for _ in 0..3 {
+        assert_eq!(ws.poll().await.code, 0);
+    }
+    ws.config_with_feeds(&[server.url("/new.xml")]);
+    assert_eq!(ws.poll().await.code, 0);
+    assert_eq!(ids(&ws), before, "ids after the move");
+    assert_eq!(entry_rows(&ws), 2);
+    let explained = ws.tributary(&["explain", &before[0]]).await;
+    assert_eq!(explained.code, 0, "{explained:?}");
+
+    // A feed that only looks alike is another feed.
+    server.set(
+        "/other/feed",
+        Route::rss(rss("b", &[(Some("b1"), None, "Other", "z", Some(D1))])),
+    );
+    ws.config_with_feeds(&[server.url("/new.xml"), server.url("/other/feed")]);
+    assert_eq!(ws.poll().await.code, 0);
+    assert_eq!(ids(&ws).len(), 3);
+    assert!(before.iter().all(|id| ids(&ws).contains(id)));
 }

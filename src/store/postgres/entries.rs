@@ -588,7 +588,7 @@ impl PgStore {
     pub(super) async fn keys(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
         let rows = self
             .query(
-                "SELECT e.id, f.url, e.key FROM entries e JOIN feeds f ON f.id = e.feed_id",
+                "SELECT e.id, COALESCE(f.id_url, f.url), e.key FROM entries e JOIN feeds f ON f.id = e.feed_id",
                 &[],
             )
             .await?;

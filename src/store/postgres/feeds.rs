@@ -18,7 +18,7 @@ use crate::store::{Claimed, ERROR_HISTORY, FeedUpdate, MOVE_AFTER, Scheduled, St
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
                             fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count, \
-                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language";
+                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language, id_url";
 
 /// The columns of [`FEED_COLUMNS`] qualified by `f.`, then the claim's epoch.
 static CLAIMED_COLUMNS: LazyLock<String> = LazyLock::new(|| {
@@ -30,7 +30,7 @@ static CLAIMED_COLUMNS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Where a claim's epoch comes in its rows.
-const EPOCH_COLUMN: usize = 27;
+const EPOCH_COLUMN: usize = 28;
 
 /// A due time as announced: milliseconds, rounded up (a wake-up then is never early).
 pub(super) fn due_payload(due: DateTime<Utc>) -> String {
@@ -86,6 +86,7 @@ pub(super) fn feed_from_row(row: &Row) -> Result<FeedState, tokio_postgres::Erro
         abandoned_at: row.try_get(24)?,
         repairs: crate::model::Repair::split(row.try_get::<_, Option<&str>>(25)?),
         language: row.try_get(26)?,
+        id_url: row.try_get(27)?,
         lease_epoch: None,
     })
 }
@@ -154,17 +155,31 @@ impl PgStore {
             .collect()
     }
 
-    pub(super) async fn rekey(&self, renames: Vec<(String, String)>) -> Result<usize, StoreError> {
+    pub(super) async fn rekey(
+        &self,
+        renames: Vec<(String, String)>,
+        keep_ids: bool,
+    ) -> Result<usize, StoreError> {
         if renames.is_empty() {
             return Ok(0);
         }
         let (old, new): (Vec<String>, Vec<String>) = renames.into_iter().unzip();
         self.execute(
-            "UPDATE feeds AS f SET url = r.new FROM unnest($1::text[], $2::text[]) AS r(old, new)
+            "UPDATE feeds AS f SET url = r.new,
+                 id_url = CASE WHEN $3 THEN COALESCE(f.id_url, f.url) ELSE f.id_url END
+             FROM unnest($1::text[], $2::text[]) AS r(old, new)
              WHERE f.url = r.old AND NOT EXISTS (SELECT 1 FROM feeds WHERE url = r.new)",
-            &[&old, &new],
+            &[&old, &new, &keep_ids],
         )
         .await
+    }
+
+    pub(super) async fn identities(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let rows = self.query("SELECT url, moved_to FROM feeds", &[]).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(|e| self.error(e))
     }
 
     pub(super) async fn forgive(

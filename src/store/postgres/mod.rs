@@ -251,8 +251,12 @@ impl Database for PgStore {
         self.ensure(urls, now).await
     }
 
-    async fn rekey_feeds(&self, renames: Vec<(String, String)>) -> Result<usize, StoreError> {
-        self.rekey(renames).await
+    async fn rekey_feeds(&self, renames: Vec<(String, String)>, keep_ids: bool) -> Result<usize, StoreError> {
+        self.rekey(renames, keep_ids).await
+    }
+
+    async fn feed_identities(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        self.identities().await
     }
 
     async fn forgive_gone(&self, urls: Vec<String>, config_fingerprint: String) -> Result<usize, StoreError> {

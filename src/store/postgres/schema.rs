@@ -205,6 +205,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE entries ADD COLUMN language TEXT, ADD COLUMN language_source TEXT;
     "#,
+    // 4: the URL a feed's output ids are made from, when it was renamed from another
+    // spelling of its URL (NULL: its own URL, as every feed stored before).
+    r#"
+    ALTER TABLE feeds ADD COLUMN id_url TEXT;
+    "#,
 ];
 
 /// Brings the schema up to date inside `tx` (holding the migration lock until it ends), and

@@ -266,7 +266,7 @@ impl Db {
 
     pub(super) fn entry_keys(&self) -> rusqlite::Result<Vec<(i64, String, String)>> {
         self.conn
-            .prepare_cached("SELECT e.id, f.url, e.key FROM entries e JOIN feeds f ON f.id = e.feed_id")?
+            .prepare_cached("SELECT e.id, COALESCE(f.id_url, f.url), e.key FROM entries e JOIN feeds f ON f.id = e.feed_id")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect()
     }

@@ -16,7 +16,7 @@ use crate::store::{Claimed, ERROR_HISTORY, FeedUpdate, MOVE_AFTER, Scheduled};
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
                             fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count, \
-                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language";
+                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language, id_url";
 
 pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
     let opt_time =
@@ -61,6 +61,7 @@ pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
         abandoned_at: opt_time(24)?,
         repairs: crate::model::Repair::split(row.get::<_, Option<String>>(25)?.as_deref()),
         language: row.get(26)?,
+        id_url: row.get(27)?,
         lease_epoch: None,
     })
 }
@@ -90,15 +91,28 @@ impl Db {
         })
     }
 
-    pub(super) fn rekey_feeds(&mut self, renames: &[(String, String)]) -> rusqlite::Result<usize> {
+    pub(super) fn rekey_feeds(
+        &mut self,
+        renames: &[(String, String)],
+        keep_ids: bool,
+    ) -> rusqlite::Result<usize> {
         let mut renamed = 0;
         for (old, new) in renames {
             renamed += self.exec(
-                "UPDATE feeds SET url = ?2 WHERE url = ?1 AND NOT EXISTS (SELECT 1 FROM feeds WHERE url = ?2)",
-                params![old, new],
+                "UPDATE feeds SET url = ?2,
+                     id_url = CASE WHEN ?3 THEN COALESCE(id_url, url) ELSE id_url END
+                 WHERE url = ?1 AND NOT EXISTS (SELECT 1 FROM feeds WHERE url = ?2)",
+                params![old, new, keep_ids],
             )?;
         }
         Ok(renamed)
+    }
+
+    pub(super) fn feed_identities(&self) -> rusqlite::Result<Vec<(String, Option<String>)>> {
+        self.conn
+            .prepare_cached("SELECT url, moved_to FROM feeds")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
     }
 
     pub(super) fn forgive_gone(

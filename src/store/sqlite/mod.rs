@@ -443,8 +443,12 @@ impl Database for SqliteStore {
         self.write(move |db| db.ensure_feeds(&urls, now)).await
     }
 
-    async fn rekey_feeds(&self, renames: Vec<(String, String)>) -> Result<usize, StoreError> {
-        self.write(move |db| db.rekey_feeds(&renames)).await
+    async fn rekey_feeds(&self, renames: Vec<(String, String)>, keep_ids: bool) -> Result<usize, StoreError> {
+        self.write(move |db| db.rekey_feeds(&renames, keep_ids)).await
+    }
+
+    async fn feed_identities(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        self.read(|db| db.feed_identities()).await
     }
 
     async fn forgive_gone(&self, urls: Vec<String>, config_fingerprint: String) -> Result<usize, StoreError> {

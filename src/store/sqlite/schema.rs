@@ -193,6 +193,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE entries ADD COLUMN language TEXT;
     ALTER TABLE entries ADD COLUMN language_source TEXT;
     "#,
+    // 16: the URL a feed's output ids are made from, when it was renamed from another
+    // spelling of its URL (NULL: its own URL, as every feed stored before).
+    r#"
+    ALTER TABLE feeds ADD COLUMN id_url TEXT;
+    "#,
 ];
 
 /// Refuses a database written by a newer Tributary, before anything is written to it.
