@@ -95,6 +95,8 @@ pub(super) const OUTPUT: &[&str] = &[
     "template",
     "link",
     "description",
+    "icon",
+    "logo",
     "url",
     "lang",
     "timezone",

@@ -858,6 +858,33 @@ impl Validator<'_> {
         })
     }
 
+    /// An output's icon or logo: an absolute http(s) URL, or a reference relative to where the
+    /// output is published (resolved against `self_url` when it has one).
+    fn image_url(
+        &mut self,
+        raw: &toml::Spanned<String>,
+        key: &str,
+        self_url: Option<&str>,
+    ) -> Option<String> {
+        let text = raw.get_ref().trim();
+        match Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url.to_string()),
+            Err(url::ParseError::RelativeUrlWithoutBase) if !text.is_empty() => Some(
+                self_url
+                    .and_then(|base| Url::parse(base).ok()?.join(text).ok())
+                    .map_or_else(|| text.to_string(), String::from),
+            ),
+            _ => {
+                self.report(
+                    raw.span(),
+                    key,
+                    "must be an http(s) URL, or a path relative to where the output is published",
+                );
+                None
+            }
+        }
+    }
+
     /// A proxy URL: http:// or https://, with a host; `${NAME}` and the like expanded (a
     /// password in it is a secret like any other).
     fn proxy(&mut self, raw: &toml::Spanned<String>, key: &str) -> Option<Url> {
@@ -1257,6 +1284,12 @@ impl Validator<'_> {
             template,
             link,
             description: raw.description.map(|d| d.into_inner()),
+            icon: raw
+                .icon
+                .and_then(|i| self.image_url(&i, &key("icon"), self_url.as_deref())),
+            logo: raw
+                .logo
+                .and_then(|l| self.image_url(&l, &key("logo"), self_url.as_deref())),
             self_url,
         })
     }

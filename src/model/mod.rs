@@ -589,6 +589,12 @@ pub struct OutputSpec {
     /// The web page the output belongs to (RSS `<link>`, JSON Feed `home_page_url`).
     pub link: Option<String>,
     pub description: Option<String>,
+    /// A small square image readers show beside the output's name (Atom `icon`, JSON Feed
+    /// `favicon`, the page's `<link rel="icon">`), and a larger one (Atom `logo`, RSS
+    /// `<image>`, JSON Feed `icon`): absolute URLs, or relative to the output's own address
+    /// (and left relative when it has none).
+    pub icon: Option<String>,
+    pub logo: Option<String>,
     /// Where subscribers fetch it: `[serve] base_url` + the file name, when a base is set.
     pub self_url: Option<String>,
     /// The language of the page (its `lang`, the words of its dates); `None`: English.

@@ -40,6 +40,12 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
     if let Some(hub) = &context.hub {
         w.link("hub", hub, None);
     }
+    if let Some(icon) = &spec.icon {
+        w.text_element("icon", icon);
+    }
+    if let Some(logo) = &spec.logo {
+        w.text_element("logo", logo);
+    }
     w.start(BytesStart::new("author"));
     w.text_element("name", &spec.title);
     w.end("author");

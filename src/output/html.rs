@@ -272,6 +272,7 @@ pub(super) fn render(
                 description => &spec.description,
                 link => &spec.link,
                 self_url => &spec.self_url,
+                icon => &spec.icon,
                 lang => spec.lang.as_deref().unwrap_or("en"),
                 dir => if locale.rtl { "rtl" } else { "ltr" },
                 updated => updated,

@@ -17,6 +17,11 @@ struct Feed<'a> {
     feed_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
+    /// The large image (512 × 512); `favicon` the small one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icon: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    favicon: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     language: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -163,6 +168,8 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
         home_page_url: context.home_page_ref(spec),
         feed_url: spec.self_url.as_deref(),
         description: spec.description.as_deref(),
+        icon: spec.logo.as_deref().or(spec.icon.as_deref()),
+        favicon: spec.icon.as_deref(),
         language: spec.lang.as_deref(),
         hubs: context
             .hub

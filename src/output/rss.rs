@@ -37,6 +37,21 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
             .as_deref()
             .unwrap_or(&format!("{}, merged by Tributary", spec.title)),
     );
+    // <image> names the channel's picture by an absolute URL, with the channel's title and
+    // link; the larger image serves better, the icon will do.
+    if let (Some(image), Some(link)) = (
+        spec.logo
+            .as_ref()
+            .or(spec.icon.as_ref())
+            .filter(|u| u.starts_with("http")),
+        &link,
+    ) {
+        w.start(BytesStart::new("image"));
+        w.text_element("url", image);
+        plain_text(&mut w, "title", &spec.title);
+        w.text_element("link", link);
+        w.end("image");
+    }
     if let Some(self_url) = &spec.self_url {
         atom_link(&mut w, "self", self_url);
     }

@@ -43,10 +43,11 @@ async fn every_format_parses_back_and_rerendering_is_byte_stable() {
     ws.write_config(&format!(
         "[store]\npath = \"data/t.db\"\n\
          [[feed]]\nurl = \"{}\"\ntags = [\"audio\"]\n[[feed]]\nurl = \"{}\"\ntitle = \"My Blog\"\n\
-         [[output]]\npath = \"public/all.atom\"\ntitle = \"Planet\"\n\
+         [[output]]\npath = \"public/all.atom\"\ntitle = \"Planet\"\nicon = \"favicon.png\"\nlogo = \"https://planet.example/logo.png\"\n\
          [[output]]\npath = \"public/all.rss\"\nformat = \"rss\"\ntitle = \"Planet\"\nlink = \"https://planet.example/\"\n\
-         [[output]]\npath = \"public/all.json\"\nformat = \"json\"\ntitle = \"Planet\"\n\
-         [[output]]\npath = \"public/index.html\"\nformat = \"html\"\ntitle = \"Planet <Example>\"\n\
+         logo = \"https://planet.example/logo.png\"\n\
+         [[output]]\npath = \"public/all.json\"\nformat = \"json\"\ntitle = \"Planet\"\nicon = \"favicon.png\"\nlogo = \"https://planet.example/logo.png\"\n\
+         [[output]]\npath = \"public/index.html\"\nformat = \"html\"\ntitle = \"Planet <Example>\"\nicon = \"favicon.png\"\n\
          [[output]]\npath = \"public/feeds.opml\"\nformat = \"opml\"\ntitle = \"Planet subscriptions\"\n",
         server.url("/pod.xml"),
         server.url("/blog.xml")
@@ -87,6 +88,22 @@ async fn every_format_parses_back_and_rerendering_is_byte_stable() {
     );
     let json: serde_json::Value = serde_json::from_slice(&read(&ws, "all.json")).unwrap();
     assert_eq!(json["home_page_url"], "index.html");
+    // Pictures: Atom's icon and logo, JSON Feed's favicon and icon, RSS's <image> (absolute,
+    // with the channel's title and link), the page's favicon.
+    assert!(
+        atom_text.contains("<icon>favicon.png</icon>")
+            && atom_text.contains("<logo>https://planet.example/logo.png</logo>"),
+        "{atom_text}"
+    );
+    assert_eq!(json["favicon"], "favicon.png");
+    assert_eq!(json["icon"], "https://planet.example/logo.png");
+    let rss_feed = feed_rs::parser::parse(&read(&ws, "all.rss")[..]).unwrap();
+    assert_eq!(
+        rss_feed.logo.map(|l| l.uri).as_deref(),
+        Some("https://planet.example/logo.png")
+    );
+    let page = String::from_utf8(read(&ws, "index.html")).unwrap();
+    assert!(page.contains("<link rel=\"icon\" href=\"favicon.png\">"));
     for name in ["all.atom", "all.rss", "all.json", "index.html", "feeds.opml"] {
         let text = String::from_utf8(read(&ws, name)).unwrap();
         assert!(!text.contains("file://"), "{name} names a file of this server");
