@@ -392,6 +392,17 @@ impl Stories {
             return None;
         }
         let copies = self.by_link.get(&link).map_or(&[][..], Vec::as_slice);
+        // A link a feed gives to several of its own stories (a section page, a feed proxy's
+        // one address) names none of them: the store keeps them apart, and so does the output,
+        // each shown as itself, merged with no other feed's copy (which of them would it be?).
+        let mut feeds_seen = HashSet::new();
+        if copies.iter().any(|e| !feeds_seen.insert(e.feed_id)) {
+            let own = copies
+                .iter()
+                .find(|e| e.id == candidate.id)
+                .or_else(|| self.by_id.get(&candidate.id))?;
+            return Some((own.clone(), Vec::new()));
+        }
         let mut group: Vec<(&StoredEntry, Option<usize>)> = copies
             .iter()
             .filter(|e| {

@@ -409,7 +409,6 @@ fn markup_in_descriptions(doc: Cow<'_, str>) -> (Cow<'_, str>, bool) {
 /// escaped text; `None` when there is none.
 fn escape_child_markup(doc: &str, name: &str) -> Option<String> {
     let open = format!("<{name}");
-    let close = format!("</{name}>");
     let mut out = String::new();
     let mut copied = 0;
     let mut from = 0;
@@ -427,11 +426,11 @@ fn escape_child_markup(doc: &str, name: &str) -> Option<String> {
         if doc[..content_start].ends_with("/>") {
             continue;
         }
-        let Some(len) = doc[content_start..].find(&close) else {
+        let Some((len, close_len)) = end_tag(&doc[content_start..], name) else {
             break;
         };
         let content = &doc[content_start..content_start + len];
-        from = content_start + len + close.len();
+        from = content_start + len + close_len;
         if !has_markup_outside_cdata(content) {
             continue;
         }
@@ -446,6 +445,23 @@ fn escape_child_markup(doc: &str, name: &str) -> Option<String> {
     }
     out.push_str(&doc[copied..]);
     Some(out)
+}
+
+/// Where `</name>` first ends an element in `text`, and how long the tag is: XML lets white
+/// space stand before its `>` (`</description\n>`), which publishers' templates write.
+fn end_tag(text: &str, name: &str) -> Option<(usize, usize)> {
+    let open = format!("</{name}");
+    let mut from = 0;
+    while let Some(found) = text[from..].find(&open) {
+        let at = from + found;
+        let rest = &text[at + open.len()..];
+        let space = rest.len() - rest.trim_start_matches([' ', '\t', '\r', '\n']).len();
+        if rest[space..].starts_with('>') {
+            return Some((at, open.len() + space + 1));
+        }
+        from = at + open.len();
+    }
+    None
 }
 
 fn has_markup_outside_cdata(content: &str) -> bool {
@@ -1075,6 +1091,24 @@ mod tests {
             Prepared::Xml(s) => s.into_owned(),
             Prepared::Json(_) => panic!("expected XML"),
         }
+    }
+
+    #[test]
+    fn an_end_tag_with_space_before_its_bracket_ends_its_description() {
+        // The first description is plain; the second has markup to escape. The first one's
+        // end tag, written `</description\n>`, must end it, not the second's.
+        let out = xml("<rss version=\"2.0\"><channel><title>T</title>\
+             <item><title>One</title><description>&lt;b&gt;one&lt;/b&gt;</description\n></item>\
+             <item><title>Two</title><description><img src=\"x.png\"/> two</description></item>\
+             </channel></rss>");
+        assert_eq!(out.matches("<item>").count(), 2, "{out}");
+        assert!(out.contains("<title>Two</title>"), "{out}");
+        assert!(
+            out.contains("&lt;img src=&quot;x.png&quot;/&gt; two</description>"),
+            "{out}"
+        );
+        assert_eq!(end_tag("a</description \t>b", "description"), Some((1, 16)));
+        assert_eq!(end_tag("a</descriptionx>", "description"), None);
     }
 
     #[test]

@@ -86,12 +86,18 @@ fn corpus_dir() -> Option<PathBuf> {
     )
 }
 
-#[test]
-fn corpus_agrees_with_the_reference_parser() {
-    let Some(dir) = corpus_dir() else {
-        return;
-    };
-    let rows = manifest(&dir);
+/// How Tributary's reading of a corpus compares with its manifest's reference reading.
+struct Verdict {
+    clean: usize,
+    clean_agree: usize,
+    bozo_read: usize,
+    bozo_read_agree: usize,
+    /// Each disagreement, `(bozo) ` first for an ill-formed file.
+    misses: Vec<String>,
+}
+
+fn verdict(dir: &std::path::Path) -> Verdict {
+    let rows = manifest(dir);
     assert!(rows.len() >= 100, "manifest looks truncated: {} rows", rows.len());
     let (mut clean, mut clean_agree, mut bozo_read, mut bozo_read_agree) = (0, 0, 0, 0);
     let mut misses = Vec::new();
@@ -137,6 +143,27 @@ fn corpus_agrees_with_the_reference_parser() {
             ));
         }
     }
+    Verdict {
+        clean,
+        clean_agree,
+        bozo_read,
+        bozo_read_agree,
+        misses,
+    }
+}
+
+#[test]
+fn corpus_agrees_with_the_reference_parser() {
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
+    let Verdict {
+        clean,
+        clean_agree,
+        bozo_read,
+        bozo_read_agree,
+        misses,
+    } = verdict(&dir);
     println!(
         "corpus: {clean_agree}/{clean} files the reference read cleanly agree; \
          {bozo_read_agree}/{bozo_read} ill-formed files the reference still read agree"
@@ -255,5 +282,45 @@ fn where_both_references_agree_so_do_we() {
         "{} files where both references agree and we do not:\n{}",
         against_both.len(),
         against_both.join("\n")
+    );
+}
+
+/// Files of our own corpus Tributary reads otherwise than feedparser, each with why that is
+/// right. The reference readings are in `tests/fixtures/corpus/manifest.tsv`.
+const OUR_EXCEPTIONS: &[(&str, &str)] = &[(
+    "node-feedparser/test/feeds/illegally-nested.xml",
+    "each of its 10 items holds an empty `<item />` of its own; feedparser counts those as 10 \
+     more entries with no title, link or text, we read the 10 stories (as node-feedparser, \
+     whose test file it is, does)",
+)];
+
+/// A wider corpus of our own (`tests/fixtures/corpus/`: other projects' test feeds, copied byte
+/// for byte, their origins and licences in its README): held to feedparser's reading as the
+/// shared one is: at least 99 % of the files it reads cleanly agree, every ill-formed one it
+/// still reads is read, and every disagreement is explained in [`OUR_EXCEPTIONS`].
+#[test]
+fn our_corpus_agrees_with_the_reference_parser() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus");
+    let v = verdict(&dir);
+    println!(
+        "our corpus: {}/{} files feedparser read cleanly agree; {}/{} ill-formed files it still read agree",
+        v.clean_agree, v.clean, v.bozo_read_agree, v.bozo_read
+    );
+    let unexplained: Vec<&String> = v
+        .misses
+        .iter()
+        .filter(|m| !m.contains("reference 0 entries") || !m.starts_with("(bozo)"))
+        .filter(|m| !OUR_EXCEPTIONS.iter().any(|(path, _)| m.contains(path)))
+        .collect();
+    assert!(
+        v.clean_agree * 100 >= v.clean * 99,
+        "only {}/{} clean files agree",
+        v.clean_agree,
+        v.clean
+    );
+    assert!(
+        unexplained.is_empty(),
+        "{} disagreements not explained in OUR_EXCEPTIONS:\n{unexplained:#?}",
+        unexplained.len()
     );
 }
