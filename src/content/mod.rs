@@ -50,7 +50,7 @@ fn language_of(entry: &Entry, languages: &mut Languages) -> Option<Language> {
         sample
     };
     Some(Language {
-        tag: languages.detector.detect(sample)?,
+        tag: languages.detector.detect(&entry.title, sample)?,
         source: LanguageSource::Detected,
     })
 }

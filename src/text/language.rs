@@ -157,16 +157,23 @@ pub struct FeedDetector {
 }
 
 impl FeedDetector {
-    /// The language of the text `text` makes (made only when it is to be read).
-    pub fn detect(&mut self, text: impl FnOnce() -> String) -> Option<String> {
+    /// The language of an entry titled `title` whose text `text` makes (made only when it is
+    /// to be read: once the feed's language is known, a title in its script is enough).
+    pub fn detect(&mut self, title: &str, text: impl FnOnce() -> String) -> Option<String> {
         if self.read >= AGREEING && self.unclear * 2 > self.read {
             return None;
         }
-        let text = &text();
-        if let Some((tag, script, n)) = &self.streak
-            && *n >= AGREEING
-            && *script != whatlang::Script::Mandarin
+        let known = self
+            .streak
+            .as_ref()
+            .filter(|(_, script, n)| *n >= AGREEING && *script != whatlang::Script::Mandarin);
+        if let Some((tag, script, _)) = known
+            && whatlang::detect_script(title) == Some(*script)
         {
+            return Some(tag.clone());
+        }
+        let text = &text();
+        if let Some((tag, script, _)) = known {
             let sample: String = text.chars().take(DETECT_CHARS).collect();
             if whatlang::detect_script(&sample) == Some(*script) {
                 return Some(tag.clone());
@@ -268,21 +275,31 @@ mod tests {
                        hoping to settle the remaining questions about funding before the end of the year.";
         let mut detector = FeedDetector::default();
         for _ in 0..AGREEING {
-            assert_eq!(detector.detect(|| english.into()).as_deref(), Some("en"));
+            assert_eq!(detector.detect("", || english.into()).as_deref(), Some("en"));
         }
         // Learned: a Latin text is taken as English without reading it (this one is German).
         assert_eq!(
             detector
-                .detect(|| "Die Regierung hat heute beschlossen".into())
+                .detect("", || "Die Regierung hat heute beschlossen".into())
+                .as_deref(),
+            Some("en")
+        );
+        // A title in the learned script is enough: the text is not even made.
+        assert_eq!(
+            detector
+                .detect("Talks resume", || unreachable!("the text is not read"))
                 .as_deref(),
             Some("en")
         );
         // Another script is read in full.
         let russian = "Правительство обсудило план развития экономики на следующий год и \
                        утвердило новые меры поддержки малого бизнеса в регионах страны.";
-        assert_eq!(detector.detect(|| russian.into()).as_deref(), Some("ru"));
+        assert_eq!(detector.detect("", || russian.into()).as_deref(), Some("ru"));
         assert_eq!(
-            detector.detect(|| "国務院".into()).as_deref().map(|t| &t[..2]),
+            detector
+                .detect("", || "国務院".into())
+                .as_deref()
+                .map(|t| &t[..2]),
             Some("zh")
         );
         // Disagreement before the streak is long enough: every text is read.
@@ -290,13 +307,13 @@ mod tests {
         let german = "Die Bundesregierung hat am Mittwoch ein neues Gesetz zur Förderung der \
                       erneuerbaren Energien beschlossen, das im kommenden Jahr in Kraft treten soll.";
         for (text, tag) in [(english, "en"), (german, "de"), (english, "en"), (german, "de")] {
-            assert_eq!(mixed.detect(|| text.into()).as_deref(), Some(tag));
+            assert_eq!(mixed.detect("", || text.into()).as_deref(), Some(tag));
         }
         // Texts that mostly say nothing: the rest of the poll is not read.
         let mut unclear = FeedDetector::default();
         for _ in 0..AGREEING {
-            assert_eq!(unclear.detect(|| "ok".into()), None);
+            assert_eq!(unclear.detect("", || "ok".into()), None);
         }
-        assert_eq!(unclear.detect(|| english.into()), None);
+        assert_eq!(unclear.detect("", || english.into()), None);
     }
 }
