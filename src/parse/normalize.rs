@@ -248,7 +248,8 @@ fn ensure_channel(text: Cow<'_, str>) -> Cow<'_, str> {
             &text[..root.start]
         ));
     }
-    let Some(close) = text.rfind("</rss") else {
+    // The last `</rss` must come after the root's start tag (an attribute may hold `<rss`).
+    let Some(close) = text.rfind("</rss").filter(|close| *close >= root.end) else {
         return text;
     };
     Cow::Owned(format!(
