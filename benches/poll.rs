@@ -12,6 +12,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod farm;
+mod measure;
 mod fulltext;
 mod rules;
 mod scale;
@@ -84,17 +85,6 @@ fn children_cpu() -> Duration {
     }
 }
 
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// Runs `tributary ARGS` to completion, sampling its peak RSS (VmHWM) every 10 ms.
 async fn run_tributary(dir: &Path, args: &[&str]) -> Measured {
     let cpu_before = children_cpu();
@@ -107,22 +97,13 @@ async fn run_tributary(dir: &Path, args: &[&str]) -> Measured {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start tributary");
-    let pid = child.id().expect("pid");
     let mut stdout = child.stdout.take().expect("stdout");
     let reader = tokio::spawn(async move {
         let mut s = String::new();
         let _ = tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut s).await;
         s
     });
-    let mut peak = 0;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status.expect("wait"),
-            () = tokio::time::sleep(Duration::from_millis(10)) => {
-                peak = peak.max(proc_status_kib(pid, "VmHWM:").unwrap_or(0));
-            }
-        }
-    };
+    let (status, peak) = measure::wait_with_peak(&mut child).await;
     let wall = started.elapsed();
     let stdout = reader.await.unwrap_or_default();
     assert!(
@@ -398,11 +379,11 @@ async fn idle_scenario(base: &Path, feeds: usize, window: Duration) -> Row {
     tokio::time::sleep(window).await;
     let after = proc_cpu_ticks(pid).unwrap_or(0);
     let elapsed = started.elapsed();
-    let rss = proc_status_kib(pid, "VmRSS:").unwrap_or(0);
+    let rss = measure::proc_status_kib(pid, "VmRSS:").unwrap_or(0);
     // Anonymous memory is the daemon's own; file-backed pages are the binary's code and the
     // database's mapped pages, which the kernel takes back under pressure.
-    let anon = proc_status_kib(pid, "RssAnon:").unwrap_or(0);
-    let file = proc_status_kib(pid, "RssFile:").unwrap_or(0);
+    let anon = measure::proc_status_kib(pid, "RssAnon:").unwrap_or(0);
+    let file = measure::proc_status_kib(pid, "RssFile:").unwrap_or(0);
     let cpu = Duration::from_secs_f64((after - before) as f64 / ticks_per_sec);
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),

@@ -48,6 +48,7 @@ use tributary::schedule::{self, History};
 use tributary::store::Store;
 
 mod farm;
+mod measure;
 
 const FEEDS: usize = 1000;
 /// Every tenth feed fails, in rotating ways.
@@ -243,17 +244,6 @@ fn write_config(dir: &Path, addrs: &HashMap<String, SocketAddr>, n: usize) -> Ve
     feeds
 }
 
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// utime + stime of every process named `name` (all of PostgreSQL's), in clock ticks.
 fn cpu_ticks_of(name: &str) -> u64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -317,7 +307,7 @@ async fn soak(base: &Path, minutes: u64) {
     while started.elapsed() < total {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if rss_minute_2.is_none() && started.elapsed() >= Duration::from_secs(120) {
-            rss_minute_2 = proc_status_kib(pid, "VmRSS:");
+            rss_minute_2 = measure::proc_status_kib(pid, "VmRSS:");
         }
         if Instant::now() >= next_reload && started.elapsed() + Duration::from_secs(10) < total {
             next_reload += RELOAD_EVERY;
@@ -335,7 +325,7 @@ async fn soak(base: &Path, minutes: u64) {
         }
     }
     let ended = Utc::now();
-    let rss_end = proc_status_kib(pid, "VmRSS:");
+    let rss_end = measure::proc_status_kib(pid, "VmRSS:");
     let cpu = cpu_ticks(pid).unwrap_or(0).saturating_sub(ticks_at_start) as f64 / 100.0;
     let wall = started.elapsed().as_secs_f64();
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
@@ -559,8 +549,8 @@ async fn planning(base: &Path) {
     let start = Instant::now();
     // Settled: started (config, store, outputs) and then 30 s idle.
     tokio::time::sleep(Duration::from_secs(45)).await;
-    let rss = proc_status_kib(pid, "VmRSS:");
-    let hwm = proc_status_kib(pid, "VmHWM:");
+    let rss = measure::proc_status_kib(pid, "VmRSS:");
+    let hwm = measure::proc_status_kib(pid, "VmHWM:");
     let ticks = cpu_ticks(pid);
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
@@ -675,7 +665,7 @@ async fn abuse(base: &Path) {
             closed += 1;
         }
     }
-    let rss = proc_status_kib(pid, "VmRSS:");
+    let rss = measure::proc_status_kib(pid, "VmRSS:");
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     let rest = log_task.await.unwrap_or_default();
@@ -915,17 +905,8 @@ async fn nodes(base: &Path, seconds: u64) {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("poll");
-        let pid = child.id().expect("pid");
         // The peak resident size, sampled while it runs.
-        let mut peak = 0;
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => break status.expect("wait"),
-                () = tokio::time::sleep(Duration::from_millis(10)) => {
-                    peak = peak.max(proc_status_kib(pid, "VmHWM:").unwrap_or(0));
-                }
-            }
-        };
+        let (status, peak) = measure::wait_with_peak(&mut child).await;
         let took = started.elapsed();
         // What the store holds afterwards, per entry: the bytes a day of new entries costs.
         let bytes = match label {

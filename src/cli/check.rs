@@ -24,7 +24,11 @@ pub fn run(config_path: &Path, verbosity: Verbosity) -> Status {
                     outln!("{problem}");
                 }
                 let file = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
-                outln!("{} in {}", count(e.problems.len(), "problem"), file.display());
+                outln!(
+                    "{} in {}",
+                    crate::model::counted(e.problems.len(), "problem", "problems"),
+                    file.display()
+                );
                 return Status::Fatal;
             }
         },
@@ -56,22 +60,21 @@ pub fn run(config_path: &Path, verbosity: Verbosity) -> Status {
             if warnings.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", count(warnings.len(), "warning"))
+                format!(
+                    " ({})",
+                    crate::model::counted(warnings.len(), "warning", "warnings")
+                )
             }
         );
         Status::Ok
     } else {
         outln!(
             "{} in {}",
-            count(problems.len(), "problem"),
+            crate::model::counted(problems.len(), "problem", "problems"),
             config.source.display()
         );
         Status::Fatal
     }
-}
-
-fn count(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// What the config resolves to, for an operator checking where things will go.

@@ -91,11 +91,10 @@ impl fmt::Display for Rule {
                 write!(f, "{} = \"{}\"", format!("{field:?}").to_lowercase(), re.as_str())
             }
             (Pattern::Words(words), _) => {
-                let count = words.written.len();
-                let plural = if count == 1 { "" } else { "s" };
+                let count = super::counted(words.written.len(), "word", "words");
                 match &words.file {
-                    Some(file) => write!(f, "words from {} ({count} word{plural})", file.display()),
-                    None => write!(f, "words ({count} word{plural})"),
+                    Some(file) => write!(f, "words from {} ({count})", file.display()),
+                    None => write!(f, "words ({count})"),
                 }
             }
         }

@@ -12,6 +12,9 @@ use std::path::Path;
 
 use crate::support::{FeedServer, Route, Workspace, require_tool, validate_atom};
 
+/// The window the page is drawn in, for its fonts and its screenshot.
+const WINDOW: &str = "1200,1600";
+
 const SPAM: &str = "亚洲91视频,国产91网,久久久久久久久久久久久久久国产";
 const SPAM_TRADITIONAL: &str = "亞洲９１視頻,國產９１網";
 
@@ -505,7 +508,7 @@ async fn chromium_renders_each_script_in_its_own_font() {
     );
     let probe_path = home.join("probe.html");
     crate::support::write_file(&probe_path, probe.as_bytes());
-    let dom = chromium_run(&chromium, &home, &["--dump-dom"], &probe_path).await;
+    let dom = crate::support::headless_chromium(&chromium, &home, WINDOW, &["--dump-dom"], &probe_path).await;
     let fonts = dom
         .split("data-fonts=\"")
         .nth(1)
@@ -520,9 +523,10 @@ async fn chromium_renders_each_script_in_its_own_font() {
     let shot = artifacts.join("languages-page.png");
     let _ = std::fs::remove_file(&shot);
     let screenshot = format!("--screenshot={}", shot.display());
-    chromium_run(
+    crate::support::headless_chromium(
         &chromium,
         &home,
+        WINDOW,
         &[screenshot.as_str()],
         &ws.path("public/index.html"),
     )
@@ -543,32 +547,4 @@ async fn chromium_renders_each_script_in_its_own_font() {
             "the CJK fonts are installed (fonts-noto-cjk)"
         );
     }
-}
-
-async fn chromium_run(chromium: &Path, home: &Path, args: &[&str], page: &Path) -> String {
-    let profile = format!("--user-data-dir={}", home.join("profile").display());
-    let url = format!("file://{}", page.display());
-    let child = tokio::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1200,1600",
-            profile.as_str(),
-        ])
-        .args(args)
-        .arg(url)
-        .env("HOME", home)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(90), child)
-        .await
-        .expect("chromium finished in 90 s")
-        .unwrap();
-    assert!(out.status.success(), "chromium failed: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -392,38 +392,15 @@ async fn no_page_scrolls_sideways_on_a_phone() {
 /// of that width (headless Chromium's window is at least 500 px wide), whose script reports
 /// to the frame around it.
 async fn measure(chromium: &Path, home: &Path, page: &str, width: u32) -> (u32, u32, u32) {
-    let profile = format!("--user-data-dir={}", home.join("profile").display());
     let frame = format!(
         "<!DOCTYPE html><html><body style=\"margin:0\"><iframe style=\"border:0;width:{width}px;height:900px\" srcdoc=\"{}\"></iframe></body></html>",
         page.replace('&', "&amp;").replace('"', "&quot;")
     );
     let frame_path = home.join(format!("frame-{width}.html"));
     crate::support::write_file(&frame_path, frame.as_bytes());
-    let size = "--window-size=1400,1000";
-    let url = format!("file://{}", frame_path.display());
-    let child = tokio::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--hide-scrollbars",
-            profile.as_str(),
-            size,
-            "--dump-dom",
-            url.as_str(),
-        ])
-        .env("HOME", home)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(90), child)
-        .await
-        .expect("chromium finished in 90 s")
-        .unwrap();
-    assert!(out.status.success(), "chromium failed: {out:?}");
-    let dom = String::from_utf8_lossy(&out.stdout);
+    // Headless Chromium's window is at least 500 px wide: the page gets its width from the frame.
+    let dom =
+        crate::support::headless_chromium(chromium, home, "1400,1000", &["--dump-dom"], &frame_path).await;
     let fit = dom
         .split("data-fit=\"")
         .nth(1)

@@ -52,6 +52,43 @@ pub fn require_python_module(name: &str) -> bool {
     require_or_skip(&format!("Python module {name}"), marker).is_some()
 }
 
+/// Headless Chromium as the tests run it (no sandbox: CI is root; no GPU; a profile of its own
+/// under `home`), its window `window` ("W,H"), with `args` and then `page` as a file URL:
+/// what it printed. Fails the test if Chromium fails or takes more than 90 s.
+pub async fn headless_chromium(
+    chromium: &Path,
+    home: &Path,
+    window: &str,
+    args: &[&str],
+    page: &Path,
+) -> String {
+    let profile = format!("--user-data-dir={}", home.join("profile").display());
+    let window = format!("--window-size={window}");
+    let child = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+            window.as_str(),
+            profile.as_str(),
+        ])
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .env("HOME", home)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(90), child)
+        .await
+        .expect("chromium finished in 90 s")
+        .unwrap();
+    assert!(out.status.success(), "chromium failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `script` (bash) as root in a private mount namespace, where it may mount what it
 /// likes without touching the machine: `None`, after saying so, when not root (CI is).
 pub fn as_root_in_mount_namespace(script: &str) -> Option<std::process::Output> {
