@@ -184,7 +184,8 @@ pub struct PollConfig {
     /// stored), so adding a feed does not flood subscribers with its back catalogue.
     pub new_feed_entries: usize,
     /// Refuse feeds and redirects that resolve to loopback, private or link-local addresses;
-    /// proxies are not used then (they would resolve names where the guard cannot check).
+    /// the environment's proxy is not used then (it would resolve names where the guard cannot
+    /// check; a feed's own `proxy` is, with its hosts checked first).
     pub deny_private_networks: bool,
     /// Read `file://` sources even while `deny_private_networks` is on.
     pub allow_files: bool,
