@@ -198,27 +198,33 @@ impl std::fmt::Debug for Options {
 /// tracking parameters), or at the place it moved to: `(stored URL, configured URL)`. Only a
 /// stored feed the config no longer names is taken, each once.
 async fn respelled(config: &Config, store: &Store) -> Result<Vec<(String, String)>, StoreError> {
-    let keys: Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
-    let known = store.feeds_by_url(keys.clone()).await?;
-    if keys.iter().all(|k| known.contains_key(k)) {
+    // One read of every stored URL (and where it moved) says both which configured feeds are
+    // new and which stored ones the config no longer names.
+    let stored = store.feed_identities().await?;
+    let known: std::collections::HashSet<&str> = stored.iter().map(|(url, _)| url.as_str()).collect();
+    let new: Vec<&str> = config
+        .feeds
+        .iter()
+        .map(|f| f.key.as_str())
+        .filter(|k| !known.contains(k))
+        .collect();
+    if new.is_empty() {
         return Ok(Vec::new());
     }
-    let configured: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
-    let mut orphans: Vec<(String, Option<String>)> = store
-        .feed_identities()
-        .await?
-        .into_iter()
+    let configured: std::collections::HashSet<&str> = config.feeds.iter().map(|f| f.key.as_str()).collect();
+    let mut orphans: Vec<&(String, Option<String>)> = stored
+        .iter()
         .filter(|(url, _)| !configured.contains(url.as_str()))
         .collect();
     let mut renames = Vec::new();
-    for key in keys.iter().filter(|k| !known.contains_key(*k)) {
+    for key in new {
         let identity = crate::model::feed_identity(key);
         let found = orphans.iter().position(|(url, moved_to)| {
-            moved_to.as_deref() == Some(key.as_str()) || crate::model::feed_identity(url) == identity
+            moved_to.as_deref() == Some(key) || crate::model::feed_identity(url) == identity
         });
         if let Some(at) = found {
             let (url, _) = orphans.swap_remove(at);
-            renames.push((url, key.clone()));
+            renames.push((url.clone(), key.to_string()));
         }
     }
     Ok(renames)
