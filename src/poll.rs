@@ -26,18 +26,22 @@ use url::Url;
 
 use crate::config::Config;
 use crate::content::full_text::{self, ArticleError};
+use crate::content::icon;
 use crate::decode;
 use crate::dedupe;
 use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher};
 use crate::filter::{self, Fields};
 use crate::model::FeedRhythm;
 use crate::model::{
-    FailureKind, FeedSpec, FeedState, FullText, KeyedEntry, Rewrite, Validators, display_url, host_key,
+    FailureKind, FeedSpec, FeedState, FullText, IconImage, KeyedEntry, Rewrite, Validators, display_url,
+    host_key,
 };
 use crate::parse::{self, Fingerprints, ParsedFeed};
 use crate::schedule::hints;
 use crate::schedule::{self, Clock, Hints, History, Policy, SystemClock};
-use crate::store::{Coordination, FeedUpdate, ParsedBatch, Scheduled, Store, StoreError, StoreOutcome};
+use crate::store::{
+    Coordination, FeedUpdate, IconUpdate, ParsedBatch, Scheduled, Store, StoreError, StoreOutcome,
+};
 
 /// How long a host that answered 429 (or 503) without a Retry-After is left alone.
 pub(crate) const HOST_PENALTY: Duration = Duration::from_secs(30 * 60);
@@ -631,6 +635,7 @@ impl Poller {
                 requests: Arc::new(HostPermits::new(config.poll.per_host, None)),
                 concurrency: config.poll.concurrency,
                 delays: Arc::new(HostDelays(std::sync::Mutex::new(delays))),
+                icons: config.poll.icons,
             },
             concurrency: config.poll.concurrency,
             per_host: config.poll.per_host,
@@ -1011,6 +1016,8 @@ struct Context {
     delays: Arc<HostDelays>,
     /// Where a feed's poll says its content is ready (see [`Poller::content_ready`]).
     ready: tokio::sync::mpsc::UnboundedSender<tokio::task::Id>,
+    /// Whether feeds' icons are looked for (`poll.icons`).
+    icons: bool,
 }
 
 /// Hosts that asked everyone to wait (429, or 503 with Retry-After), until when: read from the
@@ -1342,6 +1349,8 @@ async fn poll_one(
     };
     let mut abandoned = false;
     let mut newly_repaired = Vec::new();
+    // What this poll's document says about the feed's icon, for the look after the record.
+    let mut declared = IconHints::default();
     let result = match outcome {
         Ok(Outcome::NotModified(caching)) => {
             after.hints.fresh_until = fresh_until(&caching, &stored_rhythm, now);
@@ -1369,6 +1378,11 @@ async fn poll_one(
             if !parsed.feed.meta.repairs.is_empty() && parsed.feed.meta.repairs != state.repairs {
                 newly_repaired = parsed.feed.meta.repairs.clone();
             }
+            declared = IconHints {
+                icon: parsed.feed.meta.icon.clone(),
+                logo: parsed.feed.meta.logo.clone(),
+                site: parsed.feed.meta.site_url.clone(),
+            };
             let fresh = fresh_until(&parsed.caching, &parsed.feed.meta.rhythm, now);
             after.hints.fresh_until = fresh;
             after.hints.skip = parsed.feed.meta.rhythm.skip;
@@ -1431,6 +1445,9 @@ async fn poll_one(
     let (result, next_due) = result;
     if spec.full_text && result.is_ok() {
         retry_full_text(feed_id, began, &spec, context).await?;
+    }
+    if context.icons && result.is_ok() {
+        look_for_icon(feed_id, declared, &state, &spec, &target, context).await?;
     }
     let recovered_after = if result.is_ok() {
         state.consecutive_failures
@@ -1574,34 +1591,10 @@ async fn read_articles<T: Copy + Send + 'static>(
                     Ok(page) => page,
                     Err(e) => return (tag, Err(e), None),
                 };
-                let host = host_key(&page);
-                let turn = context
-                    .requests
-                    .turn(host.as_deref(), context.clock.as_ref())
-                    .await;
-                // Asked after the turn: a page that waited behind one answered 429 must not
-                // go ahead.
-                let now = context.clock.now();
-                if host
-                    .as_deref()
-                    .is_some_and(|h| context.delays.until(h, now).is_some())
-                {
-                    return (tag, Err(ArticleError::HostWaiting), None);
-                }
-                let fetched = full_text::fetch_page(&context.fetcher, &page, proxy).await;
-                drop(turn);
-                let (html, final_url) = match fetched {
-                    Ok(fetched) => fetched,
-                    Err(ArticleError::Fetch(e)) => {
-                        let penalty = host.zip(host_penalty(&e, context.clock.now()));
-                        // At once, for the pages queued behind this one; the store hears of
-                        // it below.
-                        if let Some((host, until)) = &penalty {
-                            context.delays.hold(host, *until);
-                        }
-                        return (tag, Err(ArticleError::Fetch(e)), penalty);
-                    }
-                    Err(e) => return (tag, Err(e), None),
+                let (fetched, penalty) = fetch_for_feed(context, &page, &Validators::default(), proxy).await;
+                let (html, final_url) = match fetched.and_then(full_text::page_text) {
+                    Ok(page) => page,
+                    Err(e) => return (tag, Err(e), penalty),
                 };
                 // Extraction is CPU work: on the blocking pool, one per core like parsing.
                 let Ok(_permit) = context.parsing.clone().acquire_owned().await else {
@@ -1630,6 +1623,157 @@ async fn read_articles<T: Copy + Send + 'static>(
         articles.push((tag, article));
     }
     Ok(articles)
+}
+
+/// What a feed's document said about its icon (nothing on a poll that parsed no document).
+#[derive(Debug, Default)]
+struct IconHints {
+    icon: Option<String>,
+    logo: Option<String>,
+    site: Option<String>,
+}
+
+/// Looks for the feed's icon when a look is due (see [`icon::due`]): the places
+/// [`icon::leads`] names, best first, each asked as politely as the feed (its host's turn and
+/// holds, its proxy, the guard for content's URLs), until one gives an image. What was found,
+/// or that nothing was, is recorded; a failure here is never the feed's.
+async fn look_for_icon(
+    feed_id: i64,
+    hints: IconHints,
+    state: &FeedState,
+    spec: &FeedSpec,
+    feed_url: &Url,
+    context: &Context,
+) -> Result<(), StoreError> {
+    if !icon::due(state.icon_due, context.clock.now()) {
+        return Ok(());
+    }
+    let store = &context.store;
+    let stored = store.icon_state(feed_id).await?;
+    let stored_url = stored.as_ref().and_then(|s| s.url.as_deref());
+    let known = icon::Known {
+        declared: hints.icon.as_deref(),
+        stored: stored_url,
+        site: hints.site.as_deref().or(state.site_url.as_deref()),
+        feed: Some(feed_url),
+        logo: hints.logo.as_deref(),
+    };
+    let mut leads: VecDeque<icon::Lead> = icon::leads(&known).into();
+    let proxy = spec.proxy.as_ref();
+    let mut why = "no icon named by the feed or its site, and no /favicon.ico".to_string();
+    let mut update = None;
+    for _ in 0..icon::MAX_TRIES {
+        let Some(lead) = leads.pop_front() else { break };
+        let (url, page) = match lead {
+            icon::Lead::Image(url) => (url, false),
+            icon::Lead::Page(url) => (url, true),
+        };
+        let validators = match (&stored, page) {
+            (Some(s), false) if s.url.as_deref() == Some(url.as_str()) && s.image.is_some() => {
+                s.validators.clone()
+            }
+            _ => Validators::default(),
+        };
+        let (fetched, penalty) = fetch_for_feed(context, &url, &validators, proxy).await;
+        if let Some((host, until)) = penalty {
+            let reason = fetched
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            store.delay_host(host, until, reason).await?;
+        }
+        match fetched {
+            Ok(Fetched::NotModified { .. }) => {
+                update = Some(IconUpdate::Unchanged { validators });
+                break;
+            }
+            Ok(fetched) if page => match full_text::page_text(fetched) {
+                Ok((html, at)) => {
+                    // The page's icons come next, before the places after the page.
+                    for found in parse::discover::icon_links(&html, &at).into_iter().rev() {
+                        let found = icon::Lead::Image(found);
+                        if !leads.contains(&found) {
+                            leads.push_front(found);
+                        }
+                    }
+                }
+                Err(e) => why = format!("{url}: {e}"),
+            },
+            Ok(Fetched::Modified(body)) => match icon::sniff(&body.bytes) {
+                Some(media_type) if body.bytes.len() <= icon::MAX_BYTES => {
+                    let bytes = body.bytes;
+                    update = Some(IconUpdate::Found {
+                        url: url.to_string(),
+                        image: IconImage {
+                            hash: icon::hash(&bytes),
+                            media_type: media_type.to_string(),
+                        },
+                        bytes,
+                        validators: body.validators,
+                    });
+                    break;
+                }
+                Some(_) => why = format!("{url}: larger than {} KiB", icon::MAX_BYTES / 1024),
+                None => why = format!("{url}: not a PNG, GIF, JPEG, WebP or ICO image"),
+            },
+            Err(e) => why = format!("{url}: {e}"),
+        }
+    }
+    let update = update.unwrap_or(IconUpdate::Missing { error: why });
+    if let IconUpdate::Missing { error } = &update {
+        tracing::debug!(feed = %display_url(&spec.url), %error, "no icon found");
+    }
+    let now = context.clock.now();
+    let found = !matches!(update, IconUpdate::Missing { .. });
+    store
+        .record_icon(feed_id, update, now, icon::next_look(found, now))
+        .await
+}
+
+/// One request for something a feed's content named (an article's page, an icon), as polite
+/// as the feed's own: its host's turn, nothing sent to a host that asked to wait, and a host's
+/// 429 (or 503 with Retry-After) held at once for the requests queued behind this one. The
+/// hold is returned for the store to hear of.
+async fn fetch_for_feed(
+    context: &Context,
+    url: &Url,
+    validators: &Validators,
+    proxy: Option<&Url>,
+) -> (Result<Fetched, ArticleError>, Option<(String, DateTime<Utc>)>) {
+    let host = host_key(url);
+    let turn = context
+        .requests
+        .turn(host.as_deref(), context.clock.as_ref())
+        .await;
+    // Asked after the turn: a request that waited behind one answered 429 must not go ahead.
+    let now = context.clock.now();
+    if host
+        .as_deref()
+        .is_some_and(|h| context.delays.until(h, now).is_some())
+    {
+        return (Err(ArticleError::HostWaiting), None);
+    }
+    let request = fetch::Request {
+        url,
+        validators,
+        headers: &[],
+        trust: fetch::Trust::Content,
+        timeout: None,
+        proxy,
+    };
+    let fetched = context.fetcher.fetch(request).await;
+    drop(turn);
+    match fetched {
+        Ok(fetched) => (Ok(fetched), None),
+        Err(e) => {
+            let penalty = host.zip(host_penalty(&e, context.clock.now()));
+            if let Some((host, until)) = &penalty {
+                context.delays.hold(host, *until);
+            }
+            (Err(ArticleError::Fetch(e)), penalty)
+        }
+    }
 }
 
 /// Records where permanent redirects led this time (or that there were none), and logs the

@@ -44,6 +44,35 @@ struct FeedRow {
     /// In a cluster, the node polling it now.
     #[serde(skip_serializing_if = "Option::is_none")]
     held_by: Option<String>,
+    /// Its icon's last look (only when one feed is asked for, and once it was looked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    icon: Option<IconRow>,
+}
+
+/// Where a feed's icon was found (or why not), as `feeds URL` tells it.
+#[derive(Serialize, Clone)]
+struct IconRow {
+    /// Where the image was found; `null` when nothing was.
+    url: Option<String>,
+    /// Its file beside the outputs (`icons/FILE`), kept while later looks fail.
+    file: Option<String>,
+    #[serde(serialize_with = "crate::model::json_time::serialize")]
+    checked: DateTime<Utc>,
+    /// Why the last look found nothing.
+    error: Option<String>,
+}
+
+impl From<crate::model::IconState> for IconRow {
+    fn from(s: crate::model::IconState) -> IconRow {
+        IconRow {
+            url: s.url,
+            file: s
+                .image
+                .map(|i| format!("{}/{}", crate::output::ICONS_DIR, i.file_name())),
+            checked: s.checked,
+            error: s.error,
+        }
+    }
 }
 
 /// What `feeds` was asked for.
@@ -82,7 +111,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     let now = Utc::now();
     // Never creates a database: before the first poll there is nothing to read.
     let lease = config.node.lease;
-    let (states, counts, outputs, errors, (nodes, holders)) = if config.backend().exists() {
+    let (states, counts, outputs, (errors, icon), (nodes, holders)) = if config.backend().exists() {
         let store = match open_store(&config).await {
             Ok(opened) => opened,
             Err(status) => return status,
@@ -101,16 +130,19 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
             } else {
                 states
             };
-            let errors = match one_id {
-                Some(id) => Some(store.feed_errors(id).await?),
-                None => None,
+            let one = match one_id {
+                Some(id) => (
+                    Some(store.feed_errors(id).await?),
+                    store.icon_state(id).await?.map(IconRow::from),
+                ),
+                None => (None, None),
             };
             let cluster = store.cluster(now, lease).await?;
             Ok::<_, crate::store::StoreError>((
                 states,
                 store.entry_stats().await?,
                 store.outputs().await?,
-                errors,
+                one,
                 cluster,
             ))
         }
@@ -181,6 +213,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
                 moved_to: state.and_then(|s| s.moved_to.clone()),
                 errors: chosen.as_ref().map(|_| errors.clone().unwrap_or_default()),
                 held_by: state.and_then(|s| holders.get(&s.id).cloned()),
+                icon: icon.clone(),
             }
         })
         .collect();
@@ -254,8 +287,29 @@ fn print_nodes(nodes: &[crate::model::ClusterNode], now: DateTime<Utc>) {
     }
 }
 
-/// One feed's error history, newest first.
+/// One feed's icon, and its error history, newest first.
 fn print_history(row: &FeedRow) {
+    match &row.icon {
+        Some(IconRow {
+            url: Some(url),
+            file: Some(file),
+            checked,
+            error,
+        }) => outln!(
+            "icon: {url} ({file}), looked at {}{}",
+            crate::model::human_time(*checked),
+            error
+                .as_ref()
+                .map(|e| format!("; the last look failed: {e}"))
+                .unwrap_or_default()
+        ),
+        Some(IconRow { checked, error, .. }) => outln!(
+            "icon: none found ({}), looked at {}",
+            error.as_deref().unwrap_or("nothing"),
+            crate::model::human_time(*checked)
+        ),
+        None => outln!("icon: not looked for yet"),
+    }
     let errors = row.errors.as_deref().unwrap_or_default();
     if errors.is_empty() {
         outln!("no failures recorded");

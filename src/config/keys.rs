@@ -53,6 +53,7 @@ pub(super) const POLL: &[&str] = &[
     "new_feed_entries",
     "deny_private_networks",
     "allow_files",
+    "icons",
     "allow_networks",
     "resolve",
     "schedule",

@@ -189,6 +189,8 @@ pub struct PollConfig {
     pub deny_private_networks: bool,
     /// Read `file://` sources even while `deny_private_networks` is on.
     pub allow_files: bool,
+    /// Look for each feed's icon (once a week, conditionally), for the page and the outputs.
+    pub icons: bool,
     /// Private or reserved networks that URLs from content (and, with
     /// `deny_private_networks`, the operator's) may still reach.
     pub allow_networks: Vec<ipnet::IpNet>,
@@ -624,6 +626,7 @@ impl Validator<'_> {
             new_feed_entries,
             deny_private_networks: raw.deny_private_networks.unwrap_or(false),
             allow_files: raw.allow_files.unwrap_or(false),
+            icons: raw.icons.unwrap_or(true),
             allow_networks,
             resolve,
             schedule,

@@ -11,8 +11,8 @@ use url::Url;
 
 use super::Sanitizer;
 use crate::decode;
-use crate::fetch::{FetchError, Fetched, Fetcher, Request};
-use crate::model::{Rewrite, Validators};
+use crate::fetch::{FetchError, Fetched};
+use crate::model::Rewrite;
 use crate::text::html_to_text;
 
 /// Why an entry's page gave no article. The feed's own text stands.
@@ -37,22 +37,10 @@ pub(crate) fn page_of(link: Option<&str>) -> Result<Url, ArticleError> {
         .ok_or(ArticleError::NoPage)
 }
 
-/// Fetches `page`: its text (decoded) and where it ended up after redirects.
-pub(crate) async fn fetch_page(
-    fetcher: &Fetcher,
-    page: &Url,
-    proxy: Option<&Url>,
-) -> Result<(String, Url), ArticleError> {
-    let validators = Validators::default();
-    let request = Request {
-        url: page,
-        validators: &validators,
-        headers: &[],
-        trust: crate::fetch::Trust::Content,
-        timeout: None,
-        proxy,
-    };
-    match fetcher.fetch(request).await? {
+/// A fetched page's text (decoded) and where it ended up after redirects; only HTML is a
+/// page an article can be read from.
+pub(crate) fn page_text(fetched: Fetched) -> Result<(String, Url), ArticleError> {
+    match fetched {
         Fetched::Modified(body) => {
             let media_type = body
                 .content_type

@@ -10,6 +10,7 @@
 
 mod fast_html;
 pub mod full_text;
+pub(crate) mod icon;
 mod rewrite;
 mod sanitize;
 

@@ -206,6 +206,44 @@ pub(super) fn check_literal(url: &Url, policy: &Policy, trust: Trust) -> Result<
     }
 }
 
+/// Names that stand for no real site (RFC 2606 and RFC 6761: documentation examples, names
+/// that must not resolve, names for testing): content naming them (a sample feed's links, a
+/// template's placeholders) is never fetched, unless the operator's fixed answers
+/// (`[poll] resolve`) say where they are.
+const SPECIAL_USE: &[&str] = &[
+    "example",
+    "invalid",
+    "test",
+    "example.com",
+    "example.net",
+    "example.org",
+];
+
+/// Content's URLs to [`SPECIAL_USE`] names are refused before any resolver sees them (a
+/// feed's proxy resolves names itself, and may know these).
+pub(super) fn check_special_use(
+    url: &Url,
+    trust: Trust,
+    fixed: &HashMap<String, Vec<IpAddr>>,
+) -> Result<(), FetchError> {
+    let Some(Host::Domain(host)) = url.host() else {
+        return Ok(());
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let special = SPECIAL_USE
+        .iter()
+        .find(|name| host == **name || host.ends_with(&format!(".{name}")));
+    match special {
+        Some(name) if trust == Trust::Content && !fixed.contains_key(&host) => {
+            Err(FetchError::Refused(format!(
+                "{host} is a special-use name (.{name}, RFC 6761) and names no real site ({})",
+                setting(trust)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A host reached through the feed's proxy is resolved by the proxy, out of [`Resolver`]'s
 /// sight: it is resolved here too, and refused when any address it has is refused. A name that
 /// does not resolve here is the proxy's to resolve (behind a proxy, often only it can).
@@ -261,6 +299,33 @@ mod tests {
 
     fn refused(ip: &str) -> Option<&'static str> {
         reserved(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn contents_special_use_names_are_refused_unless_resolved_by_the_operator() {
+        let none = HashMap::new();
+        let check = |u: &str, trust, fixed: &HashMap<String, Vec<IpAddr>>| {
+            check_special_use(&Url::parse(u).unwrap(), trust, fixed).is_ok()
+        };
+        for refused in [
+            "https://blog.example/favicon.ico",
+            "http://EXAMPLE.ORG./",
+            "https://www.example.com/a",
+            "http://feeds.test/x",
+            "http://nowhere.invalid/",
+        ] {
+            assert!(!check(refused, Trust::Content, &none), "{refused}");
+            assert!(check(refused, Trust::Operator, &none), "{refused}");
+        }
+        for allowed in [
+            "https://example.community/",
+            "https://notexample.org/",
+            "http://127.0.0.1/",
+        ] {
+            assert!(check(allowed, Trust::Content, &none), "{allowed}");
+        }
+        let fixed = HashMap::from([("blog.example".to_string(), vec![IpAddr::from([127, 0, 0, 2])])]);
+        assert!(check("https://blog.example/icon.png", Trust::Content, &fixed));
     }
 
     #[test]

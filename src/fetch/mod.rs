@@ -340,7 +340,10 @@ impl Fetcher {
                 Some(_) => {
                     guard::check_through_proxy(&url, policy, request.trust, &self.settings.fixed).await?
                 }
-                None => guard::check_literal(&url, policy, request.trust)?,
+                None => {
+                    guard::check_special_use(&url, request.trust, &self.settings.fixed)?;
+                    guard::check_literal(&url, policy, request.trust)?
+                }
             }
             let same_host = url.host_str() == origin.host_str()
                 && url.port_or_known_default() == origin.port_or_known_default();

@@ -113,6 +113,8 @@ pub struct FeedState {
     /// first stored under another spelling of its URL (or before a move), and readers must
     /// not see its entries again because the config now spells it differently.
     pub id_url: Option<String>,
+    /// When its icon is to be looked for next; `None`: never looked for.
+    pub icon_due: Option<DateTime<Utc>>,
 }
 
 /// Why a poll failed, in the terms the code that decides what to do next needs: how soon to
@@ -318,6 +320,48 @@ pub struct FeedMeta {
     pub repairs: Vec<Repair>,
     /// The language the feed declares (RSS `<language>`, `xml:lang`, JSON Feed `language`).
     pub language: Option<String>,
+    /// The small square image the feed names for itself (Atom `icon`, JSON Feed `favicon`).
+    pub icon: Option<String>,
+    /// Its larger image (RSS `<image>`, Atom `logo`, JSON Feed `icon`, iTunes artwork), which
+    /// serves as an icon when nothing smaller is found.
+    pub logo: Option<String>,
+}
+
+/// A feed's icon as the store keeps it between looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IconState {
+    /// Where the image was found; `None` when nothing was.
+    pub url: Option<String>,
+    /// The image last found, kept (and shown) while a later look fails.
+    pub image: Option<IconImage>,
+    /// For the next conditional request of `url`.
+    pub validators: Validators,
+    pub checked: DateTime<Utc>,
+    /// Why the last look found nothing; `None` when it did.
+    pub error: Option<String>,
+}
+
+/// An icon image the store holds: named by a hash of its bytes, so a changed image is a new
+/// name (and a cached copy is never stale) and feeds sharing one image share its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IconImage {
+    pub hash: String,
+    /// What its bytes are (sniffed, never what a server claimed): `image/png`, …
+    pub media_type: String,
+}
+
+impl IconImage {
+    /// The file it is written to and served as: `HASH.EXT`.
+    pub fn file_name(&self) -> String {
+        let ext = match self.media_type.as_str() {
+            "image/png" => "png",
+            "image/gif" => "gif",
+            "image/jpeg" => "jpg",
+            "image/webp" => "webp",
+            _ => "ico",
+        };
+        format!("{}.{ext}", self.hash)
+    }
 }
 
 /// One entry as parsed and normalized: UTF-8, sanitized HTML, absolute URLs, plain-text title.

@@ -66,13 +66,13 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
             .get(entry.feed.url.as_str())
             .copied()
             .unwrap_or(entry.stored.updated);
-        entry_element(&mut w, entry, updated);
+        entry_element(&mut w, spec, entry, updated);
     }
     w.end("feed");
     w.finish()
 }
 
-fn entry_element(w: &mut XmlWriter, out: &OutputEntry, source_updated: DateTime<Utc>) {
+fn entry_element(w: &mut XmlWriter, spec: &OutputSpec, out: &OutputEntry, source_updated: DateTime<Utc>) {
     let (stored, feed) = (&out.stored, &out.feed);
     let e = &stored.entry;
     let mut element = BytesStart::new("entry");
@@ -134,6 +134,9 @@ fn entry_element(w: &mut XmlWriter, out: &OutputEntry, source_updated: DateTime<
     w.start(BytesStart::new("source"));
     w.text_element("id", &feed.id);
     w.text_element("title", &feed.title);
+    if let Some(icon) = &feed.icon {
+        w.text_element("icon", &super::icon_href(spec, icon));
+    }
     if let Some(site) = &feed.site_url {
         w.link("alternate", site, None);
     }

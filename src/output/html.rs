@@ -61,6 +61,8 @@ struct FeedLink<'a> {
     failure: Option<&'static str>,
     polled: bool,
     lang: Option<&'a str>,
+    /// Its icon, relative to the page.
+    icon: Option<String>,
 }
 
 impl<'a> From<&'a FeedView> for FeedLink<'a> {
@@ -73,6 +75,10 @@ impl<'a> From<&'a FeedView> for FeedLink<'a> {
             failure: f.failing.as_ref().map(|(_, kind)| kind.as_str()),
             polled: f.polled,
             lang: f.lang.as_deref(),
+            icon: f
+                .icon
+                .as_ref()
+                .map(|i| format!("{}/{}", super::ICONS_DIR, i.file_name())),
         }
     }
 }

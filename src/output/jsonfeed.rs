@@ -97,14 +97,18 @@ struct Source<'a> {
     feed_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     home_page_url: Option<&'a str>,
+    /// Its icon, as the feed-level `favicon` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    favicon: Option<String>,
 }
 
-impl<'a> From<&'a FeedView> for Source<'a> {
-    fn from(f: &'a FeedView) -> Source<'a> {
+impl<'a> Source<'a> {
+    fn new(spec: &OutputSpec, f: &'a FeedView) -> Source<'a> {
         Source {
             title: &f.title,
             feed_url: f.public_url(),
             home_page_url: f.site_url.as_deref(),
+            favicon: f.icon.as_ref().map(|i| super::icon_href(spec, i)),
         }
     }
 }
@@ -156,8 +160,8 @@ pub(super) fn render(spec: &OutputSpec, selection: &Selection, context: &Context
                 language: entry_language(out),
                 _tributary: Extension {
                     about: "https://github.com/tributary-rs/tributary#json-feed-extension",
-                    source: (&out.feed).into(),
-                    also_in: out.also_in.iter().map(Source::from).collect(),
+                    source: Source::new(spec, &out.feed),
+                    also_in: out.also_in.iter().map(|f| Source::new(spec, f)).collect(),
                 },
             }
         })

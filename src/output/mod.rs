@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::config::Config;
-use crate::model::{OutputFormat, OutputSpec};
+use crate::model::{IconImage, OutputFormat, OutputSpec};
 use crate::store::{Store, StoreError};
 pub use select::{FeedView, OutputEntry, Selection};
 
@@ -216,6 +216,7 @@ pub async fn render_one(
             source,
         })?;
     let shown: Vec<i64> = selection.entries.iter().map(|e| e.stored.id).collect();
+    write_icons(store, &selection, spec).await?;
     // Rendering is synchronous and CPU-bound: on the blocking pool. The spec is found in the
     // shared config rather than copied: it lists its feeds, all 100,000 of them in a big
     // planet.
@@ -289,6 +290,76 @@ pub async fn render_one(
         pending: false,
         shown,
     })
+}
+
+/// The folder beside an output where its feeds' icons are written (and, under `tributary run`,
+/// served from: `/icons/FILE`).
+pub const ICONS_DIR: &str = "icons";
+
+/// Where `spec` says `image` is: `icons/FILE` beside it, absolute when the output has an
+/// address (a feed reader resolves it against that anyway; some do not resolve at all).
+pub(crate) fn icon_href(spec: &OutputSpec, image: &IconImage) -> String {
+    let relative = format!("{ICONS_DIR}/{}", image.file_name());
+    spec.self_url
+        .as_deref()
+        .and_then(|u| Url::parse(u).ok()?.join(&relative).ok())
+        .map_or(relative, String::from)
+}
+
+/// Writes the icons `selection` shows that are not yet in the output's `icons/` folder, from
+/// the store. An icon's file is named by its bytes' hash, so one that exists is the same.
+async fn write_icons(store: &Store, selection: &Selection, spec: &OutputSpec) -> Result<(), OutputError> {
+    if !matches!(
+        spec.format,
+        OutputFormat::Html | OutputFormat::Atom | OutputFormat::Json
+    ) {
+        return Ok(());
+    }
+    let of_entries = selection
+        .entries
+        .iter()
+        .flat_map(|e| std::iter::once(&e.feed).chain(&e.also_in));
+    let mut images: Vec<&IconImage> = selection
+        .feeds
+        .iter()
+        .chain(of_entries)
+        .filter_map(|v| v.icon.as_ref())
+        .collect();
+    images.sort_by(|a, b| a.hash.cmp(&b.hash));
+    images.dedup();
+    if images.is_empty() {
+        return Ok(());
+    }
+    let dir = spec.path.parent().unwrap_or(Path::new(".")).join(ICONS_DIR);
+    let write_error = |source: std::io::Error| OutputError::Write {
+        path: dir.clone(),
+        source,
+    };
+    for image in images {
+        let path = dir.join(image.file_name());
+        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            continue;
+        }
+        let bytes = store
+            .icon_bytes(image.hash.clone())
+            .await
+            .map_err(|source| OutputError::Store {
+                path: spec.path.clone(),
+                source,
+            })?;
+        // Gone since the selection was read (the feed found another icon): the next render
+        // names that one.
+        let Some((_, bytes)) = bytes else { continue };
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            write_if_changed(&path, &bytes)
+        })
+        .await
+        .map_err(|e| write_error(std::io::Error::other(e)))?
+        .map_err(write_error)?;
+    }
+    Ok(())
 }
 
 /// The bytes of one output.

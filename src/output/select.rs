@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::filter::{self, Fields};
 use crate::model::{
-    CrossFeedDedupe, FeedSpec, FeedState, OutputFormat, OutputSpec, StoredEntry, display_url,
+    CrossFeedDedupe, FeedSpec, FeedState, IconImage, OutputFormat, OutputSpec, StoredEntry, display_url,
 };
 use crate::store::{Candidate, CandidateQuery, Store, StoreError};
 
@@ -44,6 +44,10 @@ pub struct FeedView {
     pub lang: Option<String>,
     /// A feed a reader can subscribe to, rather than a page or API read through `scrape`.
     pub is_feed: bool,
+    /// Its row in the store; `None` before its first poll.
+    pub store_id: Option<i64>,
+    /// Its icon, when one was found (see [`crate::content::icon`]).
+    pub icon: Option<IconImage>,
 }
 
 impl FeedView {
@@ -94,6 +98,8 @@ impl FeedView {
             polled: state.is_some_and(|s| s.last_success.is_some()),
             lang: state.and_then(|s| s.language.clone()),
             is_feed: spec.source == crate::model::Source::Feed,
+            store_id: state.map(|s| s.id),
+            icon: None,
         }
     }
 }
@@ -192,6 +198,45 @@ fn page_size(wanted: usize) -> usize {
 /// page, until the output is full. Rules are tested on each candidate as it comes; only the
 /// rows kept are read whole, and a page's duplicates and feeds are each read in one query.
 pub async fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selection, StoreError> {
+    let mut selection = entries_and_feeds(store, spec, config).await?;
+    if matches!(
+        spec.format,
+        OutputFormat::Html | OutputFormat::Atom | OutputFormat::Json
+    ) {
+        with_icons(store, &mut selection).await?;
+    }
+    Ok(selection)
+}
+
+/// Gives the selection's feeds their icons, for the formats that show them.
+async fn with_icons(store: &Store, selection: &mut Selection) -> Result<(), StoreError> {
+    let views = || {
+        let of_entries = selection
+            .entries
+            .iter()
+            .flat_map(|e| std::iter::once(&e.feed).chain(&e.also_in));
+        selection.feeds.iter().chain(of_entries)
+    };
+    let ids: FastSet<i64> = views().filter_map(|v| v.store_id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let icons = store.icons_of(ids.into_iter().collect()).await?;
+    let of_entries = selection
+        .entries
+        .iter_mut()
+        .flat_map(|e| std::iter::once(&mut e.feed).chain(e.also_in.iter_mut()));
+    for view in selection.feeds.iter_mut().chain(of_entries) {
+        view.icon = view.store_id.and_then(|id| icons.get(&id).cloned());
+    }
+    Ok(())
+}
+
+async fn entries_and_feeds(
+    store: &Store,
+    spec: &OutputSpec,
+    config: &Config,
+) -> Result<Selection, StoreError> {
     // An output's feeds are configured feeds, each once: as many means all of them.
     let every = spec.feeds.len() == config.feeds.len();
     let selected: FastSet<&str> = if every {

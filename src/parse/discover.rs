@@ -43,6 +43,43 @@ pub(crate) fn feed_links(html: &str, page: &Url) -> Vec<Url> {
     found
 }
 
+/// The icons `html` (a page fetched from `page`) names for itself, resolved, best first: its
+/// `rel="icon"` links (`shortcut icon` included) in document order, then its Apple touch icons,
+/// which are larger. SVG icons are left out: an SVG is a document that can carry scripts, and
+/// every page that names one names a raster icon or has a `/favicon.ico` too.
+pub(crate) fn icon_links(html: &str, page: &Url) -> Vec<Url> {
+    let document = Html::parse_document(html);
+    let base = base_href(&document, page);
+    let mut icons: Vec<Url> = Vec::new();
+    let mut touch: Vec<Url> = Vec::new();
+    for link in document.select(&select("link[href]")) {
+        let element = link.value();
+        let rel = element.attr("rel").unwrap_or("");
+        let has = |name: &str| rel.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case(name));
+        let touch_icon = has("apple-touch-icon") || has("apple-touch-icon-precomposed");
+        if !has("icon") && !touch_icon {
+            continue;
+        }
+        let svg = element
+            .attr("type")
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("image/svg+xml"));
+        if let (false, Some(href)) = (svg, element.attr("href"))
+            && let Ok(url) = base.join(href.trim())
+            && matches!(url.scheme(), "http" | "https")
+            && !url.path().to_ascii_lowercase().ends_with(".svg")
+            && !icons.contains(&url)
+            && !touch.contains(&url)
+        {
+            match touch_icon && !has("icon") {
+                true => touch.push(url),
+                false => icons.push(url),
+            }
+        }
+    }
+    icons.extend(touch);
+    icons
+}
+
 /// What relative links on the page resolve against: the first `<base href>` (itself resolved
 /// against the page), else the page.
 pub(crate) fn base_href(document: &Html, page: &Url) -> Url {
@@ -267,6 +304,32 @@ fn looks_like_link(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn icons_come_best_first_without_svg() {
+        let page = Url::parse("https://blog.example/posts/").unwrap();
+        let html = r#"<html><head>
+            <base href="/static/">
+            <link rel="apple-touch-icon" sizes="180x180" href="touch.png">
+            <link rel="icon" type="image/svg+xml" href="icon.svg">
+            <link rel=icon href="vector.SVG">
+            <!-- <link rel="icon" href="commented.png"> -->
+            <link rel="SHORTCUT ICON" href="favicon.ico">
+            <link rel="icon" sizes="32x32" href="https://cdn.example/32.png">
+            <link rel="icon" href="javascript:alert(1)">
+            <link rel="stylesheet" href="site.css">
+            </head><body><link rel="icon" href="late.png"></body></html>"#;
+        let found: Vec<String> = icon_links(html, &page).into_iter().map(String::from).collect();
+        assert_eq!(
+            found,
+            [
+                "https://blog.example/static/favicon.ico",
+                "https://cdn.example/32.png",
+                "https://blog.example/static/late.png",
+                "https://blog.example/static/touch.png",
+            ]
+        );
+    }
 
     fn links(html: &str) -> Vec<String> {
         let page = Url::parse("https://example.org/blog/post.html").unwrap();

@@ -377,7 +377,7 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::model::FeedRhy
     // Atom says exactly what its text constructs hold.
     let loose = !matches!(feed.feed_type, FeedType::Atom);
     let is_json = matches!(feed.feed_type, FeedType::JSON);
-    let meta = FeedMeta {
+    let mut meta = FeedMeta {
         title: feed
             .title
             .as_ref()
@@ -393,6 +393,7 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::model::FeedRhy
             .language
             .as_deref()
             .and_then(|l| text::language::checked(l).ok()),
+        ..FeedMeta::default()
     };
     // A feed read from a file (the demo, a mirror) has no web location of its own; its site
     // link is the best base for the relative URLs inside it.
@@ -401,6 +402,15 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::model::FeedRhy
         Some(site) if !matches!(base.scheme(), "http" | "https") => site,
         _ => base.clone(),
     };
+    let image = |image: &Option<feed_rs::model::Image>| {
+        let uri = image.as_ref()?.uri.trim();
+        base.join(uri)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .map(String::from)
+    };
+    meta.icon = image(&feed.icon);
+    meta.logo = image(&feed.logo);
     let entries = feed
         .entries
         .into_iter()

@@ -1,10 +1,12 @@
 //! Owns the built-in HTTP server of `tributary run`: every configured output at `/` + its file
-//! name (an `index.html` output is also `/`), `/healthz` and `/metrics`; and WebSub pings.
+//! name (an `index.html` output is also `/`), feeds' icons at `/icons/`, `/healthz` and
+//! `/metrics`; and WebSub pings.
 //!
 //! Outputs are served from memory, replaced whole after each render, with a strong ETag (a
 //! hash of the bytes), Last-Modified (when the bytes last changed), 304 on If-None-Match /
 //! If-Modified-Since, gzip when the client accepts it, and HEAD. Nothing but the configured
-//! routes is reachable: paths are looked up in a table, never joined to a directory.
+//! routes is reachable: paths are looked up in a table, never joined to a directory; an icon
+//! is looked up in the store by its hash.
 
 mod conn;
 mod metrics;
@@ -259,6 +261,7 @@ async fn answer(
             StatusCode::NOT_FOUND,
             "not found (outputs are served on serve.listen)\n",
         ),
+        _ if path.starts_with(ICONS_ROUTE) => icon(server, &path[ICONS_ROUTE.len()..], headers).await,
         _ => {
             let served = server
                 .inner
@@ -273,6 +276,63 @@ async fn answer(
             }
         }
     }
+}
+
+/// Where feeds' icons are served, as outputs name them (`icons/FILE` beside each output).
+const ICONS_ROUTE: &str = "/icons/";
+
+/// A feed's icon, from the store: `HASH.EXT`, named by its bytes, so it never changes and
+/// caches may keep it for good. Only a name of that shape is looked up.
+async fn icon(server: &Server, name: &str, request: &HeaderMap) -> Response<Body> {
+    let not_found = || plain(StatusCode::NOT_FOUND, "not found\n");
+    let Some((hash, _)) = name.split_once('.') else {
+        return not_found();
+    };
+    if hash.len() != 24
+        || !hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return not_found();
+    }
+    let (media_type, bytes) = match server.inner.store.icon_bytes(hash.to_string()).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read an icon from the store");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable\n");
+        }
+    };
+    let image = crate::model::IconImage {
+        hash: hash.to_string(),
+        media_type,
+    };
+    if image.file_name() != name {
+        return not_found();
+    }
+    let etag = format!("\"{hash}\"");
+    let builder = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+        // An image is never a document to run: nothing it might hold is allowed to.
+        .header(header::CONTENT_SECURITY_POLICY, "default-src 'none'");
+    let matches = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag)
+        });
+    if matches {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    builder
+        .header(header::CONTENT_TYPE, image.media_type)
+        .body(Body::from(bytes))
+        .unwrap_or_default()
 }
 
 fn output(served: &Served, request: &HeaderMap) -> Response<Body> {

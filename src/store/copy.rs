@@ -31,6 +31,8 @@ const TABLES: &[(&str, &str)] = &[
     ("hosts", "host"),
     ("outputs", "path"),
     ("settings", "name"),
+    ("icons", "hash"),
+    ("feed_icons", "feed_id"),
 ];
 
 /// Tables whose `id` comes from a sequence in PostgreSQL: it is moved past the copied ids.

@@ -32,8 +32,8 @@ use chrono::{DateTime, Utc};
 use crate::filter::Needs;
 pub use crate::model::Backend;
 use crate::model::{
-    ClusterNode, FailureKind, FeedError, FeedMeta, FeedState, KeyedEntry, OutputState, StoredEntry,
-    Validators,
+    ClusterNode, FailureKind, FeedError, FeedMeta, FeedState, IconImage, IconState, KeyedEntry, OutputState,
+    StoredEntry, Validators,
 };
 use crate::parse::Fingerprints;
 pub use coordination::{Coordination, Lead, Notice, Notices, Turn};
@@ -102,6 +102,24 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. } | StoreError::Backend { .. })
     }
+}
+
+/// What a look for a feed's icon found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IconUpdate {
+    /// An image at `url`: kept once by its hash, however many feeds share it; the feed's
+    /// previous image goes when no feed has it any more.
+    Found {
+        url: String,
+        image: IconImage,
+        bytes: Vec<u8>,
+        validators: Validators,
+    },
+    /// The icon found last time is still there (304); new validators replace the old ones
+    /// when the server sent some.
+    Unchanged { validators: Validators },
+    /// Nothing found this time, and why; the image found before (if any) stays.
+    Missing { error: String },
 }
 
 /// What happened to a feed in a poll that did not store entries.
@@ -358,8 +376,23 @@ pub trait Database: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Records a look for a feed's icon (see [`IconUpdate`]) and when to look `next`.
+    async fn record_icon(
+        &self,
+        feed_id: i64,
+        update: IconUpdate,
+        now: DateTime<Utc>,
+        next: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     // Reads.
 
+    /// Where a feed's icon stands; `None`: never looked for.
+    async fn icon_state(&self, feed_id: i64) -> Result<Option<IconState>, StoreError>;
+    /// The icons of those of the feeds `ids` that have one, by feed id.
+    async fn icons_of(&self, ids: Vec<i64>) -> Result<HashMap<i64, IconImage>, StoreError>;
+    /// An icon image's media type and bytes, by its hash.
+    async fn icon_bytes(&self, hash: String) -> Result<Option<(String, Vec<u8>)>, StoreError>;
     /// States of the feeds at `urls` that the store knows, by URL.
     async fn feeds_by_url(&self, urls: Arc<[String]>) -> Result<HashMap<String, FeedState>, StoreError>;
     /// States of the feeds `ids`, by id.

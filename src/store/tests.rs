@@ -27,6 +27,7 @@ on_both_stores!(
     permanent_redirects_move_a_feed_after_three_polls,
     hosts_wait_for_the_longest_delay,
     full_text_retries_are_recorded,
+    icons_are_kept_once_by_hash_and_each_feeds_look_remembered,
     outputs_remember_failures_until_a_render_succeeds,
     gone_feeds_get_another_chance_under_another_config,
     an_entrys_language_and_its_source_are_kept,
@@ -854,6 +855,103 @@ async fn full_text_retries_are_recorded(store: Store) {
             .is_empty(),
         "two tries at most"
     );
+}
+
+async fn icons_are_kept_once_by_hash_and_each_feeds_look_remembered(store: Store) {
+    let a = feed(&store, "https://a.org/feed").await;
+    let b = feed(&store, "https://b.org/feed").await;
+    let week = t0() + Duration::days(7);
+    assert_eq!(store.icon_state(a).await.unwrap(), None);
+    let png = |bytes: &[u8]| IconImage {
+        hash: crate::content::icon::hash(bytes),
+        media_type: "image/png".into(),
+    };
+    let found = |url: &str, bytes: &[u8], etag: &str| IconUpdate::Found {
+        url: url.into(),
+        image: png(bytes),
+        bytes: bytes.to_vec(),
+        validators: Validators {
+            etag: Some(etag.into()),
+            last_modified: None,
+        },
+    };
+    // Two feeds of one site share one image.
+    for id in [a, b] {
+        store
+            .record_icon(id, found("https://site.org/i.png", b"one", "\"1\""), t0(), week)
+            .await
+            .unwrap();
+    }
+    let icons = store.icons_of(vec![a, b]).await.unwrap();
+    assert_eq!((icons[&a].clone(), icons[&b].clone()), (png(b"one"), png(b"one")));
+    assert_eq!(
+        store.icon_bytes(png(b"one").hash).await.unwrap(),
+        Some(("image/png".to_string(), b"one".to_vec()))
+    );
+    let by_id = store.feeds_by_id(vec![a]).await.unwrap();
+    assert_eq!(by_id[&a].icon_due, Some(week));
+    // A 304 a week on: still there, new validators kept, next look a week later.
+    let later = week + Duration::days(7);
+    let unchanged = IconUpdate::Unchanged {
+        validators: Validators {
+            etag: Some("\"2\"".into()),
+            last_modified: None,
+        },
+    };
+    store.record_icon(a, unchanged, week, later).await.unwrap();
+    let state = store.icon_state(a).await.unwrap().unwrap();
+    assert_eq!(state.url.as_deref(), Some("https://site.org/i.png"));
+    assert_eq!(state.image, Some(png(b"one")));
+    assert_eq!(state.validators.etag.as_deref(), Some("\"2\""));
+    assert_eq!((state.checked, state.error), (week, None));
+    // A look that finds nothing keeps the image found before, and says why.
+    let missing = IconUpdate::Missing {
+        error: "HTTP 404".into(),
+    };
+    store
+        .record_icon(a, missing, later, later + Duration::days(1))
+        .await
+        .unwrap();
+    let state = store.icon_state(a).await.unwrap().unwrap();
+    assert_eq!(
+        (state.image, state.error.as_deref()),
+        (Some(png(b"one")), Some("HTTP 404"))
+    );
+    // A new image replaces the old; the old goes with its last feed.
+    store
+        .record_icon(
+            a,
+            found("https://site.org/new.png", b"two", "\"3\""),
+            later,
+            later,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.icon_bytes(png(b"one").hash).await.unwrap().is_some(),
+        "b still has it"
+    );
+    store
+        .record_icon(
+            b,
+            found("https://site.org/new.png", b"two", "\"3\""),
+            later,
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.icon_bytes(png(b"one").hash).await.unwrap(), None);
+    let icons = store.icons_of(vec![a, b]).await.unwrap();
+    assert_eq!((icons[&a].clone(), icons[&b].clone()), (png(b"two"), png(b"two")));
+    // A feed never looked at has none, and its first look may find nothing.
+    let c = feed(&store, "https://c.org/feed").await;
+    let missing = IconUpdate::Missing {
+        error: "nothing".into(),
+    };
+    store.record_icon(c, missing, later, later).await.unwrap();
+    let state = store.icon_state(c).await.unwrap().unwrap();
+    assert_eq!((state.url, state.image), (None, None));
+    assert!(!store.icons_of(vec![c]).await.unwrap().contains_key(&c));
 }
 
 async fn outputs_remember_failures_until_a_render_succeeds(store: Store) {

@@ -91,7 +91,7 @@ fn selection(config: &Config) -> Selection {
         &config.feeds[0],
         Some(&state(1, "Pod feed", "https://pod.example/", None)),
     );
-    let blog = FeedView::new(
+    let mut blog = FeedView::new(
         &config.feeds[1],
         Some(&state(
             2,
@@ -100,6 +100,11 @@ fn selection(config: &Config) -> Selection {
             Some("tag:blog.example,2026:feed"),
         )),
     );
+    // Its icon was found: the page shows it beside the name, Atom and JSON Feed name it.
+    blog.icon = Some(tributary::model::IconImage {
+        hash: "0123456789abcdef01234567".into(),
+        media_type: "image/png".into(),
+    });
     let episode = Entry {
         guid: Some("ep1".into()),
         link: Some("https://pod.example/1".into()),

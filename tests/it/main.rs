@@ -32,3 +32,4 @@ mod guard;
 mod languages;
 mod fuzz;
 mod consumers;
+mod icons;

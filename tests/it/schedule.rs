@@ -23,7 +23,7 @@ use crate::support::{FeedServer, Route, Workspace, rss};
 const LATE: chrono::Duration = chrono::Duration::seconds(1);
 
 /// The daemon running in this test's runtime on a clock that starts at `wall`.
-struct Running {
+pub(crate) struct Running {
     control: mpsc::Sender<Control>,
     task: tokio::task::JoinHandle<Result<(), daemon::DaemonError>>,
     wall: DateTime<Utc>,
@@ -31,7 +31,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(config: &Path, wall: DateTime<Utc>) -> Running {
+    pub(crate) fn start(config: &Path, wall: DateTime<Utc>) -> Running {
         let clock = TokioClock::starting_at(wall);
         let (control, rx) = mpsc::channel(4);
         let path = config.to_path_buf();
@@ -45,7 +45,7 @@ impl Running {
     }
 
     /// The wall-clock time (on the daemon's clock) of a tokio instant.
-    fn wall_at(&self, t: Instant) -> DateTime<Utc> {
+    pub(crate) fn wall_at(&self, t: Instant) -> DateTime<Utc> {
         self.wall + chrono::Duration::from_std(t - self.start).unwrap()
     }
 
@@ -54,12 +54,12 @@ impl Running {
     }
 
     /// Lets the daemon run until its clock reads `wall`.
-    async fn run_until(&self, wall: DateTime<Utc>) {
+    pub(crate) async fn run_until(&self, wall: DateTime<Utc>) {
         let left = (wall - self.now()).to_std().unwrap_or_default();
         tokio::time::sleep(left).await;
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.control.send(Control::Stop).await.unwrap();
         self.task.await.unwrap().unwrap();
     }

@@ -14,6 +14,7 @@
 mod cluster;
 mod entries;
 mod feeds;
+mod icons;
 mod schema;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -27,10 +28,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use tokio_postgres::NoTls;
 
 use super::{
-    Candidate, CandidateQuery, Claimed, Coordination, Database, EntryStats, FeedUpdate, ParsedBatch,
-    Scheduled, Step, StoreError, StoreOutcome,
+    Candidate, CandidateQuery, Claimed, Coordination, Database, EntryStats, FeedUpdate, IconUpdate,
+    ParsedBatch, Scheduled, Step, StoreError, StoreOutcome,
 };
-use crate::model::{ClusterNode, FeedError, FeedState, OutputState, StoredEntry};
+use crate::model::{ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry};
 use crate::parse::Fingerprints;
 pub(crate) use cluster::PgCoordination;
 
@@ -367,6 +368,28 @@ impl Database for PgStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.full_text(tries, now).await
+    }
+
+    async fn record_icon(
+        &self,
+        feed_id: i64,
+        update: IconUpdate,
+        now: DateTime<Utc>,
+        next: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        PgStore::record_icon(self, feed_id, update, now, next).await
+    }
+
+    async fn icon_state(&self, feed_id: i64) -> Result<Option<IconState>, StoreError> {
+        PgStore::icon_state(self, feed_id).await
+    }
+
+    async fn icons_of(&self, ids: Vec<i64>) -> Result<HashMap<i64, IconImage>, StoreError> {
+        PgStore::icons_of(self, ids).await
+    }
+
+    async fn icon_bytes(&self, hash: String) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        PgStore::icon_bytes(self, hash).await
     }
 
     async fn feeds_by_url(&self, urls: Arc<[String]>) -> Result<HashMap<String, FeedState>, StoreError> {

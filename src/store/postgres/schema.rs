@@ -210,6 +210,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE feeds ADD COLUMN id_url TEXT;
     "#,
+    // 5: feeds' icons, as SQLite's schema 17 keeps them.
+    r#"
+    CREATE TABLE icons (
+        hash       TEXT PRIMARY KEY,
+        media_type TEXT NOT NULL,
+        bytes      BYTEA NOT NULL
+    );
+    CREATE TABLE feed_icons (
+        feed_id       BIGINT PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
+        url           TEXT,
+        hash          TEXT,
+        etag          TEXT,
+        last_modified TEXT,
+        checked       timestamptz NOT NULL,
+        error         TEXT
+    );
+    CREATE INDEX feed_icons_by_hash ON feed_icons (hash);
+    ALTER TABLE feeds ADD COLUMN icon_due timestamptz;
+    "#,
 ];
 
 /// Brings the schema up to date inside `tx` (holding the migration lock until it ends), and

@@ -16,7 +16,7 @@ use crate::store::{Claimed, ERROR_HISTORY, FeedUpdate, MOVE_AFTER, Scheduled};
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
                             fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count, \
-                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language, id_url";
+                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language, id_url, icon_due";
 
 pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
     let opt_time =
@@ -62,6 +62,7 @@ pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
         repairs: crate::model::Repair::split(row.get::<_, Option<String>>(25)?.as_deref()),
         language: row.get(26)?,
         id_url: row.get(27)?,
+        icon_due: opt_time(28)?,
         lease_epoch: None,
     })
 }

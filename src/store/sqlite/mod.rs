@@ -14,6 +14,7 @@
 mod checkpoint;
 mod entries;
 mod feeds;
+mod icons;
 mod lock;
 mod maintenance;
 mod outputs;
@@ -30,10 +31,10 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::{
-    Candidate, CandidateQuery, Claimed, Coordination, Database, EntryStats, FeedUpdate, ParsedBatch,
-    Scheduled, Step, StoreError, StoreOutcome,
+    Candidate, CandidateQuery, Claimed, Coordination, Database, EntryStats, FeedUpdate, IconUpdate,
+    ParsedBatch, Scheduled, Step, StoreError, StoreOutcome,
 };
-use crate::model::{ClusterNode, FeedError, FeedState, OutputState, StoredEntry};
+use crate::model::{ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry};
 use crate::parse::Fingerprints;
 use checkpoint::{Checkpointer, Thresholds};
 use lock::DaemonLock;
@@ -568,6 +569,29 @@ impl Database for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.write(move |db| db.record_full_text(&tries, now)).await
+    }
+
+    async fn record_icon(
+        &self,
+        feed_id: i64,
+        update: IconUpdate,
+        now: DateTime<Utc>,
+        next: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |db| db.record_icon(feed_id, &update, now, next))
+            .await
+    }
+
+    async fn icon_state(&self, feed_id: i64) -> Result<Option<IconState>, StoreError> {
+        self.read(move |db| db.icon_state(feed_id)).await
+    }
+
+    async fn icons_of(&self, ids: Vec<i64>) -> Result<HashMap<i64, IconImage>, StoreError> {
+        self.read(move |db| db.icons_of(&ids)).await
+    }
+
+    async fn icon_bytes(&self, hash: String) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.read(move |db| db.icon_bytes(&hash)).await
     }
 
     async fn feeds_by_url(&self, urls: Arc<[String]>) -> Result<HashMap<String, FeedState>, StoreError> {

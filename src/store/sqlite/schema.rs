@@ -198,6 +198,28 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE feeds ADD COLUMN id_url TEXT;
     "#,
+    // 17: feeds' icons. An image is kept once by the hash of its bytes (feeds of one site share
+    // one); each feed's last look says where its image was found, the validators to ask again
+    // with, when, and why nothing was found; the feed's row says when to look next, so a poll
+    // knows without a read of its own.
+    r#"
+    CREATE TABLE icons (
+        hash       TEXT PRIMARY KEY,
+        media_type TEXT NOT NULL,
+        bytes      BLOB NOT NULL
+    );
+    CREATE TABLE feed_icons (
+        feed_id       INTEGER PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
+        url           TEXT,
+        hash          TEXT,
+        etag          TEXT,
+        last_modified TEXT,
+        checked       INTEGER NOT NULL,
+        error         TEXT
+    );
+    CREATE INDEX feed_icons_by_hash ON feed_icons (hash);
+    ALTER TABLE feeds ADD COLUMN icon_due INTEGER;
+    "#,
 ];
 
 /// Refuses a database written by a newer Tributary, before anything is written to it.
