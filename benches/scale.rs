@@ -106,10 +106,16 @@ async fn render(config: &std::sync::Arc<Config>, store: &Store, n: usize, runs: 
     let mut entries = 0;
     for _ in 0..runs {
         let started = Instant::now();
-        let report =
-            tributary::output::render_one(config, spec, store, &context, tributary::output::WhenEmpty::Write)
-                .await
-                .expect("rendered");
+        let report = tributary::output::render_one(
+            config,
+            spec,
+            store,
+            &context,
+            tributary::output::WhenEmpty::Write,
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("rendered");
         times.push(started.elapsed());
         entries = report.entries;
     }

@@ -111,7 +111,8 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     let now = Utc::now();
     // Never creates a database: before the first poll there is nothing to read.
     let lease = config.node.lease;
-    let (states, counts, outputs, (errors, icon), (nodes, holders)) = if config.backend().exists() {
+    let (states, counts, (outputs, webhooks), (errors, icon), (nodes, holders)) = if config.backend().exists()
+    {
         let store = match open_store(&config).await {
             Ok(opened) => opened,
             Err(status) => return status,
@@ -141,7 +142,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
             Ok::<_, crate::store::StoreError>((
                 states,
                 store.entry_stats().await?,
-                store.outputs().await?,
+                (store.outputs().await?, store.webhook_states().await?),
                 one,
                 cluster,
             ))
@@ -240,6 +241,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
             print_history(row);
         }
         print_nodes(&nodes, now);
+        print_webhooks(&webhooks, now);
     }
     // Outputs that could not be written stay stale until a render succeeds: say so, on
     // stderr when stdout is JSON for scripts.
@@ -284,6 +286,33 @@ fn print_nodes(nodes: &[crate::model::ClusterNode], now: DateTime<Utc>) {
                 ago(now, node.last_seen)
             );
         }
+    }
+}
+
+/// Webhooks with deliveries waiting or given up.
+fn print_webhooks(webhooks: &[crate::store::WebhookState], now: DateTime<Utc>) {
+    for w in webhooks {
+        let waiting = match w.oldest {
+            Some(t) => format!("{} waiting (oldest {})", w.pending, ago(now, t)),
+            None => "none waiting".to_string(),
+        };
+        let given_up = match w.failed {
+            0 => String::new(),
+            n => format!(
+                ", {} given up",
+                crate::model::counted(n, "delivery", "deliveries")
+            ),
+        };
+        let error = w
+            .last_error
+            .as_ref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default();
+        outln!(
+            "webhook {} of {}: {waiting}{given_up}{error}",
+            w.webhook,
+            w.output
+        );
     }
 }
 

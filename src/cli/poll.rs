@@ -107,7 +107,26 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
     }
     let written: Vec<_> = outputs.iter().flatten().cloned().collect();
     crate::serve::websub::announce(&config, &written).await;
+    // What this poll announced, and what earlier ones left in the outbox, is sent now; what a
+    // receiver does not take now waits in the outbox for the next poll (or `run`).
+    let deliveries = if config.outputs.iter().any(|o| !o.webhooks.is_empty()) {
+        match output::webhook::deliver_due(&config, &store, &fetcher, chrono::Utc::now).await {
+            Ok(pass) => Some(pass),
+            Err(e) => {
+                eprintln!("warning: cannot read the webhook outbox: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     store.close().await;
+    if let Some(pass) = deliveries.filter(|p| p.retried + p.given_up > 0 && verbosity != Verbosity::Quiet) {
+        eprintln!(
+            "webhooks: {} delivered, {} to be retried, {} given up (tributary feeds shows them)",
+            pass.delivered, pass.retried, pass.given_up
+        );
+    }
 
     let failed: Vec<_> = report.failed().collect();
     let skipped: Vec<_> = report.skipped().collect();

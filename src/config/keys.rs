@@ -102,7 +102,9 @@ pub(super) const OUTPUT: &[&str] = &[
     "lang",
     "timezone",
     "languages",
+    "webhook",
 ];
+pub(super) const WEBHOOK: &[&str] = &["url", "secret", "max_items", "retry_for"];
 pub(super) const SERVE: &[&str] = &[
     "listen",
     "base_url",

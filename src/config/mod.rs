@@ -326,6 +326,32 @@ fn looks_like_a_host(text: &str) -> bool {
         )
 }
 
+/// Most items one webhook request carries, unless the webhook says.
+const DEFAULT_WEBHOOK_ITEMS: usize = 50;
+/// How long a webhook delivery is retried, unless the webhook says.
+const DEFAULT_WEBHOOK_RETRY: Duration = Duration::from_secs(24 * 3600);
+
+/// A Standard Webhooks secret's signing key: `whsec_` and base64 (or the base64 alone), of 24
+/// to 64 bytes, as the specification has them and its libraries read them.
+fn webhook_key(secret: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| {
+            "must be a Standard Webhooks secret: whsec_ and base64 (generate one: \
+             echo whsec_$(openssl rand -base64 32))"
+                .to_string()
+        })?;
+    if !(24..=64).contains(&key.len()) {
+        return Err(format!(
+            "is {} bytes once decoded; a webhook secret has 24 to 64 (echo whsec_$(openssl rand -base64 32))",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
 /// Where `${…}` references in the config are read from: the environment, files, and systemd
 /// credentials.
 #[derive(Debug, Clone, Default)]
@@ -1295,6 +1321,71 @@ impl Validator<'_> {
                 .logo
                 .and_then(|l| self.image_url(&l, &key("logo"), self_url.as_deref())),
             self_url,
+            webhooks: raw.webhooks.into_iter().filter_map(|w| self.webhook(w)).collect(),
+        })
+    }
+
+    /// A `webhook = { url, secret, max_items, retry_for }` of an output.
+    fn webhook(&mut self, raw: raw::RawWebhook) -> Option<crate::model::WebhookSpec> {
+        let key = |name: &str| format!("{}.{name}", raw.key);
+        let Some(raw_url) = raw.url else {
+            self.report(
+                raw.span.clone(),
+                raw.key.clone(),
+                "missing `url`: where to POST new entries",
+            );
+            return None;
+        };
+        let url = match self.expand(&raw_url, &key("url")).map(|u| Url::parse(u.trim())) {
+            Some(Ok(url)) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            Some(_) => {
+                self.report(raw_url.span(), key("url"), "must be an http(s):// URL");
+                None
+            }
+            None => None,
+        };
+        let secret = match raw.secret {
+            Some(s) => {
+                let literal = !s.get_ref().contains("${");
+                let expanded = self.expand(&s, &key("secret"));
+                if literal {
+                    self.uses_secrets = true;
+                }
+                expanded.and_then(|text| match webhook_key(text.trim()) {
+                    Ok(k) => Some(k),
+                    Err(why) => {
+                        self.report(s.span(), key("secret"), why);
+                        None
+                    }
+                })
+            }
+            None => {
+                self.report(
+                    raw.span.clone(),
+                    raw.key.clone(),
+                    "missing `secret`: requests are signed with it (generate one: \
+                     echo whsec_$(openssl rand -base64 32))",
+                );
+                None
+            }
+        };
+        let max_items = match raw.max_items {
+            Some(n) if *n.get_ref() < 1 || *n.get_ref() > 1000 => {
+                self.report(n.span(), key("max_items"), "must be between 1 and 1000");
+                None
+            }
+            Some(n) => usize::try_from(*n.get_ref()).ok(),
+            None => Some(DEFAULT_WEBHOOK_ITEMS),
+        };
+        let retry_for = match raw.retry_for {
+            Some(d) => self.duration(Some(d), &key("retry_for"), false),
+            None => Some(DEFAULT_WEBHOOK_RETRY),
+        };
+        Some(crate::model::WebhookSpec {
+            url: url?,
+            key: secret?,
+            max_items: max_items?,
+            retry_for: retry_for?,
         })
     }
 

@@ -132,6 +132,19 @@ pub(super) struct RawOutput {
     pub lang: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
     pub languages: Vec<Spanned<String>>,
+    pub webhooks: Vec<RawWebhook>,
+}
+
+/// One `webhook = { … }` of an `[[output]]`.
+#[derive(Debug, Default)]
+pub(super) struct RawWebhook {
+    pub span: Range<usize>,
+    /// Its key: `output[1].webhook`, or `output[1].webhook[2]` in a list.
+    pub key: String,
+    pub url: Option<Spanned<String>>,
+    pub secret: Option<Spanned<String>>,
+    pub max_items: Option<Spanned<i64>>,
+    pub retry_for: Option<Spanned<String>>,
 }
 
 /// Reads `text` into a [`RawConfig`], with every problem of shape it has.
@@ -261,6 +274,7 @@ pub(super) fn read(text: &str, locator: &Locator) -> (RawConfig, Vec<Problem>) {
             lang: r.string(output, "lang", &p),
             timezone: r.string(output, "timezone", &p),
             languages: r.strings(output, "languages", &p),
+            webhooks: r.webhooks(output, &p),
         });
     }
     (raw, r.problems)
@@ -414,6 +428,48 @@ impl Reader<'_> {
             exclude_words_file: self.string(table, "exclude_words_file", path),
             ignore_diacritics: self.boolean(table, "ignore_diacritics", path),
         }
+    }
+
+    /// `webhook = { … }`, or a list of such tables.
+    fn webhooks(&mut self, output: &DeTable<'_>, path: &str) -> Vec<RawWebhook> {
+        let Some(value) = output.get("webhook") else {
+            return Vec::new();
+        };
+        let key = join(path, "webhook");
+        let tables: Vec<(String, &Value<'_>)> = match value.get_ref() {
+            DeValue::Table(_) => vec![(key, value)],
+            DeValue::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (format!("{key}[{}]", i + 1), item))
+                .collect(),
+            _ => {
+                self.wrong(
+                    value,
+                    key,
+                    "a table ({ url = \"…\", secret = \"…\" }) or a list of them",
+                );
+                return Vec::new();
+            }
+        };
+        let mut hooks = Vec::new();
+        for (key, value) in tables {
+            let Some(table) = value.get_ref().as_table() else {
+                self.wrong(value, key, "a table ({ url = \"…\", secret = \"…\" })");
+                continue;
+            };
+            self.problems
+                .extend(keys::unknown(table, keys::WEBHOOK, &key, self.locator));
+            hooks.push(RawWebhook {
+                span: value.span(),
+                url: self.string(table, "url", &key),
+                secret: self.string(table, "secret", &key),
+                max_items: self.integer(table, "max_items", &key),
+                retry_for: self.string(table, "retry_for", &key),
+                key,
+            });
+        }
+        hooks
     }
 
     fn string_map(

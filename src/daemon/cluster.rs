@@ -221,5 +221,6 @@ async fn follow(cluster: Arc<dyn Coordination>, name: String, path: PathBuf) -> 
         modified,
         shown: Vec::new(),
         pending: false,
+        deliveries: 0,
     })
 }

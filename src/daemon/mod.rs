@@ -154,6 +154,8 @@ pub async fn run_with_clock(
         path: config_path.to_path_buf(),
         specs: index_feeds(&config),
         next_housekeeping: config.store.housekeeping.next_after(now),
+        // What a crash or a stop left in the outbox is sent at once.
+        next_delivery: has_webhooks(&config).then_some(now),
         config,
         store,
         fetcher,
@@ -180,6 +182,7 @@ pub async fn run_with_clock(
         cluster,
         follows: JoinSet::new(),
         tick: None,
+        deliveries: None,
     };
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
@@ -298,6 +301,15 @@ struct Daemon {
     /// A cluster tick in progress (heartbeat, renewals, the lead), and when the next is due.
     tick: Option<JoinHandle<Result<cluster::Tick, StoreError>>>,
     next_tick: Option<DateTime<Utc>>,
+    /// A pass over the webhook outbox in progress, and when the next is due (`None`: no
+    /// webhook has anything waiting).
+    deliveries: Option<JoinHandle<Result<output::webhook::DeliveryPass, StoreError>>>,
+    next_delivery: Option<DateTime<Utc>>,
+}
+
+/// Whether any output has a webhook.
+fn has_webhooks(config: &Config) -> bool {
+    config.outputs.iter().any(|o| !o.webhooks.is_empty())
 }
 
 /// A claim of due feeds, or why it failed with the claims it was to release (kept for the
@@ -415,6 +427,15 @@ impl Daemon {
                     if self.cluster.is_some() =>
                 {
                     self.heard(notice);
+                }
+                () = sleep_until(clock.as_ref(), self.next_delivery.unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    if self.next_delivery.is_some() && self.deliveries.is_none() =>
+                {
+                    self.start_deliveries();
+                }
+                result = async { self.deliveries.as_mut().expect("guarded").await }, if self.deliveries.is_some() => {
+                    self.deliveries = None;
+                    self.deliveries_done(result);
                 }
                 Some(followed) = self.follows.join_next(), if !self.follows.is_empty() => {
                     if let (Ok(Some(report)), Some(server)) = (followed, &self.server) {
@@ -726,16 +747,68 @@ impl Daemon {
         self.renders.running.insert(path.clone());
         self.renders.retry.remove(&path);
         let mode = self.renders.mode;
+        let now = self.clock.now();
         self.renders.tasks.spawn(async move {
             let context = Arc::new(output::Context::new(&config));
-            let result = output::render_one(&config, &config.outputs[at], &store, &context, mode).await;
+            let result = output::render_one(&config, &config.outputs[at], &store, &context, mode, now).await;
             (path, result)
         });
+    }
+
+    /// Sends what the outbox has due (see [`output::webhook`]), as a task.
+    fn start_deliveries(&mut self) {
+        self.next_delivery = None;
+        let (config, store, fetcher, clock) = (
+            self.config.clone(),
+            self.store.clone(),
+            self.fetcher.clone(),
+            self.clock.clone(),
+        );
+        self.deliveries = Some(tokio::spawn(async move {
+            output::webhook::deliver_due(&config, &store, &fetcher, || clock.now()).await
+        }));
+    }
+
+    fn deliveries_done(
+        &mut self,
+        result: Result<Result<output::webhook::DeliveryPass, StoreError>, tokio::task::JoinError>,
+    ) {
+        self.rest_pending = true;
+        match result {
+            Ok(Ok(pass)) => {
+                if let Some(server) = &self.server {
+                    server
+                        .metrics()
+                        .record_deliveries(pass.delivered, pass.retried, pass.given_up);
+                }
+                if pass.delivered + pass.retried + pass.given_up > 0 {
+                    tracing::debug!(
+                        delivered = pass.delivered,
+                        retried = pass.retried,
+                        given_up = pass.given_up,
+                        "webhook deliveries"
+                    );
+                }
+                // A render that made deliveries meanwhile asked for a pass already.
+                self.next_delivery = match (self.next_delivery, pass.next) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the webhook outbox; trying again in a minute");
+                self.next_delivery = Some(self.clock.now() + chrono::Duration::minutes(1));
+            }
+            Err(e) => tracing::error!(error = %e, "the webhook delivery task failed"),
+        }
     }
 
     fn render_done(&mut self, path: PathBuf, result: Result<OutputReport, OutputError>) {
         self.renders.running.remove(&path);
         self.rest_pending = true;
+        if result.as_ref().is_ok_and(|r| r.deliveries > 0) {
+            self.next_delivery = Some(self.clock.now());
+        }
         match &result {
             Ok(o) if o.written => {
                 tracing::debug!(output = %o.path.display(), entries = o.entries, "output written")
@@ -907,6 +980,9 @@ impl Daemon {
             server.set_config(self.config.clone());
         }
         self.next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
+        if has_webhooks(&self.config) {
+            self.next_delivery = Some(self.clock.now());
+        }
         tracing::info!(
             feeds = self.config.feeds.len(),
             added = %added,
@@ -1040,6 +1116,10 @@ impl Daemon {
 
     async fn shutdown(&mut self, control: &mut mpsc::Receiver<Control>) -> Exit {
         notify::stopping();
+        // A request cut off now is sent again later: the delivery's claim runs out.
+        if let Some(deliveries) = self.deliveries.take() {
+            deliveries.abort();
+        }
         self.poller.stop();
         // Claimed feeds that never started are due as they were.
         let unstarted: Vec<i64> = self.poller.take_queued().iter().map(|j| j.feed_id()).collect();

@@ -560,6 +560,39 @@ impl Fetcher {
         Ok(client)
     }
 
+    /// POSTs `body` to `url` (a webhook: the operator's URL, guarded as
+    /// `deny_private_networks` says; redirects are not followed). `Ok` on a 2xx answer; any
+    /// other answer is a [`FetchError::Status`], a 3xx included.
+    pub(crate) async fn post(
+        &self,
+        url: &Url,
+        headers: reqwest::header::HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<(), FetchError> {
+        guard::check_literal(url, &self.operator_policy, Trust::Operator)?;
+        let response = self
+            .client
+            .post(url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.classify(e, Trust::Operator, self.timeout))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Err(FetchError::Status {
+            status: status.as_u16(),
+            retry_after,
+        })
+    }
+
     fn classify(&self, e: reqwest::Error, trust: Trust, limit: Duration) -> FetchError {
         if e.is_timeout() {
             FetchError::Timeout { after: limit }

@@ -613,6 +613,43 @@ pub enum CrossFeedDedupe {
     None,
 }
 
+/// Where an output's new entries are POSTed, signed as the Standard Webhooks specification
+/// says (`[[output]] webhook`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSpec {
+    pub url: Url,
+    /// The signing key (the secret's base64, decoded).
+    pub key: Vec<u8>,
+    /// Most items one request carries.
+    pub max_items: usize,
+    /// How long a delivery is retried before it is given up.
+    pub retry_for: std::time::Duration,
+}
+
+impl WebhookSpec {
+    /// The webhook as the store and operators name it: its URL without credentials, query or
+    /// fragment (where tokens live).
+    pub fn name(&self) -> String {
+        let mut shown = self.url.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        shown.set_query(None);
+        shown.set_fragment(None);
+        shown.to_string()
+    }
+}
+
+impl fmt::Debug for WebhookSpec {
+    // The key is a secret; the URL may carry a token: neither is printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookSpec")
+            .field("url", &self.name())
+            .field("max_items", &self.max_items)
+            .field("retry_for", &self.retry_for)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One merged output, as the config asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSpec {
@@ -648,6 +685,8 @@ pub struct OutputSpec {
     /// Language ranges (`en`, `zh`, `*`) an entry's language must fall in to be shown; empty:
     /// every entry, whatever its language.
     pub languages: Vec<String>,
+    /// Where its newly visible entries are POSTed.
+    pub webhooks: Vec<WebhookSpec>,
 }
 
 impl OutputSpec {

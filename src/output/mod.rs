@@ -15,6 +15,7 @@ mod locale;
 pub mod opml;
 mod rss;
 pub mod select;
+pub mod webhook;
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -98,6 +99,8 @@ pub struct OutputReport {
     /// Nothing to show yet: no file was written and there is none to serve (see
     /// [`WhenEmpty::Keep`]).
     pub pending: bool,
+    /// Webhook deliveries this render put in the outbox.
+    pub deliveries: usize,
 }
 
 /// Whether a render with no entries may replace the file.
@@ -197,7 +200,7 @@ pub async fn render_all(config: &Arc<Config>, store: &Store) -> Vec<Result<Outpu
     let context = Arc::new(Context::new(config));
     let mut reports = Vec::with_capacity(config.outputs.len());
     for spec in &config.outputs {
-        reports.push(render_one(config, spec, store, &context, WhenEmpty::Write).await);
+        reports.push(render_one(config, spec, store, &context, WhenEmpty::Write, Utc::now()).await);
     }
     reports
 }
@@ -208,6 +211,7 @@ pub async fn render_one(
     store: &Store,
     context: &Arc<Context>,
     mode: WhenEmpty,
+    now: DateTime<Utc>,
 ) -> Result<OutputReport, OutputError> {
     let selection = select::select(store, spec, config)
         .await
@@ -222,13 +226,14 @@ pub async fn render_one(
     // planet.
     let at = config.outputs.iter().position(|o| o.path == spec.path);
     let own = if at.is_none() { Some(spec.clone()) } else { None };
-    let (config, context) = (config.clone(), context.clone());
+    let selection = Arc::new(selection);
+    let (config_, context_, selection_) = (config.clone(), context.clone(), selection.clone());
     let bytes = tokio::task::spawn_blocking(move || {
         let spec = match &own {
             Some(own) => own,
-            None => &config.outputs[at.unwrap_or_default()],
+            None => &config_.outputs[at.unwrap_or_default()],
         };
-        render(spec, &selection, &context)
+        render(spec, &selection_, &context_)
     })
     .await
     .map_err(|e| OutputError::Write {
@@ -255,6 +260,7 @@ pub async fn render_one(
             shown,
             modified: existing.as_ref().map_or(SystemTime::UNIX_EPOCH, |e| e.1),
             bytes: Arc::new(existing.map(|e| e.0).unwrap_or_default()),
+            deliveries: 0,
         });
     }
     let path = spec.path.clone();
@@ -281,6 +287,13 @@ pub async fn render_one(
     .await
     .map_err(|e| write_error(std::io::Error::other(e)))?
     .map_err(write_error)?;
+    // After the file: a receiver never hears of an entry before the output shows it.
+    let deliveries = webhook::announce(store, spec, &selection, context, now)
+        .await
+        .map_err(|source| OutputError::Store {
+            path: spec.path.clone(),
+            source,
+        })?;
     Ok(OutputReport {
         path: spec.path.clone(),
         entries,
@@ -289,6 +302,7 @@ pub async fn render_one(
         modified,
         pending: false,
         shown,
+        deliveries,
     })
 }
 

@@ -32,6 +32,8 @@ pub struct Metrics {
     feeds: AtomicU64,
     feeds_failing: AtomicU64,
     outputs_written: AtomicU64,
+    /// Webhook deliveries: taken by the receiver, to be retried, given up.
+    deliveries: [AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -54,6 +56,7 @@ impl Default for Metrics {
             feeds: AtomicU64::new(0),
             feeds_failing: AtomicU64::new(0),
             outputs_written: AtomicU64::new(0),
+            deliveries: Default::default(),
         }
     }
 }
@@ -142,6 +145,13 @@ impl Metrics {
 
     pub(crate) fn output_written(&self) {
         self.outputs_written.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A pass over the webhook outbox.
+    pub(crate) fn record_deliveries(&self, delivered: usize, retried: usize, given_up: usize) {
+        for (counter, n) in self.deliveries.iter().zip([delivered, retried, given_up]) {
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     /// The exposition text.
@@ -270,6 +280,19 @@ impl Metrics {
             "tributary_outputs_written_total {}",
             get(&self.outputs_written)
         );
+        let _ = writeln!(
+            out,
+            "# HELP tributary_webhook_deliveries_total Webhook requests, by result: delivered (2xx), \
+             retried (to be tried again), given_up (refused for good, or retried past the window)."
+        );
+        let _ = writeln!(out, "# TYPE tributary_webhook_deliveries_total counter");
+        for (result, counter) in ["delivered", "retried", "given_up"].iter().zip(&self.deliveries) {
+            let _ = writeln!(
+                out,
+                "tributary_webhook_deliveries_total{{result=\"{result}\"}} {}",
+                get(counter)
+            );
+        }
         out
     }
 }

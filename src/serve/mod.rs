@@ -405,6 +405,8 @@ struct Health {
     feeds: Vec<FeedHealth>,
     /// Outputs whose last render could not be written (retried until it is).
     outputs_failing: Vec<crate::model::OutputState>,
+    /// Webhooks with deliveries waiting or given up.
+    webhooks: Vec<crate::store::WebhookState>,
     /// In a cluster, every node the store heard of, heartbeating or stopped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     nodes: Vec<crate::model::ClusterNode>,
@@ -444,14 +446,21 @@ async fn health(server: &Server, strict: bool) -> Response<Body> {
     };
     let failing = feeds.iter().filter(|f| !f.ok).count();
     let outputs_failing = output_health(server).await.unwrap_or_default();
+    let webhooks = server.inner.store.webhook_states().await.unwrap_or_default();
+    // A webhook is unwell when it gave a delivery up, or one has waited longer than an hour.
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let webhooks_failing = webhooks
+        .iter()
+        .any(|w| w.failed > 0 || w.oldest.is_some_and(|t| t < hour_ago));
     let health = Health {
-        status: if failing == 0 && outputs_failing.is_empty() {
+        status: if failing == 0 && outputs_failing.is_empty() && !webhooks_failing {
             "ok"
         } else {
             "degraded"
         },
         feeds,
         outputs_failing,
+        webhooks,
         nodes,
     };
     let degraded = health.status != "ok";
@@ -635,6 +644,7 @@ mod tests {
             modified: SystemTime::now(),
             shown: Vec::new(),
             pending: false,
+            deliveries: 0,
         })]);
         let get = |role: Role, method: Method, path: &str| {
             let server = server.clone();

@@ -33,10 +33,13 @@ const TABLES: &[(&str, &str)] = &[
     ("settings", "name"),
     ("icons", "hash"),
     ("feed_icons", "feed_id"),
+    ("announcing", "output"),
+    ("announced", "output, entry_id"),
+    ("deliveries", "id"),
 ];
 
 /// Tables whose `id` comes from a sequence in PostgreSQL: it is moved past the copied ids.
-const SERIAL: &[&str] = &["feeds", "entries", "feed_errors"];
+const SERIAL: &[&str] = &["feeds", "entries", "feed_errors", "deliveries"];
 
 /// The times SQLite keeps in milliseconds (schedules compare them); the others are seconds.
 const MILLIS: &[(&str, &str)] = &[
@@ -44,6 +47,9 @@ const MILLIS: &[(&str, &str)] = &[
     ("feeds", "next_due"),
     ("feeds", "lease_until"),
     ("entries", "full_text_at"),
+    ("deliveries", "created"),
+    ("deliveries", "next_attempt"),
+    ("deliveries", "failed"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -122,6 +122,47 @@ pub enum IconUpdate {
     Missing { error: String },
 }
 
+/// How long a delivery given up stays in the outbox, for `feeds` and `/healthz` to show.
+pub const FORGET_GIVEN_UP: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// A webhook delivery in the outbox: one request's body, for one webhook of an output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Never reused: with the store's, the delivery's idempotency key.
+    pub id: i64,
+    /// The output's path, as written.
+    pub output: String,
+    /// The webhook's name ([`crate::model::WebhookSpec::name`]).
+    pub webhook: String,
+    pub body: String,
+    pub created: DateTime<Utc>,
+    /// Tries so far, this one included once claimed.
+    pub attempts: u32,
+}
+
+/// A delivery to put in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub webhook: String,
+    pub body: String,
+}
+
+/// How one webhook of an output stands, for `feeds` and `/healthz`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WebhookState {
+    pub output: String,
+    pub webhook: String,
+    /// Deliveries waiting (to be sent, or retried).
+    pub pending: usize,
+    /// When the oldest of them was made.
+    #[serde(serialize_with = "crate::model::json_time::option")]
+    pub oldest: Option<DateTime<Utc>>,
+    /// Deliveries given up (a permanent refusal, or retried past the window).
+    pub failed: usize,
+    /// The last error of a waiting or given-up delivery, newest first.
+    pub last_error: Option<String>,
+}
+
 /// What happened to a feed in a poll that did not store entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedUpdate {
@@ -457,6 +498,44 @@ pub trait Database: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Every output the store knows of, by path.
     async fn outputs(&self) -> Result<Vec<OutputState>, StoreError>;
+
+    // The webhook outbox.
+
+    /// Which of `shown` output `output` has not announced yet; `None` when it never announced
+    /// anything (its first render: the back catalogue is not sent).
+    async fn unannounced(&self, output: String, shown: Vec<i64>) -> Result<Option<Vec<i64>>, StoreError>;
+    /// Marks `ids` announced by `output` and puts `deliveries` in the outbox, together.
+    async fn announce(
+        &self,
+        output: String,
+        ids: Vec<i64>,
+        deliveries: Vec<NewDelivery>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Claims up to `limit` deliveries due at `now`, oldest first, until `until`: no other
+    /// claim takes them before then (another node's, or this node's next pass), and a sender
+    /// that dies leaves them to be tried again after it. Deliveries given up more than
+    /// [`FORGET_GIVEN_UP`] ago are removed.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// A delivery the receiver took: it leaves the outbox.
+    async fn delivered(&self, id: i64) -> Result<(), StoreError>;
+    /// A delivery that failed: tried again at `retry_at`, or given up (`None`), with why.
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// When the earliest waiting delivery is due.
+    async fn next_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// How each webhook with deliveries stands.
+    async fn webhook_states(&self) -> Result<Vec<WebhookState>, StoreError>;
     /// The nodes of a cluster and, by feed id, which node holds a claim on each feed claimed
     /// now; nothing on a store that has no cluster.
     async fn cluster(

@@ -28,6 +28,7 @@ on_both_stores!(
     hosts_wait_for_the_longest_delay,
     full_text_retries_are_recorded,
     icons_are_kept_once_by_hash_and_each_feeds_look_remembered,
+    the_outbox_announces_each_entry_once_and_claims_each_delivery_once,
     outputs_remember_failures_until_a_render_succeeds,
     gone_feeds_get_another_chance_under_another_config,
     an_entrys_language_and_its_source_are_kept,
@@ -952,6 +953,120 @@ async fn icons_are_kept_once_by_hash_and_each_feeds_look_remembered(store: Store
     let state = store.icon_state(c).await.unwrap().unwrap();
     assert_eq!((state.url, state.image), (None, None));
     assert!(!store.icons_of(vec![c]).await.unwrap().contains_key(&c));
+}
+
+async fn the_outbox_announces_each_entry_once_and_claims_each_delivery_once(store: Store) {
+    let id = feed(&store, "https://e.org/f").await;
+    let entries = finished(
+        (1..=4)
+            .map(|i| Entry {
+                guid: Some(format!("g{i}")),
+                title: format!("t{i}"),
+                ..Entry::default()
+            })
+            .collect(),
+    );
+    store_all(&store, id, entries).await;
+    let ids: Vec<i64> = entries_of(&store, id).await.iter().map(|e| e.id).collect();
+    let out = "public/all.atom".to_string();
+    // The first render's entries are announced without deliveries.
+    assert_eq!(
+        store.unannounced(out.clone(), ids[..2].to_vec()).await.unwrap(),
+        None
+    );
+    store
+        .announce(out.clone(), ids[..2].to_vec(), Vec::new(), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unannounced(out.clone(), ids.clone()).await.unwrap(),
+        Some(ids[2..].to_vec()),
+        "in the order shown"
+    );
+    let delivery = |body: &str| NewDelivery {
+        webhook: "https://hooks.example/a".into(),
+        body: body.into(),
+    };
+    store
+        .announce(
+            out.clone(),
+            ids[2..].to_vec(),
+            vec![delivery("one"), delivery("two")],
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.unannounced(out.clone(), ids.clone()).await.unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(
+        store.unannounced("other".into(), ids.clone()).await.unwrap(),
+        None,
+        "each output announces for itself"
+    );
+    assert_eq!(store.next_delivery().await.unwrap(), Some(t0()));
+    // A claim keeps its deliveries from every other claim until it runs out.
+    let until = t0() + Duration::minutes(5);
+    let claimed = store.claim_deliveries(t0(), until, 10).await.unwrap();
+    let bodies: Vec<&str> = claimed.iter().map(|d| d.body.as_str()).collect();
+    assert_eq!(bodies, ["one", "two"]);
+    assert!(
+        claimed
+            .iter()
+            .all(|d| d.attempts == 1 && d.created == t0() && d.output == out)
+    );
+    assert!(store.claim_deliveries(t0(), until, 10).await.unwrap().is_empty());
+    store.delivered(claimed[0].id).await.unwrap();
+    let retry = t0() + Duration::seconds(5);
+    store
+        .delivery_failed(claimed[1].id, "HTTP 503".into(), Some(retry), t0())
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery().await.unwrap(), Some(retry));
+    let states = store.webhook_states().await.unwrap();
+    assert_eq!(
+        (
+            states.len(),
+            states[0].pending,
+            states[0].failed,
+            states[0].last_error.as_deref()
+        ),
+        (1, 1, 0, Some("HTTP 503"))
+    );
+    assert!(store.claim_deliveries(t0(), until, 10).await.unwrap().is_empty());
+    let again = store
+        .claim_deliveries(retry, retry + Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.len(), again[0].id, again[0].attempts),
+        (1, claimed[1].id, 2)
+    );
+    // Given up: kept a while for operators to see, never claimed, then forgotten.
+    store
+        .delivery_failed(again[0].id, "HTTP 410".into(), None, retry)
+        .await
+        .unwrap();
+    assert_eq!(store.next_delivery().await.unwrap(), None);
+    let states = store.webhook_states().await.unwrap();
+    assert_eq!(
+        (states[0].pending, states[0].failed, states[0].oldest),
+        (0, 1, None)
+    );
+    let later = retry + FORGET_GIVEN_UP + Duration::seconds(1);
+    assert!(store.claim_deliveries(later, later, 10).await.unwrap().is_empty());
+    assert!(store.webhook_states().await.unwrap().is_empty());
+    // An entry retired since a render is announced no more, nor sent.
+    store.retire_entries(vec![ids[0]], t0()).await.unwrap();
+    assert_eq!(
+        store.unannounced(out.clone(), ids[..1].to_vec()).await.unwrap(),
+        Some(vec![ids[0]])
+    );
+    store
+        .announce(out.clone(), vec![ids[0]], Vec::new(), t0())
+        .await
+        .unwrap();
 }
 
 async fn outputs_remember_failures_until_a_render_succeeds(store: Store) {

@@ -33,3 +33,4 @@ mod languages;
 mod fuzz;
 mod consumers;
 mod icons;
+mod webhooks;

@@ -15,6 +15,7 @@ mod cluster;
 mod entries;
 mod feeds;
 mod icons;
+mod outbox;
 mod schema;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -28,8 +29,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use tokio_postgres::NoTls;
 
 use super::{
-    Candidate, CandidateQuery, Claimed, Coordination, Database, EntryStats, FeedUpdate, IconUpdate,
-    ParsedBatch, Scheduled, Step, StoreError, StoreOutcome,
+    Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconUpdate,
+    NewDelivery, ParsedBatch, Scheduled, Step, StoreError, StoreOutcome, WebhookState,
 };
 use crate::model::{ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry};
 use crate::parse::Fingerprints;
@@ -368,6 +369,51 @@ impl Database for PgStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.full_text(tries, now).await
+    }
+
+    async fn unannounced(&self, output: String, shown: Vec<i64>) -> Result<Option<Vec<i64>>, StoreError> {
+        PgStore::unannounced(self, output, shown).await
+    }
+
+    async fn announce(
+        &self,
+        output: String,
+        ids: Vec<i64>,
+        deliveries: Vec<NewDelivery>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        PgStore::announce(self, output, ids, deliveries, now).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        PgStore::claim_deliveries(self, now, until, limit).await
+    }
+
+    async fn delivered(&self, id: i64) -> Result<(), StoreError> {
+        PgStore::delivered(self, id).await
+    }
+
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        PgStore::delivery_failed(self, id, error, retry_at, now).await
+    }
+
+    async fn next_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        PgStore::next_delivery(self).await
+    }
+
+    async fn webhook_states(&self) -> Result<Vec<WebhookState>, StoreError> {
+        PgStore::webhook_states(self).await
     }
 
     async fn record_icon(

@@ -229,6 +229,31 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX feed_icons_by_hash ON feed_icons (hash);
     ALTER TABLE feeds ADD COLUMN icon_due timestamptz;
     "#,
+    // 6: the webhook outbox, as SQLite's schema 18 keeps it.
+    r#"
+    CREATE TABLE announcing (
+        output TEXT PRIMARY KEY,
+        since  timestamptz NOT NULL
+    );
+    CREATE TABLE announced (
+        output   TEXT NOT NULL,
+        entry_id BIGINT NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+        PRIMARY KEY (output, entry_id)
+    );
+    CREATE INDEX announced_by_entry ON announced (entry_id);
+    CREATE TABLE deliveries (
+        id           BIGSERIAL PRIMARY KEY,
+        output       TEXT NOT NULL,
+        webhook      TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        created      timestamptz NOT NULL,
+        attempts     BIGINT NOT NULL DEFAULT 0,
+        next_attempt timestamptz NOT NULL,
+        last_error   TEXT,
+        failed       timestamptz
+    );
+    CREATE INDEX deliveries_due ON deliveries (next_attempt) WHERE failed IS NULL;
+    "#,
 ];
 
 /// Brings the schema up to date inside `tx` (holding the migration lock until it ends), and

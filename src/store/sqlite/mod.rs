@@ -17,6 +17,7 @@ mod feeds;
 mod icons;
 mod lock;
 mod maintenance;
+mod outbox;
 mod outputs;
 mod schema;
 
@@ -31,8 +32,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::{
-    Candidate, CandidateQuery, Claimed, Coordination, Database, EntryStats, FeedUpdate, IconUpdate,
-    ParsedBatch, Scheduled, Step, StoreError, StoreOutcome,
+    Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconUpdate,
+    NewDelivery, ParsedBatch, Scheduled, Step, StoreError, StoreOutcome, WebhookState,
 };
 use crate::model::{ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry};
 use crate::parse::Fingerprints;
@@ -569,6 +570,53 @@ impl Database for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.write(move |db| db.record_full_text(&tries, now)).await
+    }
+
+    async fn unannounced(&self, output: String, shown: Vec<i64>) -> Result<Option<Vec<i64>>, StoreError> {
+        self.read(move |db| db.unannounced(&output, &shown)).await
+    }
+
+    async fn announce(
+        &self,
+        output: String,
+        ids: Vec<i64>,
+        deliveries: Vec<NewDelivery>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |db| db.announce(&output, &ids, &deliveries, now))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.write(move |db| db.claim_deliveries(now, until, limit)).await
+    }
+
+    async fn delivered(&self, id: i64) -> Result<(), StoreError> {
+        self.write(move |db| db.delivered(id)).await
+    }
+
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |db| db.delivery_failed(id, &error, retry_at, now))
+            .await
+    }
+
+    async fn next_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(|db| db.next_delivery()).await
+    }
+
+    async fn webhook_states(&self) -> Result<Vec<WebhookState>, StoreError> {
+        self.read(|db| db.webhook_states()).await
     }
 
     async fn record_icon(

@@ -220,6 +220,35 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX feed_icons_by_hash ON feed_icons (hash);
     ALTER TABLE feeds ADD COLUMN icon_due INTEGER;
     "#,
+    // 18: the webhook outbox. Which entries each output has announced (so each is sent once;
+    // an output is in `announcing` from its first render, whose back catalogue is taken as
+    // announced), and the deliveries: one request's body each, for one webhook of an output,
+    // retried until `next_attempt` says (a claim moves it on) or given up (`failed`). Ids are
+    // never reused (AUTOINCREMENT): a delivery's id is its idempotency key.
+    r#"
+    CREATE TABLE announcing (
+        output TEXT PRIMARY KEY,
+        since  INTEGER NOT NULL
+    );
+    CREATE TABLE announced (
+        output   TEXT NOT NULL,
+        entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+        PRIMARY KEY (output, entry_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX announced_by_entry ON announced (entry_id);
+    CREATE TABLE deliveries (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        output       TEXT NOT NULL,
+        webhook      TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        created      INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        last_error   TEXT,
+        failed       INTEGER
+    );
+    CREATE INDEX deliveries_due ON deliveries (next_attempt) WHERE failed IS NULL;
+    "#,
 ];
 
 /// Refuses a database written by a newer Tributary, before anything is written to it.

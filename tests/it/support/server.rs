@@ -156,10 +156,14 @@ impl FeedServer {
     /// A server on another loopback address (all of 127.0.0.0/8 is loopback): a distinct
     /// host, for per-host limits and host delays.
     pub async fn start_at(ip: &str) -> FeedServer {
+        let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+        FeedServer::start_on(SocketAddr::new(ip, 0)).await
+    }
+
+    /// A server on `addr` (a port freed a moment ago: a receiver that was down and is back).
+    pub async fn start_on(addr: SocketAddr) -> FeedServer {
         let state = Arc::new(Mutex::new(State::default()));
-        let listener = tokio::net::TcpListener::bind((ip, 0))
-            .await
-            .expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let app_state = state.clone();
         let arrivals = Arc::new(tokio::sync::Notify::new());
@@ -184,7 +188,10 @@ impl FeedServer {
                     .await
                     .map(|b| b.to_vec())
                     .unwrap_or_default();
-                respond(&state, &parts.uri, &parts.headers, body)
+                let response = respond(&state, &parts.uri, &parts.headers, body);
+                // Answered: for those waiting on answered requests.
+                arrivals.notify_waiters();
+                response
             }
         });
         tokio::spawn(async move {
@@ -208,6 +215,20 @@ impl FeedServer {
             tokio::time::timeout_at(deadline, notified)
                 .await
                 .unwrap_or_else(|_| panic!("no request for {path} within 30 s"));
+        }
+    }
+
+    /// Waits (at most 30 s) until `n` requests for `path` have been answered.
+    pub async fn wait_for_requests(&self, path: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let notified = self.arrivals.notified();
+            if self.requests(path).len() >= n {
+                return;
+            }
+            tokio::time::timeout_at(deadline, notified)
+                .await
+                .unwrap_or_else(|_| panic!("fewer than {n} requests for {path} within 30 s"));
         }
     }
 
