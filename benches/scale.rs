@@ -111,8 +111,11 @@ async fn render(config: &std::sync::Arc<Config>, store: &Store, n: usize, runs: 
             spec,
             store,
             &context,
-            tributary::output::WhenEmpty::Write,
-            chrono::Utc::now(),
+            tributary::output::RenderOptions {
+                mode: tributary::output::WhenEmpty::Write,
+                now: chrono::Utc::now(),
+                hook_owed: false,
+            },
         )
         .await
         .expect("rendered");

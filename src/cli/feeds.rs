@@ -246,8 +246,17 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     // Outputs that could not be written stay stale until a render succeeds: say so, on
     // stderr when stdout is JSON for scripts.
     for o in &failing_outputs {
+        // A file written whose on_change failed is not a file missing.
+        let what = match o
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("on_change:"))
+        {
+            true => "written, but its on_change failing",
+            false => "not written",
+        };
         let line = format!(
-            "output {}: not written since {} ({}): {}",
+            "output {}: {what} since {} ({}): {}",
             o.path,
             o.failing_since.map_or_else(|| "?".into(), |t| ago(now, t)),
             crate::model::counted(o.failures as usize, "try", "tries"),

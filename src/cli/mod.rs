@@ -437,6 +437,15 @@ fn report_outputs(
     let mut status = Status::Ok;
     for result in outputs {
         match result {
+            // The file is written: what failed is the command told of it.
+            Ok(o) if o.hook_error.is_some() => {
+                eprintln!(
+                    "error: output {}: on_change {}",
+                    o.path.display(),
+                    o.hook_error.as_deref().unwrap_or_default()
+                );
+                status = Status::Fatal;
+            }
             Ok(o) if verbosity != Verbosity::Quiet => outln!(
                 "output {}: {} entries{}",
                 o.path.display(),

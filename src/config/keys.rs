@@ -103,6 +103,7 @@ pub(super) const OUTPUT: &[&str] = &[
     "timezone",
     "languages",
     "webhook",
+    "on_change",
 ];
 pub(super) const WEBHOOK: &[&str] = &["url", "secret", "max_items", "retry_for"];
 pub(super) const SERVE: &[&str] = &[

@@ -1322,7 +1322,25 @@ impl Validator<'_> {
                 .and_then(|l| self.image_url(&l, &key("logo"), self_url.as_deref())),
             self_url,
             webhooks: raw.webhooks.into_iter().filter_map(|w| self.webhook(w)).collect(),
+            on_change: self.command(raw.on_change, &key("on_change")),
         })
+    }
+
+    /// A command as `["program", "arg", …]`: run as it is, never through a shell. A program
+    /// named without a `/` is looked up on PATH; a relative path is the config's directory's.
+    fn command(&mut self, raw: Vec<toml::Spanned<String>>, key: &str) -> Vec<String> {
+        let Some(program) = raw.first() else {
+            return Vec::new();
+        };
+        if program.get_ref().trim().is_empty() {
+            self.report(program.span(), key, "must name a program first");
+            return Vec::new();
+        }
+        let mut argv: Vec<String> = raw.iter().map(|a| a.get_ref().clone()).collect();
+        if argv[0].contains('/') {
+            argv[0] = self.base.join(&argv[0]).display().to_string();
+        }
+        argv
     }
 
     /// A `webhook = { url, secret, max_items, retry_for }` of an output.

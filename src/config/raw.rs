@@ -133,6 +133,7 @@ pub(super) struct RawOutput {
     pub timezone: Option<Spanned<String>>,
     pub languages: Vec<Spanned<String>>,
     pub webhooks: Vec<RawWebhook>,
+    pub on_change: Vec<Spanned<String>>,
 }
 
 /// One `webhook = { … }` of an `[[output]]`.
@@ -275,6 +276,7 @@ pub(super) fn read(text: &str, locator: &Locator) -> (RawConfig, Vec<Problem>) {
             timezone: r.string(output, "timezone", &p),
             languages: r.strings(output, "languages", &p),
             webhooks: r.webhooks(output, &p),
+            on_change: r.strings(output, "on_change", &p),
         });
     }
     (raw, r.problems)

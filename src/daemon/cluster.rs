@@ -222,5 +222,6 @@ async fn follow(cluster: Arc<dyn Coordination>, name: String, path: PathBuf) -> 
         shown: Vec::new(),
         pending: false,
         deliveries: 0,
+        hook_error: None,
     })
 }

@@ -345,6 +345,8 @@ struct Renders {
     recorded_failing: HashSet<PathBuf>,
     /// What each output showed at its last successful render: retention keeps it.
     shown: HashMap<PathBuf, Arc<Vec<i64>>>,
+    /// Outputs whose `on_change` failed: run again at the retry, changed file or not.
+    hooks_owed: HashSet<PathBuf>,
 }
 
 impl Default for Renders {
@@ -357,6 +359,7 @@ impl Default for Renders {
             retry: HashMap::new(),
             recorded_failing: HashSet::new(),
             shown: HashMap::new(),
+            hooks_owed: HashSet::new(),
         }
     }
 }
@@ -746,11 +749,14 @@ impl Daemon {
         };
         self.renders.running.insert(path.clone());
         self.renders.retry.remove(&path);
-        let mode = self.renders.mode;
-        let now = self.clock.now();
+        let how = output::RenderOptions {
+            mode: self.renders.mode,
+            now: self.clock.now(),
+            hook_owed: self.renders.hooks_owed.contains(&path),
+        };
         self.renders.tasks.spawn(async move {
             let context = Arc::new(output::Context::new(&config));
-            let result = output::render_one(&config, &config.outputs[at], &store, &context, mode, now).await;
+            let result = output::render_one(&config, &config.outputs[at], &store, &context, how).await;
             (path, result)
         });
     }
@@ -809,22 +815,35 @@ impl Daemon {
         if result.as_ref().is_ok_and(|r| r.deliveries > 0) {
             self.next_delivery = Some(self.clock.now());
         }
-        match &result {
-            Ok(o) if o.written => {
-                tracing::debug!(output = %o.path.display(), entries = o.entries, "output written")
+        // Not written, or written but its `on_change` failed (owed until it runs): either is
+        // tried again with the output's retry, backing off.
+        let failure = match &result {
+            Err(e) => Some(e.to_string()),
+            Ok(o) => o
+                .hook_error
+                .as_ref()
+                .map(|e| format!("output {}: on_change {e}", o.path.display())),
+        };
+        if result.as_ref().is_ok_and(|o| o.hook_error.is_some()) {
+            self.renders.hooks_owed.insert(path.clone());
+        } else if result.is_ok() {
+            self.renders.hooks_owed.remove(&path);
+        }
+        if let Ok(o) = &result
+            && o.written
+        {
+            tracing::debug!(output = %o.path.display(), entries = o.entries, "output written");
+        }
+        if let Some(e) = &failure {
+            let tries = self.renders.retry.get(&path).map_or(0, |(_, n)| *n) + 1;
+            let delay = RENDER_RETRY
+                .saturating_mul(1 << (tries - 1).min(16))
+                .min(RENDER_RETRY_CAP);
+            if tries == 1 {
+                tracing::error!(error = %e, retry_in = %humantime::format_duration(delay), "output not finished");
             }
-            Ok(_) => {}
-            Err(e) => {
-                let tries = self.renders.retry.get(&path).map_or(0, |(_, n)| *n) + 1;
-                let delay = RENDER_RETRY
-                    .saturating_mul(1 << (tries - 1).min(16))
-                    .min(RENDER_RETRY_CAP);
-                if tries == 1 {
-                    tracing::error!(error = %e, retry_in = %humantime::format_duration(delay), "output not written");
-                }
-                let at = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                self.renders.retry.insert(path.clone(), (at, tries));
-            }
+            let at = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            self.renders.retry.insert(path.clone(), (at, tries));
         }
         if let (Ok(report), Some(cluster)) = (&result, &mut self.cluster)
             && !report.pending
@@ -835,7 +854,7 @@ impl Daemon {
             self.renders
                 .shown
                 .insert(path.clone(), Arc::new(report.shown.clone()));
-            if self.renders.retry.remove(&path).is_some() {
+            if failure.is_none() && self.renders.retry.remove(&path).is_some() {
                 tracing::info!(output = %path.display(), "output written again after failures");
             }
             if report.written {
@@ -844,7 +863,7 @@ impl Daemon {
             }
         }
         // Written or not, the store says so (for `feeds` and /healthz); changes of state only.
-        let failing = result.is_err();
+        let failing = failure.is_some();
         if failing || self.renders.recorded_failing.remove(&path) {
             if failing {
                 self.renders.recorded_failing.insert(path.clone());

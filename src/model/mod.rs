@@ -566,6 +566,17 @@ pub enum OutputFormat {
 impl OutputFormat {
     pub(crate) const NAMES: &'static [&'static str] = &["atom", "rss", "json", "html", "opml"];
 
+    /// Its name in the config (`format = "atom"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Atom => "atom",
+            OutputFormat::Rss => "rss",
+            OutputFormat::Json => "json",
+            OutputFormat::Html => "html",
+            OutputFormat::Opml => "opml",
+        }
+    }
+
     pub(crate) fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "atom" => OutputFormat::Atom,
@@ -687,6 +698,8 @@ pub struct OutputSpec {
     pub languages: Vec<String>,
     /// Where its newly visible entries are POSTed.
     pub webhooks: Vec<WebhookSpec>,
+    /// A command (program and arguments) run after its file changed; empty: none.
+    pub on_change: Vec<String>,
 }
 
 impl OutputSpec {

@@ -69,7 +69,10 @@ impl OutputError {
 /// keeps of it.
 pub fn outcome(result: &Result<OutputReport, OutputError>) -> (String, Result<bool, String>) {
     match result {
-        Ok(o) => (o.path.display().to_string(), Ok(o.written)),
+        Ok(o) => match &o.hook_error {
+            Some(e) => (o.path.display().to_string(), Err(format!("on_change: {e}"))),
+            None => (o.path.display().to_string(), Ok(o.written)),
+        },
         Err(e) => (e.path().display().to_string(), Err(e.to_string())),
     }
 }
@@ -101,6 +104,65 @@ pub struct OutputReport {
     pub pending: bool,
     /// Webhook deliveries this render put in the outbox.
     pub deliveries: usize,
+    /// The file was written, but its `on_change` command failed: why (it is owed, and run
+    /// again at the output's retry).
+    pub hook_error: Option<String>,
+}
+
+/// How one output is rendered.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions {
+    pub mode: WhenEmpty,
+    /// The time deliveries are made at.
+    pub now: DateTime<Utc>,
+    /// The output's `on_change` failed after an earlier render: run it even if the file
+    /// does not change this time.
+    pub hook_owed: bool,
+}
+
+/// How long an `on_change` command may run before it is killed.
+pub const HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `spec`'s `on_change` command, if it has one: the program with its arguments (no
+/// shell), the output's path in `TRIBUTARY_OUTPUT` and its format in `TRIBUTARY_FORMAT`, no
+/// input, killed after [`HOOK_TIMEOUT`]. A failure says its status and the end of its stderr.
+async fn run_hook(spec: &OutputSpec) -> Result<(), String> {
+    let Some((program, args)) = spec.on_change.split_first() else {
+        return Ok(());
+    };
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .env("TRIBUTARY_OUTPUT", &spec.path)
+        .env("TRIBUTARY_FORMAT", spec.format.name())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let output = tokio::time::timeout(HOOK_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| {
+            format!(
+                "{program} ran longer than {} and was killed",
+                humantime::format_duration(HOOK_TIMEOUT)
+            )
+        })?
+        .map_err(|e| format!("{program}: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+    tail.reverse();
+    Err(format!(
+        "{program} failed ({}){}",
+        output.status,
+        match tail.is_empty() {
+            true => String::new(),
+            false => format!(": {}", tail.join(" / ")),
+        }
+    ))
 }
 
 /// Whether a render with no entries may replace the file.
@@ -200,7 +262,12 @@ pub async fn render_all(config: &Arc<Config>, store: &Store) -> Vec<Result<Outpu
     let context = Arc::new(Context::new(config));
     let mut reports = Vec::with_capacity(config.outputs.len());
     for spec in &config.outputs {
-        reports.push(render_one(config, spec, store, &context, WhenEmpty::Write, Utc::now()).await);
+        let how = RenderOptions {
+            mode: WhenEmpty::Write,
+            now: Utc::now(),
+            hook_owed: false,
+        };
+        reports.push(render_one(config, spec, store, &context, how).await);
     }
     reports
 }
@@ -210,9 +277,9 @@ pub async fn render_one(
     spec: &OutputSpec,
     store: &Store,
     context: &Arc<Context>,
-    mode: WhenEmpty,
-    now: DateTime<Utc>,
+    how: RenderOptions,
 ) -> Result<OutputReport, OutputError> {
+    let RenderOptions { mode, now, hook_owed } = how;
     let selection = select::select(store, spec, config)
         .await
         .map_err(|source| OutputError::Store {
@@ -261,6 +328,7 @@ pub async fn render_one(
             modified: existing.as_ref().map_or(SystemTime::UNIX_EPOCH, |e| e.1),
             bytes: Arc::new(existing.map(|e| e.0).unwrap_or_default()),
             deliveries: 0,
+            hook_error: None,
         });
     }
     let path = spec.path.clone();
@@ -287,6 +355,10 @@ pub async fn render_one(
     .await
     .map_err(|e| write_error(std::io::Error::other(e)))?
     .map_err(write_error)?;
+    let hook_error = match written || hook_owed {
+        true => run_hook(spec).await.err(),
+        false => None,
+    };
     // After the file: a receiver never hears of an entry before the output shows it.
     let deliveries = webhook::announce(store, spec, &selection, context, now)
         .await
@@ -303,6 +375,7 @@ pub async fn render_one(
         pending: false,
         shown,
         deliveries,
+        hook_error,
     })
 }
 

@@ -645,6 +645,7 @@ mod tests {
             shown: Vec::new(),
             pending: false,
             deliveries: 0,
+            hook_error: None,
         })]);
         let get = |role: Role, method: Method, path: &str| {
             let server = server.clone();

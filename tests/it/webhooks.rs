@@ -293,3 +293,84 @@ async fn a_killed_daemon_sends_what_was_pending_after_its_restart() {
         );
     }
 }
+
+/// `on_change`: run after the output's file changed (never for an unchanged file), with the
+/// path and format in its environment; a failure is the output's (exit status 2 from `poll`).
+#[tokio::test(flavor = "multi_thread")]
+async fn on_change_runs_when_the_file_changed_and_only_then() {
+    let feeds = FeedServer::start_at("127.0.0.2").await;
+    feeds.set("/f.xml", feed(1..=2));
+    let ws = Workspace::new();
+    let log = ws.path("hook.log");
+    let hook = |script: &str| {
+        ws.write_config(&format!(
+            "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\n\
+             [[output]]\npath = \"public/all.atom\"\non_change = [\"sh\", \"-c\", '{script}']\n",
+            feeds.url("/f.xml")
+        ))
+    };
+    hook(&format!(
+        "echo \"$TRIBUTARY_OUTPUT $TRIBUTARY_FORMAT\" >> {}",
+        log.display()
+    ));
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    let run = ws.poll().await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().trim(),
+        format!("{} atom", ws.path("public/all.atom").display())
+    );
+    let run = ws.tributary(&["poll", "--force"]).await;
+    assert_eq!((run.code, lines()), (0, 1), "unchanged: not run");
+    feeds.set("/f.xml", feed(1..=3));
+    let run = ws.tributary(&["poll", "--force"]).await;
+    assert_eq!((run.code, lines()), (0, 2), "changed: run");
+
+    hook("echo cannot sync the mirror >&2; exit 3");
+    feeds.set("/f.xml", feed(1..=4));
+    let run = ws.tributary(&["poll", "--force"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("on_change sh failed (exit status: 3): cannot sync the mirror"),
+        "{}",
+        run.stderr
+    );
+    let shown = ws.tributary(&["feeds"]).await;
+    assert!(
+        shown.stdout.contains("written, but its on_change failing since"),
+        "{}",
+        shown.stdout
+    );
+}
+
+/// A failed `on_change` is owed: the daemon runs it again at the output's retry, though the
+/// file does not change again.
+#[tokio::test(start_paused = true)]
+async fn a_failed_on_change_is_run_again_at_the_retry() {
+    let feeds = FeedServer::start_at("127.0.0.2").await;
+    feeds.set("/f.xml", feed(1..=2));
+    let ws = Workspace::new();
+    let (log, marker) = (ws.path("hook.log"), ws.path("second-try"));
+    // Fails the first time (leaving a marker), succeeds after.
+    let script = format!(
+        "echo try >> {log}; if [ -e {marker} ]; then exit 0; fi; touch {marker}; exit 1",
+        log = log.display(),
+        marker = marker.display()
+    );
+    let path = ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\n\
+         [[output]]\npath = \"public/all.atom\"\non_change = [\"sh\", \"-c\", '{script}']\n",
+        feeds.url("/f.xml")
+    ));
+    let start = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
+    let daemon = Running::start(&path, start);
+    daemon.run_until(start + chrono::Duration::minutes(5)).await;
+    daemon.stop().await;
+    let tries = std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+    assert_eq!(
+        tries, 2,
+        "failed once, then run again at the retry, and not after"
+    );
+    assert_eq!(feeds.requests("/f.xml").len(), 1);
+}
