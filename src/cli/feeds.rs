@@ -111,60 +111,64 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     let now = Utc::now();
     // Never creates a database: before the first poll there is nothing to read.
     let lease = config.node.lease;
-    let (states, counts, (outputs, webhooks), (errors, icon), (nodes, holders)) = if config.backend().exists()
-    {
-        let store = match open_store(&config).await {
-            Ok(opened) => opened,
-            Err(status) => return status,
+    let (states, counts, (outputs, webhooks, readers), (errors, icon), (nodes, holders)) =
+        if config.backend().exists() {
+            let store = match open_store(&config).await {
+                Ok(opened) => opened,
+                Err(status) => return status,
+            };
+            let urls: std::sync::Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
+            let one = chosen.as_ref().map(|f| f.key.clone());
+            let reset = ask.reset;
+            let result = async {
+                let states = store.feeds_by_url(urls.clone()).await?;
+                let one_id = one.as_ref().and_then(|k| states.get(k)).map(|st| st.id);
+                if let (true, Some(id)) = (reset, one_id) {
+                    store.reset_feed(id).await?;
+                }
+                let states = if reset {
+                    store.feeds_by_url(urls).await?
+                } else {
+                    states
+                };
+                let one = match one_id {
+                    Some(id) => (
+                        Some(store.feed_errors(id).await?),
+                        store.icon_state(id).await?.map(IconRow::from),
+                    ),
+                    None => (None, None),
+                };
+                let cluster = store.cluster(now, lease).await?;
+                Ok::<_, crate::store::StoreError>((
+                    states,
+                    store.entry_stats().await?,
+                    (
+                        store.outputs().await?,
+                        store.webhook_states().await?,
+                        store.reader_counts(now).await?,
+                    ),
+                    one,
+                    cluster,
+                ))
+            }
+            .await;
+            store.close().await;
+            match result {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Status::Fatal;
+                }
+            }
+        } else {
+            if !ask.json {
+                outln!(
+                    "no database yet at {} (nothing polled): every feed is due",
+                    config.store.path.display()
+                );
+            }
+            Default::default()
         };
-        let urls: std::sync::Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
-        let one = chosen.as_ref().map(|f| f.key.clone());
-        let reset = ask.reset;
-        let result = async {
-            let states = store.feeds_by_url(urls.clone()).await?;
-            let one_id = one.as_ref().and_then(|k| states.get(k)).map(|st| st.id);
-            if let (true, Some(id)) = (reset, one_id) {
-                store.reset_feed(id).await?;
-            }
-            let states = if reset {
-                store.feeds_by_url(urls).await?
-            } else {
-                states
-            };
-            let one = match one_id {
-                Some(id) => (
-                    Some(store.feed_errors(id).await?),
-                    store.icon_state(id).await?.map(IconRow::from),
-                ),
-                None => (None, None),
-            };
-            let cluster = store.cluster(now, lease).await?;
-            Ok::<_, crate::store::StoreError>((
-                states,
-                store.entry_stats().await?,
-                (store.outputs().await?, store.webhook_states().await?),
-                one,
-                cluster,
-            ))
-        }
-        .await;
-        store.close().await;
-        match result {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Status::Fatal;
-            }
-        }
-    } else {
-        if !ask.json {
-            outln!(
-                "no database yet at {} (nothing polled): every feed is due",
-                config.store.path.display()
-            );
-        }
-        Default::default()
-    };
     if let (true, Some(f)) = (ask.reset, &chosen) {
         outln!(
             "reset {}: its failures are forgotten and it is due at once",
@@ -242,6 +246,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
         }
         print_nodes(&nodes, now);
         print_webhooks(&webhooks, now);
+        print_readers(&readers);
     }
     // Outputs that could not be written stay stale until a render succeeds: say so, on
     // stderr when stdout is JSON for scripts.
@@ -295,6 +300,31 @@ fn print_nodes(nodes: &[crate::model::ClusterNode], now: DateTime<Utc>) {
                 ago(now, node.last_seen)
             );
         }
+    }
+}
+
+/// Each output's readers (see `serve::reach`), by the aggregators that state them and direct.
+fn print_readers(readers: &[(String, String, u64)]) {
+    let mut by_output: std::collections::BTreeMap<&str, Vec<(&str, u64)>> = std::collections::BTreeMap::new();
+    for (output, via, n) in readers {
+        by_output.entry(output).or_default().push((via, *n));
+    }
+    for (output, mut vias) in by_output {
+        // Most readers first; direct readers last.
+        vias.sort_by_key(|(via, n)| (*via == crate::store::DIRECT_VIA, std::cmp::Reverse(*n)));
+        let total: u64 = vias.iter().map(|(_, n)| n).sum();
+        let parts: Vec<String> = vias
+            .iter()
+            .map(|(via, n)| match *via == crate::store::DIRECT_VIA {
+                true => format!("{n} direct"),
+                false => format!("{n} via {via}"),
+            })
+            .collect();
+        outln!(
+            "readers of {output}: {} ({})",
+            crate::model::counted(usize::try_from(total).unwrap_or(usize::MAX), "reader", "readers"),
+            parts.join(", ")
+        );
     }
 }
 

@@ -677,6 +677,10 @@ impl Daemon {
         let elapsed = round.started.elapsed();
         if let Some(server) = &self.server {
             server.metrics().record_round(elapsed);
+            // The readers seen since the last round, into the store (for `feeds`, the page and
+            // the other nodes).
+            let server = server.clone();
+            tokio::spawn(async move { server.flush_readers().await });
         }
         // Quiet in steady state: a round that changed nothing and where nothing failed is
         // not news.
@@ -1135,6 +1139,9 @@ impl Daemon {
 
     async fn shutdown(&mut self, control: &mut mpsc::Receiver<Control>) -> Exit {
         notify::stopping();
+        if let Some(server) = &self.server {
+            server.flush_readers().await;
+        }
         // A request cut off now is sent again later: the delivery's claim runs out.
         if let Some(deliveries) = self.deliveries.take() {
             deliveries.abort();

@@ -150,6 +150,10 @@ fn is_descriptor_shortage(e: &io::Error) -> bool {
     )
 }
 
+/// The address a request came from, as the connection saw it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub std::net::SocketAddr);
+
 async fn connection(
     stream: TcpStream,
     tracker: Arc<Tracker>,
@@ -159,11 +163,16 @@ async fn connection(
     closing: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    // Who asked, for counting an output's readers (never for deciding anything).
+    let peer = stream.peer_addr().ok();
     let conn = Conn::open(&tracker, limits);
     let io = TokioIo::new(Guarded::new(stream, conn.clone(), limits));
     let service_conn = conn.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         service_conn.busy();
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(Peer(peer));
+        }
         let (router, conn) = (router.clone(), service_conn.clone());
         async move {
             let response = tower::ServiceExt::oneshot(router, request.map(Body::new)).await;

@@ -10,6 +10,7 @@
 
 mod conn;
 mod metrics;
+mod reach;
 pub(crate) mod websub;
 
 use std::collections::HashMap;
@@ -71,6 +72,7 @@ struct Inner {
     config: RwLock<Arc<Config>>,
     store: Store,
     metrics: Metrics,
+    readers: reach::Readers,
 }
 
 /// An output's entity tag: a hash of its bytes, so every node serving the same bytes sends
@@ -87,6 +89,7 @@ impl Server {
                 config: RwLock::new(config),
                 store,
                 metrics: Metrics::default(),
+                readers: reach::Readers::default(),
             }),
         }
     }
@@ -144,6 +147,31 @@ impl Server {
         *routes = next;
     }
 
+    /// The output served at `path`, by its file name; `None` for anything else.
+    fn output_at(&self, path: &str) -> Option<String> {
+        let name = match path {
+            "/" => "index.html",
+            _ => path.strip_prefix('/')?,
+        };
+        self.config()
+            .outputs
+            .iter()
+            .any(|o| o.file_name() == name)
+            .then(|| name.to_string())
+    }
+
+    /// Writes the readers seen since the last time to the store.
+    pub(crate) async fn flush_readers(&self) {
+        if let Err(e) = self
+            .inner
+            .readers
+            .flush(&self.inner.store, chrono::Utc::now())
+            .await
+        {
+            tracing::debug!(error = %e, "cannot record readers");
+        }
+    }
+
     fn config(&self) -> Arc<Config> {
         self.inner
             .config
@@ -199,11 +227,28 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// to is what separates the public from the admin side.
 async fn handle(
     State((server, role)): State<(Server, Role)>,
+    peer: Option<axum::Extension<conn::Peer>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response<Body> {
     let mut response = answer(&server, role, &method, &uri, &headers).await;
+    // An output answered (whole or 304): a reader, counted (see `reach`).
+    if matches!(response.status(), StatusCode::OK | StatusCode::NOT_MODIFIED)
+        && let Some(output) = server.output_at(uri.path())
+    {
+        let agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let address = peer.map(|p| p.0.0.ip());
+        let now = chrono::Utc::now();
+        server
+            .inner
+            .readers
+            .saw(&server.inner.store, &output, address, agent, now)
+            .await;
+    }
     response.headers_mut().insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -250,7 +295,12 @@ async fn answer(
                 let failing = feeds.iter().filter(|f| !f.ok).count();
                 server.inner.metrics.set_feeds(feeds.len(), failing);
             }
-            let mut r = Response::new(Body::from(server.inner.metrics.render()));
+            let mut text = server.inner.metrics.render();
+            server.flush_readers().await;
+            if let Ok(counts) = server.inner.store.reader_counts(chrono::Utc::now()).await {
+                text.push_str(&reach::Readers::exposition(&counts));
+            }
+            let mut r = Response::new(Body::from(text));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -650,7 +700,7 @@ mod tests {
         let get = |role: Role, method: Method, path: &str| {
             let server = server.clone();
             let uri: Uri = path.parse().unwrap();
-            async move { handle(State((server, role)), method, uri, HeaderMap::new()).await }
+            async move { handle(State((server, role)), None, method, uri, HeaderMap::new()).await }
         };
         for (role, path, status) in [
             (Role::Public, "/", StatusCode::OK),

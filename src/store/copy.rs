@@ -36,6 +36,7 @@ const TABLES: &[(&str, &str)] = &[
     ("announcing", "output"),
     ("announced", "output, entry_id"),
     ("deliveries", "id"),
+    ("readers", "output, via, key"),
 ];
 
 /// Tables whose `id` comes from a sequence in PostgreSQL: it is moved past the copied ids.

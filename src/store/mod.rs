@@ -122,6 +122,38 @@ pub enum IconUpdate {
     Missing { error: String },
 }
 
+/// An output's readers as one request showed them (see `serve::reach`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderSighting {
+    /// The output's file name, as served.
+    pub output: String,
+    /// The aggregator, or `direct`.
+    pub via: String,
+    /// The aggregator's feed id, or the salted hash of a direct reader's address and agent.
+    pub key: String,
+    /// Its stated subscribers (1 for a direct reader).
+    pub count: u64,
+    pub seen: DateTime<Utc>,
+}
+
+/// The `via` of a reader that is not an aggregator.
+pub const DIRECT_VIA: &str = "direct";
+
+/// How long an aggregator's figure counts after it was last seen, and how long a reader is
+/// kept at all.
+pub const READERS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(30);
+/// How long a direct reader counts after it was last seen (a rolling week).
+pub const DIRECT_READERS_FOR: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// A new random salt (hex), for a store's secrets.
+pub(crate) fn new_salt() -> String {
+    let mut bytes = [0u8; 16];
+    // The operating system's generator does not fail on the systems Tributary runs on; if it
+    // did, a salt of zeros still hashes addresses (less secretly).
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// How long a delivery given up stays in the outbox, for `feeds` and `/healthz` to show.
 pub const FORGET_GIVEN_UP: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
@@ -532,6 +564,14 @@ pub trait Database: Send + Sync {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Records readers seen (the latest figure per aggregator and feed id replacing the one
+    /// before), and forgets those not seen for [`READERS_KEPT`].
+    async fn record_readers(&self, seen: Vec<ReaderSighting>, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Each output's readers at `now`, by output and `via`: aggregators' figures seen within
+    /// [`READERS_KEPT`], direct readers seen within [`DIRECT_READERS_FOR`].
+    async fn reader_counts(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, u64)>, StoreError>;
+    /// The store's secret salt for readers' addresses, made at its first use.
+    async fn reader_salt(&self) -> Result<String, StoreError>;
     /// When the earliest waiting delivery is due.
     async fn next_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// How each webhook with deliveries stands.

@@ -29,6 +29,7 @@ on_both_stores!(
     full_text_retries_are_recorded,
     icons_are_kept_once_by_hash_and_each_feeds_look_remembered,
     the_outbox_announces_each_entry_once_and_claims_each_delivery_once,
+    readers_are_the_latest_figures_within_their_windows,
     outputs_remember_failures_until_a_render_succeeds,
     gone_feeds_get_another_chance_under_another_config,
     an_entrys_language_and_its_source_are_kept,
@@ -1067,6 +1068,55 @@ async fn the_outbox_announces_each_entry_once_and_claims_each_delivery_once(stor
         .announce(out.clone(), vec![ids[0]], Vec::new(), t0())
         .await
         .unwrap();
+}
+
+async fn readers_are_the_latest_figures_within_their_windows(store: Store) {
+    let seen = |via: &str, key: &str, count: u64, at: DateTime<Utc>| ReaderSighting {
+        output: "all.atom".into(),
+        via: via.into(),
+        key: key.into(),
+        count,
+        seen: at,
+    };
+    let salt = store.reader_salt().await.unwrap();
+    assert_eq!(salt.len(), 32);
+    assert_eq!(store.reader_salt().await.unwrap(), salt, "made once");
+    store
+        .record_readers(
+            vec![
+                seen("feedly", "a", 300, t0()),
+                seen("direct", "h1", 1, t0()),
+                seen("direct", "h2", 1, t0() - Duration::days(8)),
+            ],
+            t0(),
+        )
+        .await
+        .unwrap();
+    // A later figure replaces the earlier one; an earlier sighting does not move `seen` back.
+    store
+        .record_readers(vec![seen("feedly", "a", 310, t0() + Duration::hours(1))], t0())
+        .await
+        .unwrap();
+    let counts = store.reader_counts(t0() + Duration::hours(1)).await.unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("all.atom".to_string(), "direct".to_string(), 1),
+            ("all.atom".to_string(), "feedly".to_string(), 310)
+        ],
+        "a direct reader counts for a week"
+    );
+    // An aggregator's figure counts for 30 days, then is forgotten.
+    let later = t0() + Duration::days(20);
+    assert_eq!(store.reader_counts(later).await.unwrap().len(), 1);
+    store
+        .record_readers(Vec::new(), t0() + Duration::days(31))
+        .await
+        .unwrap();
+    assert!(
+        store.reader_counts(t0()).await.unwrap().is_empty(),
+        "pruned after 30 days"
+    );
 }
 
 async fn outputs_remember_failures_until_a_render_succeeds(store: Store) {

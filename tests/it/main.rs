@@ -34,3 +34,4 @@ mod fuzz;
 mod consumers;
 mod icons;
 mod webhooks;
+mod reach;

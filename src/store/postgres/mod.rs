@@ -16,6 +16,7 @@ mod entries;
 mod feeds;
 mod icons;
 mod outbox;
+mod readers;
 mod schema;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -30,7 +31,7 @@ use tokio_postgres::NoTls;
 
 use super::{
     Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconUpdate,
-    NewDelivery, ParsedBatch, Scheduled, Step, StoreError, StoreOutcome, WebhookState,
+    NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Step, StoreError, StoreOutcome, WebhookState,
 };
 use crate::model::{ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry};
 use crate::parse::Fingerprints;
@@ -406,6 +407,18 @@ impl Database for PgStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         PgStore::delivery_failed(self, id, error, retry_at, now).await
+    }
+
+    async fn record_readers(&self, seen: Vec<ReaderSighting>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        PgStore::record_readers(self, seen, now).await
+    }
+
+    async fn reader_counts(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, u64)>, StoreError> {
+        PgStore::reader_counts(self, now).await
+    }
+
+    async fn reader_salt(&self) -> Result<String, StoreError> {
+        PgStore::reader_salt(self).await
     }
 
     async fn next_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

@@ -254,6 +254,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX deliveries_due ON deliveries (next_attempt) WHERE failed IS NULL;
     "#,
+    // 7: each output's readers, as SQLite's schema 19 keeps them.
+    r#"
+    CREATE TABLE readers (
+        output TEXT NOT NULL,
+        via    TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        count  BIGINT NOT NULL,
+        seen   timestamptz NOT NULL,
+        PRIMARY KEY (output, via, key)
+    );
+    "#,
 ];
 
 /// Brings the schema up to date inside `tx` (holding the migration lock until it ends), and

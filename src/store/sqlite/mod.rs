@@ -18,6 +18,7 @@ mod icons;
 mod lock;
 mod maintenance;
 mod outbox;
+mod readers;
 mod outputs;
 mod schema;
 
@@ -33,7 +34,7 @@ use tokio::sync::oneshot;
 
 use super::{
     Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconUpdate,
-    NewDelivery, ParsedBatch, Scheduled, Step, StoreError, StoreOutcome, WebhookState,
+    NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Step, StoreError, StoreOutcome, WebhookState,
 };
 use crate::model::{ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry};
 use crate::parse::Fingerprints;
@@ -609,6 +610,18 @@ impl Database for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write(move |db| db.delivery_failed(id, &error, retry_at, now))
             .await
+    }
+
+    async fn record_readers(&self, seen: Vec<ReaderSighting>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.write(move |db| db.record_readers(&seen, now)).await
+    }
+
+    async fn reader_counts(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.read(move |db| db.reader_counts(now)).await
+    }
+
+    async fn reader_salt(&self) -> Result<String, StoreError> {
+        self.write(|db| db.reader_salt()).await
     }
 
     async fn next_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

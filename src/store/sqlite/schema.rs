@@ -249,6 +249,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX deliveries_due ON deliveries (next_attempt) WHERE failed IS NULL;
     "#,
+    // 19: each output's readers: an aggregator's stated subscribers per feed id (`via` its
+    // name, the latest figure), or one direct reader per salted hash of address and
+    // User-Agent (`via` 'direct'); when each was last seen.
+    r#"
+    CREATE TABLE readers (
+        output TEXT NOT NULL,
+        via    TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        count  INTEGER NOT NULL,
+        seen   INTEGER NOT NULL,
+        PRIMARY KEY (output, via, key)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Refuses a database written by a newer Tributary, before anything is written to it.
