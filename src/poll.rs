@@ -621,6 +621,7 @@ impl Poller {
     ) -> Result<Poller, StoreError> {
         let now = clock.now();
         let delays = store.host_delays(now).await?;
+        let announced = announced_agents(config, &store, now).await?;
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         let (ready_tx, ready) = tokio::sync::mpsc::unbounded_channel();
         Ok(Poller {
@@ -636,6 +637,7 @@ impl Poller {
                 concurrency: config.poll.concurrency,
                 delays: Arc::new(HostDelays(std::sync::Mutex::new(delays))),
                 icons: config.poll.icons,
+                announced: Arc::new(std::sync::RwLock::new(announced)),
             },
             concurrency: config.poll.concurrency,
             per_host: config.poll.per_host,
@@ -685,6 +687,22 @@ impl Poller {
         self.concurrency = config.poll.concurrency;
         self.per_host = config.poll.per_host;
         self.hosts.set_per_host(self.per_host, self.concurrency);
+    }
+
+    /// Reads the outputs' readers again, for the User-Agents of `poll.announce_readers` (the
+    /// daemon, after each round).
+    pub(crate) fn refresh_readers(&self, config: Arc<Config>) -> impl Future<Output = ()> + Send + 'static {
+        let (store, clock, announced) = (
+            self.context.store.clone(),
+            self.context.clock.clone(),
+            self.context.announced.clone(),
+        );
+        async move {
+            match announced_agents(&config, &store, clock.now()).await {
+                Ok(agents) => *announced.write().unwrap_or_else(|e| e.into_inner()) = agents,
+                Err(e) => tracing::debug!(error = %e, "cannot read the outputs' readers"),
+            }
+        }
     }
 
     /// Queues `spec` (whose store row is `state`) for polling; `policy` schedules it after.
@@ -1018,6 +1036,9 @@ struct Context {
     ready: tokio::sync::mpsc::UnboundedSender<tokio::task::Id>,
     /// Whether feeds' icons are looked for (`poll.icons`).
     icons: bool,
+    /// The User-Agent each feed is fetched with when it tells its readers
+    /// (`poll.announce_readers`), by feed key.
+    announced: Arc<std::sync::RwLock<HashMap<String, String>>>,
 }
 
 /// Hosts that asked everyone to wait (429, or 503 with Retry-After), until when: read from the
@@ -1263,10 +1284,27 @@ async fn poll_one(
     let url = display_url(&spec.url);
     let host = host_key(&target);
     let feed_id = state.id;
+    // The readers of its outputs, told in the User-Agent (unless the feed sets its own).
+    let announced: Option<Vec<(String, String)>> = context
+        .announced
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&spec.key)
+        .filter(|_| {
+            !spec
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
+        })
+        .map(|agent| {
+            let mut headers = spec.headers.clone();
+            headers.push(("User-Agent".to_string(), agent.clone()));
+            headers
+        });
     let request = fetch::Request {
         url: &target,
         validators: &state.validators,
-        headers: &spec.headers,
+        headers: announced.as_deref().unwrap_or(&spec.headers),
         trust: fetch::Trust::Operator,
         timeout: spec.timeout,
         proxy: spec.proxy.as_ref(),
@@ -1623,6 +1661,57 @@ async fn read_articles<T: Copy + Send + 'static>(
         articles.push((tag, article));
     }
     Ok(articles)
+}
+
+/// The User-Agent of each feed whose outputs have readers, with `poll.announce_readers`:
+/// `poll.user_agent` with `N subscribers` in its comment (`tributary/0.1 (+URL; 12
+/// subscribers)`), N the readers of every output that carries the feed, the way aggregators
+/// tell publishers theirs.
+async fn announced_agents(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, String>, StoreError> {
+    if !config.poll.announce_readers {
+        return Ok(HashMap::new());
+    }
+    let mut of_output: HashMap<String, u64> = HashMap::new();
+    for (output, _, n) in store.reader_counts(now).await? {
+        *of_output.entry(output).or_default() += n;
+    }
+    let keys: HashMap<&str, &str> = config
+        .feeds
+        .iter()
+        .map(|f| (f.url.as_str(), f.key.as_str()))
+        .collect();
+    let mut of_feed: HashMap<String, u64> = HashMap::new();
+    for spec in &config.outputs {
+        let Some(&n) = of_output.get(&spec.file_name()) else {
+            continue;
+        };
+        for url in &spec.feeds {
+            if let Some(key) = keys.get(url.as_str()) {
+                *of_feed.entry((*key).to_string()).or_default() += n;
+            }
+        }
+    }
+    let agent = &config.poll.user_agent;
+    Ok(of_feed
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(key, n)| {
+            let told = crate::model::counted(
+                usize::try_from(n).unwrap_or(usize::MAX),
+                "subscriber",
+                "subscribers",
+            );
+            let with = match agent.strip_suffix(')') {
+                Some(open) if open.contains('(') => format!("{open}; {told})"),
+                _ => format!("{agent} ({told})"),
+            };
+            (key, with)
+        })
+        .collect())
 }
 
 /// What a feed's document said about its icon (nothing on a poll that parsed no document).

@@ -54,6 +54,7 @@ pub(super) const POLL: &[&str] = &[
     "deny_private_networks",
     "allow_files",
     "icons",
+    "announce_readers",
     "allow_networks",
     "resolve",
     "schedule",
@@ -104,6 +105,7 @@ pub(super) const OUTPUT: &[&str] = &[
     "languages",
     "webhook",
     "on_change",
+    "show_readers",
 ];
 pub(super) const WEBHOOK: &[&str] = &["url", "secret", "max_items", "retry_for"];
 pub(super) const SERVE: &[&str] = &[

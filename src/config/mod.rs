@@ -191,6 +191,8 @@ pub struct PollConfig {
     pub allow_files: bool,
     /// Look for each feed's icon (once a week, conditionally), for the page and the outputs.
     pub icons: bool,
+    /// Tell each feed's publisher, in the User-Agent, how many read the outputs that carry it.
+    pub announce_readers: bool,
     /// Private or reserved networks that URLs from content (and, with
     /// `deny_private_networks`, the operator's) may still reach.
     pub allow_networks: Vec<ipnet::IpNet>,
@@ -653,6 +655,7 @@ impl Validator<'_> {
             deny_private_networks: raw.deny_private_networks.unwrap_or(false),
             allow_files: raw.allow_files.unwrap_or(false),
             icons: raw.icons.unwrap_or(true),
+            announce_readers: raw.announce_readers.unwrap_or(false),
             allow_networks,
             resolve,
             schedule,
@@ -1323,6 +1326,7 @@ impl Validator<'_> {
             self_url,
             webhooks: raw.webhooks.into_iter().filter_map(|w| self.webhook(w)).collect(),
             on_change: self.command(raw.on_change, &key("on_change")),
+            show_readers: raw.show_readers.unwrap_or(false),
         })
     }
 

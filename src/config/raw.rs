@@ -76,6 +76,7 @@ pub(super) struct RawPoll {
     pub deny_private_networks: Option<bool>,
     pub allow_files: Option<bool>,
     pub icons: Option<bool>,
+    pub announce_readers: Option<bool>,
     pub allow_networks: Vec<Spanned<String>>,
     pub resolve: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     pub schedule: Option<Spanned<String>>,
@@ -134,6 +135,7 @@ pub(super) struct RawOutput {
     pub languages: Vec<Spanned<String>>,
     pub webhooks: Vec<RawWebhook>,
     pub on_change: Vec<Spanned<String>>,
+    pub show_readers: Option<bool>,
 }
 
 /// One `webhook = { … }` of an `[[output]]`.
@@ -195,6 +197,7 @@ pub(super) fn read(text: &str, locator: &Locator) -> (RawConfig, Vec<Problem>) {
             deny_private_networks: r.boolean(poll, "deny_private_networks", p),
             allow_files: r.boolean(poll, "allow_files", p),
             icons: r.boolean(poll, "icons", p),
+            announce_readers: r.boolean(poll, "announce_readers", p),
             allow_networks: r.strings(poll, "allow_networks", p),
             resolve: r.string_map(poll, "resolve", p),
             schedule: r.string(poll, "schedule", p),
@@ -277,6 +280,7 @@ pub(super) fn read(text: &str, locator: &Locator) -> (RawConfig, Vec<Problem>) {
             languages: r.strings(output, "languages", &p),
             webhooks: r.webhooks(output, &p),
             on_change: r.strings(output, "on_change", &p),
+            show_readers: r.boolean(output, "show_readers", &p),
         });
     }
     (raw, r.problems)

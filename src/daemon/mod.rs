@@ -678,9 +678,13 @@ impl Daemon {
         if let Some(server) = &self.server {
             server.metrics().record_round(elapsed);
             // The readers seen since the last round, into the store (for `feeds`, the page and
-            // the other nodes).
+            // the other nodes), then told to publishers with `poll.announce_readers`.
             let server = server.clone();
-            tokio::spawn(async move { server.flush_readers().await });
+            let refresh = self.poller.refresh_readers(self.config.clone());
+            tokio::spawn(async move {
+                server.flush_readers().await;
+                refresh.await;
+            });
         }
         // Quiet in steady state: a round that changed nothing and where nothing failed is
         // not news.

@@ -700,6 +700,8 @@ pub struct OutputSpec {
     pub webhooks: Vec<WebhookSpec>,
     /// A command (program and arguments) run after its file changed; empty: none.
     pub on_change: Vec<String>,
+    /// html: show how many readers each subscribe link's output has.
+    pub show_readers: bool,
 }
 
 impl OutputSpec {

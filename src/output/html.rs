@@ -89,6 +89,8 @@ struct AlternateView<'a> {
     title: &'a str,
     format: &'static str,
     media_type: &'static str,
+    /// How many read it (`show_readers`); `None` when not shown or none counted.
+    readers: Option<u64>,
 }
 
 /// minijinja's HTML escaping also escapes `/` (as `&#x2f;`), which is valid but makes every
@@ -126,6 +128,11 @@ fn translate(
     let mut inserts = Vec::new();
     for name in kwargs.args() {
         let value: minijinja::Value = kwargs.get(name)?;
+        // A number goes in as one, for the catalog's plural forms; it needs no escaping.
+        if let Some(n) = value.as_i64() {
+            args.set(name.to_string(), n);
+            continue;
+        }
         let html = if value.is_safe() {
             value.to_string()
         } else {
@@ -249,6 +256,10 @@ pub(super) fn render(
                 OutputFormat::Html => "HTML",
             },
             media_type: a.format.content_type().split(';').next().unwrap_or_default(),
+            readers: spec
+                .show_readers
+                .then(|| selection.readers.get(&a.name).copied())
+                .flatten(),
         })
         .collect();
     let feeds: Vec<FeedLink<'_>> = selection.feeds.iter().map(FeedLink::from).collect();

@@ -179,6 +179,8 @@ pub enum WhenEmpty {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alternate {
     pub href: String,
+    /// Its file name, as served.
+    pub name: String,
     pub format: OutputFormat,
     pub title: String,
 }
@@ -206,6 +208,7 @@ impl Context {
                 .iter()
                 .map(|o| Alternate {
                     href: o.self_url.clone().unwrap_or_else(|| o.file_name()),
+                    name: o.file_name(),
                     format: o.format,
                     title: o.title.clone(),
                 })

@@ -131,6 +131,8 @@ pub struct Selection {
     pub entries: Vec<OutputEntry>,
     /// The output's feeds, in config order.
     pub feeds: Vec<FeedView>,
+    /// Readers of each output, by file name (only for a page that shows them).
+    pub readers: HashMap<String, u64>,
 }
 
 /// An output's feeds as selection meets them: which store rows are in it, and their views,
@@ -199,6 +201,11 @@ fn page_size(wanted: usize) -> usize {
 /// rows kept are read whole, and a page's duplicates and feeds are each read in one query.
 pub async fn select(store: &Store, spec: &OutputSpec, config: &Config) -> Result<Selection, StoreError> {
     let mut selection = entries_and_feeds(store, spec, config).await?;
+    if spec.format == OutputFormat::Html && spec.show_readers {
+        for (output, _, n) in store.reader_counts(chrono::Utc::now()).await? {
+            *selection.readers.entry(output).or_default() += n;
+        }
+    }
     if matches!(
         spec.format,
         OutputFormat::Html | OutputFormat::Atom | OutputFormat::Json
@@ -260,7 +267,11 @@ async fn entries_and_feeds(
     };
     let mut entries: Vec<OutputEntry> = Vec::new();
     if spec.limit == 0 || spec.feeds.is_empty() {
-        return Ok(Selection { entries, feeds });
+        return Ok(Selection {
+            entries,
+            feeds,
+            ..Selection::default()
+        });
     }
     // The output's feeds by store key: the config's own index when it takes every feed (built
     // once per config, not at each render of an output of 100,000 feeds), else its own few.
@@ -283,7 +294,11 @@ async fn entries_and_feeds(
         .map(|(id, _)| *id)
         .collect();
     if ids.is_empty() {
-        return Ok(Selection { entries, feeds });
+        return Ok(Selection {
+            entries,
+            feeds,
+            ..Selection::default()
+        });
     }
     // Every feed the store has is selected: no need to test each entry's feed.
     let ids = (stored.len() != ids.len()).then(|| Arc::new(ids));
@@ -359,7 +374,11 @@ async fn entries_and_feeds(
             .cmp(&a.stored.published)
             .then(b.stored.id.cmp(&a.stored.id))
     });
-    Ok(Selection { entries, feeds })
+    Ok(Selection {
+        entries,
+        feeds,
+        ..Selection::default()
+    })
 }
 
 /// A page's kept candidates read whole: their copies by canonical link (when the output

@@ -75,7 +75,7 @@ pub(crate) async fn announce(
         for batch in entries.chunks(hook.max_items.max(1)) {
             let items = Selection {
                 entries: batch.iter().map(|e| (*e).clone()).collect(),
-                feeds: Vec::new(),
+                ..Selection::default()
             };
             let body = jsonfeed::render(spec, &items, context);
             deliveries.push(NewDelivery {

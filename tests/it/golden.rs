@@ -49,6 +49,7 @@ link = "https://planet.example/"
 path = "public/index.html"
 format = "html"
 title = "Planet <Example>"
+show_readers = true
 
 [[output]]
 path = "public/feeds.opml"
@@ -177,6 +178,8 @@ fn selection(config: &Config) -> Selection {
             },
         ],
         feeds: vec![pod, blog],
+        // What the server counted: the page shows each subscribe link's readers.
+        readers: [("all.atom".to_string(), 449), ("all.rss".to_string(), 1)].into(),
     }
 }
 

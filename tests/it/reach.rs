@@ -25,7 +25,7 @@ async fn readers_are_counted_by_what_aggregators_state_and_by_distinct_direct_cl
          [serve]\nlisten = \"127.0.0.1:0\"\n\
          [[feed]]\nurl = \"{}\"\n\
          [[output]]\npath = \"public/all.atom\"\n\
-         [[output]]\npath = \"public/index.html\"\n",
+         [[output]]\npath = \"public/index.html\"\nshow_readers = true\n",
         feeds.url("/f.xml")
     ));
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
@@ -114,6 +114,27 @@ async fn readers_are_counted_by_what_aggregators_state_and_by_distinct_direct_cl
         "{}",
         shown.stdout
     );
+    // The page shows each subscribe link's readers, when asked to.
+    let run = ws.tributary(&["render"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let page = std::fs::read_to_string(ws.path("public/index.html")).unwrap();
+    assert!(
+        page.contains(
+            "type=\"application/atom+xml\">Atom</a> <small class=\"readers\">(449 readers)</small>"
+        ),
+        "{page}"
+    );
+    // With announce_readers, publishers hear of them: both outputs carry the feed.
+    let before = feeds.requests("/f.xml");
+    let agent = |seen: &crate::support::Seen| seen.headers["user-agent"].to_str().unwrap().to_string();
+    assert!(!agent(&before[0]).contains("subscribers"), "off by default");
+    let config = std::fs::read_to_string(ws.path("tributary.toml")).unwrap();
+    ws.write_config(&config.replace("[poll]\n", "[poll]\nannounce_readers = true\n"));
+    let run = ws.tributary(&["poll", "--force"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let told = agent(feeds.requests("/f.xml").last().unwrap());
+    assert!(told.starts_with("tributary/"), "{told}");
+    assert!(told.ends_with("; 450 subscribers)"), "{told}");
     // No address is kept as it was.
     let db = std::fs::read(ws.path("data/t.db")).unwrap();
     let wal = std::fs::read(ws.path("data/t.db-wal")).unwrap_or_default();

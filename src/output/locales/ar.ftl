@@ -9,6 +9,14 @@ list-separator = {"، "}
 feed-link = الموجز
 failing-since = متعطل منذ { $date }: { $reason }
 not-polled = لم يُجلب بعد
+readers = { $count ->
+    [zero] لا قرّاء
+    [one] قارئ واحد
+    [two] قارئان
+    [few] { $count } قرّاء
+    [many] { $count } قارئًا
+   *[other] { $count } قارئ
+}
 merged-by = جمعها { $generator } { $version }.
 date-long = %A، %-d %B %Y
 time = %H:%M

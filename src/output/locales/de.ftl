@@ -9,6 +9,7 @@ list-separator = {", "}
 feed-link = Feed
 failing-since = fehlerhaft seit { $date }: { $reason }
 not-polled = noch nicht abgerufen
+readers = { $count } Leser
 merged-by = Zusammengeführt von { $generator } { $version }.
 date-long = %A, %-d. %B %Y
 time = %H:%M

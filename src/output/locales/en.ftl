@@ -12,6 +12,10 @@ list-separator = {", "}
 feed-link = feed
 failing-since = failing since { $date }: { $reason }
 not-polled = not polled yet
+readers = { $count ->
+    [one] { $count } reader
+   *[other] { $count } readers
+}
 merged-by = Merged by { $generator } { $version }.
 date-long = %A, %-d %B %Y
 time = %H:%M

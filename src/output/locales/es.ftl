@@ -9,6 +9,10 @@ list-separator = {", "}
 feed-link = fuente
 failing-since = falla desde el { $date }: { $reason }
 not-polled = aún no consultada
+readers = { $count ->
+    [one] { $count } lector
+   *[other] { $count } lectores
+}
 merged-by = Reunido por { $generator } { $version }.
 date-long = %A, %-d de %B de %Y
 time = %H:%M

@@ -9,6 +9,10 @@ list-separator = {", "}
 feed-link = flux
 failing-since = en échec depuis le { $date } : { $reason }
 not-polled = pas encore consulté
+readers = { $count ->
+    [one] { $count } lecteur
+   *[other] { $count } lecteurs
+}
 merged-by = Rassemblé par { $generator } { $version }.
 date-long = %A %-d %B %Y
 time = %H:%M

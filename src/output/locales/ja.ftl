@@ -9,6 +9,7 @@ list-separator = 、
 feed-link = フィード
 failing-since = { $date } から取得できません：{ $reason }
 not-polled = 未取得
+readers = 読者 { $count } 人
 merged-by = { $generator } { $version } で集約。
 date-long = %Y年%-m月%-d日 %A
 time = %H:%M

@@ -9,6 +9,7 @@ list-separator = {", "}
 feed-link = 피드
 failing-since = { $date }부터 가져오지 못함: { $reason }
 not-polled = 아직 가져오지 않음
+readers = 독자 { $count }명
 merged-by = { $generator } { $version }(으)로 모음.
 date-long = %Y년 %-m월 %-d일 %A
 time = %H:%M

@@ -9,6 +9,10 @@ list-separator = {", "}
 feed-link = feed
 failing-since = com falha desde { $date }: { $reason }
 not-polled = ainda não consultado
+readers = { $count ->
+    [one] { $count } leitor
+   *[other] { $count } leitores
+}
 merged-by = Reunido por { $generator } { $version }.
 date-long = %A, %-d de %B de %Y
 time = %H:%M

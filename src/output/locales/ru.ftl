@@ -9,6 +9,12 @@ list-separator = {", "}
 feed-link = лента
 failing-since = с { $date } не удаётся получить: { $reason }
 not-polled = ещё не загружалась
+readers = { $count ->
+    [one] { $count } читатель
+    [few] { $count } читателя
+    [many] { $count } читателей
+   *[other] { $count } читателя
+}
 merged-by = Собрано программой { $generator } { $version }.
 date-long = %A, %-d %B %Y г.
 time = %H:%M

@@ -9,6 +9,7 @@ list-separator = 、
 feed-link = 源
 failing-since = 自 { $date } 起无法获取：{ $reason }
 not-polled = 尚未获取
+readers = { $count } 位读者
 merged-by = 由 { $generator } { $version } 汇总。
 date-long = %Y年%-m月%-d日 %A
 time = %H:%M

@@ -9,6 +9,7 @@ list-separator = 、
 feed-link = 來源
 failing-since = 自 { $date } 起無法取得：{ $reason }
 not-polled = 尚未取得
+readers = { $count } 位讀者
 merged-by = 由 { $generator } { $version } 彙整。
 date-long = %Y年%-m月%-d日 %A
 time = %H:%M
