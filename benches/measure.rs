@@ -29,3 +29,12 @@ pub async fn wait_with_peak(child: &mut tokio::process::Child) -> (std::process:
         }
     }
 }
+
+/// This process's CPU time so far, user and system.
+pub fn self_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |u| {
+        let t = |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
+        t(u.user_time()) + t(u.system_time())
+    })
+}

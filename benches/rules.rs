@@ -6,13 +6,14 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tributary::config::Config;
 use tributary::filter::{Fields, Verdict, verdict};
 use tributary::model::Entry;
 
 use super::Row;
+use super::measure::self_cpu;
 
 const ENTRIES: usize = 100_000;
 
@@ -92,14 +93,6 @@ fn rules_config(dir: &Path, count: usize) -> Config {
         file.display()
     );
     Config::parse(&dir.join("rules.toml"), &text).expect("the bench's config")
-}
-
-fn self_cpu() -> Duration {
-    use nix::sys::resource::{UsageWho, getrusage};
-    getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |u| {
-        let t = |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
-        t(u.user_time()) + t(u.system_time())
-    })
 }
 
 pub fn word_rules(base: &Path) -> Vec<Row> {

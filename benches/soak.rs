@@ -48,6 +48,8 @@ use tributary::schedule::{self, History};
 use tributary::store::Store;
 
 mod farm;
+// Shared with the poll benchmark, which uses all of it; the soak, some.
+#[allow(dead_code)]
 mod measure;
 
 const FEEDS: usize = 1000;

@@ -108,6 +108,23 @@ enum Outcome {
     GiveUp(String),
 }
 
+/// Why the outbox could not be worked through.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The HTTP client could not be made (its TLS setup).
+    #[error("cannot make the HTTP client: {0}")]
+    Client(#[from] FetchError),
+}
+
+/// Sends what the outbox has due now, with a client made from `config`'s `[poll]` (the
+/// one-shot `poll`, benchmarks); see [`deliver_due`].
+pub async fn deliver_pending(config: &Config, store: &Store) -> Result<DeliveryPass, DeliverError> {
+    let fetcher = Fetcher::new(&config.poll)?;
+    Ok(deliver_due(config, store, &fetcher, Utc::now).await?)
+}
+
 /// Sends the deliveries due at `now`, as many batches as are due (at most [`MAX_CLAIMS`]).
 pub(crate) async fn deliver_due(
     config: &Config,
