@@ -126,6 +126,9 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
             "webhooks: {} delivered, {} to be retried, {} given up (tributary feeds shows them)",
             pass.delivered, pass.retried, pass.given_up
         );
+        for ((output, webhook), error) in &pass.failing {
+            eprintln!("warning: webhook {webhook} of {output}: deliveries given up: {error}");
+        }
     }
 
     let failed: Vec<_> = report.failed().collect();

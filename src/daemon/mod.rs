@@ -183,6 +183,7 @@ pub async fn run_with_clock(
         follows: JoinSet::new(),
         tick: None,
         deliveries: None,
+        webhooks_failing: HashSet::new(),
     };
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
@@ -305,6 +306,8 @@ struct Daemon {
     /// webhook has anything waiting).
     deliveries: Option<JoinHandle<Result<output::webhook::DeliveryPass, StoreError>>>,
     next_delivery: Option<DateTime<Utc>>,
+    /// Webhooks (output, name) reported as giving deliveries up, until one is taken.
+    webhooks_failing: HashSet<(String, String)>,
 }
 
 /// Whether any output has a webhook.
@@ -794,6 +797,21 @@ impl Daemon {
                     server
                         .metrics()
                         .record_deliveries(pass.delivered, pass.retried, pass.given_up);
+                }
+                // A webhook that gives deliveries up is reported once, until one is taken.
+                for hook in &pass.taken_by {
+                    self.webhooks_failing.remove(hook);
+                }
+                for ((output, webhook), error) in &pass.failing {
+                    if self.webhooks_failing.insert((output.clone(), webhook.clone())) {
+                        tracing::warn!(
+                            %output,
+                            %webhook,
+                            %error,
+                            "webhook deliveries given up (refused, or retried past retry_for); \
+                             reported once until one is delivered: tributary feeds lists them"
+                        );
+                    }
                 }
                 if pass.delivered + pass.retried + pass.given_up > 0 {
                     tracing::debug!(

@@ -99,6 +99,10 @@ pub struct DeliveryPass {
     pub given_up: usize,
     /// When the outbox has a delivery due next.
     pub next: Option<DateTime<Utc>>,
+    /// The webhooks (output and name) a receiver took a delivery for.
+    pub taken_by: std::collections::BTreeSet<(String, String)>,
+    /// The webhooks that gave a delivery up, with the last reason.
+    pub failing: std::collections::BTreeMap<(String, String), String>,
 }
 
 /// How one try went.
@@ -138,31 +142,33 @@ pub(crate) async fn deliver_due(
         let at = now();
         let claimed = store.claim_deliveries(at, at + CLAIM, BATCH).await?;
         let full = claimed.len() == BATCH;
-        let sent: Vec<(i64, Outcome)> = futures::stream::iter(claimed)
+        let sent: Vec<(Delivery, Outcome)> = futures::stream::iter(claimed)
             .map(|d| async move {
                 let outcome = match webhook_of(config, &d) {
                     Some(hook) => send(fetcher, hook, &d, now).await,
                     None => Outcome::GiveUp("the webhook is no longer configured".to_string()),
                 };
-                (d.id, outcome)
+                (d, outcome)
             })
             .buffer_unordered(SENDING)
             .collect()
             .await;
-        for (id, outcome) in sent {
+        for (d, outcome) in sent {
+            let hook = (d.output, d.webhook);
             match outcome {
                 Outcome::Delivered => {
-                    store.delivered(id).await?;
+                    store.delivered(d.id).await?;
                     pass.delivered += 1;
+                    pass.taken_by.insert(hook);
                 }
                 Outcome::Retry(at, error) => {
-                    store.delivery_failed(id, error, Some(at), now()).await?;
+                    store.delivery_failed(d.id, error, Some(at), now()).await?;
                     pass.retried += 1;
                 }
                 Outcome::GiveUp(error) => {
-                    tracing::warn!(delivery = id, %error, "a webhook delivery is given up");
-                    store.delivery_failed(id, error, None, now()).await?;
+                    store.delivery_failed(d.id, error.clone(), None, now()).await?;
                     pass.given_up += 1;
+                    pass.failing.insert(hook, error);
                 }
             }
         }

@@ -378,3 +378,33 @@ async fn a_failed_on_change_is_run_again_at_the_retry() {
     );
     assert_eq!(feeds.requests("/f.xml").len(), 1, "the file did not change again");
 }
+
+/// A receiver that refuses for good (410) is tried once per delivery, and `poll` says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusing_receiver_is_reported_by_poll() {
+    let feeds = FeedServer::start_at("127.0.0.2").await;
+    let receiver = FeedServer::start_at("127.0.0.3").await;
+    feeds.set("/f.xml", feed(1..=2));
+    receiver.set("/hook", Route::status(410, "gone"));
+    let ws = Workspace::new();
+    config(&ws, &feeds.url("/f.xml"), &receiver.url("/hook"));
+    assert_eq!(ws.poll().await.code, 0);
+    feeds.set("/f.xml", feed(1..=3));
+    let run = ws.tributary(&["poll", "--force"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: webhook {} of {}: deliveries given up: HTTP 410",
+            receiver.url("/hook"),
+            ws.path("public/all.atom").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = ws.tributary(&["poll", "--force"]).await;
+    assert_eq!(
+        (run.code, receiver.requests("/hook").len()),
+        (0, 1),
+        "never again"
+    );
+}
