@@ -141,7 +141,12 @@ fn writable_paths(config: &Config) -> Vec<Problem> {
             }
         }
     }
-    for (n, output) in config.output_numbers.iter().zip(&config.outputs) {
+    for (n, output) in config
+        .output_numbers
+        .iter()
+        .zip(&config.outputs)
+        .filter(|(_, o)| o.file)
+    {
         if let Err(why) = crate::output::writable_dir(output.path.parent().unwrap_or(Path::new("."))) {
             problem(
                 format!("output[{n}].path"),

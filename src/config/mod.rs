@@ -1152,19 +1152,29 @@ impl Validator<'_> {
         planet: &std::sync::Arc<RuleTable>,
     ) -> Option<OutputSpec> {
         let key = |k: &str| format!("output[{n}].{k}");
+        // An output with webhooks may have no file: it only notifies.
+        let webhook_only = raw.path.is_none() && !raw.webhooks.is_empty();
+        let webhooks: Vec<crate::model::WebhookSpec> =
+            raw.webhooks.into_iter().filter_map(|w| self.webhook(w)).collect();
         let raw_path = match raw.path {
             Some(p) => p,
+            None if webhook_only => toml::Spanned::new(raw.span.clone(), String::new()),
             None => {
                 self.report(
                     raw.span.clone(),
                     format!("output[{n}]"),
-                    "missing `path`: every [[output]] needs one",
+                    "missing `path`: every [[output]] needs one (or a `webhook`, to only notify)",
                 );
                 toml::Spanned::new(raw.span.clone(), String::new())
             }
         };
         let path_text = raw_path.get_ref().clone();
-        let path = if path_text.trim().is_empty() {
+        let path = if webhook_only {
+            // Its name in the store (what it announced, its deliveries): its first webhook's.
+            webhooks
+                .first()
+                .map(|w| PathBuf::from(format!("webhook:{}", w.name())))
+        } else if path_text.trim().is_empty() {
             if !raw_path.span().is_empty() && raw_path.span() != raw.span {
                 self.report(raw_path.span(), key("path"), "must not be empty");
             }
@@ -1173,6 +1183,17 @@ impl Validator<'_> {
             Some(self.path(raw_path, &key("path")))
         };
         let format = match raw.format {
+            // What it sends is JSON Feed; it has no file to be in another format.
+            Some(f) if webhook_only && f.get_ref() != "json" => {
+                self.report(
+                    f.span(),
+                    key("format"),
+                    "an output without a `path` only sends webhooks, as JSON Feed items: \
+                     give it a `path` to write a file in another format",
+                );
+                None
+            }
+            _ if webhook_only => Some(OutputFormat::Json),
             Some(f) => match OutputFormat::from_name(f.get_ref()) {
                 Some(format) => Some(format),
                 None => {
@@ -1276,9 +1297,11 @@ impl Validator<'_> {
                     None
                 }
             },
+            None if webhook_only => None,
             None => base_url.and_then(|b| b.join(&file_name).ok()).map(String::from),
         };
         if self_url.is_none()
+            && !webhook_only
             && matches!(
                 format,
                 Some(OutputFormat::Atom | OutputFormat::Rss | OutputFormat::Json)
@@ -1324,7 +1347,8 @@ impl Validator<'_> {
                 .logo
                 .and_then(|l| self.image_url(&l, &key("logo"), self_url.as_deref())),
             self_url,
-            webhooks: raw.webhooks.into_iter().filter_map(|w| self.webhook(w)).collect(),
+            file: !webhook_only,
+            webhooks,
             on_change: self.command(raw.on_change, &key("on_change")),
             show_readers: raw.show_readers.unwrap_or(false),
         })
@@ -1807,7 +1831,8 @@ impl Validator<'_> {
     fn distinct_outputs(&mut self, outputs: &[OutputSpec], numbers: &[usize], served: bool) {
         for (i, o) in outputs.iter().enumerate() {
             for earlier in &outputs[..i] {
-                if earlier.path == o.path || (served && earlier.file_name() == o.file_name()) {
+                let both_served = served && o.file && earlier.file;
+                if earlier.path == o.path || (both_served && earlier.file_name() == o.file_name()) {
                     let key = format!("output[{}].path", numbers[i]);
                     let (file, line, column) =
                         self.places

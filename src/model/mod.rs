@@ -664,8 +664,11 @@ impl fmt::Debug for WebhookSpec {
 /// One merged output, as the config asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputSpec {
-    /// Absolute path of the file to write.
+    /// Absolute path of the file to write; for an output without a file, its name
+    /// (`webhook:URL`).
     pub path: PathBuf,
+    /// Whether it writes a file (and is served); `false`: it only sends webhooks.
+    pub file: bool,
     pub format: OutputFormat,
     pub title: String,
     /// At most this many entries, newest first.

@@ -100,7 +100,7 @@ pub struct OutputReport {
     /// The store ids of the entries it shows (which retention keeps).
     pub shown: Vec<i64>,
     /// Nothing to show yet: no file was written and there is none to serve (see
-    /// [`WhenEmpty::Keep`]).
+    /// [`WhenEmpty::Keep`]), or never will be (an output that only sends webhooks).
     pub pending: bool,
     /// Webhook deliveries this render put in the outbox.
     pub deliveries: usize,
@@ -206,6 +206,7 @@ impl Context {
             alternates: config
                 .outputs
                 .iter()
+                .filter(|o| o.file)
                 .map(|o| Alternate {
                     href: o.self_url.clone().unwrap_or_else(|| o.file_name()),
                     name: o.file_name(),
@@ -290,6 +291,26 @@ pub async fn render_one(
             source,
         })?;
     let shown: Vec<i64> = selection.entries.iter().map(|e| e.stored.id).collect();
+    if !spec.file {
+        // Nothing to write or serve: only what it announces.
+        let deliveries = webhook::announce(store, spec, &selection, context, now)
+            .await
+            .map_err(|source| OutputError::Store {
+                path: spec.path.clone(),
+                source,
+            })?;
+        return Ok(OutputReport {
+            path: spec.path.clone(),
+            entries: shown.len(),
+            written: false,
+            bytes: Arc::default(),
+            modified: SystemTime::UNIX_EPOCH,
+            shown,
+            pending: true,
+            deliveries,
+            hook_error: None,
+        });
+    }
     write_icons(store, &selection, spec).await?;
     // Rendering is synchronous and CPU-bound: on the blocking pool. The spec is found in the
     // shared config rather than copied: it lists its feeds, all 100,000 of them in a big

@@ -109,7 +109,7 @@ impl Server {
         let config = self.config();
         let mut routes = self.inner.routes.write().unwrap_or_else(|e| e.into_inner());
         let mut next: HashMap<String, Arc<Served>> = HashMap::new();
-        for spec in &config.outputs {
+        for spec in config.outputs.iter().filter(|o| o.file) {
             let route = format!("/{}", spec.file_name());
             let report = reports
                 .iter()
@@ -156,7 +156,7 @@ impl Server {
         self.config()
             .outputs
             .iter()
-            .any(|o| o.file_name() == name)
+            .any(|o| o.file && o.file_name() == name)
             .then(|| name.to_string())
     }
 

@@ -408,3 +408,55 @@ async fn a_refusing_receiver_is_reported_by_poll() {
         "never again"
     );
 }
+
+/// An output with webhooks and no `path` only notifies: nothing written or served, its
+/// deliveries as any other's.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_without_a_file_only_notifies() {
+    let feeds = FeedServer::start_at("127.0.0.2").await;
+    let receiver = FeedServer::start_at("127.0.0.3").await;
+    feeds.set("/f.xml", feed(1..=2));
+    receiver.set("/hook", Route::status(202, ""));
+    let ws = Workspace::new();
+    ws.write_config(&format!(
+        "[store]\npath = \"data/t.db\"\n[[feed]]\nurl = \"{}\"\n\
+         [[output]]\ntitle = \"Newsroom\"\nwebhook = {{ url = \"{}?token=s3cret\", secret = \"{SECRET}\" }}\n",
+        feeds.url("/f.xml"),
+        receiver.url("/hook")
+    ));
+    let check = ws.tributary(&["check"]).await;
+    assert_eq!(check.code, 0, "{check:?}");
+    assert_eq!(ws.poll().await.code, 0);
+    feeds.set("/f.xml", feed(1..=3));
+    let run = ws.tributary(&["poll", "--force"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let got = receiver.requests("/hook");
+    assert_eq!(got.len(), 1);
+    assert_eq!(verified(&got[0]).1, ["Story 3"]);
+    let files: Vec<String> = walk(&ws.path(""))
+        .into_iter()
+        .filter(|f| !f.contains("/data/"))
+        .collect();
+    assert!(
+        files.iter().all(|f| f.ends_with("tributary.toml")),
+        "nothing written: {files:?}"
+    );
+    assert!(
+        !run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"),
+        "{run:?}"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path.display().to_string());
+        }
+    }
+    files
+}
