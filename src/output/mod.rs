@@ -284,21 +284,17 @@ pub async fn render_one(
     how: RenderOptions,
 ) -> Result<OutputReport, OutputError> {
     let RenderOptions { mode, now, hook_owed } = how;
-    let selection = select::select(store, spec, config)
-        .await
-        .map_err(|source| OutputError::Store {
-            path: spec.path.clone(),
-            source,
-        })?;
+    let store_error = |source| OutputError::Store {
+        path: spec.path.clone(),
+        source,
+    };
+    let selection = select::select(store, spec, config).await.map_err(store_error)?;
     let shown: Vec<i64> = selection.entries.iter().map(|e| e.stored.id).collect();
     if !spec.file {
         // Nothing to write or serve: only what it announces.
         let deliveries = webhook::announce(store, spec, &selection, context, now)
             .await
-            .map_err(|source| OutputError::Store {
-                path: spec.path.clone(),
-                source,
-            })?;
+            .map_err(store_error)?;
         return Ok(OutputReport {
             path: spec.path.clone(),
             entries: shown.len(),
@@ -386,10 +382,7 @@ pub async fn render_one(
     // After the file: a receiver never hears of an entry before the output shows it.
     let deliveries = webhook::announce(store, spec, &selection, context, now)
         .await
-        .map_err(|source| OutputError::Store {
-            path: spec.path.clone(),
-            source,
-        })?;
+        .map_err(store_error)?;
     Ok(OutputReport {
         path: spec.path.clone(),
         entries,
