@@ -30,6 +30,7 @@ on_both_stores!(
     icons_are_kept_once_by_hash_and_each_feeds_look_remembered,
     the_outbox_announces_each_entry_once_and_claims_each_delivery_once,
     readers_are_the_latest_figures_within_their_windows,
+    claims_made_at_once_share_no_delivery,
     outputs_remember_failures_until_a_render_succeeds,
     gone_feeds_get_another_chance_under_another_config,
     an_entrys_language_and_its_source_are_kept,
@@ -1068,6 +1069,41 @@ async fn the_outbox_announces_each_entry_once_and_claims_each_delivery_once(stor
         .announce(out.clone(), vec![ids[0]], Vec::new(), t0())
         .await
         .unwrap();
+}
+
+/// Senders claiming at the same moment (the nodes of a cluster) each get their own
+/// deliveries: every one claimed, none twice.
+async fn claims_made_at_once_share_no_delivery(store: Store) {
+    let deliveries: Vec<NewDelivery> = (0..200)
+        .map(|i| NewDelivery {
+            webhook: "https://hooks.example/a".into(),
+            body: format!("{i}"),
+        })
+        .collect();
+    store
+        .announce("out".into(), Vec::new(), deliveries, t0())
+        .await
+        .unwrap();
+    let until = t0() + Duration::minutes(5);
+    let claims = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store.claim_deliveries(t0(), until, 7).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|d| d.id));
+            }
+        })
+    });
+    let mut all: Vec<i64> = Vec::new();
+    for claim in claims.collect::<Vec<_>>() {
+        all.extend(claim.await.unwrap());
+    }
+    let distinct: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!((all.len(), distinct.len()), (200, 200));
 }
 
 async fn readers_are_the_latest_figures_within_their_windows(store: Store) {
