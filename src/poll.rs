@@ -1738,7 +1738,11 @@ async fn look_for_icon(
         return Ok(());
     }
     let store = &context.store;
-    let stored = store.icon_state(feed_id).await?;
+    // A feed never looked at has nothing stored (a new planet's first poll asks nothing).
+    let stored = match state.icon_due {
+        Some(_) => store.icon_state(feed_id).await?,
+        None => None,
+    };
     let stored_url = stored.as_ref().and_then(|s| s.url.as_deref());
     let known = icon::Known {
         declared: hints.icon.as_deref(),
@@ -1830,6 +1834,10 @@ async fn fetch_for_feed(
     validators: &Validators,
     proxy: Option<&Url>,
 ) -> (Result<Fetched, ArticleError>, Option<(String, DateTime<Utc>)>) {
+    // Refused anyway: no need to wait for a turn at the host.
+    if let Some(refused) = context.fetcher.refuses_at_once(url, proxy) {
+        return (Err(ArticleError::Fetch(refused)), None);
+    }
     let host = host_key(url);
     let turn = context
         .requests

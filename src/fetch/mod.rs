@@ -320,6 +320,19 @@ impl Fetcher {
         }
     }
 
+    /// Why a request for `url` from content, straight to its host, would be refused before
+    /// anything is sent (a special-use name, a refused address written as a literal): known
+    /// without a request, so without a turn at the host either. Names are resolved, and so
+    /// judged, only by the request itself.
+    pub(crate) fn refuses_at_once(&self, url: &Url, proxy: Option<&Url>) -> Option<FetchError> {
+        if proxy.is_some() {
+            return None;
+        }
+        guard::check_special_use(url, Trust::Content, &self.settings.fixed)
+            .and_then(|()| guard::check_literal(url, &self.content_policy, Trust::Content))
+            .err()
+    }
+
     async fn fetch_http(&self, request: Request<'_>, limit: Duration) -> Result<Fetched, FetchError> {
         let origin = request.url;
         let policy = match request.trust {
