@@ -96,6 +96,8 @@ pub struct FeedReport {
     pub newly_repaired: Vec<crate::model::Repair>,
     /// How long the poll took, fetch to commit (zero for a skipped feed).
     pub elapsed: Duration,
+    /// A look for the feed's icon that is due, made after the round (see [`Poller::icon_looks`]).
+    pub(crate) icon_look: Option<IconLook>,
 }
 
 impl FeedReport {
@@ -422,6 +424,14 @@ pub(crate) async fn poll_feeds(
         }
         reports.insert(report.feed_id, report);
     }
+    // The round's icon looks, before the outputs are rendered (unless the poll was stopped).
+    let looks: Vec<IconLook> = reports.values_mut().filter_map(|r| r.icon_look.take()).collect();
+    if !looks.is_empty() && !stop.is_cancelled() {
+        tokio::select! {
+            _ = poller.icon_looks(looks) => {}
+            () = stop.cancelled() => {}
+        }
+    }
     // Whatever never started (a stop was requested) is reported as skipped, not lost.
     let never_started: HashMap<i64, Job> = poller
         .take_queued()
@@ -560,6 +570,7 @@ fn skipped_feed(
         recovered_after: 0,
         newly_repaired: Vec::new(),
         elapsed: Duration::ZERO,
+        icon_look: None,
     }
 }
 
@@ -687,6 +698,24 @@ impl Poller {
         self.concurrency = config.poll.concurrency;
         self.per_host = config.poll.per_host;
         self.hosts.set_per_host(self.per_host, self.concurrency);
+    }
+
+    /// Looks for the icons `looks` name, a few at a time (the host turns and holds of a round
+    /// apply): what the daemon does after each round, and `poll` before it renders.
+    /// How many new images were found (outputs that show icons render again for them).
+    pub(crate) fn icon_looks(&self, looks: Vec<IconLook>) -> impl Future<Output = usize> + Send + 'static {
+        let context = self.context.clone();
+        async move {
+            let done = futures::stream::iter(looks)
+                .map(|look| look_for_icon(look, &context))
+                .buffer_unordered(ICON_LOOKS_AT_ONCE)
+                .collect::<Vec<_>>()
+                .await;
+            if let Some(Err(e)) = done.iter().find(|d| d.is_err()) {
+                tracing::debug!(error = %e, "cannot record a feed's icon");
+            }
+            done.into_iter().filter(|d| matches!(d, Ok(true))).count()
+        }
     }
 
     /// Reads the outputs' readers again, for the User-Agents of `poll.announce_readers` (the
@@ -838,6 +867,7 @@ impl Poller {
                     recovered_after: 0,
                     newly_repaired: Vec::new(),
                     elapsed: Duration::ZERO,
+                    icon_look: None,
                 }))
             }
         }
@@ -1484,9 +1514,20 @@ async fn poll_one(
     if spec.full_text && result.is_ok() {
         retry_full_text(feed_id, began, &spec, context).await?;
     }
-    if context.icons && result.is_ok() {
-        look_for_icon(feed_id, declared, &state, &spec, &target, context).await?;
-    }
+    // The icon is looked for after the round: it waits for nothing, and a cold round's
+    // memory is its feeds' bodies, not their icons'.
+    let icon_look =
+        (context.icons && result.is_ok() && icon::due(state.icon_due, context.clock.now())).then(|| {
+            IconLook {
+                feed_id,
+                hints: declared,
+                site: state.site_url.clone(),
+                looked_before: state.icon_due.is_some(),
+                target: target.clone(),
+                proxy: spec.proxy.clone(),
+                shown: display_url(&spec.url),
+            }
+        });
     let recovered_after = if result.is_ok() {
         state.consecutive_failures
     } else {
@@ -1503,6 +1544,7 @@ async fn poll_one(
         last_error: None,
         next_due,
         abandoned: abandoned && state.abandoned_at.is_none(),
+        icon_look,
     };
     Ok(report)
 }
@@ -1714,8 +1756,27 @@ async fn announced_agents(
         .collect())
 }
 
+/// Icon looks made at once after a round.
+const ICON_LOOKS_AT_ONCE: usize = 4;
+
+/// A look for a feed's icon, due after its poll.
+#[derive(Debug, Clone)]
+pub(crate) struct IconLook {
+    feed_id: i64,
+    hints: IconHints,
+    /// The feed's site as stored, for a poll that parsed no document.
+    site: Option<String>,
+    /// Whether the icon was looked for before (else the store has nothing on it).
+    looked_before: bool,
+    /// Where the feed is fetched from.
+    target: Url,
+    proxy: Option<Url>,
+    /// The feed's URL as it may be shown.
+    shown: String,
+}
+
 /// What a feed's document said about its icon (nothing on a poll that parsed no document).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct IconHints {
     icon: Option<String>,
     logo: Option<String>,
@@ -1726,33 +1787,32 @@ struct IconHints {
 /// [`icon::leads`] names, best first, each asked as politely as the feed (its host's turn and
 /// holds, its proxy, the guard for content's URLs), until one gives an image. What was found,
 /// or that nothing was, is recorded; a failure here is never the feed's.
-async fn look_for_icon(
-    feed_id: i64,
-    hints: IconHints,
-    state: &FeedState,
-    spec: &FeedSpec,
-    feed_url: &Url,
-    context: &Context,
-) -> Result<(), StoreError> {
-    if !icon::due(state.icon_due, context.clock.now()) {
-        return Ok(());
-    }
+async fn look_for_icon(look: IconLook, context: &Context) -> Result<bool, StoreError> {
+    let IconLook {
+        feed_id,
+        hints,
+        site,
+        looked_before,
+        target,
+        proxy,
+        shown,
+    } = look;
     let store = &context.store;
-    // A feed never looked at has nothing stored (a new planet's first poll asks nothing).
-    let stored = match state.icon_due {
-        Some(_) => store.icon_state(feed_id).await?,
-        None => None,
+    // A feed never looked at has nothing stored (a new planet's first round reads nothing).
+    let stored = match looked_before {
+        true => store.icon_state(feed_id).await?,
+        false => None,
     };
     let stored_url = stored.as_ref().and_then(|s| s.url.as_deref());
     let known = icon::Known {
         declared: hints.icon.as_deref(),
         stored: stored_url,
-        site: hints.site.as_deref().or(state.site_url.as_deref()),
-        feed: Some(feed_url),
+        site: hints.site.as_deref().or(site.as_deref()),
+        feed: Some(&target),
         logo: hints.logo.as_deref(),
     };
     let mut leads: VecDeque<icon::Lead> = icon::leads(&known).into();
-    let proxy = spec.proxy.as_ref();
+    let proxy = proxy.as_ref();
     let mut why = "no icon named by the feed or its site, and no /favicon.ico".to_string();
     let mut update = None;
     for _ in 0..icon::MAX_TRIES {
@@ -1815,13 +1875,16 @@ async fn look_for_icon(
     }
     let update = update.unwrap_or(IconUpdate::Missing { error: why });
     if let IconUpdate::Missing { error } = &update {
-        tracing::debug!(feed = %display_url(&spec.url), %error, "no icon found");
+        tracing::debug!(feed = %shown, %error, "no icon found");
     }
     let now = context.clock.now();
     let found = !matches!(update, IconUpdate::Missing { .. });
+    let new_image = matches!(&update, IconUpdate::Found { image, .. }
+        if stored.as_ref().and_then(|s| s.image.as_ref()) != Some(image));
     store
         .record_icon(feed_id, update, now, icon::next_look(found, now))
-        .await
+        .await?;
+    Ok(new_image)
 }
 
 /// One request for something a feed's content named (an article's page, an icon), as polite

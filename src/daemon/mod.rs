@@ -184,6 +184,8 @@ pub async fn run_with_clock(
         tick: None,
         deliveries: None,
         webhooks_failing: HashSet::new(),
+        icon_looks: Vec::new(),
+        icon_tasks: JoinSet::new(),
     };
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
@@ -308,6 +310,10 @@ struct Daemon {
     next_delivery: Option<DateTime<Utc>>,
     /// Webhooks (output, name) reported as giving deliveries up, until one is taken.
     webhooks_failing: HashSet<(String, String)>,
+    /// Icon looks due from this round's polls, made when it ends; and those being made (how
+    /// many new images each found).
+    icon_looks: Vec<poll::IconLook>,
+    icon_tasks: JoinSet<usize>,
 }
 
 /// Whether any output has a webhook.
@@ -442,6 +448,14 @@ impl Daemon {
                 result = async { self.deliveries.as_mut().expect("guarded").await }, if self.deliveries.is_some() => {
                     self.deliveries = None;
                     self.deliveries_done(result);
+                }
+                Some(found) = self.icon_tasks.join_next(), if !self.icon_tasks.is_empty() => {
+                    // New icons: the outputs that show them render again.
+                    if found.unwrap_or(0) > 0 {
+                        self.request_render_where(|s| {
+                            matches!(s.format, crate::model::OutputFormat::Html | crate::model::OutputFormat::Atom | crate::model::OutputFormat::Json)
+                        });
+                    }
                 }
                 Some(followed) = self.follows.join_next(), if !self.follows.is_empty() => {
                     if let (Ok(Some(report)), Some(server)) = (followed, &self.server) {
@@ -624,7 +638,7 @@ impl Daemon {
     }
 
     fn feed_done(&mut self, result: Result<FeedReport, poll::Unrecorded>) {
-        let report = match result {
+        let mut report = match result {
             Ok(report) => {
                 self.store_works(true, None);
                 report
@@ -645,6 +659,9 @@ impl Daemon {
             }
         };
         self.claimed.remove(&report.feed_id);
+        if let Some(look) = report.icon_look.take() {
+            self.icon_looks.push(look);
+        }
         if let Some(next) = report.next_due {
             self.next_wake = Some(self.next_wake.map_or(next, |w| w.min(next)));
         }
@@ -678,6 +695,10 @@ impl Daemon {
 
     fn round_done(&mut self, round: Round) {
         let elapsed = round.started.elapsed();
+        let looks = std::mem::take(&mut self.icon_looks);
+        if !looks.is_empty() {
+            self.icon_tasks.spawn(self.poller.icon_looks(looks));
+        }
         if let Some(server) = &self.server {
             server.metrics().record_round(elapsed);
             // The readers seen since the last round, into the store (for `feeds`, the page and

@@ -281,8 +281,18 @@ async fn the_server_serves_the_icons_the_page_names() {
     tributary::fetch::init_tls();
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(format!("http://{addr}{path}"));
-    let page = get("/index.html").send().await.unwrap().text().await.unwrap();
-    assert!(page.contains(&format!("src=\"icons/{name}\"")), "{page}");
+    // The page is served once the start-up render is done: asked until it is (a bounded
+    // number of times).
+    let img = format!("src=\"icons/{name}\"");
+    let mut page = String::new();
+    for _ in 0..500 {
+        page = get("/index.html").send().await.unwrap().text().await.unwrap();
+        if page.contains(&img) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(page.contains(&img), "{page}");
     let r = get(&format!("/icons/{name}")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/x-icon");
