@@ -110,7 +110,7 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
     // What this poll announced, and what earlier ones left in the outbox, is sent now; what a
     // receiver does not take now waits in the outbox for the next poll (or `run`).
     let deliveries = if config.outputs.iter().any(|o| !o.webhooks.is_empty()) {
-        match output::webhook::deliver_pending(&config, &store).await {
+        match output::webhook::deliver_due(&config, &store, &fetcher, chrono::Utc::now).await {
             Ok(pass) => Some(pass),
             Err(e) => {
                 eprintln!("warning: cannot read the webhook outbox: {e}");

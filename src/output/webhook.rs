@@ -65,10 +65,11 @@ pub(crate) async fn announce(
     if new.is_empty() {
         return Ok(0);
     }
+    let fresh: std::collections::HashSet<i64> = new.iter().copied().collect();
     let entries: Vec<&OutputEntry> = selection
         .entries
         .iter()
-        .filter(|e| new.contains(&e.stored.id))
+        .filter(|e| fresh.contains(&e.stored.id))
         .collect();
     let mut deliveries = Vec::new();
     for hook in &spec.webhooks {
@@ -122,8 +123,8 @@ pub enum DeliverError {
     Client(#[from] FetchError),
 }
 
-/// Sends what the outbox has due now, with a client made from `config`'s `[poll]` (the
-/// one-shot `poll`, benchmarks); see [`deliver_due`].
+/// Sends what the outbox has due now, with a client made from `config`'s `[poll]`, for
+/// callers that have none (benchmarks); see [`deliver_due`].
 pub async fn deliver_pending(config: &Config, store: &Store) -> Result<DeliveryPass, DeliverError> {
     let fetcher = Fetcher::new(&config.poll)?;
     Ok(deliver_due(config, store, &fetcher, Utc::now).await?)
