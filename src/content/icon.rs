@@ -134,10 +134,18 @@ pub(crate) fn sniff(bytes: &[u8]) -> Option<&'static str> {
     })
 }
 
-/// The name an image is kept under: a hash of its bytes.
+/// The bytes of SHA-256 an image's name keeps.
+const HASH_BYTES: usize = 12;
+
+/// The name an image is kept under: a hash of its bytes, in lowercase hex.
 pub(crate) fn hash(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    hex::encode(&Sha256::digest(bytes)[..12])
+    hex::encode(&Sha256::digest(bytes)[..HASH_BYTES])
+}
+
+/// Whether `name` has the shape [`hash`] gives (asked before any lookup of it).
+pub(crate) fn is_hash(name: &str) -> bool {
+    name.len() == 2 * HASH_BYTES && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]

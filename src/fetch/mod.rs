@@ -328,9 +328,14 @@ impl Fetcher {
         if proxy.is_some() {
             return None;
         }
-        guard::check_special_use(url, Trust::Content, &self.settings.fixed)
-            .and_then(|()| guard::check_literal(url, &self.content_policy, Trust::Content))
-            .err()
+        self.check_direct(url, &self.content_policy, Trust::Content).err()
+    }
+
+    /// What is known of a request straight to `url`'s host before it is made: a special-use
+    /// name from content, an address literal `policy` refuses.
+    fn check_direct(&self, url: &Url, policy: &guard::Policy, trust: Trust) -> Result<(), FetchError> {
+        guard::check_special_use(url, trust, &self.settings.fixed)?;
+        guard::check_literal(url, policy, trust)
     }
 
     async fn fetch_http(&self, request: Request<'_>, limit: Duration) -> Result<Fetched, FetchError> {
@@ -353,10 +358,7 @@ impl Fetcher {
                 Some(_) => {
                     guard::check_through_proxy(&url, policy, request.trust, &self.settings.fixed).await?
                 }
-                None => {
-                    guard::check_special_use(&url, request.trust, &self.settings.fixed)?;
-                    guard::check_literal(&url, policy, request.trust)?
-                }
+                None => self.check_direct(&url, policy, request.trust)?,
             }
             let same_host = url.host_str() == origin.host_str()
                 && url.port_or_known_default() == origin.port_or_known_default();

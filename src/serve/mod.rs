@@ -338,11 +338,7 @@ async fn icon(server: &Server, name: &str, request: &HeaderMap) -> Response<Body
     let Some((hash, _)) = name.split_once('.') else {
         return not_found();
     };
-    if hash.len() != 24
-        || !hash
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
+    if !crate::content::icon::is_hash(hash) {
         return not_found();
     }
     let (media_type, bytes) = match server.inner.store.icon_bytes(hash.to_string()).await {
