@@ -699,16 +699,19 @@ impl Daemon {
         if !looks.is_empty() {
             self.icon_tasks.spawn(self.poller.icon_looks(looks));
         }
+        // The readers this node served since the last round, into the store (for `feeds`, the
+        // page and the other nodes), then the counts (every node's) told to publishers with
+        // `poll.announce_readers`.
+        let server = self.server.clone();
+        let refresh = self.poller.refresh_readers(self.config.clone());
+        tokio::spawn(async move {
+            if let Some(server) = server {
+                server.flush_readers().await;
+            }
+            refresh.await;
+        });
         if let Some(server) = &self.server {
             server.metrics().record_round(elapsed);
-            // The readers seen since the last round, into the store (for `feeds`, the page and
-            // the other nodes), then told to publishers with `poll.announce_readers`.
-            let server = server.clone();
-            let refresh = self.poller.refresh_readers(self.config.clone());
-            tokio::spawn(async move {
-                server.flush_readers().await;
-                refresh.await;
-            });
         }
         // Quiet in steady state: a round that changed nothing and where nothing failed is
         // not news.

@@ -154,7 +154,18 @@ impl Readers {
                 })
                 .collect()
         };
-        store.record_readers(seen, now).await
+        let kept = seen.clone();
+        let recorded = store.record_readers(seen, now).await;
+        if recorded.is_err() {
+            // Not lost: written with the next flush (a sighting since then is newer and wins).
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for s in kept {
+                pending
+                    .entry((s.output, s.via, s.key))
+                    .or_insert((s.count, s.seen));
+            }
+        }
+        recorded
     }
 }
 
