@@ -302,6 +302,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                     next_due: None,
                     key: String::new(),
                 },
+                pushed: false,
             };
             let store = store.clone();
             let id = state.id;
@@ -561,6 +562,7 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
         new_feed_entries: 10,
         unchanged_segments: Default::default(),
         scheduled: scheduled.clone(),
+        pushed: false,
     };
     // The limit: the rows stored with nothing else, one feed after another (how it has always
     // been measured, so the ratio below compares with earlier runs).

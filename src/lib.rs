@@ -36,6 +36,7 @@ pub mod content;
 pub mod filter;
 pub mod store;
 pub mod output;
+pub mod push;
 pub mod serve;
 pub mod poll;
 pub mod daemon;

@@ -98,6 +98,9 @@ pub struct FeedReport {
     pub elapsed: Duration,
     /// A look for the feed's icon that is due, made after the round (see [`Poller::icon_looks`]).
     pub(crate) icon_look: Option<IconLook>,
+    /// Where the document fetched says it is pushed from (its `Link` headers first, then the
+    /// document): set when a fetched document was read, not on a 304 or a push.
+    pub(crate) push: Option<fetch::PushLinks>,
 }
 
 impl FeedReport {
@@ -571,6 +574,7 @@ fn skipped_feed(
         newly_repaired: Vec::new(),
         elapsed: Duration::ZERO,
         icon_look: None,
+        push: None,
     }
 }
 
@@ -715,6 +719,51 @@ impl Poller {
                 tracing::debug!(error = %e, "cannot record a feed's icon");
             }
             done.into_iter().filter(|d| matches!(d, Ok(true))).count()
+        }
+    }
+
+    /// Takes a body a WebSub hub pushed for feed `feed_id` as if a poll had fetched it:
+    /// decoded, parsed, compared with the store, its content finished, judged by its rules and
+    /// stored (its new entries marked as pushed), its next poll scheduled from now. Outside the
+    /// budget: nothing is fetched. `None`: the feed is not in `config` (or is disabled).
+    pub(crate) fn take_push(
+        &self,
+        config: Arc<Config>,
+        feed_id: i64,
+        bytes: Vec<u8>,
+        content_type: Option<String>,
+    ) -> impl Future<Output = Result<Option<FeedReport>, StoreError>> + Send + 'static {
+        let context = self.context.clone();
+        async move {
+            let Some(state) = context.store.feeds_by_id(vec![feed_id]).await?.remove(&feed_id) else {
+                return Ok(None);
+            };
+            let Some(spec) = config
+                .feed_positions
+                .get(&state.url)
+                .and_then(|at| config.feeds.get(*at))
+                .filter(|spec| !spec.disabled)
+            else {
+                return Ok(None);
+            };
+            let target = effective_url(spec, &state);
+            let body = fetch::Body {
+                bytes,
+                content_type,
+                final_url: target.clone(),
+                validators: Validators::default(),
+                caching: Caching::default(),
+                moved: None,
+                memory: None,
+                push: None,
+            };
+            let job = Job {
+                policy: Policy::of(&config, spec),
+                spec: spec.clone(),
+                state,
+                target,
+            };
+            poll_one(job, None, &context, Some(body)).await.map(Some)
         }
     }
 
@@ -868,6 +917,7 @@ impl Poller {
                     newly_repaired: Vec::new(),
                     elapsed: Duration::ZERO,
                     icon_look: None,
+                    push: None,
                 }))
             }
         }
@@ -920,7 +970,7 @@ impl Poller {
             let context = self.context.clone();
             let task = self
                 .running
-                .spawn(async move { poll_one(job, host_delay, &context).await });
+                .spawn(async move { poll_one(job, host_delay, &context, None).await });
             self.fetching += 1;
             self.unrecorded += 1;
             self.in_flight.insert(task.id(), flight);
@@ -1301,6 +1351,7 @@ async fn poll_one(
     job: Job,
     host_delay: Option<DateTime<Utc>>,
     context: &Context,
+    pushed: Option<fetch::Body>,
 ) -> Result<FeedReport, StoreError> {
     let Job {
         spec,
@@ -1314,61 +1365,76 @@ async fn poll_one(
     let url = display_url(&spec.url);
     let host = host_key(&target);
     let feed_id = state.id;
-    // The readers of its outputs, told in the User-Agent (unless the feed sets its own).
-    let announced: Option<Vec<(String, String)>> = context
-        .announced
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&spec.key)
-        .filter(|_| {
-            !spec
-                .headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
-        })
-        .map(|agent| {
-            let mut headers = spec.headers.clone();
-            headers.push(("User-Agent".to_string(), agent.clone()));
-            headers
-        });
-    let request = fetch::Request {
-        url: &target,
-        validators: &state.validators,
-        headers: announced.as_deref().unwrap_or(&spec.headers),
-        trust: fetch::Trust::Operator,
-        timeout: spec.timeout,
-        proxy: spec.proxy.as_ref(),
+    let was_pushed = pushed.is_some();
+    let fetched = match pushed {
+        // A hub's push is the body a fetch would have brought: no request, no turn at the host.
+        Some(body) => Ok(Fetched::Modified(body)),
+        None => {
+            // The readers of its outputs, told in the User-Agent (unless the feed sets its own).
+            let announced: Option<Vec<(String, String)>> = context
+                .announced
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&spec.key)
+                .filter(|_| {
+                    !spec
+                        .headers
+                        .iter()
+                        .any(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
+                })
+                .map(|agent| {
+                    let mut headers = spec.headers.clone();
+                    headers.push(("User-Agent".to_string(), agent.clone()));
+                    headers
+                });
+            let request = fetch::Request {
+                url: &target,
+                validators: &state.validators,
+                headers: announced.as_deref().unwrap_or(&spec.headers),
+                trust: fetch::Trust::Operator,
+                timeout: spec.timeout,
+                proxy: spec.proxy.as_ref(),
+            };
+            let turn = context
+                .requests
+                .turn(host.as_deref(), context.clock.as_ref())
+                .await;
+            // Asked after the turn: a feed that waited behind one answered 429 (on this node
+            // or, in a cluster, on another) must not go ahead.
+            let now = context.clock.now();
+            let asked_to_wait = host
+                .as_deref()
+                .and_then(|h| context.delays.until(h, now))
+                .filter(|_| host_delay.is_none());
+            if let Some(until) = asked_to_wait {
+                drop(turn);
+                let due = schedule::due(&policy, &spec.key, &History::from(&state), Some(until));
+                let scheduled = Scheduled {
+                    next_due: due.at,
+                    key: policy.key(),
+                    lease: state.lease_epoch,
+                };
+                store.schedule(vec![(feed_id, scheduled)]).await?;
+                let reason = due
+                    .hold
+                    .map_or_else(|| "its host asked to wait".to_string(), |h| h.to_string());
+                return Ok(skipped_feed(&state, url, reason, due.at));
+            }
+            let fetched = context.fetcher.fetch(request).await;
+            drop(turn);
+            fetched
+        }
     };
-    let turn = context
-        .requests
-        .turn(host.as_deref(), context.clock.as_ref())
-        .await;
-    // Asked after the turn: a feed that waited behind one answered 429 (on this node or, in a
-    // cluster, on another) must not go ahead.
-    let now = context.clock.now();
-    let asked_to_wait = host
-        .as_deref()
-        .and_then(|h| context.delays.until(h, now))
-        .filter(|_| host_delay.is_none());
-    if let Some(until) = asked_to_wait {
-        drop(turn);
-        let due = schedule::due(&policy, &spec.key, &History::from(&state), Some(until));
-        let scheduled = Scheduled {
-            next_due: due.at,
-            key: policy.key(),
-            lease: state.lease_epoch,
-        };
-        store.schedule(vec![(feed_id, scheduled)]).await?;
-        let reason = due
-            .hold
-            .map_or_else(|| "its host asked to wait".to_string(), |h| h.to_string());
-        return Ok(skipped_feed(&state, url, reason, due.at));
-    }
-    let fetched = context.fetcher.fetch(request).await;
-    drop(turn);
+    // The Link headers name the hub before the document does (W3C WebSub §4).
+    let header_push = match &fetched {
+        Ok(Fetched::Modified(body)) if !was_pushed => Some(body.push.as_deref().cloned().unwrap_or_default()),
+        _ => None,
+    };
     let outcome = match fetched {
         Ok(fetched) => {
-            note_redirect(store, feed_id, &url, fetched.moved(), &state).await?;
+            if !was_pushed {
+                note_redirect(store, feed_id, &url, fetched.moved(), &state).await?;
+            }
             parse_new(fetched, &spec, &state, store, &context.parsing).await
         }
         Err(e) => Err(e.into()),
@@ -1405,6 +1471,7 @@ async fn poll_one(
             skip: state.hints.skip,
         },
         gone: false,
+        pushed_until: state.pushed_until,
     };
     let stored_rhythm = FeedRhythm {
         ttl: state.rhythm,
@@ -1419,6 +1486,7 @@ async fn poll_one(
     let mut newly_repaired = Vec::new();
     // What this poll's document says about the feed's icon, for the look after the record.
     let mut declared = IconHints::default();
+    let mut push = None;
     let result = match outcome {
         Ok(Outcome::NotModified(caching)) => {
             after.hints.fresh_until = fresh_until(&caching, &stored_rhythm, now);
@@ -1451,6 +1519,17 @@ async fn poll_one(
                 logo: parsed.feed.meta.logo.clone(),
                 site: parsed.feed.meta.site_url.clone(),
             };
+            push = header_push.map(|headers| {
+                let meta = &parsed.feed.meta;
+                let named = |u: &Option<String>| u.as_deref().and_then(|u| Url::parse(u).ok());
+                let hub = headers.hub.or_else(|| named(&meta.hub));
+                // A hub without a self link: the topic is the address the feed is fetched at.
+                let topic = headers
+                    .topic
+                    .or_else(|| named(&meta.topic))
+                    .or_else(|| hub.as_ref().map(|_| target.clone()));
+                fetch::PushLinks { hub, topic }
+            });
             let fresh = fresh_until(&parsed.caching, &parsed.feed.meta.rhythm, now);
             after.hints.fresh_until = fresh;
             after.hints.skip = parsed.feed.meta.rhythm.skip;
@@ -1468,7 +1547,13 @@ async fn poll_one(
             } = *parsed;
             let batch = ParsedBatch {
                 meta: feed.meta,
-                validators,
+                // A push has no validators of its own: the next poll asks as the last one did.
+                validators: if was_pushed {
+                    state.validators.clone()
+                } else {
+                    validators
+                },
+                pushed: was_pushed,
                 body_hash,
                 entries,
                 fresh_until: fresh,
@@ -1545,6 +1630,7 @@ async fn poll_one(
         next_due,
         abandoned: abandoned && state.abandoned_at.is_none(),
         icon_look,
+        push,
     };
     Ok(report)
 }

@@ -214,6 +214,12 @@ async fn describe(
         crate::output::rfc3339(e.updated),
         crate::output::rfc3339(e.first_seen)
     );
+    if e.pushed {
+        let _ = writeln!(
+            out,
+            "  arrived: pushed by its feed's WebSub hub (a body the hub sent, not a poll's fetch)"
+        );
+    }
     let copies: Vec<StoredEntry> = match &e.canonical_link {
         Some(link) => store
             .entries_with_links(vec![link.clone()])

@@ -47,6 +47,45 @@ struct FeedRow {
     /// Its icon's last look (only when one feed is asked for, and once it was looked for).
     #[serde(skip_serializing_if = "Option::is_none")]
     icon: Option<IconRow>,
+    /// Its WebSub subscription, when its hub was asked to push it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    websub: Option<PushRow>,
+}
+
+/// A feed's WebSub subscription, as `feeds` tells it.
+#[derive(Serialize, Clone)]
+struct PushRow {
+    hub: String,
+    /// pending, active, denied, failed or unsubscribing.
+    state: crate::model::SubscriptionState,
+    /// While active, when the hub's lease ends (renewed before).
+    #[serde(serialize_with = "crate::model::json_time::option")]
+    active_until: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::model::json_time::option")]
+    last_push: Option<DateTime<Utc>>,
+    pushes: u64,
+    /// Pushes dropped: a bad signature, too large.
+    dropped: u64,
+    /// Why the hub refused or failed the last request.
+    error: Option<String>,
+    /// The state in words ("active until …", "denied: …").
+    #[serde(skip)]
+    described: String,
+}
+
+impl From<crate::model::Subscription> for PushRow {
+    fn from(sub: crate::model::Subscription) -> PushRow {
+        PushRow {
+            described: sub.describe(),
+            active_until: sub.pushed_until(),
+            hub: sub.hub,
+            state: sub.state,
+            last_push: sub.last_push,
+            pushes: sub.pushes,
+            dropped: sub.rejected,
+            error: sub.error,
+        }
+    }
 }
 
 /// Where a feed's icon was found (or why not), as `feeds URL` tells it.
@@ -111,7 +150,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     let now = Utc::now();
     // Never creates a database: before the first poll there is nothing to read.
     let lease = config.node.lease;
-    let (states, counts, (outputs, webhooks, readers), (errors, icon), (nodes, holders)) =
+    let (states, counts, (outputs, webhooks, readers, subscriptions), (errors, icon), (nodes, holders)) =
         if config.backend().exists() {
             let store = match open_store(&config).await {
                 Ok(opened) => opened,
@@ -146,6 +185,12 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
                         store.outputs().await?,
                         store.webhook_states().await?,
                         store.reader_counts(now).await?,
+                        store
+                            .subscriptions()
+                            .await?
+                            .into_iter()
+                            .map(|sub| (sub.feed_id, sub))
+                            .collect::<std::collections::HashMap<_, _>>(),
                     ),
                     one,
                     cluster,
@@ -219,6 +264,10 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
                 errors: chosen.as_ref().map(|_| errors.clone().unwrap_or_default()),
                 held_by: state.and_then(|s| holders.get(&s.id).cloned()),
                 icon: icon.clone(),
+                websub: state
+                    .and_then(|s| subscriptions.get(&s.id))
+                    .cloned()
+                    .map(PushRow::from),
             }
         })
         .collect();
@@ -244,6 +293,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
         if let Some(row) = rows.first().filter(|_| chosen.is_some()) {
             print_history(row);
         }
+        print_pushed(&rows, now);
         print_nodes(&nodes, now);
         print_webhooks(&webhooks, now);
         print_readers(&readers);
@@ -278,6 +328,28 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
         Status::FeedsFailed
     } else {
         Status::Ok
+    }
+}
+
+/// The feeds whose hubs push them, and how each subscription stands.
+fn print_pushed(rows: &[FeedRow], now: DateTime<Utc>) {
+    for row in rows {
+        let Some(push) = &row.websub else { continue };
+        let last = push.last_push.map_or_else(
+            || "no push yet".to_string(),
+            |t| format!("last push {}", ago(now, t)),
+        );
+        let dropped = match push.dropped {
+            0 => String::new(),
+            n => format!(", {n} dropped"),
+        };
+        outln!(
+            "websub {}: hub {}, {}; {last} ({} taken{dropped})",
+            row.url,
+            push.hub,
+            push.described,
+            push.pushes
+        );
     }
 }
 

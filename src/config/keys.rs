@@ -12,13 +12,14 @@ use super::error::{Locator, Problem};
 /// Every table of the config and its keys (the schema the reference config documents).
 /// (A table's keys may come in several lists: `[[feed]]` and `[[output]]` take the keys of
 /// `[rules]` as well.)
-pub fn schema() -> [(&'static str, &'static [&'static str]); 10] {
+pub fn schema() -> [(&'static str, &'static [&'static str]); 11] {
     [
         ("", MAIN),
         ("store", STORE),
         ("node", NODE),
         ("poll", POLL),
         ("serve", SERVE),
+        ("websub", WEBSUB),
         ("feed", FEED),
         ("feed", RULES),
         ("output", OUTPUT),
@@ -30,7 +31,7 @@ pub fn schema() -> [(&'static str, &'static [&'static str]); 10] {
 /// The keys at the top of the main file, before any table.
 pub(super) const MAIN: &[&str] = &["include"];
 pub(super) const TOP: &[&str] = &[
-    "include", "store", "node", "poll", "feed", "output", "serve", "rules",
+    "include", "store", "node", "poll", "feed", "output", "serve", "websub", "rules",
 ];
 /// The keys of a table of rules: `[rules]`, and each `[[feed]]` and `[[output]]` has them too
 /// (besides [`FEED`]'s and [`OUTPUT`]'s own).
@@ -117,6 +118,8 @@ pub(super) const SERVE: &[&str] = &[
     "header_timeout",
     "idle_timeout",
 ];
+
+pub(super) const WEBSUB: &[&str] = &["subscribe", "poll_every", "lease"];
 
 /// Problems for every key of `table` (at `path`) that is not in `known`, each with its place
 /// and, for a typo, the key that was meant.

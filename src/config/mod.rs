@@ -92,6 +92,8 @@ pub struct Config {
     pub outputs: Vec<OutputSpec>,
     /// The built-in HTTP server, when a `[serve]` table is present.
     pub serve: Option<ServeConfig>,
+    /// Subscribing to the WebSub hubs feeds name.
+    pub websub: WebSubConfig,
     /// A hash of the config text. A feed found gone (410) under one version of the config is
     /// polled again once the config changes: the operator has looked at it since.
     pub fingerprint: String,
@@ -134,6 +136,22 @@ pub struct ServeConfig {
     /// How long a kept-alive connection may sit idle between requests.
     pub idle_timeout: Duration,
 }
+
+/// `[websub]`: feeds whose hub pushes them (W3C WebSub), when the daemon has a public address
+/// for the hubs to call back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSubConfig {
+    /// Subscribe to the hubs feeds name (default: when `serve.base_url` is set; it must be).
+    pub subscribe: bool,
+    /// How often a pushed feed is still polled; `None`: twelve times its schedule's interval,
+    /// at most a day.
+    pub poll_every: Option<Duration>,
+    /// The lease asked of hubs (a hub may grant another); renewed before it ends.
+    pub lease: Duration,
+}
+
+/// The lease asked of hubs by default.
+pub const DEFAULT_WEBSUB_LEASE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// One node of a cluster sharing a PostgreSQL store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -485,6 +503,7 @@ impl Validator<'_> {
             .unzip();
         let serve = raw.serve.map(|s| self.serve(s));
         let base_url = serve.as_ref().and_then(|s: &ServeConfig| s.base_url.clone());
+        let websub = self.websub(raw.websub, base_url.is_some());
         let planet = std::sync::Arc::new(match raw.rules {
             Some(rules) => self.rule_table(rules, "[rules]", "rules."),
             None => RuleTable::default(),
@@ -506,6 +525,7 @@ impl Validator<'_> {
             poll,
             outputs,
             serve,
+            websub,
             fingerprint,
             warnings: self.warnings,
             holds_secrets: self.uses_secrets,
@@ -1824,6 +1844,25 @@ impl Validator<'_> {
             max_connections,
             header_timeout,
             idle_timeout,
+        }
+    }
+
+    fn websub(&mut self, raw: raw::RawWebSub, has_base_url: bool) -> WebSubConfig {
+        if let Some(subscribe) = raw.subscribe.as_ref().filter(|s| *s.get_ref() && !has_base_url) {
+            self.report(
+                subscribe.span(),
+                "websub.subscribe",
+                "needs serve.base_url: hubs call the daemon back at its public address",
+            );
+        }
+        let poll_every = self.duration(raw.poll_every, "websub.poll_every", false);
+        let lease = self
+            .duration(raw.lease, "websub.lease", false)
+            .unwrap_or(DEFAULT_WEBSUB_LEASE);
+        WebSubConfig {
+            subscribe: raw.subscribe.map_or(has_base_url, toml::Spanned::into_inner),
+            poll_every,
+            lease,
         }
     }
 

@@ -20,6 +20,7 @@ pub(super) struct RawConfig {
     pub feed: Vec<RawFeed>,
     pub output: Vec<RawOutput>,
     pub serve: Option<RawServe>,
+    pub websub: RawWebSub,
     /// `[rules]`: include / exclude rules for every output.
     pub rules: Option<RawRuleSet>,
 }
@@ -45,6 +46,14 @@ pub(super) struct RawServe {
     pub max_connections: Option<Spanned<i64>>,
     pub header_timeout: Option<Spanned<String>>,
     pub idle_timeout: Option<Spanned<String>>,
+}
+
+/// `[websub]`: subscribing to the hubs feeds name.
+#[derive(Debug, Default)]
+pub(super) struct RawWebSub {
+    pub subscribe: Option<Spanned<bool>>,
+    pub poll_every: Option<Spanned<String>>,
+    pub lease: Option<Spanned<String>>,
 }
 
 /// A rule as written: a bare regex (any field) or `{ title = "regex" }` for one field;
@@ -221,6 +230,15 @@ pub(super) fn read(text: &str, locator: &Locator) -> (RawConfig, Vec<Problem>) {
             idle_timeout: r.string(serve, "idle_timeout", p),
         });
     }
+    if let Some(websub) = r.table(top, "websub", "websub") {
+        r.unknown(websub, keys::WEBSUB, "websub");
+        let p = "websub";
+        raw.websub = RawWebSub {
+            subscribe: r.spanned_boolean(websub, "subscribe", p),
+            poll_every: r.string(websub, "poll_every", p),
+            lease: r.string(websub, "lease", p),
+        };
+    }
     if let Some(rules) = r.table(top, "rules", "rules") {
         r.unknown(rules, keys::RULES, "rules");
         raw.rules = Some(r.rule_set(rules, "rules"));
@@ -379,6 +397,12 @@ impl Reader<'_> {
                 None
             }
         }
+    }
+
+    /// [`Reader::boolean`] with its place, for a value other keys are checked against.
+    fn spanned_boolean(&mut self, table: &DeTable<'_>, name: &str, path: &str) -> Option<Spanned<bool>> {
+        let span = table.get(name)?.span();
+        self.boolean(table, name, path).map(|b| Spanned::new(span, b))
     }
 
     fn boolean(&mut self, table: &DeTable<'_>, name: &str, path: &str) -> Option<bool> {

@@ -32,8 +32,9 @@ use crate::fetch::{FetchError, Fetcher};
 use crate::model::OutputSpec;
 use crate::output::{self, OutputError, OutputReport};
 use crate::poll::{self, FeedReport, FeedStatus, Poller};
+use crate::push;
 use crate::schedule::{Clock, Policy, SystemClock, clock::sleep_until};
-use crate::serve::{FetchOutcome, PolledFeed, Role, Server, websub};
+use crate::serve::{Door, FetchOutcome, PUSHES_WAITING, PolledFeed, Pushed, Role, Server, websub};
 use crate::store::{Claimed, Notice, Retention, Scheduled, Store, StoreError};
 
 /// What the outside world asks of a running daemon.
@@ -149,6 +150,17 @@ pub async fn run_with_clock(
         }
         None => None,
     };
+    // Hubs call back on the public side: pushes come to the loop through a bounded channel.
+    let verified = Arc::new(tokio::sync::Notify::new());
+    let (callbacks, pushes) = match &server {
+        Some(server) => {
+            let callbacks = push::Callbacks::of(&store).await?;
+            let (sender, receiver) = mpsc::channel(PUSHES_WAITING);
+            server.open_door(Door::new(callbacks.clone(), sender, verified.clone()));
+            (Some(callbacks), Some(receiver))
+        }
+        None => (None, None),
+    };
     let now = clock.now();
     let mut daemon = Daemon {
         path: config_path.to_path_buf(),
@@ -186,6 +198,15 @@ pub async fn run_with_clock(
         webhooks_failing: HashSet::new(),
         icon_looks: Vec::new(),
         icon_tasks: JoinSet::new(),
+        // Renewals and unsubscriptions due since the last run are made at start.
+        next_websub: callbacks.as_ref().map(|_| now),
+        callbacks,
+        pushes,
+        push_tasks: JoinSet::new(),
+        verified,
+        pushing: HashMap::new(),
+        found_hubs: Vec::new(),
+        websub_pass: None,
     };
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
@@ -314,7 +335,22 @@ struct Daemon {
     /// many new images each found).
     icon_looks: Vec<poll::IconLook>,
     icon_tasks: JoinSet<usize>,
+    /// WebSub: the callbacks (when serving), the pushes hubs sent, those being stored (one
+    /// at a time per feed, the next ones waiting), the hubs this round's polls found, and the
+    /// pass over the subscriptions in progress and when the next is due.
+    callbacks: Option<push::Callbacks>,
+    pushes: Option<mpsc::Receiver<Pushed>>,
+    push_tasks: JoinSet<(i64, Instant, Result<Option<FeedReport>, StoreError>)>,
+    verified: Arc<tokio::sync::Notify>,
+    pushing: HashMap<i64, std::collections::VecDeque<Pushed>>,
+    found_hubs: Vec<(i64, crate::fetch::PushLinks)>,
+    websub_pass: Option<JoinHandle<Result<push::Pass, StoreError>>>,
+    next_websub: Option<DateTime<Utc>>,
 }
+
+/// Pushes of one feed waiting while an earlier one is stored; beyond, the oldest is dropped
+/// (the newest carries the feed as it is now).
+const PUSHES_PER_FEED: usize = 4;
 
 /// Whether any output has a webhook.
 fn has_webhooks(config: &Config) -> bool {
@@ -456,6 +492,28 @@ impl Daemon {
                             matches!(s.format, crate::model::OutputFormat::Html | crate::model::OutputFormat::Atom | crate::model::OutputFormat::Json)
                         });
                     }
+                }
+                Some(pushed) = async { self.pushes.as_mut().expect("guarded").recv().await }, if self.pushes.is_some() => {
+                    self.pushed(pushed);
+                }
+                // A hub verified a subscription: when it is renewed is the pass's to say.
+                () = self.verified.notified(), if self.callbacks.is_some() => {
+                    self.next_websub = Some(self.clock.now());
+                }
+                Some(done) = self.push_tasks.join_next(), if !self.push_tasks.is_empty() => {
+                    match done {
+                        Ok(done) => self.push_done(done),
+                        Err(e) => tracing::error!(error = %e, "a push's task failed"),
+                    }
+                }
+                () = sleep_until(clock.as_ref(), self.next_websub.unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    if self.next_websub.is_some() && self.websub_pass.is_none() =>
+                {
+                    self.start_websub();
+                }
+                result = async { self.websub_pass.as_mut().expect("guarded").await }, if self.websub_pass.is_some() => {
+                    self.websub_pass = None;
+                    self.websub_done(result);
                 }
                 Some(followed) = self.follows.join_next(), if !self.follows.is_empty() => {
                     if let (Ok(Some(report)), Some(server)) = (followed, &self.server) {
@@ -662,6 +720,9 @@ impl Daemon {
         if let Some(look) = report.icon_look.take() {
             self.icon_looks.push(look);
         }
+        if let (Some(links), Some(_)) = (report.push.take(), &self.callbacks) {
+            self.found_hubs.push((report.feed_id, links));
+        }
         if let Some(next) = report.next_due {
             self.next_wake = Some(self.next_wake.map_or(next, |w| w.min(next)));
         }
@@ -698,6 +759,10 @@ impl Daemon {
         let looks = std::mem::take(&mut self.icon_looks);
         if !looks.is_empty() {
             self.icon_tasks.spawn(self.poller.icon_looks(looks));
+        }
+        // Hubs the round's documents named: subscribed (or checked) now.
+        if !self.found_hubs.is_empty() {
+            self.next_websub = Some(self.clock.now());
         }
         // The readers this node served since the last round, into the store (for `feeds`, the
         // page and the other nodes), then the counts (every node's) told to publishers with
@@ -1052,6 +1117,10 @@ impl Daemon {
         if has_webhooks(&self.config) {
             self.next_delivery = Some(self.clock.now());
         }
+        // Feeds removed or disabled are unsubscribed; `websub` may have changed.
+        if self.callbacks.is_some() {
+            self.next_websub = Some(self.clock.now());
+        }
         tracing::info!(
             feeds = self.config.feeds.len(),
             added = %added,
@@ -1065,6 +1134,130 @@ impl Daemon {
         // Feed selection or titles may have changed what outputs show.
         self.request_render();
         notify::ready(&self.status());
+    }
+
+    /// A push a hub sent (see [`crate::push`]): stored as a fetched body would be, one at a
+    /// time per feed.
+    fn pushed(&mut self, pushed: Pushed) {
+        if let Some(waiting) = self.pushing.get_mut(&pushed.feed_id) {
+            if waiting.len() >= PUSHES_PER_FEED {
+                waiting.pop_front();
+                tracing::debug!(
+                    feed_id = pushed.feed_id,
+                    "pushes pile up; the oldest waiting one is dropped"
+                );
+            }
+            waiting.push_back(pushed);
+            return;
+        }
+        self.pushing.insert(pushed.feed_id, Default::default());
+        self.start_push(pushed);
+    }
+
+    fn start_push(&mut self, pushed: Pushed) {
+        let Pushed {
+            feed_id,
+            bytes,
+            content_type,
+            arrived,
+        } = pushed;
+        let take = self
+            .poller
+            .take_push(self.config.clone(), feed_id, bytes, content_type);
+        self.push_tasks
+            .spawn(async move { (feed_id, arrived, take.await) });
+    }
+
+    fn push_done(
+        &mut self,
+        (feed_id, arrived, result): (i64, Instant, Result<Option<FeedReport>, StoreError>),
+    ) {
+        if let Some(next) = self
+            .pushing
+            .get_mut(&feed_id)
+            .and_then(std::collections::VecDeque::pop_front)
+        {
+            self.start_push(next);
+        } else {
+            self.pushing.remove(&feed_id);
+        }
+        self.rest_pending = true;
+        match result {
+            Ok(Some(report)) => {
+                let stored = match &report.result {
+                    Ok(FeedStatus::Stored(o)) => o.new + o.updated,
+                    _ => 0,
+                };
+                match &report.result {
+                    Err(e) => {
+                        tracing::info!(feed = %report.url, error = %e, "a pushed body could not be read")
+                    }
+                    Ok(_) => tracing::debug!(
+                        feed = %report.url,
+                        new_or_updated = stored,
+                        elapsed_ms = arrived.elapsed().as_millis() as u64,
+                        "push stored"
+                    ),
+                }
+                if let Some(next) = report.next_due {
+                    self.next_wake = Some(self.next_wake.map_or(next, |w| w.min(next)));
+                }
+                // Pushed entries are news now: rendered at once, not at the round's end.
+                if stored > 0 {
+                    self.request_render();
+                }
+            }
+            Ok(None) => tracing::debug!(feed_id, "a push for a feed not in the config; dropped"),
+            Err(e) => {
+                tracing::warn!(feed_id, error = %e, "a push could not be stored; the feed's next poll brings it");
+            }
+        }
+    }
+
+    /// Brings the WebSub subscriptions in line (see [`push::maintain`]): one node of a cluster
+    /// does it, the leader.
+    fn start_websub(&mut self) {
+        let now = self.clock.now();
+        self.next_websub = None;
+        let Some(callbacks) = self.callbacks.clone() else {
+            return;
+        };
+        if self.cluster.as_ref().is_some_and(|c| !c.leads()) {
+            self.found_hubs.clear();
+            self.next_websub = Some(now + chrono::Duration::minutes(1));
+            return;
+        }
+        let found = std::mem::take(&mut self.found_hubs);
+        let (config, store, fetcher) = (self.config.clone(), self.store.clone(), self.fetcher.clone());
+        self.websub_pass = Some(tokio::spawn(async move {
+            push::maintain(&config, &store, &fetcher, &callbacks, found, now).await
+        }));
+    }
+
+    fn websub_done(&mut self, result: Result<Result<push::Pass, StoreError>, tokio::task::JoinError>) {
+        let now = self.clock.now();
+        match result {
+            Ok(Ok(pass)) => {
+                if pass.failed > 0 {
+                    tracing::info!(
+                        requested = pass.requested,
+                        failed = pass.failed,
+                        "WebSub hubs did not take every request; tried again with backoff (tributary feeds shows why)"
+                    );
+                } else if pass.requested > 0 {
+                    tracing::debug!(requested = pass.requested, "WebSub hubs asked");
+                }
+                self.next_websub = match (self.next_websub, pass.next) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the WebSub subscriptions; trying again in a minute");
+                self.next_websub = Some(now + chrono::Duration::minutes(1));
+            }
+            Err(e) => tracing::error!(error = %e, "the WebSub task failed"),
+        }
     }
 
     fn start_housekeeping(&mut self) {

@@ -45,6 +45,9 @@ pub struct Request<'a> {
 
 /// What a fetch produced.
 #[derive(Debug)]
+// One per poll in flight, moved once into the parse: boxing the body would cost an
+// allocation per fetch to save a few hundred bytes of stack on a 304.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Fetched {
     /// 304: the publisher says nothing changed; nothing is parsed.
     NotModified {
@@ -85,6 +88,39 @@ pub struct Body {
     pub moved: Option<Url>,
     /// This body's share of the memory budget, given back when the body is dropped.
     pub memory: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The WebSub hub and topic the response's `Link` headers name, if they name either.
+    pub push: Option<Box<PushLinks>>,
+}
+
+/// Where a response says its feed is pushed from (`rel="hub"`) and published as
+/// (`rel="self"`), by its `Link` headers (RFC 8288; W3C WebSub §4, which puts them first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushLinks {
+    pub hub: Option<Url>,
+    pub topic: Option<Url>,
+}
+
+impl PushLinks {
+    /// The links of `headers`, relative ones resolved against `base`. A header that does not
+    /// parse names nothing: it is the publisher's hint, not the body.
+    pub fn of(headers: &reqwest::header::HeaderMap, base: &Url) -> PushLinks {
+        let mut push = PushLinks::default();
+        for value in headers.get_all(header::LINK) {
+            let Ok(text) = value.to_str() else { continue };
+            let Ok(links) = http_link::parse_link_header(text, base) else {
+                continue;
+            };
+            for link in links {
+                let target = Some(link.target).filter(|u| matches!(u.scheme(), "http" | "https"));
+                match link.rel.to_ascii_lowercase().as_str() {
+                    "hub" if push.hub.is_none() => push.hub = target,
+                    "self" if push.topic.is_none() => push.topic = target,
+                    _ => {}
+                }
+            }
+        }
+        push
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -459,6 +495,9 @@ impl Fetcher {
             });
         }
         let content_type = header_text(header::CONTENT_TYPE);
+        let push = Some(PushLinks::of(response.headers(), &final_url))
+            .filter(|p| p.hub.is_some() || p.topic.is_some())
+            .map(Box::new);
         let new_validators = Validators {
             etag: header_text(header::ETAG),
             last_modified: header_text(header::LAST_MODIFIED),
@@ -499,6 +538,7 @@ impl Fetcher {
             caching,
             moved,
             memory,
+            push,
         }))
     }
 
@@ -556,6 +596,7 @@ impl Fetcher {
             caching: Caching::default(),
             moved: None,
             memory: None,
+            push: None,
         }))
     }
 
@@ -575,24 +616,29 @@ impl Fetcher {
         Ok(client)
     }
 
-    /// POSTs `body` to `url` (a webhook: the operator's URL, guarded as
-    /// `deny_private_networks` says; redirects are not followed). `Ok` on a 2xx answer; any
-    /// other answer is a [`FetchError::Status`], a 3xx included.
+    /// POSTs `body` to `url`: a webhook (the operator's URL, guarded as
+    /// `deny_private_networks` says) or a hub (a URL from content, guarded as content's are).
+    /// Redirects are not followed. `Ok` on a 2xx answer; any other answer is a
+    /// [`FetchError::Status`], a 3xx included.
     pub(crate) async fn post(
         &self,
         url: &Url,
+        trust: Trust,
         headers: reqwest::header::HeaderMap,
         body: Vec<u8>,
     ) -> Result<(), FetchError> {
-        guard::check_literal(url, &self.operator_policy, Trust::Operator)?;
-        let response = self
-            .client
+        let (client, policy) = match trust {
+            Trust::Operator => (&self.client, &self.operator_policy),
+            Trust::Content => (&self.content, &self.content_policy),
+        };
+        self.check_direct(url, policy, trust)?;
+        let response = client
             .post(url.clone())
             .headers(headers)
             .body(body)
             .send()
             .await
-            .map_err(|e| self.classify(e, Trust::Operator, self.timeout))?;
+            .map_err(|e| self.classify(e, trust, self.timeout))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

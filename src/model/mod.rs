@@ -8,6 +8,7 @@ mod rewrite;
 mod rules;
 mod source;
 mod store;
+mod subscription;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub use rewrite::Rewrite;
 pub use rules::{Field, Pattern, Rule, RuleTable, Rules, Words};
 pub use source::{Pick, Pointer, Scrape, Source};
 pub use store::{Backend, ClusterNode, is_server_url};
+pub use subscription::{Subscription, SubscriptionState};
 
 /// One configured feed, as the config describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +117,9 @@ pub struct FeedState {
     pub id_url: Option<String>,
     /// When its icon is to be looked for next; `None`: never looked for.
     pub icon_due: Option<DateTime<Utc>>,
+    /// While its hub pushes it (an active WebSub subscription), until when: it is polled far
+    /// less often until then.
+    pub pushed_until: Option<DateTime<Utc>>,
 }
 
 /// Why a poll failed, in the terms the code that decides what to do next needs: how soon to
@@ -325,6 +330,10 @@ pub struct FeedMeta {
     /// Its larger image (RSS `<image>`, Atom `logo`, JSON Feed `icon`, iTunes artwork), which
     /// serves as an icon when nothing smaller is found.
     pub logo: Option<String>,
+    /// The WebSub hub the document names (`rel="hub"`, JSON Feed `hubs`) and the topic it is
+    /// published under (`rel="self"`, JSON Feed `feed_url`).
+    pub hub: Option<String>,
+    pub topic: Option<String>,
 }
 
 /// A feed's icon as the store keeps it between looks.
@@ -551,6 +560,8 @@ pub struct StoredEntry {
     /// Its rank, newest first, among the entries of its feed's first poll (`None`: it came
     /// later); ranks past `poll.new_feed_entries` are the back catalogue.
     pub catalogue_rank: Option<usize>,
+    /// It first arrived in a WebSub push, not a poll.
+    pub pushed: bool,
 }
 
 /// The output formats Tributary can render.

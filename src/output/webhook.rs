@@ -205,7 +205,12 @@ async fn send(
         None => return Outcome::GiveUp("cannot sign the request".to_string()),
     };
     let result = fetcher
-        .post(&hook.url, headers, d.body.clone().into_bytes())
+        .post(
+            &hook.url,
+            crate::fetch::Trust::Operator,
+            headers,
+            d.body.clone().into_bytes(),
+        )
         .await;
     let error = match result {
         Ok(()) => return Outcome::Delivered,

@@ -132,10 +132,11 @@ fn parse_feed(
     zone: chrono_tz::Tz,
 ) -> Result<ParsedFeed, ParseError> {
     let mut repairs: std::collections::BTreeSet<Repair> = std::collections::BTreeSet::new();
-    let (mut doc, is_json) = match normalize::prepare(text, &mut repairs)? {
-        Prepared::Xml(doc) => (doc, false),
-        Prepared::Json(doc) => (Cow::Owned(doc), true),
+    let (mut doc, json_push) = match normalize::prepare(text, &mut repairs)? {
+        Prepared::Xml(doc) => (doc, None),
+        Prepared::Json(doc, push) => (Cow::Owned(doc), Some(push)),
     };
+    let is_json = json_push.is_some();
     let mut salvaged = false;
     // A document read from a file takes its base from the channel link, outside the items, so
     // only documents with a web address are fingerprinted.
@@ -176,6 +177,10 @@ fn parse_feed(
                     rhythm::scan(&doc)
                 };
                 let mut feed = convert(feed, base, rhythm);
+                if let Some(push) = &json_push {
+                    feed.meta.hub = push.hub.as_deref().and_then(|h| resolve(h, base));
+                    feed.meta.topic = push.topic.as_deref().and_then(|t| resolve(t, base));
+                }
                 if !is_json
                     && feed
                         .entries
@@ -226,7 +231,7 @@ fn parse_feed(
                 repairs.extend(found);
                 let prepared = match normalize::prepare(&fixed, &mut repairs)? {
                     Prepared::Xml(d) => d.into_owned(),
-                    Prepared::Json(d) => d,
+                    Prepared::Json(d, _) => d,
                 };
                 doc = Cow::Owned(prepared);
                 item_hashes = None;
@@ -411,6 +416,15 @@ fn convert(feed: feed_rs::model::Feed, base: &Url, rhythm: crate::model::FeedRhy
     };
     meta.icon = image(&feed.icon);
     meta.logo = image(&feed.logo);
+    // Atom's links, and RSS's atom:link elements (W3C WebSub §4): the hub and the topic.
+    let rel = |name: &str| {
+        feed.links
+            .iter()
+            .filter(|l| l.rel.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(name)))
+            .find_map(|l| resolve(&l.href, &base))
+    };
+    meta.hub = rel("hub");
+    meta.topic = rel("self");
     let entries = feed
         .entries
         .into_iter()

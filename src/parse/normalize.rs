@@ -30,7 +30,16 @@ const RSS_10_NS: &str = "http://purl.org/rss/1.0/";
 pub(super) enum Prepared<'a> {
     /// Borrowed when the document needed no fix (the common case: no copy).
     Xml(Cow<'a, str>),
-    Json(String),
+    /// A JSON Feed, and what feed-rs does not read of it: its WebSub hub and `feed_url`.
+    Json(String, Push),
+}
+
+/// Where a JSON Feed says it is pushed from (`hubs`) and published as (`feed_url`): feed-rs
+/// reads neither as such.
+#[derive(Debug, Default)]
+pub(super) struct Push {
+    pub hub: Option<String>,
+    pub topic: Option<String>,
 }
 
 /// Sniffs JSON or XML and applies the fixes each needs; fixes of sloppy markup (rather than
@@ -41,7 +50,7 @@ pub(super) fn prepare<'a>(
 ) -> Result<Prepared<'a>, ParseError> {
     let text = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     match text.as_bytes().first() {
-        Some(b'{') => prepare_json(text).map(Prepared::Json),
+        Some(b'{') => prepare_json(text).map(|(doc, push)| Prepared::Json(doc, push)),
         Some(b'<') => {
             let doc = prepare_xml(text)?;
             let (doc, markup) = markup_in_descriptions(doc);
@@ -930,7 +939,7 @@ fn event_text(event: &Event<'_>) -> String {
 
 /// JSON Feed, coerced field by field into the shapes of the spec (jsonfeed.org/version/1.1),
 /// because feed-rs's typed deserializer fails the whole feed on one field of the wrong type.
-fn prepare_json(text: &str) -> Result<String, ParseError> {
+fn prepare_json(text: &str) -> Result<(String, Push), ParseError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| ParseError::Malformed(format!("invalid JSON: {e}")))?;
     let Value::Object(mut feed) = value else {
@@ -960,13 +969,28 @@ fn prepare_json(text: &str) -> Result<String, ParseError> {
         keep_if_string(&mut feed, key);
     }
     coerce_authors(&mut feed);
+    // `hubs`: [{"type": "WebSub", "url": …}]; a hub of another type is not ours to use.
+    let hub = match feed.get("hubs") {
+        Some(Value::Array(hubs)) => hubs.iter().find_map(|h| {
+            let kind = h.get("type").and_then(Value::as_str).unwrap_or("WebSub");
+            let url = h.get("url").and_then(Value::as_str)?;
+            kind.eq_ignore_ascii_case("websub").then(|| url.to_string())
+        }),
+        _ => None,
+    };
+    let push = Push {
+        hub,
+        topic: feed.get("feed_url").and_then(Value::as_str).map(str::to_string),
+    };
     if let Some(Value::Array(items)) = feed.get_mut("items") {
         items.retain(Value::is_object);
         for item in items.iter_mut().filter_map(Value::as_object_mut) {
             coerce_item(item);
         }
     }
-    serde_json::to_string(&Value::Object(feed)).map_err(|e| ParseError::Malformed(e.to_string()))
+    let doc =
+        serde_json::to_string(&Value::Object(feed)).map_err(|e| ParseError::Malformed(e.to_string()))?;
+    Ok((doc, push))
 }
 
 fn coerce_item(item: &mut Map<String, Value>) {
@@ -1090,7 +1114,7 @@ mod tests {
     fn xml(text: &str) -> String {
         match prepare(text, &mut Default::default()).unwrap() {
             Prepared::Xml(s) => s.into_owned(),
-            Prepared::Json(_) => panic!("expected XML"),
+            Prepared::Json(..) => panic!("expected XML"),
         }
     }
 
@@ -1171,7 +1195,7 @@ mod tests {
 
     #[test]
     fn json_fields_are_coerced() {
-        let Prepared::Json(out) = prepare(
+        let Prepared::Json(out, _) = prepare(
             r#"{"version":"http://jsonfeed.org/version/1","items":[{"id":7,"tags":"a, b","title":3,
                 "attachments":[{"url":"http://x/a.mp3","size_in_bytes":"12"}]}]}"#,
             &mut Default::default(),

@@ -41,7 +41,16 @@ pub struct Policy {
     pub respect_hints: bool,
     /// A feed failing for this long is reported abandoned (it is still tried, at the cap).
     pub give_up_after: Duration,
+    /// How often a feed its hub pushes is still polled (`websub.poll_every`); `None`: twelve
+    /// times its schedule's interval, at most [`PUSHED_POLL_CAP`].
+    pub pushed_every: Option<Duration>,
 }
+
+/// The most a pushed feed's polls are stretched to by default: one a day still catches what
+/// a hub failed to deliver.
+pub(crate) const PUSHED_POLL_CAP: Duration = Duration::from_secs(24 * 60 * 60);
+/// How many times less often a pushed feed is polled by default (NewsBlur's figure).
+const PUSHED_STRETCH: u32 = 12;
 
 impl Policy {
     /// How `feed` is scheduled under `config`: its own schedule, else `[poll] schedule`.
@@ -54,18 +63,33 @@ impl Policy {
             jitter: config.poll.jitter,
             respect_hints: !feed.ignore_hints,
             give_up_after: config.poll.give_up_after,
+            pushed_every: config.websub.poll_every,
         }
     }
 
     /// What due times computed under this policy depend on: when it changes (a new schedule
     /// in the config), stored due times are computed again.
     pub fn key(&self) -> String {
-        format!(
+        let mut key = format!(
             "{}|{}|{}",
             self.cron,
             self.jitter.as_millis(),
             if self.respect_hints { "hints" } else { "no-hints" }
-        )
+        );
+        if let Some(every) = self.pushed_every {
+            key.push_str(&format!("|pushed {}", every.as_millis()));
+        }
+        key
+    }
+
+    /// How long after a poll a pushed feed is polled again.
+    fn pushed_interval(&self, after: DateTime<Utc>) -> Duration {
+        self.pushed_every.unwrap_or_else(|| {
+            self.cron
+                .interval_near(after)
+                .map_or(PUSHED_POLL_CAP, |i| i.saturating_mul(PUSHED_STRETCH))
+                .min(PUSHED_POLL_CAP)
+        })
     }
 }
 
@@ -81,6 +105,8 @@ pub struct History {
     pub hints: Hints,
     /// The feed was gone (410) and must not be polled until the config changes.
     pub gone: bool,
+    /// Until when its hub pushes it (an active WebSub subscription).
+    pub pushed_until: Option<DateTime<Utc>>,
 }
 
 impl From<&FeedState> for History {
@@ -92,6 +118,7 @@ impl From<&FeedState> for History {
             failing_since: state.failing_since,
             hints: state.hints,
             gone: state.gone_at.is_some(),
+            pushed_until: state.pushed_until,
         }
     }
 }
@@ -196,6 +223,14 @@ pub fn due(policy: &Policy, key: &str, history: &History, host_not_before: Optio
     };
     if let Some(until) = hold.and_then(|h| h.until()) {
         at = at.max(until);
+    }
+    // A feed its hub pushes is polled far less often, but only while the hub's lease lasts: a
+    // subscription that lapses must not leave the feed unpolled.
+    if let (Some(until), Some(last), None) = (history.pushed_until, history.last_fetch, backoff)
+        && until > last
+    {
+        let stretched = last + to_chrono(policy.pushed_interval(last));
+        at = at.max(stretched.min(until));
     }
     if policy.respect_hints {
         if let Some(t) = history.hints.fresh_until {

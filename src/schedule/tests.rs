@@ -15,6 +15,7 @@ fn policy(expr: &str, jitter_secs: u64) -> Policy {
         jitter: Duration::from_secs(jitter_secs),
         respect_hints: true,
         give_up_after: Duration::from_secs(30 * 86_400),
+        pushed_every: None,
     }
 }
 
@@ -355,4 +356,57 @@ fn a_policy_key_changes_with_what_due_times_depend_on() {
         ..a.clone()
     };
     assert_ne!(a.key(), lax.key());
+}
+
+#[test]
+fn a_pushed_feed_is_polled_twelve_times_less_often_until_its_lease_ends() {
+    let p = policy("*/15 * * * *", 0);
+    let now = at(10, 0, 0);
+    let lease_end = now + chrono::Duration::days(7);
+    let pushed = History {
+        pushed_until: Some(lease_end),
+        ..polled_at(now)
+    };
+    // Every 15 minutes, stretched twelve times: three hours.
+    assert_eq!(next_due(&p, "k", &pushed, None), Some(at(13, 0, 0)));
+    // A daily schedule is not stretched past a day.
+    let daily = policy("0 6 * * *", 0);
+    assert_eq!(
+        next_due(&daily, "k", &pushed, None),
+        Some(now + chrono::Duration::days(1))
+    );
+    // `websub.poll_every` says it outright.
+    let every_hour = Policy {
+        pushed_every: Some(Duration::from_secs(3600)),
+        ..p.clone()
+    };
+    assert_eq!(next_due(&every_hour, "k", &pushed, None), Some(at(11, 0, 0)));
+    // Never past the lease: a subscription not renewed leaves the feed on its schedule.
+    let ending = History {
+        pushed_until: Some(at(10, 40, 0)),
+        ..polled_at(now)
+    };
+    assert_eq!(next_due(&p, "k", &ending, None), Some(at(10, 40, 0)));
+    let lapsed = History {
+        pushed_until: Some(at(9, 0, 0)),
+        ..polled_at(now)
+    };
+    assert_eq!(
+        next_due(&p, "k", &lapsed, None),
+        next_due(&p, "k", &polled_at(now), None)
+    );
+    // A failing feed backs off as any other.
+    let failing = History {
+        consecutive_failures: 1,
+        failure: Some(FailureKind::Timeout),
+        ..pushed.clone()
+    };
+    let unpushed_failing = History {
+        pushed_until: None,
+        ..failing.clone()
+    };
+    assert_eq!(
+        next_due(&p, "k", &failing, None),
+        next_due(&p, "k", &unpushed_failing, None)
+    );
 }

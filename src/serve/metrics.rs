@@ -34,6 +34,17 @@ pub struct Metrics {
     outputs_written: AtomicU64,
     /// Webhook deliveries: taken by the receiver, to be retried, given up.
     deliveries: [AtomicU64; 3],
+    /// WebSub pushes to callbacks: taken, dropped (a bad signature, too large), refused
+    /// (no such subscription, too many at once).
+    pushes: [AtomicU64; 3],
+}
+
+/// What became of a push to a WebSub callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushResult {
+    Taken = 0,
+    Dropped = 1,
+    Refused = 2,
 }
 
 impl Default for Metrics {
@@ -57,6 +68,7 @@ impl Default for Metrics {
             feeds_failing: AtomicU64::new(0),
             outputs_written: AtomicU64::new(0),
             deliveries: Default::default(),
+            pushes: Default::default(),
         }
     }
 }
@@ -148,6 +160,10 @@ impl Metrics {
     }
 
     /// A pass over the webhook outbox.
+    pub(crate) fn record_push(&self, result: PushResult) {
+        self.pushes[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_deliveries(&self, delivered: usize, retried: usize, given_up: usize) {
         for (counter, n) in self.deliveries.iter().zip([delivered, retried, given_up]) {
             counter.fetch_add(n as u64, Ordering::Relaxed);
@@ -290,6 +306,20 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "tributary_webhook_deliveries_total{{result=\"{result}\"}} {}",
+                get(counter)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tributary_websub_pushes_total Pushes to WebSub callbacks, by result: taken (stored \
+             like a fetched body), dropped (a bad signature, too large), refused (no such subscription, \
+             too many at once)."
+        );
+        let _ = writeln!(out, "# TYPE tributary_websub_pushes_total counter");
+        for (result, counter) in ["taken", "dropped", "refused"].iter().zip(&self.pushes) {
+            let _ = writeln!(
+                out,
+                "tributary_websub_pushes_total{{result=\"{result}\"}} {}",
                 get(counter)
             );
         }

@@ -8,6 +8,7 @@
 //! routes is reachable: paths are looked up in a table, never joined to a directory; an icon
 //! is looked up in the store by its hash.
 
+mod callback;
 mod conn;
 mod metrics;
 mod reach;
@@ -25,6 +26,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use callback::{Door, Pushed, WAITING as PUSHES_WAITING};
 pub use metrics::{FetchOutcome, Metrics, PolledFeed};
 
 use crate::config::Config;
@@ -73,6 +75,8 @@ struct Inner {
     store: Store,
     metrics: Metrics,
     readers: reach::Readers,
+    /// WebSub callbacks, once the daemon subscribes.
+    door: std::sync::OnceLock<callback::Door>,
 }
 
 /// An output's entity tag: a hash of its bytes, so every node serving the same bytes sends
@@ -90,12 +94,18 @@ impl Server {
                 store,
                 metrics: Metrics::default(),
                 readers: reach::Readers::default(),
+                door: std::sync::OnceLock::new(),
             }),
         }
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Answers WebSub callbacks from now on (see `callback`).
+    pub(crate) fn open_door(&self, door: Door) {
+        let _ = self.inner.door.set(door);
     }
 
     /// After a reload: routes follow the new outputs at the next [`Server::publish`].
@@ -231,8 +241,14 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response<Body> {
-    let mut response = answer(&server, role, &method, &uri, &headers).await;
+    let public = matches!(role, Role::Public | Role::Both);
+    let mut response = if public && uri.path().starts_with(crate::push::CALLBACK_ROUTE) {
+        callback::answer(&server, &method, &uri, &headers, body).await
+    } else {
+        answer(&server, role, &method, &uri, &headers).await
+    };
     // An output answered (whole or 304): a reader, counted (see `reach`).
     if matches!(response.status(), StatusCode::OK | StatusCode::NOT_MODIFIED)
         && let Some(output) = server.output_at(uri.path())
@@ -453,6 +469,9 @@ struct Health {
     outputs_failing: Vec<crate::model::OutputState>,
     /// Webhooks with deliveries waiting or given up.
     webhooks: Vec<crate::store::WebhookState>,
+    /// Feeds whose WebSub hub was asked to push them, and how each subscription stands.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    websub: Vec<PushHealth>,
     /// In a cluster, every node the store heard of, heartbeating or stopped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     nodes: Vec<crate::model::ClusterNode>,
@@ -476,6 +495,50 @@ struct FeedHealth {
     /// In a cluster, the node polling it now.
     #[serde(skip_serializing_if = "Option::is_none")]
     held_by: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PushHealth {
+    url: String,
+    hub: String,
+    /// pending, active, denied, failed or unsubscribing.
+    state: crate::model::SubscriptionState,
+    /// While active, when the hub's lease ends (renewed before).
+    active_until: Option<String>,
+    last_push: Option<String>,
+    pushes: u64,
+    /// Pushes dropped: a bad signature, too large.
+    dropped: u64,
+    error: Option<String>,
+}
+
+/// The subscriptions of the configured feeds, by the feeds' URLs as shown.
+async fn push_health(server: &Server) -> Result<Vec<PushHealth>, crate::store::StoreError> {
+    let store = &server.inner.store;
+    let subs = store.subscriptions().await?;
+    if subs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = server.config();
+    let ids: Vec<i64> = subs.iter().map(|s| s.feed_id).collect();
+    let states = store.feeds_by_id(ids).await?;
+    Ok(subs
+        .into_iter()
+        .filter_map(|sub| {
+            let state = states.get(&sub.feed_id)?;
+            let spec = config.feeds.get(*config.feed_positions.get(&state.url)?)?;
+            Some(PushHealth {
+                url: display_url(&spec.url),
+                active_until: sub.pushed_until().map(crate::output::rfc3339),
+                last_push: sub.last_push.map(crate::output::rfc3339),
+                hub: sub.hub,
+                state: sub.state,
+                pushes: sub.pushes,
+                dropped: sub.rejected,
+                error: sub.error,
+            })
+        })
+        .collect())
 }
 
 /// `/healthz`: 200 with the JSON; with `?strict`, 503 when degraded (for probes that read
@@ -507,6 +570,7 @@ async fn health(server: &Server, strict: bool) -> Response<Body> {
         feeds,
         outputs_failing,
         webhooks,
+        websub: push_health(server).await.unwrap_or_default(),
         nodes,
     };
     let degraded = health.status != "ok";
@@ -696,7 +760,17 @@ mod tests {
         let get = |role: Role, method: Method, path: &str| {
             let server = server.clone();
             let uri: Uri = path.parse().unwrap();
-            async move { handle(State((server, role)), None, method, uri, HeaderMap::new()).await }
+            async move {
+                handle(
+                    State((server, role)),
+                    None,
+                    method,
+                    uri,
+                    HeaderMap::new(),
+                    Body::empty(),
+                )
+                .await
+            }
         };
         for (role, path, status) in [
             (Role::Public, "/", StatusCode::OK),

@@ -107,7 +107,11 @@ impl Readers {
             Some(s) => (s.via, s.feed_id, s.subscribers),
             None => {
                 let Some(address) = address else { return };
-                let Ok(salt) = self.salt.get_or_try_init(|| store.reader_salt()).await else {
+                let Ok(salt) = self
+                    .salt
+                    .get_or_try_init(|| store.secret(crate::store::Secret::ReaderSalt))
+                    .await
+                else {
                     return;
                 };
                 let digest = Sha256::digest(format!("{salt}\n{address}\n{user_agent}"));

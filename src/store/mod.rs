@@ -33,7 +33,7 @@ use crate::filter::Needs;
 pub use crate::model::Backend;
 use crate::model::{
     ClusterNode, FailureKind, FeedError, FeedMeta, FeedState, IconImage, IconState, KeyedEntry, OutputState,
-    StoredEntry, Validators,
+    StoredEntry, Subscription, Validators,
 };
 use crate::parse::Fingerprints;
 pub use coordination::{Coordination, Lead, Notice, Notices, Turn};
@@ -146,6 +146,25 @@ pub const READERS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(30);
 pub const DIRECT_READERS_FOR: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// A new random salt (hex), for a store's secrets.
+/// The store's secrets (see [`Database::secret`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// Salts the hashes of readers' addresses (`serve::reach`).
+    ReaderSalt,
+    /// Keys the WebSub callback URLs, so a node tells a made-up one without a lookup.
+    CallbackKey,
+}
+
+impl Secret {
+    /// Its name in the `settings` table.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Secret::ReaderSalt => "reader_salt",
+            Secret::CallbackKey => "callback_key",
+        }
+    }
+}
+
 pub(crate) fn new_salt() -> String {
     let mut bytes = [0u8; 16];
     // The operating system's generator does not fail on the systems Tributary runs on; if it
@@ -268,6 +287,8 @@ pub struct ParsedBatch {
     pub unchanged_segments: Fingerprints,
     /// When the feed is due next.
     pub scheduled: Scheduled,
+    /// The body came in a WebSub push: its new entries are marked as having arrived so.
+    pub pushed: bool,
 }
 
 /// Failures kept per feed for its error history.
@@ -449,6 +470,17 @@ pub trait Database: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    // WebSub subscriptions.
+
+    /// Writes a feed's subscription whole (asked for, verified, renewed, failed, denied), and
+    /// with it until when the feed is pushed ([`FeedState::pushed_until`]). A feed no longer
+    /// pushed is due at once, unless it is due sooner: its polls were stretched while pushed.
+    async fn put_subscription(&self, sub: Subscription, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Forgets a feed's subscription (the hub confirmed it ended), the feed due as above.
+    async fn drop_subscription(&self, feed_id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Counts a push to a feed's callback: taken (the last push at `at`), or dropped.
+    async fn count_push(&self, feed_id: i64, at: DateTime<Utc>, taken: bool) -> Result<(), StoreError>;
+
     /// Records a look for a feed's icon (see [`IconUpdate`]) and when to look `next`.
     async fn record_icon(
         &self,
@@ -460,6 +492,10 @@ pub trait Database: Send + Sync {
 
     // Reads.
 
+    /// Every feed's WebSub subscription.
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
+    /// One feed's WebSub subscription.
+    async fn subscription(&self, feed_id: i64) -> Result<Option<Subscription>, StoreError>;
     /// Where a feed's icon stands; `None`: never looked for.
     async fn icon_state(&self, feed_id: i64) -> Result<Option<IconState>, StoreError>;
     /// The icons of those of the feeds `ids` that have one, by feed id.
@@ -570,8 +606,8 @@ pub trait Database: Send + Sync {
     /// Each output's readers at `now`, by output and `via`: aggregators' figures seen within
     /// [`READERS_KEPT`], direct readers seen within [`DIRECT_READERS_FOR`].
     async fn reader_counts(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, u64)>, StoreError>;
-    /// The store's secret salt for readers' addresses, made at its first use.
-    async fn reader_salt(&self) -> Result<String, StoreError>;
+    /// One of the store's secrets, made (random) at its first use and the same on every node.
+    async fn secret(&self, which: Secret) -> Result<String, StoreError>;
     /// When the earliest waiting delivery is due.
     async fn next_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// How each webhook with deliveries stands.

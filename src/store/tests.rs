@@ -34,6 +34,7 @@ on_both_stores!(
     outputs_remember_failures_until_a_render_succeeds,
     gone_feeds_get_another_chance_under_another_config,
     an_entrys_language_and_its_source_are_kept,
+    subscriptions_say_until_when_a_feed_is_pushed_and_count_its_pushes,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -75,6 +76,7 @@ pub(crate) async fn store_batch(
         new_feed_entries,
         unchanged_segments: Fingerprints::default(),
         scheduled: scheduled(None, None),
+        pushed: false,
     };
     store.store_parsed(feed, batch, now).await.unwrap()
 }
@@ -381,6 +383,7 @@ async fn a_poll_under_a_claim_that_passed_on_is_not_recorded(store: Store) {
         new_feed_entries: 10,
         unchanged_segments: Fingerprints::default(),
         scheduled: scheduled(Some(later + Duration::hours(1)), lease),
+        pushed: false,
     };
     let late = store.store_parsed(id, batch(stale), later).await;
     let failed = store
@@ -1114,9 +1117,9 @@ async fn readers_are_the_latest_figures_within_their_windows(store: Store) {
         count,
         seen: at,
     };
-    let salt = store.reader_salt().await.unwrap();
+    let salt = store.secret(Secret::ReaderSalt).await.unwrap();
     assert_eq!(salt.len(), 32);
-    assert_eq!(store.reader_salt().await.unwrap(), salt, "made once");
+    assert_eq!(store.secret(Secret::ReaderSalt).await.unwrap(), salt, "made once");
     store
         .record_readers(
             vec![
@@ -1269,4 +1272,87 @@ async fn an_entrys_language_and_its_source_are_kept(store: Store) {
     store_all(&store, id, entries).await;
     let stored = store.entries(vec![2]).await.unwrap();
     assert_eq!(stored[0].entry.language, said("pt", LanguageSource::Feed));
+}
+
+async fn subscriptions_say_until_when_a_feed_is_pushed_and_count_its_pushes(store: Store) {
+    use crate::model::{Subscription, SubscriptionState};
+    let id = feed(&store, "https://pushed.example/feed").await;
+    let due = t0() + Duration::hours(3);
+    store
+        .schedule(vec![(id, scheduled(Some(due), None))])
+        .await
+        .unwrap();
+    let key = store.secret(Secret::CallbackKey).await.unwrap();
+    assert_ne!(
+        key,
+        store.secret(Secret::ReaderSalt).await.unwrap(),
+        "a secret of its own"
+    );
+    let mut sub = Subscription {
+        feed_id: id,
+        hub: "https://hub.example/".into(),
+        topic: "https://pushed.example/feed".into(),
+        state: SubscriptionState::Pending,
+        secret: "s".repeat(32),
+        nonce: "n1".into(),
+        lease_until: None,
+        next_attempt: Some(t0()),
+        failures: 0,
+        error: None,
+        last_push: None,
+        pushes: 0,
+        rejected: 0,
+    };
+    store.put_subscription(sub.clone(), t0()).await.unwrap();
+    assert_eq!(store.subscription(id).await.unwrap(), Some(sub.clone()));
+    let state = |store: Store| async move { store.feeds_by_id(vec![id]).await.unwrap().remove(&id).unwrap() };
+    assert_eq!(
+        state(store.clone()).await.pushed_until,
+        None,
+        "pending: not pushed yet"
+    );
+    // Verified: pushed until the lease ends.
+    sub.state = SubscriptionState::Active;
+    sub.lease_until = Some(t0() + Duration::days(7));
+    store.put_subscription(sub.clone(), t0()).await.unwrap();
+    let pushed = state(store.clone()).await;
+    assert_eq!(pushed.pushed_until, sub.lease_until);
+    assert_eq!(
+        pushed.next_due,
+        Some(due),
+        "a feed that starts being pushed keeps its due time"
+    );
+    // Pushes are counted; dropped ones apart.
+    store
+        .count_push(id, t0() + Duration::minutes(5), true)
+        .await
+        .unwrap();
+    store
+        .count_push(id, t0() + Duration::minutes(6), false)
+        .await
+        .unwrap();
+    let counted = store.subscription(id).await.unwrap().unwrap();
+    assert_eq!(
+        (counted.pushes, counted.rejected, counted.last_push),
+        (1, 1, Some(t0() + Duration::minutes(5)))
+    );
+    // Denied: no longer pushed, and due at once rather than at its stretched time.
+    sub.state = SubscriptionState::Denied;
+    sub.lease_until = None;
+    sub.error = Some("no".into());
+    let later = t0() + Duration::minutes(10);
+    store.put_subscription(sub.clone(), later).await.unwrap();
+    let denied = state(store.clone()).await;
+    assert_eq!(denied.pushed_until, None);
+    assert_eq!(denied.next_due, Some(later));
+    let kept = store.subscription(id).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.state, kept.pushes),
+        (SubscriptionState::Denied, 1),
+        "counts survive a rewrite"
+    );
+    // Forgotten.
+    store.drop_subscription(id, later).await.unwrap();
+    assert_eq!(store.subscription(id).await.unwrap(), None);
+    assert!(store.subscriptions().await.unwrap().is_empty());
 }

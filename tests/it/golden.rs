@@ -73,6 +73,7 @@ fn stored(id: i64, feed_id: i64, entry: Entry, first_seen: DateTime<Utc>) -> Sto
         first_seen,
         hidden: false,
         catalogue_rank: None,
+        pushed: false,
         entry,
     }
 }

@@ -35,3 +35,4 @@ mod consumers;
 mod icons;
 mod webhooks;
 mod reach;
+mod websub;

@@ -20,7 +20,7 @@ use crate::store::{
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
                              summary, content, categories, enclosures, published, updated, first_seen, \
                              canonical_link, hidden, catalogue_rank, full_text, full_text_error, \
-                             full_text_tries, language, language_source";
+                             full_text_tries, language, language_source, pushed";
 
 /// Up to this many feeds an output's candidates are each feed's newest, merged by the server
 /// (a lateral join over the per-feed index); beyond, a walk of the date index.
@@ -68,6 +68,7 @@ fn entry_from_row(row: &Row) -> Result<StoredEntry, tokio_postgres::Error> {
         catalogue_rank: row
             .try_get::<_, Option<i64>>(18)?
             .and_then(|r| usize::try_from(r).ok()),
+        pushed: row.try_get::<_, Option<bool>>(24)?.unwrap_or(false),
     })
 }
 
@@ -275,7 +276,7 @@ impl PgStore {
                      INSERT INTO entries (feed_id, key, guid, link, title, author_name, author_email, author_uri,
                          summary, content, categories, enclosures, published, updated, first_seen, content_hash,
                          canonical_link, hidden, catalogue_rank, full_text, full_text_error, full_text_tries,
-                         full_text_at, language, language_source)
+                         full_text_at, language, language_source, pushed)
                      SELECT $1, key, guid, link, title, author_name, author_email, author_uri, summary, content,
                          kept.categories::text[], enclosures, published, updated,
                          $23, content_hash, canonical_link,
@@ -283,7 +284,7 @@ impl PgStore {
                          CASE WHEN (SELECT first FROM fence) THEN rank END,
                          full_text, full_text_error, full_text_tries,
                          CASE WHEN full_text IS NULL THEN NULL ELSE $22::timestamptz END,
-                         language, language_source
+                         language, language_source, CASE WHEN $48 THEN true END
                      FROM kept WHERE EXISTS (SELECT 1 FROM fence)
                      ON CONFLICT (feed_id, key) DO NOTHING
                      RETURNING hidden),
@@ -369,6 +370,7 @@ impl PgStore {
                     &limit,
                     &c.language,
                     &c.language_source,
+                    &batch.pushed,
                 ],
             )
             .await?;

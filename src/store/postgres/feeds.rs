@@ -18,7 +18,8 @@ use crate::store::{Claimed, ERROR_HISTORY, FeedUpdate, MOVE_AFTER, Scheduled, St
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
                             fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count, \
-                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language, id_url, icon_due";
+                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language, id_url, icon_due, \
+                            push_until";
 
 /// The columns of [`FEED_COLUMNS`] qualified by `f.`, then the claim's epoch.
 static CLAIMED_COLUMNS: LazyLock<String> = LazyLock::new(|| {
@@ -30,7 +31,7 @@ static CLAIMED_COLUMNS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Where a claim's epoch comes in its rows.
-const EPOCH_COLUMN: usize = 29;
+const EPOCH_COLUMN: usize = 30;
 
 /// A due time as announced: milliseconds, rounded up (a wake-up then is never early).
 pub(super) fn due_payload(due: DateTime<Utc>) -> String {
@@ -88,6 +89,7 @@ pub(super) fn feed_from_row(row: &Row) -> Result<FeedState, tokio_postgres::Erro
         language: row.try_get(26)?,
         id_url: row.try_get(27)?,
         icon_due: row.try_get(28)?,
+        pushed_until: row.try_get(29)?,
         lease_epoch: None,
     })
 }

@@ -18,6 +18,7 @@ mod icons;
 mod outbox;
 mod readers;
 mod schema;
+mod subscriptions;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -31,9 +32,12 @@ use tokio_postgres::NoTls;
 
 use super::{
     Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconUpdate,
-    NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Step, StoreError, StoreOutcome, WebhookState,
+    NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Secret, Step, StoreError, StoreOutcome,
+    WebhookState,
 };
-use crate::model::{ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry};
+use crate::model::{
+    ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry, Subscription,
+};
 use crate::parse::Fingerprints;
 pub(crate) use cluster::PgCoordination;
 
@@ -417,8 +421,28 @@ impl Database for PgStore {
         PgStore::reader_counts(self, now).await
     }
 
-    async fn reader_salt(&self) -> Result<String, StoreError> {
-        PgStore::reader_salt(self).await
+    async fn secret(&self, which: Secret) -> Result<String, StoreError> {
+        PgStore::secret(self, which.name()).await
+    }
+
+    async fn put_subscription(&self, sub: Subscription, now: DateTime<Utc>) -> Result<(), StoreError> {
+        PgStore::put_subscription(self, sub, now).await
+    }
+
+    async fn drop_subscription(&self, feed_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        PgStore::drop_subscription(self, feed_id, now).await
+    }
+
+    async fn count_push(&self, feed_id: i64, at: DateTime<Utc>, taken: bool) -> Result<(), StoreError> {
+        PgStore::count_push(self, feed_id, at, taken).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        PgStore::subscriptions(self, None).await
+    }
+
+    async fn subscription(&self, feed_id: i64) -> Result<Option<Subscription>, StoreError> {
+        Ok(PgStore::subscriptions(self, Some(feed_id)).await?.pop())
     }
 
     async fn next_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

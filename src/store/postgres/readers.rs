@@ -55,15 +55,15 @@ impl PgStore {
             .map_err(|e| self.error(e))
     }
 
-    pub(super) async fn reader_salt(&self) -> Result<String, StoreError> {
+    pub(super) async fn secret(&self, name: &str) -> Result<String, StoreError> {
         let rows = self
             .query(
                 "WITH made AS (
-                     INSERT INTO settings (name, value) VALUES ('reader_salt', $1)
+                     INSERT INTO settings (name, value) VALUES ($2, $1)
                      ON CONFLICT DO NOTHING RETURNING value
                  )
-                 SELECT value FROM made UNION ALL SELECT value FROM settings WHERE name = 'reader_salt'",
-                &[&new_salt()],
+                 SELECT value FROM made UNION ALL SELECT value FROM settings WHERE name = $2",
+                &[&new_salt(), &name],
             )
             .await?;
         rows.first()

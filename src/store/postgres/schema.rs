@@ -265,6 +265,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (output, via, key)
     );
     "#,
+    // 8: feeds' WebSub subscriptions, as SQLite's schema 20 keeps them.
+    r#"
+    CREATE TABLE subscriptions (
+        feed_id      BIGINT PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
+        hub          TEXT NOT NULL,
+        topic        TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        secret       TEXT NOT NULL,
+        nonce        TEXT NOT NULL,
+        lease_until  timestamptz,
+        next_attempt timestamptz,
+        failures     INTEGER NOT NULL DEFAULT 0,
+        error        TEXT,
+        last_push    timestamptz,
+        pushes       BIGINT NOT NULL DEFAULT 0,
+        rejected     BIGINT NOT NULL DEFAULT 0
+    );
+    ALTER TABLE feeds ADD COLUMN push_until timestamptz;
+    ALTER TABLE entries ADD COLUMN pushed boolean;
+    "#,
 ];
 
 /// Brings the schema up to date inside `tx` (holding the migration lock until it ends), and

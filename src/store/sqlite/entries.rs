@@ -21,7 +21,7 @@ const FEED_PAGE: usize = 64;
 const ENTRY_COLUMNS: &str = "id, feed_id, key, guid, link, title, author_name, author_email, author_uri, \
                              summary, content, categories, enclosures, published, updated, first_seen, \
                              canonical_link, hidden, catalogue_rank, full_text, full_text_error, \
-                             full_text_tries, language, language_source";
+                             full_text_tries, language, language_source, pushed";
 
 fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
     let author_name: Option<String> = row.get(6)?;
@@ -61,6 +61,7 @@ fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEntry> {
         catalogue_rank: row
             .get::<_, Option<i64>>(18)?
             .and_then(|r| usize::try_from(r).ok()),
+        pushed: row.get::<_, Option<bool>>(24)?.unwrap_or(false),
     })
 }
 
@@ -400,9 +401,9 @@ impl Db {
             "INSERT INTO entries (feed_id, key, guid, link, title, author_name, author_email,
                  author_uri, summary, content, categories, enclosures, published, updated, first_seen,
                  content_hash, canonical_link, hidden, catalogue_rank, full_text, full_text_error,
-                 full_text_tries, full_text_at, language, language_source)
+                 full_text_tries, full_text_at, language, language_source, pushed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                 ?20, ?21, ?22, CASE WHEN ?20 IS NULL THEN NULL ELSE ?23 END, ?24, ?25)
+                 ?20, ?21, ?22, CASE WHEN ?20 IS NULL THEN NULL ELSE ?23 END, ?24, ?25, ?26)
              ON CONFLICT (feed_id, key) DO NOTHING";
         const UPDATE: &str = "UPDATE entries SET guid = ?2, link = ?3, title = ?4, author_name = ?5,
                  author_email = ?6, author_uri = ?7, summary = ?8, content = ?9, categories = ?10,
@@ -461,6 +462,7 @@ impl Db {
                     now.timestamp_millis(),
                     language.0,
                     language.1,
+                    batch.pushed.then_some(true),
                 ],
             )?;
             if inserted > 0 {

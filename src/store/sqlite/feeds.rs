@@ -16,7 +16,8 @@ use crate::store::{Claimed, ERROR_HISTORY, FeedUpdate, MOVE_AFTER, Scheduled};
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
                             last_fetch, last_success, last_error, failures, failing_since, retry_after, \
                             fresh_until, rhythm, skip_hours, skip_days, moved_to, gone_at, moved_count, \
-                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language, id_url, icon_due";
+                            failure_kind, next_due, schedule_key, abandoned_at, repairs, language, id_url, icon_due, \
+                            push_until";
 
 pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
     let opt_time =
@@ -63,6 +64,7 @@ pub(super) fn feed_from_row(row: &Row<'_>) -> rusqlite::Result<FeedState> {
         language: row.get(26)?,
         id_url: row.get(27)?,
         icon_due: opt_time(28)?,
+        pushed_until: opt_time(29)?,
         lease_epoch: None,
     })
 }

@@ -21,6 +21,7 @@ mod outbox;
 mod readers;
 mod outputs;
 mod schema;
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,9 +35,12 @@ use tokio::sync::oneshot;
 
 use super::{
     Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconUpdate,
-    NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Step, StoreError, StoreOutcome, WebhookState,
+    NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Secret, Step, StoreError, StoreOutcome,
+    WebhookState,
 };
-use crate::model::{ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry};
+use crate::model::{
+    ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry, Subscription,
+};
 use crate::parse::Fingerprints;
 use checkpoint::{Checkpointer, Thresholds};
 use lock::DaemonLock;
@@ -620,8 +624,28 @@ impl Database for SqliteStore {
         self.read(move |db| db.reader_counts(now)).await
     }
 
-    async fn reader_salt(&self) -> Result<String, StoreError> {
-        self.write(|db| db.reader_salt()).await
+    async fn secret(&self, which: Secret) -> Result<String, StoreError> {
+        self.write(move |db| db.secret(which.name())).await
+    }
+
+    async fn put_subscription(&self, sub: Subscription, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.write(move |db| db.put_subscription(&sub, now)).await
+    }
+
+    async fn drop_subscription(&self, feed_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.write(move |db| db.drop_subscription(feed_id, now)).await
+    }
+
+    async fn count_push(&self, feed_id: i64, at: DateTime<Utc>, taken: bool) -> Result<(), StoreError> {
+        self.write(move |db| db.count_push(feed_id, at, taken)).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
+        self.read(|db| db.subscriptions()).await
+    }
+
+    async fn subscription(&self, feed_id: i64) -> Result<Option<Subscription>, StoreError> {
+        self.read(move |db| db.subscription(feed_id)).await
     }
 
     async fn next_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

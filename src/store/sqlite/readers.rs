@@ -52,15 +52,15 @@ impl Db {
             .collect()
     }
 
-    pub(super) fn reader_salt(&mut self) -> rusqlite::Result<String> {
+    pub(super) fn secret(&mut self, name: &str) -> rusqlite::Result<String> {
         self.exec(
-            "INSERT INTO settings (name, value) VALUES ('reader_salt', ?1) ON CONFLICT DO NOTHING",
-            [new_salt()],
+            "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            [name, &new_salt()],
         )?;
         let salt: Option<String> = self
             .conn
-            .prepare_cached("SELECT value FROM settings WHERE name = 'reader_salt'")?
-            .query_row([], |r| r.get(0))
+            .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
             .optional()?;
         Ok(salt.unwrap_or_default())
     }

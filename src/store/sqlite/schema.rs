@@ -262,6 +262,27 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (output, via, key)
     ) WITHOUT ROWID;
     "#,
+    // 20: feeds' WebSub subscriptions; until when each feed is pushed (its polls stretched
+    // until then); which entries first arrived by push.
+    r#"
+    CREATE TABLE subscriptions (
+        feed_id      INTEGER PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
+        hub          TEXT NOT NULL,
+        topic        TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        secret       TEXT NOT NULL,
+        nonce        TEXT NOT NULL,
+        lease_until  INTEGER,
+        next_attempt INTEGER,
+        failures     INTEGER NOT NULL DEFAULT 0,
+        error        TEXT,
+        last_push    INTEGER,
+        pushes       INTEGER NOT NULL DEFAULT 0,
+        rejected     INTEGER NOT NULL DEFAULT 0
+    );
+    ALTER TABLE feeds ADD COLUMN push_until INTEGER;
+    ALTER TABLE entries ADD COLUMN pushed INTEGER;
+    "#,
 ];
 
 /// Refuses a database written by a newer Tributary, before anything is written to it.

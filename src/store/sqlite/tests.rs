@@ -38,6 +38,7 @@ fn batch(entries: Vec<Entry>, new_feed_entries: usize) -> ParsedBatch {
             key: String::new(),
             lease: None,
         },
+        pushed: false,
     }
 }
 

@@ -1,0 +1,115 @@
+//! Feeds' WebSub subscriptions (see `push`).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Db, from_unix, to_millis_ceil};
+use crate::model::{Subscription, SubscriptionState};
+
+const COLUMNS: &str = "feed_id, hub, topic, state, secret, nonce, lease_until, next_attempt, failures, error, \
+                       last_push, pushes, rejected";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Subscription> {
+    let time =
+        |i| -> rusqlite::Result<Option<DateTime<Utc>>> { Ok(row.get::<_, Option<i64>>(i)?.map(from_unix)) };
+    let state: String = row.get(3)?;
+    Ok(Subscription {
+        feed_id: row.get(0)?,
+        hub: row.get(1)?,
+        topic: row.get(2)?,
+        // A state this Tributary does not know (written by a newer one) is asked again.
+        state: SubscriptionState::from_name(&state).unwrap_or(SubscriptionState::Failed),
+        secret: row.get(4)?,
+        nonce: row.get(5)?,
+        lease_until: time(6)?,
+        next_attempt: time(7)?,
+        failures: row.get(8)?,
+        error: row.get(9)?,
+        last_push: time(10)?,
+        pushes: u64::try_from(row.get::<_, i64>(11)?).unwrap_or(0),
+        rejected: u64::try_from(row.get::<_, i64>(12)?).unwrap_or(0),
+    })
+}
+
+impl Db {
+    pub(super) fn put_subscription(
+        &mut self,
+        sub: &Subscription,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        self.savepoint(|db| {
+            db.exec(
+                "INSERT INTO subscriptions (feed_id, hub, topic, state, secret, nonce, lease_until, next_attempt,
+                     failures, error, last_push, pushes, rejected)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (feed_id) DO UPDATE SET hub = excluded.hub, topic = excluded.topic,
+                     state = excluded.state, secret = excluded.secret, nonce = excluded.nonce,
+                     lease_until = excluded.lease_until, next_attempt = excluded.next_attempt,
+                     failures = excluded.failures, error = excluded.error",
+                params![
+                    sub.feed_id,
+                    sub.hub,
+                    sub.topic,
+                    sub.state.name(),
+                    sub.secret,
+                    sub.nonce,
+                    sub.lease_until.map(|t| t.timestamp()),
+                    sub.next_attempt.map(|t| t.timestamp()),
+                    sub.failures,
+                    sub.error,
+                    sub.last_push.map(|t| t.timestamp()),
+                    i64::try_from(sub.pushes).unwrap_or(i64::MAX),
+                    i64::try_from(sub.rejected).unwrap_or(i64::MAX),
+                ],
+            )?;
+            db.pushed_until(sub.feed_id, sub.pushed_until(), now)
+        })
+    }
+
+    pub(super) fn drop_subscription(&mut self, feed_id: i64, now: DateTime<Utc>) -> rusqlite::Result<()> {
+        self.savepoint(|db| {
+            db.exec("DELETE FROM subscriptions WHERE feed_id = ?1", [feed_id])?;
+            db.pushed_until(feed_id, None, now)
+        })
+    }
+
+    /// Sets until when the feed is pushed; one that stops being pushed is due by `now`.
+    fn pushed_until(
+        &self,
+        feed_id: i64,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> rusqlite::Result<()> {
+        self.exec(
+            "UPDATE feeds SET push_until = ?2,
+                 next_due = CASE WHEN ?2 IS NULL AND push_until IS NOT NULL AND next_due > ?3 THEN ?3
+                                 ELSE next_due END
+             WHERE id = ?1",
+            params![feed_id, until.map(|t| t.timestamp()), to_millis_ceil(now)],
+        )
+        .map(drop)
+    }
+
+    pub(super) fn count_push(&self, feed_id: i64, at: DateTime<Utc>, taken: bool) -> rusqlite::Result<()> {
+        let sql = if taken {
+            "UPDATE subscriptions SET pushes = pushes + 1, last_push = ?2 WHERE feed_id = ?1"
+        } else {
+            "UPDATE subscriptions SET rejected = rejected + 1 WHERE feed_id = ?1 AND ?2 IS NOT NULL"
+        };
+        self.exec(sql, params![feed_id, at.timestamp()]).map(drop)
+    }
+
+    pub(super) fn subscriptions(&self) -> rusqlite::Result<Vec<Subscription>> {
+        self.conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM subscriptions ORDER BY feed_id"))?
+            .query_map([], from_row)?
+            .collect()
+    }
+
+    pub(super) fn subscription(&self, feed_id: i64) -> rusqlite::Result<Option<Subscription>> {
+        self.conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM subscriptions WHERE feed_id = ?1"))?
+            .query_row([feed_id], from_row)
+            .optional()
+    }
+}
