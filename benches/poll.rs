@@ -1,6 +1,6 @@
 //! The performance benchmark: `cargo bench --bench poll` (add `-- --quick` for a short run,
 //! `-- --only 1k,render` for some scenario groups of farm, 1k, limit, 10k, hostile, render, scale,
-//! retention, fulltext, idle, rules, webhooks, size, and
+//! retention, fulltext, idle, rules, webhooks, push, size, and
 //! `-- --runs N` for more repetitions).
 //!
 //! It starts the feed farm (benches/farm.rs) on 127.0.0.1, runs the real `tributary` binary
@@ -13,6 +13,7 @@
 
 mod farm;
 mod measure;
+mod push;
 mod fulltext;
 mod rules;
 mod scale;
@@ -728,7 +729,7 @@ fn main() {
     let base = std::env::temp_dir().join(format!("tributary-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).expect("bench dir");
     // Scenario groups: farm, 1k (1,000 × 50, with the limit rows), limit, 10k (10,000 × 20),
-    // hostile, render, scale, retention, fulltext, rules, webhooks, size, idle.
+    // hostile, render, scale, retention, fulltext, rules, webhooks, push, size, idle.
     let wants = |name: &str| {
         opts.only
             .as_deref()
@@ -790,6 +791,9 @@ fn main() {
         }
         if wants("webhooks") {
             rows.extend(webhooks::webhook_scenarios(&base).await);
+        }
+        if wants("push") {
+            rows.extend(push::push_scenarios(&base).await);
         }
         if wants("idle") {
             let window = if opts.quick {

@@ -35,6 +35,7 @@ pub mod dedupe;
 pub mod content;
 pub mod filter;
 pub mod store;
+pub mod lists;
 pub mod output;
 pub mod push;
 pub mod serve;

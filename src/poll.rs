@@ -1391,7 +1391,11 @@ async fn poll_one(
                 url: &target,
                 validators: &state.validators,
                 headers: announced.as_deref().unwrap_or(&spec.headers),
-                trust: fetch::Trust::Operator,
+                // A list's member is a URL from content; the operator wrote the others.
+                trust: match spec.list {
+                    Some(_) => fetch::Trust::Content,
+                    None => fetch::Trust::Operator,
+                },
                 timeout: spec.timeout,
                 proxy: spec.proxy.as_ref(),
             };

@@ -12,7 +12,7 @@ use crate::output::select;
 use crate::store::{Store, StoreError};
 
 pub async fn run(config_path: &Path, what: &str) -> Status {
-    let config = match super::load(config_path) {
+    let config = match super::load_with_lists(config_path).await {
         Ok(config) => config,
         Err(status) => return status,
     };

@@ -6,7 +6,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Status, load, open_store};
+use super::{Status, open_store};
 use crate::model::{FailureKind, FeedError, display_url};
 
 #[derive(Serialize)]
@@ -50,6 +50,9 @@ struct FeedRow {
     /// Its WebSub subscription, when its hub was asked to push it.
     #[serde(skip_serializing_if = "Option::is_none")]
     websub: Option<PushRow>,
+    /// The subscription list it came from (when no [[feed]] names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    list: Option<String>,
 }
 
 /// A feed's WebSub subscription, as `feeds` tells it.
@@ -122,10 +125,17 @@ pub(crate) struct Ask {
     pub feed: Option<String>,
     /// Forget that feed's failures.
     pub reset: bool,
+    /// Confirm the held members of this subscription list.
+    pub accept_list: Option<String>,
 }
 
 pub async fn run(config_path: &Path, ask: Ask) -> Status {
-    let config = match load(config_path) {
+    if let Some(list) = &ask.accept_list
+        && let Err(status) = accept_list(config_path, list).await
+    {
+        return status;
+    }
+    let config = match super::load_with_lists(config_path).await {
         Ok(config) => config,
         Err(status) => return status,
     };
@@ -150,70 +160,76 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
     let now = Utc::now();
     // Never creates a database: before the first poll there is nothing to read.
     let lease = config.node.lease;
-    let (states, counts, (outputs, webhooks, readers, subscriptions), (errors, icon), (nodes, holders)) =
-        if config.backend().exists() {
-            let store = match open_store(&config).await {
-                Ok(opened) => opened,
-                Err(status) => return status,
-            };
-            let urls: std::sync::Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
-            let one = chosen.as_ref().map(|f| f.key.clone());
-            let reset = ask.reset;
-            let result = async {
-                let states = store.feeds_by_url(urls.clone()).await?;
-                let one_id = one.as_ref().and_then(|k| states.get(k)).map(|st| st.id);
-                if let (true, Some(id)) = (reset, one_id) {
-                    store.reset_feed(id).await?;
-                }
-                let states = if reset {
-                    store.feeds_by_url(urls).await?
-                } else {
-                    states
-                };
-                let one = match one_id {
-                    Some(id) => (
-                        Some(store.feed_errors(id).await?),
-                        store.icon_state(id).await?.map(IconRow::from),
-                    ),
-                    None => (None, None),
-                };
-                let cluster = store.cluster(now, lease).await?;
-                Ok::<_, crate::store::StoreError>((
-                    states,
-                    store.entry_stats().await?,
-                    (
-                        store.outputs().await?,
-                        store.webhook_states().await?,
-                        store.reader_counts(now).await?,
-                        store
-                            .subscriptions()
-                            .await?
-                            .into_iter()
-                            .map(|sub| (sub.feed_id, sub))
-                            .collect::<std::collections::HashMap<_, _>>(),
-                    ),
-                    one,
-                    cluster,
-                ))
-            }
-            .await;
-            store.close().await;
-            match result {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Status::Fatal;
-                }
-            }
-        } else {
-            if !ask.json {
-                outln!(
-                    "no database yet at {} (nothing polled): every feed is due",
-                    config.store.path.display()
-                );
-            }
-            Default::default()
+    let (
+        states,
+        counts,
+        (outputs, webhooks, readers, subscriptions, lists),
+        (errors, icon),
+        (nodes, holders),
+    ) = if config.backend().exists() {
+        let store = match open_store(&config).await {
+            Ok(opened) => opened,
+            Err(status) => return status,
         };
+        let urls: std::sync::Arc<[String]> = config.feeds.iter().map(|f| f.key.clone()).collect();
+        let one = chosen.as_ref().map(|f| f.key.clone());
+        let reset = ask.reset;
+        let result = async {
+            let states = store.feeds_by_url(urls.clone()).await?;
+            let one_id = one.as_ref().and_then(|k| states.get(k)).map(|st| st.id);
+            if let (true, Some(id)) = (reset, one_id) {
+                store.reset_feed(id).await?;
+            }
+            let states = if reset {
+                store.feeds_by_url(urls).await?
+            } else {
+                states
+            };
+            let one = match one_id {
+                Some(id) => (
+                    Some(store.feed_errors(id).await?),
+                    store.icon_state(id).await?.map(IconRow::from),
+                ),
+                None => (None, None),
+            };
+            let cluster = store.cluster(now, lease).await?;
+            Ok::<_, crate::store::StoreError>((
+                states,
+                store.entry_stats().await?,
+                (
+                    store.outputs().await?,
+                    store.webhook_states().await?,
+                    store.reader_counts(now).await?,
+                    store
+                        .subscriptions()
+                        .await?
+                        .into_iter()
+                        .map(|sub| (sub.feed_id, sub))
+                        .collect::<std::collections::HashMap<_, _>>(),
+                    store.lists().await?,
+                ),
+                one,
+                cluster,
+            ))
+        }
+        .await;
+        store.close().await;
+        match result {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Status::Fatal;
+            }
+        }
+    } else {
+        if !ask.json {
+            outln!(
+                "no database yet at {} (nothing polled): every feed is due",
+                config.store.path.display()
+            );
+        }
+        Default::default()
+    };
     if let (true, Some(f)) = (ask.reset, &chosen) {
         outln!(
             "reset {}: its failures are forgotten and it is due at once",
@@ -268,6 +284,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
                     .and_then(|s| subscriptions.get(&s.id))
                     .cloned()
                     .map(PushRow::from),
+                list: spec.list.clone(),
             }
         })
         .collect();
@@ -294,6 +311,7 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
             print_history(row);
         }
         print_pushed(&rows, now);
+        print_lists(&config, &lists, &rows, now);
         print_nodes(&nodes, now);
         print_webhooks(&webhooks, now);
         print_readers(&readers);
@@ -328,6 +346,80 @@ pub async fn run(config_path: &Path, ask: Ask) -> Status {
         Status::FeedsFailed
     } else {
         Status::Ok
+    }
+}
+
+/// Confirms a list's held members (`--accept-list URL`), and says so.
+async fn accept_list(config_path: &Path, wanted: &str) -> Result<(), Status> {
+    let config = super::load(config_path)?;
+    let Some(list) = config.lists.iter().find(|l| {
+        l.url.as_str() == wanted.trim() || display_url(&l.url) == wanted.trim() || l.key == wanted.trim()
+    }) else {
+        eprintln!("error: {wanted} is not a configured [[list]]");
+        return Err(Status::Fatal);
+    };
+    let store = open_store(&config).await?;
+    let accepted = crate::lists::accept(&store, &list.key).await;
+    store.close().await;
+    match accepted {
+        Ok(Some(n)) => {
+            outln!(
+                "list {}: its {} are in force now (the next poll or round polls them)",
+                display_url(&list.url),
+                crate::model::counted(n, "member", "members")
+            );
+            Ok(())
+        }
+        Ok(None) => {
+            eprintln!("error: list {} holds nothing to confirm", display_url(&list.url));
+            Err(Status::Fatal)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(Status::Fatal)
+        }
+    }
+}
+
+/// Each subscription list: its feeds, when it was last read, and what is wrong.
+fn print_lists(
+    config: &crate::config::Config,
+    lists: &[crate::model::ListState],
+    rows: &[FeedRow],
+    now: DateTime<Utc>,
+) {
+    for list in &config.lists {
+        let state = lists.iter().find(|l| l.key == list.key);
+        let feeds = rows
+            .iter()
+            .filter(|r| r.list.as_deref() == Some(list.key.as_str()))
+            .count();
+        let read = match state.and_then(|s| s.last_success) {
+            Some(t) => format!("read {}", ago(now, t)),
+            None => "not read yet".to_string(),
+        };
+        let mut line = format!(
+            "list {}: {}, {read}",
+            display_url(&list.url),
+            crate::model::counted(feeds, "feed", "feeds")
+        );
+        if let Some(by) = &list.included_by {
+            line.push_str(&format!(" (included by {by})"));
+        }
+        if let Some(error) = state.and_then(|s| s.last_error.as_deref()) {
+            line.push_str(&format!("; failing: {error} (its last good members stay)"));
+        }
+        if let Some(held) = state.and_then(|s| s.held.as_ref()) {
+            line.push_str(&format!(
+                "; shrank to {} at once, held: tributary feeds --accept-list {}",
+                crate::model::counted(held.len(), "member", "members"),
+                display_url(&list.url)
+            ));
+        }
+        outln!("{line}");
+    }
+    for problem in config.warnings.iter().filter(|p| p.key == "list") {
+        outln!("{}", problem.message);
     }
 }
 

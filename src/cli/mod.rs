@@ -148,6 +148,10 @@ enum Command {
         /// Forget FEED's failures (backoff, gone, abandoned, history): it is due at once.
         #[arg(long, requires = "feed")]
         reset: bool,
+        /// Confirm the members of subscription list URL that were held because the list shrank
+        /// by more than half at once.
+        #[arg(long, value_name = "URL")]
+        accept_list: Option<String>,
         /// One feed, by URL or by the title shown, with its last 20 failures.
         feed: Option<String>,
     },
@@ -301,9 +305,20 @@ pub fn main() -> ExitCode {
         Command::Poll { force } => runtime.block_on(poll::run(config, force, verbosity)),
         Command::Run => runtime.block_on(run::run(config)),
         Command::Check => check::run(config, verbosity),
-        Command::Feeds { json, reset, feed } => {
-            runtime.block_on(feeds::run(config, feeds::Ask { json, feed, reset }))
-        }
+        Command::Feeds {
+            json,
+            reset,
+            accept_list,
+            feed,
+        } => runtime.block_on(feeds::run(
+            config,
+            feeds::Ask {
+                json,
+                feed,
+                reset,
+                accept_list,
+            },
+        )),
         Command::Render => runtime.block_on(render(config, verbosity)),
         Command::Import { file } => match ensure_config(config) {
             Ok(()) => opml::import(config, &file, verbosity),
@@ -422,11 +437,35 @@ async fn open_store(config: &Config) -> Result<Store, Status> {
     })
 }
 
-/// The config at `path` and its open store: what every command that reads the store starts with.
+/// The config at `path` and its open store: what every command that reads the store starts
+/// with. The config has its subscription lists' feeds, as the store holds them.
 async fn load_with_store(path: &Path) -> Result<(Config, Store), Status> {
     let config = load(path)?;
     let store = open_store(&config).await?;
-    Ok((config, store))
+    match crate::lists::with_members(config, &store).await {
+        Ok(config) => Ok((config, store)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            store.close().await;
+            Err(Status::Fatal)
+        }
+    }
+}
+
+/// The config at `path` with its subscription lists' feeds, as the store holds them (when
+/// there is a store yet), or its problems printed and the fatal status.
+async fn load_with_lists(path: &Path) -> Result<Config, Status> {
+    let config = load(path)?;
+    if config.lists.is_empty() || !config.backend().exists() {
+        return Ok(config);
+    }
+    let store = open_store(&config).await?;
+    let result = crate::lists::with_members(config, &store).await;
+    store.close().await;
+    result.map_err(|e| {
+        eprintln!("error: {e}");
+        Status::Fatal
+    })
 }
 
 /// Prints what rendering did; fatal when an output could not be written.
@@ -487,7 +526,7 @@ async fn render(config_path: &Path, verbosity: Verbosity) -> Status {
 /// gives it, or by the title `feeds` shows (the feed's own, from the store), case-insensitively.
 /// `Ok(None)` when nothing matches (the caller says so in its own terms).
 pub(crate) async fn find_feed(config_path: &Path, wanted: &str) -> Result<Option<String>, Status> {
-    let config = load(config_path)?;
+    let config = load_with_lists(config_path).await?;
     let wanted_trim = wanted.trim();
     let same = |a: &str| a.trim().to_lowercase() == wanted_trim.to_lowercase();
     if let Some(f) = config.feeds.iter().find(|f| {

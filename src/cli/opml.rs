@@ -3,11 +3,8 @@
 
 use std::path::Path;
 
-use quick_xml::Reader;
-use quick_xml::events::Event;
-
 use super::edit::{NewFeed, append_feeds};
-use super::{Status, Verbosity, load, open_store};
+use super::{Status, Verbosity, open_store};
 use crate::output::FeedView;
 
 pub fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
@@ -48,63 +45,20 @@ pub fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
     }
 }
 
-/// The feeds of an OPML document: outlines with an `xmlUrl`, their `htmlUrl` as the site, and
-/// as tags the folder (outline without a URL) they sit in, its name as written (folders in
-/// folders: the innermost, as one-level readers take it), then their `category` paths.
+/// The feeds of an OPML document (see [`crate::parse::opml::outlines`]); the lists it
+/// includes are not followed (a `[[list]]` follows them).
 fn outlines(text: &str) -> Result<Vec<NewFeed>, String> {
-    let mut reader = Reader::from_str(text);
-    let mut folders: Vec<Option<String>> = Vec::new();
-    let mut feeds = Vec::new();
-    loop {
-        let event = reader.read_event().map_err(|e| format!("not valid OPML: {e}"))?;
-        let (tag, is_empty) = match event {
-            Event::Start(t) => (t, false),
-            Event::Empty(t) => (t, true),
-            Event::End(t) if t.name().as_ref() == "outline" => {
-                folders.pop();
-                continue;
-            }
-            Event::Eof => break,
-            _ => continue,
-        };
-        if tag.name().as_ref() != "outline" {
-            continue;
-        }
-        let attr = |name: &str| {
-            tag.attributes()
-                .flatten()
-                .find(|a| a.key.as_ref().eq_ignore_ascii_case(name))
-                .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok())
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let title = attr("title").or_else(|| attr("text"));
-        match attr("xmlUrl") {
-            Some(url) => {
-                let mut tags: Vec<String> = folders.iter().rev().flatten().take(1).cloned().collect();
-                for category in attr("category").iter().flat_map(|c| c.split(',')) {
-                    let tag = crate::output::opml::category_tag(category);
-                    if !tag.is_empty() && !tags.iter().any(|t| *t == tag) {
-                        tags.push(tag.into_owned());
-                    }
-                }
-                let site = attr("htmlUrl");
-                // A feed known by its URL alone is exported with it as its text.
-                let title = title.filter(|t| *t != url);
-                feeds.push(NewFeed {
-                    url,
-                    title,
-                    site,
-                    tags,
-                });
-                if !is_empty {
-                    folders.push(None);
-                }
-            }
-            None if !is_empty => folders.push(title),
-            None => {}
-        }
-    }
+    let feeds: Vec<NewFeed> = crate::parse::opml::outlines(text)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|m| !m.include)
+        .map(|m| NewFeed {
+            url: m.url,
+            title: m.title,
+            site: m.site,
+            tags: m.tags,
+        })
+        .collect();
     if feeds.is_empty() {
         return Err("no feeds (outlines with an xmlUrl) in it".into());
     }
@@ -112,7 +66,8 @@ fn outlines(text: &str) -> Result<Vec<NewFeed>, String> {
 }
 
 pub async fn export(config_path: &Path) -> Status {
-    let config = match load(config_path) {
+    // The effective subscriptions: the config's feeds and its lists'.
+    let config = match super::load_with_lists(config_path).await {
         Ok(c) => c,
         Err(status) => return status,
     };

@@ -14,21 +14,6 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
         Ok(config) => config,
         Err(status) => return status,
     };
-    if config.feeds.iter().all(|f| f.disabled) {
-        // Nothing failed, so not an error; but a cron job that polls nothing says why.
-        let shown = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
-        eprintln!(
-            "warning: {} has no feeds to poll{}: add one with `tributary --config {} add URL` \
-             (or `import subscriptions.opml`)",
-            shown.display(),
-            if config.feeds.is_empty() {
-                ""
-            } else {
-                " (every one is disabled)"
-            },
-            shown.display()
-        );
-    }
     // On a cluster's store this poll claims as a node does, under a name of its own: a node
     // of the same name (on this host) must not take its claims for leftovers of a crash.
     let backend = match config.backend() {
@@ -52,6 +37,40 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
             return Status::Fatal;
         }
     };
+    // The subscription lists first (those due; every one with --force): their feeds are
+    // polled with the others.
+    let lists = match crate::lists::refresh(&config, &store, &fetcher, chrono::Utc::now(), force).await {
+        Ok(refresh) => refresh,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Status::Fatal;
+        }
+    };
+    let config = match crate::lists::with_members(config, &store).await {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Status::Fatal;
+        }
+    };
+    for problem in config.warnings.iter().filter(|p| p.key == "list") {
+        eprintln!("warning: {}", problem.message);
+    }
+    if config.feeds.iter().all(|f| f.disabled) {
+        // Nothing failed, so not an error; but a cron job that polls nothing says why.
+        let shown = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+        eprintln!(
+            "warning: {} has no feeds to poll{}: add one with `tributary --config {} add URL` \
+             (or `import subscriptions.opml`)",
+            shown.display(),
+            if config.feeds.is_empty() {
+                ""
+            } else {
+                " (every one is disabled)"
+            },
+            shown.display()
+        );
+    }
     // A progress bar on a terminal; nothing on a pipe or in a log, where lines serve better.
     let bar = (super::stderr_is_terminal() && verbosity != Verbosity::Quiet).then(|| {
         let bar = indicatif::ProgressBar::new(config.feeds.len() as u64);
@@ -207,7 +226,16 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
             crate::model::counted(feed.failures as usize, "failure", "failures")
         );
     }
-    let failing = report.feeds.iter().any(|f| f.is_failing());
+    for (list, error) in &lists.failed {
+        outln!("failed: list {list}: {error}; its last good members stay");
+    }
+    for (list, in_force, fetched) in &lists.held {
+        outln!(
+            "held: list {list} shrank from {in_force} to {fetched} members at once; the {in_force} stay \
+             until confirmed: tributary feeds --accept-list {list}"
+        );
+    }
+    let failing = report.feeds.iter().any(|f| f.is_failing()) || !lists.failed.is_empty();
     match report_outputs(&outputs, verbosity) {
         Status::Ok if !failing => Status::Ok,
         Status::Ok => Status::FeedsFailed,

@@ -12,7 +12,7 @@ use super::error::{Locator, Problem};
 /// Every table of the config and its keys (the schema the reference config documents).
 /// (A table's keys may come in several lists: `[[feed]]` and `[[output]]` take the keys of
 /// `[rules]` as well.)
-pub fn schema() -> [(&'static str, &'static [&'static str]); 11] {
+pub fn schema() -> [(&'static str, &'static [&'static str]); 13] {
     [
         ("", MAIN),
         ("store", STORE),
@@ -22,6 +22,8 @@ pub fn schema() -> [(&'static str, &'static [&'static str]); 11] {
         ("websub", WEBSUB),
         ("feed", FEED),
         ("feed", RULES),
+        ("list", LIST),
+        ("list", RULES),
         ("output", OUTPUT),
         ("output", RULES),
         ("rules", RULES),
@@ -31,7 +33,7 @@ pub fn schema() -> [(&'static str, &'static [&'static str]); 11] {
 /// The keys at the top of the main file, before any table.
 pub(super) const MAIN: &[&str] = &["include"];
 pub(super) const TOP: &[&str] = &[
-    "include", "store", "node", "poll", "feed", "output", "serve", "websub", "rules",
+    "include", "store", "node", "poll", "feed", "list", "output", "serve", "websub", "rules",
 ];
 /// The keys of a table of rules: `[rules]`, and each `[[feed]]` and `[[output]]` has them too
 /// (besides [`FEED`]'s and [`OUTPUT`]'s own).
@@ -119,6 +121,8 @@ pub(super) const SERVE: &[&str] = &[
     "idle_timeout",
 ];
 
+/// A `[[list]]`'s own keys (its feeds' defaults; it takes [`RULES`]' too).
+pub(super) const LIST: &[&str] = &["url", "tags", "schedule", "full_text"];
 pub(super) const WEBSUB: &[&str] = &["subscribe", "poll_every", "lease"];
 
 /// Problems for every key of `table` (at `path`) that is not in `known`, each with its place

@@ -20,8 +20,8 @@ pub use keys::schema;
 use raw::RawConfig;
 
 use crate::model::{
-    CronSchedule, CrossFeedDedupe, FeedSpec, Field, OutputFormat, OutputSpec, Pattern, Pick, Pointer,
-    Rewrite, Rule, RuleTable, Rules, Scrape, Source, Words,
+    CronSchedule, CrossFeedDedupe, FeedSpec, Field, ListSpec, Memberships, OutputFormat, OutputSpec, Pattern,
+    Pick, Pointer, Rewrite, Rule, RuleTable, Rules, Scrape, Source, Words,
 };
 
 /// The default User-Agent: who we are and where to read about us, so publishers can reach us.
@@ -89,6 +89,9 @@ pub struct Config {
     pub node: NodeConfig,
     pub poll: PollConfig,
     pub feeds: Vec<FeedSpec>,
+    /// The subscription lists: each `[[list]]`, then the lists they include (as far as the
+    /// members the config was loaded with say).
+    pub lists: Vec<ListSpec>,
     pub outputs: Vec<OutputSpec>,
     /// The built-in HTTP server, when a `[serve]` table is present.
     pub serve: Option<ServeConfig>,
@@ -233,17 +236,7 @@ pub struct PollConfig {
 impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            partial: None,
-            problems: vec![Problem {
-                file: path.to_path_buf(),
-                line: 0,
-                column: 0,
-                key: String::new(),
-                message: format!("cannot read config: {e}"),
-            }],
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &read(path)?)
     }
 
     /// Validates config `text` as if read from `path` (relative paths resolve against its directory).
@@ -251,8 +244,23 @@ impl Config {
         Self::parse_with(path, text, &Secrets::from_process())
     }
 
+    /// Reads and validates the config file at `path`, its subscription lists expanded to the
+    /// feeds `members` lists (the store's last good member sets): the config as it is polled.
+    pub fn load_with_lists(path: &Path, members: &Memberships) -> Result<Config, ConfigError> {
+        Self::parse_full(path, &read(path)?, &Secrets::from_process(), members)
+    }
+
     /// [`Config::parse`] with the places secrets are read from given (tests).
     pub(crate) fn parse_with(path: &Path, text: &str, secrets: &Secrets) -> Result<Config, ConfigError> {
+        Self::parse_full(path, text, secrets, &Memberships::new())
+    }
+
+    fn parse_full(
+        path: &Path,
+        text: &str,
+        secrets: &Secrets,
+        members: &Memberships,
+    ) -> Result<Config, ConfigError> {
         // One name for the file everywhere: the absolute path it was read from.
         let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let base = base_dir(path);
@@ -271,11 +279,26 @@ impl Config {
             seen_urls: std::collections::HashMap::new(),
             files_refused: false,
             secrets,
+            members,
             uses_secrets: false,
             places: std::collections::HashMap::new(),
         }
         .validate(path, raw, fingerprint)
     }
+}
+
+/// The text of the config file at `path`, or why it cannot be read.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        partial: None,
+        problems: vec![Problem {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read config: {e}"),
+        }],
+    })
 }
 
 fn base_dir(config_path: &Path) -> PathBuf {
@@ -466,6 +489,8 @@ struct Validator<'a> {
     /// Local files are refused as sources (the private-network guard is on).
     files_refused: bool,
     secrets: &'a Secrets,
+    /// What the subscription lists hold, by list key.
+    members: &'a Memberships,
     /// The file itself holds secrets (passwords in URLs, header values written out).
     uses_secrets: bool,
     /// See [`Config::places`].
@@ -501,6 +526,16 @@ impl Validator<'_> {
                 self.feed(i + 1, f).map(|spec| (file, spec))
             })
             .unzip();
+        let mut feeds = feeds;
+        let mut feed_files = feed_files;
+        let lists: Vec<ListSpec> = raw
+            .list
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, l)| self.list(i + 1, l))
+            .collect();
+        let lists = self.expand_lists(lists, &mut feeds);
+        feed_files.resize(feeds.len(), path.to_path_buf());
         let serve = raw.serve.map(|s| self.serve(s));
         let base_url = serve.as_ref().and_then(|s: &ServeConfig| s.base_url.clone());
         let websub = self.websub(raw.websub, base_url.is_some());
@@ -513,7 +548,7 @@ impl Validator<'_> {
             .into_iter()
             .enumerate()
             .filter_map(|(i, o)| {
-                self.output(i + 1, o, &feeds, base_url.as_ref(), &planet)
+                self.output(i + 1, o, &feeds, !lists.is_empty(), base_url.as_ref(), &planet)
                     .map(|spec| (i + 1, spec))
             })
             .unzip();
@@ -524,6 +559,7 @@ impl Validator<'_> {
             node,
             poll,
             outputs,
+            lists,
             serve,
             websub,
             fingerprint,
@@ -783,6 +819,152 @@ impl Validator<'_> {
         }
     }
 
+    /// A `[[list]]`: where its OPML is, and the defaults of its feeds.
+    fn list(&mut self, n: usize, raw: raw::RawList) -> Option<ListSpec> {
+        let key = |k: &str| format!("list[{n}].{k}");
+        let rules = Rules::of([std::sync::Arc::new(self.rule_table(
+            raw.rules,
+            &format!("list[{n}]"),
+            &key(""),
+        ))]);
+        let schedule = self.cron_opt(raw.schedule, &key("schedule"));
+        let mut tags = Vec::new();
+        for tag in raw.tags {
+            if tag.get_ref().trim().is_empty() {
+                self.report(tag.span(), key("tags"), "tags must not be empty");
+            } else {
+                tags.push(tag.into_inner());
+            }
+        }
+        let Some(raw_url) = raw.url else {
+            self.report(
+                raw.span,
+                format!("list[{n}]"),
+                "missing `url`: every [[list]] needs one",
+            );
+            return None;
+        };
+        let url = self.source_url(&raw_url, &key("url"))?;
+        Some(ListSpec {
+            key: crate::model::feed_key(&url),
+            url,
+            tags,
+            schedule,
+            full_text: raw.full_text.unwrap_or(false),
+            rules,
+            included_by: None,
+        })
+    }
+
+    /// The lists' feeds, as the members they were loaded with say, added to `feeds`: an
+    /// outline's title, site and tags (its folder and categories, and its list's tags), the
+    /// list's schedule, `full_text` and rules. A `[[feed]]` of the same URL keeps its own keys
+    /// and takes the list's tags too (and the outline's title, site and the list's schedule
+    /// where it sets none). Included lists are followed (taking the defaults of the list that
+    /// includes them); the include that closes a loop is skipped, and said. Returns every list,
+    /// the included ones after the config's.
+    fn expand_lists(&mut self, lists: Vec<ListSpec>, feeds: &mut Vec<FeedSpec>) -> Vec<ListSpec> {
+        let mut all: Vec<ListSpec> = Vec::new();
+        let mut queue: std::collections::VecDeque<(ListSpec, Vec<String>)> =
+            lists.into_iter().map(|l| (l.clone(), vec![l.key])).collect();
+        let mut at: std::collections::HashMap<String, usize> = feeds
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.key.clone(), i))
+            .collect();
+        let union = |into: &mut Vec<String>, more: &[String]| {
+            for tag in more {
+                if !into.contains(tag) {
+                    into.push(tag.clone());
+                }
+            }
+        };
+        while let Some((list, chain)) = queue.pop_front() {
+            if all.iter().any(|l| l.key == list.key) {
+                continue;
+            }
+            for member in self.members.get(&list.key).into_iter().flatten() {
+                // Members are URLs from content: only the web's (a list never names a file).
+                let Some(url) = Url::parse(&member.url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                else {
+                    continue;
+                };
+                let key = crate::model::feed_key(&url);
+                let mut tags = list.tags.clone();
+                union(&mut tags, &member.tags);
+                if member.include {
+                    if chain.contains(&key) {
+                        self.warnings.push(Problem {
+                            file: self.file.clone(),
+                            line: 0,
+                            column: 0,
+                            key: "list".into(),
+                            message: format!(
+                                "list {} includes {}, which includes it back: that include is skipped                                  (both lists' own feeds are kept)",
+                                crate::model::display_url(&list.url),
+                                crate::model::display_url(&url)
+                            ),
+                        });
+                        continue;
+                    }
+                    let mut chain = chain.clone();
+                    chain.push(key.clone());
+                    let included = ListSpec {
+                        url,
+                        key,
+                        tags,
+                        schedule: list.schedule.clone(),
+                        full_text: list.full_text,
+                        rules: list.rules.clone(),
+                        included_by: Some(list.key.clone()),
+                    };
+                    queue.push_back((included, chain));
+                    continue;
+                }
+                match at.get(&key).and_then(|i| feeds.get_mut(*i)) {
+                    Some(feed) => {
+                        union(&mut feed.tags, &tags);
+                        if feed.list.is_none() {
+                            // A [[feed]]: its own keys win.
+                            feed.title = feed.title.take().or_else(|| member.title.clone());
+                            feed.site = feed.site.take().or_else(|| member.site.clone());
+                            feed.schedule = feed.schedule.take().or_else(|| list.schedule.clone());
+                        }
+                    }
+                    None => {
+                        at.insert(key.clone(), feeds.len());
+                        feeds.push(FeedSpec {
+                            key,
+                            url,
+                            title: member.title.clone(),
+                            site: member.site.clone().filter(|s| {
+                                Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                            }),
+                            tags,
+                            schedule: list.schedule.clone(),
+                            ignore_hints: false,
+                            disabled: false,
+                            rules: list.rules.clone(),
+                            headers: Vec::new(),
+                            full_text: list.full_text,
+                            rewrite: Vec::new(),
+                            source: crate::model::Source::Feed,
+                            lang: None,
+                            timezone: None,
+                            timeout: None,
+                            proxy: None,
+                            list: Some(list.key.clone()),
+                        });
+                    }
+                }
+            }
+            all.push(list);
+        }
+        all
+    }
+
     fn feed(&mut self, n: usize, raw: raw::RawFeed) -> Option<FeedSpec> {
         let key = |k: &str| format!("feed[{n}].{k}");
         let Some(raw_url) = raw.url else {
@@ -908,6 +1090,7 @@ impl Validator<'_> {
             timezone,
             timeout,
             proxy,
+            list: None,
         })
     }
 
@@ -1168,6 +1351,7 @@ impl Validator<'_> {
         n: usize,
         raw: raw::RawOutput,
         all_feeds: &[FeedSpec],
+        has_lists: bool,
         base_url: Option<&Url>,
         planet: &std::sync::Arc<RuleTable>,
     ) -> Option<OutputSpec> {
@@ -1261,7 +1445,7 @@ impl Validator<'_> {
             // put when the whole directory moves.
             None => Some(crate::model::stable_urn(&format!("tributary-output:{path_text}"))),
         };
-        let feeds = self.selection(raw.tags, raw.feeds, all_feeds, &key);
+        let feeds = self.selection(raw.tags, raw.feeds, all_feeds, has_lists, &key);
         let own = self.rule_table(raw.rules, &format!("output[{n}]"), &key(""));
         let rules = Rules::of([planet.clone(), std::sync::Arc::new(own)]);
         let dedupe = match raw.dedupe {
@@ -1462,6 +1646,7 @@ impl Validator<'_> {
         tags: Vec<toml::Spanned<String>>,
         listed: Vec<toml::Spanned<String>>,
         all: &[FeedSpec],
+        has_lists: bool,
         key: &dyn Fn(&str) -> String,
     ) -> Vec<Url> {
         // A disabled feed is kept, but shown nowhere.
@@ -1472,7 +1657,9 @@ impl Validator<'_> {
         let mut chosen: std::collections::HashSet<Url> = std::collections::HashSet::new();
         for tag in &tags {
             let with_tag: Vec<&&FeedSpec> = all.iter().filter(|f| f.tags.contains(tag.get_ref())).collect();
-            if with_tag.is_empty() {
+            // A subscription list may bring feeds with it (its folders and categories are
+            // tags): known only once it is fetched, so not a mistake before.
+            if with_tag.is_empty() && !has_lists {
                 self.report(
                     tag.span(),
                     key("tags"),
@@ -1491,6 +1678,7 @@ impl Validator<'_> {
                 Some(f) => {
                     chosen.insert(f.url.clone());
                 }
+                None if has_lists => {}
                 None => self.report(
                     item.span(),
                     key("feeds"),

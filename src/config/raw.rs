@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub node: RawNode,
     pub poll: RawPoll,
     pub feed: Vec<RawFeed>,
+    pub list: Vec<RawList>,
     pub output: Vec<RawOutput>,
     pub serve: Option<RawServe>,
     pub websub: RawWebSub,
@@ -119,6 +120,17 @@ pub(super) struct RawFeed {
     pub proxy: Option<Spanned<String>>,
     /// Field name → selector or JSON Pointer.
     pub scrape: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+}
+
+/// `[[list]]`: an OPML subscription list, and the defaults of its feeds.
+#[derive(Debug)]
+pub(super) struct RawList {
+    pub span: Range<usize>,
+    pub url: Option<Spanned<String>>,
+    pub tags: Vec<Spanned<String>>,
+    pub schedule: Option<Spanned<String>>,
+    pub full_text: Option<bool>,
+    pub rules: RawRuleSet,
 }
 
 #[derive(Debug)]
@@ -242,6 +254,19 @@ pub(super) fn read(text: &str, locator: &Locator) -> (RawConfig, Vec<Problem>) {
     if let Some(rules) = r.table(top, "rules", "rules") {
         r.unknown(rules, keys::RULES, "rules");
         raw.rules = Some(r.rule_set(rules, "rules"));
+    }
+    for (n, (span, list)) in r.tables(top, "list").into_iter().enumerate() {
+        let p = format!("list[{}]", n + 1);
+        r.problems
+            .extend(keys::unknown_in(list, &[keys::LIST, keys::RULES], &p, r.locator));
+        raw.list.push(RawList {
+            span,
+            url: r.string(list, "url", &p),
+            tags: r.strings(list, "tags", &p),
+            schedule: r.string(list, "schedule", &p),
+            full_text: r.boolean(list, "full_text", &p),
+            rules: r.rule_set(list, &p),
+        });
     }
     for (n, (span, feed)) in r.tables(top, "feed").into_iter().enumerate() {
         let p = format!("feed[{}]", n + 1);

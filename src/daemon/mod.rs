@@ -55,6 +55,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("cannot set up the HTTP client: {0}")]
     Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Lists(#[from] crate::lists::WithMembersError),
     #[error("cannot listen on {addr} (serve.listen): {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -87,9 +89,11 @@ pub async fn run_with_clock(
     mut control: mpsc::Receiver<Control>,
     clock: Arc<dyn Clock>,
 ) -> Result<(), DaemonError> {
-    let config = Arc::new(Config::load(config_path)?);
+    let config = Config::load(config_path)?;
     // One daemon per SQLite file; a PostgreSQL store is shared by the nodes of a cluster.
     let store = Store::open_daemon(&config.backend()).await?;
+    // With its subscription lists' feeds, as the store holds them (fetched again below).
+    let config = Arc::new(crate::lists::with_members(config, &store).await?);
     // Claims under this daemon's name (every claim, on SQLite) were left by one that crashed.
     store.release_leases(None).await?;
     let fetcher = Fetcher::new(&config.poll)?;
@@ -162,6 +166,7 @@ pub async fn run_with_clock(
         None => (None, None),
     };
     let now = clock.now();
+    let has_lists = !config.lists.is_empty();
     let mut daemon = Daemon {
         path: config_path.to_path_buf(),
         specs: index_feeds(&config),
@@ -200,6 +205,8 @@ pub async fn run_with_clock(
         icon_tasks: JoinSet::new(),
         // Renewals and unsubscriptions due since the last run are made at start.
         next_websub: callbacks.as_ref().map(|_| now),
+        next_lists: has_lists.then_some(now),
+        list_pass: None,
         callbacks,
         pushes,
         push_tasks: JoinSet::new(),
@@ -346,6 +353,9 @@ struct Daemon {
     found_hubs: Vec<(i64, crate::fetch::PushLinks)>,
     websub_pass: Option<JoinHandle<Result<push::Pass, StoreError>>>,
     next_websub: Option<DateTime<Utc>>,
+    /// A fetch of the subscription lists that are due, and when the next list is due.
+    list_pass: Option<JoinHandle<Result<crate::lists::Refresh, StoreError>>>,
+    next_lists: Option<DateTime<Utc>>,
 }
 
 /// Pushes of one feed waiting while an earlier one is stored; beyond, the oldest is dropped
@@ -505,6 +515,15 @@ impl Daemon {
                         Ok(done) => self.push_done(done),
                         Err(e) => tracing::error!(error = %e, "a push's task failed"),
                     }
+                }
+                () = sleep_until(clock.as_ref(), self.next_lists.unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    if self.next_lists.is_some() && self.list_pass.is_none() && self.reload.is_none() =>
+                {
+                    self.start_lists();
+                }
+                result = async { self.list_pass.as_mut().expect("guarded").await }, if self.list_pass.is_some() => {
+                    self.list_pass = None;
+                    self.lists_done(result);
                 }
                 () = sleep_until(clock.as_ref(), self.next_websub.unwrap_or(DateTime::<Utc>::MAX_UTC)),
                     if self.next_websub.is_some() && self.websub_pass.is_none() =>
@@ -1065,6 +1084,10 @@ impl Daemon {
                     crate::store::describe(&config.backend())
                 ));
             }
+            // With its subscription lists' feeds, as the store holds them now.
+            let config = crate::lists::with_members(config, &store)
+                .await
+                .map_err(|e| format!("new configuration not loaded; keeping the running one: {e}"))?;
             let fetcher = Fetcher::new(&config.poll)
                 .map_err(|e| format!("new configuration rejected; keeping the running one: {e}"))?;
             poll::prepare(&config, &config.feeds, &store, clock.now(), true)
@@ -1116,6 +1139,10 @@ impl Daemon {
         self.next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
         if has_webhooks(&self.config) {
             self.next_delivery = Some(self.clock.now());
+        }
+        // Lists added to the config are fetched.
+        if !self.config.lists.is_empty() && self.next_lists.is_none() {
+            self.next_lists = Some(self.clock.now());
         }
         // Feeds removed or disabled are unsubscribed; `websub` may have changed.
         if self.callbacks.is_some() {
@@ -1211,6 +1238,46 @@ impl Daemon {
             Err(e) => {
                 tracing::warn!(feed_id, error = %e, "a push could not be stored; the feed's next poll brings it");
             }
+        }
+    }
+
+    /// Fetches the subscription lists that are due (see [`crate::lists`]).
+    fn start_lists(&mut self) {
+        self.next_lists = None;
+        let (config, store, fetcher, now) = (
+            self.config.clone(),
+            self.store.clone(),
+            self.fetcher.clone(),
+            self.clock.now(),
+        );
+        self.list_pass = Some(tokio::spawn(async move {
+            crate::lists::refresh(&config, &store, &fetcher, now, false).await
+        }));
+    }
+
+    fn lists_done(
+        &mut self,
+        result: Result<Result<crate::lists::Refresh, StoreError>, tokio::task::JoinError>,
+    ) {
+        let now = self.clock.now();
+        match result {
+            Ok(Ok(refresh)) => {
+                self.next_lists = refresh.next.filter(|_| !self.config.lists.is_empty());
+                if refresh.changed {
+                    // Their feeds changed: loaded as a reload loads the config (new feeds due at
+                    // once, those gone off the schedule).
+                    tracing::info!(
+                        fetched = refresh.fetched,
+                        "subscription lists changed; loading their feeds"
+                    );
+                    self.start_reload();
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot record the subscription lists; trying again in a minute");
+                self.next_lists = Some(now + chrono::Duration::minutes(1));
+            }
+            Err(e) => tracing::error!(error = %e, "the subscription list task failed"),
         }
     }
 

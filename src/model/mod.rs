@@ -4,6 +4,7 @@
 
 mod cron;
 mod hints;
+mod list;
 mod rewrite;
 mod rules;
 mod source;
@@ -20,6 +21,7 @@ use url::Url;
 
 pub use cron::CronSchedule;
 pub use hints::{FeedRhythm, Hints, Skip};
+pub use list::{ListMember, ListSpec, ListState, Memberships};
 pub use rewrite::Rewrite;
 pub use rules::{Field, Pattern, Rule, RuleTable, Rules, Words};
 pub use source::{Pick, Pointer, Scrape, Source};
@@ -65,6 +67,9 @@ pub struct FeedSpec {
     /// The HTTP proxy every request for this feed goes through (its pages too), credentials
     /// included; `None`: straight to the host.
     pub proxy: Option<Url>,
+    /// The subscription list it came from (its key), when no `[[feed]]` names it: its URL is
+    /// then one from content, guarded as such.
+    pub list: Option<String>,
 }
 
 /// What the store remembers about a feed between polls.

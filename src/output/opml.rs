@@ -103,10 +103,9 @@ fn category(tag: &str) -> Cow<'_, str> {
     }
 }
 
-/// A tag as `category` carries it back (see [`category`]).
-pub(crate) fn category_tag(category: &str) -> Cow<'_, str> {
-    percent_encoding::percent_decode_str(category.trim().trim_start_matches('/')).decode_utf8_lossy()
-}
+/// A tag as `category` carries it back (see [`category`]): what reading OPML does.
+#[cfg(test)]
+use crate::parse::opml::category_tag;
 
 /// `url` with an internationalized host name written in Unicode (`xn--bcher-kva.example` →
 /// `bücher.example`); any other URL as it is.

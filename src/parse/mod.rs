@@ -14,6 +14,7 @@
 mod dates;
 pub(crate) mod discover;
 mod normalize;
+pub mod opml;
 mod repair;
 mod rhythm;
 mod salvage;

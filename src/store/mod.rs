@@ -32,8 +32,8 @@ use chrono::{DateTime, Utc};
 use crate::filter::Needs;
 pub use crate::model::Backend;
 use crate::model::{
-    ClusterNode, FailureKind, FeedError, FeedMeta, FeedState, IconImage, IconState, KeyedEntry, OutputState,
-    StoredEntry, Subscription, Validators,
+    ClusterNode, FailureKind, FeedError, FeedMeta, FeedState, IconImage, IconState, KeyedEntry, ListState,
+    OutputState, StoredEntry, Subscription, Validators,
 };
 use crate::parse::Fingerprints;
 pub use coordination::{Coordination, Lead, Notice, Notices, Turn};
@@ -481,6 +481,11 @@ pub trait Database: Send + Sync {
     /// Counts a push to a feed's callback: taken (the last push at `at`), or dropped.
     async fn count_push(&self, feed_id: i64, at: DateTime<Utc>, taken: bool) -> Result<(), StoreError>;
 
+    // Subscription lists.
+
+    /// Writes a subscription list's state whole (fetched, failed, held, confirmed).
+    async fn put_list(&self, list: ListState) -> Result<(), StoreError>;
+
     /// Records a look for a feed's icon (see [`IconUpdate`]) and when to look `next`.
     async fn record_icon(
         &self,
@@ -492,6 +497,8 @@ pub trait Database: Send + Sync {
 
     // Reads.
 
+    /// Every subscription list's state.
+    async fn lists(&self) -> Result<Vec<ListState>, StoreError>;
     /// Every feed's WebSub subscription.
     async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
     /// One feed's WebSub subscription.

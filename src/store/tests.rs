@@ -35,6 +35,7 @@ on_both_stores!(
     gone_feeds_get_another_chance_under_another_config,
     an_entrys_language_and_its_source_are_kept,
     subscriptions_say_until_when_a_feed_is_pushed_and_count_its_pushes,
+    lists_keep_their_members_and_what_is_held,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1355,4 +1356,40 @@ async fn subscriptions_say_until_when_a_feed_is_pushed_and_count_its_pushes(stor
     store.drop_subscription(id, later).await.unwrap();
     assert_eq!(store.subscription(id).await.unwrap(), None);
     assert!(store.subscriptions().await.unwrap().is_empty());
+}
+
+async fn lists_keep_their_members_and_what_is_held(store: Store) {
+    use crate::model::{ListMember, ListState};
+    let member = |url: &str, include: bool| ListMember {
+        url: url.into(),
+        title: Some("T".into()),
+        site: None,
+        tags: vec!["a".into(), "b c".into()],
+        include,
+    };
+    assert!(store.lists().await.unwrap().is_empty());
+    let mut list = ListState {
+        key: "https://lists.example/l.opml".into(),
+        validators: Validators {
+            etag: Some("\"1\"".into()),
+            last_modified: None,
+        },
+        members: vec![
+            member("https://a.example/f", false),
+            member("https://lists.example/m.opml", true),
+        ],
+        held: None,
+        fetched: Some(t0()),
+        last_success: Some(t0()),
+        last_error: None,
+        failures: 0,
+        next_due: Some(t0() + Duration::hours(1)),
+    };
+    store.put_list(list.clone()).await.unwrap();
+    assert_eq!(store.lists().await.unwrap(), [list.clone()]);
+    list.held = Some(Vec::new());
+    list.failures = 2;
+    list.last_error = Some("HTTP 500".into());
+    store.put_list(list.clone()).await.unwrap();
+    assert_eq!(store.lists().await.unwrap(), [list]);
 }

@@ -36,3 +36,4 @@ mod icons;
 mod webhooks;
 mod reach;
 mod websub;
+mod lists;

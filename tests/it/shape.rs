@@ -11,7 +11,7 @@ use syn::visit::Visit;
 /// Top-level modules in flow order; a module may use those before it, never one after it.
 const FLOW: &[&str] = &[
     "model", "text", "config", "schedule", "fetch", "decode", "parse", "dedupe", "content", "filter",
-    "store", "output", "push", "serve", "poll", "daemon", "cli",
+    "store", "lists", "output", "push", "serve", "poll", "daemon", "cli",
 ];
 
 /// Every `crate::NAME` a file names, in `use` trees or in paths.

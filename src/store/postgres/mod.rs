@@ -36,7 +36,8 @@ use super::{
     WebhookState,
 };
 use crate::model::{
-    ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry, Subscription,
+    ClusterNode, FeedError, FeedState, IconImage, IconState, ListState, OutputState, StoredEntry,
+    Subscription,
 };
 use crate::parse::Fingerprints;
 pub(crate) use cluster::PgCoordination;
@@ -435,6 +436,14 @@ impl Database for PgStore {
 
     async fn count_push(&self, feed_id: i64, at: DateTime<Utc>, taken: bool) -> Result<(), StoreError> {
         PgStore::count_push(self, feed_id, at, taken).await
+    }
+
+    async fn put_list(&self, list: ListState) -> Result<(), StoreError> {
+        PgStore::put_list(self, list).await
+    }
+
+    async fn lists(&self) -> Result<Vec<ListState>, StoreError> {
+        PgStore::lists(self).await
     }
 
     async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {

@@ -285,6 +285,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE feeds ADD COLUMN push_until timestamptz;
     ALTER TABLE entries ADD COLUMN pushed boolean;
     "#,
+    // 9: subscription lists, as SQLite's schema 21 keeps them.
+    r#"
+    CREATE TABLE lists (
+        key           TEXT PRIMARY KEY,
+        etag          TEXT,
+        last_modified TEXT,
+        members       jsonb NOT NULL,
+        held          jsonb,
+        fetched       timestamptz,
+        last_success  timestamptz,
+        last_error    TEXT,
+        failures      INTEGER NOT NULL DEFAULT 0,
+        next_due      timestamptz
+    );
+    "#,
 ];
 
 /// Brings the schema up to date inside `tx` (holding the migration lock until it ends), and

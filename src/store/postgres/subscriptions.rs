@@ -1,10 +1,11 @@
-//! Feeds' WebSub subscriptions (see `push`); one statement per operation.
+//! Feeds' WebSub subscriptions (see `push`) and subscription lists (see `lists`); one
+//! statement per operation.
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
 use super::PgStore;
-use crate::model::{Subscription, SubscriptionState};
+use crate::model::{ListMember, ListState, Subscription, SubscriptionState, Validators};
 use crate::store::StoreError;
 
 fn from_row(row: &Row) -> Result<Subscription, tokio_postgres::Error> {
@@ -120,6 +121,67 @@ impl PgStore {
         rows.iter()
             .map(from_row)
             .collect::<Result<_, _>>()
+            .map_err(|e| self.error(e))
+    }
+}
+
+impl PgStore {
+    pub(super) async fn put_list(&self, list: ListState) -> Result<(), StoreError> {
+        let json = |m: &Vec<ListMember>| serde_json::to_value(m).unwrap_or_default();
+        let failures = i32::try_from(list.failures).unwrap_or(i32::MAX);
+        self.execute(
+            "INSERT INTO lists (key, etag, last_modified, members, held, fetched, last_success, last_error,
+                 failures, next_due)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified,
+                 members = excluded.members, held = excluded.held, fetched = excluded.fetched,
+                 last_success = excluded.last_success, last_error = excluded.last_error,
+                 failures = excluded.failures, next_due = excluded.next_due",
+            &[
+                &list.key,
+                &list.validators.etag,
+                &list.validators.last_modified,
+                &json(&list.members),
+                &list.held.as_ref().map(json),
+                &list.fetched,
+                &list.last_success,
+                &list.last_error,
+                &failures,
+                &list.next_due,
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn lists(&self) -> Result<Vec<ListState>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT key, etag, last_modified, members, held, fetched, last_success, last_error, failures,
+                     next_due FROM lists ORDER BY key",
+                &[],
+            )
+            .await?;
+        // Written by this module from typed values; a value that does not decode is no members.
+        let members = |v: serde_json::Value| serde_json::from_value::<Vec<ListMember>>(v).unwrap_or_default();
+        rows.iter()
+            .map(|r| {
+                Ok(ListState {
+                    key: r.try_get(0)?,
+                    validators: Validators {
+                        etag: r.try_get(1)?,
+                        last_modified: r.try_get(2)?,
+                    },
+                    members: members(r.try_get(3)?),
+                    held: r.try_get::<_, Option<serde_json::Value>>(4)?.map(members),
+                    fetched: r.try_get(5)?,
+                    last_success: r.try_get(6)?,
+                    last_error: r.try_get(7)?,
+                    failures: u32::try_from(r.try_get::<_, i32>(8)?).unwrap_or(0),
+                    next_due: r.try_get(9)?,
+                })
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
             .map_err(|e| self.error(e))
     }
 }

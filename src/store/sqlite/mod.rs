@@ -39,7 +39,8 @@ use super::{
     WebhookState,
 };
 use crate::model::{
-    ClusterNode, FeedError, FeedState, IconImage, IconState, OutputState, StoredEntry, Subscription,
+    ClusterNode, FeedError, FeedState, IconImage, IconState, ListState, OutputState, StoredEntry,
+    Subscription,
 };
 use crate::parse::Fingerprints;
 use checkpoint::{Checkpointer, Thresholds};
@@ -638,6 +639,14 @@ impl Database for SqliteStore {
 
     async fn count_push(&self, feed_id: i64, at: DateTime<Utc>, taken: bool) -> Result<(), StoreError> {
         self.write(move |db| db.count_push(feed_id, at, taken)).await
+    }
+
+    async fn put_list(&self, list: ListState) -> Result<(), StoreError> {
+        self.write(move |db| db.put_list(&list)).await
+    }
+
+    async fn lists(&self) -> Result<Vec<ListState>, StoreError> {
+        self.read(|db| db.lists()).await
     }
 
     async fn subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {

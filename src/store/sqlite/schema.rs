@@ -283,6 +283,22 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE feeds ADD COLUMN push_until INTEGER;
     ALTER TABLE entries ADD COLUMN pushed INTEGER;
     "#,
+    // 21: subscription lists: the members in force and a shrunk set held for confirmation
+    // (JSON), with what the next fetch needs.
+    r#"
+    CREATE TABLE lists (
+        key           TEXT PRIMARY KEY,
+        etag          TEXT,
+        last_modified TEXT,
+        members       TEXT NOT NULL,
+        held          TEXT,
+        fetched       INTEGER,
+        last_success  INTEGER,
+        last_error    TEXT,
+        failures      INTEGER NOT NULL DEFAULT 0,
+        next_due      INTEGER
+    );
+    "#,
 ];
 
 /// Refuses a database written by a newer Tributary, before anything is written to it.

@@ -1,10 +1,11 @@
-//! Feeds' WebSub subscriptions (see `push`).
+//! Feeds' WebSub subscriptions (see `push`) and subscription lists (see `lists`): where
+//! feeds come from besides the config.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Db, from_unix, to_millis_ceil};
-use crate::model::{Subscription, SubscriptionState};
+use crate::model::{ListMember, ListState, Subscription, SubscriptionState, Validators};
 
 const COLUMNS: &str = "feed_id, hub, topic, state, secret, nonce, lease_until, next_attempt, failures, error, \
                        last_push, pushes, rejected";
@@ -111,5 +112,68 @@ impl Db {
             .prepare_cached(&format!("SELECT {COLUMNS} FROM subscriptions WHERE feed_id = ?1"))?
             .query_row([feed_id], from_row)
             .optional()
+    }
+}
+
+fn list_from_row(row: &Row<'_>) -> rusqlite::Result<ListState> {
+    let time =
+        |i| -> rusqlite::Result<Option<DateTime<Utc>>> { Ok(row.get::<_, Option<i64>>(i)?.map(from_unix)) };
+    // Written by this module from typed values; a value that does not decode is no members.
+    let members = |i| -> rusqlite::Result<Option<Vec<ListMember>>> {
+        Ok(row
+            .get::<_, Option<String>>(i)?
+            .map(|text| serde_json::from_str(&text).unwrap_or_default()))
+    };
+    Ok(ListState {
+        key: row.get(0)?,
+        validators: Validators {
+            etag: row.get(1)?,
+            last_modified: row.get(2)?,
+        },
+        members: members(3)?.unwrap_or_default(),
+        held: members(4)?,
+        fetched: time(5)?,
+        last_success: time(6)?,
+        last_error: row.get(7)?,
+        failures: row.get(8)?,
+        next_due: time(9)?,
+    })
+}
+
+impl Db {
+    pub(super) fn put_list(&self, list: &ListState) -> rusqlite::Result<()> {
+        let json = |m: &Vec<ListMember>| serde_json::to_string(m).unwrap_or_else(|_| "[]".into());
+        self.exec(
+            "INSERT INTO lists (key, etag, last_modified, members, held, fetched, last_success, last_error,
+                 failures, next_due)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified,
+                 members = excluded.members, held = excluded.held, fetched = excluded.fetched,
+                 last_success = excluded.last_success, last_error = excluded.last_error,
+                 failures = excluded.failures, next_due = excluded.next_due",
+            params![
+                list.key,
+                list.validators.etag,
+                list.validators.last_modified,
+                json(&list.members),
+                list.held.as_ref().map(json),
+                list.fetched.map(|t| t.timestamp()),
+                list.last_success.map(|t| t.timestamp()),
+                list.last_error,
+                list.failures,
+                list.next_due.map(|t| t.timestamp()),
+            ],
+        )
+        .map(drop)
+    }
+
+    pub(super) fn lists(&self) -> rusqlite::Result<Vec<ListState>> {
+        self.conn
+            .prepare_cached(
+                "SELECT key, etag, last_modified, members, held, fetched, last_success, last_error, failures,
+                     next_due FROM lists ORDER BY key",
+            )?
+            .query_map([], list_from_row)?
+            .collect()
     }
 }

@@ -1,0 +1,65 @@
+//! Subscription lists: OPML files, polled like feeds, whose outlines become feeds.
+
+use url::Url;
+
+use super::{CronSchedule, Rules};
+
+/// One outline of a subscription list: a feed, or (`include`) another list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListMember {
+    /// The feed's URL (`xmlUrl`), or the included list's (`url` of a `type="include"`).
+    pub url: String,
+    pub title: Option<String>,
+    /// Its web page (`htmlUrl`).
+    pub site: Option<String>,
+    /// Its folder and `category` paths, as tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// An outline of `type="include"`: another list, read as part of this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include: bool,
+}
+
+/// A subscription list as the config has it (`[[list]]`), or one a list includes, which takes
+/// the defaults of the list that includes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListSpec {
+    /// Where the OPML is read from: `http(s)://` or `file://`.
+    pub url: Url,
+    /// Its identity in the store: its URL without credentials.
+    pub key: String,
+    /// Added to every feed of the list (beside the outlines' own folders and categories).
+    pub tags: Vec<String>,
+    /// When the list is fetched, and the default schedule of its feeds.
+    pub schedule: Option<CronSchedule>,
+    /// Its feeds' default for `full_text`.
+    pub full_text: bool,
+    /// Its feeds' rules.
+    pub rules: Rules,
+    /// The list that includes this one (`None`: a `[[list]]` of the config).
+    pub included_by: Option<String>,
+}
+
+/// The members of each list the store holds, by list key: what the config's lists expand to.
+pub type Memberships = std::collections::HashMap<String, Vec<ListMember>>;
+
+/// A subscription list as the store keeps it between fetches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListState {
+    /// The list's key (its URL without credentials).
+    pub key: String,
+    pub validators: super::Validators,
+    /// The members in force: the last good fetch's (or the last one confirmed).
+    pub members: Vec<ListMember>,
+    /// A fetch that shrank the list by more than half, held until confirmed
+    /// (`feeds --accept-list`).
+    pub held: Option<Vec<ListMember>>,
+    /// When it was last fetched (or tried), and last read.
+    pub fetched: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_success: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why the last fetch or read failed; consecutive failures.
+    pub last_error: Option<String>,
+    pub failures: u32,
+    /// When it is fetched next.
+    pub next_due: Option<chrono::DateTime<chrono::Utc>>,
+}
