@@ -1506,7 +1506,8 @@ async fn poll_one(
         Ok(Outcome::Unchanged(validators, caching)) => {
             after.hints.fresh_until = fresh_until(&caching, &stored_rhythm, now);
             let update = FeedUpdate::Unchanged {
-                validators: Some(validators),
+                // A push has none: the next poll asks as the last one did.
+                validators: (!was_pushed).then_some(validators),
                 fresh_until: after.hints.fresh_until,
             };
             let scheduled = scheduled(&after, host_delay);

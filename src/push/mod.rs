@@ -254,6 +254,11 @@ pub(crate) async fn maintain(
         .into_iter()
         .map(|s| (s.feed_id, s))
         .collect();
+    // What polls found matters where it names a hub, or where a feed subscribed names none now.
+    let found: Vec<(i64, PushLinks)> = found
+        .into_iter()
+        .filter(|(id, links)| links.hub.is_some() || subs.contains_key(id))
+        .collect();
     if subs.is_empty() && (found.is_empty() || !subscribing) {
         return Ok(Pass::default());
     }

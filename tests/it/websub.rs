@@ -320,6 +320,19 @@ async fn hubs_in_link_headers_denials_renewals_and_removal() {
     let feeds = FeedServer::start_at("127.0.0.2").await;
     let hub = Hub::start("127.0.0.3").await;
     let (a, b) = (feeds.url("/a.xml"), feeds.url("/b.xml"));
+    // c's hub answers badly: the subscription's error, never the feed's.
+    let c = feeds.url("/c.xml");
+    hub.server.set("/broken", Route::status(500, "down"));
+    feeds.set(
+        "/c.xml",
+        Route::feed(
+            "application/atom+xml",
+            atom(
+                &format!("<link rel=\"hub\" href=\"{}\"/>", hub.server.url("/broken")),
+                &[("c", "C")],
+            ),
+        ),
+    );
     for (path, url) in [("/a.xml", &a), ("/b.xml", &b)] {
         // Named only by the response's Link headers (WebSub's first place to look).
         feeds.set(
@@ -332,10 +345,11 @@ async fn hubs_in_link_headers_denials_renewals_and_removal() {
     }
     let public = format!("127.0.0.6:{}", free_port("127.0.0.6"));
     let ws = Workspace::new();
-    ws.write_config(&config(&public, &[a.clone(), b.clone()]));
+    ws.write_config(&config(&public, &[a.clone(), b.clone(), c.clone()]));
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
-    daemon.ready_serving().await;
+    let (_, admin) = daemon.ready_serving_both().await;
     hub.request(2).await;
+    hub.server.wait_for_requests("/broken", 1).await;
     let asked = hub.asked();
     let of = |topic: &str| asked.iter().find(|r| r.topic == topic).cloned().unwrap();
     let (sub_a, sub_b) = (of(&a), of(&b));
@@ -366,6 +380,36 @@ async fn hubs_in_link_headers_denials_renewals_and_removal() {
     assert_eq!(denied["error"], "not on this hub's list");
     assert!(row(&a)["websub"]["active_until"].is_string());
     assert!(denied["active_until"].is_null());
+    let failed = row(&c);
+    assert_eq!(failed["websub"]["state"], "failed", "{failed}");
+    assert!(
+        failed["websub"]["error"].as_str().unwrap().contains("HTTP 500"),
+        "{failed}"
+    );
+    assert_eq!(failed["websub"]["hub"], hub.server.url("/broken"));
+    assert_eq!(
+        failed["consecutive_failures"], 0,
+        "the feed itself is fine: {failed}"
+    );
+    // Its topic: the feed's own address, as it names no self link.
+    let healthz = reqwest::get(format!("http://{admin}/healthz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let healthz: serde_json::Value = serde_json::from_str(&healthz).unwrap();
+    let listed: Vec<&str> = healthz["websub"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 3, "{healthz}");
+    assert!(
+        listed.contains(&"failed") && listed.contains(&"denied"),
+        "{healthz}"
+    );
 
     // a leaves the config: its hub is asked to stop, and confirming it ends the subscription.
     ws.write_config(&config(&public, std::slice::from_ref(&b)));
