@@ -297,13 +297,9 @@ pub(crate) async fn maintain(
                 }
                 (_, Some((hub, topic))) => {
                     // New, or at another hub or topic: a new subscription (a new secret and
-                    // callback; the old callback dies with its nonce).
-                    if let Some(old) = subs.remove(&feed_id)
-                        && old.state == SubscriptionState::Active
-                        && old.hub != hub.as_str()
-                    {
-                        work.push((old, Mode::Unsubscribe));
-                    }
+                    // callback). The old callback dies with its nonce: a hub that pushes to it
+                    // hears 410 Gone, which tells it to stop. Recorded at once, so a pass that
+                    // cannot ask every hub now asks the rest at the next.
                     let sub = Subscription {
                         feed_id,
                         hub: hub.to_string(),
@@ -319,7 +315,8 @@ pub(crate) async fn maintain(
                         pushes: 0,
                         rejected: 0,
                     };
-                    work.push((sub, Mode::Subscribe));
+                    store.put_subscription(sub.clone(), now).await?;
+                    subs.insert(feed_id, sub);
                 }
                 (None, None) => {}
             }
