@@ -1281,23 +1281,26 @@ impl Daemon {
         }
     }
 
-    /// Brings the WebSub subscriptions in line (see [`push::maintain`]): one node of a cluster
-    /// does it, the leader.
+    /// Brings the WebSub subscriptions in line (see [`push::maintain`]): each node subscribes
+    /// the feeds it found naming a hub; one node of a cluster, the leader, tends the rest
+    /// (renewals, retries, unsubscriptions), and looks every minute for what the others left it.
     fn start_websub(&mut self) {
         let now = self.clock.now();
         self.next_websub = None;
         let Some(callbacks) = self.callbacks.clone() else {
             return;
         };
-        if self.cluster.as_ref().is_some_and(|c| !c.leads()) {
-            self.found_hubs.clear();
+        let tend = self.cluster.as_ref().is_none_or(|c| c.leads());
+        if self.cluster.is_some() {
             self.next_websub = Some(now + chrono::Duration::minutes(1));
-            return;
         }
         let found = std::mem::take(&mut self.found_hubs);
+        if !tend && found.is_empty() {
+            return;
+        }
         let (config, store, fetcher) = (self.config.clone(), self.store.clone(), self.fetcher.clone());
         self.websub_pass = Some(tokio::spawn(async move {
-            push::maintain(&config, &store, &fetcher, &callbacks, found, now).await
+            push::maintain(&config, &store, &fetcher, &callbacks, found, tend, now).await
         }));
     }
 
@@ -1405,6 +1408,12 @@ impl Daemon {
             Notice::TurnFreed(host) => self.poller.turn_freed(&host),
             // Announced by the node that was told: every node's polls hold off at once.
             Notice::HostDelayed { host, until } => self.poller.hold_hosts(&HashMap::from([(host, until)])),
+            // The leader tends subscriptions: a renewal another node's verification scheduled.
+            Notice::Subscription(due) => {
+                if cluster.leads() && self.callbacks.is_some() {
+                    self.next_websub = Some(self.next_websub.map_or(due, |w| w.min(due)));
+                }
+            }
             Notice::Changes { node } => {
                 if cluster.leads() && node != self.config.node.name {
                     self.changes_since.get_or_insert_with(Instant::now);

@@ -233,17 +233,21 @@ pub(crate) struct Pass {
 }
 
 /// Brings the subscriptions in line with the config and what polls found: feeds whose document
-/// named a hub (`found`: feed id and links, from this round's polls) are subscribed, or
-/// subscribed anew at a new hub; leases near their end are renewed; verifications that never
-/// came are asked again; feeds that left the config (or `websub.subscribe` turned off) are
-/// unsubscribed; leases that ended unrenewed lapse (the feed is polled on its schedule again).
-/// Hubs are URLs from content: guarded as such (a private hub needs `poll.allow_networks`).
+/// named a hub (`found`: feed id and links, from this node's polls) are subscribed, or
+/// subscribed anew at a new hub (by the node that polled them: claims give each feed one node
+/// per slot), or unsubscribed when they name none any more. With `tend` (one node of a cluster,
+/// the leader; the only node otherwise) the rest too: leases near their end are renewed,
+/// verifications that never came are asked again, feeds that left the config (or
+/// `websub.subscribe` turned off) are unsubscribed, leases that ended unrenewed lapse (the feed
+/// is polled on its schedule again). Hubs are URLs from content: guarded as such (a private hub
+/// needs `poll.allow_networks`).
 pub(crate) async fn maintain(
     config: &Config,
     store: &Store,
     fetcher: &Fetcher,
     callbacks: &Callbacks,
     found: Vec<(i64, PushLinks)>,
+    tend: bool,
     now: DateTime<Utc>,
 ) -> Result<Pass, StoreError> {
     let base = config.serve.as_ref().and_then(|s| s.base_url.clone());
@@ -276,8 +280,9 @@ pub(crate) async fn maintain(
         .map(|f| f.id)
         .collect();
     let mut work: Vec<(Subscription, Mode)> = Vec::new();
+    let mut pass = Pass::default();
     if subscribing {
-        for (feed_id, links) in found {
+        for (feed_id, links) in found.iter().cloned() {
             if !enabled.contains(&feed_id) {
                 continue;
             }
@@ -300,6 +305,10 @@ pub(crate) async fn maintain(
                     // callback). The old callback dies with its nonce: a hub that pushes to it
                     // hears 410 Gone, which tells it to stop. Recorded at once, so a pass that
                     // cannot ask every hub now asks the rest at the next.
+                    // Asked by this pass (not due for another node's meanwhile), or, past
+                    // what one pass asks, due at once for the next.
+                    subs.remove(&feed_id);
+                    let asked_now = work.len() < REQUESTS_PER_PASS;
                     let sub = Subscription {
                         feed_id,
                         hub: hub.to_string(),
@@ -308,7 +317,10 @@ pub(crate) async fn maintain(
                         secret: crate::store::new_salt(),
                         nonce: crate::store::new_salt()[..16].to_string(),
                         lease_until: None,
-                        next_attempt: Some(now),
+                        next_attempt: Some(match asked_now {
+                            true => now + to_chrono(VERIFY_WAIT),
+                            false => now,
+                        }),
                         failures: 0,
                         error: None,
                         last_push: None,
@@ -316,14 +328,22 @@ pub(crate) async fn maintain(
                         rejected: 0,
                     };
                     store.put_subscription(sub.clone(), now).await?;
-                    subs.insert(feed_id, sub);
+                    if asked_now {
+                        work.push((sub, Mode::Subscribe));
+                    } else {
+                        pass.next = Some(now);
+                    }
                 }
                 (None, None) => {}
             }
         }
     }
-    let mut pass = Pass::default();
+    // Without `tend`, only what this node's polls found is this node's business.
+    let found_here: std::collections::HashSet<i64> = found.iter().map(|(id, _)| *id).collect();
     for (_, mut sub) in subs {
+        if !tend && !found_here.contains(&sub.feed_id) {
+            continue;
+        }
         let due = sub.next_attempt.is_none_or(|t| t <= now);
         let wanted = subscribing && enabled.contains(&sub.feed_id);
         match sub.state {

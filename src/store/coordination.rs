@@ -39,6 +39,9 @@ pub enum Notice {
     Output(String),
     /// A host asked everyone to wait (429, or 503 with Retry-After) until then.
     HostDelayed { host: String, until: DateTime<Utc> },
+    /// A WebSub subscription changed (a hub verified it on some node, say) and its next
+    /// request is due then: the node that tends subscriptions looks again by that time.
+    Subscription(DateTime<Utc>),
     /// The notices' connection was lost and is back: what was announced meanwhile was
     /// missed, so the node looks again (due times, published outputs, host waits).
     Reconnected,

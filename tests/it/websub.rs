@@ -434,3 +434,98 @@ async fn hubs_in_link_headers_denials_renewals_and_removal() {
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(daemon.exit_code().await, 0);
 }
+
+/// Two nodes of a cluster behind one public address: the feed is subscribed once, a push that
+/// lands on either node is stored once, and one node renews.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_cluster_a_push_is_stored_once_whichever_node_takes_it() {
+    let Some(db) = crate::support::require_postgres("websub_cluster").await else {
+        return;
+    };
+    let feeds = FeedServer::start_at("127.0.0.2").await;
+    let hub = Hub::start("127.0.0.3").await;
+    let topic = feeds.url("/f.xml");
+    feeds.set(
+        "/f.xml",
+        Route::feed(
+            "application/atom+xml",
+            atom(
+                &format!(
+                    "<link rel=\"hub\" href=\"{}\"/><link rel=\"self\" href=\"{topic}\"/>",
+                    hub.url()
+                ),
+                &[("one", "Polled one")],
+            ),
+        ),
+    );
+    // The hubs see one public address (a load balancer's); each node listens on its own.
+    let public = format!("127.0.0.9:{}", free_port("127.0.0.9"));
+    let addresses = [
+        format!("127.0.0.10:{}", free_port("127.0.0.10")),
+        format!("127.0.0.11:{}", free_port("127.0.0.11")),
+    ];
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (n, (dir, listen)) in dirs.iter().zip(&addresses).enumerate() {
+        let path = dir.path().join("tributary.toml");
+        crate::support::write_file(
+            &path,
+            format!(
+                "[store]\nurl = \"{}\"\n[node]\nname = \"node{n}\"\n\
+                 [poll]\nallow_networks = [\"127.0.0.0/8\"]\n\
+                 [serve]\nlisten = \"{listen}\"\nbase_url = \"http://{public}/\"\n\
+                 [[feed]]\nurl = \"{topic}\"\n[[output]]\npath = \"out/all.atom\"\n",
+                db.url()
+            )
+            .as_bytes(),
+        );
+        nodes.push(Daemon::start(&path));
+    }
+    for node in &mut nodes {
+        node.ready_serving().await;
+    }
+    let asked = hub.request(1).await;
+    let secret = asked.secret.clone().unwrap();
+    let path = asked.callback.split(&public).nth(1).unwrap().to_string();
+    // The hub's verification reaches one node; the subscription is the cluster's.
+    let on = |node: usize| format!("http://{}{path}", addresses[node]);
+    assert_eq!(
+        hub.verify(&on(1), "subscribe", &topic, 4).await.0,
+        200,
+        "{:?} {}",
+        hub.asked(),
+        nodes[1].stderr()
+    );
+    // The same push, delivered to both nodes (a hub retrying through the load balancer).
+    let pushed = atom("", &[("two", "Pushed two")]);
+    let signature = signed("sha256", &secret, &pushed);
+    assert_eq!(hub.push(&on(0), &pushed, &signature).await, 202);
+    assert_eq!(hub.push(&on(1), &pushed, &signature).await, 202);
+    // The lease of 4 s is renewed before it ends, by one node.
+    let renewal = hub.request(2).await;
+    assert_eq!(renewal.mode, "subscribe");
+    assert_eq!(
+        renewal.callback, asked.callback,
+        "a renewal, at the same callback"
+    );
+    assert_eq!(hub.verify(&on(0), "subscribe", &topic, 3600).await.0, 200);
+    for node in &nodes {
+        node.signal(nix::sys::signal::Signal::SIGTERM);
+    }
+    for node in &mut nodes {
+        assert_eq!(node.exit_code().await, 0);
+    }
+    let subscribes = hub.asked().iter().filter(|a| a.mode == "subscribe").count();
+    assert_eq!(
+        subscribes,
+        2,
+        "subscribed once and renewed once: {:?}",
+        hub.asked()
+    );
+    let stored = db.query_rows("SELECT e.key, e.pushed FROM entries e ORDER BY e.key", |r| {
+        (r.get::<_, String>(0), r.get::<_, Option<bool>>(1))
+    });
+    let pushed_rows: Vec<_> = stored.iter().filter(|(k, _)| k.contains("two")).collect();
+    assert_eq!(pushed_rows.len(), 1, "stored once: {stored:?}");
+    assert_eq!(pushed_rows[0].1, Some(true));
+}

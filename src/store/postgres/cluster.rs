@@ -63,6 +63,7 @@ fn notice(channel_name: &str, payload: &str) -> Option<Notice> {
             node: payload.to_string(),
         },
         channel::OUTPUTS => Notice::Output(payload.to_string()),
+        channel::SUBSCRIPTIONS => Notice::Subscription(millis(payload)?),
         channel::HOSTS => {
             let (until, host) = payload.split_once(' ')?;
             Notice::HostDelayed {
@@ -102,6 +103,7 @@ async fn listen_once(
         channel::CHANGES,
         channel::OUTPUTS,
         channel::HOSTS,
+        channel::SUBSCRIPTIONS,
     ] {
         if let Err(e) = client.batch_execute(&format!("LISTEN {name}")).await {
             task.abort();

@@ -68,6 +68,8 @@ pub(crate) mod channel {
     pub const OUTPUTS: &str = "tributary_outputs";
     /// A host that asked everyone to wait (`MILLIS HOST`).
     pub const HOSTS: &str = "tributary_hosts";
+    /// A WebSub subscription written, with when its next request is due (milliseconds).
+    pub const SUBSCRIPTIONS: &str = "tributary_subscriptions";
 }
 
 /// One node's handle on the shared store.

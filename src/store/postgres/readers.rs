@@ -66,8 +66,19 @@ impl PgStore {
                 &[&new_salt(), &name],
             )
             .await?;
-        rows.first()
-            .map_or(Ok(String::new()), |r| r.try_get(0))
-            .map_err(|e| self.error(e))
+        // Nodes starting together: another node's insert won, after this statement's snapshot
+        // was taken, so neither part saw a value. A second statement sees the winner's.
+        let rows = match rows.is_empty() {
+            true => {
+                self.query("SELECT value FROM settings WHERE name = $1", &[&name])
+                    .await?
+            }
+            false => rows,
+        };
+        let row = rows.first().ok_or_else(|| StoreError::Backend {
+            store: self.describe.clone(),
+            source: format!("the store's secret {name} is missing").into(),
+        })?;
+        row.try_get(0).map_err(|e| self.error(e))
     }
 }

@@ -44,6 +44,8 @@ impl PgStore {
         let failures = i32::try_from(sub.failures).unwrap_or(i32::MAX);
         let pushes = i64::try_from(sub.pushes).unwrap_or(i64::MAX);
         let rejected = i64::try_from(sub.rejected).unwrap_or(i64::MAX);
+        // The node that tends subscriptions hears when this one's next request is due.
+        let due = sub.next_attempt.map(|t| t.timestamp_millis().to_string());
         self.execute(
             &format!(
                 "WITH pushed AS ({PUSHED_UNTIL})
@@ -53,7 +55,8 @@ impl PgStore {
                  ON CONFLICT (feed_id) DO UPDATE SET hub = excluded.hub, topic = excluded.topic,
                      state = excluded.state, secret = excluded.secret, nonce = excluded.nonce,
                      lease_until = excluded.lease_until, next_attempt = excluded.next_attempt,
-                     failures = excluded.failures, error = excluded.error"
+                     failures = excluded.failures, error = excluded.error
+                 RETURNING (SELECT pg_notify($17, $16) WHERE $16::text IS NOT NULL)"
             ),
             &[
                 &sub.feed_id,
@@ -71,6 +74,8 @@ impl PgStore {
                 &sub.last_push,
                 &pushes,
                 &rejected,
+                &due,
+                &super::channel::SUBSCRIPTIONS,
             ],
         )
         .await
