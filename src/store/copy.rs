@@ -37,6 +37,8 @@ const TABLES: &[(&str, &str)] = &[
     ("announced", "output, entry_id"),
     ("deliveries", "id"),
     ("readers", "output, via, key"),
+    ("subscriptions", "feed_id"),
+    ("lists", "key"),
 ];
 
 /// Tables whose `id` comes from a sequence in PostgreSQL: it is moved past the copied ids.

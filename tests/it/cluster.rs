@@ -214,7 +214,18 @@ async fn store_copy_moves_a_store_into_postgresql_and_back_without_loss() {
     ws.db_rw()
         .execute_batch(
             "INSERT INTO tombstones (feed_id, key, removed, last_seen) SELECT id, 'g:gone', 1, 2 FROM feeds LIMIT 1;
-             INSERT INTO hosts (host, not_before, reason) VALUES ('127.0.0.9', 1800000000000, '429');",
+             INSERT INTO hosts (host, not_before, reason) VALUES ('127.0.0.9', 1800000000000, '429');
+             INSERT INTO subscriptions (feed_id, hub, topic, state, secret, nonce, lease_until, next_attempt,
+                 failures, error, last_push, pushes, rejected)
+                 SELECT id, 'https://hub.example/', url, 'active', 's3cret', 'n0nce', 1800000000, 1799990000,
+                     0, NULL, 1700000000, 3, 1 FROM feeds LIMIT 1;
+             UPDATE feeds SET push_until = 1800000000 WHERE id = (SELECT feed_id FROM subscriptions);
+             UPDATE entries SET pushed = 1 WHERE id = (SELECT MIN(id) FROM entries);
+             INSERT INTO lists (key, etag, last_modified, members, held, fetched, last_success, last_error,
+                 failures, next_due)
+                 VALUES ('https://lists.example/l.opml', '\"e\"', NULL,
+                     '[{\"site\":null,\"title\":\"A\",\"url\":\"https://a.example/f\"}]', '[]',
+                     1700000000, 1700000000, NULL, 0, 1800000000);",
         )
         .unwrap();
     let source = ws.path("data/t.db").display().to_string();
@@ -247,6 +258,8 @@ async fn store_copy_moves_a_store_into_postgresql_and_back_without_loss() {
         "hosts",
         "outputs",
         "settings",
+        "subscriptions",
+        "lists",
     ] {
         let rows = dump(&original, table);
         assert!(!rows.is_empty() || table == "outputs", "{table} has rows to copy");

@@ -300,6 +300,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         next_due      timestamptz
     );
     "#,
+    // 10: counts as BIGINT, as everywhere else in this schema (`store copy` maps integers so).
+    r#"
+    ALTER TABLE subscriptions ALTER COLUMN failures TYPE BIGINT;
+    ALTER TABLE lists ALTER COLUMN failures TYPE BIGINT;
+    "#,
 ];
 
 /// Brings the schema up to date inside `tx` (holding the migration lock until it ends), and

@@ -20,7 +20,7 @@ fn from_row(row: &Row) -> Result<Subscription, tokio_postgres::Error> {
         nonce: row.try_get(5)?,
         lease_until: row.try_get(6)?,
         next_attempt: row.try_get(7)?,
-        failures: u32::try_from(row.try_get::<_, i32>(8)?).unwrap_or(0),
+        failures: u32::try_from(row.try_get::<_, i64>(8)?).unwrap_or(0),
         error: row.try_get(9)?,
         last_push: row.try_get(10)?,
         pushes: u64::try_from(row.try_get::<_, i64>(11)?).unwrap_or(0),
@@ -41,7 +41,7 @@ impl PgStore {
         sub: Subscription,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let failures = i32::try_from(sub.failures).unwrap_or(i32::MAX);
+        let failures = i64::from(sub.failures);
         let pushes = i64::try_from(sub.pushes).unwrap_or(i64::MAX);
         let rejected = i64::try_from(sub.rejected).unwrap_or(i64::MAX);
         // The node that tends subscriptions hears when this one's next request is due.
@@ -133,7 +133,7 @@ impl PgStore {
 impl PgStore {
     pub(super) async fn put_list(&self, list: ListState) -> Result<(), StoreError> {
         let json = |m: &Vec<ListMember>| serde_json::to_value(m).unwrap_or_default();
-        let failures = i32::try_from(list.failures).unwrap_or(i32::MAX);
+        let failures = i64::from(list.failures);
         self.execute(
             "INSERT INTO lists (key, etag, last_modified, members, held, fetched, last_success, last_error,
                  failures, next_due)
@@ -182,7 +182,7 @@ impl PgStore {
                     fetched: r.try_get(5)?,
                     last_success: r.try_get(6)?,
                     last_error: r.try_get(7)?,
-                    failures: u32::try_from(r.try_get::<_, i32>(8)?).unwrap_or(0),
+                    failures: u32::try_from(r.try_get::<_, i64>(8)?).unwrap_or(0),
                     next_due: r.try_get(9)?,
                 })
             })
