@@ -1,6 +1,6 @@
 //! Owns the built-in HTTP server of `tributary run`: every configured output at `/` + its file
-//! name (an `index.html` output is also `/`), feeds' icons at `/icons/`, `/healthz` and
-//! `/metrics`; and WebSub pings.
+//! name (an `index.html` output is also `/`), feeds' icons at `/icons/`, WebSub callbacks at
+//! `/websub/` (see `callback`), `/healthz` and `/metrics`; and WebSub pings.
 //!
 //! Outputs are served from memory, replaced whole after each render, with a strong ETag (a
 //! hash of the bytes), Last-Modified (when the bytes last changed), 304 on If-None-Match /
