@@ -396,6 +396,20 @@ pub async fn remove(config_path: &Path, feed: &str) -> Status {
         Ok(None) => feed.to_string(),
         Err(status) => return status,
     };
+    // A feed a subscription list brings is the list's to remove.
+    if let Ok(config) = super::load_with_lists(config_path).await
+        && let Some(list) = config
+            .feeds
+            .iter()
+            .find(|f| f.url.as_str() == wanted || f.key == wanted)
+            .and_then(|f| f.list.as_ref())
+    {
+        eprintln!(
+            "error: {wanted} comes from the subscription list {list}: remove it from the list \
+             (or keep it out with a [[feed]] of its URL and disabled = true)"
+        );
+        return Status::Fatal;
+    }
     match remove_feed(config_path, &wanted) {
         Ok(url) => {
             outln!("removed {url} from {}", config_path.display());

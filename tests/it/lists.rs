@@ -126,6 +126,14 @@ async fn list_outlines_become_feeds_nest_and_follow_the_list_as_it_changes() {
     let text = ws.tributary(&["feeds"]).await.stdout;
     assert!(text.contains(&format!("list {planet}: 2 feeds, read")), "{text}");
     assert!(text.contains(&format!("list {more}: 1 feed, read")), "{text}");
+    // A list's feed is the list's to remove.
+    let removed = ws.tributary(&["remove", a]).await;
+    assert_eq!(removed.code, 2, "{removed:?}");
+    assert!(
+        removed.stderr.contains("comes from the subscription list"),
+        "{}",
+        removed.stderr
+    );
     // `export` writes the effective subscriptions.
     let exported = ws.tributary(&["export"]).await.stdout;
     for url in [a, b, c, d] {
