@@ -781,4 +781,35 @@ mod tests {
         assert!(err.to_string().contains("Name or service not known"), "{err}");
         assert!(err.kind().is_transient(), "DNS failures are retried later");
     }
+
+    #[test]
+    fn link_headers_name_the_hub_and_the_topic_relative_ones_resolved() {
+        let base = Url::parse("https://pub.example/feeds/a.xml").unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.append(
+            header::LINK,
+            HeaderValue::from_static("<https://pub.example/>; rel=\"alternate\", </hub>; rel=\"hub\""),
+        );
+        headers.append(
+            header::LINK,
+            HeaderValue::from_static("<a.xml?x=1,2>; rel=\"self\""),
+        );
+        let push = PushLinks::of(&headers, &base);
+        assert_eq!(push.hub.unwrap().as_str(), "https://pub.example/hub");
+        assert_eq!(
+            push.topic.unwrap().as_str(),
+            "https://pub.example/feeds/a.xml?x=1,2"
+        );
+        // One link with both relations; a header that does not parse names nothing.
+        let mut both = reqwest::header::HeaderMap::new();
+        both.insert(
+            header::LINK,
+            HeaderValue::from_static("<https://h.example/>; rel=\"hub self\""),
+        );
+        let push = PushLinks::of(&both, &base);
+        assert_eq!(push.hub, push.topic);
+        let mut broken = reqwest::header::HeaderMap::new();
+        broken.insert(header::LINK, HeaderValue::from_static("not a link"));
+        assert_eq!(PushLinks::of(&broken, &base), PushLinks::default());
+    }
 }

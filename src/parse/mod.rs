@@ -873,4 +873,35 @@ mod tests {
         assert_eq!(cut.entries[0].entry.title, "a");
         assert_eq!(cut.meta.repairs, [Repair::Truncated]);
     }
+
+    #[test]
+    fn hubs_and_topics_are_read_from_atom_rss_and_json_feed() {
+        let base = Url::parse("https://pub.example/feeds/").unwrap();
+        let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>i</id>
+            <link rel="hub" href="https://hub.example/"/><link rel="self" href="atom.xml"/>
+            <link rel="alternate" href="https://pub.example/"/></feed>"#;
+        let meta = parse_document(atom, &base).unwrap().meta;
+        assert_eq!(meta.hub.as_deref(), Some("https://hub.example/"));
+        assert_eq!(meta.topic.as_deref(), Some("https://pub.example/feeds/atom.xml"));
+        assert_eq!(meta.site_url.as_deref(), Some("https://pub.example/"));
+        let rss = r#"<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>t</title>
+            <link>https://pub.example/</link><description>d</description>
+            <atom:link rel="hub" href="https://hub.example/rss"/>
+            <atom:link rel="self" href="https://pub.example/rss.xml" type="application/rss+xml"/>
+            </channel></rss>"#;
+        let meta = parse_document(rss, &base).unwrap().meta;
+        assert_eq!(meta.hub.as_deref(), Some("https://hub.example/rss"));
+        assert_eq!(meta.topic.as_deref(), Some("https://pub.example/rss.xml"));
+        let json = r#"{"version":"https://jsonfeed.org/version/1.1","title":"t",
+            "feed_url":"https://pub.example/feed.json",
+            "hubs":[{"type":"rssCloud","url":"https://cloud.example/"},{"type":"WebSub","url":"https://hub.example/j"}],
+            "items":[]}"#;
+        let meta = parse_document(json, &base).unwrap().meta;
+        assert_eq!(meta.hub.as_deref(), Some("https://hub.example/j"));
+        assert_eq!(meta.topic.as_deref(), Some("https://pub.example/feed.json"));
+        let plain = r#"<rss version="2.0"><channel><title>t</title><link>https://pub.example/</link>
+            <description>d</description></channel></rss>"#;
+        let meta = parse_document(plain, &base).unwrap().meta;
+        assert_eq!((meta.hub, meta.topic), (None, None));
+    }
 }
