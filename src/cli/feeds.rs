@@ -50,7 +50,7 @@ struct FeedRow {
     /// Its WebSub subscription, when its hub was asked to push it.
     #[serde(skip_serializing_if = "Option::is_none")]
     websub: Option<PushRow>,
-    /// The subscription list it came from (when no [[feed]] names it).
+    /// The subscription list it came from (when no `[[feed]]` names it).
     #[serde(skip_serializing_if = "Option::is_none")]
     list: Option<String>,
 }
