@@ -65,7 +65,8 @@ pub struct Subscription {
     pub nonce: String,
     /// While active, when the hub's lease ends.
     pub lease_until: Option<DateTime<Utc>>,
-    /// When to act next: renew before the lease ends, or try again after a failure.
+    /// When to act next: renew before the lease ends, or try again after a failure; `None`:
+    /// at once (never asked yet).
     pub next_attempt: Option<DateTime<Utc>>,
     /// Consecutive failed requests to the hub (the backoff's exponent).
     pub failures: u32,

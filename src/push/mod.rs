@@ -306,7 +306,7 @@ pub(crate) async fn maintain(
                     // hears 410 Gone, which tells it to stop. Recorded at once, so a pass that
                     // cannot ask every hub now asks the rest at the next.
                     // Asked by this pass (not due for another node's meanwhile), or, past
-                    // what one pass asks, due at once for the next.
+                    // what one pass asks, due at once for the next (never asked yet).
                     subs.remove(&feed_id);
                     let asked_now = work.len() < REQUESTS_PER_PASS;
                     let sub = Subscription {
@@ -317,10 +317,8 @@ pub(crate) async fn maintain(
                         secret: crate::store::new_salt(),
                         nonce: crate::store::new_salt()[..16].to_string(),
                         lease_until: None,
-                        next_attempt: Some(match asked_now {
-                            true => now + to_chrono(VERIFY_WAIT),
-                            false => now,
-                        }),
+                        // `None`: never asked, due at once.
+                        next_attempt: asked_now.then(|| now + to_chrono(VERIFY_WAIT)),
                         failures: 0,
                         error: None,
                         last_push: None,
@@ -387,6 +385,14 @@ pub(crate) async fn maintain(
         let wait = now + to_chrono(VERIFY_WAIT);
         match mode {
             Mode::Subscribe => {
+                let mut wait = wait;
+                // Asked before and never verified (a new one is not due yet): asked again less
+                // and less often.
+                if sub.state == SubscriptionState::Pending && sub.next_attempt.is_some_and(|t| t <= now) {
+                    sub.failures += 1;
+                    sub.error = Some("the hub has not verified the subscription".into());
+                    wait = now + to_chrono(retry_after(sub.failures).max(VERIFY_WAIT));
+                }
                 if sub.state != SubscriptionState::Active {
                     sub.state = SubscriptionState::Pending;
                 }
