@@ -819,6 +819,19 @@ impl Validator<'_> {
         }
     }
 
+    /// A table's `tags`: none empty.
+    fn tags(&mut self, raw: Vec<toml::Spanned<String>>, key: &str) -> Vec<String> {
+        let mut tags = Vec::new();
+        for tag in raw {
+            if tag.get_ref().trim().is_empty() {
+                self.report(tag.span(), key, "tags must not be empty");
+            } else {
+                tags.push(tag.into_inner());
+            }
+        }
+        tags
+    }
+
     /// A `[[list]]`: where its OPML is, and the defaults of its feeds.
     fn list(&mut self, n: usize, raw: raw::RawList) -> Option<ListSpec> {
         let key = |k: &str| format!("list[{n}].{k}");
@@ -828,14 +841,7 @@ impl Validator<'_> {
             &key(""),
         ))]);
         let schedule = self.cron_opt(raw.schedule, &key("schedule"));
-        let mut tags = Vec::new();
-        for tag in raw.tags {
-            if tag.get_ref().trim().is_empty() {
-                self.report(tag.span(), key("tags"), "tags must not be empty");
-            } else {
-                tags.push(tag.into_inner());
-            }
-        }
+        let tags = self.tags(raw.tags, &key("tags"));
         let Some(raw_url) = raw.url else {
             self.report(
                 raw.span,
@@ -1022,14 +1028,7 @@ impl Validator<'_> {
             },
             None => None,
         };
-        let mut tags = Vec::new();
-        for tag in raw.tags {
-            if tag.get_ref().trim().is_empty() {
-                self.report(tag.span(), key("tags"), "tags must not be empty");
-            } else {
-                tags.push(tag.into_inner());
-            }
-        }
+        let tags = self.tags(raw.tags, &key("tags"));
         let schedule = self.cron_opt(raw.schedule, &key("schedule"));
         let rules = Rules::of([std::sync::Arc::new(self.rule_table(
             raw.rules,

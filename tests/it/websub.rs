@@ -173,8 +173,9 @@ async fn served_until(public: &str, mut check: impl FnMut(&str) -> bool) -> Stri
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_feed_naming_its_hub_is_subscribed_verified_and_pushed_without_a_fetch() {
+/// A feed (`/f.xml` on 127.0.0.2, one entry) whose document names the hub (on 127.0.0.3) and
+/// itself as the topic.
+async fn feed_naming_its_hub() -> (FeedServer, Hub, String) {
     let feeds = FeedServer::start_at("127.0.0.2").await;
     let hub = Hub::start("127.0.0.3").await;
     let topic = feeds.url("/f.xml");
@@ -191,6 +192,12 @@ async fn a_feed_naming_its_hub_is_subscribed_verified_and_pushed_without_a_fetch
             ),
         ),
     );
+    (feeds, hub, topic)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_feed_naming_its_hub_is_subscribed_verified_and_pushed_without_a_fetch() {
+    let (feeds, hub, topic) = feed_naming_its_hub().await;
     let public = format!("127.0.0.5:{}", free_port("127.0.0.5"));
     let ws = Workspace::new();
     ws.write_config(&config(&public, std::slice::from_ref(&topic)));
@@ -442,22 +449,7 @@ async fn in_a_cluster_a_push_is_stored_once_whichever_node_takes_it() {
     let Some(db) = crate::support::require_postgres("websub_cluster").await else {
         return;
     };
-    let feeds = FeedServer::start_at("127.0.0.2").await;
-    let hub = Hub::start("127.0.0.3").await;
-    let topic = feeds.url("/f.xml");
-    feeds.set(
-        "/f.xml",
-        Route::feed(
-            "application/atom+xml",
-            atom(
-                &format!(
-                    "<link rel=\"hub\" href=\"{}\"/><link rel=\"self\" href=\"{topic}\"/>",
-                    hub.url()
-                ),
-                &[("one", "Polled one")],
-            ),
-        ),
-    );
+    let (_feeds, hub, topic) = feed_naming_its_hub().await;
     // The hubs see one public address (a load balancer's); each node listens on its own.
     let public = format!("127.0.0.9:{}", free_port("127.0.0.9"));
     let addresses = [
