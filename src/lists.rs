@@ -84,7 +84,9 @@ pub(crate) async fn refresh(
             (a, b) => a.or(b),
         };
         for member in state.members.iter().filter(|m| m.include) {
-            let Some(url) = url::Url::parse(&member.url)
+            let Some(url) = list
+                .url
+                .join(member.url.trim())
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
             else {

@@ -890,8 +890,11 @@ impl Validator<'_> {
                 continue;
             }
             for member in self.members.get(&list.key).into_iter().flatten() {
-                // Members are URLs from content: only the web's (a list never names a file).
-                let Some(url) = Url::parse(&member.url)
+                // Members are URLs from content, relative ones against the list's: only the
+                // web's (a list never names a file).
+                let Some(url) = list
+                    .url
+                    .join(member.url.trim())
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https"))
                 else {
@@ -2102,6 +2105,78 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/tributary/t.toml"), text)
+    }
+
+    #[test]
+    fn lists_expand_to_feeds_with_their_defaults_and_the_configs_feeds_keep_their_keys() {
+        use crate::model::ListMember;
+        let member = |url: &str, title: &str, tags: &[&str], include: bool| ListMember {
+            url: url.into(),
+            title: Some(title.into()),
+            site: Some("https://a.example/".into()),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            include,
+        };
+        let members = Memberships::from([
+            (
+                "https://lists.example/planet.opml".to_string(),
+                vec![
+                    member("feeds/a.xml", "A", &["Tech"], false),
+                    member("https://b.example/feed", "B from the list", &[], false),
+                    member("more.opml", "More", &["extra"], true),
+                    member("file:///etc/passwd", "No", &[], false),
+                ],
+            ),
+            (
+                "https://lists.example/more.opml".to_string(),
+                vec![
+                    member("https://d.example/feed", "D", &[], false),
+                    member("https://lists.example/planet.opml", "Back", &[], true),
+                ],
+            ),
+        ]);
+        let text = "[[list]]\nurl = \"https://lists.example/planet.opml\"\ntags = [\"planet\"]\n\
+                    schedule = \"0 * * * *\"\nfull_text = true\nexclude = [\"(?i)ad\"]\n\
+                    [[feed]]\nurl = \"https://b.example/feed\"\ntitle = \"B by the config\"\n\
+                    [[output]]\npath = \"o.atom\"\ntags = [\"extra\"]\n";
+        let c = Config::parse_full(
+            Path::new("/etc/tributary/t.toml"),
+            text,
+            &Secrets::from_process(),
+            &members,
+        )
+        .unwrap();
+        let feed = |url: &str| c.feeds.iter().find(|f| f.url.as_str() == url).unwrap();
+        // A relative member is the list's; the list's defaults are its feeds'.
+        let a = feed("https://lists.example/feeds/a.xml");
+        assert_eq!(a.title.as_deref(), Some("A"));
+        assert_eq!(a.tags, ["planet", "Tech"]);
+        assert_eq!(a.list.as_deref(), Some("https://lists.example/planet.opml"));
+        assert!(a.full_text && a.schedule.is_some() && !a.rules.is_empty());
+        // The config's own feed keeps its keys, takes the list's tags, and is no list's.
+        let b = feed("https://b.example/feed");
+        assert_eq!(b.title.as_deref(), Some("B by the config"));
+        assert_eq!(b.tags, ["planet"]);
+        assert_eq!(b.list, None);
+        assert!(!b.full_text);
+        // The included list's feeds take the includer's defaults and the include's tags.
+        let d = feed("https://d.example/feed");
+        assert_eq!(d.tags, ["planet", "extra"]);
+        assert_eq!(d.list.as_deref(), Some("https://lists.example/more.opml"));
+        assert!(
+            c.feeds.iter().all(|f| f.url.scheme() != "file"),
+            "a list names no file"
+        );
+        assert_eq!(c.lists.len(), 2);
+        assert_eq!(
+            c.lists[1].included_by.as_deref(),
+            Some("https://lists.example/planet.opml")
+        );
+        let looped: Vec<&Problem> = c.warnings.iter().filter(|p| p.key == "list").collect();
+        assert_eq!(looped.len(), 1, "{looped:?}");
+        assert!(looped[0].message.contains("includes it back"));
+        // Outputs select list feeds by the tags lists give them.
+        assert_eq!(c.outputs[0].feeds.len(), 1);
     }
 
     #[test]

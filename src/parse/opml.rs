@@ -46,7 +46,12 @@ pub fn outlines(text: &str) -> Result<Vec<ListMember>, ParseError> {
                 .filter(|v| !v.is_empty())
         };
         let title = attr("title").or_else(|| attr("text"));
-        let include = attr("type").is_some_and(|t| t.eq_ignore_ascii_case("include"));
+        // OPML 2.0: `type="include"`, or a `type="link"` whose url ends in `.opml`, expands
+        // in place.
+        let kind = attr("type").unwrap_or_default();
+        let include = kind.eq_ignore_ascii_case("include")
+            || (kind.eq_ignore_ascii_case("link")
+                && attr("url").is_some_and(|u| u.split(['?', '#']).next().unwrap_or("").ends_with(".opml")));
         let url = match include {
             true => attr("url"),
             false => attr("xmlUrl"),
@@ -100,6 +105,8 @@ mod tests {
             <outline text="Tech"><outline type="rss" text="A" xmlUrl="https://a.example/feed" category="/rust,/web"/></outline>
             <outline type="rss" title="B &amp; co" text="ignored" xmlUrl="https://b.example/feed"/>
             <outline type="include" text="More" url="https://lists.example/more.opml"/>
+            <outline type="link" text="Also" url="https://lists.example/also.opml?v=2"/>
+            <outline type="link" text="A page" url="https://lists.example/about.html"/>
             <outline text="Empty folder"></outline></body></opml>"#;
         let members = outlines(opml).unwrap();
         assert_eq!(
@@ -118,7 +125,11 @@ mod tests {
             (members[2].url.as_str(), members[2].include),
             ("https://lists.example/more.opml", true)
         );
-        assert_eq!(members.len(), 3);
+        assert_eq!(
+            (members[3].url.as_str(), members[3].include),
+            ("https://lists.example/also.opml?v=2", true)
+        );
+        assert_eq!(members.len(), 4, "a link to a page is no member");
         assert!(outlines("<rss><channel/></rss>").is_err(), "not OPML");
         assert!(outlines("<opml><body><outline").is_err(), "broken");
         assert_eq!(outlines("<opml><body/></opml>").unwrap(), [], "empty is a list");

@@ -177,7 +177,11 @@ pub async fn verify(
     let Some(mut sub) = store.subscription(feed_id).await? else {
         return Ok(Answer::Refuse);
     };
-    if sub.nonce != nonce || v.topic != sub.topic {
+    // The topic as we asked for it; a hub may hand it back normalized (case of the host, a
+    // default port), which is the same URL.
+    let same_topic = v.topic == sub.topic
+        || matches!((Url::parse(&v.topic), Url::parse(&sub.topic)), (Ok(a), Ok(b)) if a == b);
+    if sub.nonce != nonce || !same_topic {
         return Ok(Answer::Refuse);
     }
     match (v.mode.as_str(), sub.state, &v.challenge) {
