@@ -1571,6 +1571,16 @@ async fn poll_one(
             (Ok(FeedStatus::Stored(outcome)), next_due)
         }
         Err(Failure::Store(e)) => return Err(e),
+        // A push that cannot be read is dropped: it says nothing of the feed, whose polls go on
+        // as they were (no failure counted, no backoff).
+        Err(failure) if was_pushed => {
+            after.consecutive_failures = state.consecutive_failures;
+            let failure = FeedFailure {
+                kind: failure.kind(),
+                message: failure.to_string(),
+            };
+            (Err(failure), state.next_due)
+        }
         Err(failure) => {
             let error = failure.to_string();
             let kind = failure.kind();

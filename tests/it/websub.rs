@@ -285,6 +285,18 @@ async fn a_feed_naming_its_hub_is_subscribed_verified_and_pushed_without_a_fetch
             .await,
         413
     );
+    // Signed, but not a feed: dropped; the feed is not failing for it.
+    let garbage = "<html><body>not a feed</body></html>";
+    assert_eq!(
+        hub.push(&asked.callback, garbage, &signed("sha256", &secret, garbage))
+            .await,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.stderr().contains("a pushed body could not be read") {
+        assert!(Instant::now() < deadline, "{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(daemon.exit_code().await, 0);
@@ -297,8 +309,12 @@ async fn a_feed_naming_its_hub_is_subscribed_verified_and_pushed_without_a_fetch
     let rows: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
     let websub = &rows[0]["websub"];
     assert_eq!(websub["state"], "active", "{websub}");
+    assert_eq!(
+        rows[0]["consecutive_failures"], 0,
+        "an unreadable push is no failure of the feed"
+    );
     assert_eq!(websub["hub"], hub.url());
-    assert_eq!(websub["pushes"], 3, "{websub}");
+    assert_eq!(websub["pushes"], 4, "{websub}");
     assert_eq!(websub["dropped"], 3, "{websub}");
     assert!(websub["active_until"].is_string(), "{websub}");
     let text = ws.tributary(&["feeds"]).await.stdout;
