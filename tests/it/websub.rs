@@ -202,7 +202,7 @@ async fn a_feed_naming_its_hub_is_subscribed_verified_and_pushed_without_a_fetch
     let ws = Workspace::new();
     ws.write_config(&config(&public, std::slice::from_ref(&topic)));
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
-    daemon.ready_serving().await;
+    let (_, admin) = daemon.ready_serving_both().await;
 
     // Subscribed once the feed's first poll named the hub: our own secret, a lease, a
     // callback under the public address that no one could guess.
@@ -298,6 +298,19 @@ async fn a_feed_naming_its_hub_is_subscribed_verified_and_pushed_without_a_fetch
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "tributary_websub_pushes_total{result=\"taken\"} 4",
+        "tributary_websub_pushes_total{result=\"dropped\"} 3",
+        "tributary_websub_pushes_total{result=\"refused\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(daemon.exit_code().await, 0);
     let page = std::fs::read_to_string(ws.path("public/all.atom")).unwrap();
