@@ -82,6 +82,31 @@ pub(crate) fn icon_links(html: &str, page: &Url) -> Vec<Url> {
 
 /// What relative links on the page resolve against: the first `<base href>` (itself resolved
 /// against the page), else the page.
+/// The WebSub hub and topic a page names in its `<link rel="hub">` and `<link rel="self">`
+/// (W3C WebSub §4: a page without a feed is a topic too).
+pub(crate) fn push_links(document: &Html, base: &Url) -> (Option<String>, Option<String>) {
+    let mut found = (None, None);
+    for link in document.select(&select("link[href]")) {
+        let element = link.value();
+        let rel = element.attr("rel").unwrap_or("");
+        let has = |name: &str| rel.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case(name));
+        let Some(url) = element
+            .attr("href")
+            .and_then(|h| base.join(h.trim()).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+        else {
+            continue;
+        };
+        if has("hub") && found.0.is_none() {
+            found.0 = Some(url.to_string());
+        }
+        if has("self") && found.1.is_none() {
+            found.1 = Some(url.to_string());
+        }
+    }
+    found
+}
+
 pub(crate) fn base_href(document: &Html, page: &Url) -> Url {
     document
         .select(&select("base[href]"))

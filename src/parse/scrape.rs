@@ -16,7 +16,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::dates::parse_date;
-use super::discover::base_href;
+use super::discover::{base_href, push_links};
 use super::{ParseError, ParsedEntry, ParsedFeed, RawBody};
 use crate::model::{Entry, FeedMeta, Person, Pick, Pointer, Scrape};
 use crate::text::collapse_whitespace;
@@ -80,10 +80,13 @@ pub(crate) fn scrape_html(
             .map(|t| collapse_whitespace(&t.text().collect::<String>()))
             .filter(|t| !t.is_empty())
     });
+    let (hub, topic) = push_links(&document, &base);
     Ok(ParsedFeed {
         meta: FeedMeta {
             title,
             site_url: Some(page.to_string()),
+            hub,
+            topic,
             ..FeedMeta::default()
         },
         entries,
@@ -298,6 +301,28 @@ mod tests {
             .iter()
             .map(|e| (e.entry.link.clone().unwrap(), e.entry.title.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_page_names_its_hub_and_itself_in_link_elements() {
+        let page = Url::parse("https://news.example/section/").unwrap();
+        let html = "<html><head><link rel=\"stylesheet\" href=\"s.css\">\
+            <link rel=\"hub\" href=\"https://hub.example/\"><link rel=\"self\" href=\"index.html\"></head>\
+            <body><a class=\"headline\" href=\"/story/1\">One</a></body></html>";
+        let scrape = Scrape {
+            item: pick("a.headline", None),
+            link: pick("", Some("href")),
+            title: Some(pick("", None)),
+            date: None,
+            content: None,
+            author: None,
+        };
+        let meta = scrape_html(html, &page, &scrape, chrono_tz::UTC).unwrap().meta;
+        assert_eq!(meta.hub.as_deref(), Some("https://hub.example/"));
+        assert_eq!(
+            meta.topic.as_deref(),
+            Some("https://news.example/section/index.html")
+        );
     }
 
     #[test]
