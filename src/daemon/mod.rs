@@ -92,15 +92,16 @@ pub async fn run_with_clock(
     let config = Config::load(config_path)?;
     // One daemon per SQLite file; a PostgreSQL store is shared by the nodes of a cluster.
     let store = Store::open_daemon(&config.backend()).await?;
-    // With its subscription lists' feeds, as the store holds them (fetched again below).
-    let config = Arc::new(crate::lists::with_members(config, &store).await?);
     // Claims under this daemon's name (every claim, on SQLite) were left by one that crashed.
     store.release_leases(None).await?;
+    // On PostgreSQL this node is one of a cluster: listening before it reads the lists below,
+    // so a list that changes meanwhile is heard of.
+    let cluster = cluster::Cluster::join(&config, &store, clock.now()).await?;
+    // With its subscription lists' feeds, as the store holds them (fetched again below).
+    let config = Arc::new(crate::lists::with_members(config, &store).await?);
     let fetcher = Fetcher::new(&config.poll)?;
     poll::prepare(&config, &config.feeds, &store, clock.now(), true).await?;
     let mut poller = Poller::new(&config, fetcher.clone(), store.clone(), clock.clone()).await?;
-    // On PostgreSQL this node is one of a cluster.
-    let cluster = cluster::Cluster::join(&config, &store, clock.now()).await?;
     if let Some(cluster) = &cluster {
         // `poll.per_host` for the cluster, not per node.
         poller.share_turns(poll::SharedTurns {
@@ -695,12 +696,20 @@ impl Daemon {
         }
         if !unknown.is_empty() {
             let store = self.store.clone();
+            // Alone, a feed this config does not name is off the schedule. In a cluster another
+            // node's config may name it (one that loaded a list's new feeds a moment earlier):
+            // it is due again in a minute, for a node that knows it (the whole-config check of
+            // any node's start or reload takes a feed no config names off the schedule).
+            let later = self
+                .cluster
+                .as_ref()
+                .map(|_| self.clock.now() + chrono::Duration::minutes(1));
             tokio::spawn(async move {
                 let off: Vec<(i64, Scheduled)> = unknown
                     .into_iter()
                     .map(|id| {
                         let scheduled = Scheduled {
-                            next_due: None,
+                            next_due: later,
                             key: String::new(),
                             lease: None,
                         };
@@ -1241,9 +1250,15 @@ impl Daemon {
         }
     }
 
-    /// Fetches the subscription lists that are due (see [`crate::lists`]).
+    /// Fetches the subscription lists that are due (see [`crate::lists`]): in a cluster the
+    /// leader does, once for all (the others hear of changes and load the lists' feeds).
     fn start_lists(&mut self) {
         self.next_lists = None;
+        if self.cluster.as_ref().is_some_and(|c| !c.leads()) {
+            // Looked at again in a minute: this node may lead by then.
+            self.next_lists = Some(self.clock.now() + chrono::Duration::minutes(1));
+            return;
+        }
         let (config, store, fetcher, now) = (
             self.config.clone(),
             self.store.clone(),
@@ -1393,6 +1408,14 @@ impl Daemon {
         if let Some(leader) = tick.lead {
             cluster.lead(leader);
             self.request_render();
+            // The lead reads the lists and tends the subscriptions: at once.
+            let now = self.clock.now();
+            if !self.config.lists.is_empty() {
+                self.next_lists = Some(now);
+            }
+            if self.callbacks.is_some() {
+                self.next_websub = Some(now);
+            }
         }
     }
 
@@ -1408,6 +1431,12 @@ impl Daemon {
             Notice::TurnFreed(host) => self.poller.turn_freed(&host),
             // Announced by the node that was told: every node's polls hold off at once.
             Notice::HostDelayed { host, until } => self.poller.hold_hosts(&HashMap::from([(host, until)])),
+            // The leader reads the lists; the others load their feeds when it finds a change.
+            Notice::ListChanged(list) => {
+                if !cluster.leads() && self.config.lists.iter().any(|l| l.key == list) {
+                    self.start_reload();
+                }
+            }
             // The leader tends subscriptions: a renewal another node's verification scheduled.
             Notice::Subscription(due) => {
                 if cluster.leads() && self.callbacks.is_some() {
@@ -1433,6 +1462,9 @@ impl Daemon {
                 self.next_wake = Some(self.clock.now());
                 self.more_due = false;
                 self.follow_all();
+                if !self.config.lists.is_empty() {
+                    self.start_reload();
+                }
             }
         }
     }

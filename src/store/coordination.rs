@@ -42,6 +42,8 @@ pub enum Notice {
     /// A WebSub subscription changed (a hub verified it on some node, say) and its next
     /// request is due then: the node that tends subscriptions looks again by that time.
     Subscription(DateTime<Utc>),
+    /// A subscription list's members changed (its key): every node loads its feeds again.
+    ListChanged(String),
     /// The notices' connection was lost and is back: what was announced meanwhile was
     /// missed, so the node looks again (due times, published outputs, host waits).
     Reconnected,

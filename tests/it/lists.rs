@@ -300,3 +300,93 @@ async fn the_daemon_follows_a_list_on_its_schedule() {
     let text = ws.tributary(&["feeds"]).await.stdout;
     assert!(text.contains(&format!("list {list}: 2 feeds")), "{text}");
 }
+
+/// In a cluster one node (the leader) reads a list, and every node loads the feeds it brings.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_cluster_the_leader_reads_the_list_and_every_node_follows() {
+    let Some(db) = crate::support::require_postgres("lists_cluster").await else {
+        return;
+    };
+    let feeds = FeedServer::start_at("127.0.0.2").await;
+    let lists = FeedServer::start_at("127.0.0.4").await;
+    let urls = serve_feeds(&feeds, &["x", "y"]);
+    let list = lists.url("/l.opml");
+    lists.set("/l.opml", opml_route(opml(&[(&urls[0], "X", None, None)], &[])));
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (n, dir) in dirs.iter().enumerate() {
+        let path = dir.path().join("tributary.toml");
+        crate::support::write_file(
+            &path,
+            format!(
+                "[store]\nurl = \"{}\"\n[node]\nname = \"node{n}\"\n\
+                 [poll]\nallow_networks = [\"127.0.0.0/8\"]\nuser_agent = \"tributary-test (node{n})\"\n\
+                 [serve]\nlisten = \"127.0.0.1:0\"\n\
+                 [[list]]\nurl = \"{list}\"\nschedule = \"*/2 * * * * *\"\n[[output]]\npath = \"out/all.atom\"\n",
+                db.url()
+            )
+            .as_bytes(),
+        );
+        nodes.push(crate::support::Daemon::start(&path));
+    }
+    tributary::fetch::init_tls();
+    let mut admins = Vec::new();
+    for node in &mut nodes {
+        admins.push(node.ready_serving_both().await.1);
+    }
+    let polled = |path: &str| {
+        let (feeds, nodes) = (&feeds, &nodes);
+        let path = path.to_string();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while feeds.requests(&path).is_empty() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{path} not polled:\n{}\n---\n{}",
+                    nodes[0].stderr(),
+                    nodes[1].stderr()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    polled("/x.xml").await;
+    lists.set(
+        "/l.opml",
+        opml_route(opml(
+            &[(&urls[0], "X", None, None), (&urls[1], "Y", None, None)],
+            &[],
+        )),
+    );
+    polled("/y.xml").await;
+    // Every node has the new feed in its config (its /healthz lists the feeds it knows).
+    for admin in &admins {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let health = reqwest::get(format!("http://{admin}/healthz"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if health.contains(urls[1].as_str()) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{admin}: {health}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    for node in &nodes {
+        node.signal(nix::sys::signal::Signal::SIGTERM);
+    }
+    for node in &mut nodes {
+        assert_eq!(node.exit_code().await, 0);
+    }
+    // One node read the list: the same User-Agent on every fetch of it.
+    let agents: std::collections::HashSet<String> = lists
+        .requests("/l.opml")
+        .iter()
+        .map(|r| r.headers["user-agent"].to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(agents.len(), 1, "{agents:?}");
+}

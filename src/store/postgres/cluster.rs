@@ -64,6 +64,7 @@ fn notice(channel_name: &str, payload: &str) -> Option<Notice> {
         },
         channel::OUTPUTS => Notice::Output(payload.to_string()),
         channel::SUBSCRIPTIONS => Notice::Subscription(millis(payload)?),
+        channel::LISTS => Notice::ListChanged(payload.to_string()),
         channel::HOSTS => {
             let (until, host) = payload.split_once(' ')?;
             Notice::HostDelayed {
@@ -104,6 +105,7 @@ async fn listen_once(
         channel::OUTPUTS,
         channel::HOSTS,
         channel::SUBSCRIPTIONS,
+        channel::LISTS,
     ] {
         if let Err(e) = client.batch_execute(&format!("LISTEN {name}")).await {
             task.abort();

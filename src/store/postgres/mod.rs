@@ -70,6 +70,8 @@ pub(crate) mod channel {
     pub const HOSTS: &str = "tributary_hosts";
     /// A WebSub subscription written, with when its next request is due (milliseconds).
     pub const SUBSCRIPTIONS: &str = "tributary_subscriptions";
+    /// A subscription list's members changed (the list's key).
+    pub const LISTS: &str = "tributary_lists";
 }
 
 /// One node's handle on the shared store.

@@ -134,14 +134,19 @@ impl PgStore {
     pub(super) async fn put_list(&self, list: ListState) -> Result<(), StoreError> {
         let json = |m: &Vec<ListMember>| serde_json::to_value(m).unwrap_or_default();
         let failures = i64::from(list.failures);
+        // Every node hears when a list's members change, and loads its feeds again. (The
+        // part reading the old row sees it as it was before the statement.)
         self.execute(
-            "INSERT INTO lists (key, etag, last_modified, members, held, fetched, last_success, last_error,
+            "WITH old AS (SELECT members FROM lists WHERE key = $1)
+             INSERT INTO lists (key, etag, last_modified, members, held, fetched, last_success, last_error,
                  failures, next_due)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified,
                  members = excluded.members, held = excluded.held, fetched = excluded.fetched,
                  last_success = excluded.last_success, last_error = excluded.last_error,
-                 failures = excluded.failures, next_due = excluded.next_due",
+                 failures = excluded.failures, next_due = excluded.next_due
+             RETURNING (SELECT pg_notify($11, $1)
+                        WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.members = $4::jsonb))",
             &[
                 &list.key,
                 &list.validators.etag,
@@ -153,6 +158,7 @@ impl PgStore {
                 &list.last_error,
                 &failures,
                 &list.next_due,
+                &super::channel::LISTS,
             ],
         )
         .await
