@@ -307,10 +307,9 @@ pub(crate) async fn maintain(
                 (_, Some((hub, topic))) => {
                     // New, or at another hub or topic: a new subscription (a new secret and
                     // callback). The old callback dies with its nonce: a hub that pushes to it
-                    // hears 410 Gone, which tells it to stop. Recorded at once, so a pass that
-                    // cannot ask every hub now asks the rest at the next.
-                    // Asked by this pass (not due for another node's meanwhile), or, past
-                    // what one pass asks, due at once for the next (never asked yet).
+                    // hears 410 Gone, which tells it to stop. Recorded at once: asked by this
+                    // pass (and so not due for another node's meanwhile) or, past what one pass
+                    // asks, due at once for the next.
                     subs.remove(&feed_id);
                     let asked_now = work.len() < REQUESTS_PER_PASS;
                     let sub = Subscription {
@@ -456,7 +455,9 @@ pub(crate) async fn maintain(
                 sub.state = SubscriptionState::Failed;
             }
             sub.failures += 1;
-            sub.next_attempt = Some(now + to_chrono(retry_after(sub.failures)));
+            // Tried again after the backoff, and at the latest when the lease ends (it lapses).
+            let retry = now + to_chrono(retry_after(sub.failures));
+            sub.next_attempt = Some(sub.pushed_until().map_or(retry, |until| until.min(retry)));
         }
         sub.error = Some(error);
         pass.next = earliest(pass.next, sub.next_attempt);
