@@ -191,7 +191,10 @@ async fn a_broken_list_keeps_its_members_and_a_shrunk_one_waits_for_the_operator
         urls[..n].iter().map(|u| (u.as_str(), "F", None, None)).collect()
     };
     let list = lists.url("/team.opml");
-    lists.set("/team.opml", opml_route(opml(&members(10), &[])));
+    lists.set(
+        "/team.opml",
+        opml_route(opml(&members(10), &[])).with_etag("\"v1\""),
+    );
     let ws = Workspace::new();
     ws.write_config(&format!(
         "[store]\npath = \"data/t.db\"\n[poll]\nallow_networks = [\"127.0.0.0/8\"]\n\
@@ -214,6 +217,14 @@ async fn a_broken_list_keeps_its_members_and_a_shrunk_one_waits_for_the_operator
                 .len()
         }
     };
+    assert_eq!(count(&ws).await, 10);
+    // Fetched again conditionally: a 304 keeps its members.
+    let run = ws.tributary(&["poll", "--force"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let asked = lists.requests("/team.opml");
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[1].headers["if-none-match"], "\"v1\"");
+    assert_eq!(asked[1].status, 304);
     assert_eq!(count(&ws).await, 10);
 
     // It breaks (a server error, then a document that is not OPML): its members stay, the
