@@ -143,10 +143,13 @@ fn free_port(ip: &str) -> u16 {
 }
 
 fn config(public: &str, feeds: &[String]) -> String {
+    // The admin side on the same address, any port (its default, the next port on 127.0.0.1,
+    // may be taken).
+    let admin = format!("{}:0", public.split(':').next().unwrap());
     let mut s = format!(
         "[store]\npath = \"data/t.db\"\n\
          [poll]\nallow_networks = [\"127.0.0.0/8\"]\nmax_body = \"64KiB\"\n\
-         [serve]\nlisten = \"{public}\"\nbase_url = \"http://{public}/\"\n\
+         [serve]\nlisten = \"{public}\"\nbase_url = \"http://{public}/\"\nadmin_listen = \"{admin}\"\n\
          [[output]]\npath = \"public/all.atom\"\n"
     );
     for url in feeds {
@@ -495,8 +498,10 @@ async fn in_a_cluster_a_push_is_stored_once_whichever_node_takes_it() {
                 "[store]\nurl = \"{}\"\n[node]\nname = \"node{n}\"\n\
                  [poll]\nallow_networks = [\"127.0.0.0/8\"]\n\
                  [serve]\nlisten = \"{listen}\"\nbase_url = \"http://{public}/\"\n\
+                 admin_listen = \"{}:0\"\n\
                  [[feed]]\nurl = \"{topic}\"\n[[output]]\npath = \"out/all.atom\"\n",
-                db.url()
+                db.url(),
+                listen.split(':').next().unwrap()
             )
             .as_bytes(),
         );
