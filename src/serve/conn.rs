@@ -123,7 +123,9 @@ pub async fn serve(
                 drop(stream);
                 continue;
             }
-        } else if tracker.live.load(Ordering::Relaxed) < limits.max_connections * 9 / 10 {
+        } else if tracker.live.load(Ordering::Relaxed) < limits.max_connections / 2 {
+            // Said again only once the flood is over: connections closed by evictions end a
+            // moment apart, and the count dips below the cap within one flood.
             tracker.full.store(false, Ordering::Relaxed);
         }
         let (tracker, http, router) = (tracker.clone(), http.clone(), router.clone());
