@@ -36,6 +36,8 @@ pub struct Refresh {
     pub held: Vec<(String, usize, usize)>,
     /// When a list is due next.
     pub next: Option<DateTime<Utc>>,
+    /// What each list read (or not) holds now: what the config's lists expand to.
+    pub members: Memberships,
 }
 
 /// Fetches the lists of `config` that are due (all of them with `force`), and the lists they
@@ -79,29 +81,12 @@ pub(crate) async fn refresh(
             report.changed |= state.members != before;
             store.put_list(state.clone()).await?;
         }
-        report.next = match (report.next, state.next_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        report.next = crate::model::earliest(report.next, state.next_due);
+        report.members.insert(list.key.clone(), state.members.clone());
         for member in state.members.iter().filter(|m| m.include) {
-            let Some(url) = list
-                .url
-                .join(member.url.trim())
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-            else {
-                continue;
-            };
-            let included = ListSpec {
-                key: crate::model::feed_key(&url),
-                url,
-                tags: Vec::new(),
-                schedule: list.schedule.clone(),
-                full_text: list.full_text,
-                rules: list.rules.clone(),
-                included_by: Some(list.key.clone()),
-            };
-            queue.push_back((included, Trust::Content));
+            if let Some(url) = list.member_url(member) {
+                queue.push_back((list.include(member, url), Trust::Content));
+            }
         }
     }
     Ok(report)
@@ -179,8 +164,7 @@ async fn fetch_list(
 /// Takes `members` as the list's, unless they are fewer than half of those in force: then
 /// they are held for the operator to confirm.
 fn accept_or_hold(shown: &str, state: &mut ListState, members: Vec<ListMember>, report: &mut Refresh) {
-    let feeds = |m: &[ListMember]| m.len();
-    if !state.members.is_empty() && feeds(&members) * 2 < feeds(&state.members) {
+    if !state.members.is_empty() && members.len() * 2 < state.members.len() {
         if state.held.as_ref() != Some(&members) {
             tracing::warn!(
                 list = %shown,
@@ -240,12 +224,21 @@ pub async fn memberships(store: &Store) -> Result<Memberships, StoreError> {
 }
 
 /// `config` with its lists' feeds, as the store holds them (the same config when it has no
-/// lists). The file is read again: what it says now is what the lists expand.
+/// lists).
 pub async fn with_members(config: Config, store: &Store) -> Result<Config, WithMembersError> {
     if config.lists.is_empty() {
         return Ok(config);
     }
     let members = memberships(store).await?;
+    expand(config, members).await
+}
+
+/// `config` with its lists' feeds as `members` says (what [`refresh`] just read). The file is
+/// read again: what it says now is what the lists expand.
+pub async fn expand(config: Config, members: Memberships) -> Result<Config, WithMembersError> {
+    if config.lists.is_empty() {
+        return Ok(config);
+    }
     let path = config.source.clone();
     tokio::task::spawn_blocking(move || Config::load_with_lists(&path, &members))
         .await

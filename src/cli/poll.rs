@@ -39,14 +39,14 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
     };
     // The subscription lists first (those due; every one with --force): their feeds are
     // polled with the others.
-    let lists = match crate::lists::refresh(&config, &store, &fetcher, chrono::Utc::now(), force).await {
+    let mut lists = match crate::lists::refresh(&config, &store, &fetcher, chrono::Utc::now(), force).await {
         Ok(refresh) => refresh,
         Err(e) => {
             eprintln!("error: {e}");
             return Status::Fatal;
         }
     };
-    let config = match crate::lists::with_members(config, &store).await {
+    let config = match crate::lists::expand(config, std::mem::take(&mut lists.members)).await {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");

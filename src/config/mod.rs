@@ -21,7 +21,7 @@ use raw::RawConfig;
 
 use crate::model::{
     CronSchedule, CrossFeedDedupe, FeedSpec, Field, ListSpec, Memberships, OutputFormat, OutputSpec, Pattern,
-    Pick, Pointer, Rewrite, Rule, RuleTable, Rules, Scrape, Source, Words,
+    Pick, Pointer, Rewrite, Rule, RuleTable, Rules, Scrape, Source, Words, add_tags,
 };
 
 /// The default User-Agent: who we are and where to read about us, so publishers can reach us.
@@ -878,31 +878,15 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, f)| (f.key.clone(), i))
             .collect();
-        let union = |into: &mut Vec<String>, more: &[String]| {
-            for tag in more {
-                if !into.contains(tag) {
-                    into.push(tag.clone());
-                }
-            }
-        };
         while let Some((list, chain)) = queue.pop_front() {
             if all.iter().any(|l| l.key == list.key) {
                 continue;
             }
             for member in self.members.get(&list.key).into_iter().flatten() {
-                // Members are URLs from content, relative ones against the list's: only the
-                // web's (a list never names a file).
-                let Some(url) = list
-                    .url
-                    .join(member.url.trim())
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https"))
-                else {
+                let Some(url) = list.member_url(member) else {
                     continue;
                 };
                 let key = crate::model::feed_key(&url);
-                let mut tags = list.tags.clone();
-                union(&mut tags, &member.tags);
                 if member.include {
                     if chain.contains(&key) {
                         self.warnings.push(Problem {
@@ -911,7 +895,8 @@ impl Validator<'_> {
                             column: 0,
                             key: "list".into(),
                             message: format!(
-                                "list {} includes {}, which includes it back: that include is skipped                                  (both lists' own feeds are kept)",
+                                "list {} includes {}, which includes it back: that include is skipped \
+                                 (both lists' own feeds are kept)",
                                 crate::model::display_url(&list.url),
                                 crate::model::display_url(&url)
                             ),
@@ -919,22 +904,15 @@ impl Validator<'_> {
                         continue;
                     }
                     let mut chain = chain.clone();
-                    chain.push(key.clone());
-                    let included = ListSpec {
-                        url,
-                        key,
-                        tags,
-                        schedule: list.schedule.clone(),
-                        full_text: list.full_text,
-                        rules: list.rules.clone(),
-                        included_by: Some(list.key.clone()),
-                    };
-                    queue.push_back((included, chain));
+                    chain.push(key);
+                    queue.push_back((list.include(member, url), chain));
                     continue;
                 }
+                let mut tags = list.tags.clone();
+                add_tags(&mut tags, &member.tags);
                 match at.get(&key).and_then(|i| feeds.get_mut(*i)) {
                     Some(feed) => {
-                        union(&mut feed.tags, &tags);
+                        add_tags(&mut feed.tags, &tags);
                         if feed.list.is_none() {
                             // A [[feed]]: its own keys win.
                             feed.title = feed.title.take().or_else(|| member.title.clone());
@@ -2175,6 +2153,7 @@ mod tests {
         let looped: Vec<&Problem> = c.warnings.iter().filter(|p| p.key == "list").collect();
         assert_eq!(looped.len(), 1, "{looped:?}");
         assert!(looped[0].message.contains("includes it back"));
+        assert!(!looped[0].message.contains("  "), "{}", looped[0].message);
         // Outputs select list feeds by the tags lists give them.
         assert_eq!(c.outputs[0].feeds.len(), 1);
     }

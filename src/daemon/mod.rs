@@ -939,10 +939,7 @@ impl Daemon {
                     );
                 }
                 // A render that made deliveries meanwhile asked for a pass already.
-                self.next_delivery = match (self.next_delivery, pass.next) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                self.next_delivery = crate::model::earliest(self.next_delivery, pass.next);
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read the webhook outbox; trying again in a minute");
@@ -1332,10 +1329,7 @@ impl Daemon {
                 } else if pass.requested > 0 {
                     tracing::debug!(requested = pass.requested, "WebSub hubs asked");
                 }
-                self.next_websub = match (self.next_websub, pass.next) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                self.next_websub = crate::model::earliest(self.next_websub, pass.next);
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read the WebSub subscriptions; trying again in a minute");

@@ -40,6 +40,42 @@ pub struct ListSpec {
     pub included_by: Option<String>,
 }
 
+impl ListSpec {
+    /// Where `member` points: a URL from content, a relative one against the list's own; only
+    /// the web's (a list never names a file).
+    pub fn member_url(&self, member: &ListMember) -> Option<Url> {
+        self.url
+            .join(member.url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+    }
+
+    /// The list `member` includes (at `url`, see [`ListSpec::member_url`]): it takes this
+    /// list's defaults, and the member's tags beside this list's.
+    pub fn include(&self, member: &ListMember, url: Url) -> ListSpec {
+        let mut tags = self.tags.clone();
+        add_tags(&mut tags, &member.tags);
+        ListSpec {
+            key: super::feed_key(&url),
+            url,
+            tags,
+            schedule: self.schedule.clone(),
+            full_text: self.full_text,
+            rules: self.rules.clone(),
+            included_by: Some(self.key.clone()),
+        }
+    }
+}
+
+/// Adds to `tags` those of `more` it does not have, in order.
+pub fn add_tags(tags: &mut Vec<String>, more: &[String]) {
+    for tag in more {
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+}
+
 /// The members of each list the store holds, by list key: what the config's lists expand to.
 pub type Memberships = std::collections::HashMap<String, Vec<ListMember>>;
 

@@ -21,7 +21,7 @@ use url::Url;
 
 pub use cron::CronSchedule;
 pub use hints::{FeedRhythm, Hints, Skip};
-pub use list::{ListMember, ListSpec, ListState, Memberships};
+pub use list::{ListMember, ListSpec, ListState, Memberships, add_tags};
 pub use rewrite::Rewrite;
 pub use rules::{Field, Pattern, Rule, RuleTable, Rules, Words};
 pub use source::{Pick, Pointer, Scrape, Source};
@@ -743,6 +743,15 @@ pub fn counted(n: usize, one: &str, many: &str) -> String {
 /// takes RFC 3339. Sub-second digits would make equal times look different to readers.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The earlier of two times either of which may be missing (`Option::min` would take a
+/// missing one as the earliest).
+pub fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// A time as Tributary writes it for people (logs' messages, `feeds`, the STATUS line, holds):

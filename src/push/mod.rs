@@ -25,11 +25,13 @@ use url::Url;
 
 use crate::config::Config;
 use crate::fetch::{Fetcher, PushLinks, Trust};
-use crate::model::{Subscription, SubscriptionState};
+use crate::model::{Subscription, SubscriptionState, earliest};
 use crate::store::{Secret, Store, StoreError};
 
 /// Where callbacks are served, under `serve.base_url`.
 pub const CALLBACK_ROUTE: &str = "/websub/";
+/// How much of its MAC a callback URL carries.
+const CALLBACK_MAC_BYTES: usize = 16;
 /// How long a hub has to verify our intent before the request is made again.
 const VERIFY_WAIT: Duration = Duration::from_secs(10 * 60);
 /// First wait after a hub failed a request; doubles up to [`RETRY_CAP`].
@@ -59,31 +61,30 @@ impl Callbacks {
         })
     }
 
-    fn mac(&self, feed_id: i64, nonce: &str) -> String {
+    /// The MAC of a feed's callback with `nonce`, ready for its bytes or a check.
+    fn mac(&self, feed_id: i64, nonce: &str) -> hmac::Hmac<sha2::Sha256> {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
         mac.update(format!("{feed_id}-{nonce}").as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..16])
+        mac
     }
 
-    /// The path segment of `sub`'s callback.
+    /// The path segment of `sub`'s callback: the MAC's first 16 bytes, in hex.
     pub fn token(&self, feed_id: i64, nonce: &str) -> String {
-        format!("{feed_id}-{nonce}-{}", self.mac(feed_id, nonce))
+        let mac = self.mac(feed_id, nonce).finalize().into_bytes();
+        format!("{feed_id}-{nonce}-{}", hex::encode(&mac[..CALLBACK_MAC_BYTES]))
     }
 
-    /// The feed and nonce a callback token names, if this store made it.
+    /// The feed and nonce a callback token names, if this store made it (checked in
+    /// constant time: the MAC is what keeps callbacks unguessable).
     pub fn read(&self, token: &str) -> Option<(i64, String)> {
         let mut parts = token.splitn(3, '-');
         let (feed, nonce, mac) = (parts.next()?, parts.next()?, parts.next()?);
         let feed_id: i64 = feed.parse().ok()?;
-        let expected = self.mac(feed_id, nonce);
-        // Compared in constant time: the MAC is what keeps callbacks unguessable.
-        let same = expected.len() == mac.len()
-            && expected
-                .bytes()
-                .zip(mac.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        same.then(|| (feed_id, nonce.to_string()))
+        let given = hex::decode(mac).ok().filter(|m| m.len() == CALLBACK_MAC_BYTES)?;
+        self.mac(feed_id, nonce)
+            .verify_truncated_left(&given)
+            .ok()
+            .map(|()| (feed_id, nonce.to_string()))
     }
 
     /// `sub`'s callback URL under `base` (`serve.base_url`).
@@ -385,10 +386,9 @@ pub(crate) async fn maintain(
     // even answers the request.
     let mut asking = Vec::new();
     for (mut sub, mode) in work {
-        let wait = now + to_chrono(VERIFY_WAIT);
+        let mut wait = now + to_chrono(VERIFY_WAIT);
         match mode {
             Mode::Subscribe => {
-                let mut wait = wait;
                 // Asked before and never verified (a new one is not due yet): asked again less
                 // and less often.
                 if sub.state == SubscriptionState::Pending && sub.next_attempt.is_some_and(|t| t <= now) {
@@ -517,13 +517,6 @@ fn retry_after(failures: u32) -> Duration {
     RETRY_BASE
         .saturating_mul(1 << failures.saturating_sub(1).min(16))
         .min(RETRY_CAP)
-}
-
-fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 fn to_chrono(d: Duration) -> chrono::Duration {
