@@ -751,7 +751,8 @@ impl Poller {
                 bytes,
                 content_type,
                 final_url: target.clone(),
-                validators: Validators::default(),
+                // A push has none of its own: the next poll asks as the last one did.
+                validators: state.validators.clone(),
                 caching: Caching::default(),
                 moved: None,
                 memory: None,
@@ -1506,8 +1507,7 @@ async fn poll_one(
         Ok(Outcome::Unchanged(validators, caching)) => {
             after.hints.fresh_until = fresh_until(&caching, &stored_rhythm, now);
             let update = FeedUpdate::Unchanged {
-                // A push has none: the next poll asks as the last one did.
-                validators: (!was_pushed).then_some(validators),
+                validators: Some(validators),
                 fresh_until: after.hints.fresh_until,
             };
             let scheduled = scheduled(&after, host_delay);
@@ -1553,11 +1553,7 @@ async fn poll_one(
             let batch = ParsedBatch {
                 meta: feed.meta,
                 // A push has no validators of its own: the next poll asks as the last one did.
-                validators: if was_pushed {
-                    state.validators.clone()
-                } else {
-                    validators
-                },
+                validators,
                 pushed: was_pushed,
                 body_hash,
                 entries,

@@ -76,6 +76,16 @@ impl Door {
     }
 }
 
+/// A push to `feed_id`'s subscription taken or dropped: in `/metrics`, and on the
+/// subscription (for `feeds` and `/healthz`; a store that cannot say so loses only the count).
+async fn counted(server: &Server, feed_id: i64, now: chrono::DateTime<chrono::Utc>, result: PushResult) {
+    server.metrics().record_push(result);
+    let taken = result == PushResult::Taken;
+    if let Err(e) = server.inner.store.count_push(feed_id, now, taken).await {
+        tracing::debug!(feed_id, error = %e, "cannot count a push");
+    }
+}
+
 pub(super) async fn answer(
     server: &Server,
     method: &Method,
@@ -142,8 +152,7 @@ pub(super) async fn answer(
                 _ => axum::body::to_bytes(body, limit).await.ok(),
             };
             let Some(bytes) = bytes else {
-                server.metrics().record_push(PushResult::Dropped);
-                let _ = store.count_push(feed_id, now, false).await;
+                counted(server, feed_id, now, PushResult::Dropped).await;
                 return plain(StatusCode::PAYLOAD_TOO_LARGE, "larger than poll.max_body\n");
             };
             let sub = match store.subscription(feed_id).await {
@@ -160,8 +169,7 @@ pub(super) async fn answer(
             let signature = headers.get("x-hub-signature").and_then(|v| v.to_str().ok());
             if let Err(e) = push::check_signature(signature, sub.secret.as_bytes(), &bytes) {
                 tracing::debug!(feed_id, error = %e, "WebSub push dropped");
-                server.metrics().record_push(PushResult::Dropped);
-                let _ = store.count_push(feed_id, now, false).await;
+                counted(server, feed_id, now, PushResult::Dropped).await;
                 return plain(StatusCode::ACCEPTED, "dropped\n");
             }
             let pushed = Pushed {
@@ -176,10 +184,7 @@ pub(super) async fn answer(
             if door.pushes.try_send(pushed).is_err() {
                 return refused(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
             }
-            server.metrics().record_push(PushResult::Taken);
-            if let Err(e) = store.count_push(feed_id, now, true).await {
-                tracing::debug!(error = %e, "cannot count a push");
-            }
+            counted(server, feed_id, now, PushResult::Taken).await;
             plain(StatusCode::ACCEPTED, "accepted\n")
         }
         _ => {
