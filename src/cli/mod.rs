@@ -110,14 +110,16 @@ pub(crate) struct Cli {
 enum Command {
     /// Poll every configured feed once, store what is new, and render every output.
     ///
-    /// Feeds that are gone (HTTP 410), backing off after failures or under a Retry-After are
-    /// skipped (and reported as skipped) unless --force. Shows a progress bar when stderr is
-    /// a terminal.
+    /// Subscription lists ([[list]]) that are due are read first, and their feeds polled with
+    /// the others. Feeds that are gone (HTTP 410), backing off after failures or under a
+    /// Retry-After are skipped (and reported as skipped) unless --force. Shows a progress bar
+    /// when stderr is a terminal.
     #[command(
         after_help = "Examples:\n  tributary poll\n  tributary -c /etc/tributary/tributary.toml poll --force"
     )]
     Poll {
-        /// Also poll feeds that are gone, backing off, or under a Retry-After.
+        /// Also poll feeds that are gone, backing off, or under a Retry-After, and read every
+        /// subscription list, due or not.
         #[arg(long)]
         force: bool,
     },
@@ -165,7 +167,7 @@ enum Command {
         /// The OPML file.
         file: PathBuf,
     },
-    /// Print OPML 2.0 of the configured feeds.
+    /// Print OPML 2.0 of the configured feeds, and of the feeds subscription lists bring.
     #[command(after_help = "Example:\n  tributary export > subscriptions.opml")]
     Export,
     /// Add a feed to the config. Given a web page, finds its feed (<link rel="alternate">).
@@ -182,7 +184,8 @@ enum Command {
         #[arg(long = "tag", value_name = "TAG")]
         tags: Vec<String>,
     },
-    /// Remove a feed from the config, by URL or title.
+    /// Remove a feed from the config, by URL or title (a feed a subscription list brings is the
+    /// list's to remove).
     #[command(after_help = "Example:\n  tributary remove \"Example blog\"")]
     Remove {
         /// The feed's URL (as configured) or title.
