@@ -214,6 +214,7 @@ pub async fn run_with_clock(
         verified,
         pushing: HashMap::new(),
         found_hubs: Vec::new(),
+        subscribed: HashSet::new(),
         websub_pass: None,
     };
     tracing::info!(
@@ -352,6 +353,8 @@ struct Daemon {
     verified: Arc<tokio::sync::Notify>,
     pushing: HashMap<i64, std::collections::VecDeque<Pushed>>,
     found_hubs: Vec<(i64, crate::fetch::PushLinks)>,
+    /// The feeds with a subscription, as the last pass found them.
+    subscribed: HashSet<i64>,
     websub_pass: Option<JoinHandle<Result<push::Pass, StoreError>>>,
     next_websub: Option<DateTime<Utc>>,
     /// A fetch of the subscription lists that are due, and when the next list is due.
@@ -748,7 +751,10 @@ impl Daemon {
         if let Some(look) = report.icon_look.take() {
             self.icon_looks.push(look);
         }
-        if let (Some(links), Some(_)) = (report.push.take(), &self.callbacks) {
+        // A document naming a hub, or naming none for a feed subscribed: the next pass's.
+        if let (Some(links), Some(_)) = (report.push.take(), &self.callbacks)
+            && (links.hub.is_some() || self.subscribed.contains(&report.feed_id))
+        {
             self.found_hubs.push((report.feed_id, links));
         }
         if let Some(next) = report.next_due {
@@ -1330,6 +1336,7 @@ impl Daemon {
                     tracing::debug!(requested = pass.requested, "WebSub hubs asked");
                 }
                 self.next_websub = crate::model::earliest(self.next_websub, pass.next);
+                self.subscribed = pass.subscribed;
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read the WebSub subscriptions; trying again in a minute");

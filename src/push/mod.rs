@@ -235,6 +235,8 @@ pub(crate) struct Pass {
     pub failed: usize,
     /// When a subscription next needs a request (a renewal, a retry, a lease that ends).
     pub next: Option<DateTime<Utc>>,
+    /// The feeds with a subscription: what a poll finds naming no hub matters only for them.
+    pub subscribed: std::collections::HashSet<i64>,
 }
 
 /// Brings the subscriptions in line with the config and what polls found: feeds whose document
@@ -285,7 +287,10 @@ pub(crate) async fn maintain(
         .map(|f| f.id)
         .collect();
     let mut work: Vec<(Subscription, Mode)> = Vec::new();
-    let mut pass = Pass::default();
+    let mut pass = Pass {
+        subscribed: subs.keys().copied().collect(),
+        ..Pass::default()
+    };
     if subscribing {
         for (feed_id, links) in found.iter().cloned() {
             if !enabled.contains(&feed_id) {
@@ -330,6 +335,7 @@ pub(crate) async fn maintain(
                         rejected: 0,
                     };
                     store.put_subscription(sub.clone(), now).await?;
+                    pass.subscribed.insert(feed_id);
                     if asked_now {
                         work.push((sub, Mode::Subscribe));
                     } else {
