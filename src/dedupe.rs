@@ -22,7 +22,6 @@ use crate::parse::ParsedEntry;
 /// (guid → link → hash of title and content). The same story repeated verbatim keeps its key
 /// and is kept once.
 pub fn key_entries(entries: Vec<ParsedEntry>) -> Vec<Keyed<ParsedEntry>> {
-    let texts: Vec<String> = entries.iter().map(text_hash).collect();
     let links: Vec<Option<String>> = entries
         .iter()
         .map(|e| e.entry.link.as_deref().map(canonical_url))
@@ -31,12 +30,26 @@ pub fn key_entries(entries: Vec<ParsedEntry>) -> Vec<Keyed<ParsedEntry>> {
         .iter()
         .map(|e| e.entry.guid.clone().filter(|g| g.len() <= MAX_GUID_LEN))
         .collect();
+    // A text hash reads the whole body, as dear as the content hash: only an entry with
+    // neither guid nor link, or whose guid or link the document repeats, needs one.
+    let repeated_guids = repeated(guids.iter().map(Option::as_deref));
+    let repeated_links = repeated(links.iter().map(Option::as_deref));
+    let texts: Vec<Option<String>> = entries
+        .iter()
+        .zip(guids.iter().zip(&links))
+        .map(|(parsed, (guid, link))| {
+            let needed = (guid.is_none() && link.is_none())
+                || guid.as_deref().is_some_and(|g| repeated_guids.contains(g))
+                || link.as_deref().is_some_and(|l| repeated_links.contains(l));
+            needed.then(|| text_hash(parsed))
+        })
+        .collect();
     let shared_guids = shared(guids.iter().map(Option::as_deref).zip(&texts));
     let shared_links = shared(links.iter().map(Option::as_deref).zip(&texts));
     let mut seen = HashSet::new();
     entries
         .into_iter()
-        .zip(texts.iter())
+        .zip(texts)
         .zip(links)
         .zip(guids)
         .filter_map(|(((parsed, text), canonical_link), guid)| {
@@ -45,7 +58,7 @@ pub fn key_entries(entries: Vec<ParsedEntry>) -> Vec<Keyed<ParsedEntry>> {
             let key = match (guid, link) {
                 (Some(g), _) => EntryKey::new(KeyKind::Guid, &g),
                 (None, Some(link)) => EntryKey::new(KeyKind::Link, link),
-                (None, None) => EntryKey::new(KeyKind::Hash, text),
+                (None, None) => EntryKey::new(KeyKind::Hash, &text.unwrap_or_else(|| text_hash(&parsed))),
             };
             seen.insert(key.clone()).then(|| Keyed {
                 key,
@@ -58,9 +71,15 @@ pub fn key_entries(entries: Vec<ParsedEntry>) -> Vec<Keyed<ParsedEntry>> {
         .collect()
 }
 
+/// The values given to more than one entry.
+fn repeated<'a>(values: impl Iterator<Item = Option<&'a str>>) -> HashSet<&'a str> {
+    let mut once = HashSet::new();
+    values.flatten().filter(|v| !once.insert(*v)).collect()
+}
+
 /// The values that stand for more than one story: given to entries whose texts differ.
-fn shared<'a>(values: impl Iterator<Item = (Option<&'a str>, &'a String)>) -> HashSet<String> {
-    let mut texts: HashMap<&str, &String> = HashMap::new();
+fn shared<'a>(values: impl Iterator<Item = (Option<&'a str>, &'a Option<String>)>) -> HashSet<String> {
+    let mut texts: HashMap<&str, &Option<String>> = HashMap::new();
     let mut shared = HashSet::new();
     for (value, text) in values {
         let Some(value) = value else { continue };

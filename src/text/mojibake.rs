@@ -22,51 +22,61 @@ use std::sync::OnceLock;
 
 /// `text` with its mojibake runs repaired; borrowed when there are none (most text).
 pub fn repair(text: &str) -> Cow<'_, str> {
-    // Cheap screen: every run begins with a lead (U+00C2..U+00F4, UTF-8 C3 82..C3 B4).
-    let b = text.as_bytes();
-    if !memchr::memchr_iter(0xC3, b).any(|i| matches!(b.get(i + 1), Some(0x82..=0xB4))) {
-        return Cow::Borrowed(text);
-    }
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut out = String::with_capacity(text.len());
+    let mut out: Option<String> = None;
     let mut copied = 0; // byte offset in `text` up to which `out` holds it
-    let mut i = 0;
-    while i < chars.len() {
+    let mut from = 0; // where the search for the next lead goes on
+    // Only the leads are looked at: accented text (French, German, Portuguese) has many, and
+    // the rest of it is passed over by memchr.
+    while let Some(start) = next_lead(text.as_bytes(), from) {
         let mut run: Vec<Pair> = Vec::new();
-        let mut at = i;
-        while let Some(pair) = decode_at(&chars, at) {
-            at += pair.chars;
+        let mut at = start;
+        while let Some(pair) = text.get(at..).and_then(decode_at) {
+            at += pair.bytes;
             run.push(pair);
         }
         if run.is_empty() {
-            i += 1;
+            from = start + 1;
             continue;
         }
         if plausible(&run) {
-            out.push_str(&text[copied..chars[i].0]);
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..start]);
             out.extend(run.iter().map(|p| p.decoded));
-            copied = chars.get(at).map_or(text.len(), |(offset, _)| *offset);
+            copied = at;
         }
-        i = at;
+        from = at;
     }
-    if copied == 0 {
-        return Cow::Borrowed(text);
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            Cow::Owned(out)
+        }
     }
-    out.push_str(&text[copied..]);
-    Cow::Owned(out)
+}
+
+/// Where the next possible lead (U+00C2..U+00F4, UTF-8 C3 82..C3 B4) starts, from `from` on.
+fn next_lead(b: &[u8], from: usize) -> Option<usize> {
+    let rest = b.get(from..)?;
+    memchr::memchr_iter(0xC3, rest)
+        .map(|i| from + i)
+        .find(|&i| matches!(b.get(i + 1), Some(0x82..=0xB4)))
 }
 
 /// One character's mojibake: the characters it became and what it was.
 struct Pair {
     chars: usize,
+    /// Its length in the text, in bytes.
+    bytes: usize,
     lead: char,
     second: char,
     decoded: char,
 }
 
-/// The mojibake character starting at `chars[at]`, if the bytes there form UTF-8.
-fn decode_at(chars: &[(usize, char)], at: usize) -> Option<Pair> {
-    let lead = chars.get(at)?.1;
+/// The mojibake character `text` starts with, if the bytes there form UTF-8.
+fn decode_at(text: &str) -> Option<Pair> {
+    let mut chars = text.chars();
+    let lead = chars.next()?;
     let first = u8::try_from(u32::from(lead))
         .ok()
         .filter(|b| (0xC2..=0xF4).contains(b))?;
@@ -75,16 +85,21 @@ fn decode_at(chars: &[(usize, char)], at: usize) -> Option<Pair> {
         0xE0..=0xEF => 3,
         _ => 4,
     };
-    let mut bytes = vec![first];
-    for k in 1..len {
-        let byte = byte_of(chars.get(at + k)?.1).filter(|b| (0x80..=0xBF).contains(b))?;
-        bytes.push(byte);
+    let mut bytes = [first, 0, 0, 0];
+    let mut taken = lead.len_utf8();
+    let mut second = None;
+    for slot in bytes.iter_mut().take(len).skip(1) {
+        let c = chars.next()?;
+        *slot = byte_of(c).filter(|b| (0x80..=0xBF).contains(b))?;
+        taken += c.len_utf8();
+        second.get_or_insert(c);
     }
-    let decoded = std::str::from_utf8(&bytes).ok()?.chars().next()?;
+    let decoded = std::str::from_utf8(&bytes[..len]).ok()?.chars().next()?;
     Some(Pair {
         chars: len,
+        bytes: taken,
         lead,
-        second: chars[at + 1].1,
+        second: second?,
         decoded,
     })
 }
@@ -172,6 +187,9 @@ mod tests {
             ("ä¸\u{AD}æ–‡ text", "中文 text"),
             ("siÄ™ Å‚adnie", "się ładnie"),
             ("Î±Î²Î³", "αβγ"),
+            // Correct accents before and after a run, and a run at the very end.
+            ("é à FranÃ§ais über", "é à Français über"),
+            ("ending in Ã§", "ending in ç"),
         ] {
             assert_eq!(repair(broken), fixed, "{broken}");
         }
@@ -191,6 +209,9 @@ mod tests {
             "ÉTÉ «CHAUD»",
             "中文 русский العربية हिन्दी",
             "ASCII only",
+            // A lead at the very end, or before a character that is no continuation.
+            "ÉCOLE Ã",
+            "naïve Ã",
         ] {
             assert!(
                 matches!(repair(text), Cow::Borrowed(_)),
