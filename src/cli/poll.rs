@@ -125,7 +125,7 @@ pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Statu
         eprintln!("warning: cannot record the outputs' state: {e}");
     }
     let written: Vec<_> = outputs.iter().flatten().cloned().collect();
-    crate::serve::websub::announce(&config, &written).await;
+    crate::output::websub::announce(&config, &written).await;
     // What this poll announced, and what earlier ones left in the outbox, is sent now; what a
     // receiver does not take now waits in the outbox for the next poll (or `run`).
     let deliveries = if config.outputs.iter().any(|o| !o.webhooks.is_empty()) {

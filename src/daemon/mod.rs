@@ -34,7 +34,7 @@ use crate::output::{self, OutputError, OutputReport};
 use crate::poll::{self, FeedReport, FeedStatus, Poller};
 use crate::push;
 use crate::schedule::{Clock, Policy, SystemClock, clock::sleep_until};
-use crate::serve::{Door, FetchOutcome, PUSHES_WAITING, PolledFeed, Pushed, Role, Server, websub};
+use crate::serve::{Door, FetchOutcome, ListenError, Listening, PUSHES_WAITING, PolledFeed, Pushed, Server};
 use crate::store::{Claimed, Notice, Retention, Scheduled, Store, StoreError};
 
 /// What the outside world asks of a running daemon.
@@ -57,12 +57,8 @@ pub enum DaemonError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Lists(#[from] crate::lists::WithMembersError),
-    #[error("cannot listen on {addr} (serve.listen): {source}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
 }
 
 /// Most feeds one wake-up claims; more are claimed as these get under way.
@@ -112,49 +108,11 @@ pub async fn run_with_clock(
             failing: Default::default(),
         });
     }
-    let server_stop = tokio_util::sync::CancellationToken::new();
-    let mut server_tasks = Vec::new();
-    let mut serving = None;
-    let mut serving_admin = None;
-    let server = match &config.serve {
-        Some(serve) => {
-            let bind = |addr: std::net::SocketAddr| async move {
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| DaemonError::Listen { addr, source })
-            };
-            let server = Server::new(config.clone(), store.clone());
-            let mut listeners = match serve.admin_listen {
-                Some(admin) => vec![
-                    (bind(serve.listen).await?, Role::Public),
-                    (bind(admin).await?, Role::Admin),
-                ],
-                None => vec![(bind(serve.listen).await?, Role::Both)],
-            };
-            for (listener, role) in listeners.drain(..) {
-                // The address bound, which differs from the configured one for port 0.
-                let bound = listener.local_addr().unwrap_or(serve.listen);
-                match role {
-                    Role::Admin => {
-                        tracing::info!(listen = %bound, "serving /healthz and /metrics");
-                        serving_admin = Some(bound);
-                    }
-                    _ => {
-                        tracing::info!(listen = %bound, "serving outputs");
-                        serving = Some(bound);
-                    }
-                }
-                let (task_server, stop) = (server.clone(), server_stop.clone());
-                server_tasks.push(tokio::spawn(async move {
-                    if let Err(e) = task_server.run(listener, role, stop).await {
-                        tracing::error!(error = %e, "HTTP server failed");
-                    }
-                }));
-            }
-            Some(server)
-        }
+    let listening = match &config.serve {
+        Some(serve) => Some(Listening::start(config.clone(), store.clone(), serve).await?),
         None => None,
     };
+    let server = listening.as_ref().map(|l| l.server.clone());
     // Hubs call back on the public side: pushes come to the loop through a bounded channel.
     let verified = Arc::new(tokio::sync::Notify::new());
     let (callbacks, pushes) = match &server {
@@ -194,8 +152,8 @@ pub async fn run_with_clock(
         round: None,
         summary: String::from("no round yet"),
         failing: HashSet::new(),
-        serving,
-        serving_admin,
+        serving: listening.as_ref().map(|l| l.public),
+        serving_admin: listening.as_ref().and_then(|l| l.admin),
         next_tick: cluster.as_ref().map(|_| now),
         cluster,
         follows: JoinSet::new(),
@@ -229,12 +187,8 @@ pub async fn run_with_clock(
     daemon.follow_all();
     daemon.request_render();
     let exit = daemon.main_loop(&mut control).await;
-    // Requests in flight get a moment; idle keep-alive connections do not hold the exit up.
-    server_stop.cancel();
-    for mut task in server_tasks {
-        if tokio::time::timeout(SERVER_GRACE, &mut task).await.is_err() {
-            task.abort();
-        }
+    if let Some(listening) = listening {
+        listening.stop(SERVER_GRACE).await;
     }
     // Tasks still running go with the daemon (renders are aborted; an output is written whole
     // or not at all). Writes already queued are committed before the store closes.
@@ -1005,7 +959,7 @@ impl Daemon {
             }
             if report.written {
                 let (config, report) = (self.config.clone(), report.clone());
-                tokio::spawn(async move { websub::announce(&config, &[report]).await });
+                tokio::spawn(async move { output::websub::announce(&config, &[report]).await });
             }
         }
         // Written or not, the store says so (for `feeds` and /healthz); changes of state only.

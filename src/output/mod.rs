@@ -16,6 +16,7 @@ pub mod opml;
 mod rss;
 pub mod select;
 pub mod webhook;
+pub(crate) mod websub;
 
 use std::borrow::Cow;
 use std::io::Write;

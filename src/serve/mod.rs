@@ -10,9 +10,9 @@
 
 mod callback;
 mod conn;
+mod listen;
 mod metrics;
 mod reach;
-pub(crate) mod websub;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -27,6 +27,8 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use callback::{Door, Pushed, WAITING as PUSHES_WAITING};
+pub use listen::ListenError;
+pub(crate) use listen::Listening;
 pub use metrics::{FetchOutcome, Metrics, PolledFeed};
 
 use crate::config::Config;

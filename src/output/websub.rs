@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use super::OutputReport;
 use crate::config::Config;
-use crate::output::OutputReport;
 
 /// Pings the configured hub for every feed output that was just rewritten. Failures are
 /// logged, never fatal: the outputs are written either way and the next change pings again.
