@@ -1,0 +1,195 @@
+//! Entries: what a feed's item says (`Entry`), how it is known within its feed (`EntryKey`),
+//! and what the store hands back (`StoredEntry`).
+
+use super::*;
+
+/// One entry as parsed and normalized: UTF-8, sanitized HTML, absolute URLs, plain-text title.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The feed's own id/guid for the entry, when it gave one.
+    pub guid: Option<String>,
+    pub link: Option<String>,
+    pub title: String,
+    pub author: Option<Person>,
+    /// Sanitized HTML.
+    pub summary: Option<String>,
+    /// Sanitized HTML.
+    pub content: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    pub categories: Vec<String>,
+    pub enclosures: Vec<Enclosure>,
+    /// Where `content` came from: the feed, or (`[[feed]] full_text`) the entry's page. Not
+    /// part of the entry's content hash: that hash is of what the feed says.
+    pub full_text: FullText,
+    /// Its language and where that came from; `None` when nobody said and the text did not
+    /// show it.
+    pub language: Option<Language>,
+}
+
+/// An entry's language: a checked BCP 47 tag, and who said it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Language {
+    pub tag: String,
+    pub source: LanguageSource,
+}
+
+/// Where an entry's language came from, most trusted first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LanguageSource {
+    /// The feed's `lang` in the config.
+    Config,
+    /// The language the feed declares (RSS `<language>`, Atom `xml:lang`, JSON Feed
+    /// `language`), when it is a registered tag.
+    Feed,
+    /// Read from the entry's text.
+    Detected,
+}
+
+impl LanguageSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LanguageSource::Config => "config",
+            LanguageSource::Feed => "feed",
+            LanguageSource::Detected => "detected",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<LanguageSource> {
+        [
+            LanguageSource::Config,
+            LanguageSource::Feed,
+            LanguageSource::Detected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+/// Where an entry's content came from, for feeds with `full_text`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FullText {
+    /// The feed's own text (full text not asked for, or the entry has no web page).
+    #[default]
+    Feed,
+    /// The article extracted from the entry's page; the feed's own text is the summary.
+    Page,
+    /// The page could not be read or held no article: the feed's text stands. Tried `tries`
+    /// times; a failure is tried again once, at a later poll.
+    Failed { error: String, tries: u32 },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: String,
+    pub email: Option<String>,
+    pub uri: Option<String>,
+}
+
+/// A podcast-style attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enclosure {
+    pub url: String,
+    pub mime_type: Option<String>,
+    pub length: Option<u64>,
+}
+
+/// How an entry is known within its feed. The kind is part of the key so that a guid that
+/// happens to equal some link never collides with a link-derived key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKey(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The feed's guid / id.
+    Guid,
+    /// The canonical form of the entry's link.
+    Link,
+    /// A hash of title and content, for entries with neither.
+    Hash,
+}
+
+impl KeyKind {
+    pub(super) fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Guid => "guid:",
+            KeyKind::Link => "link:",
+            KeyKind::Hash => "hash:",
+        }
+    }
+}
+
+impl EntryKey {
+    pub fn new(kind: KeyKind, value: &str) -> Self {
+        EntryKey(format!("{}{value}", kind.prefix()))
+    }
+
+    /// Rebuilds a key read back from the store.
+    pub(crate) fn from_stored(s: String) -> Self {
+        EntryKey(s)
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        [KeyKind::Guid, KeyKind::Link, KeyKind::Hash]
+            .into_iter()
+            .find(|k| self.0.starts_with(k.prefix()))
+            .unwrap_or(KeyKind::Guid)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EntryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An entry with its identity and a hash of everything the feed said about it, so that "seen
+/// again unchanged" costs one comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyed<T> {
+    pub key: EntryKey,
+    pub content_hash: String,
+    /// The canonical form of the entry's link, for cross-feed duplicates.
+    pub canonical_link: Option<String>,
+    /// The fingerprint of the item it was parsed from, when known (see `parse::segments`).
+    pub segment: Option<SegmentHash>,
+    pub entry: T,
+}
+
+/// Longer guids are not identifiers but content pasted into the wrong element: dedupe does not
+/// key by them, and the parser does not cut items by them.
+pub(crate) const MAX_GUID_LEN: usize = 2048;
+
+/// A fingerprint of one item of a feed document, as the parser cut it out.
+pub type SegmentHash = u64;
+
+/// An entry ready for the store.
+pub type KeyedEntry = Keyed<Entry>;
+
+/// An entry as stored, with the dates the store settled on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    pub id: i64,
+    pub feed_id: i64,
+    pub key: EntryKey,
+    pub entry: Entry,
+    /// The stable sort date: the feed's date, or first-seen when it had none or it lay in the future.
+    pub published: DateTime<Utc>,
+    /// Moves when the entry's content changes.
+    pub updated: DateTime<Utc>,
+    /// When Tributary first stored it (ties cross-feed duplicates to the feed that had it first).
+    pub first_seen: DateTime<Utc>,
+    /// The canonical form of its link, for cross-feed duplicates.
+    pub canonical_link: Option<String>,
+    /// Kept out of outputs: part of a new feed's back catalogue.
+    pub hidden: bool,
+    /// Its rank, newest first, among the entries of its feed's first poll (`None`: it came
+    /// later); ranks past `poll.new_feed_entries` are the back catalogue.
+    pub catalogue_rank: Option<usize>,
+    /// It first arrived in a WebSub push, not a poll.
+    pub pushed: bool,
+}
