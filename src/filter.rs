@@ -14,32 +14,8 @@
 
 use std::cell::OnceCell;
 
-use crate::model::Entry;
-pub use crate::model::{Field, Pattern, Rule, RuleTable, Rules, Words};
+pub use crate::model::{Field, Fields, Needs, Pattern, Rule, RuleTable, Rules, Words};
 use crate::text::{fold, html_to_text};
-
-/// The parts of an entry rules can see: the title, author and categories as text, the bodies
-/// as sanitized HTML (as they are stored).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Fields<'a> {
-    pub title: &'a str,
-    pub bodies: [Option<&'a str>; 2],
-    pub author: Option<&'a str>,
-    pub categories: &'a [String],
-    pub link: Option<&'a str>,
-}
-
-impl<'a> Fields<'a> {
-    pub fn of(entry: &'a Entry) -> Fields<'a> {
-        Fields {
-            title: &entry.title,
-            bodies: [entry.summary.as_deref(), entry.content.as_deref()],
-            author: entry.author.as_ref().map(|a| a.name.as_str()),
-            categories: &entry.categories,
-            link: entry.link.as_deref(),
-        }
-    }
-}
 
 /// An entry's words as word rules read them: its title, bodies (as text), author and
 /// categories, folded (see [`fold`]).
@@ -139,15 +115,6 @@ pub enum Verdict<'r> {
     Excluded(Hit<'r>),
     /// A table has include rules and none matched.
     NotIncluded(&'r RuleTable),
-}
-
-/// Which fields beyond the title and link some rule looks at: what must be read of an
-/// entry before the rules can decide on it (bodies are most of a stored entry's bytes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs {
-    pub bodies: bool,
-    pub author: bool,
-    pub categories: bool,
 }
 
 /// The fields `rules` read besides title and link.

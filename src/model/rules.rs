@@ -1,8 +1,9 @@
 //! Include / exclude rules as the config states them, compiled once when the config is loaded:
 //! regular expressions on a part of an entry, and lists of words or phrases (folded, in one
 //! automaton). Each table of rules (`[rules]`, a `[[feed]]`, an `[[output]]`) keeps its place,
-//! so that a verdict can name the rule that made it. What a rule matches against, and the
-//! verdict, belong to `filter`; how words are folded, to `text`.
+//! so that a verdict can name the rule that made it. What rules see of an entry ([`Fields`])
+//! and which parts a set of rules reads ([`Needs`]) are nouns here, shared by `filter` and the
+//! store; the verdict belongs to `filter`; how words are folded, to `text`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -136,4 +137,36 @@ impl Rules {
     pub fn is_empty(&self) -> bool {
         self.tables.iter().all(|t| t.is_empty())
     }
+}
+
+/// The parts of an entry rules can see: the title, author and categories as text, the bodies
+/// as sanitized HTML (as they are stored).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fields<'a> {
+    pub title: &'a str,
+    pub bodies: [Option<&'a str>; 2],
+    pub author: Option<&'a str>,
+    pub categories: &'a [String],
+    pub link: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn of(entry: &'a super::Entry) -> Fields<'a> {
+        Fields {
+            title: &entry.title,
+            bodies: [entry.summary.as_deref(), entry.content.as_deref()],
+            author: entry.author.as_ref().map(|a| a.name.as_str()),
+            categories: &entry.categories,
+            link: entry.link.as_deref(),
+        }
+    }
+}
+
+/// Which fields beyond the title and link some rule looks at: what must be read of an
+/// entry before the rules can decide on it (bodies are most of a stored entry's bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub bodies: bool,
+    pub author: bool,
+    pub categories: bool,
 }

@@ -22,59 +22,14 @@
 //! first of a repeated link) or with a guid the document repeats (dedupe then keys those
 //! entries by link), which dedupe can only judge with every item parsed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 
 use sha2::{Digest, Sha256};
 use url::Url;
 
+pub use crate::model::Fingerprints;
 use crate::model::{MAX_GUID_LEN, SegmentHash};
-
-/// A set of item fingerprints: those a feed's next parse may leave out.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fingerprints(HashSet<SegmentHash>);
-
-impl Fingerprints {
-    /// Adds the fingerprint of an entry's item, when the parse knew it.
-    pub fn add(&mut self, print: Option<SegmentHash>) {
-        self.0.extend(print);
-    }
-
-    pub fn contains(&self, print: SegmentHash) -> bool {
-        self.0.contains(&print)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The set as the store keeps it: 8 bytes each, little-endian, sorted.
-    pub(crate) fn to_stored(&self) -> Vec<u8> {
-        let mut prints: Vec<SegmentHash> = self.0.iter().copied().collect();
-        prints.sort_unstable();
-        prints.iter().flat_map(|p| p.to_le_bytes()).collect()
-    }
-
-    /// The set from what [`Fingerprints::to_stored`] wrote (a trailing partial chunk is ignored).
-    pub(crate) fn from_stored(bytes: &[u8]) -> Fingerprints {
-        Fingerprints(
-            bytes
-                .chunks_exact(8)
-                .filter_map(|c| c.try_into().ok().map(SegmentHash::from_le_bytes))
-                .collect(),
-        )
-    }
-}
-
-impl FromIterator<SegmentHash> for Fingerprints {
-    fn from_iter<I: IntoIterator<Item = SegmentHash>>(prints: I) -> Fingerprints {
-        Fingerprints(prints.into_iter().collect())
-    }
-}
 
 /// The item elements of one document.
 pub(super) struct Segments {

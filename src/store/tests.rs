@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::*;
 use crate::dedupe::key_entries;
-use crate::model::{Entry, FailureKind, FeedMeta, FullText, Validators};
+use crate::model::{Entry, FailureKind, FeedMeta, FullText, Needs, Validators};
 
 on_both_stores!(
     feeds_are_made_once_and_found_by_url_and_id,

@@ -10,8 +10,8 @@ use tokio_postgres::Row;
 
 use super::feeds::due_payload;
 use super::{PgStore, channel, due_time};
+use crate::model::Fingerprints;
 use crate::model::{EntryKey, OutputState, Person, StoredEntry};
-use crate::parse::Fingerprints;
 use crate::store::{
     Candidate, CandidateQuery, EntryStats, ParsedBatch, StoreError, StoreOutcome, catalogue_ranks,
     full_text_columns, full_text_from, language_columns, language_from, settled_dates,

@@ -35,11 +35,11 @@ use super::{
     NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Secret, Step, StoreError, StoreOutcome,
     WebhookState,
 };
+use crate::model::Fingerprints;
 use crate::model::{
     ClusterNode, FeedError, FeedState, IconImage, IconState, ListState, OutputState, StoredEntry,
     Subscription,
 };
-use crate::parse::Fingerprints;
 pub(crate) use cluster::PgCoordination;
 
 /// Connections per node: the poller's records and reads, renders, the cluster's turns and

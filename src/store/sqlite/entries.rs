@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Db, from_unix, to_millis_ceil};
+use crate::model::Fingerprints;
 use crate::model::{EntryKey, Person, StoredEntry};
-use crate::parse::Fingerprints;
 use crate::store::{
     Candidate, CandidateQuery, EntryStats, ParsedBatch, StoreOutcome, catalogue_ranks, full_text_columns,
     full_text_from, language_columns, language_from, settled_dates,

@@ -38,11 +38,11 @@ use super::{
     NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Secret, Step, StoreError, StoreOutcome,
     WebhookState,
 };
+use crate::model::Fingerprints;
 use crate::model::{
     ClusterNode, FeedError, FeedState, IconImage, IconState, ListState, OutputState, StoredEntry,
     Subscription,
 };
-use crate::parse::Fingerprints;
 use checkpoint::{Checkpointer, Thresholds};
 use lock::DaemonLock;
 pub use lock::holder as running_daemon;
