@@ -12,7 +12,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{PgStore, channel, due_time};
 use crate::model::{ClusterNode, FailureKind, FeedError, FeedState, Validators};
-use crate::schedule::{Hints, Skip};
+use crate::model::{Hints, Skip};
 use crate::store::{Claimed, ERROR_HISTORY, FeedUpdate, MOVE_AFTER, Scheduled, StoreError};
 
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \

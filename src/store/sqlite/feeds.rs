@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Db, from_millis, from_unix, to_millis_ceil};
 use crate::model::{FailureKind, FeedError, FeedState, Validators};
-use crate::schedule::{Hints, Skip};
+use crate::model::{Hints, Skip};
 use crate::store::{Claimed, ERROR_HISTORY, FeedUpdate, MOVE_AFTER, Scheduled};
 
 pub(super) const FEED_COLUMNS: &str = "id, url, title, site_url, feed_id, etag, last_modified, body_hash, \
