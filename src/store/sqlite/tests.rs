@@ -7,6 +7,7 @@ use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::writer::{Job, MAX_GROUP, PAGE_SIZE};
 use super::*;
 use crate::model::Entry;
 use crate::store::{Backend, Retention, Store, housekeeping};
