@@ -1,3 +1,4 @@
+use super::items::end_tag;
 use super::*;
 
 fn xml(text: &str) -> String {
