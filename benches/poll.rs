@@ -29,11 +29,11 @@ use nix::sys::resource::{UsageWho, getrusage};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use tributary::config::Config;
-use tributary::dedupe::key_entries;
-use tributary::model::Backend;
-use tributary::model::{Entry, FeedMeta, Validators};
-use tributary::store::{ParsedBatch, Store};
+use tributary::Backend;
+use tributary::Config;
+use tributary::key_entries;
+use tributary::{Entry, FeedMeta, Validators};
+use tributary::{ParsedBatch, Store};
 
 struct Options {
     quick: bool,
@@ -270,7 +270,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
         let states = store.ensure_feeds(urls, Utc::now()).await.expect("feeds");
         let body = "<p>".to_string() + &"lorem ipsum dolor sit amet ".repeat(40) + "</p>";
         let batches = states.iter().enumerate().map(|(f, state)| {
-            let mut sanitizer = tributary::content::Sanitizer::new();
+            let mut sanitizer = tributary::Sanitizer::new();
             let entries: Vec<_> = key_entries(
                 (0..per_feed)
                     .map(|e| Entry {
@@ -288,7 +288,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                     .collect(),
             )
             .into_iter()
-            .map(|k| tributary::content::finish(k, &[], &mut Default::default(), &mut sanitizer))
+            .map(|k| tributary::finish(k, &[], &mut Default::default(), &mut sanitizer))
             .collect();
             let batch = ParsedBatch {
                 meta: FeedMeta::default(),
@@ -298,7 +298,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
                 fresh_until: None,
                 new_feed_entries: per_feed,
                 unchanged_segments: Default::default(),
-                scheduled: tributary::store::Scheduled {
+                scheduled: tributary::Scheduled {
                     lease: None,
                     next_due: None,
                     key: String::new(),
@@ -320,7 +320,7 @@ async fn render_scenario(base: &Path, total: usize) -> Row {
     for _ in 0..5 {
         let _ = std::fs::remove_file(dir.join("out/all.atom"));
         let started = Instant::now();
-        let reports = tributary::output::render_all(&shared, &store).await;
+        let reports = tributary::render_all(&shared, &store).await;
         times.push(started.elapsed());
         assert_eq!(reports[0].as_ref().expect("rendered").entries, 100);
     }
@@ -497,7 +497,7 @@ use futures::StreamExt;
 /// Fetches every body of `farm` with plain concurrent GETs (64 at a time, as the poll does):
 /// the bodies and how long it took.
 async fn fetch_all(farm: &Arc<FarmHandle>, feeds: usize) -> (Vec<String>, Duration) {
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let client = reqwest::Client::new();
     let started = Instant::now();
     let fetches = futures::stream::iter(0..feeds)
@@ -535,26 +535,26 @@ async fn limit_scenario(base: &Path, cold: Option<Duration>) -> Vec<Row> {
         .expect("store");
     let urls: Vec<String> = (0..feeds).map(|i| farm.url(i)).collect();
     let states = store.ensure_feeds(urls.clone(), Utc::now()).await.expect("feeds");
-    let mut sanitizer = tributary::content::Sanitizer::new();
-    let parsed: Vec<(FeedMeta, Vec<tributary::model::KeyedEntry>)> = bodies
+    let mut sanitizer = tributary::Sanitizer::new();
+    let parsed: Vec<(FeedMeta, Vec<tributary::KeyedEntry>)> = bodies
         .iter()
         .zip(&urls)
         .map(|(body, url)| {
             let base_url = url::Url::parse(url).expect("url");
-            let feed = tributary::parse::parse_document(body, &base_url).expect("parse");
+            let feed = tributary::parse_document(body, &base_url).expect("parse");
             let keyed = key_entries(feed.entries)
                 .into_iter()
-                .map(|k| tributary::content::finish(k, &[], &mut Default::default(), &mut sanitizer))
+                .map(|k| tributary::finish(k, &[], &mut Default::default(), &mut sanitizer))
                 .collect();
             (feed.meta, keyed)
         })
         .collect();
-    let scheduled = tributary::store::Scheduled {
+    let scheduled = tributary::Scheduled {
         lease: None,
         next_due: None,
         key: String::new(),
     };
-    let batch_of = |meta: FeedMeta, entries: Vec<tributary::model::KeyedEntry>| ParsedBatch {
+    let batch_of = |meta: FeedMeta, entries: Vec<tributary::KeyedEntry>| ParsedBatch {
         meta,
         validators: Validators::default(),
         body_hash: "x".into(),

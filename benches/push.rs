@@ -83,7 +83,7 @@ async fn servers(subscriptions: Subscriptions) -> (std::net::SocketAddr, std::ne
 }
 
 pub async fn push_scenarios(base: &Path) -> Vec<Row> {
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let subscriptions: Subscriptions = Arc::default();
     let (feeds, _hub) = servers(subscriptions.clone()).await;
     let public = std::net::TcpListener::bind("127.0.0.1:0")

@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use tributary::config::Config;
-use tributary::filter::{Fields, Verdict, verdict};
-use tributary::model::Entry;
+use tributary::Config;
+use tributary::Entry;
+use tributary::{Fields, Verdict, verdict};
 
 use super::Row;
 use super::measure::self_cpu;

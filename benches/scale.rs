@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tributary::config::Config;
-use tributary::store::{Retention, Store};
+use tributary::Config;
+use tributary::{Retention, Store};
 
 use super::{Row, format_duration};
 
@@ -100,19 +100,19 @@ fn fill(db: &Path, feeds: usize, per_feed: usize, first: usize, start: i64) -> D
 
 /// Median of `runs` renders of output `n` of `config`, with its entry count.
 async fn render(config: &std::sync::Arc<Config>, store: &Store, n: usize, runs: usize) -> (Duration, usize) {
-    let context = std::sync::Arc::new(tributary::output::Context::new(config));
+    let context = std::sync::Arc::new(tributary::Context::new(config));
     let spec = &config.outputs[n];
     let mut times = Vec::new();
     let mut entries = 0;
     for _ in 0..runs {
         let started = Instant::now();
-        let report = tributary::output::render_one(
+        let report = tributary::render_one(
             config,
             spec,
             store,
             &context,
-            tributary::output::RenderOptions {
-                mode: tributary::output::WhenEmpty::Write,
+            tributary::RenderOptions {
+                mode: tributary::WhenEmpty::Write,
                 now: chrono::Utc::now(),
                 hook_owed: false,
             },
@@ -144,7 +144,7 @@ pub async fn render_at_scale(base: &Path, quick: bool) -> Vec<Row> {
     let config = std::sync::Arc::new(config);
     let filled = fill(&config.store.path, feeds, per_feed, 0, 1_500_000_000);
     let total = feeds * per_feed;
-    let store = Store::open(&tributary::model::Backend::File(config.store.path.clone()))
+    let store = Store::open(&tributary::Backend::File(config.store.path.clone()))
         .await
         .expect("store");
     let scenarios = [
@@ -188,7 +188,7 @@ pub async fn retention_at_scale(base: &Path, quick: bool) -> Vec<Row> {
     let filled = fill(&db, feeds, per_feed, 0, 1_500_000_000);
     let full = file_size(&db);
     let total = feeds * per_feed;
-    let store = Store::open(&tributary::model::Backend::File(db.clone()))
+    let store = Store::open(&tributary::Backend::File(db.clone()))
         .await
         .expect("store");
     let retention = || Retention {
@@ -197,7 +197,7 @@ pub async fn retention_at_scale(base: &Path, quick: bool) -> Vec<Row> {
         protected: Default::default(),
     };
     let started = Instant::now();
-    let report = tributary::store::housekeeping(&store, retention(), Utc::now())
+    let report = tributary::housekeeping(&store, retention(), Utc::now())
         .await
         .expect("housekeeping");
     let first = started.elapsed();
@@ -237,11 +237,11 @@ pub async fn retention_at_scale(base: &Path, quick: bool) -> Vec<Row> {
             per_feed + cycle * 10,
             1_600_000_000 + cycle as i64 * 10_000_000,
         );
-        let store = Store::open(&tributary::model::Backend::File(db.clone()))
+        let store = Store::open(&tributary::Backend::File(db.clone()))
             .await
             .expect("store");
         let started = Instant::now();
-        let report = tributary::store::housekeeping(&store, retention(), Utc::now())
+        let report = tributary::housekeeping(&store, retention(), Utc::now())
             .await
             .expect("housekeeping");
         cycle_time = cycle_time.max(started.elapsed());

@@ -43,9 +43,9 @@ use axum::http::{HeaderMap, Response, StatusCode, header};
 use chrono::{DateTime, Utc};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tributary::config::Config;
-use tributary::schedule::{self, History};
-use tributary::store::Store;
+use tributary::Config;
+use tributary::History;
+use tributary::Store;
 
 mod farm;
 // Shared with the poll benchmark, which uses all of it; the soak, some.
@@ -349,7 +349,7 @@ async fn soak(base: &Path, minutes: u64) {
             .iter()
             .find(|f| f.url.as_str() == url)
             .expect("configured");
-        let policy = tributary::schedule::Policy::of(&config, spec);
+        let policy = tributary::Policy::of(&config, spec);
         let polls = by_feed.get(&feed).cloned().unwrap_or_default();
         let Some(first) = polls.first().copied() else {
             stalls += 1;
@@ -361,7 +361,7 @@ async fn soak(base: &Path, minutes: u64) {
                 last_fetch: Some(t),
                 ..History::default()
             };
-            schedule::due(&policy, &url, &history, None)
+            tributary::due(&policy, &url, &history, None)
                 .at
                 .expect("scheduled")
         };
@@ -464,14 +464,14 @@ async fn planning(base: &Path) {
     {
         let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
         let states = store.ensure_feeds(urls, now).await.expect("feeds");
-        let due: Vec<(i64, tributary::store::Scheduled)> = states
+        let due: Vec<(i64, tributary::Scheduled)> = states
             .iter()
             .zip(&config.feeds)
             .map(|(s, spec)| {
-                let scheduled = tributary::store::Scheduled {
+                let scheduled = tributary::Scheduled {
                     lease: None,
                     next_due: chrono::DateTime::from_timestamp_millis(later + (s.id % 3600) * 1000),
-                    key: tributary::schedule::Policy::of(&config, spec).key(),
+                    key: tributary::Policy::of(&config, spec).key(),
                 };
                 (s.id, scheduled)
             })
@@ -482,10 +482,10 @@ async fn planning(base: &Path) {
     let mut times = Vec::new();
     // The first wake-up reads the index from disk; the daemon's are warm.
     for round in 0..51i64 {
-        let due: Vec<(i64, tributary::store::Scheduled)> = (0..100)
+        let due: Vec<(i64, tributary::Scheduled)> = (0..100)
             .map(|k| {
                 let id = 1 + (round * 977 + k * 131) % N as i64;
-                let scheduled = tributary::store::Scheduled {
+                let scheduled = tributary::Scheduled {
                     lease: None,
                     next_due: Some(now - chrono::Duration::seconds(1)),
                     key: String::new(),
@@ -503,11 +503,11 @@ async fn planning(base: &Path) {
             times.push(t.elapsed());
         }
         assert_eq!(claimed.feeds.len(), 100);
-        let back: Vec<(i64, tributary::store::Scheduled)> = claimed
+        let back: Vec<(i64, tributary::Scheduled)> = claimed
             .feeds
             .iter()
             .map(|f| {
-                let scheduled = tributary::store::Scheduled {
+                let scheduled = tributary::Scheduled {
                     lease: None,
                     next_due: chrono::DateTime::from_timestamp_millis(later),
                     key: String::new(),
@@ -531,14 +531,14 @@ async fn planning(base: &Path) {
     {
         let urls: Vec<String> = config.feeds.iter().map(|f| f.url.to_string()).collect();
         let states = store.ensure_feeds(urls, now).await.expect("feeds");
-        let due: Vec<(i64, tributary::store::Scheduled)> = states
+        let due: Vec<(i64, tributary::Scheduled)> = states
             .iter()
             .zip(&config.feeds)
             .map(|(s, spec)| {
-                let scheduled = tributary::store::Scheduled {
+                let scheduled = tributary::Scheduled {
                     lease: None,
                     next_due: chrono::DateTime::from_timestamp_millis(later + (s.id % 3600) * 1000),
-                    key: tributary::schedule::Policy::of(&config, spec).key(),
+                    key: tributary::Policy::of(&config, spec).key(),
                 };
                 (s.id, scheduled)
             })
@@ -633,7 +633,7 @@ async fn abuse(base: &Path) {
     // clients trickle a byte each every 5 s.
     let mut latencies = Vec::new();
     let mut failures = 0;
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
@@ -846,13 +846,13 @@ async fn nodes(base: &Path, seconds: u64) {
         let steady_from = started + chrono::Duration::seconds(40);
         for (feed, times) in &by_feed {
             let spec = &config.feeds[*feed];
-            let policy = tributary::schedule::Policy::of(&config, spec);
+            let policy = tributary::Policy::of(&config, spec);
             for pair in times.windows(2) {
                 let history = History {
                     last_fetch: Some(pair[0]),
                     ..History::default()
                 };
-                if let Some(due) = schedule::due(&policy, &spec.key, &history, None).at
+                if let Some(due) = tributary::due(&policy, &spec.key, &history, None).at
                     && pair[1] >= steady_from
                 {
                     lateness.push((pair[1] - due).num_milliseconds());

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::Utc;
-use tributary::config::Config;
-use tributary::store::{NewDelivery, Store};
+use tributary::Config;
+use tributary::{NewDelivery, Store};
 
 use super::Row;
 use super::measure::self_cpu;
@@ -86,9 +86,7 @@ pub async fn webhook_scenarios(base: &Path) -> Vec<Row> {
     let (started, cpu) = (Instant::now(), self_cpu());
     let mut delivered = 0;
     for _ in 0..100 {
-        let pass = tributary::output::webhook::deliver_pending(&config, &store)
-            .await
-            .expect("pass");
+        let pass = tributary::deliver_pending(&config, &store).await.expect("pass");
         delivered += pass.delivered;
         if pass.next.is_none() {
             break;
@@ -121,9 +119,7 @@ pub async fn webhook_scenarios(base: &Path) -> Vec<Row> {
     let (started, cpu) = (Instant::now(), self_cpu());
     const ROUNDS: u32 = 100;
     for _ in 0..ROUNDS {
-        let pass = tributary::output::webhook::deliver_pending(&config, &store)
-            .await
-            .expect("pass");
+        let pass = tributary::deliver_pending(&config, &store).await.expect("pass");
         assert_eq!(pass.delivered + pass.retried, 0);
     }
     let per_pass = started.elapsed() / ROUNDS;

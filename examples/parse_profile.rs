@@ -18,21 +18,21 @@ fn main() {
     let mut n = 0;
     for d in &docs {
         let t = Instant::now();
-        let text = tributary::decode::decode(d.clone(), None).text;
+        let text = tributary::decode(d.clone(), None).text;
         decode += t.elapsed();
         let t = Instant::now();
-        let f = tributary::parse::parse_document(&text, &base).unwrap();
+        let f = tributary::parse_document(&text, &base).unwrap();
         parse += t.elapsed();
         let t = Instant::now();
-        let keyed = tributary::dedupe::key_entries(f.entries);
+        let keyed = tributary::key_entries(f.entries);
         key += t.elapsed();
         let t = Instant::now();
-        let mut sanitizer = tributary::content::Sanitizer::new();
+        let mut sanitizer = tributary::Sanitizer::new();
         // One feed's poll: detection learns the feed's language across its entries.
-        let mut langs = tributary::content::Languages::default();
+        let mut langs = tributary::Languages::default();
         n += keyed
             .into_iter()
-            .map(|k| tributary::content::finish_entry(k.entry, &[], &mut langs, &mut sanitizer))
+            .map(|k| tributary::finish_entry(k.entry, &[], &mut langs, &mut sanitizer))
             .count();
         finish += t.elapsed();
     }

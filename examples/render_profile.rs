@@ -9,24 +9,20 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() {
     let path = std::env::args().nth(1).expect("config path");
-    let config = tributary::config::Config::load(std::path::Path::new(&path)).unwrap();
-    let store = tributary::store::Store::open(&config.backend()).await.unwrap();
-    let context = tributary::output::Context::new(&config);
+    let config = tributary::Config::load(std::path::Path::new(&path)).unwrap();
+    let store = tributary::Store::open(&config.backend()).await.unwrap();
+    let context = tributary::Context::new(&config);
     for spec in &config.outputs {
         let started = Instant::now();
         let mut selection = None;
         for _ in 0..20 {
-            selection = Some(
-                tributary::output::select::select(&store, spec, &config)
-                    .await
-                    .unwrap(),
-            );
+            selection = Some(tributary::select(&store, spec, &config).await.unwrap());
         }
         let select = started.elapsed() / 20;
         let selection = selection.unwrap();
         let started = Instant::now();
         for _ in 0..20 {
-            tributary::output::render(spec, &selection, &context).unwrap();
+            tributary::render(spec, &selection, &context).unwrap();
         }
         let render = started.elapsed() / 20;
         println!(

@@ -14,7 +14,7 @@ use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 pub struct Decoded {
     pub text: String,
     /// The WHATWG name of the encoding used ("UTF-8", "Shift_JIS", …; "UTF-32BE"/"UTF-32LE" too).
-    pub encoding: &'static str,
+    pub(crate) encoding: &'static str,
 }
 
 /// Decodes `bytes` using the charset from `content_type` (an HTTP Content-Type value) if any.

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
-pub use crate::model::canonical_url;
+pub(crate) use crate::model::canonical_url;
 use crate::model::{Entry, EntryKey, KeyKind, Keyed, MAX_GUID_LEN};
 use crate::parse::ParsedEntry;
 
@@ -108,7 +108,7 @@ fn text_hash(parsed: &ParsedEntry) -> String {
 /// A hash of everything the feed says about an entry (its bodies as given, before
 /// sanitizing), so an unchanged entry costs one comparison and is never sanitized again.
 /// Dates are left out: a feed that re-stamps every item on each build has not changed them.
-pub fn content_hash(parsed: &ParsedEntry) -> String {
+pub(crate) fn content_hash(parsed: &ParsedEntry) -> String {
     let entry: &Entry = &parsed.entry;
     let mut h = Sha256::new();
     let mut field = |s: &str| {

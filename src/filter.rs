@@ -14,7 +14,7 @@
 
 use std::cell::OnceCell;
 
-pub use crate::model::{Field, Fields, Needs, Pattern, Rule, RuleTable, Rules, Words};
+pub(crate) use crate::model::{Field, Fields, Needs, Pattern, Rule, RuleTable, Rules, Words};
 use crate::text::{fold, html_to_text};
 
 /// An entry's words as word rules read them: its title, bodies (as text), author and
@@ -94,9 +94,9 @@ impl Judged<'_, '_> {
 /// The rule that excluded an entry: which table it is in, and for a word list, the word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hit<'r> {
-    pub table: &'r RuleTable,
-    pub rule: &'r Rule,
-    pub word: Option<&'r str>,
+    pub(crate) table: &'r RuleTable,
+    pub(crate) rule: &'r Rule,
+    pub(crate) word: Option<&'r str>,
 }
 
 impl std::fmt::Display for Hit<'_> {
@@ -111,14 +111,16 @@ impl std::fmt::Display for Hit<'_> {
 /// Why an entry passes or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict<'r> {
+    /// No rule stands in the way.
     Keep,
+    /// An exclude rule matched: the table, the rule and the word it found.
     Excluded(Hit<'r>),
     /// A table has include rules and none matched.
     NotIncluded(&'r RuleTable),
 }
 
 /// The fields `rules` read besides title and link.
-pub fn needs(rules: &Rules) -> Needs {
+pub(crate) fn needs(rules: &Rules) -> Needs {
     let mut needs = Needs::default();
     for table in &rules.tables {
         for rule in table.include.iter().chain(&table.exclude) {
@@ -154,7 +156,7 @@ pub fn verdict<'r>(rules: &'r Rules, e: &Fields<'_>) -> Verdict<'r> {
     Verdict::Keep
 }
 
-pub fn keeps(rules: &Rules, e: &Fields<'_>) -> bool {
+pub(crate) fn keeps(rules: &Rules, e: &Fields<'_>) -> bool {
     rules.is_empty() || verdict(rules, e) == Verdict::Keep
 }
 

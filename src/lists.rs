@@ -25,19 +25,19 @@ const MAX_LISTS: usize = 200;
 
 /// What a refresh did.
 #[derive(Debug, Default)]
-pub struct Refresh {
+pub(crate) struct Refresh {
     /// Some list's members in force changed: the config is to be loaded again.
-    pub changed: bool,
+    pub(crate) changed: bool,
     /// Lists fetched (or read from a file).
-    pub fetched: usize,
+    pub(crate) fetched: usize,
     /// Lists that failed, and why (they keep their last good members).
-    pub failed: Vec<(String, String)>,
+    pub(crate) failed: Vec<(String, String)>,
     /// Lists that shrank by more than half, held: (list, members in force, members fetched).
-    pub held: Vec<(String, usize, usize)>,
+    pub(crate) held: Vec<(String, usize, usize)>,
     /// When a list is due next.
-    pub next: Option<DateTime<Utc>>,
+    pub(crate) next: Option<DateTime<Utc>>,
     /// What each list read (or not) holds now: what the config's lists expand to.
-    pub members: Memberships,
+    pub(crate) members: Memberships,
 }
 
 /// Fetches the lists of `config` that are due (all of them with `force`), and the lists they
@@ -200,7 +200,7 @@ fn policy(config: &Config, list: &ListSpec) -> Policy {
 
 /// Confirms the members held for the list at `key` (`feeds --accept-list`): how many it has
 /// now; `None` when nothing was held.
-pub async fn accept(store: &Store, key: &str) -> Result<Option<usize>, StoreError> {
+pub(crate) async fn accept(store: &Store, key: &str) -> Result<Option<usize>, StoreError> {
     let Some(mut state) = store.lists().await?.into_iter().find(|l| l.key == key) else {
         return Ok(None);
     };
@@ -214,7 +214,7 @@ pub async fn accept(store: &Store, key: &str) -> Result<Option<usize>, StoreErro
 }
 
 /// What the lists hold now, by list key.
-pub async fn memberships(store: &Store) -> Result<Memberships, StoreError> {
+pub(crate) async fn memberships(store: &Store) -> Result<Memberships, StoreError> {
     Ok(store
         .lists()
         .await?
@@ -225,7 +225,7 @@ pub async fn memberships(store: &Store) -> Result<Memberships, StoreError> {
 
 /// `config` with its lists' feeds, as the store holds them (the same config when it has no
 /// lists).
-pub async fn with_members(config: Config, store: &Store) -> Result<Config, WithMembersError> {
+pub(crate) async fn with_members(config: Config, store: &Store) -> Result<Config, WithMembersError> {
     if config.lists.is_empty() {
         return Ok(config);
     }
@@ -235,7 +235,7 @@ pub async fn with_members(config: Config, store: &Store) -> Result<Config, WithM
 
 /// `config` with its lists' feeds as `members` says (what [`refresh`] just read). The file is
 /// read again: what it says now is what the lists expand.
-pub async fn expand(config: Config, members: Memberships) -> Result<Config, WithMembersError> {
+pub(crate) async fn expand(config: Config, members: Memberships) -> Result<Config, WithMembersError> {
     if config.lists.is_empty() {
         return Ok(config);
     }

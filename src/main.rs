@@ -8,5 +8,5 @@ use std::process::ExitCode;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    tributary::cli::main()
+    tributary::main()
 }

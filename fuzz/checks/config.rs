@@ -8,7 +8,7 @@ pub fn check(data: &[u8]) {
         return;
     };
     let path = std::path::Path::new("/fuzz/tributary.toml");
-    if let Err(e) = tributary::config::Config::parse(path, text) {
+    if let Err(e) = tributary::Config::parse(path, text) {
         assert!(!e.problems.is_empty());
         let lines = text.lines().count() + 1;
         for p in &e.problems {

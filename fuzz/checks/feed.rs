@@ -11,17 +11,17 @@ pub fn check(data: &[u8]) {
         Some((_, rest)) => (None, rest),
         None => (None, data),
     };
-    let text = tributary::decode::decode(body.to_vec(), content_type).text;
+    let text = tributary::decode(body.to_vec(), content_type).text;
     let base = url::Url::parse("https://fuzz.example/feed/").unwrap();
-    let Ok(feed) = tributary::parse::parse_document(&text, &base) else {
+    let Ok(feed) = tributary::parse_document(&text, &base) else {
         return;
     };
     // Leaving out every other item (as a re-poll leaves out the stored ones) must not change
     // how the others parse.
     let prints: Vec<_> = feed.entries.iter().map(|e| e.segment).collect();
     if !prints.is_empty() && prints.iter().all(Option::is_some) {
-        let known: tributary::parse::Fingerprints = prints.iter().flatten().step_by(2).copied().collect();
-        let cut = tributary::parse::parse_changed(&text, &base, &known).expect("the cut document parses");
+        let known: tributary::Fingerprints = prints.iter().flatten().step_by(2).copied().collect();
+        let cut = tributary::parse_changed(&text, &base, &known).expect("the cut document parses");
         let expected: Vec<_> = feed
             .entries
             .iter()
@@ -31,10 +31,9 @@ pub fn check(data: &[u8]) {
         let got: Vec<_> = cut.entries.iter().map(|e| &e.entry).collect();
         assert_eq!(got, expected);
     }
-    let mut sanitizer = tributary::content::Sanitizer::new();
-    for keyed in tributary::dedupe::key_entries(feed.entries) {
-        let entry =
-            tributary::content::finish_entry(keyed.entry, &[], &mut Default::default(), &mut sanitizer);
+    let mut sanitizer = tributary::Sanitizer::new();
+    for keyed in tributary::key_entries(feed.entries) {
+        let entry = tributary::finish_entry(keyed.entry, &[], &mut Default::default(), &mut sanitizer);
         for html in [&entry.summary, &entry.content].into_iter().flatten() {
             assert!(
                 !html.to_ascii_lowercase().contains("<script"),

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::{Status, Verbosity};
 use crate::config::{Config, Problem};
 
-pub fn run(config_path: &Path, verbosity: Verbosity) -> Status {
+pub(super) fn run(config_path: &Path, verbosity: Verbosity) -> Status {
     if !config_path.exists() {
         eprintln!("{}", super::missing_config(config_path));
         return Status::Fatal;

@@ -16,24 +16,24 @@ use crate::model::Validators;
 /// A feed to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NewFeed {
-    pub url: String,
-    pub title: Option<String>,
+    pub(crate) url: String,
+    pub(crate) title: Option<String>,
     /// Its web page (OPML `htmlUrl`).
-    pub site: Option<String>,
-    pub tags: Vec<String>,
+    pub(crate) site: Option<String>,
+    pub(crate) tags: Vec<String>,
 }
 
 /// What adding feeds did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Added {
-    pub added: usize,
+pub(super) struct Added {
+    pub(crate) added: usize,
     /// Already configured, and given a new title or tags: those were applied.
-    pub updated: usize,
+    pub(crate) updated: usize,
     /// Already configured as asked.
-    pub skipped: usize,
+    pub(crate) skipped: usize,
     /// Already configured in a file the main one includes, which is left as it is (counted
     /// in `skipped` too): each with that file.
-    pub elsewhere: Vec<(String, std::path::PathBuf)>,
+    pub(crate) elsewhere: Vec<(String, std::path::PathBuf)>,
 }
 
 /// Adds `feeds` that are not configured yet, and applies the title and tags given for those
@@ -175,7 +175,7 @@ fn save(config_path: &Path, doc: &DocumentMut) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", config_path.display()))
 }
 
-pub async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec<String>) -> Status {
+pub(super) async fn add(config_path: &Path, url: &str, title: Option<String>, tags: Vec<String>) -> Status {
     let feed_url = match Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => match discover(config_path, &u).await {
             Ok(Discovered::Feed { url: found, others }) => {
@@ -389,7 +389,7 @@ async fn discover(config_path: &Path, url: &Url) -> Result<Discovered, String> {
     ))
 }
 
-pub async fn remove(config_path: &Path, feed: &str) -> Status {
+pub(super) async fn remove(config_path: &Path, feed: &str) -> Status {
     // The title `feeds` shows may be the feed's own (from the store) rather than the config's.
     let wanted = match super::find_feed(config_path, feed).await {
         Ok(Some(url)) => url,

@@ -11,7 +11,7 @@ use crate::model::{FullText, KeyKind, Language, LanguageSource, StoredEntry, dis
 use crate::output::select;
 use crate::store::{Store, StoreError};
 
-pub async fn run(config_path: &Path, what: &str) -> Status {
+pub(super) async fn run(config_path: &Path, what: &str) -> Status {
     let config = match super::load_with_lists(config_path).await {
         Ok(config) => config,
         Err(status) => return status,

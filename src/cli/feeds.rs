@@ -120,16 +120,16 @@ impl From<crate::model::IconState> for IconRow {
 /// What `feeds` was asked for.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ask {
-    pub json: bool,
+    pub(crate) json: bool,
     /// One feed (by URL or shown title), with its error history.
-    pub feed: Option<String>,
+    pub(crate) feed: Option<String>,
     /// Forget that feed's failures.
-    pub reset: bool,
+    pub(crate) reset: bool,
     /// Confirm the held members of this subscription list.
-    pub accept_list: Option<String>,
+    pub(crate) accept_list: Option<String>,
 }
 
-pub async fn run(config_path: &Path, ask: Ask) -> Status {
+pub(super) async fn run(config_path: &Path, ask: Ask) -> Status {
     if let Some(list) = &ask.accept_list
         && let Err(status) = accept_list(config_path, list).await
     {

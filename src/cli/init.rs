@@ -8,7 +8,7 @@ use super::Status;
 /// The starter config (`config/starter.toml`): relative paths, no feeds yet, two outputs.
 pub(crate) const STARTER: &str = include_str!("../../config/starter.toml");
 
-pub fn run(dir: &Path) -> Status {
+pub(super) fn run(dir: &Path) -> Status {
     let config = dir.join("tributary.toml");
     if config.exists() {
         eprintln!(

@@ -52,7 +52,7 @@ pub(crate) fn filter_for(value: &str) -> Result<String, String> {
 }
 
 /// `flag` (--log-level) wins over `RUST_LOG`, which wins over the command's `default`.
-pub fn init(flag: Option<&str>, default: &str, format: LogFormat) {
+pub(super) fn init(flag: Option<&str>, default: &str, format: LogFormat) {
     let chosen = flag
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()))

@@ -11,7 +11,7 @@ use clap_mangen::roff::{Roff, bold, italic, roman};
 
 use super::Cli;
 
-pub fn render(out: &mut dyn Write) -> std::io::Result<()> {
+pub(super) fn render(out: &mut dyn Write) -> std::io::Result<()> {
     let cmd = Cli::command();
     let man = clap_mangen::Man::new(cmd.clone());
     man.render_title(out)?;

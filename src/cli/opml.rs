@@ -7,7 +7,7 @@ use super::edit::{NewFeed, append_feeds};
 use super::{Status, Verbosity, open_store};
 use crate::output::FeedView;
 
-pub fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
+pub(super) fn import(config_path: &Path, file: &Path, verbosity: Verbosity) -> Status {
     let text = match std::fs::read(file) {
         Ok(bytes) => crate::decode::decode(bytes, None).text,
         Err(e) => {
@@ -65,7 +65,7 @@ fn outlines(text: &str) -> Result<Vec<NewFeed>, String> {
     Ok(feeds)
 }
 
-pub async fn export(config_path: &Path) -> Status {
+pub(super) async fn export(config_path: &Path) -> Status {
     // The effective subscriptions: the config's feeds and its lists'.
     let config = match super::load_with_lists(config_path).await {
         Ok(c) => c,

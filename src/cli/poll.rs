@@ -9,7 +9,7 @@ use crate::output;
 use crate::poll::{FeedReport, FeedStatus, Options, poll_feeds};
 use crate::store::{Backend, Store};
 
-pub async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Status {
+pub(super) async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Status {
     let config = match super::load(config_path) {
         Ok(config) => config,
         Err(status) => return status,

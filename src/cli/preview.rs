@@ -15,7 +15,7 @@ use crate::fetch::{Fetched, Fetcher, Request, Trust};
 use crate::filter::{Fields, Verdict};
 use crate::model::{FeedSpec, KeyKind, Validators};
 
-pub async fn run(config_path: &Path, what: &str) -> Status {
+pub(super) async fn run(config_path: &Path, what: &str) -> Status {
     // A config is not needed to look at a feed: without one, the defaults.
     let config = if config_path.exists() {
         match super::load(config_path) {

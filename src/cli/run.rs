@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::Status;
 use crate::daemon::{self, Control};
 
-pub async fn run(config_path: &Path) -> Status {
+pub(super) async fn run(config_path: &Path) -> Status {
     let (tx, rx) = mpsc::channel(8);
     let signals = match (
         signal(SignalKind::terminate()),

@@ -5,7 +5,7 @@ use crate::config::Secrets;
 
 /// Copies the store `from` into the empty store `to`, one an SQLite file and the other a
 /// database server's connection string (its `${NAME}` references read from the environment).
-pub async fn copy(from: &str, to: &str, verbosity: Verbosity) -> Status {
+pub(super) async fn copy(from: &str, to: &str, verbosity: Verbosity) -> Status {
     let here = std::env::current_dir().unwrap_or_default();
     let secrets = Secrets::from_process();
     let expanded = secrets

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 /// One thing wrong with a config file, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// 1-based; 0 when the problem has no single place (e.g. the file could not be read).
     pub line: usize,
-    pub column: usize,
+    pub(crate) column: usize,
     /// Dotted key path such as `poll.timeout` or `feed[3].url`; empty for file-level problems.
-    pub key: String,
-    pub message: String,
+    pub(crate) key: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Problem {
@@ -36,7 +36,7 @@ pub struct ConfigError {
     /// What could be read of the config despite its problems (the feeds and outputs that are
     /// valid, every default, the warnings): `check` goes on to check its paths and templates,
     /// so one run reports everything. `None` when the file could not be read at all.
-    pub partial: Option<Box<super::Config>>,
+    pub(crate) partial: Option<Box<super::Config>>,
 }
 
 impl fmt::Display for ConfigError {
@@ -61,7 +61,7 @@ pub(super) struct Locator {
 }
 
 impl Locator {
-    pub fn new(file: &Path, source: &str) -> Self {
+    pub(super) fn new(file: &Path, source: &str) -> Self {
         Self {
             source: source.to_string(),
             files: vec![(0, file.to_path_buf())],
@@ -69,7 +69,7 @@ impl Locator {
     }
 
     /// Appends an included file's text, on a line of its own.
-    pub fn push(&mut self, file: &Path, text: &str) {
+    pub(super) fn push(&mut self, file: &Path, text: &str) {
         if !self.source.is_empty() && !self.source.ends_with('\n') {
             self.source.push('\n');
         }
@@ -78,7 +78,7 @@ impl Locator {
     }
 
     /// Every file's text, joined.
-    pub fn source(&self) -> &str {
+    pub(super) fn source(&self) -> &str {
         &self.source
     }
 
@@ -90,12 +90,17 @@ impl Locator {
     }
 
     /// The file `offset` is in.
-    pub fn file_of(&self, offset: usize) -> &Path {
+    pub(super) fn file_of(&self, offset: usize) -> &Path {
         self.file_at(offset).1
     }
 
     /// A problem at `span` for a key the caller knows.
-    pub fn problem(&self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Problem {
+    pub(super) fn problem(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Problem {
         let (file, line, column) = self.place(span.start);
         Problem {
             file,

@@ -11,12 +11,12 @@
 
 mod error;
 mod include;
-mod keys;
+pub(crate) mod keys;
 mod raw;
 mod secrets;
 #[cfg(test)]
 mod tests;
-mod types;
+pub(crate) mod types;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -25,11 +25,11 @@ use std::time::Duration;
 use url::Url;
 
 use error::Locator;
-pub use error::{ConfigError, Problem};
-pub use keys::schema;
+pub(crate) use error::{ConfigError, Problem};
+pub(crate) use keys::schema;
 use raw::RawConfig;
-pub use secrets::Secrets;
-pub use types::*;
+pub(crate) use secrets::Secrets;
+pub(crate) use types::*;
 use validate::Validator;
 
 use crate::model::{

@@ -14,47 +14,47 @@ use super::keys;
 
 #[derive(Debug, Default)]
 pub(super) struct RawConfig {
-    pub store: RawStore,
-    pub node: RawNode,
-    pub poll: RawPoll,
-    pub feed: Vec<RawFeed>,
-    pub list: Vec<RawList>,
-    pub output: Vec<RawOutput>,
-    pub serve: Option<RawServe>,
-    pub websub: RawWebSub,
+    pub(crate) store: RawStore,
+    pub(crate) node: RawNode,
+    pub(crate) poll: RawPoll,
+    pub(crate) feed: Vec<RawFeed>,
+    pub(crate) list: Vec<RawList>,
+    pub(crate) output: Vec<RawOutput>,
+    pub(crate) serve: Option<RawServe>,
+    pub(crate) websub: RawWebSub,
     /// `[rules]`: include / exclude rules for every output.
-    pub rules: Option<RawRuleSet>,
+    pub(crate) rules: Option<RawRuleSet>,
 }
 
 /// Include / exclude rules as one table writes them (`[rules]`, a `[[feed]]`, an `[[output]]`).
 #[derive(Debug, Default)]
 pub(super) struct RawRuleSet {
-    pub include: Vec<RawRule>,
-    pub exclude: Vec<RawRule>,
-    pub include_words: Vec<Spanned<String>>,
-    pub exclude_words: Vec<Spanned<String>>,
-    pub include_words_file: Option<Spanned<String>>,
-    pub exclude_words_file: Option<Spanned<String>>,
-    pub ignore_diacritics: Option<bool>,
+    pub(crate) include: Vec<RawRule>,
+    pub(crate) exclude: Vec<RawRule>,
+    pub(crate) include_words: Vec<Spanned<String>>,
+    pub(crate) exclude_words: Vec<Spanned<String>>,
+    pub(crate) include_words_file: Option<Spanned<String>>,
+    pub(crate) exclude_words_file: Option<Spanned<String>>,
+    pub(crate) ignore_diacritics: Option<bool>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct RawServe {
-    pub listen: Option<Spanned<String>>,
-    pub admin_listen: Option<Spanned<String>>,
-    pub base_url: Option<Spanned<String>>,
-    pub websub_hub: Option<Spanned<String>>,
-    pub max_connections: Option<Spanned<i64>>,
-    pub header_timeout: Option<Spanned<String>>,
-    pub idle_timeout: Option<Spanned<String>>,
+    pub(crate) listen: Option<Spanned<String>>,
+    pub(crate) admin_listen: Option<Spanned<String>>,
+    pub(crate) base_url: Option<Spanned<String>>,
+    pub(crate) websub_hub: Option<Spanned<String>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) header_timeout: Option<Spanned<String>>,
+    pub(crate) idle_timeout: Option<Spanned<String>>,
 }
 
 /// `[websub]`: subscribing to the hubs feeds name.
 #[derive(Debug, Default)]
 pub(super) struct RawWebSub {
-    pub subscribe: Option<Spanned<bool>>,
-    pub poll_every: Option<Spanned<String>>,
-    pub lease: Option<Spanned<String>>,
+    pub(crate) subscribe: Option<Spanned<bool>>,
+    pub(crate) poll_every: Option<Spanned<String>>,
+    pub(crate) lease: Option<Spanned<String>>,
 }
 
 /// A rule as written: a bare regex (any field) or `{ title = "regex" }` for one field;
@@ -63,112 +63,112 @@ pub(super) type RawRule = Spanned<toml::Value>;
 
 #[derive(Debug, Default)]
 pub(super) struct RawStore {
-    pub path: Option<Spanned<String>>,
-    pub url: Option<Spanned<String>>,
-    pub keep_days: Option<Spanned<i64>>,
-    pub keep_per_feed: Option<Spanned<i64>>,
-    pub housekeeping: Option<Spanned<String>>,
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) keep_days: Option<Spanned<i64>>,
+    pub(crate) keep_per_feed: Option<Spanned<i64>>,
+    pub(crate) housekeeping: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct RawNode {
-    pub name: Option<Spanned<String>>,
-    pub lease: Option<Spanned<String>>,
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) lease: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct RawPoll {
-    pub concurrency: Option<Spanned<i64>>,
-    pub timeout: Option<Spanned<String>>,
-    pub user_agent: Option<Spanned<String>>,
-    pub max_body: Option<Spanned<String>>,
-    pub new_feed_entries: Option<Spanned<i64>>,
-    pub deny_private_networks: Option<bool>,
-    pub allow_files: Option<bool>,
-    pub icons: Option<bool>,
-    pub announce_readers: Option<bool>,
-    pub allow_networks: Vec<Spanned<String>>,
-    pub resolve: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
-    pub schedule: Option<Spanned<String>>,
-    pub jitter: Option<Spanned<String>>,
-    pub per_host: Option<Spanned<i64>>,
-    pub shutdown_grace: Option<Spanned<String>>,
-    pub give_up_after: Option<Spanned<String>>,
-    pub inactive_after: Option<Spanned<String>>,
+    pub(crate) concurrency: Option<Spanned<i64>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+    pub(crate) user_agent: Option<Spanned<String>>,
+    pub(crate) max_body: Option<Spanned<String>>,
+    pub(crate) new_feed_entries: Option<Spanned<i64>>,
+    pub(crate) deny_private_networks: Option<bool>,
+    pub(crate) allow_files: Option<bool>,
+    pub(crate) icons: Option<bool>,
+    pub(crate) announce_readers: Option<bool>,
+    pub(crate) allow_networks: Vec<Spanned<String>>,
+    pub(crate) resolve: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(crate) schedule: Option<Spanned<String>>,
+    pub(crate) jitter: Option<Spanned<String>>,
+    pub(crate) per_host: Option<Spanned<i64>>,
+    pub(crate) shutdown_grace: Option<Spanned<String>>,
+    pub(crate) give_up_after: Option<Spanned<String>>,
+    pub(crate) inactive_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug)]
 pub(super) struct RawFeed {
     /// Where the `[[feed]]` table is, for problems that have no key of their own.
-    pub span: Range<usize>,
-    pub url: Option<Spanned<String>>,
-    pub title: Option<Spanned<String>>,
-    pub site: Option<Spanned<String>>,
-    pub tags: Vec<Spanned<String>>,
-    pub schedule: Option<Spanned<String>>,
-    pub ignore_hints: Option<bool>,
-    pub full_text: Option<bool>,
-    pub disabled: Option<bool>,
+    pub(crate) span: Range<usize>,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) title: Option<Spanned<String>>,
+    pub(crate) site: Option<Spanned<String>>,
+    pub(crate) tags: Vec<Spanned<String>>,
+    pub(crate) schedule: Option<Spanned<String>>,
+    pub(crate) ignore_hints: Option<bool>,
+    pub(crate) full_text: Option<bool>,
+    pub(crate) disabled: Option<bool>,
     /// Extra request headers (API keys, bearer tokens), sent to the feed's host only.
-    pub headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
-    pub rules: RawRuleSet,
-    pub rewrite: Vec<RawRule>,
-    pub kind: Option<Spanned<String>>,
-    pub lang: Option<Spanned<String>>,
-    pub timezone: Option<Spanned<String>>,
-    pub timeout: Option<Spanned<String>>,
-    pub proxy: Option<Spanned<String>>,
+    pub(crate) headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(crate) rules: RawRuleSet,
+    pub(crate) rewrite: Vec<RawRule>,
+    pub(crate) kind: Option<Spanned<String>>,
+    pub(crate) lang: Option<Spanned<String>>,
+    pub(crate) timezone: Option<Spanned<String>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+    pub(crate) proxy: Option<Spanned<String>>,
     /// Field name → selector or JSON Pointer.
-    pub scrape: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(crate) scrape: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 /// `[[list]]`: an OPML subscription list, and the defaults of its feeds.
 #[derive(Debug)]
 pub(super) struct RawList {
-    pub span: Range<usize>,
-    pub url: Option<Spanned<String>>,
-    pub tags: Vec<Spanned<String>>,
-    pub schedule: Option<Spanned<String>>,
-    pub full_text: Option<bool>,
-    pub rules: RawRuleSet,
+    pub(crate) span: Range<usize>,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) tags: Vec<Spanned<String>>,
+    pub(crate) schedule: Option<Spanned<String>>,
+    pub(crate) full_text: Option<bool>,
+    pub(crate) rules: RawRuleSet,
 }
 
 #[derive(Debug)]
 pub(super) struct RawOutput {
-    pub span: Range<usize>,
-    pub path: Option<Spanned<String>>,
-    pub format: Option<Spanned<String>>,
-    pub title: Option<Spanned<String>>,
-    pub limit: Option<Spanned<i64>>,
-    pub id: Option<Spanned<String>>,
-    pub tags: Vec<Spanned<String>>,
-    pub feeds: Vec<Spanned<String>>,
-    pub rules: RawRuleSet,
-    pub dedupe: Option<Spanned<String>>,
-    pub template: Option<Spanned<String>>,
-    pub link: Option<Spanned<String>>,
-    pub description: Option<Spanned<String>>,
-    pub icon: Option<Spanned<String>>,
-    pub logo: Option<Spanned<String>>,
-    pub url: Option<Spanned<String>>,
-    pub lang: Option<Spanned<String>>,
-    pub timezone: Option<Spanned<String>>,
-    pub languages: Vec<Spanned<String>>,
-    pub webhooks: Vec<RawWebhook>,
-    pub on_change: Vec<Spanned<String>>,
-    pub show_readers: Option<bool>,
+    pub(crate) span: Range<usize>,
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) format: Option<Spanned<String>>,
+    pub(crate) title: Option<Spanned<String>>,
+    pub(crate) limit: Option<Spanned<i64>>,
+    pub(crate) id: Option<Spanned<String>>,
+    pub(crate) tags: Vec<Spanned<String>>,
+    pub(crate) feeds: Vec<Spanned<String>>,
+    pub(crate) rules: RawRuleSet,
+    pub(crate) dedupe: Option<Spanned<String>>,
+    pub(crate) template: Option<Spanned<String>>,
+    pub(crate) link: Option<Spanned<String>>,
+    pub(crate) description: Option<Spanned<String>>,
+    pub(crate) icon: Option<Spanned<String>>,
+    pub(crate) logo: Option<Spanned<String>>,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) lang: Option<Spanned<String>>,
+    pub(crate) timezone: Option<Spanned<String>>,
+    pub(crate) languages: Vec<Spanned<String>>,
+    pub(crate) webhooks: Vec<RawWebhook>,
+    pub(crate) on_change: Vec<Spanned<String>>,
+    pub(crate) show_readers: Option<bool>,
 }
 
 /// One `webhook = { … }` of an `[[output]]`.
 #[derive(Debug, Default)]
 pub(super) struct RawWebhook {
-    pub span: Range<usize>,
+    pub(crate) span: Range<usize>,
     /// Its key: `output[1].webhook`, or `output[1].webhook[2]` in a list.
-    pub key: String,
-    pub url: Option<Spanned<String>>,
-    pub secret: Option<Spanned<String>>,
-    pub max_items: Option<Spanned<i64>>,
-    pub retry_for: Option<Spanned<String>>,
+    pub(crate) key: String,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) secret: Option<Spanned<String>>,
+    pub(crate) max_items: Option<Spanned<i64>>,
+    pub(crate) retry_for: Option<Spanned<String>>,
 }
 
 /// Reads `text` into a [`RawConfig`], with every problem of shape it has.

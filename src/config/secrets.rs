@@ -27,7 +27,7 @@ pub(super) fn webhook_key(secret: &str) -> Result<Vec<u8>, String> {
 /// Where `${…}` references in the config are read from: the environment, files, and systemd
 /// credentials.
 #[derive(Debug, Clone, Default)]
-pub struct Secrets {
+pub(crate) struct Secrets {
     pub(super) env: std::collections::HashMap<String, String>,
     pub(super) credentials: Option<PathBuf>,
 }

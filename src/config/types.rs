@@ -20,41 +20,45 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The file this was loaded from.
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
+    /// `[store]`: where entries are kept.
     pub store: StoreConfig,
     /// This node's part in a cluster (used with a PostgreSQL store).
-    pub node: NodeConfig,
+    pub(crate) node: NodeConfig,
+    /// `[poll]`: the fetch budget, timeouts and limits.
     pub poll: PollConfig,
+    /// Every `[[feed]]`, with those of the subscription lists when loaded with them.
     pub feeds: Vec<FeedSpec>,
     /// The subscription lists: each `[[list]]`, then the lists they include (as far as the
     /// members the config was loaded with say).
-    pub lists: Vec<ListSpec>,
+    pub(crate) lists: Vec<ListSpec>,
+    /// Every `[[output]]`, in the config's order.
     pub outputs: Vec<OutputSpec>,
     /// The built-in HTTP server, when a `[serve]` table is present.
     pub serve: Option<ServeConfig>,
     /// Subscribing to the WebSub hubs feeds name.
-    pub websub: WebSubConfig,
+    pub(crate) websub: WebSubConfig,
     /// A hash of the config text. A feed found gone (410) under one version of the config is
     /// polled again once the config changes: the operator has looked at it since.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// Things that work but are probably not what was meant (`check` prints them).
-    pub warnings: Vec<Problem>,
+    pub(crate) warnings: Vec<Problem>,
     /// The file itself holds secrets (a password in a URL, a header value written out rather
     /// than taken from `${NAME}`): `check` warns when others can read it.
-    pub holds_secrets: bool,
+    pub(crate) holds_secrets: bool,
     /// Line and column of the keys that checks after validation report on (`store.path`,
     /// `output[N].path`, `output[N].template`), so that they too name their place.
-    pub places: std::collections::HashMap<String, (PathBuf, usize, usize)>,
+    pub(crate) places: std::collections::HashMap<String, (PathBuf, usize, usize)>,
     /// Each feed's position in `feeds`, by its store key: what selection looks feeds up by,
     /// built once per config rather than at every render of an output of 100,000 feeds.
-    pub feed_positions: std::collections::HashMap<String, usize, foldhash::fast::RandomState>,
+    pub(crate) feed_positions: std::collections::HashMap<String, usize, foldhash::fast::RandomState>,
     /// Each output's number in the file (`output[N]`), by its position in `outputs`: the same
     /// unless the config has problems, where an output that could not be read is left out and
     /// the rest must still be named as the operator wrote them.
-    pub output_numbers: Vec<usize>,
+    pub(crate) output_numbers: Vec<usize>,
     /// The file each feed is written in, by its position in `feeds`: the main file, or one it
     /// includes (`add`, `import` and `remove` edit only the main one).
-    pub feed_files: Vec<PathBuf>,
+    pub(crate) feed_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,46 +69,46 @@ pub struct ServeConfig {
     /// `None` (`admin_listen = "same"`, or `listen`'s own address) serves them beside the outputs.
     pub admin_listen: Option<std::net::SocketAddr>,
     /// The public URL the outputs are reachable under (self links, WebSub).
-    pub base_url: Option<Url>,
+    pub(crate) base_url: Option<Url>,
     /// A WebSub hub to announce in feeds and to ping when an output changes.
-    pub websub_hub: Option<Url>,
+    pub(crate) websub_hub: Option<Url>,
     /// Connections open at once (lowered to fit the descriptor limit); at the cap, the
     /// connection that waited longest without a request is closed for a newcomer.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// How long a client may take to send a request's headers.
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
     /// How long a kept-alive connection may sit idle between requests.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 /// `[websub]`: feeds whose hub pushes them (W3C WebSub), when the daemon has a public address
 /// for the hubs to call back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebSubConfig {
+pub(crate) struct WebSubConfig {
     /// Subscribe to the hubs feeds name (default: when `serve.base_url` is set; it must be).
-    pub subscribe: bool,
+    pub(crate) subscribe: bool,
     /// How often a pushed feed is still polled; `None`: twelve times its schedule's interval,
     /// at most a day.
-    pub poll_every: Option<Duration>,
+    pub(crate) poll_every: Option<Duration>,
     /// The lease asked of hubs (a hub may grant another); renewed before it ends.
-    pub lease: Duration,
+    pub(crate) lease: Duration,
 }
 
 /// The lease asked of hubs by default.
-pub const DEFAULT_WEBSUB_LEASE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+pub(crate) const DEFAULT_WEBSUB_LEASE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// One node of a cluster sharing a PostgreSQL store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeConfig {
+pub(crate) struct NodeConfig {
     /// The node's name in claims and heartbeats: its own on every node (default: the host name).
-    pub name: String,
+    pub(crate) name: String,
     /// How long a claim on a due feed lasts unless renewed: how soon the others take over the
     /// feeds of a node that died.
-    pub lease: Duration,
+    pub(crate) lease: Duration,
 }
 
 /// A node's name when the config gives none: the host name.
-pub fn default_node_name() -> String {
+pub(crate) fn default_node_name() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -113,59 +117,59 @@ pub fn default_node_name() -> String {
 }
 
 /// How long a node's claims last by default.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
     /// The SQLite database (the default store; unused when `url` is given).
     pub path: PathBuf,
     /// A PostgreSQL connection string, `${NAME}` references read: the shared store of a cluster.
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Entries older than this many days are removed (0: never), unless an output shows them.
-    pub keep_days: u32,
+    pub(crate) keep_days: u32,
     /// At most this many entries per feed are kept (0: no limit), unless an output shows them.
-    pub keep_per_feed: usize,
+    pub(crate) keep_per_feed: usize,
     /// When the daemon runs retention, the planner's statistics, checkpoints and incremental vacuum.
-    pub housekeeping: CronSchedule,
+    pub(crate) housekeeping: CronSchedule,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollConfig {
     /// Fetches in flight at once, across all feeds.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Whole-request limit: connect, headers and body.
-    pub timeout: Duration,
-    pub user_agent: String,
+    pub(crate) timeout: Duration,
+    pub(crate) user_agent: String,
     /// Bodies (after decompression) larger than this are cut off and the fetch fails.
-    pub max_body: u64,
+    pub(crate) max_body: u64,
     /// A feed's first poll shows at most this many of its entries in outputs (the rest are
     /// stored), so adding a feed does not flood subscribers with its back catalogue.
-    pub new_feed_entries: usize,
+    pub(crate) new_feed_entries: usize,
     /// Refuse feeds and redirects that resolve to loopback, private or link-local addresses;
     /// the environment's proxy is not used then (it would resolve names where the guard cannot
     /// check; a feed's own `proxy` is, with its hosts checked first).
-    pub deny_private_networks: bool,
+    pub(crate) deny_private_networks: bool,
     /// Read `file://` sources even while `deny_private_networks` is on.
-    pub allow_files: bool,
+    pub(crate) allow_files: bool,
     /// Look for each feed's icon (once a week, conditionally), for the page and the outputs.
-    pub icons: bool,
+    pub(crate) icons: bool,
     /// Tell each feed's publisher, in the User-Agent, how many read the outputs that carry it.
-    pub announce_readers: bool,
+    pub(crate) announce_readers: bool,
     /// Private or reserved networks that URLs from content (and, with
     /// `deny_private_networks`, the operator's) may still reach.
-    pub allow_networks: Vec<ipnet::IpNet>,
+    pub(crate) allow_networks: Vec<ipnet::IpNet>,
     /// Fixed answers for host names, before DNS (an /etc/hosts of Tributary's own).
-    pub resolve: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
+    pub(crate) resolve: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
     /// When feeds are due (each `[[feed]]` may override it).
-    pub schedule: CronSchedule,
+    pub(crate) schedule: CronSchedule,
     /// Feeds sharing a schedule are spread over up to this much time after each fire time.
-    pub jitter: Duration,
+    pub(crate) jitter: Duration,
     /// Fetches in flight at once against one host.
     pub per_host: usize,
     /// On SIGTERM, how long in-flight fetches may take before they are abandoned.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// A feed failing for this long is reported abandoned (and still tried once a day).
-    pub give_up_after: Duration,
+    pub(crate) give_up_after: Duration,
     /// A feed with nothing new for this long is marked inactive (`feeds`); zero: never.
-    pub inactive_after: Duration,
+    pub(crate) inactive_after: Duration,
 }

@@ -17,7 +17,7 @@ use crate::text::html_to_text;
 
 /// Why an entry's page gave no article. The feed's own text stands.
 #[derive(Debug, thiserror::Error)]
-pub enum ArticleError {
+pub(crate) enum ArticleError {
     #[error("the entry has no web page")]
     NoPage,
     #[error(transparent)]

@@ -49,15 +49,15 @@ pub(crate) enum Lead {
 #[derive(Debug, Default)]
 pub(crate) struct Known<'a> {
     /// The icon the feed names for itself.
-    pub declared: Option<&'a str>,
+    pub(crate) declared: Option<&'a str>,
     /// Where the icon was found last time.
-    pub stored: Option<&'a str>,
+    pub(crate) stored: Option<&'a str>,
     /// The feed's web site.
-    pub site: Option<&'a str>,
+    pub(crate) site: Option<&'a str>,
     /// Where the feed itself is read from: its host's `/favicon.ico` when it names no site.
-    pub feed: Option<&'a Url>,
+    pub(crate) feed: Option<&'a Url>,
     /// The feed's larger image.
-    pub logo: Option<&'a str>,
+    pub(crate) logo: Option<&'a str>,
 }
 
 /// The places to look, best first, without repeats; only http(s) URLs.

@@ -9,27 +9,27 @@
 //! judge the finished entry, exactly as output rules will see it stored.
 
 mod fast_html;
-pub mod full_text;
+pub(crate) mod full_text;
 pub(crate) mod icon;
 mod rewrite;
-mod sanitize;
+pub(crate) mod sanitize;
 
 use std::borrow::Cow;
 
 use crate::model::{Entry, Keyed, KeyedEntry, Language, LanguageSource, Rewrite};
 use crate::parse::{ParsedEntry, RawBody};
 
-pub use sanitize::Sanitizer;
+pub(crate) use sanitize::Sanitizer;
 
 /// Who may name a new entry's language, most trusted first: the operator (`[[feed]] lang`),
 /// then the feed (its declared language, when that is a registered tag); else the entry's own
 /// text says it, when it clearly does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Languages {
-    pub configured: Option<String>,
-    pub declared: Option<String>,
+    pub(crate) configured: Option<String>,
+    pub(crate) declared: Option<String>,
     /// Detection across this poll's entries of the feed.
-    pub detector: crate::text::language::FeedDetector,
+    pub(crate) detector: crate::text::language::FeedDetector,
 }
 
 /// How much of an entry detection reads: its title and the start of its text.

@@ -17,6 +17,7 @@ pub struct Sanitizer {
 }
 
 impl Sanitizer {
+    /// A sanitizer with the safe subset's rules built once (they are reused for every body).
     pub fn new() -> Self {
         Sanitizer::default()
     }

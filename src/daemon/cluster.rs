@@ -24,7 +24,7 @@ use crate::store::{Coordination, Lead, Notice, Notices, Store, StoreError};
 pub(super) struct Cluster {
     coordination: Arc<dyn Coordination>,
     /// How long a claim lasts unless renewed.
-    pub lease: Duration,
+    pub(crate) lease: Duration,
     started: DateTime<Utc>,
     /// Held while this node leads: its session holds the lead's advisory lock.
     leader: Option<Arc<tokio::sync::Mutex<Box<dyn Lead>>>>,
@@ -37,18 +37,18 @@ pub(super) struct Cluster {
 /// What a tick found out.
 pub(super) struct Tick {
     /// This node took the render lead in this tick.
-    pub lead: Option<Box<dyn Lead>>,
+    pub(crate) lead: Option<Box<dyn Lead>>,
     /// Claims that another node holds now (this one stalled past them).
-    pub lost: Vec<i64>,
+    pub(crate) lost: Vec<i64>,
     /// Host waits in force anywhere in the cluster.
-    pub delays: HashMap<String, DateTime<Utc>>,
+    pub(crate) delays: HashMap<String, DateTime<Utc>>,
 }
 
 impl Cluster {
     /// Joins the cluster of `store` (a store many nodes share) as `config`'s node: heartbeats
     /// at once, gives back what a crash of its earlier life left held, and listens for the
     /// others. `None` on a store of one.
-    pub async fn join(
+    pub(super) async fn join(
         config: &Config,
         store: &Store,
         now: DateTime<Utc>,
@@ -71,23 +71,23 @@ impl Cluster {
 
     /// How often the node heartbeats and renews its claims: three times per lease, so that
     /// one late tick does not lose them.
-    pub fn tick_every(&self) -> Duration {
+    pub(super) fn tick_every(&self) -> Duration {
         self.lease / 3
     }
 
     /// The cluster's coordination (turns, the lead, heartbeats).
-    pub fn coordination(&self) -> &Arc<dyn Coordination> {
+    pub(super) fn coordination(&self) -> &Arc<dyn Coordination> {
         &self.coordination
     }
 
-    pub fn leads(&self) -> bool {
+    pub(super) fn leads(&self) -> bool {
         self.leader.is_some()
     }
 
     /// The work of a tick, to run on a task of its own: heartbeat, the renewal of the claims on
     /// `claimed` (queued or being polled), the host waits, and a try at the lead when this
     /// node does not lead.
-    pub fn tick(
+    pub(super) fn tick(
         &self,
         store: &Store,
         claimed: Vec<i64>,
@@ -111,7 +111,7 @@ impl Cluster {
 
     /// Stops leading when the lead's session closed (PostgreSQL released the lock with it);
     /// whether it did. The next tick tries for the lead again, like any other node.
-    pub fn check_lead(&mut self) -> bool {
+    pub(super) fn check_lead(&mut self) -> bool {
         let lost = self
             .leader
             .as_ref()
@@ -125,7 +125,7 @@ impl Cluster {
     }
 
     /// Takes the lead a tick won.
-    pub fn lead(&mut self, leader: Box<dyn Lead>) {
+    pub(super) fn lead(&mut self, leader: Box<dyn Lead>) {
         tracing::info!("this node leads: it renders the outputs");
         self.published.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.leader = Some(Arc::new(tokio::sync::Mutex::new(leader)));
@@ -133,14 +133,14 @@ impl Cluster {
 
     /// The next notification from the other nodes (pending forever once the listening
     /// connection is gone).
-    pub async fn notice(&mut self) -> Option<Notice> {
+    pub(super) async fn notice(&mut self) -> Option<Notice> {
         self.notices.next().await
     }
 
     /// Publishes a rendered output for every node, unless its bytes are what was published
     /// last. A failed publish is forgotten, so the next render of the same bytes tries again;
     /// if the lead's session is gone, the next tick stops leading (see [`Cluster::check_lead`]).
-    pub fn publish(&mut self, report: &OutputReport, now: DateTime<Utc>) {
+    pub(super) fn publish(&mut self, report: &OutputReport, now: DateTime<Utc>) {
         let (Some(leader), Some(name)) = (&self.leader, report.path.file_name()) else {
             return;
         };
@@ -166,7 +166,7 @@ impl Cluster {
     }
 
     /// Gives the lead up (the daemon is stopping), so another node takes it at once.
-    pub async fn step_down(&mut self) {
+    pub(super) async fn step_down(&mut self) {
         if let Some(leader) = self.leader.take()
             && let Ok(leader) = Arc::try_unwrap(leader)
             && let Err(e) = leader.into_inner().step_down().await
@@ -177,7 +177,7 @@ impl Cluster {
 
     /// Writes and reports the output the leader published as `name` (a following node): a
     /// task of its own, for a database read and a file write are not for the control loop.
-    pub fn follow(
+    pub(super) fn follow(
         &self,
         config: &Config,
         name: &str,

@@ -65,16 +65,22 @@ pub enum Control {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why the daemon could not start or had to stop.
 pub enum DaemonError {
     #[error("invalid configuration\n{0}")]
+    /// The config file is invalid.
     Config(#[from] ConfigError),
     #[error(transparent)]
+    /// The store could not be opened or failed.
     Store(#[from] StoreError),
     #[error("cannot set up the HTTP client: {0}")]
+    /// The HTTP client could not be set up.
     Fetch(#[from] FetchError),
     #[error(transparent)]
+    /// The subscription lists' members could not be read.
     Lists(#[from] crate::lists::WithMembersError),
     #[error(transparent)]
+    /// A listener of the built-in server could not be bound.
     Listen(#[from] ListenError),
 }
 
@@ -82,10 +88,12 @@ pub enum DaemonError {
 const SERVER_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the daemon until a [`Control::Stop`] (or the channel closes).
-pub async fn run(config_path: &Path, control: mpsc::Receiver<Control>) -> Result<(), DaemonError> {
+pub(crate) async fn run(config_path: &Path, control: mpsc::Receiver<Control>) -> Result<(), DaemonError> {
     run_with_clock(config_path, control, Arc::new(SystemClock)).await
 }
 
+/// [`run`] with time from `clock`: the tests drive the daemon through days of schedule on
+/// paused time with it.
 pub async fn run_with_clock(
     config_path: &Path,
     mut control: mpsc::Receiver<Control>,

@@ -66,13 +66,13 @@ fn send(message: Message) {
     }
 }
 
-pub fn ready(status: &str) {
+pub(super) fn ready(status: &str) {
     send(Message::Ready(status.to_string()));
 }
 
 /// Reload started; systemd ≥ 253 wants the monotonic timestamp with it (Type=notify-reload),
 /// taken now, not when the message leaves.
-pub fn reloading() {
+pub(super) fn reloading() {
     let usec = match NotifyState::monotonic_usec_now() {
         Ok(NotifyState::MonotonicUsec(usec)) => Some(usec),
         _ => None,
@@ -84,11 +84,11 @@ pub(crate) fn stopping() {
     send(Message::Stopping);
 }
 
-pub fn status(status: &str) {
+pub(super) fn status(status: &str) {
     send(Message::Status(status.to_string()));
 }
 
-pub fn watchdog() {
+pub(super) fn watchdog() {
     send(Message::Watchdog);
 }
 

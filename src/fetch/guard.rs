@@ -29,7 +29,7 @@ const REFUSAL: &str = "resolves only to refused addresses";
 
 /// Who a URL comes from (see the module's documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Trust {
+pub(crate) enum Trust {
     /// The operator wrote it: refused to private networks only with `deny_private_networks`.
     #[default]
     Operator,
@@ -42,9 +42,9 @@ pub enum Trust {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Policy {
     /// Refuse private and reserved networks (else anything goes).
-    pub guarded: bool,
+    pub(crate) guarded: bool,
     /// Networks allowed although private or reserved (`[poll] allow_networks`).
-    pub allow: Arc<[IpNet]>,
+    pub(crate) allow: Arc<[IpNet]>,
 }
 
 impl Policy {
@@ -134,10 +134,10 @@ fn reserved_v6(ip: Ipv6Addr) -> Option<&'static str> {
 /// The client's resolver: the operator's fixed answers first (`[poll] resolve`), else the
 /// system's, then only the addresses the policy allows. A name left with none is refused.
 pub(super) struct Resolver {
-    pub policy: Policy,
+    pub(crate) policy: Policy,
     /// Fixed answers by host name, lower case (like curl's `--resolve`, or an /etc/hosts of
     /// Tributary's own).
-    pub fixed: Arc<HashMap<String, Vec<IpAddr>>>,
+    pub(crate) fixed: Arc<HashMap<String, Vec<IpAddr>>>,
 }
 
 impl Resolve for Resolver {

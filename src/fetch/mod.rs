@@ -26,21 +26,21 @@ use crate::model::{FailureKind, Validators};
 /// Redirect hops followed before giving up.
 pub(crate) const MAX_REDIRECTS: usize = 10;
 
-pub use guard::Trust;
+pub(crate) use guard::Trust;
 
 /// What to fetch: the URL, the validators of the last fetch, the feed's own headers
 /// (credentials, API keys), which only ever go to the feed's host, and who the URL comes
 /// from, which decides the networks it may reach.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    pub url: &'a Url,
-    pub validators: &'a Validators,
-    pub headers: &'a [(String, String)],
-    pub trust: Trust,
+pub(crate) struct Request<'a> {
+    pub(crate) url: &'a Url,
+    pub(crate) validators: &'a Validators,
+    pub(crate) headers: &'a [(String, String)],
+    pub(crate) trust: Trust,
     /// The whole fetch's limit for this feed (`[[feed]] timeout`); `None`: `poll.timeout`.
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     /// The feed's proxy (`[[feed]] proxy`); `None`: straight to the host.
-    pub proxy: Option<&'a Url>,
+    pub(crate) proxy: Option<&'a Url>,
 }
 
 /// What a fetch produced.
@@ -59,7 +59,7 @@ pub(crate) enum Fetched {
 
 impl Fetched {
     /// Where the feed now lives, when every redirect on the way was permanent (301/308).
-    pub fn moved(&self) -> Option<&Url> {
+    pub(crate) fn moved(&self) -> Option<&Url> {
         match self {
             Fetched::NotModified { moved, .. } => moved.as_ref(),
             Fetched::Modified(body) => body.moved.as_ref(),
@@ -69,41 +69,43 @@ impl Fetched {
 
 /// The response's caching headers, raw; `schedule::hints` interprets them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Caching {
-    pub cache_control: Option<String>,
-    pub expires: Option<String>,
+pub(crate) struct Caching {
+    pub(crate) cache_control: Option<String>,
+    pub(crate) expires: Option<String>,
 }
 
 /// A response body that arrived whole and within the limits.
 #[derive(Debug)]
-pub struct Body {
+pub(crate) struct Body {
     /// Decompressed bytes, in the publisher's encoding.
-    pub bytes: Vec<u8>,
-    pub content_type: Option<String>,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) content_type: Option<String>,
     /// Where the body came from after redirects: the base for relative URLs.
-    pub final_url: Url,
-    pub validators: Validators,
-    pub caching: Caching,
+    pub(crate) final_url: Url,
+    pub(crate) validators: Validators,
+    pub(crate) caching: Caching,
     /// `final_url`, when it was reached through permanent redirects only.
-    pub moved: Option<Url>,
-    /// This body's share of the memory budget, given back when the body is dropped.
-    pub memory: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub(crate) moved: Option<Url>,
+    /// This body's share of the memory budget, given back when the body is dropped (held for
+    /// that, never read).
+    #[allow(dead_code)]
+    pub(crate) memory: Option<tokio::sync::OwnedSemaphorePermit>,
     /// The WebSub hub and topic the response's `Link` headers name, if they name either.
-    pub push: Option<Box<PushLinks>>,
+    pub(crate) push: Option<Box<PushLinks>>,
 }
 
 /// Where a response says its feed is pushed from (`rel="hub"`) and published as
 /// (`rel="self"`), by its `Link` headers (RFC 8288; W3C WebSub §4, which puts them first).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PushLinks {
-    pub hub: Option<Url>,
-    pub topic: Option<Url>,
+pub(crate) struct PushLinks {
+    pub(crate) hub: Option<Url>,
+    pub(crate) topic: Option<Url>,
 }
 
 impl PushLinks {
     /// The links of `headers`, relative ones resolved against `base`. A header that does not
     /// parse names nothing: it is the publisher's hint, not the body.
-    pub fn of(headers: &reqwest::header::HeaderMap, base: &Url) -> PushLinks {
+    pub(crate) fn of(headers: &reqwest::header::HeaderMap, base: &Url) -> PushLinks {
         let mut push = PushLinks::default();
         for value in headers.get_all(header::LINK) {
             let Ok(text) = value.to_str() else { continue };
@@ -282,7 +284,7 @@ impl ClientSettings {
 }
 
 impl Fetcher {
-    pub fn new(poll: &PollConfig) -> Result<Self, FetchError> {
+    pub(crate) fn new(poll: &PollConfig) -> Result<Self, FetchError> {
         init_tls();
         let mut headers = HeaderMap::new();
         // Feed types first, then generic XML; */* so that misconfigured servers still answer.
@@ -339,7 +341,7 @@ impl Fetcher {
     /// Fetches `request.url`, conditionally when its validators hold an ETag or Last-Modified.
     /// The whole fetch — every redirect hop and the body — fits in `poll.timeout` (or the
     /// feed's own `timeout`).
-    pub async fn fetch(&self, request: Request<'_>) -> Result<Fetched, FetchError> {
+    pub(crate) async fn fetch(&self, request: Request<'_>) -> Result<Fetched, FetchError> {
         let limit = request.timeout.unwrap_or(self.timeout);
         match request.url.scheme() {
             "http" | "https" => tokio::time::timeout(limit, self.fetch_http(request, limit))

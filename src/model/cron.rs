@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 #[derive(Clone)]
-pub struct CronSchedule {
+pub(crate) struct CronSchedule {
     source: String,
     schedule: cron::Schedule,
 }
@@ -39,7 +39,7 @@ impl fmt::Display for CronSchedule {
 
 impl CronSchedule {
     /// Compiles `expr`; the error says what is wrong in words an operator can act on.
-    pub fn parse(expr: &str) -> Result<CronSchedule, String> {
+    pub(crate) fn parse(expr: &str) -> Result<CronSchedule, String> {
         let trimmed = expr.trim();
         let fields: Vec<&str> = trimmed.split_whitespace().collect();
         let normalized = if trimmed.starts_with('@') {

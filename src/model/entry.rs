@@ -8,16 +8,23 @@ use super::*;
 pub struct Entry {
     /// The feed's own id/guid for the entry, when it gave one.
     pub guid: Option<String>,
+    /// The entry's link (its page), absolute.
     pub link: Option<String>,
+    /// The title, plain text (empty when the feed gave none).
     pub title: String,
+    /// Who wrote it, when the feed says.
     pub author: Option<Person>,
     /// Sanitized HTML.
     pub summary: Option<String>,
     /// Sanitized HTML.
     pub content: Option<String>,
+    /// When the feed says it was published.
     pub published: Option<DateTime<Utc>>,
+    /// When the feed says it last changed.
     pub updated: Option<DateTime<Utc>>,
+    /// Its categories or tags, as the feed names them.
     pub categories: Vec<String>,
+    /// Attached media (podcast episodes, images).
     pub enclosures: Vec<Enclosure>,
     /// Where `content` came from: the feed, or (`[[feed]] full_text`) the entry's page. Not
     /// part of the entry's content hash: that hash is of what the feed says.
@@ -30,7 +37,9 @@ pub struct Entry {
 /// An entry's language: a checked BCP 47 tag, and who said it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Language {
+    /// The BCP 47 tag, checked and in canonical form (`zh-Hant`, `pt-BR`).
     pub tag: String,
+    /// Who said it.
     pub source: LanguageSource,
 }
 
@@ -47,6 +56,7 @@ pub enum LanguageSource {
 }
 
 impl LanguageSource {
+    /// Its name in the store and in JSON answers.
     pub fn as_str(self) -> &'static str {
         match self {
             LanguageSource::Config => "config",
@@ -55,6 +65,7 @@ impl LanguageSource {
         }
     }
 
+    /// The source [`LanguageSource::as_str`] named.
     pub fn parse(name: &str) -> Option<LanguageSource> {
         [
             LanguageSource::Config,
@@ -80,17 +91,24 @@ pub enum FullText {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A person as feeds name authors: a name, and perhaps an address and a page.
 pub struct Person {
+    /// The name as written.
     pub name: String,
+    /// An email address, when the feed gives one.
     pub email: Option<String>,
+    /// A page about them, when the feed gives one.
     pub uri: Option<String>,
 }
 
 /// A podcast-style attachment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enclosure {
+    /// Where the media is.
     pub url: String,
+    /// Its media type, when the feed says.
     pub mime_type: Option<String>,
+    /// Its size in bytes, when the feed says.
     pub length: Option<u64>,
 }
 
@@ -100,6 +118,7 @@ pub struct Enclosure {
 pub struct EntryKey(String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an entry's key was made from.
 pub enum KeyKind {
     /// The feed's guid / id.
     Guid,
@@ -120,6 +139,7 @@ impl KeyKind {
 }
 
 impl EntryKey {
+    /// The key of `kind` made from `value` (a guid, a canonical link, or a text hash).
     pub fn new(kind: KeyKind, value: &str) -> Self {
         EntryKey(format!("{}{value}", kind.prefix()))
     }
@@ -129,6 +149,7 @@ impl EntryKey {
         EntryKey(s)
     }
 
+    /// What the key was made from.
     pub fn kind(&self) -> KeyKind {
         [KeyKind::Guid, KeyKind::Link, KeyKind::Hash]
             .into_iter()
@@ -136,6 +157,7 @@ impl EntryKey {
             .unwrap_or(KeyKind::Guid)
     }
 
+    /// The key as the store keeps it, its kind as a prefix (`guid:…`, `link:…`, `hash:…`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -152,11 +174,11 @@ impl fmt::Display for EntryKey {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keyed<T> {
     pub key: EntryKey,
-    pub content_hash: String,
+    pub(crate) content_hash: String,
     /// The canonical form of the entry's link, for cross-feed duplicates.
-    pub canonical_link: Option<String>,
+    pub(crate) canonical_link: Option<String>,
     /// The fingerprint of the item it was parsed from, when known (see `parse::segments`).
-    pub segment: Option<SegmentHash>,
+    pub(crate) segment: Option<SegmentHash>,
     pub entry: T,
 }
 
@@ -165,7 +187,7 @@ pub struct Keyed<T> {
 pub(crate) const MAX_GUID_LEN: usize = 2048;
 
 /// A fingerprint of one item of a feed document, as the parser cut it out.
-pub type SegmentHash = u64;
+pub(crate) type SegmentHash = u64;
 
 /// An entry ready for the store.
 pub type KeyedEntry = Keyed<Entry>;
@@ -173,9 +195,13 @@ pub type KeyedEntry = Keyed<Entry>;
 /// An entry as stored, with the dates the store settled on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEntry {
+    /// The entry's id in the store.
     pub id: i64,
+    /// The id of the feed it belongs to.
     pub feed_id: i64,
+    /// How it is known within its feed.
     pub key: EntryKey,
+    /// What the feed said of it, sanitized.
     pub entry: Entry,
     /// The stable sort date: the feed's date, or first-seen when it had none or it lay in the future.
     pub published: DateTime<Utc>,
@@ -204,14 +230,17 @@ impl Fingerprints {
         self.0.extend(print);
     }
 
+    /// Whether the item with fingerprint `print` may be left out.
     pub fn contains(&self, print: SegmentHash) -> bool {
         self.0.contains(&print)
     }
 
+    /// How many fingerprints the set holds.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the set holds none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -12,56 +12,65 @@ pub struct FeedSpec {
     /// The feed's identity in the store: its URL without credentials (see [`feed_key`]).
     pub key: String,
     /// The operator's title, which wins over the feed's own.
-    pub title: Option<String>,
+    pub(crate) title: Option<String>,
     /// The operator's web page for it, which wins over the one the feed names.
-    pub site: Option<String>,
-    pub tags: Vec<String>,
+    pub(crate) site: Option<String>,
+    pub(crate) tags: Vec<String>,
     /// Overrides `[poll] schedule` for this feed.
-    pub schedule: Option<CronSchedule>,
+    pub(crate) schedule: Option<CronSchedule>,
     /// Ignore the publisher's caching hints (max-age, ttl, …) for feeds that lie about them.
     pub ignore_hints: bool,
     /// Kept in the config and the store, but not polled and not shown.
-    pub disabled: bool,
+    pub(crate) disabled: bool,
     /// Entries these rules reject are not stored.
-    pub rules: Rules,
+    pub(crate) rules: Rules,
     /// Extra request headers, sent to the feed's own host only and never logged.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// Fetch each new entry's page and store its article as the content.
-    pub full_text: bool,
+    pub(crate) full_text: bool,
     /// Applied in order to each new entry's content (and title), before rules and storage.
-    pub rewrite: Vec<Rewrite>,
+    pub(crate) rewrite: Vec<Rewrite>,
     /// A feed, or a page or JSON API read with selectors.
-    pub source: Source,
+    pub(crate) source: Source,
     /// The language of its entries (a checked BCP 47 tag), over what the feed declares and
     /// what detection would say.
-    pub lang: Option<String>,
+    pub(crate) lang: Option<String>,
     /// The zone its dates without one are local time in; `None`: UTC.
-    pub timezone: Option<chrono_tz::Tz>,
+    pub(crate) timezone: Option<chrono_tz::Tz>,
     /// Its own limit for a whole fetch, over `[poll] timeout` (a slow server worth waiting for).
-    pub timeout: Option<std::time::Duration>,
+    pub(crate) timeout: Option<std::time::Duration>,
     /// The HTTP proxy every request for this feed goes through (its pages too), credentials
     /// included; `None`: straight to the host.
-    pub proxy: Option<Url>,
+    pub(crate) proxy: Option<Url>,
     /// The subscription list it came from (its key), when no `[[feed]]` names it: its URL is
     /// then one from content, guarded as such.
-    pub list: Option<String>,
+    pub(crate) list: Option<String>,
 }
 
 /// What the store remembers about a feed between polls.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedState {
+    /// The feed's id in the store.
     pub id: i64,
+    /// The URL it is polled at, as configured.
     pub url: String,
     /// The feed's own title, link and id, as last parsed.
     pub title: Option<String>,
+    /// The site the feed says it belongs to.
     pub site_url: Option<String>,
+    /// The feed's own id (Atom `id`, JSON Feed `feed_url`), when it states one.
     pub feed_id: Option<String>,
+    /// The last response's validators, sent back on the next poll.
     pub validators: Validators,
     /// SHA-256 of the last body parsed; an identical body is not parsed again.
     pub body_hash: Option<String>,
+    /// When it was last fetched, whatever came of it.
     pub last_fetch: Option<DateTime<Utc>>,
+    /// When a poll last succeeded.
     pub last_success: Option<DateTime<Utc>>,
+    /// The last failure's message, while failing.
     pub last_error: Option<String>,
+    /// Failures since the last success.
     pub consecutive_failures: u32,
     /// Start of the current run of failures.
     pub failing_since: Option<DateTime<Utc>>,
@@ -203,6 +212,7 @@ pub enum Repair {
 }
 
 impl Repair {
+    /// Its name in the store, the logs and `feeds`.
     pub fn as_str(self) -> &'static str {
         match self {
             Repair::Entities => "entities",
@@ -258,59 +268,61 @@ impl Repair {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FeedError {
     #[serde(serialize_with = "crate::model::json_time::serialize")]
-    pub at: DateTime<Utc>,
-    pub kind: FailureKind,
-    pub message: String,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) kind: FailureKind,
+    pub(crate) message: String,
 }
 
 /// HTTP cache validators (RFC 9110 §8.8) sent back on the next request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+    pub(crate) etag: Option<String>,
+    pub(crate) last_modified: Option<String>,
 }
 
 /// Feed-level facts from one parse.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedMeta {
+    /// The feed's title, plain text.
     pub title: Option<String>,
-    pub site_url: Option<String>,
-    pub id: Option<String>,
+    pub(crate) site_url: Option<String>,
+    pub(crate) id: Option<String>,
     /// What the document says about its update rhythm (ttl, sy:*, skipHours/Days).
-    pub rhythm: FeedRhythm,
+    pub(crate) rhythm: FeedRhythm,
     /// What the document needed repaired before it could be read.
     pub repairs: Vec<Repair>,
     /// The language the feed declares (RSS `<language>`, `xml:lang`, JSON Feed `language`).
-    pub language: Option<String>,
+    pub(crate) language: Option<String>,
     /// The small square image the feed names for itself (Atom `icon`, JSON Feed `favicon`).
-    pub icon: Option<String>,
+    pub(crate) icon: Option<String>,
     /// Its larger image (RSS `<image>`, Atom `logo`, JSON Feed `icon`, iTunes artwork), which
     /// serves as an icon when nothing smaller is found.
-    pub logo: Option<String>,
+    pub(crate) logo: Option<String>,
     /// The WebSub hub the document names (`rel="hub"`, JSON Feed `hubs`) and the topic it is
     /// published under (`rel="self"`, JSON Feed `feed_url`).
-    pub hub: Option<String>,
-    pub topic: Option<String>,
+    pub(crate) hub: Option<String>,
+    pub(crate) topic: Option<String>,
 }
 
 /// A feed's icon as the store keeps it between looks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IconState {
     /// Where the image was found; `None` when nothing was.
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// The image last found, kept (and shown) while a later look fails.
-    pub image: Option<IconImage>,
+    pub(crate) image: Option<IconImage>,
     /// For the next conditional request of `url`.
-    pub validators: Validators,
-    pub checked: DateTime<Utc>,
+    pub(crate) validators: Validators,
+    pub(crate) checked: DateTime<Utc>,
     /// Why the last look found nothing; `None` when it did.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// An icon image the store holds: named by a hash of its bytes, so a changed image is a new
 /// name (and a cached copy is never stale) and feeds sharing one image share its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IconImage {
+    /// A hash of its bytes (hex), which names it.
     pub hash: String,
     /// What its bytes are (sniffed, never what a server claimed): `image/png`, …
     pub media_type: String,

@@ -10,27 +10,27 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Hints {
     /// From Retry-After: always honoured.
-    pub retry_after: Option<DateTime<Utc>>,
+    pub(crate) retry_after: Option<DateTime<Utc>>,
     /// From max-age / Expires / ttl / sy:*: honoured unless the feed ignores hints.
-    pub fresh_until: Option<DateTime<Utc>>,
-    pub skip: Skip,
+    pub(crate) fresh_until: Option<DateTime<Utc>>,
+    pub(crate) skip: Skip,
 }
 
 /// What the feed document itself says about its update rhythm.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FeedRhythm {
-    pub ttl: Option<Duration>,
-    pub update_interval: Option<Duration>,
-    pub skip: Skip,
+pub(crate) struct FeedRhythm {
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) update_interval: Option<Duration>,
+    pub(crate) skip: Skip,
 }
 
 /// RSS `<skipHours>` (0–23, GMT) and `<skipDays>` (Monday…Sunday): times not to poll.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Skip {
+pub(crate) struct Skip {
     /// Bit h set: skip hour h (UTC).
-    pub hours: u32,
+    pub(crate) hours: u32,
     /// Bit d set: skip weekday d (0 = Monday).
-    pub days: u8,
+    pub(crate) days: u8,
 }
 
 impl Skip {

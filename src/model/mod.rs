@@ -3,16 +3,16 @@
 //! else for its vocabulary.
 
 mod cron;
-mod entry;
-mod feed;
+pub(crate) mod entry;
+pub(crate) mod feed;
 mod hints;
 mod list;
 mod output;
-mod records;
+pub(crate) mod records;
 mod rewrite;
-mod rules;
+pub(crate) mod rules;
 mod source;
-mod store;
+pub(crate) mod store;
 mod subscription;
 mod urls;
 
@@ -24,35 +24,35 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-pub use cron::CronSchedule;
-pub use entry::*;
-pub use feed::*;
-pub use hints::{FeedRhythm, Hints, Skip};
-pub use list::{ListMember, ListSpec, ListState, Memberships, add_tags};
-pub use output::*;
-pub use records::*;
-pub use rewrite::Rewrite;
-pub use rules::{Field, Fields, Needs, Pattern, Rule, RuleTable, Rules, Words};
-pub use source::{Pick, Pointer, Scrape, Source};
-pub use store::{Backend, ClusterNode, is_server_url};
-pub use subscription::{Subscription, SubscriptionState};
-pub use urls::*;
+pub(crate) use cron::CronSchedule;
+pub(crate) use entry::*;
+pub(crate) use feed::*;
+pub(crate) use hints::{FeedRhythm, Hints, Skip};
+pub(crate) use list::{ListMember, ListSpec, ListState, Memberships, add_tags};
+pub(crate) use output::*;
+pub(crate) use records::*;
+pub(crate) use rewrite::Rewrite;
+pub(crate) use rules::{Field, Fields, Needs, Pattern, Rule, RuleTable, Rules, Words};
+pub(crate) use source::{Pick, Pointer, Scrape, Source};
+pub(crate) use store::{Backend, ClusterNode, is_server_url};
+pub(crate) use subscription::{Subscription, SubscriptionState};
+pub(crate) use urls::*;
 
 /// `n` and the noun that goes with it: "1 feed", "2 feeds", "0 feeds".
-pub fn counted(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A time as Tributary writes it for machines: RFC 3339 in UTC to the second
 /// (`2026-12-07T07:07:41Z`), the one form of every JSON answer and every feed format that
 /// takes RFC 3339. Sub-second digits would make equal times look different to readers.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The earlier of two times either of which may be missing (`Option::min` would take a
 /// missing one as the earliest).
-pub fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+pub(crate) fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -61,20 +61,20 @@ pub fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<Da
 
 /// A time as Tributary writes it for people (logs' messages, `feeds`, the STATUS line, holds):
 /// `2026-12-07 07:07:41 UTC`, the one human form; tables say "5m ago" instead.
-pub fn human_time(t: DateTime<Utc>) -> String {
+pub(crate) fn human_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// Serde's `serialize_with` for times in JSON answers, in [`rfc3339`]'s form.
-pub mod json_time {
+pub(crate) mod json_time {
     use chrono::{DateTime, Utc};
 
-    pub fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::rfc3339(*t))
     }
 
     /// The same, for a time that may not be known (`null`).
-    pub fn option<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn option<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
         match t {
             Some(t) => serialize(t, s),
             None => s.serialize_none(),

@@ -6,20 +6,20 @@ use super::*;
 /// What the store remembers about an output: whether its last render could be written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OutputState {
-    pub path: String,
+    pub(crate) path: String,
     /// Why the last render was not written; `None` once one was.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     #[serde(serialize_with = "crate::model::json_time::option")]
-    pub failing_since: Option<DateTime<Utc>>,
-    pub failures: u32,
+    pub(crate) failing_since: Option<DateTime<Utc>>,
+    pub(crate) failures: u32,
     /// When its file last changed.
     #[serde(serialize_with = "crate::model::json_time::option")]
-    pub last_written: Option<DateTime<Utc>>,
+    pub(crate) last_written: Option<DateTime<Utc>>,
 }
 
 /// The output formats Tributary can render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Atom,
     Rss,
     Json,
@@ -31,7 +31,7 @@ impl OutputFormat {
     pub(crate) const NAMES: &'static [&'static str] = &["atom", "rss", "json", "html", "opml"];
 
     /// Its name in the config (`format = "atom"`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             OutputFormat::Atom => "atom",
             OutputFormat::Rss => "rss",
@@ -65,7 +65,7 @@ impl OutputFormat {
     }
 
     /// The media type outputs of this format are served with.
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             OutputFormat::Atom => "application/atom+xml; charset=utf-8",
             OutputFormat::Rss => "application/rss+xml; charset=utf-8",
@@ -83,7 +83,7 @@ impl OutputFormat {
 
 /// Whether an output shows an entry carried by several feeds once (by canonical link).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrossFeedDedupe {
+pub(crate) enum CrossFeedDedupe {
     Link,
     None,
 }
@@ -92,13 +92,13 @@ pub enum CrossFeedDedupe {
 /// says (`[[output]] webhook`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSpec {
-    pub url: Url,
+    pub(crate) url: Url,
     /// The signing key (the secret's base64, decoded).
-    pub key: Vec<u8>,
+    pub(crate) key: Vec<u8>,
     /// Most items one request carries.
-    pub max_items: usize,
+    pub(crate) max_items: usize,
     /// How long a delivery is retried before it is given up.
-    pub retry_for: std::time::Duration,
+    pub(crate) retry_for: std::time::Duration,
 }
 
 impl WebhookSpec {
@@ -132,43 +132,43 @@ pub struct OutputSpec {
     /// (`webhook:URL`).
     pub path: PathBuf,
     /// Whether it writes a file (and is served); `false`: it only sends webhooks.
-    pub file: bool,
-    pub format: OutputFormat,
-    pub title: String,
+    pub(crate) file: bool,
+    pub(crate) format: OutputFormat,
+    pub(crate) title: String,
     /// At most this many entries, newest first.
-    pub limit: usize,
+    pub(crate) limit: usize,
     /// The feed-level id; stable across runs.
-    pub id: String,
+    pub(crate) id: String,
     /// The feeds it draws from (resolved from `tags` / `feeds`; every feed when neither).
-    pub feeds: Vec<Url>,
+    pub(crate) feeds: Vec<Url>,
     pub rules: Rules,
-    pub dedupe: CrossFeedDedupe,
+    pub(crate) dedupe: CrossFeedDedupe,
     /// A minijinja template replacing the built-in one (HTML only).
-    pub template: Option<PathBuf>,
+    pub(crate) template: Option<PathBuf>,
     /// The web page the output belongs to (RSS `<link>`, JSON Feed `home_page_url`).
-    pub link: Option<String>,
-    pub description: Option<String>,
+    pub(crate) link: Option<String>,
+    pub(crate) description: Option<String>,
     /// A small square image readers show beside the output's name (Atom `icon`, JSON Feed
     /// `favicon`, the page's `<link rel="icon">`), and a larger one (Atom `logo`, RSS
     /// `<image>`, JSON Feed `icon`): absolute URLs, or relative to the output's own address
     /// (and left relative when it has none).
-    pub icon: Option<String>,
-    pub logo: Option<String>,
+    pub(crate) icon: Option<String>,
+    pub(crate) logo: Option<String>,
     /// Where subscribers fetch it: `[serve] base_url` + the file name, when a base is set.
-    pub self_url: Option<String>,
+    pub(crate) self_url: Option<String>,
     /// The language of the page (its `lang`, the words of its dates); `None`: English.
-    pub lang: Option<String>,
+    pub(crate) lang: Option<String>,
     /// The time zone the page groups and prints dates in; `None`: UTC.
-    pub timezone: Option<chrono_tz::Tz>,
+    pub(crate) timezone: Option<chrono_tz::Tz>,
     /// Language ranges (`en`, `zh`, `*`) an entry's language must fall in to be shown; empty:
     /// every entry, whatever its language.
-    pub languages: Vec<String>,
+    pub(crate) languages: Vec<String>,
     /// Where its newly visible entries are POSTed.
     pub webhooks: Vec<WebhookSpec>,
     /// A command (program and arguments) run after its file changed; empty: none.
-    pub on_change: Vec<String>,
+    pub(crate) on_change: Vec<String>,
     /// html: show how many readers each subscribe link's output has.
-    pub show_readers: bool,
+    pub(crate) show_readers: bool,
 }
 
 impl OutputSpec {

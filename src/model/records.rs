@@ -34,14 +34,14 @@ pub enum IconUpdate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReaderSighting {
     /// The output's file name, as served.
-    pub output: String,
+    pub(crate) output: String,
     /// The aggregator, or `direct`.
-    pub via: String,
+    pub(crate) via: String,
     /// The aggregator's feed id, or the salted hash of a direct reader's address and agent.
-    pub key: String,
+    pub(crate) key: String,
     /// Its stated subscribers (1 for a direct reader).
-    pub count: u64,
-    pub seen: DateTime<Utc>,
+    pub(crate) count: u64,
+    pub(crate) seen: DateTime<Utc>,
 }
 
 /// The store's secrets (see the store's `Database::secret`).
@@ -67,38 +67,40 @@ impl Secret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// Never reused: with the store's, the delivery's idempotency key.
-    pub id: i64,
+    pub(crate) id: i64,
     /// The output's path, as written.
-    pub output: String,
+    pub(crate) output: String,
     /// The webhook's name ([`crate::model::WebhookSpec::name`]).
-    pub webhook: String,
-    pub body: String,
-    pub created: DateTime<Utc>,
+    pub(crate) webhook: String,
+    pub(crate) body: String,
+    pub(crate) created: DateTime<Utc>,
     /// Tries so far, this one included once claimed.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 /// A delivery to put in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
+    /// The webhook's name.
     pub webhook: String,
+    /// The request body, as it will be sent.
     pub body: String,
 }
 
 /// How one webhook of an output stands, for `feeds` and `/healthz`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WebhookState {
-    pub output: String,
-    pub webhook: String,
+    pub(crate) output: String,
+    pub(crate) webhook: String,
     /// Deliveries waiting (to be sent, or retried).
-    pub pending: usize,
+    pub(crate) pending: usize,
     /// When the oldest of them was made.
     #[serde(serialize_with = "crate::model::json_time::option")]
-    pub oldest: Option<DateTime<Utc>>,
+    pub(crate) oldest: Option<DateTime<Utc>>,
     /// Deliveries given up (a permanent refusal, or retried past the window).
-    pub failed: usize,
+    pub(crate) failed: usize,
     /// The last error of a waiting or given-up delivery, newest first.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// What happened to a feed in a poll that did not store entries.
@@ -129,6 +131,7 @@ pub enum FeedUpdate {
 pub struct Scheduled {
     /// `None`: not scheduled (gone).
     pub next_due: Option<DateTime<Utc>>,
+    /// The feed's key (its URL as identity), which the record is for.
     pub key: String,
     /// The claim the poll was made under (`FeedState::lease_epoch`): in a shared store the
     /// poll is recorded only while it stands, so a node that lost its claim writes nothing.
@@ -140,29 +143,33 @@ pub struct Scheduled {
 pub struct Claimed {
     pub feeds: Vec<FeedState>,
     /// More feeds are due than the claim's limit: claim again once these are under way.
-    pub more: bool,
+    pub(crate) more: bool,
     /// The earliest due time after `now`, if any feed has one (or, in a cluster, when another
     /// node's claim on a due feed runs out).
-    pub next: Option<DateTime<Utc>>,
+    pub(crate) next: Option<DateTime<Utc>>,
 }
 
 /// What storing one feed's parse did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreOutcome {
     pub new: usize,
-    pub updated: usize,
+    pub(crate) updated: usize,
     /// Of the new ones, how many were held back as a new feed's back catalogue.
-    pub held_back: usize,
+    pub(crate) held_back: usize,
     /// Entries the feed's rules excluded (never stored); counted by the poll.
-    pub excluded: usize,
+    pub(crate) excluded: usize,
 }
 
 /// Everything a successful parse hands the store for one feed.
 #[derive(Debug, Clone)]
 pub struct ParsedBatch {
+    /// What the document says of the feed.
     pub meta: FeedMeta,
+    /// The response's validators, for the next poll.
     pub validators: Validators,
+    /// SHA-256 of the body: an identical body next time is not parsed.
     pub body_hash: String,
+    /// The entries to store: new ones, and changed ones with their new content.
     pub entries: Vec<KeyedEntry>,
     /// Caching hint from the response and the document, if any.
     pub fresh_until: Option<DateTime<Utc>>,
@@ -182,18 +189,18 @@ pub struct ParsedBatch {
 /// on (the fields the rules do not need are empty) and find its duplicates.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub id: i64,
-    pub feed_id: i64,
-    pub published: DateTime<Utc>,
-    pub title: String,
-    pub link: Option<String>,
-    pub canonical_link: Option<String>,
-    pub author: Option<String>,
-    pub categories: Vec<String>,
-    pub summary: Option<String>,
-    pub content: Option<String>,
+    pub(crate) id: i64,
+    pub(crate) feed_id: i64,
+    pub(crate) published: DateTime<Utc>,
+    pub(crate) title: String,
+    pub(crate) link: Option<String>,
+    pub(crate) canonical_link: Option<String>,
+    pub(crate) author: Option<String>,
+    pub(crate) categories: Vec<String>,
+    pub(crate) summary: Option<String>,
+    pub(crate) content: Option<String>,
     /// Its language tag, for outputs that select by language.
-    pub language: Option<String>,
+    pub(crate) language: Option<String>,
 }
 
 impl Candidate {
@@ -218,24 +225,24 @@ impl Candidate {
 /// `None`), newest first (by `published`, then id), after `after`, at most `limit`.
 #[derive(Debug, Clone)]
 pub struct CandidateQuery {
-    pub feeds: Option<Arc<HashSet<i64>>>,
-    pub needs: Needs,
-    pub after: Option<(DateTime<Utc>, i64)>,
-    pub limit: usize,
+    pub(crate) feeds: Option<Arc<HashSet<i64>>>,
+    pub(crate) needs: Needs,
+    pub(crate) after: Option<(DateTime<Utc>, i64)>,
+    pub(crate) limit: usize,
 }
 
 /// A feed's stored entries: how many, and when the newest of them was first seen (what tells an
 /// inactive feed: one that answers but has had nothing new for months).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EntryStats {
-    pub count: usize,
-    pub newest: Option<DateTime<Utc>>,
+    pub(crate) count: usize,
+    pub(crate) newest: Option<DateTime<Utc>>,
 }
 
 /// A writer step of maintenance (see the store's `Database::maintain`): what it was and how long the
 /// writer was held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
-    pub kind: &'static str,
-    pub took: Duration,
+    pub(crate) kind: &'static str,
+    pub(crate) took: Duration,
 }

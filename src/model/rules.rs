@@ -14,7 +14,7 @@ use regex::Regex;
 
 /// Which part of an entry a rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     /// Title, content, summary, author, categories or link: any of them (words: any but the
     /// link).
     Any,
@@ -44,29 +44,29 @@ impl Field {
 /// Words or phrases matched as words on folded text (see `text::fold`): one automaton for the
 /// whole list, so ten thousand words cost about what ten do.
 #[derive(Debug)]
-pub struct Words {
+pub(crate) struct Words {
     /// Each word as written, with where: `"casino"`, or `spam.txt:12: 亚洲91视频`.
-    pub written: Vec<String>,
+    pub(crate) written: Vec<String>,
     /// The folded words, in the order of `written`.
-    pub automaton: AhoCorasick,
+    pub(crate) automaton: AhoCorasick,
     /// Diacritics are dropped on both sides (`ignore_diacritics`).
-    pub ignore_diacritics: bool,
+    pub(crate) ignore_diacritics: bool,
     /// The file they were read from (`*_words_file`), if any.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
 }
 
 /// What a rule looks for.
 #[derive(Debug, Clone)]
-pub enum Pattern {
+pub(crate) enum Pattern {
     Regex(Regex),
     Words(Arc<Words>),
 }
 
 /// One compiled rule.
 #[derive(Debug, Clone)]
-pub struct Rule {
-    pub field: Field,
-    pub pattern: Pattern,
+pub(crate) struct Rule {
+    pub(crate) field: Field,
+    pub(crate) pattern: Pattern,
 }
 
 impl PartialEq for Rule {
@@ -106,11 +106,11 @@ impl fmt::Display for Rule {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleTable {
     /// Where it was written, for verdicts: `[rules]`, `feed[2]`, `output[1]`.
-    pub place: String,
+    pub(crate) place: String,
     /// When not empty, only entries matching one of these pass.
-    pub include: Vec<Rule>,
+    pub(crate) include: Vec<Rule>,
     /// Entries matching any of these are dropped.
-    pub exclude: Vec<Rule>,
+    pub(crate) exclude: Vec<Rule>,
 }
 
 impl RuleTable {
@@ -123,7 +123,7 @@ impl RuleTable {
 /// then its own; a feed's are its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rules {
-    pub tables: Vec<Arc<RuleTable>>,
+    pub(crate) tables: Vec<Arc<RuleTable>>,
 }
 
 impl Rules {
@@ -143,14 +143,15 @@ impl Rules {
 /// as sanitized HTML (as they are stored).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Fields<'a> {
-    pub title: &'a str,
-    pub bodies: [Option<&'a str>; 2],
-    pub author: Option<&'a str>,
-    pub categories: &'a [String],
-    pub link: Option<&'a str>,
+    pub(crate) title: &'a str,
+    pub(crate) bodies: [Option<&'a str>; 2],
+    pub(crate) author: Option<&'a str>,
+    pub(crate) categories: &'a [String],
+    pub(crate) link: Option<&'a str>,
 }
 
 impl<'a> Fields<'a> {
+    /// What rules see of `entry`.
     pub fn of(entry: &'a super::Entry) -> Fields<'a> {
         Fields {
             title: &entry.title,
@@ -165,8 +166,8 @@ impl<'a> Fields<'a> {
 /// Which fields beyond the title and link some rule looks at: what must be read of an
 /// entry before the rules can decide on it (bodies are most of a stored entry's bytes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs {
-    pub bodies: bool,
-    pub author: bool,
-    pub categories: bool,
+pub(crate) struct Needs {
+    pub(crate) bodies: bool,
+    pub(crate) author: bool,
+    pub(crate) categories: bool,
 }

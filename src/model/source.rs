@@ -7,7 +7,7 @@ use scraper::Selector;
 
 /// How a source's document becomes entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// RSS, Atom or JSON Feed.
     #[default]
     Feed,
@@ -17,38 +17,27 @@ pub enum Source {
     Json(Scrape<Pointer>),
 }
 
-impl Source {
-    /// The config's name for it (`kind = "…"`).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Source::Feed => "feed",
-            Source::Html(_) => "html",
-            Source::Json(_) => "json",
-        }
-    }
-}
-
 /// Where each field of an entry is found, relative to its item (`item` itself is relative
 /// to the document). Identity is the link, so `link` is required.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scrape<P> {
-    pub item: P,
-    pub link: P,
-    pub title: Option<P>,
-    pub date: Option<P>,
-    pub content: Option<P>,
-    pub author: Option<P>,
+pub(crate) struct Scrape<P> {
+    pub(crate) item: P,
+    pub(crate) link: P,
+    pub(crate) title: Option<P>,
+    pub(crate) date: Option<P>,
+    pub(crate) content: Option<P>,
+    pub(crate) author: Option<P>,
 }
 
 /// A CSS selector, and the attribute to take from the element it finds (`a@href`); without
 /// one, the element's text (for `content`, its inner HTML).
 #[derive(Debug, Clone)]
-pub struct Pick {
+pub(crate) struct Pick {
     /// As the operator wrote it, `@attr` included.
-    pub css: String,
+    pub(crate) css: String,
     /// `None` (an empty selector, as in `@href`): the item element itself.
-    pub selector: Option<Selector>,
-    pub attr: Option<String>,
+    pub(crate) selector: Option<Selector>,
+    pub(crate) attr: Option<String>,
 }
 
 impl PartialEq for Pick {
@@ -67,7 +56,7 @@ impl fmt::Display for Pick {
 
 /// A JSON Pointer (RFC 6901), `""` for the value itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pointer(pub String);
+pub(crate) struct Pointer(pub String);
 
 impl fmt::Display for Pointer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

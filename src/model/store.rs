@@ -10,10 +10,13 @@ use chrono::{DateTime, Utc};
 pub enum Backend {
     /// The embedded default: one file (SQLite), one daemon.
     File(PathBuf),
-    /// The shared store of a cluster on a database server (PostgreSQL): `url` is the
-    /// connection string (its `${NAME}` references read); `node` is this node's name in
-    /// claims and heartbeats.
-    Server { url: String, node: String },
+    /// The shared store of a cluster on a database server (PostgreSQL).
+    Server {
+        /// The connection string, its `${NAME}` references read.
+        url: String,
+        /// This node's name in claims and heartbeats.
+        node: String,
+    },
 }
 
 impl Backend {
@@ -29,7 +32,7 @@ impl Backend {
 
 /// Whether `target` names a database server (a PostgreSQL connection string: `postgres://`,
 /// `postgresql://`, or `host=… dbname=…`) rather than an SQLite file.
-pub fn is_server_url(target: &str) -> bool {
+pub(crate) fn is_server_url(target: &str) -> bool {
     let t = target.trim_start();
     t.starts_with("postgres://") || t.starts_with("postgresql://") || t.starts_with("host=")
 }
@@ -37,15 +40,15 @@ pub fn is_server_url(target: &str) -> bool {
 /// A node of a cluster, as the shared store last heard of it (`feeds`, /healthz).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ClusterNode {
-    pub name: String,
+    pub(crate) name: String,
     #[serde(serialize_with = "super::json_time::serialize")]
-    pub started: DateTime<Utc>,
+    pub(crate) started: DateTime<Utc>,
     #[serde(serialize_with = "super::json_time::serialize")]
-    pub last_seen: DateTime<Utc>,
-    pub pid: i64,
-    pub version: String,
+    pub(crate) last_seen: DateTime<Utc>,
+    pub(crate) pid: i64,
+    pub(crate) version: String,
     /// Feeds it holds claims on now (polls queued or in flight).
-    pub holds: usize,
+    pub(crate) holds: usize,
     /// Heard from within a lease: a node silent for longer stopped (its claims run out).
-    pub heartbeating: bool,
+    pub(crate) heartbeating: bool,
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 /// Where a subscription stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SubscriptionState {
+pub(crate) enum SubscriptionState {
     /// Asked for; the hub has not verified our intent yet.
     Pending,
     /// Verified: the hub pushes until `lease_until`.
@@ -20,7 +20,7 @@ pub enum SubscriptionState {
 }
 
 impl SubscriptionState {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SubscriptionState::Pending => "pending",
             SubscriptionState::Active => "active",
@@ -30,7 +30,7 @@ impl SubscriptionState {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<SubscriptionState> {
+    pub(crate) fn from_name(name: &str) -> Option<SubscriptionState> {
         [
             SubscriptionState::Pending,
             SubscriptionState::Active,
@@ -52,31 +52,31 @@ impl std::fmt::Display for SubscriptionState {
 /// One feed's subscription at its hub, as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    pub feed_id: i64,
+    pub(crate) feed_id: i64,
     /// The hub, as the feed named it (a URL from content).
-    pub hub: String,
+    pub(crate) hub: String,
     /// The topic subscribed to: the feed's `rel="self"` URL.
-    pub topic: String,
-    pub state: SubscriptionState,
+    pub(crate) topic: String,
+    pub(crate) state: SubscriptionState,
     /// `hub.secret`: the key of the pushes' signatures, this subscription's own.
-    pub secret: String,
+    pub(crate) secret: String,
     /// Part of the callback URL, new for every subscription, so a hub's old callbacks stop
     /// working when the feed subscribes again.
-    pub nonce: String,
+    pub(crate) nonce: String,
     /// While active, when the hub's lease ends.
-    pub lease_until: Option<DateTime<Utc>>,
+    pub(crate) lease_until: Option<DateTime<Utc>>,
     /// When to act next: renew before the lease ends, or try again after a failure; `None`:
     /// at once (never asked yet).
-    pub next_attempt: Option<DateTime<Utc>>,
+    pub(crate) next_attempt: Option<DateTime<Utc>>,
     /// Consecutive failed requests to the hub (the backoff's exponent).
-    pub failures: u32,
+    pub(crate) failures: u32,
     /// Why the last request failed, or why the hub denied it.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// When the last valid push arrived.
-    pub last_push: Option<DateTime<Utc>>,
+    pub(crate) last_push: Option<DateTime<Utc>>,
     /// Valid pushes taken, and pushes dropped (a bad signature, too large).
-    pub pushes: u64,
-    pub rejected: u64,
+    pub(crate) pushes: u64,
+    pub(crate) rejected: u64,
 }
 
 impl Subscription {

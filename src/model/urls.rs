@@ -36,7 +36,7 @@ pub(super) const TRACKING_PARAMS: &[&str] = &[
 
 /// The form of a URL used to compare links: lowercase scheme and host, no default port, no
 /// fragment, no tracking parameters. Unparseable input is returned trimmed, as is.
-pub fn canonical_url(link: &str) -> String {
+pub(crate) fn canonical_url(link: &str) -> String {
     let Ok(mut url) = Url::parse(link.trim()) else {
         return link.trim().to_string();
     };
@@ -63,7 +63,7 @@ pub fn canonical_url(link: &str) -> String {
 /// What stays the same across spellings of one feed's URL: [`canonical_url`] (case, default
 /// port, fragment, tracking parameters), and neither `http` against `https` nor a trailing
 /// slash. Two configured URLs with one identity are one feed under a new spelling.
-pub fn feed_identity(url: &str) -> String {
+pub(crate) fn feed_identity(url: &str) -> String {
     let canonical = canonical_url(url);
     let rest = canonical
         .strip_prefix("https://")

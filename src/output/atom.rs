@@ -159,19 +159,19 @@ pub(super) struct XmlWriter {
 }
 
 impl XmlWriter {
-    pub fn new(capacity: usize) -> XmlWriter {
+    pub(super) fn new(capacity: usize) -> XmlWriter {
         XmlWriter {
             w: Writer::new_with_indent(Vec::with_capacity(capacity), b' ', 2),
         }
     }
 
-    pub fn finish(self) -> Vec<u8> {
+    pub(super) fn finish(self) -> Vec<u8> {
         let mut bytes = self.w.into_inner();
         bytes.push(b'\n');
         bytes
     }
 
-    pub fn link(&mut self, rel: &str, href: &str, title: Option<&str>) {
+    pub(super) fn link(&mut self, rel: &str, href: &str, title: Option<&str>) {
         let mut tag = BytesStart::new("link");
         tag.push_attribute(("rel", rel));
         tag.push_attribute(("href", xml_safe(href).as_ref()));
@@ -193,19 +193,19 @@ impl XmlWriter {
         self.end(name);
     }
 
-    pub fn text(&mut self, value: &str) {
+    pub(super) fn text(&mut self, value: &str) {
         self.event(Event::Text(BytesText::new(&xml_safe(value))));
     }
 
-    pub fn start(&mut self, tag: BytesStart<'_>) {
+    pub(super) fn start(&mut self, tag: BytesStart<'_>) {
         self.event(Event::Start(tag));
     }
 
-    pub fn empty(&mut self, tag: BytesStart<'_>) {
+    pub(super) fn empty(&mut self, tag: BytesStart<'_>) {
         self.event(Event::Empty(tag));
     }
 
-    pub fn end(&mut self, name: &str) {
+    pub(super) fn end(&mut self, name: &str) {
         self.event(Event::End(BytesEnd::new(name)));
     }
 

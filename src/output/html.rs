@@ -17,7 +17,7 @@ use super::{Context, FeedView, OutputError, Selection, display_title, entry_lang
 use crate::model::{OutputFormat, OutputSpec};
 
 /// The built-in page template (`tributary template` prints it).
-pub const BUILT_IN: &str = include_str!("page.html");
+pub(crate) const BUILT_IN: &str = include_str!("page.html");
 
 #[derive(Serialize)]
 struct Day<'a> {
@@ -181,7 +181,7 @@ fn environment(
 }
 
 /// Compiles the page template at `path` (for `check`): its syntax errors, located in it.
-pub fn check_template(path: &Path) -> Result<(), String> {
+pub(crate) fn check_template(path: &Path) -> Result<(), String> {
     environment(Some(path), None).map(drop)
 }
 

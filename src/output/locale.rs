@@ -63,12 +63,12 @@ pub(super) struct Locale {
     own: bool,
     names: Option<chrono::Locale>,
     zone: Tz,
-    pub rtl: bool,
+    pub(crate) rtl: bool,
 }
 
 impl Locale {
     /// The locale of a page in `lang` (a checked BCP 47 tag; `None`: English) and `zone`.
-    pub fn new(lang: Option<&str>, zone: Tz) -> Locale {
+    pub(super) fn new(lang: Option<&str>, zone: Tz) -> Locale {
         let tag = lang.unwrap_or("en");
         let catalog = catalog_for(tag);
         Locale {
@@ -81,7 +81,7 @@ impl Locale {
     }
 
     /// Message `id` with `args`, in the page's language (English when its catalog lacks it).
-    pub fn message(&self, id: &str, args: Option<&FluentArgs<'_>>) -> Option<String> {
+    pub(super) fn message(&self, id: &str, args: Option<&FluentArgs<'_>>) -> Option<String> {
         let all = bundles();
         [self.catalog, 0].iter().find_map(|&i| {
             let bundle = all.get(i)?;
@@ -100,13 +100,13 @@ impl Locale {
     }
 
     /// The local calendar date, which days are grouped by.
-    pub fn day_key(&self, t: DateTime<Utc>) -> String {
+    pub(super) fn day_key(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.zone).format("%Y-%m-%d").to_string()
     }
 
     /// A day in the language's usual long form: "Sunday, 6 December 2026", "2026年12月6日
     /// 星期日". A language without a catalog gets glibc's names in a common order.
-    pub fn day_label(&self, t: DateTime<Utc>) -> String {
+    pub(super) fn day_label(&self, t: DateTime<Utc>) -> String {
         if self.own || self.names.is_none() {
             let pattern = self.message("date-long", None).unwrap_or_default();
             return self.format(t, &pattern);
@@ -119,7 +119,7 @@ impl Locale {
     }
 
     /// A day and time: "Sunday, 6 December 2026, 10:12 UTC+8", "2026年12月6日 星期日 10:12 UTC+8".
-    pub fn date_time_label(&self, t: DateTime<Utc>) -> String {
+    pub(super) fn date_time_label(&self, t: DateTime<Utc>) -> String {
         let mut args = FluentArgs::new();
         args.set("date", self.day_label(t));
         args.set("time", self.time_label(t));
@@ -127,7 +127,7 @@ impl Locale {
     }
 
     /// A time of day with its zone: "10:12 UTC+8", "09:00 CET".
-    pub fn time_label(&self, t: DateTime<Utc>) -> String {
+    pub(super) fn time_label(&self, t: DateTime<Utc>) -> String {
         let pattern = self.message("time", None).unwrap_or_else(|| "%H:%M".into());
         format!("{} {}", self.format(t, &pattern), zone_label(t, self.zone))
     }

@@ -9,13 +9,13 @@
 
 mod atom;
 mod html;
-pub use html::{BUILT_IN as BUILT_IN_TEMPLATE, check_template};
+pub(crate) use html::{BUILT_IN as BUILT_IN_TEMPLATE, check_template};
 mod jsonfeed;
 mod locale;
-pub mod opml;
+pub(crate) mod opml;
 mod rss;
-pub mod select;
-pub mod webhook;
+pub(crate) mod select;
+pub(crate) mod webhook;
 pub(crate) mod websub;
 
 use std::borrow::Cow;
@@ -31,7 +31,7 @@ use url::Url;
 use crate::config::Config;
 use crate::model::{IconImage, OutputFormat, OutputSpec};
 use crate::store::{Store, StoreError};
-pub use select::{FeedView, OutputEntry, Selection};
+pub(crate) use select::{FeedView, OutputEntry, Selection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -68,7 +68,7 @@ impl OutputError {
 
 /// Whether a render was written (and whether its file changed), or why not: what the store
 /// keeps of it.
-pub fn outcome(result: &Result<OutputReport, OutputError>) -> (String, Result<bool, String>) {
+pub(crate) fn outcome(result: &Result<OutputReport, OutputError>) -> (String, Result<bool, String>) {
     match result {
         Ok(o) => match &o.hook_error {
             Some(e) => (o.path.display().to_string(), Err(format!("on_change: {e}"))),
@@ -90,29 +90,30 @@ pub(crate) async fn record_renders(
 /// What rendering one output did.
 #[derive(Debug, Clone)]
 pub struct OutputReport {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     pub entries: usize,
     /// False when the file already held exactly these bytes.
-    pub written: bool,
+    pub(crate) written: bool,
     /// The output's bytes, as written (what the server serves).
-    pub bytes: Arc<Vec<u8>>,
+    pub(crate) bytes: Arc<Vec<u8>>,
     /// When these bytes were first written (the file's mtime).
-    pub modified: SystemTime,
+    pub(crate) modified: SystemTime,
     /// The store ids of the entries it shows (which retention keeps).
-    pub shown: Vec<i64>,
+    pub(crate) shown: Vec<i64>,
     /// Nothing to show yet: no file was written and there is none to serve (see
     /// [`WhenEmpty::Keep`]), or never will be (an output that only sends webhooks).
-    pub pending: bool,
+    pub(crate) pending: bool,
     /// Webhook deliveries this render put in the outbox.
-    pub deliveries: usize,
+    pub(crate) deliveries: usize,
     /// The file was written, but its `on_change` command failed: why (it is owed, and run
     /// again at the output's retry).
-    pub hook_error: Option<String>,
+    pub(crate) hook_error: Option<String>,
 }
 
 /// How one output is rendered.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderOptions {
+    /// Whether an output with no entries may replace the file.
     pub mode: WhenEmpty,
     /// The time deliveries are made at.
     pub now: DateTime<Utc>,
@@ -122,7 +123,7 @@ pub struct RenderOptions {
 }
 
 /// How long an `on_change` command may run before it is killed.
-pub const HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs `spec`'s `on_change` command, if it has one: the program with its arguments (no
 /// shell), the output's path in `TRIBUTARY_OUTPUT` and its format in `TRIBUTARY_FORMAT`, no
@@ -169,6 +170,7 @@ async fn run_hook(spec: &OutputSpec) -> Result<(), String> {
 /// Whether a render with no entries may replace the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WhenEmpty {
+    /// Write it whatever it holds.
     Write,
     /// At start-up, before the first poll: an empty store says nothing about the feeds, so
     /// an output without entries leaves the file as it is (and that file is what is served),
@@ -178,30 +180,31 @@ pub enum WhenEmpty {
 
 /// Another output that a page or feed can point to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alternate {
-    pub href: String,
+pub(crate) struct Alternate {
+    pub(crate) href: String,
     /// Its file name, as served.
-    pub name: String,
-    pub format: OutputFormat,
-    pub title: String,
+    pub(crate) name: String,
+    pub(crate) format: OutputFormat,
+    pub(crate) title: String,
 }
 
 /// What renderers know beyond the output itself.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     /// Every output of the config (for HTML `<link rel="alternate">`).
-    pub alternates: Vec<Alternate>,
+    pub(crate) alternates: Vec<Alternate>,
     /// The WebSub hub to announce.
-    pub hub: Option<String>,
+    pub(crate) hub: Option<String>,
     /// Where the config's HTML page is published, when it has an address: the web page the
     /// feeds belong to unless an output names its own `link`.
-    pub page: Option<String>,
+    pub(crate) page: Option<String>,
     /// The HTML page's file, for outputs to name it relative to themselves when it has no
     /// address (no `serve.base_url`).
-    pub page_file: Option<PathBuf>,
+    pub(crate) page_file: Option<PathBuf>,
 }
 
 impl Context {
+    /// What `config`'s outputs share for their renders.
     pub fn new(config: &Config) -> Context {
         Context {
             alternates: config
@@ -277,6 +280,8 @@ pub async fn render_all(config: &Arc<Config>, store: &Store) -> Vec<Result<Outpu
     reports
 }
 
+/// Renders one output `spec` from the store and writes its file (whole, or not at all), then
+/// delivers what it owes its webhooks and runs its `on_change`.
 pub async fn render_one(
     config: &Arc<Config>,
     spec: &OutputSpec,
@@ -399,7 +404,7 @@ pub async fn render_one(
 
 /// The folder beside an output where its feeds' icons are written (and, under `tributary run`,
 /// served from: `/icons/FILE`).
-pub const ICONS_DIR: &str = "icons";
+pub(crate) const ICONS_DIR: &str = "icons";
 
 /// Where `spec` says `image` is: `icons/FILE` beside it, absolute when the output has an
 /// address (a feed reader resolves it against that anyway; some do not resolve at all).

@@ -129,7 +129,7 @@ fn unicode_host(url: &str) -> Cow<'_, str> {
 }
 
 /// An OPML 2.0 document titled `title` listing `feeds`.
-pub fn document(title: &str, feeds: &[FeedView]) -> Vec<u8> {
+pub(crate) fn document(title: &str, feeds: &[FeedView]) -> Vec<u8> {
     let mut root = Folders::default();
     for feed in feeds {
         root.place(feed);

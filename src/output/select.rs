@@ -24,28 +24,28 @@ use crate::store::{Candidate, CandidateQuery, Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedView {
     /// Its URL as it may be shown (no credentials).
-    pub url: String,
+    pub(crate) url: String,
     /// What its entries' output ids are made from: its URL, or the one it was first stored
     /// under when the config has since spelled it differently.
-    pub id_base: String,
+    pub(crate) id_base: String,
     /// The feed's own id when it is an absolute IRI (Atom feeds have one), else its URL (a
     /// name-based `urn:uuid:` of it for a local file).
-    pub id: String,
-    pub title: String,
-    pub site_url: Option<String>,
-    pub tags: Vec<String>,
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) site_url: Option<String>,
+    pub(crate) tags: Vec<String>,
     /// Start of its current run of failures, with what kind of failure (which a public page
     /// says in its own words, never the error text: it can name server paths and addresses);
     /// `None` when healthy.
-    pub failing: Option<(DateTime<Utc>, crate::model::FailureKind)>,
+    pub(crate) failing: Option<(DateTime<Utc>, crate::model::FailureKind)>,
     /// Whether it has ever been fetched successfully.
-    pub polled: bool,
+    pub(crate) polled: bool,
     /// The language the feed declares, if any.
-    pub lang: Option<String>,
+    pub(crate) lang: Option<String>,
     /// A feed a reader can subscribe to, rather than a page or API read through `scrape`.
-    pub is_feed: bool,
+    pub(crate) is_feed: bool,
     /// Its row in the store; `None` before its first poll.
-    pub store_id: Option<i64>,
+    pub(crate) store_id: Option<i64>,
     /// Its icon, when one was found (see [`crate::content::icon`]).
     pub icon: Option<IconImage>,
 }
@@ -57,6 +57,7 @@ impl FeedView {
         (!self.url.starts_with("file:")).then_some(self.url.as_str())
     }
 
+    /// The view of the feed `spec`, with what the store knows of it (`state`).
     pub fn new(spec: &FeedSpec, state: Option<&FeedState>) -> FeedView {
         let url = display_url(&spec.url);
         let title = spec
@@ -118,6 +119,7 @@ pub(crate) fn in_languages(spec: &OutputSpec, tag: Option<&str>) -> bool {
 /// One entry of an output.
 #[derive(Debug, Clone)]
 pub struct OutputEntry {
+    /// The entry as stored.
     pub stored: StoredEntry,
     /// The feed it is attributed to.
     pub feed: FeedView,
@@ -128,6 +130,7 @@ pub struct OutputEntry {
 /// Everything an output renders.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
+    /// The entries shown, newest first.
     pub entries: Vec<OutputEntry>,
     /// The output's feeds, in config order.
     pub feeds: Vec<FeedView>,

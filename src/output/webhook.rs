@@ -97,13 +97,13 @@ pub struct DeliveryPass {
     /// Failed this time, to be tried again.
     pub retried: usize,
     /// Refused for good, or retried past the webhook's window.
-    pub given_up: usize,
+    pub(crate) given_up: usize,
     /// When the outbox has a delivery due next.
     pub next: Option<DateTime<Utc>>,
     /// The webhooks (output and name) a receiver took a delivery for.
-    pub taken_by: std::collections::BTreeSet<(String, String)>,
+    pub(crate) taken_by: std::collections::BTreeSet<(String, String)>,
     /// The webhooks that gave a delivery up, with the last reason.
-    pub failing: std::collections::BTreeMap<(String, String), String>,
+    pub(crate) failing: std::collections::BTreeMap<(String, String), String>,
 }
 
 /// How one try went.

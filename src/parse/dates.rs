@@ -19,7 +19,7 @@ use chrono::{DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Naive
 use chrono_tz::Tz;
 
 /// The instant `text` names, reading a date without a zone as local time in `zone`.
-pub fn parse_date(text: &str, zone: Tz) -> Option<DateTime<Utc>> {
+pub(super) fn parse_date(text: &str, zone: Tz) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if text.is_empty() || text.len() > 80 {
         return None;

@@ -126,12 +126,12 @@ fn select(css: &str) -> Selector {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Proposal {
     /// `kind` of the source: "html" (CSS selectors) or "json" (JSON Pointers).
-    pub kind: &'static str,
-    pub item: String,
-    pub title: Option<String>,
-    pub link: String,
-    pub date: Option<String>,
-    pub content: Option<String>,
+    pub(crate) kind: &'static str,
+    pub(crate) item: String,
+    pub(crate) title: Option<String>,
+    pub(crate) link: String,
+    pub(crate) date: Option<String>,
+    pub(crate) content: Option<String>,
 }
 
 impl Proposal {

@@ -28,7 +28,7 @@ use std::ops::Range;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-pub use crate::model::Fingerprints;
+pub(crate) use crate::model::Fingerprints;
 use crate::model::{MAX_GUID_LEN, SegmentHash};
 
 /// The item elements of one document.

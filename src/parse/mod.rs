@@ -14,13 +14,13 @@
 mod dates;
 pub(crate) mod discover;
 mod normalize;
-pub mod opml;
+pub(crate) mod opml;
 mod repair;
 mod rhythm;
 mod salvage;
 mod scrape;
 
-pub mod fingerprints;
+pub(crate) mod fingerprints;
 
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -29,10 +29,10 @@ use feed_rs::model::{FeedType, Link, Text};
 use feed_rs::parser::{ParseErrorKind, ParseFeedError};
 use url::Url;
 
-pub use crate::model::Repair;
+pub(crate) use crate::model::Repair;
 use crate::model::{Enclosure, Entry, FeedMeta, FullText, Person, SegmentHash};
 use crate::text;
-pub use fingerprints::Fingerprints;
+pub(crate) use fingerprints::Fingerprints;
 use fingerprints::Segments;
 use normalize::Prepared;
 use repair::Fault;
@@ -53,10 +53,12 @@ pub enum ParseError {
 /// One parsed document.
 #[derive(Debug, Clone, Default)]
 pub struct ParsedFeed {
+    /// What the document says of the feed.
     pub meta: FeedMeta,
+    /// Its entries, in document order.
     pub entries: Vec<ParsedEntry>,
     /// Fingerprints of the items left out because the caller knew them (see [`parse_changed`]).
-    pub skipped: Fingerprints,
+    pub(crate) skipped: Fingerprints,
 }
 
 /// A summary or content body as the feed gave it, not yet sanitized.
@@ -64,7 +66,7 @@ pub struct ParsedFeed {
 pub struct RawBody {
     pub text: String,
     /// HTML (to be sanitized) rather than plain text (to be escaped).
-    pub is_html: bool,
+    pub(crate) is_html: bool,
 }
 
 /// An entry as parsed, its HTML not yet sanitized. Keying and comparing it with the store is
@@ -77,7 +79,7 @@ pub struct ParsedEntry {
     pub summary: Option<RawBody>,
     pub content: Option<RawBody>,
     /// What relative URLs in the bodies resolve against.
-    pub base: Option<Url>,
+    pub(crate) base: Option<Url>,
     /// The fingerprint of the item it came from, when the parse could tell.
     pub segment: Option<SegmentHash>,
 }
@@ -99,7 +101,7 @@ impl From<Entry> for ParsedEntry {
 /// Reads `text` (UTF-8) fetched from `base` as `source` says: a feed (leaving out the
 /// items in `known`, see [`parse_changed`]), or a page or JSON API through its selectors.
 /// Dates without a zone are local time in `zone` (the feed's `timezone`).
-pub fn parse_source(
+pub(crate) fn parse_source(
     text: &str,
     base: &Url,
     known: &Fingerprints,

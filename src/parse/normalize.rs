@@ -50,8 +50,8 @@ pub(super) enum Prepared<'a> {
 /// reads neither as such.
 #[derive(Debug, Default)]
 pub(super) struct Push {
-    pub hub: Option<String>,
-    pub topic: Option<String>,
+    pub(crate) hub: Option<String>,
+    pub(crate) topic: Option<String>,
 }
 
 /// Sniffs JSON or XML and applies the fixes each needs; fixes of sloppy markup (rather than

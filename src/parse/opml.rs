@@ -12,7 +12,7 @@ use crate::model::ListMember;
 /// the lists it includes (`type="include"` with a `url`). As tags, the folder (outline without
 /// a URL) an outline sits in, its name as written (folders in folders: the innermost, as
 /// one-level readers take it), then its `category` paths. An empty list is a list.
-pub fn outlines(text: &str) -> Result<Vec<ListMember>, ParseError> {
+pub(crate) fn outlines(text: &str) -> Result<Vec<ListMember>, ParseError> {
     let mut reader = Reader::from_str(text);
     let mut folders: Vec<Option<String>> = Vec::new();
     let mut members = Vec::new();

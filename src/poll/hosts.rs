@@ -51,17 +51,17 @@ pub(super) struct HostPermits {
 /// The cluster's per-host turns (see [`Coordination::take_turn`]).
 #[derive(Clone)]
 pub(crate) struct SharedTurns {
-    pub cluster: Arc<dyn Coordination>,
+    pub(crate) cluster: Arc<dyn Coordination>,
     /// How long a turn is held at most: a fetch's time limit, and then some. A node that dies
     /// holding one loses it after that.
-    pub hold: Duration,
+    pub(crate) hold: Duration,
     /// How long a request waits for a turn before it goes ahead under the local limit alone
     /// (every turn held that long means their holders are stuck or the store is).
-    pub wait: Duration,
+    pub(crate) wait: Duration,
     /// Wakes a waiter when a turn at its host is given back anywhere in the cluster.
-    pub freed: Arc<FreedTurns>,
+    pub(crate) freed: Arc<FreedTurns>,
     /// The store could not be asked for a turn last time (said once, not at every fetch).
-    pub failing: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Per host, a wake-up for one request waiting for a turn there: the cluster announces each

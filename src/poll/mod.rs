@@ -67,7 +67,7 @@ use poller::*;
 
 /// How one feed's poll ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FeedStatus {
+pub(crate) enum FeedStatus {
     /// The server answered 304.
     NotModified,
     /// The body was byte-identical to the last one parsed, so it was not parsed again.
@@ -82,9 +82,9 @@ pub enum FeedStatus {
 /// A feed's poll that failed: what kind of failure (which decides retries) and what to tell
 /// the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedFailure {
-    pub kind: FailureKind,
-    pub message: String,
+pub(crate) struct FeedFailure {
+    pub(crate) kind: FailureKind,
+    pub(crate) message: String,
 }
 
 impl std::fmt::Display for FeedFailure {
@@ -94,27 +94,27 @@ impl std::fmt::Display for FeedFailure {
 }
 
 #[derive(Debug, Clone)]
-pub struct FeedReport {
+pub(crate) struct FeedReport {
     /// The feed's row in the store.
-    pub feed_id: i64,
+    pub(crate) feed_id: i64,
     /// The feed URL as it may be shown (no credentials).
-    pub url: String,
-    pub result: Result<FeedStatus, FeedFailure>,
+    pub(crate) url: String,
+    pub(crate) result: Result<FeedStatus, FeedFailure>,
     /// Consecutive failures after this poll (for a skipped feed: as stored).
-    pub failures: u32,
+    pub(crate) failures: u32,
     /// The last error of a feed that is failing, as stored (for skipped feeds, whose result
     /// says why they were skipped).
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     /// When the feed is due next, as recorded.
-    pub next_due: Option<DateTime<Utc>>,
+    pub(crate) next_due: Option<DateTime<Utc>>,
     /// This poll found the feed failing for `poll.give_up_after`: news to report once.
-    pub abandoned: bool,
+    pub(crate) abandoned: bool,
     /// This poll succeeded after this many consecutive failures (0: it was not failing).
-    pub recovered_after: u32,
+    pub(crate) recovered_after: u32,
     /// Repairs the document needed that the last one did not: news to report once.
-    pub newly_repaired: Vec<crate::model::Repair>,
+    pub(crate) newly_repaired: Vec<crate::model::Repair>,
     /// How long the poll took, fetch to commit (zero for a skipped feed).
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     /// A look for the feed's icon that is due, made after the round (see [`Poller::icon_looks`]).
     pub(crate) icon_look: Option<IconLook>,
     /// Where the document fetched says it is pushed from (its `Link` headers first, then the
@@ -124,12 +124,12 @@ pub struct FeedReport {
 
 impl FeedReport {
     /// Whether the feed is failing after this poll (a skipped feed that is backing off is).
-    pub fn is_failing(&self) -> bool {
+    pub(crate) fn is_failing(&self) -> bool {
         self.result.is_err() || self.failures > 0
     }
 
     /// Whether it was actually fetched (not skipped).
-    pub fn polled(&self) -> bool {
+    pub(crate) fn polled(&self) -> bool {
         !matches!(self.result, Ok(FeedStatus::Skipped(_)))
     }
 
@@ -141,24 +141,24 @@ impl FeedReport {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PollReport {
-    pub feeds: Vec<FeedReport>,
+    pub(crate) feeds: Vec<FeedReport>,
     /// On a cluster's store: feeds not polled because a node holds them, or polled them in
     /// this slot already.
-    pub left_to_nodes: usize,
-    pub elapsed: Duration,
+    pub(crate) left_to_nodes: usize,
+    pub(crate) elapsed: Duration,
 }
 
 impl PollReport {
-    pub fn failed(&self) -> impl Iterator<Item = &FeedReport> {
+    pub(crate) fn failed(&self) -> impl Iterator<Item = &FeedReport> {
         self.feeds.iter().filter(|f| f.result.is_err())
     }
 
     /// Feeds that were fetched, whatever came of it.
-    pub fn polled(&self) -> impl Iterator<Item = &FeedReport> {
+    pub(crate) fn polled(&self) -> impl Iterator<Item = &FeedReport> {
         self.feeds.iter().filter(|f| f.polled())
     }
 
-    pub fn skipped(&self) -> impl Iterator<Item = &FeedReport> {
+    pub(crate) fn skipped(&self) -> impl Iterator<Item = &FeedReport> {
         self.feeds.iter().filter(|f| !f.polled())
     }
 
@@ -167,7 +167,7 @@ impl PollReport {
         self.polled().filter(|f| f.result.is_ok()).count()
     }
 
-    pub fn count(&self, pred: impl Fn(&FeedStatus) -> bool) -> usize {
+    pub(crate) fn count(&self, pred: impl Fn(&FeedStatus) -> bool) -> usize {
         self.feeds
             .iter()
             .filter(|f| f.result.as_ref().is_ok_and(&pred))
@@ -205,11 +205,11 @@ pub(crate) type Progress = std::sync::Arc<dyn Fn(&FeedReport) + Send + Sync>;
 
 /// How a one-shot poll runs.
 #[derive(Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Poll feeds that are gone (410), backing off after failures, under a Retry-After, or on
     /// a host that asked to wait.
-    pub force: bool,
-    pub progress: Option<Progress>,
+    pub(crate) force: bool,
+    pub(crate) progress: Option<Progress>,
 }
 
 impl std::fmt::Debug for Options {
@@ -263,7 +263,7 @@ async fn respelled(config: &Config, store: &Store) -> Result<Vec<(String, String
 /// due times computed again where the policy they were computed under changed (or was never
 /// recorded: a database from before due times were stored). With `whole_config`, every other
 /// feed is taken off the schedule. Returns the feeds' states, in the order of `feeds`.
-pub async fn prepare(
+pub(crate) async fn prepare(
     config: &Config,
     feeds: &[FeedSpec],
     store: &Store,

@@ -73,12 +73,12 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    pub fn feed_id(&self) -> i64 {
+    pub(crate) fn feed_id(&self) -> i64 {
         self.state.id
     }
 
     /// The feed's identity (see [`crate::model::feed_key`]).
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.spec.key
     }
 }
@@ -141,7 +141,7 @@ pub(crate) struct Poller {
     /// Told when a place of the budget is given back.
     pub(super) room_freed: Arc<tokio::sync::Notify>,
     /// Poll held-back feeds too (`poll --force`).
-    pub force: bool,
+    pub(crate) force: bool,
     pub(super) stopped: bool,
 }
 
@@ -157,13 +157,13 @@ pub(super) struct InFlight {
 /// A feed whose poll could not be recorded: the store failed.
 #[derive(Debug)]
 pub(crate) struct Unrecorded {
-    pub feed_id: i64,
-    pub error: StoreError,
+    pub(crate) feed_id: i64,
+    pub(crate) error: StoreError,
 }
 
 impl Poller {
     /// A poller with `config`'s budget, its hosts' delays read from the store.
-    pub async fn new(
+    pub(crate) async fn new(
         config: &Config,
         fetcher: Fetcher,
         store: Store,
@@ -351,16 +351,16 @@ impl Poller {
     }
 
     /// Whether anything is queued or running.
-    pub fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         self.queued() > 0 || !self.running.is_empty()
     }
 
     /// No new feed starts from now on; the running ones finish.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.stopped = true;
     }
 
-    pub fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.stopped
     }
 
@@ -377,7 +377,7 @@ impl Poller {
     /// The next feed's report, starting queued feeds as the budget allows; `None` once nothing
     /// is queued (or the poller is stopped) and nothing runs. Cancel-safe: a report is never
     /// lost when the future is dropped before it is ready.
-    pub async fn next(&mut self) -> Option<Result<FeedReport, Unrecorded>> {
+    pub(crate) async fn next(&mut self) -> Option<Result<FeedReport, Unrecorded>> {
         loop {
             self.start_what_fits();
             if self.running.is_empty() {

@@ -29,7 +29,7 @@ use crate::model::{Subscription, SubscriptionState, earliest};
 use crate::store::{Secret, Store, StoreError};
 
 /// Where callbacks are served, under `serve.base_url`.
-pub const CALLBACK_ROUTE: &str = "/websub/";
+pub(crate) const CALLBACK_ROUTE: &str = "/websub/";
 /// How much of its MAC a callback URL carries.
 const CALLBACK_MAC_BYTES: usize = 16;
 /// How long a hub has to verify our intent before the request is made again.
@@ -55,7 +55,7 @@ pub(crate) struct Callbacks {
 
 impl Callbacks {
     /// The callbacks of `store`'s subscriptions.
-    pub async fn of(store: &Store) -> Result<Callbacks, StoreError> {
+    pub(crate) async fn of(store: &Store) -> Result<Callbacks, StoreError> {
         Ok(Callbacks {
             key: store.secret(Secret::CallbackKey).await?.into_bytes(),
         })
@@ -69,14 +69,14 @@ impl Callbacks {
     }
 
     /// The path segment of `sub`'s callback: the MAC's first 16 bytes, in hex.
-    pub fn token(&self, feed_id: i64, nonce: &str) -> String {
+    pub(crate) fn token(&self, feed_id: i64, nonce: &str) -> String {
         let mac = self.mac(feed_id, nonce).finalize().into_bytes();
         format!("{feed_id}-{nonce}-{}", hex::encode(&mac[..CALLBACK_MAC_BYTES]))
     }
 
     /// The feed and nonce a callback token names, if this store made it (checked in
     /// constant time: the MAC is what keeps callbacks unguessable).
-    pub fn read(&self, token: &str) -> Option<(i64, String)> {
+    pub(crate) fn read(&self, token: &str) -> Option<(i64, String)> {
         let mut parts = token.splitn(3, '-');
         let (feed, nonce, mac) = (parts.next()?, parts.next()?, parts.next()?);
         let feed_id: i64 = feed.parse().ok()?;
@@ -88,7 +88,7 @@ impl Callbacks {
     }
 
     /// `sub`'s callback URL under `base` (`serve.base_url`).
-    pub fn url(&self, base: &Url, feed_id: i64, nonce: &str) -> Option<Url> {
+    pub(crate) fn url(&self, base: &Url, feed_id: i64, nonce: &str) -> Option<Url> {
         base.join(&format!("{}{}", &CALLBACK_ROUTE[1..], self.token(feed_id, nonce)))
             .ok()
     }
@@ -96,7 +96,7 @@ impl Callbacks {
 
 /// Why a push was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
+pub(crate) enum SignatureError {
     #[error("no X-Hub-Signature")]
     Missing,
     #[error("X-Hub-Signature is not METHOD=HEX")]
@@ -109,7 +109,11 @@ pub enum SignatureError {
 
 /// Checks `header` (`sha256=HEX`; sha1, sha384 and sha512 too, as the hub chose) against
 /// `body` signed with `secret` (W3C WebSub §8). The comparison takes constant time.
-pub fn check_signature(header: Option<&str>, secret: &[u8], body: &[u8]) -> Result<(), SignatureError> {
+pub(crate) fn check_signature(
+    header: Option<&str>,
+    secret: &[u8],
+    body: &[u8],
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?.trim();
     let (method, hex_mac) = header.split_once('=').ok_or(SignatureError::Malformed)?;
     let given = hex::decode(hex_mac.trim()).map_err(|_| SignatureError::Malformed)?;
@@ -129,17 +133,17 @@ pub fn check_signature(header: Option<&str>, secret: &[u8], body: &[u8]) -> Resu
 
 /// The hub's verification of intent (a GET to the callback), as its query says.
 #[derive(Debug, Default)]
-pub struct Verification {
-    pub mode: String,
-    pub topic: String,
-    pub challenge: Option<String>,
-    pub lease_seconds: Option<u64>,
-    pub reason: Option<String>,
+pub(crate) struct Verification {
+    pub(crate) mode: String,
+    pub(crate) topic: String,
+    pub(crate) challenge: Option<String>,
+    pub(crate) lease_seconds: Option<u64>,
+    pub(crate) reason: Option<String>,
 }
 
 impl Verification {
     /// Reads a callback's query string (`hub.mode=…&hub.topic=…&…`).
-    pub fn parse(query: &str) -> Verification {
+    pub(crate) fn parse(query: &str) -> Verification {
         let mut v = Verification::default();
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match name.as_ref() {
@@ -158,7 +162,7 @@ impl Verification {
 /// What the callback answers a verification: the challenge echoed (200), nothing (200, a
 /// denial noted), or a refusal (404: not a topic and mode we asked for).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     Confirm(String),
     Noted,
     Refuse,
@@ -167,7 +171,7 @@ pub enum Answer {
 /// Answers the hub's verification of intent for feed `feed_id`'s subscription with `nonce`,
 /// and records what it says: a subscription verified is active until its lease ends (its
 /// renewal due ahead of that), one unsubscribed is forgotten, one denied is noted.
-pub async fn verify(
+pub(crate) async fn verify(
     store: &Store,
     feed_id: i64,
     nonce: &str,
@@ -231,12 +235,12 @@ fn renewal_time(now: DateTime<Utc>, until: DateTime<Utc>) -> DateTime<Utc> {
 /// What one [`maintain`] pass did, and when the next is due.
 #[derive(Debug, Default)]
 pub(crate) struct Pass {
-    pub requested: usize,
-    pub failed: usize,
+    pub(crate) requested: usize,
+    pub(crate) failed: usize,
     /// When a subscription next needs a request (a renewal, a retry, a lease that ends).
-    pub next: Option<DateTime<Utc>>,
+    pub(crate) next: Option<DateTime<Utc>>,
     /// The feeds with a subscription: what a poll finds naming no hub matters only for them.
-    pub subscribed: std::collections::HashSet<i64>,
+    pub(crate) subscribed: std::collections::HashSet<i64>,
 }
 
 /// Brings the subscriptions in line with the config and what polls found: feeds whose document

@@ -15,7 +15,7 @@ pub trait Clock: Send + Sync {
 
 /// The system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
@@ -31,6 +31,7 @@ pub struct TokioClock {
 }
 
 impl TokioClock {
+    /// A clock that reads `wall` now and moves with tokio's (paused, in tests) time.
     pub fn starting_at(wall: DateTime<Utc>) -> TokioClock {
         TokioClock {
             wall,

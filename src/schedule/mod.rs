@@ -7,7 +7,7 @@
 //! `<skipHours>` / `<skipDays>`, `sy:updatePeriod`) say the earliest we may. Nothing here does
 //! I/O or reads a clock: time is an argument, so the daemon and the tests drive it the same way.
 
-pub mod clock;
+pub(crate) mod clock;
 pub(crate) mod hints;
 
 use std::time::Duration;
@@ -18,8 +18,9 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::model::{FailureKind, FeedSpec, FeedState};
 
-pub use crate::model::{CronSchedule, Hints, Skip};
-pub use clock::{Clock, SystemClock, TokioClock};
+pub(crate) use crate::model::{CronSchedule, Hints, Skip};
+
+pub(crate) use clock::{Clock, SystemClock};
 
 /// First retry delay after a transient failure (timeout, refused connection, 5xx); doubles
 /// per consecutive failure.
@@ -33,17 +34,17 @@ pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(24 * 60 * 60);
 /// How one feed is scheduled (from the config).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    pub cron: CronSchedule,
+    pub(crate) cron: CronSchedule,
     /// Upper bound of the per-feed offset added to each cron time.
-    pub jitter: Duration,
+    pub(crate) jitter: Duration,
     /// When false, caching hints (max-age, Expires, ttl, sy:*, skipHours/Days) are ignored;
     /// Retry-After after a 429/503 is always honoured.
-    pub respect_hints: bool,
+    pub(crate) respect_hints: bool,
     /// A feed failing for this long is reported abandoned (it is still tried, at the cap).
-    pub give_up_after: Duration,
+    pub(crate) give_up_after: Duration,
     /// How often a feed its hub pushes is still polled (`websub.poll_every`); `None`: twelve
     /// times its schedule's interval, at most [`PUSHED_POLL_CAP`].
-    pub pushed_every: Option<Duration>,
+    pub(crate) pushed_every: Option<Duration>,
 }
 
 /// The most a pushed feed's polls are stretched to by default: one a day still catches what
@@ -96,12 +97,15 @@ impl Policy {
 /// What scheduling needs to know about a feed's history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
+    /// When the feed was last fetched.
     pub last_fetch: Option<DateTime<Utc>>,
+    /// Failures since the last success.
     pub consecutive_failures: u32,
     /// The kind of the last failure, while failing.
     pub failure: Option<FailureKind>,
     /// Start of the current run of failures.
     pub failing_since: Option<DateTime<Utc>>,
+    /// The publisher's hints in force.
     pub hints: Hints,
     /// The feed was gone (410) and must not be polled until the config changes.
     pub gone: bool,
@@ -127,7 +131,7 @@ impl From<&FeedState> for History {
 /// A one-shot `poll` honours these too (unless forced); only the daemon also waits for the
 /// schedule's slot and the publisher's caching hints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hold {
+pub(crate) enum Hold {
     /// 410 Gone: not polled until the config changes.
     Gone,
     /// The server's Retry-After.
@@ -144,7 +148,7 @@ pub enum Hold {
 
 impl Hold {
     /// Until when it holds (`None`: indefinitely).
-    pub fn until(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn until(&self) -> Option<DateTime<Utc>> {
         match *self {
             Hold::Gone => None,
             Hold::RetryAfter(t) | Hold::Host(t) | Hold::Backoff { until: t, .. } => Some(t),
@@ -185,7 +189,7 @@ pub struct Due {
     /// When the daemon polls it next; `None`: never (gone).
     pub at: Option<DateTime<Utc>>,
     /// The hold that ends last, if any.
-    pub hold: Option<Hold>,
+    pub(crate) hold: Option<Hold>,
 }
 
 /// The one place that decides when `feed` (identified by `key`, its URL) is polled next: from
@@ -243,7 +247,7 @@ pub fn due(policy: &Policy, key: &str, history: &History, host_not_before: Optio
 
 /// Whether a failing feed has failed for so long (`policy.give_up_after`) that it is reported
 /// abandoned.
-pub fn abandoned(policy: &Policy, history: &History, now: DateTime<Utc>) -> bool {
+pub(crate) fn abandoned(policy: &Policy, history: &History, now: DateTime<Utc>) -> bool {
     history.consecutive_failures > 0
         && history
             .failing_since
@@ -286,7 +290,7 @@ pub(crate) fn jitter_offset(policy: &Policy, key: &str, around: DateTime<Utc>) -
 /// Exponential backoff after `failures` consecutive failures (≥ 1), the last of `kind`: from
 /// [`BACKOFF_BASE`] for transient failures, [`PERMANENT_BACKOFF_BASE`] for the others, ±20%
 /// per-feed jitter, capped at [`BACKOFF_CAP`].
-pub fn backoff(key: &str, failures: u32, kind: Option<FailureKind>) -> Duration {
+pub(crate) fn backoff(key: &str, failures: u32, kind: Option<FailureKind>) -> Duration {
     let exp = failures.saturating_sub(1).min(20);
     let base = match kind {
         Some(kind) if !kind.is_transient() => PERMANENT_BACKOFF_BASE,

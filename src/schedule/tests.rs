@@ -1,5 +1,6 @@
 use chrono::TimeZone;
 
+use super::clock::TokioClock;
 use super::hints;
 use super::*;
 use crate::model::FeedRhythm;

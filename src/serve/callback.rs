@@ -25,19 +25,19 @@ pub(crate) const WAITING: usize = 256;
 /// A push taken: the body as the hub sent it, for the feed it names.
 #[derive(Debug)]
 pub(crate) struct Pushed {
-    pub feed_id: i64,
-    pub bytes: Vec<u8>,
-    pub content_type: Option<String>,
+    pub(crate) feed_id: i64,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) content_type: Option<String>,
     /// When it arrived (for the push-to-page latency).
-    pub arrived: Instant,
+    pub(crate) arrived: Instant,
 }
 
 /// What the server needs to answer callbacks: set when the daemon subscribes.
 pub(crate) struct Door {
-    pub callbacks: Callbacks,
-    pub pushes: tokio::sync::mpsc::Sender<Pushed>,
+    pub(crate) callbacks: Callbacks,
+    pub(crate) pushes: tokio::sync::mpsc::Sender<Pushed>,
     /// Told when a hub's verification changed a subscription (its renewal is due at a new time).
-    pub verified: std::sync::Arc<tokio::sync::Notify>,
+    pub(crate) verified: std::sync::Arc<tokio::sync::Notify>,
     /// Each subscription's token bucket: tokens left, when last filled.
     buckets: Mutex<HashMap<i64, (f64, Instant)>>,
 }

@@ -31,9 +31,9 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// The bounds every connection lives within.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections: usize,
 }
 
 /// Descriptors kept free for everything but serving: fetches, the database, logs.
@@ -67,7 +67,7 @@ pub(crate) fn raise_descriptor_limit() {
 }
 
 /// Serves `router` on `listener` until `shutdown`, within `limits`.
-pub async fn serve(
+pub(super) async fn serve(
     listener: TcpListener,
     router: axum::Router,
     limits: Limits,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const FETCH_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// When the process started (seconds since the epoch).
     started: u64,
     /// When the last round ended that polled a feed without a failure of the store.
@@ -101,14 +101,14 @@ fn process_usage() -> (Option<u64>, Option<f64>) {
 
 /// One feed's poll as the metrics count it (the spine's report, reduced to what is counted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PolledFeed {
+pub(crate) struct PolledFeed {
     /// How long the fetch-to-commit took, when the feed was fetched at all.
-    pub fetched: Option<std::time::Duration>,
-    pub outcome: FetchOutcome,
+    pub(crate) fetched: Option<std::time::Duration>,
+    pub(crate) outcome: FetchOutcome,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchOutcome {
+pub(crate) enum FetchOutcome {
     Stored { new: usize, updated: usize },
     NotModified,
     Unchanged,
@@ -171,7 +171,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::with_capacity(4096);
         let _ = writeln!(out, "# HELP tributary_build_info Tributary's version.");

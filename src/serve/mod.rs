@@ -27,9 +27,9 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use callback::{Door, Pushed, WAITING as PUSHES_WAITING};
-pub use listen::ListenError;
+pub(crate) use listen::ListenError;
 pub(crate) use listen::Listening;
-pub use metrics::{FetchOutcome, Metrics, PolledFeed};
+pub(crate) use metrics::{FetchOutcome, Metrics, PolledFeed};
 
 use crate::config::Config;
 use crate::model::{OutputFormat, display_url};
@@ -83,12 +83,12 @@ struct Inner {
 
 /// An output's entity tag: a hash of its bytes, so every node serving the same bytes sends
 /// the same tag.
-pub fn etag_of(bytes: &[u8]) -> String {
+pub(crate) fn etag_of(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..16])
 }
 
 impl Server {
-    pub fn new(config: Arc<Config>, store: Store) -> Server {
+    pub(crate) fn new(config: Arc<Config>, store: Store) -> Server {
         Server {
             inner: Arc::new(Inner {
                 routes: RwLock::new(HashMap::new()),
@@ -101,7 +101,7 @@ impl Server {
         }
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
@@ -117,7 +117,7 @@ impl Server {
 
     /// Serves what the last render produced. Outputs that failed to render keep their
     /// previous bytes; outputs no longer configured disappear.
-    pub fn publish(&self, reports: &[Result<OutputReport, OutputError>]) {
+    pub(crate) fn publish(&self, reports: &[Result<OutputReport, OutputError>]) {
         let config = self.config();
         let mut routes = self.inner.routes.write().unwrap_or_else(|e| e.into_inner());
         let mut next: HashMap<String, Arc<Served>> = HashMap::new();
@@ -194,7 +194,7 @@ impl Server {
 
     /// Answers on `listener` until `shutdown` is cancelled, within the configured
     /// connection limits (see `conn`), with what `role` serves.
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         listener: tokio::net::TcpListener,
         role: Role,

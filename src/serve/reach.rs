@@ -21,11 +21,11 @@ use crate::store::{DIRECT_VIA, ReaderSighting, Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stated {
     /// The aggregator, lower case (`feedly`, `inoreader`, `newsblur`, …).
-    pub via: String,
+    pub(crate) via: String,
     /// Its id for the feed, when it gives one: one aggregator may subscribe to an output
     /// under several ids (its URL spelled two ways), each with its own subscribers.
-    pub feed_id: String,
-    pub subscribers: u64,
+    pub(crate) feed_id: String,
+    pub(crate) subscribers: u64,
 }
 
 /// The statement in `user_agent`, if it has one: `N subscriber(s)` anywhere, the aggregator

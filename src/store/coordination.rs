@@ -20,9 +20,9 @@ use super::StoreError;
 /// One of a host's `per_host` turns, held by this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
-    pub host: String,
+    pub(crate) host: String,
     pub turn: i64,
-    pub epoch: i64,
+    pub(crate) epoch: i64,
 }
 
 /// What another node did, heard as it happened.
@@ -34,11 +34,19 @@ pub enum Notice {
     /// A turn at this host was given back.
     TurnFreed(String),
     /// A node stored changed entries (the leader renders after them).
-    Changes { node: String },
+    Changes {
+        /// The node that stored them.
+        node: String,
+    },
     /// The leader published this output (by file name).
     Output(String),
     /// A host asked everyone to wait (429, or 503 with Retry-After) until then.
-    HostDelayed { host: String, until: DateTime<Utc> },
+    HostDelayed {
+        /// The host, as turns name it.
+        host: String,
+        /// Until when.
+        until: DateTime<Utc>,
+    },
     /// A WebSub subscription changed (a hub verified it on some node, say) and its next
     /// request is due then: the node that tends subscriptions looks again by that time.
     Subscription(DateTime<Utc>),

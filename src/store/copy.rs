@@ -56,7 +56,7 @@ const MILLIS: &[(&str, &str)] = &[
 ];
 
 #[derive(Debug, thiserror::Error)]
-pub enum CopyError {
+pub(crate) enum CopyError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("database {path}: {source}")]
@@ -85,8 +85,8 @@ pub enum CopyError {
 
 /// Rows copied, per table, in [`TABLES`] order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CopyReport {
-    pub tables: Vec<(&'static str, u64)>,
+pub(crate) struct CopyReport {
+    pub(crate) tables: Vec<(&'static str, u64)>,
 }
 
 /// What a PostgreSQL column holds, and so how SQLite's value converts to it and back.
@@ -420,7 +420,7 @@ pub(crate) async fn postgres_to_sqlite(from: &PgStore, to: &Path) -> Result<Copy
 
 /// Copies the store `from` into the empty store `to`: one an SQLite file, the other a
 /// PostgreSQL connection string (its `${NAME}` references read already).
-pub async fn copy(from: &str, to: &str) -> Result<(CopyReport, String), CopyError> {
+pub(crate) async fn copy(from: &str, to: &str) -> Result<(CopyReport, String), CopyError> {
     let node = format!("copy-{}", std::process::id());
     match (crate::model::is_server_url(from), crate::model::is_server_url(to)) {
         (false, true) => {

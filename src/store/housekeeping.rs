@@ -27,7 +27,7 @@ pub struct Retention {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HousekeepingReport {
     pub entries_removed: usize,
-    pub tombstones_expired: usize,
+    pub(crate) tombstones_expired: usize,
     /// Writer steps taken (deletion batches, maintenance steps), and the longest of them: how
     /// long polls could wait on housekeeping at most.
     pub steps: usize,

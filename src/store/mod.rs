@@ -13,12 +13,12 @@
 //! `tests/it/shape.rs` holds that). Errors are [`StoreError`]: what callers act on (fenced,
 //! newer schema, locked, unavailable), with the engine's own error as the source.
 
-mod coordination;
+pub(crate) mod coordination;
 
 mod copy;
-mod housekeeping;
-pub mod postgres;
-pub mod sqlite;
+pub(crate) mod housekeeping;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -30,10 +30,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use crate::model::Backend;
+pub(crate) use crate::model::Backend;
 // The store's nouns live in the model, where the stages and both backends read them.
 use crate::model::Fingerprints;
-pub use crate::model::{
+pub(crate) use crate::model::{
     Candidate, CandidateQuery, Claimed, Delivery, EntryStats, FeedUpdate, IconUpdate, NewDelivery,
     ParsedBatch, ReaderSighting, Scheduled, Secret, Step, StoreOutcome, WebhookState,
 };
@@ -41,9 +41,9 @@ use crate::model::{
     ClusterNode, FeedError, FeedState, IconImage, IconState, KeyedEntry, ListState, OutputState, StoredEntry,
     Subscription,
 };
-pub use coordination::{Coordination, Lead, Notice, Notices, Turn};
-pub use copy::{CopyError, CopyReport, copy};
-pub use housekeeping::{HousekeepingReport, Retention, housekeeping};
+pub(crate) use coordination::{Coordination, Lead, Notice, Notices, Turn};
+pub(crate) use copy::copy;
+pub(crate) use housekeeping::{Retention, housekeeping};
 
 /// What went wrong in the store, in the terms its callers decide on.
 #[derive(Debug, thiserror::Error)]
@@ -51,15 +51,22 @@ pub enum StoreError {
     /// This node's claim on the feed was taken over (it stalled past its lease): its poll is
     /// not recorded, the node that holds the feed now records its own.
     #[error("the claim on feed {feed_id} passed to another node; this poll is not recorded")]
-    Fenced { feed_id: i64 },
+    Fenced {
+        /// The feed whose poll was not recorded.
+        feed_id: i64,
+    },
     #[error(
         "{store} has schema version {found}, newer than this Tributary understands ({supported}); \
          upgrade Tributary{} or use another database",
         if *shared { " on every node" } else { "" }
     )]
+    /// The database was made by a newer Tributary: nothing is written to it.
     TooNew {
+        /// The store, as messages name it.
         store: String,
+        /// Its schema version.
         found: i64,
+        /// The newest this build understands.
         supported: i64,
         /// A cluster's store: every node must be upgraded.
         shared: bool,
@@ -69,21 +76,29 @@ pub enum StoreError {
          (stop it first, or give this one its own store.path)",
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]
+    /// Another daemon uses the SQLite file (one daemon per file).
     Locked {
+        /// The database file.
         path: std::path::PathBuf,
+        /// The other daemon's process, when its lock says.
         pid: Option<u32>,
     },
     #[error(
         "database {path} is read-only: check that the file, its directory and its -wal and -shm \
          files are writable by this user"
     )]
-    ReadOnly { path: std::path::PathBuf },
+    /// The database cannot be written by this user.
+    ReadOnly {
+        /// The database file.
+        path: std::path::PathBuf,
+    },
     /// The database cannot be reached or opened now (a server down, a connection lost, a
     /// directory that cannot be made): worth trying again later.
     #[error("{context}: {source}")]
     Unavailable {
         /// What could not be done, and where (`cannot open database PATH`).
         context: String,
+        /// The engine's or the network's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -93,10 +108,13 @@ pub enum StoreError {
     /// Any other failure of the engine, as it reported it.
     #[error("{store}: {source}")]
     Backend {
+        /// The store, as messages name it.
         store: String,
+        /// The engine's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The store was closed (the daemon is stopping).
     #[error("the store is closed")]
     Closed,
 }
@@ -110,13 +128,13 @@ impl StoreError {
 }
 
 /// The `via` of a reader that is not an aggregator.
-pub const DIRECT_VIA: &str = "direct";
+pub(crate) const DIRECT_VIA: &str = "direct";
 
 /// How long an aggregator's figure counts after it was last seen, and how long a reader is
 /// kept at all.
-pub const READERS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(30);
+pub(crate) const READERS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(30);
 /// How long a direct reader counts after it was last seen (a rolling week).
-pub const DIRECT_READERS_FOR: chrono::TimeDelta = chrono::TimeDelta::days(7);
+pub(crate) const DIRECT_READERS_FOR: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// A new random salt (hex), for a store's secrets.
 pub(crate) fn new_salt() -> String {
@@ -128,7 +146,7 @@ pub(crate) fn new_salt() -> String {
 }
 
 /// How long a delivery given up stays in the outbox, for `feeds` and `/healthz` to show.
-pub const FORGET_GIVEN_UP: chrono::TimeDelta = chrono::TimeDelta::days(7);
+pub(crate) const FORGET_GIVEN_UP: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// Failures kept per feed for its error history.
 pub(crate) const ERROR_HISTORY: i64 = 20;
@@ -455,10 +473,10 @@ impl Store {
 /// Log targets of the engines' drivers and pools whose warnings the store reports itself,
 /// once and with context (a lost connection is "the database failed", said once per outage,
 /// not a warning per pooled connection): logging keeps them at errors unless asked otherwise.
-pub const QUIET_TARGETS: &[&str] = &["tokio_postgres", "deadpool", "deadpool_postgres"];
+pub(crate) const QUIET_TARGETS: &[&str] = &["tokio_postgres", "deadpool", "deadpool_postgres"];
 
 /// How `backend` is named in messages: the file, or the server without its password.
-pub fn describe(backend: &Backend) -> String {
+pub(crate) fn describe(backend: &Backend) -> String {
     match backend {
         Backend::File(path) => path.display().to_string(),
         Backend::Server { url, .. } => postgres::describe_url(url)
@@ -468,7 +486,7 @@ pub fn describe(backend: &Backend) -> String {
 
 /// The pid of a `tributary run` on this store, where the store can tell: a file's daemon holds
 /// its lock; a cluster's nodes are many and elsewhere (`None`).
-pub fn running_daemon(backend: &Backend) -> Option<u32> {
+pub(crate) fn running_daemon(backend: &Backend) -> Option<u32> {
     match backend {
         Backend::File(path) => sqlite::running_daemon(path),
         Backend::Server { .. } => None,
@@ -501,7 +519,7 @@ fn servers_are_named_without_their_passwords() {
 
 /// Checks a `[store] url` without connecting: `Ok` with how the store is named in messages
 /// (`user@host:port/db`, never the password), or why it does not parse.
-pub fn check_url(url: &str) -> Result<String, String> {
+pub(crate) fn check_url(url: &str) -> Result<String, String> {
     postgres::describe_url(url)
 }
 

@@ -21,7 +21,7 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
 /// `text` folded for matching; `ignore_diacritics` drops the marks of Latin, Greek and
 /// Cyrillic letters as well.
-pub fn fold(text: &str, ignore_diacritics: bool) -> String {
+pub(crate) fn fold(text: &str, ignore_diacritics: bool) -> String {
     let normalized: Cow<'_, str> = match is_nfkc_quick(text.chars()) {
         IsNormalized::Yes => Cow::Borrowed(text),
         _ => Cow::Owned(text.nfkc().collect()),
@@ -38,7 +38,7 @@ pub fn fold(text: &str, ignore_diacritics: bool) -> String {
 
 /// One automaton for `words` (as written), folded as [`fold`] folds the text they are
 /// matched on; a word that folds to nothing is refused with its index.
-pub fn automaton(
+pub(crate) fn automaton(
     words: &[&str],
     ignore_diacritics: bool,
 ) -> Result<aho_corasick::AhoCorasick, AutomatonError> {
@@ -55,7 +55,7 @@ pub fn automaton(
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AutomatonError {
+pub(crate) enum AutomatonError {
     #[error("word {} is empty once folded (only spaces or marks)", .0 + 1)]
     Empty(usize),
     #[error("the word list is too large: {0}")]
@@ -64,7 +64,7 @@ pub enum AutomatonError {
 
 /// Whether the match at `start..end` of `text` (folded) stands as a word: not inside a
 /// longer word of a script written with spaces.
-pub fn is_word_at(text: &str, start: usize, end: usize) -> bool {
+pub(crate) fn is_word_at(text: &str, start: usize, end: usize) -> bool {
     let matched = &text[start..end];
     let before = text[..start].chars().next_back();
     let after = text[end..].chars().next();
@@ -94,7 +94,7 @@ fn spaceless(c: char) -> bool {
 }
 
 /// A Han ideograph (CJK Unified Ideographs, their extensions and compatibility forms).
-pub fn is_han(c: char) -> bool {
+pub(crate) fn is_han(c: char) -> bool {
     matches!(c,
         '\u{3400}'..='\u{4dbf}'
         | '\u{4e00}'..='\u{9fff}'

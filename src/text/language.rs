@@ -10,7 +10,7 @@ use language_tags::{LanguageTag, ValidationError};
 
 /// Why a tag is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TagError {
+pub(crate) enum TagError {
     #[error(
         "`{0}` is not a language tag (BCP 47: a language, then optional script, region and variants, such as \"zh-Hant-TW\" or \"pt-BR\")"
     )]
@@ -23,7 +23,7 @@ pub enum TagError {
 
 /// `tag` checked and in its canonical form (`iw` is `he`, `en-Latn` is `en`; case as the
 /// registry writes it). `_` is read as `-`, as feeds and locales write it (`en_US`).
-pub fn checked(tag: &str) -> Result<String, TagError> {
+pub(crate) fn checked(tag: &str) -> Result<String, TagError> {
     let written = tag.trim().replace('_', "-");
     let parsed = LanguageTag::parse(&written).map_err(|_| TagError::Malformed(tag.to_string()))?;
     let not_registered = |why| TagError::NotRegistered {
@@ -74,7 +74,7 @@ fn conventional_case(tag: &str) -> String {
 
 /// Whether `tag` is in the language range `range` (RFC 4647 basic filtering, case-insensitive):
 /// `zh` takes `zh`, `zh-Hant` and `zh-TW`; `*` takes any tag.
-pub fn in_range(tag: &str, range: &str) -> bool {
+pub(crate) fn in_range(tag: &str, range: &str) -> bool {
     if range == "*" {
         return true;
     }
@@ -90,7 +90,8 @@ const DETECT_CHARS: usize = 1_000;
 
 /// The language of `text` (plain text), when it shows clearly: a BCP 47 tag such as `fr`, `ja`,
 /// `zh-Hans`; `None` for text too short or too mixed to tell.
-pub fn detect(text: &str) -> Option<String> {
+#[cfg(test)]
+fn detect(text: &str) -> Option<String> {
     read(text).map(|(tag, ..)| tag)
 }
 
@@ -149,7 +150,7 @@ const AGREEING: usize = 5;
 /// text's characters). Once five or more entries have been read and most said nothing clearly
 /// (word salad, titles alone), the rest of the poll is not read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FeedDetector {
+pub(crate) struct FeedDetector {
     streak: Option<(String, whatlang::Script, usize)>,
     /// Readings so far, and how many of them said nothing.
     read: usize,
@@ -159,7 +160,7 @@ pub struct FeedDetector {
 impl FeedDetector {
     /// The language of an entry titled `title` whose text `text` makes (made only when it is
     /// to be read: once the feed's language is known, a title in its script is enough).
-    pub fn detect(&mut self, title: &str, text: impl FnOnce() -> String) -> Option<String> {
+    pub(crate) fn detect(&mut self, title: &str, text: impl FnOnce() -> String) -> Option<String> {
         if self.read >= AGREEING && self.unclear * 2 > self.read {
             return None;
         }

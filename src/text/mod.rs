@@ -7,14 +7,14 @@
 //! It sits before every stage (it imports only `model`), because the config folds the words of
 //! its rules exactly as `filter` folds the entries they judge.
 
-pub mod fold;
-pub mod language;
-pub mod mojibake;
+pub(crate) mod fold;
+pub(crate) mod language;
+pub(crate) mod mojibake;
 
 use ammonia::Builder;
 
 /// The text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed.
-pub fn html_to_text(html: &str) -> String {
+pub(crate) fn html_to_text(html: &str) -> String {
     let stripped = if html.contains('<') {
         Builder::empty().clean(html).to_string()
     } else {
@@ -27,7 +27,7 @@ pub fn html_to_text(html: &str) -> String {
 /// well-formed, attribute values quoted, no comments or scripts), up to about `max_bytes`: a
 /// cheap sample of an entry's words, for language detection, where [`html_to_text`]'s full
 /// parse of every new entry would cost more than the detection itself.
-pub fn visible_text(html: &str, max_bytes: usize) -> String {
+pub(crate) fn visible_text(html: &str, max_bytes: usize) -> String {
     let mut out = String::with_capacity(max_bytes.min(html.len()));
     let mut quote = None;
     let mut in_tag = false;
@@ -52,7 +52,7 @@ pub fn visible_text(html: &str, max_bytes: usize) -> String {
 
 /// Collapses runs of whitespace (including newlines inside titles) to single spaces, and
 /// drops the characters XML forbids (see [`drop_controls`]).
-pub fn collapse_whitespace(text: &str) -> String {
+pub(crate) fn collapse_whitespace(text: &str) -> String {
     let text = drop_controls(text);
     let mut out = String::with_capacity(text.len());
     for word in text.split_whitespace() {
@@ -72,7 +72,7 @@ pub fn forbidden(c: char) -> bool {
 }
 
 /// `text` without the characters XML forbids: they never reach the store, nor an output.
-pub fn drop_controls(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn drop_controls(text: &str) -> std::borrow::Cow<'_, str> {
     // Looked for byte by byte (decoding every character was a tenth of a cold poll's parse):
     // the C0 controls are single bytes, U+FFFE and U+FFFF are EF BF BE and EF BF BF.
     let b = text.as_bytes();

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use tributary::model::Backend;
-use tributary::store::{Coordination, Notice, Store};
+use tributary::Backend;
+use tributary::{Coordination, Notice, Store};
 
 use crate::support::require_postgres;
 
@@ -17,7 +17,7 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap()
 }
 
-async fn node(db: &crate::support::PgDatabase, name: &str) -> Result<Store, tributary::store::StoreError> {
+async fn node(db: &crate::support::PgDatabase, name: &str) -> Result<Store, tributary::StoreError> {
     Store::open(&Backend::Server {
         url: db.url().to_string(),
         node: name.to_string(),
@@ -492,7 +492,7 @@ async fn three_nodes_poll_each_feed_once_per_slot_and_survive_a_kill() {
     };
     let feed = feed_rs::parser::parse(&outputs[0][..]).expect("a whole Atom feed");
     assert_eq!(feed.entries.len(), 300 + servers.len());
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let client = reqwest::Client::new();
     let mut served = Vec::new();
     for &i in &survivors {

@@ -7,8 +7,7 @@
 
 use std::path::PathBuf;
 
-use tributary::decode;
-use tributary::parse::parse_document;
+use tributary::parse_document;
 
 use crate::support::{require_or_skip, title_text};
 
@@ -105,13 +104,13 @@ fn verdict(dir: &std::path::Path) -> Verdict {
         let file = dir.join("feeds").join(&row.path);
         let bytes = std::fs::read(&file).expect("corpus file");
         let base = url::Url::from_file_path(&file).expect("file URL");
-        let text = decode::decode(bytes, None).text;
+        let text = tributary::decode(bytes, None).text;
         let ours = parse_document(&text, &base);
         let agrees = match &ours {
             Ok(feed) if feed.entries.len() == row.entries => {
                 // Mojibake the reference leaves in place (UTF-8 read as Windows-1252) we repair
                 // by design: the same title, repaired, is agreement.
-                let reference = tributary::text::mojibake::repair(&row.first_title);
+                let reference = tributary::repair_mojibake(&row.first_title);
                 row.entries == 0 || title_text(&feed.entries[0].entry.title) == title_text(&reference)
             }
             Ok(_) => false,
@@ -244,7 +243,7 @@ fn where_both_references_agree_so_do_we() {
     for row in manifest(&dir) {
         let file = dir.join("feeds").join(&row.path);
         let base = url::Url::from_file_path(&file).expect("file URL");
-        let text = decode::decode(std::fs::read(&file).expect("corpus file"), None).text;
+        let text = tributary::decode(std::fs::read(&file).expect("corpus file"), None).text;
         let ours = match parse_document(&text, &base) {
             Ok(feed) => reading(
                 feed.entries.len(),
@@ -253,7 +252,7 @@ fn where_both_references_agree_so_do_we() {
             Err(_) => (0, String::new()),
         };
         // The first reference's mojibake (UTF-8 read as Windows-1252) we repair by design.
-        let first = reading(row.entries, &tributary::text::mojibake::repair(&row.first_title));
+        let first = reading(row.entries, &tributary::repair_mojibake(&row.first_title));
         let Some((n, title)) = second.get(&row.path) else {
             panic!("{}: no reading from the second reference", row.path);
         };

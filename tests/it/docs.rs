@@ -24,7 +24,7 @@ fn the_reference_config_documents_every_key() {
             documented.push((table.clone(), key.to_string()));
         }
     }
-    for (name, keys) in tributary::config::schema() {
+    for (name, keys) in tributary::config_schema() {
         for key in keys {
             assert!(
                 documented.iter().any(|(t, k)| t == name && k == key),
@@ -32,7 +32,7 @@ fn the_reference_config_documents_every_key() {
             );
         }
     }
-    tributary::config::Config::parse(std::path::Path::new("/etc/tributary/tributary.toml"), &text)
+    tributary::Config::parse(std::path::Path::new("/etc/tributary/tributary.toml"), &text)
         .unwrap_or_else(|e| panic!("the reference config is invalid:\n{e}"));
 }
 
@@ -255,7 +255,7 @@ fn the_readme_names_only_commands_keys_paths_and_ports_the_code_has() {
     }
     assert!(seen >= 10, "only {seen} commands found in the README");
 
-    let schema = tributary::config::schema();
+    let schema = tributary::config_schema();
     let known = |table: &str, key: &str| schema.iter().any(|(t, keys)| *t == table && keys.contains(&key));
     let dotted = regex::Regex::new(r"\b(store|node|poll|serve|feed|output|rules)\.([a-z_]+)\b").unwrap();
     let tabled =
@@ -276,7 +276,7 @@ fn the_readme_names_only_commands_keys_paths_and_ports_the_code_has() {
     assert!(keys >= 20, "only {keys} keys found in the README");
 
     // The default ports the README gives are the config's defaults.
-    let config = tributary::config::Config::parse(std::path::Path::new("/tmp/t.toml"), "[serve]\n").unwrap();
+    let config = tributary::Config::parse(std::path::Path::new("/tmp/t.toml"), "[serve]\n").unwrap();
     let serve = config.serve.unwrap();
     assert_eq!(serve.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(
@@ -356,7 +356,7 @@ fn the_man_page_lists_every_key_with_its_default() {
         .nth(1)
         .and_then(|s| s.split(".SH ").next())
         .expect("a CONFIGURATION section");
-    for (table, keys) in tributary::config::schema() {
+    for (table, keys) in tributary::config_schema() {
         let heading = match table {
             "" => ".SS \"Top level".to_string(),
             "feed" | "output" => format!(".SS [[{table}]]"),

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
-use tributary::config::Config;
-use tributary::model::{
+use tributary::Config;
+use tributary::{Context, FeedView, OutputEntry, Selection, render, write_if_changed};
+use tributary::{
     Enclosure, Entry, EntryKey, FeedState, KeyKind, Language, LanguageSource, Person, StoredEntry,
 };
-use tributary::output::{Context, FeedView, OutputEntry, Selection, render, write_if_changed};
 
 const CONFIG: &str = r#"
 [store]
@@ -103,7 +103,7 @@ fn selection(config: &Config) -> Selection {
         )),
     );
     // Its icon was found: the page shows it beside the name, Atom and JSON Feed name it.
-    blog.icon = Some(tributary::model::IconImage {
+    blog.icon = Some(tributary::IconImage {
         hash: "0123456789abcdef01234567".into(),
         media_type: "image/png".into(),
     });

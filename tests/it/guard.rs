@@ -655,7 +655,7 @@ async fn the_server_answers_safely_whatever_the_request_says() {
     ));
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
     let (public, admin) = daemon.ready_serving_both().await;
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let client = reqwest::Client::new();
     let get = |url: String, headers: Vec<(&'static str, &'static str)>| {
         let client = client.clone();

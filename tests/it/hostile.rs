@@ -759,7 +759,7 @@ async fn the_server_outlasts_idle_floods_and_slowloris_clients() {
             .unwrap();
         held.push(s);
     }
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let client = reqwest::Client::new();
     let asked = std::time::Instant::now();
     let health = client

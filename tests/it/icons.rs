@@ -278,7 +278,7 @@ async fn the_server_serves_the_icons_the_page_names() {
     let name = icon_file(&ws, ICO, "ico");
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
     let addr = daemon.ready_serving().await;
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(format!("http://{addr}{path}"));
     // The page is served once the start-up render is done: asked until it is (a bounded

@@ -340,7 +340,7 @@ async fn in_a_cluster_the_leader_reads_the_list_and_every_node_follows() {
         );
         nodes.push(crate::support::Daemon::start(&path));
     }
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let mut admins = Vec::new();
     for node in &mut nodes {
         admins.push(node.ready_serving_both().await.1);

@@ -218,7 +218,7 @@ async fn the_database_going_away_and_back_is_noticed() {
     let mut nodes = cluster.daemons;
     let started = Instant::now();
     farm.polled(2, started, Duration::from_secs(30), &mut nodes).await;
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let client = reqwest::Client::new();
     let served = |addr: &std::net::SocketAddr| {
         let (client, addr) = (client.clone(), *addr);

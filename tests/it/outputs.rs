@@ -404,7 +404,7 @@ async fn the_server_serves_outputs_health_and_metrics_and_pings_the_hub() {
     server.wait_for_request("/hub").await;
 
     let base = format!("http://{addr}");
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let client = reqwest::Client::builder()
         .no_gzip()
         .no_brotli()

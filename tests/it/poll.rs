@@ -643,7 +643,7 @@ async fn the_bundled_demo_runs_offline() {
 fn the_reference_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tributary.toml");
     // As packaged: it polls nothing and serves nothing until told.
-    let config = tributary::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let config = tributary::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.poll.per_host, 2);
     assert!(config.feeds.is_empty() && config.serve.is_none());
     assert_eq!(config.outputs.len(), 2);
@@ -680,8 +680,7 @@ fn the_reference_config_is_valid() {
             }
         })
         .collect();
-    let config =
-        tributary::config::Config::parse(&path, &uncommented.join("\n")).unwrap_or_else(|e| panic!("{e}"));
+    let config = tributary::Config::parse(&path, &uncommented.join("\n")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.feeds.len(), 1);
     assert_eq!(
         config.feeds[0].url.as_str(),

@@ -30,7 +30,7 @@ async fn readers_are_counted_by_what_aggregators_state_and_by_distinct_direct_cl
     ));
     let mut daemon = Daemon::start(&ws.path("tributary.toml"));
     let (public, admin) = daemon.ready_serving_both().await;
-    tributary::fetch::init_tls();
+    tributary::init_tls();
     let from = |ip: &str| {
         reqwest::Client::builder()
             .local_address(ip.parse::<std::net::IpAddr>().unwrap())

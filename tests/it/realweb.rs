@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use tributary::dedupe::key_entries;
-use tributary::parse::{ParsedFeed, Repair, parse_document};
+use tributary::key_entries;
+use tributary::{ParsedFeed, Repair, parse_document};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

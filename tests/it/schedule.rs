@@ -13,9 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tributary::config::Config;
-use tributary::daemon::{self, Control};
-use tributary::schedule::TokioClock;
+use tributary::Config;
+use tributary::TokioClock;
+use tributary::{Control, DaemonError, run_daemon};
 
 use crate::support::{FeedServer, Route, Workspace, rss};
 
@@ -25,7 +25,7 @@ const LATE: chrono::Duration = chrono::Duration::seconds(1);
 /// The daemon running in this test's runtime on a clock that starts at `wall`.
 pub(crate) struct Running {
     control: mpsc::Sender<Control>,
-    task: tokio::task::JoinHandle<Result<(), daemon::DaemonError>>,
+    task: tokio::task::JoinHandle<Result<(), DaemonError>>,
     wall: DateTime<Utc>,
     start: Instant,
 }
@@ -35,7 +35,7 @@ impl Running {
         let clock = TokioClock::starting_at(wall);
         let (control, rx) = mpsc::channel(4);
         let path = config.to_path_buf();
-        let task = tokio::spawn(async move { daemon::run_with_clock(&path, rx, Arc::new(clock)).await });
+        let task = tokio::spawn(async move { run_daemon(&path, rx, Arc::new(clock)).await });
         Running {
             control,
             task,
@@ -98,14 +98,14 @@ fn feed(name: &str) -> Route {
 fn expected_polls(config: &Path, url: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let config = Config::load(config).unwrap();
     let spec = config.feeds.iter().find(|f| f.url.as_str() == url).unwrap();
-    let policy = tributary::schedule::Policy::of(&config, spec);
+    let policy = tributary::Policy::of(&config, spec);
     let mut due = vec![from];
     let mut last = from;
     loop {
-        let next = tributary::schedule::due(
+        let next = tributary::due(
             &policy,
             url,
-            &tributary::schedule::History {
+            &tributary::History {
                 last_fetch: Some(last),
                 ..Default::default()
             },

@@ -112,7 +112,7 @@ fn the_flow_here_is_the_flow_in_lib_rs() {
     let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
     let declared: Vec<&str> = lib
         .lines()
-        .filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';'))
+        .filter_map(|l| l.strip_prefix("mod ")?.strip_suffix(';'))
         .collect();
     assert_eq!(declared, FLOW, "src/lib.rs declares its modules in flow order");
 }
@@ -165,5 +165,103 @@ fn nothing_outside_the_store_names_a_backend() {
         named.is_empty(),
         "backends named outside src/store:\n  {}",
         named.join("\n  ")
+    );
+}
+
+/// No file of `src/` holds more than one engineer keeps in mind: past this many lines a file is
+/// split by what it owns (its tests in their own file first).
+const MAX_LINES: usize = 800;
+
+#[test]
+fn no_source_file_is_longer_than_the_limit() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).unwrap().lines().count();
+            (lines > MAX_LINES)
+                .then(|| format!("{}: {lines} lines", file.strip_prefix(&src).unwrap().display()))
+        })
+        .collect();
+    long.sort();
+    assert!(files.len() > 40, "only {} files read", files.len());
+    assert!(
+        long.is_empty(),
+        "files of src/ over {MAX_LINES} lines:\n  {}",
+        long.join("\n  ")
+    );
+}
+
+/// The public API is what `src/lib.rs` re-exports; everything else is the crate's own
+/// (`pub(crate)`, enforced by `unreachable_pub`). The budget counts the module-level items
+/// declared plain `pub` (types, traits, functions, constants, modules, and any `pub use` chain)
+/// outside lib.rs, whose re-exports name them.
+const PUB_BUDGET: usize = 120;
+
+#[derive(Default)]
+struct PublicItems(Vec<String>);
+
+impl PublicItems {
+    fn note(&mut self, vis: &syn::Visibility, what: String) {
+        if matches!(vis, syn::Visibility::Public(_)) {
+            self.0.push(what);
+        }
+    }
+
+    fn items(&mut self, file: &str, items: &[syn::Item]) {
+        for item in items {
+            let (vis, name) = match item {
+                syn::Item::Const(i) => (&i.vis, i.ident.to_string()),
+                syn::Item::Enum(i) => (&i.vis, i.ident.to_string()),
+                syn::Item::Fn(i) => (&i.vis, i.sig.ident.to_string()),
+                syn::Item::Static(i) => (&i.vis, i.ident.to_string()),
+                syn::Item::Struct(i) => (&i.vis, i.ident.to_string()),
+                syn::Item::Trait(i) => (&i.vis, i.ident.to_string()),
+                syn::Item::Type(i) => (&i.vis, i.ident.to_string()),
+                syn::Item::Union(i) => (&i.vis, i.ident.to_string()),
+                syn::Item::Use(i) => (&i.vis, "use …".to_string()),
+                syn::Item::Mod(i) => {
+                    if let Some((_, inner)) = &i.content {
+                        self.items(file, inner);
+                    }
+                    (&i.vis, format!("mod {}", i.ident))
+                }
+                _ => continue,
+            };
+            self.note(vis, format!("{file}: {name}"));
+        }
+    }
+}
+
+#[test]
+fn the_public_api_is_what_lib_rs_re_exports_within_the_budget() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    assert!(
+        lib.contains("#![warn(unreachable_pub") && lib.contains("missing_docs"),
+        "src/lib.rs turns on unreachable_pub and missing_docs"
+    );
+    assert!(
+        !lib.lines().any(|l| l.starts_with("pub mod ")),
+        "src/lib.rs declares its modules private and re-exports the API"
+    );
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut public = PublicItems::default();
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap().display().to_string();
+        if relative == "lib.rs" || relative == "main.rs" {
+            continue;
+        }
+        let syntax = syn::parse_file(&std::fs::read_to_string(file).unwrap()).unwrap();
+        public.items(&relative, &syntax.items);
+    }
+    assert!(
+        public.0.len() <= PUB_BUDGET,
+        "{} plain `pub` items, over the budget of {PUB_BUDGET}:\n  {}",
+        public.0.len(),
+        public.0.join("\n  ")
     );
 }

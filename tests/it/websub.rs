@@ -32,7 +32,7 @@ impl Hub {
     async fn start(ip: &str) -> Hub {
         let server = FeedServer::start_at(ip).await;
         server.set("/hub", Route::status(202, ""));
-        tributary::fetch::init_tls();
+        tributary::init_tls();
         Hub {
             server,
             client: reqwest::Client::new(),

@@ -59,23 +59,23 @@ const MIGRATION_LOCK: i64 = 0x7472_6962_0001;
 /// The channels of `NOTIFY`: the other nodes act on them at once (see [`super::Notice`]).
 pub(crate) mod channel {
     /// A recorded poll's next due time (milliseconds).
-    pub const DUE: &str = "tributary_due";
+    pub(crate) const DUE: &str = "tributary_due";
     /// A host turn given back (the host).
-    pub const TURNS: &str = "tributary_turns";
+    pub(crate) const TURNS: &str = "tributary_turns";
     /// Changes stored (the node's name): the leader renders after them.
-    pub const CHANGES: &str = "tributary_changes";
+    pub(crate) const CHANGES: &str = "tributary_changes";
     /// An output published (its file name).
-    pub const OUTPUTS: &str = "tributary_outputs";
+    pub(crate) const OUTPUTS: &str = "tributary_outputs";
     /// A host that asked everyone to wait (`MILLIS HOST`).
-    pub const HOSTS: &str = "tributary_hosts";
+    pub(crate) const HOSTS: &str = "tributary_hosts";
     /// A WebSub subscription written, with when its next request is due (milliseconds).
-    pub const SUBSCRIPTIONS: &str = "tributary_subscriptions";
+    pub(crate) const SUBSCRIPTIONS: &str = "tributary_subscriptions";
     /// A subscription list's members changed (the list's key).
-    pub const LISTS: &str = "tributary_lists";
+    pub(crate) const LISTS: &str = "tributary_lists";
 }
 
 /// One node's handle on the shared store.
-pub struct PgStore {
+pub(crate) struct PgStore {
     pool: Pool,
     node: String,
     describe: String,

@@ -23,13 +23,13 @@ use rusqlite::wal::CheckpointMode;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Thresholds {
     /// The checkpointer is woken from here: SQLite's own auto-checkpoint threshold.
-    pub wake: c_int,
+    pub(crate) wake: c_int,
     /// The writer checkpoints itself from here. The log starts over only when a write begins
     /// after a checkpoint that caught up completely, which a checkpointer running beside a
     /// steady stream of commits never quite does; without this the WAL would grow for as long
     /// as a burst of writes lasts. The writer's checkpoint copies only what the checkpointer
     /// has not copied yet. 8,000 frames of 8 KiB pages is 64 MiB of WAL at most.
-    pub limit: c_int,
+    pub(crate) limit: c_int,
 }
 
 impl Thresholds {

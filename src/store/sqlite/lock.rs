@@ -11,7 +11,7 @@ use super::StoreError;
 
 /// Held while the daemon runs; dropping it releases the lock.
 #[derive(Debug)]
-pub struct DaemonLock {
+pub(super) struct DaemonLock {
     _file: File,
 }
 
@@ -74,7 +74,7 @@ impl DaemonLock {
 
 /// The pid of the daemon running on the database at `db`, if one is. Reads only: no lock
 /// file is created where none is.
-pub fn holder(db: &Path) -> Option<u32> {
+pub(crate) fn holder(db: &Path) -> Option<u32> {
     let mut file = File::open(lock_path(db)).ok()?;
     match file.try_lock_shared() {
         // Nobody holds it: the shared lock goes with the file, at once.

@@ -54,12 +54,12 @@ pub(super) async fn maintain(store: &SqliteStore) -> Result<Vec<Step>, StoreErro
 /// Row counts the planner's statistics are made of (see [`Db::write_statistics`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct TableCounts {
-    pub feeds: u64,
-    pub entries: u64,
+    pub(crate) feeds: u64,
+    pub(crate) entries: u64,
     /// Feeds that have entries.
-    pub entry_feeds: u64,
-    pub tombstones: u64,
-    pub feed_errors: u64,
+    pub(crate) entry_feeds: u64,
+    pub(crate) tombstones: u64,
+    pub(crate) feed_errors: u64,
 }
 
 /// An index's `sqlite_stat1` line: its row count, then how many rows share each prefix of its

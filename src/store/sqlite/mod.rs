@@ -49,10 +49,10 @@ use crate::model::{
 };
 use checkpoint::{Checkpointer, Thresholds};
 use lock::DaemonLock;
-pub use lock::holder as running_daemon;
+pub(crate) use lock::holder as running_daemon;
 
 /// The SQLite store: the writer thread and the readers.
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     // Declared (so dropped) first: when the store goes, the idle readers close before the
     // writer is told to finish, so the writer's connection is the last one and its close
     // checkpoints and removes the WAL. (A reader closing last cannot: it is read-only, and a

@@ -129,7 +129,7 @@ pub fn title_text(s: &str) -> String {
         text = strip_tags(&text);
     }
     // Characters XML forbids are dropped by design (no output could carry them).
-    text.retain(|c| !tributary::text::forbidden(c));
+    text.retain(|c| !tributary::forbidden(c));
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
