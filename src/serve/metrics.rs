@@ -1,74 +1,152 @@
-//! Counters for `/metrics`, in the Prometheus text exposition format (version 0.0.4). A handful
-//! of counters and gauges do not need a metrics framework: atomics, and a writer that prints
-//! them with HELP and TYPE lines.
+//! The figures `/metrics` serves, kept and written in the Prometheus text exposition format
+//! (version 0.0.4) by prometheus-client: counters and gauges the daemon and the server update,
+//! the process's own figures read at each scrape, and the outputs' readers as the store counts
+//! them then.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of the exposition.
+pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the fetch-duration histogram's buckets.
 const FETCH_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Upper bounds (seconds) of the round-duration histogram's buckets.
+const ROUND_BUCKETS: [f64; 8] = [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0];
+
+/// A counter's one label: what became of something.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByResult {
+    result: &'static str,
+}
+
+/// Entries stored, by kind (`new`, `updated`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByKind {
+    kind: &'static str,
+}
 
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    /// When the process started (seconds since the epoch).
-    started: u64,
+    registry: Registry,
     /// When the last round ended that polled a feed without a failure of the store.
-    last_round: AtomicU64,
-    /// Fetch durations: a count per bucket (cumulative when rendered), the sum in
-    /// microseconds, and the count.
-    fetch_buckets: [AtomicU64; FETCH_BUCKETS.len()],
-    fetch_micros: AtomicU64,
-    fetch_count: AtomicU64,
-    fetch_ok: AtomicU64,
-    fetch_not_modified: AtomicU64,
-    fetch_unchanged: AtomicU64,
-    fetch_error: AtomicU64,
-    fetch_skipped: AtomicU64,
-    entries_new: AtomicU64,
-    entries_updated: AtomicU64,
-    rounds: AtomicU64,
-    /// Sum of round durations in microseconds.
-    round_micros: AtomicU64,
-    feeds: AtomicU64,
-    feeds_failing: AtomicU64,
-    outputs_written: AtomicU64,
+    last_round: Gauge,
+    fetch_duration: Histogram,
+    fetches: Family<ByResult, Counter>,
+    entries: Family<ByKind, Counter>,
+    round_duration: Histogram,
+    feeds: Gauge,
+    feeds_failing: Gauge,
+    outputs_written: Counter,
     /// Webhook deliveries: taken by the receiver, to be retried, given up.
-    deliveries: [AtomicU64; 3],
+    deliveries: Family<ByResult, Counter>,
     /// WebSub pushes to callbacks: taken, dropped (a bad signature, too large), refused
     /// (no such subscription, too many at once).
-    pushes: [AtomicU64; 3],
+    pushes: Family<ByResult, Counter>,
 }
 
 /// What became of a push to a WebSub callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PushResult {
-    Taken = 0,
-    Dropped = 1,
-    Refused = 2,
+    Taken,
+    Dropped,
+    Refused,
 }
 
 impl Default for Metrics {
     fn default() -> Metrics {
+        let mut registry = Registry::default();
+        registry.register(
+            "tributary_build",
+            "Tributary's version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        let last_round = Gauge::default();
+        registry.register(
+            "tributary_last_round_timestamp_seconds",
+            "When the last round of polls ended (0: none yet)",
+            last_round.clone(),
+        );
+        let fetch_duration = Histogram::new(FETCH_BUCKETS);
+        registry.register(
+            "tributary_fetch_duration_seconds",
+            "How long each feed's poll took",
+            fetch_duration.clone(),
+        );
+        registry.register_collector(Box::new(Process { started: unix_now() }));
+        let fetches = Family::default();
+        registry.register("tributary_fetches", "Feed fetches, by result", fetches.clone());
+        let entries = Family::default();
+        registry.register(
+            "tributary_entries_stored",
+            "Entries written to the store, by kind",
+            entries.clone(),
+        );
+        let round_duration = Histogram::new(ROUND_BUCKETS);
+        registry.register(
+            "tributary_poll_duration_seconds",
+            "Duration of poll rounds",
+            round_duration.clone(),
+        );
+        let feeds = Gauge::default();
+        registry.register("tributary_feeds", "Configured feeds", feeds.clone());
+        let feeds_failing = Gauge::default();
+        registry.register(
+            "tributary_feeds_failing",
+            "Feeds whose last fetch failed",
+            feeds_failing.clone(),
+        );
+        let outputs_written = Counter::default();
+        registry.register(
+            "tributary_outputs_written",
+            "Output files rewritten because they changed",
+            outputs_written.clone(),
+        );
+        let deliveries = Family::default();
+        registry.register(
+            "tributary_webhook_deliveries",
+            "Webhook requests, by result: delivered (2xx), retried (to be tried again), given_up \
+             (refused for good, or retried past the window)",
+            deliveries.clone(),
+        );
+        let pushes = Family::default();
+        registry.register(
+            "tributary_websub_pushes",
+            "Pushes to WebSub callbacks, by result: taken (stored like a fetched body), dropped (a \
+             bad signature, too large), refused (no such subscription, too many at once)",
+            pushes.clone(),
+        );
+        // Every labelled series exists from the start, at 0, as a scraper expects.
+        for result in ["stored", "not_modified", "unchanged", "error", "skipped"] {
+            let _ = fetches.get_or_create(&ByResult { result });
+        }
+        for kind in ["new", "updated"] {
+            let _ = entries.get_or_create(&ByKind { kind });
+        }
+        for result in ["delivered", "retried", "given_up"] {
+            let _ = deliveries.get_or_create(&ByResult { result });
+        }
+        for result in ["taken", "dropped", "refused"] {
+            let _ = pushes.get_or_create(&ByResult { result });
+        }
         Metrics {
-            started: unix_now(),
-            last_round: AtomicU64::new(0),
-            fetch_buckets: Default::default(),
-            fetch_micros: AtomicU64::new(0),
-            fetch_count: AtomicU64::new(0),
-            fetch_ok: AtomicU64::new(0),
-            fetch_not_modified: AtomicU64::new(0),
-            fetch_unchanged: AtomicU64::new(0),
-            fetch_error: AtomicU64::new(0),
-            fetch_skipped: AtomicU64::new(0),
-            entries_new: AtomicU64::new(0),
-            entries_updated: AtomicU64::new(0),
-            rounds: AtomicU64::new(0),
-            round_micros: AtomicU64::new(0),
-            feeds: AtomicU64::new(0),
-            feeds_failing: AtomicU64::new(0),
-            outputs_written: AtomicU64::new(0),
-            deliveries: Default::default(),
-            pushes: Default::default(),
+            registry,
+            last_round,
+            fetch_duration,
+            fetches,
+            entries,
+            round_duration,
+            feeds,
+            feeds_failing,
+            outputs_written,
+            deliveries,
+            pushes,
         }
     }
 }
@@ -120,209 +198,190 @@ impl Metrics {
     /// Counts one feed's poll.
     pub(crate) fn record_feed(&self, poll: &PolledFeed) {
         if let Some(elapsed) = poll.fetched {
-            let secs = elapsed.as_secs_f64();
-            if let Some(i) = FETCH_BUCKETS.iter().position(|b| secs <= *b) {
-                self.fetch_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-            self.fetch_micros
-                .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-            self.fetch_count.fetch_add(1, Ordering::Relaxed);
+            self.fetch_duration.observe(elapsed.as_secs_f64());
         }
-        let counter = match poll.outcome {
+        let result = match poll.outcome {
             FetchOutcome::Stored { new, updated } => {
-                self.entries_new.fetch_add(new as u64, Ordering::Relaxed);
-                self.entries_updated.fetch_add(updated as u64, Ordering::Relaxed);
-                &self.fetch_ok
+                self.entries
+                    .get_or_create(&ByKind { kind: "new" })
+                    .inc_by(new as u64);
+                self.entries
+                    .get_or_create(&ByKind { kind: "updated" })
+                    .inc_by(updated as u64);
+                "stored"
             }
-            FetchOutcome::NotModified => &self.fetch_not_modified,
-            FetchOutcome::Unchanged => &self.fetch_unchanged,
-            FetchOutcome::Skipped => &self.fetch_skipped,
-            FetchOutcome::Failed => &self.fetch_error,
+            FetchOutcome::NotModified => "not_modified",
+            FetchOutcome::Unchanged => "unchanged",
+            FetchOutcome::Skipped => "skipped",
+            FetchOutcome::Failed => "error",
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.fetches.get_or_create(&ByResult { result }).inc();
     }
 
     /// Counts one round (feeds polled back to back until none was left), of `elapsed`.
     pub(crate) fn record_round(&self, elapsed: std::time::Duration) {
-        self.last_round.store(unix_now(), Ordering::Relaxed);
-        self.rounds.fetch_add(1, Ordering::Relaxed);
-        self.round_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.last_round.set(unix_now() as i64);
+        self.round_duration.observe(elapsed.as_secs_f64());
     }
 
     pub(crate) fn set_feeds(&self, total: usize, failing: usize) {
-        self.feeds.store(total as u64, Ordering::Relaxed);
-        self.feeds_failing.store(failing as u64, Ordering::Relaxed);
+        self.feeds.set(total as i64);
+        self.feeds_failing.set(failing as i64);
     }
 
     pub(crate) fn output_written(&self) {
-        self.outputs_written.fetch_add(1, Ordering::Relaxed);
+        self.outputs_written.inc();
+    }
+
+    /// A push to a WebSub callback.
+    pub(crate) fn record_push(&self, result: PushResult) {
+        let result = match result {
+            PushResult::Taken => "taken",
+            PushResult::Dropped => "dropped",
+            PushResult::Refused => "refused",
+        };
+        self.pushes.get_or_create(&ByResult { result }).inc();
     }
 
     /// A pass over the webhook outbox.
-    pub(crate) fn record_push(&self, result: PushResult) {
-        self.pushes[result as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
     pub(crate) fn record_deliveries(&self, delivered: usize, retried: usize, given_up: usize) {
-        for (counter, n) in self.deliveries.iter().zip([delivered, retried, given_up]) {
-            counter.fetch_add(n as u64, Ordering::Relaxed);
+        for (result, n) in [
+            ("delivered", delivered),
+            ("retried", retried),
+            ("given_up", given_up),
+        ] {
+            self.deliveries
+                .get_or_create(&ByResult { result })
+                .inc_by(n as u64);
         }
     }
 
-    /// The exposition text.
-    pub(crate) fn render(&self) -> String {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    /// The exposition text, with the outputs' readers as the store counts them now
+    /// (`(output, via, readers)`, in the order given).
+    pub(crate) fn render(&self, readers: Vec<(String, String, u64)>) -> String {
+        let mut scrape = Registry::default();
+        scrape.register_collector(Box::new(Readers(readers)));
         let mut out = String::with_capacity(4096);
-        let _ = writeln!(out, "# HELP tributary_build_info Tributary's version.");
-        let _ = writeln!(out, "# TYPE tributary_build_info gauge");
-        let _ = writeln!(
-            out,
-            "tributary_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tributary_last_round_timestamp_seconds When the last round of polls ended (0: none yet)."
-        );
-        let _ = writeln!(out, "# TYPE tributary_last_round_timestamp_seconds gauge");
-        let _ = writeln!(
-            out,
-            "tributary_last_round_timestamp_seconds {}",
-            get(&self.last_round)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tributary_fetch_duration_seconds How long each feed's poll took."
-        );
-        let _ = writeln!(out, "# TYPE tributary_fetch_duration_seconds histogram");
-        let mut cumulative = 0;
-        for (bound, count) in FETCH_BUCKETS.iter().zip(&self.fetch_buckets) {
-            cumulative += get(count);
-            let _ = writeln!(
-                out,
-                "tributary_fetch_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "tributary_fetch_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            get(&self.fetch_count)
-        );
-        let _ = writeln!(
-            out,
-            "tributary_fetch_duration_seconds_sum {}",
-            get(&self.fetch_micros) as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "tributary_fetch_duration_seconds_count {}",
-            get(&self.fetch_count)
-        );
+        // Writing to a String does not fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
+        let _ = prometheus_text::encode(&mut out, &scrape);
+        out
+    }
+}
+
+/// This process's figures, read from /proc at each scrape.
+#[derive(Debug)]
+struct Process {
+    /// When the process started (seconds since the epoch).
+    started: u64,
+}
+
+impl Collector for Process {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let started = ConstGauge::new(self.started as i64);
+        started.encode(encoder.encode_descriptor(
+            "process_start_time_seconds",
+            "When the process started.",
+            None,
+            started.metric_type(),
+        )?)?;
         let (rss, cpu) = process_usage();
-        let _ = writeln!(out, "# HELP process_start_time_seconds When the process started.");
-        let _ = writeln!(out, "# TYPE process_start_time_seconds gauge");
-        let _ = writeln!(out, "process_start_time_seconds {}", self.started);
         if let Some(rss) = rss {
-            let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory.");
-            let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge");
-            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+            let rss = ConstGauge::new(rss as i64);
+            rss.encode(encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory.",
+                None,
+                rss.metric_type(),
+            )?)?;
         }
         if let Some(cpu) = cpu {
-            let _ = writeln!(
-                out,
-                "# HELP process_cpu_seconds_total CPU time used, user and system."
-            );
-            let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter");
-            let _ = writeln!(out, "process_cpu_seconds_total {cpu}");
+            let cpu = ConstCounter::new(cpu);
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "CPU time used, user and system.",
+                None,
+                cpu.metric_type(),
+            )?)?;
         }
-        let _ = writeln!(out, "# HELP tributary_fetches_total Feed fetches, by result.");
-        let _ = writeln!(out, "# TYPE tributary_fetches_total counter");
-        for (result, counter) in [
-            ("stored", &self.fetch_ok),
-            ("not_modified", &self.fetch_not_modified),
-            ("unchanged", &self.fetch_unchanged),
-            ("error", &self.fetch_error),
-            ("skipped", &self.fetch_skipped),
+        Ok(())
+    }
+}
+
+/// An output's readers by where they read from.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReaderLabels {
+    output: String,
+    via: String,
+}
+
+/// The outputs' readers of one scrape: `tributary_output_readers{output,via}`.
+#[derive(Debug)]
+struct Readers(Vec<(String, String, u64)>);
+
+impl Collector for Readers {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "tributary_output_readers",
+            "Readers of each output: subscribers aggregators state (via their name), and \
+             distinct direct readers of the last 7 days (via=\"direct\").",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (output, via, n) in &self.0 {
+            let labels = ReaderLabels {
+                output: output.clone(),
+                via: via.clone(),
+            };
+            ConstGauge::new(*n as i64).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_keeps_its_names_and_escapes_labels() {
+        let metrics = Metrics::default();
+        metrics.record_feed(&PolledFeed {
+            fetched: Some(std::time::Duration::from_millis(70)),
+            outcome: FetchOutcome::Stored { new: 3, updated: 1 },
+        });
+        metrics.record_round(std::time::Duration::from_secs(2));
+        metrics.record_push(PushResult::Dropped);
+        metrics.record_deliveries(2, 1, 0);
+        metrics.set_feeds(5, 1);
+        let text = metrics.render(vec![("a \"b\".atom".into(), "direct".into(), 4)]);
+        for line in [
+            "tributary_build_info{version=\"",
+            "tributary_fetches_total{result=\"stored\"} 1\n",
+            "tributary_fetches_total{result=\"error\"} 0\n",
+            "tributary_entries_stored_total{kind=\"new\"} 3\n",
+            "tributary_entries_stored_total{kind=\"updated\"} 1\n",
+            "tributary_fetch_duration_seconds_bucket{le=\"0.05\"} 0\n",
+            "tributary_fetch_duration_seconds_bucket{le=\"0.1\"} 1\n",
+            "tributary_fetch_duration_seconds_bucket{le=\"+Inf\"} 1\n",
+            "tributary_fetch_duration_seconds_count 1\n",
+            "tributary_poll_duration_seconds_count 1\n",
+            "tributary_feeds 5\n",
+            "tributary_feeds_failing 1\n",
+            "tributary_outputs_written_total 0\n",
+            "tributary_webhook_deliveries_total{result=\"delivered\"} 2\n",
+            "tributary_websub_pushes_total{result=\"dropped\"} 1\n",
+            "# TYPE tributary_output_readers gauge\n",
+            "tributary_output_readers{output=\"a \\\"b\\\".atom\",via=\"direct\"} 4\n",
+            "process_start_time_seconds ",
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
         ] {
-            let _ = writeln!(
-                out,
-                "tributary_fetches_total{{result=\"{result}\"}} {}",
-                get(counter)
-            );
+            assert!(text.contains(line), "{line} in:\n{text}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP tributary_entries_stored_total Entries written to the store, by kind."
+        assert!(
+            !text.contains("tributary_last_round_timestamp_seconds 0\n"),
+            "{text}"
         );
-        let _ = writeln!(out, "# TYPE tributary_entries_stored_total counter");
-        let _ = writeln!(
-            out,
-            "tributary_entries_stored_total{{kind=\"new\"}} {}",
-            get(&self.entries_new)
-        );
-        let _ = writeln!(
-            out,
-            "tributary_entries_stored_total{{kind=\"updated\"}} {}",
-            get(&self.entries_updated)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tributary_poll_duration_seconds Duration of poll rounds."
-        );
-        let _ = writeln!(out, "# TYPE tributary_poll_duration_seconds summary");
-        let _ = writeln!(
-            out,
-            "tributary_poll_duration_seconds_sum {}",
-            get(&self.round_micros) as f64 / 1e6
-        );
-        let _ = writeln!(out, "tributary_poll_duration_seconds_count {}", get(&self.rounds));
-        let _ = writeln!(out, "# HELP tributary_feeds Configured feeds.");
-        let _ = writeln!(out, "# TYPE tributary_feeds gauge");
-        let _ = writeln!(out, "tributary_feeds {}", get(&self.feeds));
-        let _ = writeln!(
-            out,
-            "# HELP tributary_feeds_failing Feeds whose last fetch failed."
-        );
-        let _ = writeln!(out, "# TYPE tributary_feeds_failing gauge");
-        let _ = writeln!(out, "tributary_feeds_failing {}", get(&self.feeds_failing));
-        let _ = writeln!(
-            out,
-            "# HELP tributary_outputs_written_total Output files rewritten because they changed."
-        );
-        let _ = writeln!(out, "# TYPE tributary_outputs_written_total counter");
-        let _ = writeln!(
-            out,
-            "tributary_outputs_written_total {}",
-            get(&self.outputs_written)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tributary_webhook_deliveries_total Webhook requests, by result: delivered (2xx), \
-             retried (to be tried again), given_up (refused for good, or retried past the window)."
-        );
-        let _ = writeln!(out, "# TYPE tributary_webhook_deliveries_total counter");
-        for (result, counter) in ["delivered", "retried", "given_up"].iter().zip(&self.deliveries) {
-            let _ = writeln!(
-                out,
-                "tributary_webhook_deliveries_total{{result=\"{result}\"}} {}",
-                get(counter)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tributary_websub_pushes_total Pushes to WebSub callbacks, by result: taken (stored \
-             like a fetched body), dropped (a bad signature, too large), refused (no such subscription, \
-             too many at once)."
-        );
-        let _ = writeln!(out, "# TYPE tributary_websub_pushes_total counter");
-        for (result, counter) in ["taken", "dropped", "refused"].iter().zip(&self.pushes) {
-            let _ = writeln!(
-                out,
-                "tributary_websub_pushes_total{{result=\"{result}\"}} {}",
-                get(counter)
-            );
-        }
-        out
     }
 }

@@ -313,15 +313,18 @@ async fn answer(
                 let failing = feeds.iter().filter(|f| !f.ok).count();
                 server.inner.metrics.set_feeds(feeds.len(), failing);
             }
-            let mut text = server.inner.metrics.render();
             server.flush_readers().await;
-            if let Ok(counts) = server.inner.store.reader_counts(chrono::Utc::now()).await {
-                text.push_str(&reach::Readers::exposition(&counts));
-            }
+            let readers = server
+                .inner
+                .store
+                .reader_counts(chrono::Utc::now())
+                .await
+                .unwrap_or_default();
+            let text = server.inner.metrics.render(readers);
             let mut r = Response::new(Body::from(text));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                HeaderValue::from_static(metrics::CONTENT_TYPE),
             );
             r
         }

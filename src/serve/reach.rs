@@ -122,27 +122,6 @@ impl Readers {
         pending.insert((output.to_string(), via, key), (count, now));
     }
 
-    /// The figures for `/metrics`: `tributary_output_readers{output,via}`.
-    pub(crate) fn exposition(counts: &[(String, String, u64)]) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP tributary_output_readers Readers of each output: subscribers aggregators state \
-             (via their name), and distinct direct readers of the last 7 days (via=\"direct\")."
-        );
-        let _ = writeln!(out, "# TYPE tributary_output_readers gauge");
-        for (output, via, n) in counts {
-            let _ = writeln!(
-                out,
-                "tributary_output_readers{{output=\"{}\",via=\"{}\"}} {n}",
-                label(output),
-                label(via)
-            );
-        }
-        out
-    }
-
     /// Writes what was seen to the store.
     pub(crate) async fn flush(&self, store: &Store, now: DateTime<Utc>) -> Result<(), StoreError> {
         let seen: Vec<ReaderSighting> = {
@@ -174,13 +153,6 @@ impl Readers {
 }
 
 /// A Prometheus label value: `\`, `"` and newlines escaped.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
