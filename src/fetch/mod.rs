@@ -21,7 +21,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::config::PollConfig;
-use crate::model::{FailureKind, Validators};
+use crate::model::{FailureKind, Validators, without_credentials};
 
 /// Redirect hops followed before giving up.
 pub(crate) const MAX_REDIRECTS: usize = 10;
@@ -669,14 +669,6 @@ impl Fetcher {
             FetchError::Http(root_cause(&e))
         }
     }
-}
-
-/// `url` without user name and password (they become an Authorization header instead).
-fn without_credentials(url: &Url) -> Url {
-    let mut bare = url.clone();
-    let _ = bare.set_username("");
-    let _ = bare.set_password(None);
-    bare
 }
 
 /// A URL's user name or password as the text it encodes (URLs keep them percent-encoded).

@@ -105,9 +105,7 @@ impl WebhookSpec {
     /// The webhook as the store and operators name it: its URL without credentials, query or
     /// fragment (where tokens live).
     pub fn name(&self) -> String {
-        let mut shown = self.url.clone();
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
+        let mut shown = super::without_credentials(&self.url);
         shown.set_query(None);
         shown.set_fragment(None);
         shown.to_string()

@@ -79,13 +79,17 @@ pub(crate) fn feed_identity(url: &str) -> String {
 /// A feed's identity: its URL without user name and password. Credentials are never written to
 /// the store, and rotating a password leaves the feed the same feed.
 pub(crate) fn feed_key(url: &Url) -> String {
-    if url.username().is_empty() && url.password().is_none() {
-        return url.to_string();
-    }
+    without_credentials(url).to_string()
+}
+
+/// `url` without user name and password: the one place they are taken off (for keys, names,
+/// records, and the request line, where they become an Authorization header).
+pub(crate) fn without_credentials(url: &Url) -> Url {
     let mut bare = url.clone();
+    // Only URLs that cannot hold credentials (`mailto:`, `data:`) refuse, and those have none.
     let _ = bare.set_username("");
     let _ = bare.set_password(None);
-    bare.to_string()
+    bare
 }
 
 /// A URL as it may appear in logs, reports and outputs: without a password (credentials in a

@@ -3,20 +3,6 @@
 
 use super::*;
 
-/// Where a feed is fetched from: where it moved to, else its configured URL. A move within the
-/// same host keeps the configured credentials; a move elsewhere does not take them along.
-pub(super) fn effective_url(spec: &FeedSpec, state: &FeedState) -> Url {
-    let Some(moved) = state.moved_to.as_deref().and_then(|m| Url::parse(m).ok()) else {
-        return spec.url.clone();
-    };
-    let mut url = moved;
-    if url.host_str() == spec.url.host_str() && !spec.url.username().is_empty() {
-        let _ = url.set_username(spec.url.username());
-        let _ = url.set_password(spec.url.password());
-    }
-    url
-}
-
 /// What every feed's poll shares.
 #[derive(Clone)]
 pub(super) struct Context {
@@ -436,12 +422,7 @@ pub(super) async fn note_redirect(
     moved: Option<&Url>,
     state: &FeedState,
 ) -> Result<(), StoreError> {
-    let target = moved.map(|m| {
-        let mut m = m.clone();
-        let _ = m.set_username("");
-        let _ = m.set_password(None);
-        m.to_string()
-    });
+    let target = moved.map(|m| without_credentials(m).to_string());
     // Nothing to record in the common case: no redirect now, none counted before.
     if target.is_none() && state.moved_count == 0 {
         return Ok(());

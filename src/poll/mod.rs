@@ -38,7 +38,7 @@ use crate::filter::{self, Fields};
 use crate::model::FeedRhythm;
 use crate::model::{
     FailureKind, FeedSpec, FeedState, FullText, IconImage, KeyedEntry, Rewrite, Validators, display_url,
-    host_key,
+    host_key, without_credentials,
 };
 use crate::parse::{self, Fingerprints, ParsedFeed};
 use crate::schedule::hints;

@@ -73,6 +73,18 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// The poll of `spec` (whose store row is `state`), scheduled after by `policy`: the one
+    /// place a feed's fetch URL is decided.
+    pub(super) fn new(spec: FeedSpec, state: FeedState, policy: Policy) -> Job {
+        let target = effective_url(&spec, &state);
+        Job {
+            spec,
+            state,
+            target,
+            policy,
+        }
+    }
+
     pub(crate) fn feed_id(&self) -> i64 {
         self.state.id
     }
@@ -81,6 +93,20 @@ impl Job {
     pub(crate) fn key(&self) -> &str {
         &self.spec.key
     }
+}
+
+/// Where a feed is fetched from: where it moved to, else its configured URL. A move within the
+/// same host keeps the configured credentials; a move elsewhere does not take them along.
+fn effective_url(spec: &FeedSpec, state: &FeedState) -> Url {
+    let Some(moved) = state.moved_to.as_deref().and_then(|m| Url::parse(m).ok()) else {
+        return spec.url.clone();
+    };
+    let mut url = moved;
+    if url.host_str() == spec.url.host_str() && !spec.url.username().is_empty() {
+        let _ = url.set_username(spec.url.username());
+        let _ = url.set_password(spec.url.password());
+    }
+    url
 }
 
 pub(super) fn skipped(job: &Job, reason: String, next_due: Option<DateTime<Utc>>) -> FeedReport {
@@ -281,23 +307,17 @@ impl Poller {
             else {
                 return Ok(None);
             };
-            let target = effective_url(spec, &state);
+            let job = Job::new(spec.clone(), state, Policy::of(&config, spec));
             let body = fetch::Body {
                 bytes,
                 content_type,
-                final_url: target.clone(),
+                final_url: job.target.clone(),
                 // A push has none of its own: the next poll asks as the last one did.
-                validators: state.validators.clone(),
+                validators: job.state.validators.clone(),
                 caching: Caching::default(),
                 moved: None,
                 memory: None,
                 push: None,
-            };
-            let job = Job {
-                policy: Policy::of(&config, spec),
-                spec: spec.clone(),
-                state,
-                target,
             };
             poll_one(job, None, &context, Some(body)).await.map(Some)
         }
@@ -321,14 +341,8 @@ impl Poller {
 
     /// Queues `spec` (whose store row is `state`) for polling; `policy` schedules it after.
     pub(crate) fn submit(&mut self, spec: FeedSpec, state: FeedState, policy: Policy) {
-        let target = effective_url(&spec, &state);
-        let host = host_key(&target);
-        let job = Job {
-            spec,
-            state,
-            target,
-            policy,
-        };
+        let job = Job::new(spec, state, policy);
+        let host = host_key(&job.target);
         self.hosts.push(host, job, self.per_host, self.concurrency);
     }
 

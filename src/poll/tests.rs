@@ -19,15 +19,13 @@ fn jobs(config: &Config) -> Vec<Job> {
         .feeds
         .iter()
         .enumerate()
-        .map(|(i, spec)| Job {
-            spec: spec.clone(),
-            state: FeedState {
+        .map(|(i, spec)| {
+            let state = FeedState {
                 id: i as i64 + 1,
                 url: spec.key.clone(),
                 ..FeedState::default()
-            },
-            target: spec.url.clone(),
-            policy: Policy::of(config, spec),
+            };
+            Job::new(spec.clone(), state, Policy::of(config, spec))
         })
         .collect()
 }
@@ -139,16 +137,17 @@ fn a_moved_feed_takes_its_credentials_only_within_its_host() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), "[[feed]]\nurl = \"https://me:pw@a.example/feed\"\n");
     let spec = &config.feeds[0];
+    let target = |state: FeedState| Job::new(spec.clone(), state, Policy::of(&config, spec)).target;
     let moved = |to: &str| {
         let state = FeedState {
             moved_to: Some(to.to_string()),
             ..FeedState::default()
         };
-        effective_url(spec, &state).to_string()
+        target(state).to_string()
     };
     assert_eq!(moved("https://a.example/new"), "https://me:pw@a.example/new");
     assert_eq!(moved("https://b.example/new"), "https://b.example/new");
-    assert_eq!(effective_url(spec, &FeedState::default()), spec.url);
+    assert_eq!(target(FeedState::default()), spec.url);
 }
 
 #[test]
