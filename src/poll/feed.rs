@@ -96,17 +96,13 @@ pub(super) async fn poll_one(
                 .filter(|_| host_delay.is_none());
             if let Some(until) = asked_to_wait {
                 drop(turn);
-                let due = schedule::due(&policy, &spec.key, &History::from(&state), Some(until));
-                let scheduled = Scheduled {
-                    next_due: due.at,
-                    key: policy.key(),
-                    lease: state.lease_epoch,
-                };
+                let history = History::from(&state);
+                let (scheduled, hold) =
+                    next_due(&policy, &spec.key, &history, Some(until), state.lease_epoch);
+                let at = scheduled.next_due;
                 store.schedule(vec![(feed_id, scheduled)]).await?;
-                let reason = due
-                    .hold
-                    .map_or_else(|| "its host asked to wait".to_string(), |h| h.to_string());
-                return Ok(skipped_feed(&state, url, reason, due.at));
+                let reason = hold.map_or_else(|| "its host asked to wait".to_string(), |h| h.to_string());
+                return Ok(skipped_feed(&state, url, reason, at));
             }
             let fetched = context.fetcher.fetch(request).await;
             drop(turn);
@@ -165,10 +161,8 @@ pub(super) async fn poll_one(
         ttl: state.rhythm,
         ..FeedRhythm::default()
     };
-    let scheduled = |after: &History, host_delay: Option<DateTime<Utc>>| Scheduled {
-        next_due: schedule::due(&policy, key, after, host_delay).at,
-        key: policy.key(),
-        lease: state.lease_epoch,
+    let scheduled = |after: &History, host_delay: Option<DateTime<Utc>>| {
+        next_due(&policy, key, after, host_delay, state.lease_epoch).0
     };
     let mut abandoned = false;
     let mut newly_repaired = Vec::new();

@@ -221,6 +221,25 @@ impl std::fmt::Debug for Options {
     }
 }
 
+/// When a feed is next due, as the record of a poll (or a skip) writes it, and the hold that
+/// set it if one did: the one place the spine asks the schedule. `key` identifies the feed (its
+/// jitter is its own); `lease` is the claim the record is made under.
+pub(super) fn next_due(
+    policy: &Policy,
+    key: &str,
+    history: &History,
+    host_delay: Option<DateTime<Utc>>,
+    lease: Option<i64>,
+) -> (Scheduled, Option<schedule::Hold>) {
+    let due = schedule::due(policy, key, history, host_delay);
+    let scheduled = Scheduled {
+        next_due: due.at,
+        key: policy.key(),
+        lease,
+    };
+    (scheduled, due.hold)
+}
+
 /// Configured feeds the store has no row for that are a stored feed under a new spelling of
 /// its URL ([`crate::model::feed_identity`]: case, a trailing slash, `http` for `https`,
 /// tracking parameters), or at the place it moved to: `(stored URL, configured URL)`. Only a
@@ -327,17 +346,10 @@ pub(crate) async fn prepare(
             .ok()
             .and_then(|u| host_key(&u))
             .and_then(|h| delays.get(&h).copied());
-        let next_due = schedule::due(policy, &state.url, &History::from(&*state), host_delay).at;
-        state.next_due = next_due;
-        state.schedule_key = Some(key.clone());
-        stale.push((
-            state.id,
-            Scheduled {
-                next_due,
-                key,
-                lease: None,
-            },
-        ));
+        let (scheduled, _) = next_due(policy, &state.url, &History::from(&*state), host_delay, None);
+        state.next_due = scheduled.next_due;
+        state.schedule_key = Some(key);
+        stale.push((state.id, scheduled));
     }
     store.schedule(stale).await?;
     if whole_config {

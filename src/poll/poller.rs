@@ -481,19 +481,22 @@ impl Poller {
             let now = self.context.clock.now();
             let host_delay = self.hosts.name(q).and_then(|h| self.context.delays.until(h, now));
             if !self.force {
-                let due = schedule::due(&job.policy, &job.spec.key, &History::from(&job.state), host_delay);
-                if let Some(hold) = due.hold.filter(|h| h.holds_at(now)) {
+                let history = History::from(&job.state);
+                let (scheduled, hold) = next_due(
+                    &job.policy,
+                    &job.spec.key,
+                    &history,
+                    host_delay,
+                    job.state.lease_epoch,
+                );
+                if let Some(hold) = hold.filter(|h| h.holds_at(now)) {
                     // Not fetched: recorded as due when the hold ends, outside the budget.
                     self.hosts.finished(q);
-                    let (store, key) = (self.context.store.clone(), job.policy.key());
-                    let report = skipped(&job, hold.to_string(), due.at);
-                    let (feed_id, lease) = (job.state.id, job.state.lease_epoch);
+                    let store = self.context.store.clone();
+                    let at = scheduled.next_due;
+                    let report = skipped(&job, hold.to_string(), at);
+                    let feed_id = job.state.id;
                     let task = self.running.spawn(async move {
-                        let scheduled = Scheduled {
-                            next_due: due.at,
-                            key,
-                            lease,
-                        };
                         store.schedule(vec![(feed_id, scheduled)]).await?;
                         Ok(report)
                     });
@@ -504,7 +507,7 @@ impl Poller {
                             fetching: false,
                             feed_id,
                             url: display_url(&job.spec.url),
-                            next_due: due.at,
+                            next_due: at,
                         },
                     );
                     continue;
