@@ -2,6 +2,8 @@
 //! content → filter → store, and the record of how it went.
 
 use super::*;
+use crate::model::{Keyed, Repair};
+use crate::parse::ParsedEntry;
 
 /// What every feed's poll shares.
 #[derive(Clone)]
@@ -30,84 +32,23 @@ pub(super) struct Context {
 }
 
 /// Polls one feed and records the outcome with the feed's next due time. `host_delay` is its
-/// host's standing wait, if any (a `--force` poll can run under one).
+/// host's standing wait, if any (a `--force` poll can run under one). A push is the body a
+/// fetch would have brought: the same stages run on it, the fetch skipped.
 pub(super) async fn poll_one(
     job: Job,
     host_delay: Option<DateTime<Utc>>,
     context: &Context,
     pushed: Option<fetch::Body>,
 ) -> Result<FeedReport, StoreError> {
-    let Job {
-        spec,
-        state,
-        target,
-        policy,
-    } = job;
     let started = Instant::now();
     let began = context.clock.now();
-    let store = &context.store;
-    let url = display_url(&spec.url);
-    let host = host_key(&target);
-    let feed_id = state.id;
     let was_pushed = pushed.is_some();
     let fetched = match pushed {
-        // A hub's push is the body a fetch would have brought: no request, no turn at the host.
         Some(body) => Ok(Fetched::Modified(body)),
-        None => {
-            // The readers of its outputs, told in the User-Agent (unless the feed sets its own).
-            let announced: Option<Vec<(String, String)>> = context
-                .announced
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&spec.key)
-                .filter(|_| {
-                    !spec
-                        .headers
-                        .iter()
-                        .any(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
-                })
-                .map(|agent| {
-                    let mut headers = spec.headers.clone();
-                    headers.push(("User-Agent".to_string(), agent.clone()));
-                    headers
-                });
-            let request = fetch::Request {
-                url: &target,
-                validators: &state.validators,
-                headers: announced.as_deref().unwrap_or(&spec.headers),
-                // A list's member is a URL from content; the operator wrote the others.
-                trust: match spec.list {
-                    Some(_) => fetch::Trust::Content,
-                    None => fetch::Trust::Operator,
-                },
-                timeout: spec.timeout,
-                proxy: spec.proxy.as_ref(),
-            };
-            let turn = context
-                .requests
-                .turn(host.as_deref(), context.clock.as_ref())
-                .await;
-            // Asked after the turn: a feed that waited behind one answered 429 (on this node
-            // or, in a cluster, on another) must not go ahead.
-            let now = context.clock.now();
-            let asked_to_wait = host
-                .as_deref()
-                .and_then(|h| context.delays.until(h, now))
-                .filter(|_| host_delay.is_none());
-            if let Some(until) = asked_to_wait {
-                drop(turn);
-                let history = History::from(&state);
-                let (scheduled, hold) =
-                    next_due(&policy, &spec.key, &history, Some(until), state.lease_epoch);
-                let at = scheduled.next_due;
-                store.schedule(vec![(feed_id, scheduled)]).await?;
-                let reason = hold.map_or_else(|| "its host asked to wait".to_string(), |h| h.to_string());
-                return Ok(skipped_feed(&state, url, reason, at));
-            }
-            let fetched = context.fetcher.fetch(request).await;
-            drop(turn);
-            fetched
-        }
+        None => match fetch_feed(&job, host_delay, context).await? {
+            Fetch::Done(fetched) => fetched,
+            Fetch::HostWaits(skipped) => return Ok(skipped),
+        },
     };
     // The Link headers name the hub before the document does (W3C WebSub §4).
     let header_push = match &fetched {
@@ -117,30 +58,180 @@ pub(super) async fn poll_one(
     let outcome = match fetched {
         Ok(fetched) => {
             if !was_pushed {
-                note_redirect(store, feed_id, &url, fetched.moved(), &state).await?;
+                let shown = display_url(&job.spec.url);
+                note_redirect(&context.store, job.state.id, &shown, fetched.moved(), &job.state).await?;
             }
-            parse_new(fetched, &spec, &state, store, &context.parsing).await
+            read_new(fetched, &job.spec, &job.state, &context.store, &context.parsing).await
         }
         Err(e) => Err(e.into()),
     };
-    // The rest of the content stage (full text), then the feed's rules, on what is new.
     let outcome = match outcome {
-        Ok(Outcome::Parsed(mut parsed)) => {
-            if spec.full_text {
-                // A new feed's back catalogue is stored out of sight: its pages are not read.
-                let first_poll = state.last_success.is_none();
-                let limit = context.new_feed_entries;
-                full_text(&mut parsed.entries, first_poll.then_some(limit), &spec, context).await?;
-            }
-            judge(&mut parsed, &spec.rules, &context.parsing)
-                .await
-                .map(|()| Outcome::Parsed(parsed))
-        }
+        Ok(Outcome::Parsed(parsed)) => content(*parsed, &job, context)
+            .await
+            .map(|p| Outcome::Parsed(Box::new(p))),
         other => other,
     };
     // Fetched and parsed, the content finished: the rest is the store's, and this feed's
     // place in the budget goes to the next one.
     let _ = context.ready.send(tokio::task::id());
+    let recorded = record(outcome, &job, host_delay, context, was_pushed, header_push).await?;
+    if job.spec.full_text && recorded.result.is_ok() {
+        retry_full_text(job.state.id, began, &job.spec, context).await?;
+    }
+    Ok(report(job, recorded, started.elapsed(), context))
+}
+
+/// What the fetch stage came to (made once a poll and taken apart at once, so its size does
+/// not matter).
+#[allow(clippy::large_enum_variant)]
+enum Fetch {
+    /// The response, or why there was none.
+    Done(Result<Fetched, FetchError>),
+    /// Its host asked everyone to wait while the feed waited for its turn: not fetched, and
+    /// due again when the wait ends.
+    HostWaits(FeedReport),
+}
+
+/// The fetch stage: the feed's request (with its readers in the User-Agent when it tells
+/// them), made in its host's turn unless the host asked to wait meanwhile.
+async fn fetch_feed(
+    job: &Job,
+    host_delay: Option<DateTime<Utc>>,
+    context: &Context,
+) -> Result<Fetch, StoreError> {
+    let Job {
+        spec,
+        state,
+        target,
+        policy,
+    } = job;
+    // The readers of its outputs, told in the User-Agent (unless the feed sets its own).
+    let announced: Option<Vec<(String, String)>> = context
+        .announced
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&spec.key)
+        .filter(|_| {
+            !spec
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
+        })
+        .map(|agent| {
+            let mut headers = spec.headers.clone();
+            headers.push(("User-Agent".to_string(), agent.clone()));
+            headers
+        });
+    let request = fetch::Request {
+        url: target,
+        validators: &state.validators,
+        headers: announced.as_deref().unwrap_or(&spec.headers),
+        // A list's member is a URL from content; the operator wrote the others.
+        trust: match spec.list {
+            Some(_) => fetch::Trust::Content,
+            None => fetch::Trust::Operator,
+        },
+        timeout: spec.timeout,
+        proxy: spec.proxy.as_ref(),
+    };
+    let host = host_key(target);
+    let turn = context
+        .requests
+        .turn(host.as_deref(), context.clock.as_ref())
+        .await;
+    // Asked after the turn: a feed that waited behind one answered 429 (on this node or, in a
+    // cluster, on another) must not go ahead.
+    let now = context.clock.now();
+    let asked_to_wait = host
+        .as_deref()
+        .and_then(|h| context.delays.until(h, now))
+        .filter(|_| host_delay.is_none());
+    if let Some(until) = asked_to_wait {
+        drop(turn);
+        let history = History::from(state);
+        let (scheduled, hold) = next_due(policy, &spec.key, &history, Some(until), state.lease_epoch);
+        let at = scheduled.next_due;
+        context.store.schedule(vec![(state.id, scheduled)]).await?;
+        let reason = hold.map_or_else(|| "its host asked to wait".to_string(), |h| h.to_string());
+        let skipped = skipped_feed(state, display_url(&spec.url), reason, at);
+        return Ok(Fetch::HostWaits(skipped));
+    }
+    let fetched = context.fetcher.fetch(request).await;
+    drop(turn);
+    Ok(Fetch::Done(fetched))
+}
+
+/// The content stage, on what is new or changed: sanitized (Tributary's safe subset, the
+/// feed's rewrites, each entry's language), the articles' pages read for `full_text` feeds,
+/// then judged by the feed's rules, which see what will be stored.
+async fn content(mut parsed: Parsed, job: &Job, context: &Context) -> Result<Parsed, Failure> {
+    let read = std::mem::take(&mut parsed.read);
+    let rewrite = job.spec.rewrite.clone();
+    let mut languages = crate::content::Languages {
+        configured: job.spec.lang.clone(),
+        declared: parsed.feed.meta.language.clone(),
+        ..Default::default()
+    };
+    let task = |e: &dyn std::fmt::Display| Failure::Task(e.to_string());
+    let permit = context.parsing.acquire().await.map_err(|e| task(&e))?;
+    parsed.entries = tokio::task::spawn_blocking(move || {
+        let mut sanitizer = crate::content::Sanitizer::new();
+        read.into_iter()
+            .map(|k| crate::content::finish(k, &rewrite, &mut languages, &mut sanitizer))
+            .collect()
+    })
+    .await
+    .map_err(|e| task(&e))?;
+    drop(permit);
+    if job.spec.full_text {
+        // A new feed's back catalogue is stored out of sight: its pages are not read.
+        let first_poll = job.state.last_success.is_none();
+        let limit = context.new_feed_entries;
+        full_text(
+            &mut parsed.entries,
+            first_poll.then_some(limit),
+            &job.spec,
+            context,
+        )
+        .await?;
+    }
+    judge(&mut parsed, &job.spec.rules, &context.parsing).await?;
+    Ok(parsed)
+}
+
+/// What the store stage recorded, and what the report says of it.
+struct Recorded {
+    result: Result<FeedStatus, FeedFailure>,
+    next_due: Option<DateTime<Utc>>,
+    /// Failures in a row, this poll counted.
+    failures: u32,
+    /// The feed has failed for `poll.give_up_after`.
+    abandoned: bool,
+    /// Repairs this document needed that the last one did not.
+    newly_repaired: Vec<Repair>,
+    /// What this poll's document says about the feed's icon, for the look after the record.
+    declared: IconHints,
+    /// The hub and topic this poll found, for the WebSub pass.
+    push: Option<fetch::PushLinks>,
+}
+
+/// The store stage: the poll's outcome recorded with the feed's next due time, in one commit.
+async fn record(
+    outcome: Result<Outcome, Failure>,
+    job: &Job,
+    host_delay: Option<DateTime<Utc>>,
+    context: &Context,
+    was_pushed: bool,
+    header_push: Option<fetch::PushLinks>,
+) -> Result<Recorded, StoreError> {
+    let Job {
+        spec,
+        state,
+        target,
+        policy,
+    } = job;
+    let store = &context.store;
+    let feed_id = state.id;
     let now = context.clock.now();
     let key = spec.key.as_str();
     // What the schedule will know once this poll is recorded.
@@ -162,14 +253,18 @@ pub(super) async fn poll_one(
         ..FeedRhythm::default()
     };
     let scheduled = |after: &History, host_delay: Option<DateTime<Utc>>| {
-        next_due(&policy, key, after, host_delay, state.lease_epoch).0
+        next_due(policy, key, after, host_delay, state.lease_epoch).0
     };
-    let mut abandoned = false;
-    let mut newly_repaired = Vec::new();
-    // What this poll's document says about the feed's icon, for the look after the record.
-    let mut declared = IconHints::default();
-    let mut push = None;
-    let result = match outcome {
+    let mut recorded = Recorded {
+        result: Ok(FeedStatus::NotModified),
+        next_due: None,
+        failures: 0,
+        abandoned: false,
+        newly_repaired: Vec::new(),
+        declared: IconHints::default(),
+        push: None,
+    };
+    let (result, next_due) = match outcome {
         Ok(Outcome::NotModified(caching)) => {
             after.hints.fresh_until = fresh_until(&caching, &stored_rhythm, now);
             let update = FeedUpdate::Unchanged {
@@ -193,16 +288,16 @@ pub(super) async fn poll_one(
             (Ok(FeedStatus::Unchanged), next_due)
         }
         Ok(Outcome::Parsed(parsed)) => {
-            if !parsed.feed.meta.repairs.is_empty() && parsed.feed.meta.repairs != state.repairs {
-                newly_repaired = parsed.feed.meta.repairs.clone();
+            let meta = &parsed.feed.meta;
+            if !meta.repairs.is_empty() && meta.repairs != state.repairs {
+                recorded.newly_repaired = meta.repairs.clone();
             }
-            declared = IconHints {
-                icon: parsed.feed.meta.icon.clone(),
-                logo: parsed.feed.meta.logo.clone(),
-                site: parsed.feed.meta.site_url.clone(),
+            recorded.declared = IconHints {
+                icon: meta.icon.clone(),
+                logo: meta.logo.clone(),
+                site: meta.site_url.clone(),
             };
-            push = header_push.map(|headers| {
-                let meta = &parsed.feed.meta;
+            recorded.push = header_push.map(|headers| {
                 let named = |u: &Option<String>| u.as_deref().and_then(|u| Url::parse(u).ok());
                 let hub = headers.hub.or_else(|| named(&meta.hub));
                 // A hub without a self link: the topic is the address the feed is fetched at.
@@ -212,12 +307,11 @@ pub(super) async fn poll_one(
                     .or_else(|| hub.as_ref().map(|_| target.clone()));
                 fetch::PushLinks { hub, topic }
             });
-            let fresh = fresh_until(&parsed.caching, &parsed.feed.meta.rhythm, now);
+            let fresh = fresh_until(&parsed.caching, &meta.rhythm, now);
             after.hints.fresh_until = fresh;
-            after.hints.skip = parsed.feed.meta.rhythm.skip;
+            after.hints.skip = meta.rhythm.skip;
             let scheduled = scheduled(&after, host_delay);
             let next_due = scheduled.next_due;
-            let new_feed_entries = context.new_feed_entries;
             let excluded = parsed.excluded;
             let Parsed {
                 feed,
@@ -235,7 +329,7 @@ pub(super) async fn poll_one(
                 body_hash,
                 entries,
                 fresh_until: fresh,
-                new_feed_entries,
+                new_feed_entries: context.new_feed_entries,
                 unchanged_segments,
                 scheduled,
             };
@@ -257,7 +351,7 @@ pub(super) async fn poll_one(
         Err(failure) => {
             let error = failure.to_string();
             let kind = failure.kind();
-            tracing::debug!(feed = %url, %error, %kind, "poll failed");
+            tracing::debug!(feed = %display_url(&spec.url), %error, %kind, "poll failed");
             after.consecutive_failures = state.consecutive_failures + 1;
             after.failure = Some(kind);
             after.failing_since = Some(state.failing_since.unwrap_or(now));
@@ -265,17 +359,17 @@ pub(super) async fn poll_one(
             after.hints.fresh_until = state.hints.fresh_until;
             after.gone = kind == FailureKind::Gone;
             let mut host_delay = host_delay;
-            if let (Some(host), Some(until)) = (&host, failure.host_penalty(now)) {
+            if let (Some(host), Some(until)) = (host_key(target), failure.host_penalty(now)) {
                 host_delay = Some(host_delay.map_or(until, |d| d.max(until)));
-                hold_host(context, host.clone(), until, error.clone()).await?;
+                hold_host(context, host, until, error.clone()).await?;
             }
-            abandoned = schedule::abandoned(&policy, &after, now);
+            recorded.abandoned = schedule::abandoned(policy, &after, now);
             let update = FeedUpdate::Failed {
                 error: error.clone(),
                 kind,
                 retry_after: after.hints.retry_after,
                 gone: after.gone.then(|| context.fingerprint.clone()),
-                abandoned,
+                abandoned: recorded.abandoned,
             };
             let scheduled = scheduled(&after, host_delay);
             let next_due = scheduled.next_due;
@@ -283,44 +377,44 @@ pub(super) async fn poll_one(
             (Err(FeedFailure { kind, message: error }), next_due)
         }
     };
-    let (result, next_due) = result;
-    if spec.full_text && result.is_ok() {
-        retry_full_text(feed_id, began, &spec, context).await?;
-    }
+    recorded.result = result;
+    recorded.next_due = next_due;
+    recorded.failures = after.consecutive_failures;
+    Ok(recorded)
+}
+
+/// The feed's report, with its icon look when one is due.
+fn report(job: Job, recorded: Recorded, elapsed: std::time::Duration, context: &Context) -> FeedReport {
+    let Job {
+        spec, state, target, ..
+    } = job;
+    let ok = recorded.result.is_ok();
     // The icon is looked for after the round: it waits for nothing, and a cold round's
     // memory is its feeds' bodies, not their icons'.
     let icon_look =
-        (context.icons && result.is_ok() && icon::due(state.icon_due, context.clock.now())).then(|| {
-            IconLook {
-                feed_id,
-                hints: declared,
-                site: state.site_url.clone(),
-                looked_before: state.icon_due.is_some(),
-                target: target.clone(),
-                proxy: spec.proxy.clone(),
-                shown: display_url(&spec.url),
-            }
+        (context.icons && ok && icon::due(state.icon_due, context.clock.now())).then(|| IconLook {
+            feed_id: state.id,
+            hints: recorded.declared,
+            site: state.site_url.clone(),
+            looked_before: state.icon_due.is_some(),
+            target,
+            proxy: spec.proxy.clone(),
+            shown: display_url(&spec.url),
         });
-    let recovered_after = if result.is_ok() {
-        state.consecutive_failures
-    } else {
-        0
-    };
-    let report = FeedReport {
-        recovered_after,
-        newly_repaired,
-        elapsed: started.elapsed(),
-        feed_id,
-        url,
-        result,
-        failures: after.consecutive_failures,
+    FeedReport {
+        recovered_after: if ok { state.consecutive_failures } else { 0 },
+        newly_repaired: recorded.newly_repaired,
+        elapsed,
+        feed_id: state.id,
+        url: display_url(&spec.url),
+        result: recorded.result,
+        failures: recorded.failures,
         last_error: None,
-        next_due,
-        abandoned: abandoned && state.abandoned_at.is_none(),
+        next_due: recorded.next_due,
+        abandoned: recorded.abandoned && state.abandoned_at.is_none(),
         icon_look,
-        push,
-    };
-    Ok(report)
+        push: recorded.push,
+    }
 }
 
 /// The feed's rules judge each new or changed entry as it will be stored (its content
@@ -445,6 +539,9 @@ pub(super) enum Outcome {
 
 pub(super) struct Parsed {
     pub(super) feed: ParsedFeed,
+    /// New or changed entries as read, for the content stage.
+    pub(super) read: Vec<Keyed<ParsedEntry>>,
+    /// The same entries, their content finished (by the content stage).
     pub(super) entries: Vec<KeyedEntry>,
     /// New or changed entries the feed's rules excluded.
     pub(super) excluded: usize,
@@ -494,9 +591,10 @@ impl Failure {
     }
 }
 
-/// Turns a fetched body into the entries the store does not have yet: unchanged bodies and
-/// unchanged entries cost a hash each; only new or changed entries are sanitized.
-pub(super) async fn parse_new(
+/// The decode, parse, dedupe and compare stages: a fetched body read into the entries the store
+/// does not have yet. Unchanged bodies and unchanged entries cost a hash each; only new or
+/// changed entries go on to the content stage.
+pub(super) async fn read_new(
     fetched: Fetched,
     spec: &FeedSpec,
     state: &FeedState,
@@ -543,40 +641,27 @@ pub(super) async fn parse_new(
     } else {
         Default::default()
     };
-    let rewrite = spec.rewrite.clone();
-    let mut languages = crate::content::Languages {
-        configured: spec.lang.clone(),
-        declared: feed.meta.language.clone(),
-        ..Default::default()
-    };
-    let _permit = parsing.acquire().await.map_err(|e| task(&e))?;
-    let parsed = tokio::task::spawn_blocking(move || {
-        let mut sanitizer = crate::content::Sanitizer::new();
-        // Items the parser left out, and those whose entries turn out unchanged, are the ones
-        // the next parse may leave out.
-        let mut unchanged_segments = std::mem::take(&mut feed.skipped);
-        let entries = keyed
-            .into_iter()
-            .filter(|k| {
-                let unchanged = stored.get(k.key.as_str()) == Some(&k.content_hash);
-                if unchanged {
-                    unchanged_segments.add(k.segment);
-                }
-                !unchanged
-            })
-            .map(|k| crate::content::finish(k, &rewrite, &mut languages, &mut sanitizer))
-            .collect();
-        Parsed {
-            feed,
-            entries,
-            excluded: 0,
-            unchanged_segments,
-            validators: body.validators,
-            caching: body.caching,
-            body_hash,
-        }
-    })
-    .await
-    .map_err(|e| task(&e))?;
-    Ok(Outcome::Parsed(Box::new(parsed)))
+    // Items the parser left out, and those whose entries turn out unchanged, are the ones the
+    // next parse may leave out.
+    let mut unchanged_segments = std::mem::take(&mut feed.skipped);
+    let read = keyed
+        .into_iter()
+        .filter(|k| {
+            let unchanged = stored.get(k.key.as_str()) == Some(&k.content_hash);
+            if unchanged {
+                unchanged_segments.add(k.segment);
+            }
+            !unchanged
+        })
+        .collect();
+    Ok(Outcome::Parsed(Box::new(Parsed {
+        feed,
+        read,
+        entries: Vec::new(),
+        excluded: 0,
+        unchanged_segments,
+        validators: body.validators,
+        caching: body.caching,
+        body_hash,
+    })))
 }

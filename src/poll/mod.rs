@@ -14,7 +14,9 @@
 //!
 //! Its rooms: this file holds the reports and the one-shot [`poll_feeds`]; `poller` the queue,
 //! the budget and the claims; `hosts` the waits, permits and turns per host; `feed` one feed's
-//! poll, stage by stage; `pages` full-text pages; `icons` the icon looks.
+//! poll as its stages (`poll_one` calls them in the flow's order: fetch, read — decode, parse,
+//! dedupe, compare —, content — sanitize, full text, rules —, record, report); `pages`
+//! full-text pages; `icons` the icon looks.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
