@@ -134,18 +134,8 @@ async fn fetch_feed(
         timeout: spec.timeout,
         proxy: spec.proxy.as_ref(),
     };
-    let host = host_key(target);
-    let turn = context
-        .requests
-        .turn(host.as_deref(), context.clock.as_ref())
-        .await;
-    // Asked after the turn: a feed that waited behind one answered 429 (on this node or, in a
-    // cluster, on another) must not go ahead.
-    let now = context.clock.now();
-    let asked_to_wait = host
-        .as_deref()
-        .and_then(|h| context.delays.until(h, now))
-        .filter(|_| host_delay.is_none());
+    let (turn, waits) = turn_at(context, host_key(target).as_deref()).await;
+    let asked_to_wait = waits.filter(|_| host_delay.is_none());
     if let Some(until) = asked_to_wait {
         drop(turn);
         let history = History::from(state);
@@ -467,16 +457,8 @@ pub(super) async fn fetch_for_feed(
         return (Err(ArticleError::Fetch(refused)), None);
     }
     let host = host_key(url);
-    let turn = context
-        .requests
-        .turn(host.as_deref(), context.clock.as_ref())
-        .await;
-    // Asked after the turn: a request that waited behind one answered 429 must not go ahead.
-    let now = context.clock.now();
-    if host
-        .as_deref()
-        .is_some_and(|h| context.delays.until(h, now).is_some())
-    {
+    let (turn, waits) = turn_at(context, host.as_deref()).await;
+    if waits.is_some() {
         return (Err(ArticleError::HostWaiting), None);
     }
     let request = fetch::Request {
@@ -499,6 +481,15 @@ pub(super) async fn fetch_for_feed(
             (Err(ArticleError::Fetch(e)), penalty)
         }
     }
+}
+
+/// A turn at `host` for one request, and until when the host asked everyone to wait, if it
+/// did. Asked after the turn: a request that waited behind one answered 429 (on this node or,
+/// in a cluster, on another) must not go ahead.
+async fn turn_at(context: &Context, host: Option<&str>) -> (Turn, Option<DateTime<Utc>>) {
+    let turn = context.requests.turn(host, context.clock.as_ref()).await;
+    let waits = host.and_then(|h| context.delays.until(h, context.clock.now()));
+    (turn, waits)
 }
 
 /// Records where permanent redirects led this time (or that there were none), and logs the
