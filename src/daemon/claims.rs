@@ -208,10 +208,10 @@ impl Daemon {
             self.icon_looks.push(look);
         }
         // A document naming a hub, or naming none for a feed subscribed: the next pass's.
-        if let (Some(links), Some(_)) = (report.push.take(), &self.callbacks)
-            && (links.hub.is_some() || self.subscribed.contains(&report.feed_id))
+        if let (Some(links), Some(_)) = (report.push.take(), &self.websub.callbacks)
+            && (links.hub.is_some() || self.websub.subscribed.contains(&report.feed_id))
         {
-            self.found_hubs.push((report.feed_id, links));
+            self.websub.found_hubs.push((report.feed_id, links));
         }
         if let Some(next) = report.next_due {
             self.next_wake = Some(self.next_wake.map_or(next, |w| w.min(next)));
@@ -251,8 +251,8 @@ impl Daemon {
             self.icon_tasks.spawn(self.poller.icon_looks(looks));
         }
         // Hubs the round's documents named: subscribed (or checked) now.
-        if !self.found_hubs.is_empty() {
-            self.next_websub = Some(self.clock.now());
+        if !self.websub.found_hubs.is_empty() {
+            self.websub.next_pass = Some(self.clock.now());
         }
         // The readers this node served since the last round, into the store (for `feeds`, the
         // page and the other nodes), then the counts (every node's) told to publishers with

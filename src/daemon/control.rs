@@ -70,13 +70,13 @@ impl Daemon {
                 {
                     self.heard(notice);
                 }
-                () = sleep_until(clock.as_ref(), self.next_delivery.unwrap_or(DateTime::<Utc>::MAX_UTC)),
-                    if self.next_delivery.is_some() && self.deliveries.is_none() =>
+                () = sleep_until(clock.as_ref(), self.webhooks.next.unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    if self.webhooks.next.is_some() && self.webhooks.pass.is_none() =>
                 {
                     self.start_deliveries();
                 }
-                result = async { self.deliveries.as_mut().expect("guarded").await }, if self.deliveries.is_some() => {
-                    self.deliveries = None;
+                result = async { self.webhooks.pass.as_mut().expect("guarded").await }, if self.webhooks.pass.is_some() => {
+                    self.webhooks.pass = None;
                     self.deliveries_done(result);
                 }
                 Some(found) = self.icon_tasks.join_next(), if !self.icon_tasks.is_empty() => {
@@ -87,14 +87,14 @@ impl Daemon {
                         });
                     }
                 }
-                Some(pushed) = async { self.pushes.as_mut().expect("guarded").recv().await }, if self.pushes.is_some() => {
+                Some(pushed) = async { self.websub.pushes.as_mut().expect("guarded").recv().await }, if self.websub.pushes.is_some() => {
                     self.pushed(pushed);
                 }
                 // A hub verified a subscription: when it is renewed is the pass's to say.
-                () = self.verified.notified(), if self.callbacks.is_some() => {
-                    self.next_websub = Some(self.clock.now());
+                () = self.websub.verified.notified(), if self.websub.callbacks.is_some() => {
+                    self.websub.next_pass = Some(self.clock.now());
                 }
-                Some(done) = self.push_tasks.join_next(), if !self.push_tasks.is_empty() => {
+                Some(done) = self.websub.push_tasks.join_next(), if !self.websub.push_tasks.is_empty() => {
                     match done {
                         Ok(done) => self.push_done(done),
                         Err(e) => tracing::error!(error = %e, "a push's task failed"),
@@ -109,13 +109,13 @@ impl Daemon {
                     self.list_pass = None;
                     self.lists_done(result);
                 }
-                () = sleep_until(clock.as_ref(), self.next_websub.unwrap_or(DateTime::<Utc>::MAX_UTC)),
-                    if self.next_websub.is_some() && self.websub_pass.is_none() =>
+                () = sleep_until(clock.as_ref(), self.websub.next_pass.unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    if self.websub.next_pass.is_some() && self.websub.pass.is_none() =>
                 {
                     self.start_websub();
                 }
-                result = async { self.websub_pass.as_mut().expect("guarded").await }, if self.websub_pass.is_some() => {
-                    self.websub_pass = None;
+                result = async { self.websub.pass.as_mut().expect("guarded").await }, if self.websub.pass.is_some() => {
+                    self.websub.pass = None;
                     self.websub_done(result);
                 }
                 Some(followed) = self.follows.join_next(), if !self.follows.is_empty() => {
@@ -216,7 +216,7 @@ impl Daemon {
             server.flush_readers().await;
         }
         // A request cut off now is sent again later: the delivery's claim runs out.
-        if let Some(deliveries) = self.deliveries.take() {
+        if let Some(deliveries) = self.webhooks.pass.take() {
             deliveries.abort();
         }
         self.poller.stop();

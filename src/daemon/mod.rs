@@ -33,7 +33,8 @@ mod upkeep;
 // What the daemon's rooms share (each room reaches the rest through `super::*`).
 use claims::{CLAIM_BATCH, Round, ScanResult};
 use reloads::{Reloaded, index_feeds};
-use renders::{RENDER_EVERY, Renders, has_webhooks};
+use renders::{RENDER_EVERY, Renders, Webhooks, has_webhooks};
+use sources::WebSub;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -144,8 +145,12 @@ pub async fn run_with_clock(
         path: config_path.to_path_buf(),
         specs: index_feeds(&config),
         next_housekeeping: config.store.housekeeping.next_after(now),
-        // What a crash or a stop left in the outbox is sent at once.
-        next_delivery: has_webhooks(&config).then_some(now),
+        webhooks: Webhooks {
+            pass: None,
+            // What a crash or a stop left in the outbox is sent at once.
+            next: has_webhooks(&config).then_some(now),
+            failing: HashSet::new(),
+        },
         config,
         store,
         fetcher,
@@ -172,22 +177,23 @@ pub async fn run_with_clock(
         cluster,
         follows: JoinSet::new(),
         tick: None,
-        deliveries: None,
-        webhooks_failing: HashSet::new(),
         icon_looks: Vec::new(),
         icon_tasks: JoinSet::new(),
         // Renewals and unsubscriptions due since the last run are made at start.
-        next_websub: callbacks.as_ref().map(|_| now),
         next_lists: has_lists.then_some(now),
         list_pass: None,
-        callbacks,
-        pushes,
-        push_tasks: JoinSet::new(),
-        verified,
-        pushing: HashMap::new(),
-        found_hubs: Vec::new(),
-        subscribed: HashSet::new(),
-        websub_pass: None,
+        websub: WebSub {
+            // Renewals and unsubscriptions due since the last run are made at start.
+            next_pass: callbacks.as_ref().map(|_| now),
+            callbacks,
+            pushes,
+            push_tasks: JoinSet::new(),
+            verified,
+            pushing: HashMap::new(),
+            found_hubs: Vec::new(),
+            subscribed: HashSet::new(),
+            pass: None,
+        },
     };
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
@@ -270,29 +276,14 @@ struct Daemon {
     /// A cluster tick in progress (heartbeat, renewals, the lead), and when the next is due.
     tick: Option<JoinHandle<Result<cluster::Tick, StoreError>>>,
     next_tick: Option<DateTime<Utc>>,
-    /// A pass over the webhook outbox in progress, and when the next is due (`None`: no
-    /// webhook has anything waiting).
-    deliveries: Option<JoinHandle<Result<output::webhook::DeliveryPass, StoreError>>>,
-    next_delivery: Option<DateTime<Utc>>,
-    /// Webhooks (output, name) reported as giving deliveries up, until one is taken.
-    webhooks_failing: HashSet<(String, String)>,
+    /// The webhook outbox: its pass in progress, when the next is due, what is failing.
+    webhooks: Webhooks,
     /// Icon looks due from this round's polls, made when it ends; and those being made (how
     /// many new images each found).
     icon_looks: Vec<poll::IconLook>,
     icon_tasks: JoinSet<usize>,
-    /// WebSub: the callbacks (when serving), the pushes hubs sent, those being stored (one
-    /// at a time per feed, the next ones waiting), the hubs this round's polls found, and the
-    /// pass over the subscriptions in progress and when the next is due.
-    callbacks: Option<push::Callbacks>,
-    pushes: Option<mpsc::Receiver<Pushed>>,
-    push_tasks: JoinSet<(i64, Instant, Result<Option<FeedReport>, StoreError>)>,
-    verified: Arc<tokio::sync::Notify>,
-    pushing: HashMap<i64, std::collections::VecDeque<Pushed>>,
-    found_hubs: Vec<(i64, crate::fetch::PushLinks)>,
-    /// The feeds with a subscription, as the last pass found them.
-    subscribed: HashSet<i64>,
-    websub_pass: Option<JoinHandle<Result<push::Pass, StoreError>>>,
-    next_websub: Option<DateTime<Utc>>,
+    /// WebSub: callbacks, pushes and the pass over the subscriptions.
+    websub: WebSub,
     /// A fetch of the subscription lists that are due, and when the next list is due.
     list_pass: Option<JoinHandle<Result<crate::lists::Refresh, StoreError>>>,
     next_lists: Option<DateTime<Utc>>,

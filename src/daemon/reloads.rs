@@ -124,15 +124,15 @@ impl Daemon {
         }
         self.next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());
         if has_webhooks(&self.config) {
-            self.next_delivery = Some(self.clock.now());
+            self.webhooks.next = Some(self.clock.now());
         }
         // Lists added to the config are fetched.
         if !self.config.lists.is_empty() && self.next_lists.is_none() {
             self.next_lists = Some(self.clock.now());
         }
         // Feeds removed or disabled are unsubscribed; `websub` may have changed.
-        if self.callbacks.is_some() {
-            self.next_websub = Some(self.clock.now());
+        if self.websub.callbacks.is_some() {
+            self.websub.next_pass = Some(self.clock.now());
         }
         tracing::info!(
             feeds = self.config.feeds.len(),

@@ -47,6 +47,16 @@ impl Default for Renders {
     }
 }
 
+/// The daemon's side of the webhook outbox.
+pub(super) struct Webhooks {
+    /// A pass over the outbox in progress.
+    pub(super) pass: Option<JoinHandle<Result<output::webhook::DeliveryPass, StoreError>>>,
+    /// When the next pass is due (`None`: no webhook has anything waiting).
+    pub(super) next: Option<DateTime<Utc>>,
+    /// Webhooks (output, name) reported as giving deliveries up, until one is taken.
+    pub(super) failing: HashSet<(String, String)>,
+}
+
 impl Daemon {
     /// Renders every output: each starts now unless it is being rendered, in which case it
     /// is rendered once more after that.
@@ -93,14 +103,14 @@ impl Daemon {
 
     /// Sends what the outbox has due (see [`output::webhook`]), as a task.
     pub(super) fn start_deliveries(&mut self) {
-        self.next_delivery = None;
+        self.webhooks.next = None;
         let (config, store, fetcher, clock) = (
             self.config.clone(),
             self.store.clone(),
             self.fetcher.clone(),
             self.clock.clone(),
         );
-        self.deliveries = Some(tokio::spawn(async move {
+        self.webhooks.pass = Some(tokio::spawn(async move {
             output::webhook::deliver_due(&config, &store, &fetcher, || clock.now()).await
         }));
     }
@@ -119,10 +129,10 @@ impl Daemon {
                 }
                 // A webhook that gives deliveries up is reported once, until one is taken.
                 for hook in &pass.taken_by {
-                    self.webhooks_failing.remove(hook);
+                    self.webhooks.failing.remove(hook);
                 }
                 for ((output, webhook), error) in &pass.failing {
-                    if self.webhooks_failing.insert((output.clone(), webhook.clone())) {
+                    if self.webhooks.failing.insert((output.clone(), webhook.clone())) {
                         tracing::warn!(
                             %output,
                             %webhook,
@@ -141,11 +151,11 @@ impl Daemon {
                     );
                 }
                 // A render that made deliveries meanwhile asked for a pass already.
-                self.next_delivery = crate::model::earliest(self.next_delivery, pass.next);
+                self.webhooks.next = crate::model::earliest(self.webhooks.next, pass.next);
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read the webhook outbox; trying again in a minute");
-                self.next_delivery = Some(self.clock.now() + chrono::Duration::minutes(1));
+                self.webhooks.next = Some(self.clock.now() + chrono::Duration::minutes(1));
             }
             Err(e) => tracing::error!(error = %e, "the webhook delivery task failed"),
         }
@@ -155,7 +165,7 @@ impl Daemon {
         self.renders.running.remove(&path);
         self.rest_pending = true;
         if result.as_ref().is_ok_and(|r| r.deliveries > 0) {
-            self.next_delivery = Some(self.clock.now());
+            self.webhooks.next = Some(self.clock.now());
         }
         // Not written, or written but its `on_change` failed (owed until it runs): either is
         // tried again with the output's retry, backing off.

@@ -7,11 +7,27 @@ use super::*;
 /// (the newest carries the feed as it is now).
 pub(super) const PUSHES_PER_FEED: usize = 4;
 
+/// The daemon's side of WebSub: the callbacks (when serving), the pushes hubs sent, those
+/// being stored (one at a time per feed, the next ones waiting), the hubs this round's polls
+/// found, and the pass over the subscriptions in progress and when the next is due.
+pub(super) struct WebSub {
+    pub(super) callbacks: Option<push::Callbacks>,
+    pub(super) pushes: Option<mpsc::Receiver<Pushed>>,
+    pub(super) push_tasks: JoinSet<(i64, Instant, Result<Option<FeedReport>, StoreError>)>,
+    pub(super) verified: Arc<tokio::sync::Notify>,
+    pub(super) pushing: HashMap<i64, std::collections::VecDeque<Pushed>>,
+    pub(super) found_hubs: Vec<(i64, crate::fetch::PushLinks)>,
+    /// The feeds with a subscription, as the last pass found them.
+    pub(super) subscribed: HashSet<i64>,
+    pub(super) pass: Option<JoinHandle<Result<push::Pass, StoreError>>>,
+    pub(super) next_pass: Option<DateTime<Utc>>,
+}
+
 impl Daemon {
     /// A push a hub sent (see [`crate::push`]): stored as a fetched body would be, one at a
     /// time per feed.
     pub(super) fn pushed(&mut self, pushed: Pushed) {
-        if let Some(waiting) = self.pushing.get_mut(&pushed.feed_id) {
+        if let Some(waiting) = self.websub.pushing.get_mut(&pushed.feed_id) {
             if waiting.len() >= PUSHES_PER_FEED {
                 waiting.pop_front();
                 tracing::debug!(
@@ -22,7 +38,7 @@ impl Daemon {
             waiting.push_back(pushed);
             return;
         }
-        self.pushing.insert(pushed.feed_id, Default::default());
+        self.websub.pushing.insert(pushed.feed_id, Default::default());
         self.start_push(pushed);
     }
 
@@ -36,7 +52,8 @@ impl Daemon {
         let take = self
             .poller
             .take_push(self.config.clone(), feed_id, bytes, content_type);
-        self.push_tasks
+        self.websub
+            .push_tasks
             .spawn(async move { (feed_id, arrived, take.await) });
     }
 
@@ -45,13 +62,14 @@ impl Daemon {
         (feed_id, arrived, result): (i64, Instant, Result<Option<FeedReport>, StoreError>),
     ) {
         if let Some(next) = self
+            .websub
             .pushing
             .get_mut(&feed_id)
             .and_then(std::collections::VecDeque::pop_front)
         {
             self.start_push(next);
         } else {
-            self.pushing.remove(&feed_id);
+            self.websub.pushing.remove(&feed_id);
         }
         self.rest_pending = true;
         match result {
@@ -137,20 +155,20 @@ impl Daemon {
     /// (renewals, retries, unsubscriptions), and looks every minute for what the others left it.
     pub(super) fn start_websub(&mut self) {
         let now = self.clock.now();
-        self.next_websub = None;
-        let Some(callbacks) = self.callbacks.clone() else {
+        self.websub.next_pass = None;
+        let Some(callbacks) = self.websub.callbacks.clone() else {
             return;
         };
         let tend = self.cluster.as_ref().is_none_or(|c| c.leads());
         if self.cluster.is_some() {
-            self.next_websub = Some(now + chrono::Duration::minutes(1));
+            self.websub.next_pass = Some(now + chrono::Duration::minutes(1));
         }
-        let found = std::mem::take(&mut self.found_hubs);
+        let found = std::mem::take(&mut self.websub.found_hubs);
         if !tend && found.is_empty() {
             return;
         }
         let (config, store, fetcher) = (self.config.clone(), self.store.clone(), self.fetcher.clone());
-        self.websub_pass = Some(tokio::spawn(async move {
+        self.websub.pass = Some(tokio::spawn(async move {
             push::maintain(&config, &store, &fetcher, &callbacks, found, tend, now).await
         }));
     }
@@ -171,12 +189,12 @@ impl Daemon {
                 } else if pass.requested > 0 {
                     tracing::debug!(requested = pass.requested, "WebSub hubs asked");
                 }
-                self.next_websub = crate::model::earliest(self.next_websub, pass.next);
-                self.subscribed = pass.subscribed;
+                self.websub.next_pass = crate::model::earliest(self.websub.next_pass, pass.next);
+                self.websub.subscribed = pass.subscribed;
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot read the WebSub subscriptions; trying again in a minute");
-                self.next_websub = Some(now + chrono::Duration::minutes(1));
+                self.websub.next_pass = Some(now + chrono::Duration::minutes(1));
             }
             Err(e) => tracing::error!(error = %e, "the WebSub task failed"),
         }

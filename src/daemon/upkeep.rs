@@ -121,8 +121,8 @@ impl Daemon {
             if !self.config.lists.is_empty() {
                 self.next_lists = Some(now);
             }
-            if self.callbacks.is_some() {
-                self.next_websub = Some(now);
+            if self.websub.callbacks.is_some() {
+                self.websub.next_pass = Some(now);
             }
         }
     }
@@ -147,8 +147,8 @@ impl Daemon {
             }
             // The leader tends subscriptions: a renewal another node's verification scheduled.
             Notice::Subscription(due) => {
-                if cluster.leads() && self.callbacks.is_some() {
-                    self.next_websub = Some(self.next_websub.map_or(due, |w| w.min(due)));
+                if cluster.leads() && self.websub.callbacks.is_some() {
+                    self.websub.next_pass = Some(self.websub.next_pass.map_or(due, |w| w.min(due)));
                 }
             }
             Notice::Changes { node } => {
