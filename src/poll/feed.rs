@@ -1,6 +1,10 @@
 //! One feed's poll, stage by stage: fetch → decode → parse → dedupe → compare with the store →
 //! content → filter → store, and the record of how it went.
 
+use super::hosts::{HostDelays, HostPermits, Turn, hold_host, host_penalty};
+use super::icons::IconHints;
+use super::pages::{full_text, retry_full_text};
+use super::poller::{Job, skipped_feed};
 use super::*;
 use crate::model::{Keyed, Repair};
 use crate::parse::ParsedEntry;

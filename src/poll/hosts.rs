@@ -1,6 +1,7 @@
 //! Hosts: waits a host asked for (429, 503 with Retry-After), requests in flight per host, and
 //! the cluster's shared host turns.
 
+use super::feed::Context;
 use super::*;
 
 /// How long a host that answered 429 (or 503) without a Retry-After is left alone.

@@ -1,5 +1,6 @@
 //! Feed icons: looked for after a feed's first poll, a few at a time.
 
+use super::feed::{Context, fetch_for_feed};
 use super::*;
 
 /// Icon looks made at once after a round.

@@ -59,13 +59,8 @@ mod tests;
 
 pub(crate) use hosts::SharedTurns;
 pub(crate) use icons::IconLook;
+use poller::{Claims, Job, skipped};
 pub(crate) use poller::{Poller, Unrecorded};
-// The stages' own files share the spine's imports and each other's items.
-use feed::*;
-use hosts::*;
-use icons::*;
-use pages::*;
-use poller::*;
 
 /// How one feed's poll ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]

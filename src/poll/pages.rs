@@ -1,6 +1,7 @@
 //! Full text: the pages of a feed's new entries, read with the feed's politeness, and the
 //! User-Agent a feed is fetched with when it tells its readers.
 
+use super::feed::{Context, fetch_for_feed};
 use super::*;
 
 /// Reads each entry's page (`[[feed]] full_text`): the article becomes the content and the

@@ -2,6 +2,10 @@
 //! place given back when its content is ready), per-host round robin, cluster claims, and the
 //! records that wait for the store.
 
+use super::feed::{Context, poll_one};
+use super::hosts::{HostDelays, HostPermits};
+use super::icons::{ICON_LOOKS_AT_ONCE, look_for_icon};
+use super::pages::announced_agents;
 use super::*;
 
 /// The claims a one-shot poll holds on a cluster's store, renewed (as a node renews its own)

@@ -1,5 +1,8 @@
 use std::path::Path;
 
+use super::feed::Failure;
+use super::hosts::{HOST_PERMITS_KEPT, HostPermits};
+use super::poller::{Hosts, Job};
 use super::*;
 
 const RSS: &str = "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title>\
