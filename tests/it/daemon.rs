@@ -239,6 +239,34 @@ async fn a_second_daemon_on_the_same_database_refuses() {
     assert_eq!(first.exit_code().await, 0, "{}", first.stderr());
 }
 
+/// A listener that cannot be bound stops the daemon at start, naming the address and the key
+/// that asked for it (the public one or the admin one).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_port_stops_the_daemon_at_start_naming_its_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let ws = Workspace::new();
+    for (serve, key) in [
+        (format!("listen = \"{addr}\""), "serve.listen"),
+        (
+            format!("listen = \"127.0.0.1:0\"\nadmin_listen = \"{addr}\""),
+            "serve.admin_listen",
+        ),
+    ] {
+        ws.write_config(&format!(
+            "[store]\npath = \"data/t.db\"\n\n[serve]\n{serve}\n\n[[output]]\npath = \"public/all.atom\"\n"
+        ));
+        let run = ws.tributary(&["run"]).await;
+        assert_ne!(run.code, 0, "{run:?}");
+        assert!(
+            run.stderr.contains(&format!("cannot listen on {addr} ({key})")),
+            "{}",
+            run.stderr
+        );
+    }
+    drop(taken);
+}
+
 /// `poll` while the daemon runs is safe and does what the README says: it polls and renders
 /// on its own, and the feeds it polled are rescheduled from that poll, so the daemon does not
 /// poll them again in the same slot.
