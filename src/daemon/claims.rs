@@ -216,7 +216,7 @@ impl Daemon {
         if let Some(next) = report.next_due {
             self.next_wake = Some(self.next_wake.map_or(next, |w| w.min(next)));
         }
-        if let Some(server) = &self.server {
+        if let Some(server) = self.server() {
             server.metrics().record_feed(&counted(&report));
         }
         log_feed(&report);
@@ -257,7 +257,7 @@ impl Daemon {
         // The readers this node served since the last round, into the store (for `feeds`, the
         // page and the other nodes), then the counts (every node's) told to publishers with
         // `poll.announce_readers`.
-        let server = self.server.clone();
+        let server = self.server().cloned();
         let refresh = self.poller.refresh_readers(self.config.clone());
         tokio::spawn(async move {
             if let Some(server) = server {
@@ -265,7 +265,7 @@ impl Daemon {
             }
             refresh.await;
         });
-        if let Some(server) = &self.server {
+        if let Some(server) = self.server() {
             server.metrics().record_round(elapsed);
         }
         // Quiet in steady state: a round that changed nothing and where nothing failed is

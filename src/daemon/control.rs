@@ -4,6 +4,11 @@
 use super::*;
 
 impl Daemon {
+    /// The built-in server, when the daemon serves.
+    pub(super) fn server(&self) -> Option<&Server> {
+        self.listening.as_ref().map(|l| &l.server)
+    }
+
     pub(super) async fn main_loop(&mut self, control: &mut mpsc::Receiver<Control>) -> Exit {
         let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
         loop {
@@ -119,7 +124,7 @@ impl Daemon {
                     self.websub_done(result);
                 }
                 Some(followed) = self.follows.join_next(), if !self.follows.is_empty() => {
-                    if let (Ok(Some(report)), Some(server)) = (followed, &self.server) {
+                    if let (Ok(Some(report)), Some(server)) = (followed, self.server()) {
                         server.publish(&[Ok(report)]);
                     }
                 }
@@ -212,7 +217,7 @@ impl Daemon {
 
     pub(super) async fn shutdown(&mut self, control: &mut mpsc::Receiver<Control>) -> Exit {
         notify::stopping();
-        if let Some(server) = &self.server {
+        if let Some(server) = self.server() {
             server.flush_readers().await;
         }
         // A request cut off now is sent again later: the delivery's claim runs out.
@@ -293,10 +298,10 @@ impl Daemon {
         if let Some(next) = self.next_wake {
             s.push_str(&format!("; next poll {}", crate::model::human_time(next)));
         }
-        if let Some(addr) = self.serving {
+        if let Some(addr) = self.listening.as_ref().map(|l| l.public) {
             s.push_str(&format!("; serving on {addr}"));
         }
-        if let Some(addr) = self.serving_admin {
+        if let Some(addr) = self.listening.as_ref().and_then(|l| l.admin) {
             s.push_str(&format!("; admin on {addr}"));
         }
         s

@@ -123,14 +123,10 @@ pub async fn run_with_clock(
             failing: Default::default(),
         });
     }
-    let listening = match &config.serve {
-        Some(serve) => Some(Listening::start(config.clone(), store.clone(), serve).await?),
-        None => None,
-    };
-    let server = listening.as_ref().map(|l| l.server.clone());
+    let listening = Listening::start(config.clone(), store.clone()).await?;
     // Hubs call back on the public side: pushes come to the loop through a bounded channel.
     let verified = Arc::new(tokio::sync::Notify::new());
-    let (callbacks, pushes) = match &server {
+    let (callbacks, pushes) = match listening.as_ref().map(|l| &l.server) {
         Some(server) => {
             let callbacks = push::Callbacks::of(&store).await?;
             let (sender, receiver) = mpsc::channel(PUSHES_WAITING);
@@ -156,7 +152,6 @@ pub async fn run_with_clock(
         fetcher,
         clock,
         poller,
-        server,
         claimed: HashSet::new(),
         unrecorded: Vec::new(),
         store_failing: false,
@@ -171,8 +166,7 @@ pub async fn run_with_clock(
         round: None,
         summary: String::from("no round yet"),
         failing: HashSet::new(),
-        serving: listening.as_ref().map(|l| l.public),
-        serving_admin: listening.as_ref().and_then(|l| l.admin),
+        listening,
         next_tick: cluster.as_ref().map(|_| now),
         cluster,
         follows: JoinSet::new(),
@@ -207,7 +201,7 @@ pub async fn run_with_clock(
     daemon.follow_all();
     daemon.request_render();
     let exit = daemon.main_loop(&mut control).await;
-    if let Some(listening) = listening {
+    if let Some(listening) = daemon.listening.take() {
         listening.stop(SERVER_GRACE).await;
     }
     // Tasks still running go with the daemon (renders are aborted; an output is written whole
@@ -237,7 +231,8 @@ struct Daemon {
     fetcher: Fetcher,
     clock: Arc<dyn Clock>,
     poller: Poller,
-    server: Option<Server>,
+    /// The built-in server, answering on its listeners (with `[serve]`).
+    listening: Option<Listening>,
     /// Feeds claimed and not yet reported (queued or being polled).
     claimed: HashSet<i64>,
     /// Feeds whose poll could not be recorded (the store failed): their claims are released
@@ -265,10 +260,6 @@ struct Daemon {
     /// Feeds whose last poll failed (by store id): the STATUS line counts them, not only the
     /// last round's failures, while they back off between rounds.
     failing: HashSet<i64>,
-    /// The address the HTTP server bound, if it serves.
-    serving: Option<std::net::SocketAddr>,
-    /// The address /healthz and /metrics are served on, when it is another one.
-    serving_admin: Option<std::net::SocketAddr>,
     /// This node's part in a cluster (on a PostgreSQL store).
     cluster: Option<cluster::Cluster>,
     /// Outputs the leader published, being read and written here (a following node).

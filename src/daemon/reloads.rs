@@ -119,7 +119,7 @@ impl Daemon {
         self.fetcher = fetcher;
         self.specs = specs;
         self.config = config;
-        if let Some(server) = &self.server {
+        if let Some(server) = self.server() {
             server.set_config(self.config.clone());
         }
         self.next_housekeeping = self.config.store.housekeeping.next_after(self.clock.now());

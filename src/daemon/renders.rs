@@ -122,7 +122,7 @@ impl Daemon {
         self.rest_pending = true;
         match result {
             Ok(Ok(pass)) => {
-                if let Some(server) = &self.server {
+                if let Some(server) = self.server() {
                     server
                         .metrics()
                         .record_deliveries(pass.delivered, pass.retried, pass.given_up);
@@ -231,7 +231,7 @@ impl Daemon {
                 }
             });
         }
-        if let Some(server) = &self.server {
+        if let Some(server) = self.server() {
             server.publish(std::slice::from_ref(&result));
         }
         if self.renders.again.remove(&path)

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Role, Server};
-use crate::config::{Config, ServeConfig};
+use crate::config::Config;
 use crate::store::Store;
 
 /// A listener that could not be bound.
@@ -37,12 +37,12 @@ pub(crate) struct Listening {
 }
 
 impl Listening {
-    /// Binds `serve.listen` (and `serve.admin_listen`) and answers there.
-    pub(crate) async fn start(
-        config: Arc<Config>,
-        store: Store,
-        serve: &ServeConfig,
-    ) -> Result<Listening, ListenError> {
+    /// Binds `serve.listen` (and `serve.admin_listen`) and answers there; `None` when the
+    /// config has no `[serve]`.
+    pub(crate) async fn start(config: Arc<Config>, store: Store) -> Result<Option<Listening>, ListenError> {
+        let Some(serve) = config.serve.clone() else {
+            return Ok(None);
+        };
         let bind = |addr: SocketAddr, key: &'static str| async move {
             tokio::net::TcpListener::bind(addr)
                 .await
@@ -78,13 +78,13 @@ impl Listening {
                 }
             }));
         }
-        Ok(Listening {
+        Ok(Some(Listening {
             server,
             public,
             admin,
             stop,
             tasks,
-        })
+        }))
     }
 
     /// Stops answering: requests in flight get `grace`; idle keep-alive connections do not
