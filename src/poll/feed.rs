@@ -62,8 +62,14 @@ pub(super) async fn poll_one(
     let outcome = match fetched {
         Ok(fetched) => {
             if !was_pushed {
-                let shown = display_url(&job.spec.url);
-                note_redirect(&context.store, job.state.id, &shown, fetched.moved(), &job.state).await?;
+                note_redirect(
+                    &context.store,
+                    job.state.id,
+                    &job.shown,
+                    fetched.moved(),
+                    &job.state,
+                )
+                .await?;
             }
             read_new(fetched, &job.spec, &job.state, &context.store, &context.parsing).await
         }
@@ -108,6 +114,7 @@ async fn fetch_feed(
         state,
         target,
         policy,
+        shown,
     } = job;
     // The readers of its outputs, told in the User-Agent (unless the feed sets its own).
     let announced: Option<Vec<(String, String)>> = context
@@ -147,7 +154,7 @@ async fn fetch_feed(
         let at = scheduled.next_due;
         context.store.schedule(vec![(state.id, scheduled)]).await?;
         let reason = hold.map_or_else(|| "its host asked to wait".to_string(), |h| h.to_string());
-        let skipped = skipped_feed(state, display_url(&spec.url), reason, at);
+        let skipped = skipped_feed(state, shown.clone(), reason, at);
         return Ok(Fetch::HostWaits(skipped));
     }
     let fetched = context.fetcher.fetch(request).await;
@@ -223,6 +230,7 @@ async fn record(
         state,
         target,
         policy,
+        shown,
     } = job;
     let store = &context.store;
     let feed_id = state.id;
@@ -345,7 +353,7 @@ async fn record(
         Err(failure) => {
             let error = failure.to_string();
             let kind = failure.kind();
-            tracing::debug!(feed = %display_url(&spec.url), %error, %kind, "poll failed");
+            tracing::debug!(feed = %shown, %error, %kind, "poll failed");
             after.consecutive_failures = state.consecutive_failures + 1;
             after.failure = Some(kind);
             after.failing_since = Some(state.failing_since.unwrap_or(now));
@@ -380,7 +388,11 @@ async fn record(
 /// The feed's report, with its icon look when one is due.
 fn report(job: Job, recorded: Recorded, elapsed: std::time::Duration, context: &Context) -> FeedReport {
     let Job {
-        spec, state, target, ..
+        spec,
+        state,
+        target,
+        shown,
+        ..
     } = job;
     let ok = recorded.result.is_ok();
     // The icon is looked for after the round: it waits for nothing, and a cold round's
@@ -393,14 +405,14 @@ fn report(job: Job, recorded: Recorded, elapsed: std::time::Duration, context: &
             looked_before: state.icon_due.is_some(),
             target,
             proxy: spec.proxy.clone(),
-            shown: display_url(&spec.url),
+            shown: shown.clone(),
         });
     FeedReport {
         recovered_after: if ok { state.consecutive_failures } else { 0 },
         newly_repaired: recorded.newly_repaired,
         elapsed,
         feed_id: state.id,
-        url: display_url(&spec.url),
+        url: shown,
         result: recorded.result,
         failures: recorded.failures,
         last_error: None,

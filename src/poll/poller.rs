@@ -74,6 +74,8 @@ pub(crate) struct Job {
     /// Where it is fetched from (where it moved to, else its configured URL).
     pub(super) target: Url,
     pub(super) policy: Policy,
+    /// Its URL as reports and logs show it (no password).
+    pub(super) shown: String,
 }
 
 impl Job {
@@ -82,6 +84,7 @@ impl Job {
     pub(super) fn new(spec: FeedSpec, state: FeedState, policy: Policy) -> Job {
         let target = effective_url(&spec, &state);
         Job {
+            shown: display_url(&spec.url),
             spec,
             state,
             target,
@@ -114,7 +117,7 @@ fn effective_url(spec: &FeedSpec, state: &FeedState) -> Url {
 }
 
 pub(super) fn skipped(job: &Job, reason: String, next_due: Option<DateTime<Utc>>) -> FeedReport {
-    skipped_feed(&job.state, display_url(&job.spec.url), reason, next_due)
+    skipped_feed(&job.state, job.shown.clone(), reason, next_due)
 }
 
 /// The report of a feed not fetched (whose stored `state` is as it was), due next at `next_due`.
@@ -510,7 +513,7 @@ impl Poller {
                             host: None,
                             fetching: false,
                             feed_id,
-                            url: display_url(&job.spec.url),
+                            url: job.shown.clone(),
                             next_due: at,
                         },
                     );
@@ -521,7 +524,7 @@ impl Poller {
                 host: Some(q),
                 fetching: true,
                 feed_id: job.state.id,
-                url: display_url(&job.spec.url),
+                url: job.shown.clone(),
                 next_due: job.state.next_due,
             };
             let context = self.context.clone();
