@@ -88,7 +88,8 @@ pub(crate) fn in_range(tag: &str, range: &str) -> bool {
 /// bound on the work for a long body. Read at 1,000 characters instead, the 1,323 entries of
 /// the shared corpus longer than 500 got the same reading but for 19, all one podcast's link
 /// lists read as reliable English at one length and not at the other (11 one way, 8 the
-/// other); whatlang's time grows with the text, and this halves a cold poll's detection.
+/// other). A reading costs about 47 µs at 500 characters and 59 µs at 1,000 (most of it is
+/// whatlang's cost per call, whatever the length), so this saves a fifth of detection.
 const DETECT_CHARS: usize = 500;
 
 /// The language of `text` (plain text), when it shows clearly: a BCP 47 tag such as `fr`, `ja`,
