@@ -120,6 +120,30 @@ pub(crate) struct FeedReport {
 }
 
 impl FeedReport {
+    /// The report of feed `feed_id` (shown as `url`) that came to `result`, due next at
+    /// `next_due`, and says nothing more: no failures counted, no repairs, nothing to look up.
+    pub(super) fn of(
+        feed_id: i64,
+        url: String,
+        result: Result<FeedStatus, FeedFailure>,
+        next_due: Option<DateTime<Utc>>,
+    ) -> FeedReport {
+        FeedReport {
+            feed_id,
+            url,
+            result,
+            failures: 0,
+            last_error: None,
+            next_due,
+            abandoned: false,
+            recovered_after: 0,
+            newly_repaired: Vec::new(),
+            elapsed: Duration::ZERO,
+            icon_look: None,
+            push: None,
+        }
+    }
+
     /// Whether the feed is failing after this poll (a skipped feed that is backing off is).
     pub(crate) fn is_failing(&self) -> bool {
         self.result.is_err() || self.failures > 0

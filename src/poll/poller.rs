@@ -128,21 +128,12 @@ pub(super) fn skipped_feed(
     next_due: Option<DateTime<Utc>>,
 ) -> FeedReport {
     FeedReport {
-        feed_id: state.id,
-        url,
-        result: Ok(FeedStatus::Skipped(reason)),
         failures: state.consecutive_failures,
         last_error: state
             .last_error
             .clone()
             .filter(|_| state.consecutive_failures > 0),
-        next_due,
-        abandoned: false,
-        recovered_after: 0,
-        newly_repaired: Vec::new(),
-        elapsed: Duration::ZERO,
-        icon_look: None,
-        push: None,
+        ..FeedReport::of(state.id, url, Ok(FeedStatus::Skipped(reason)), next_due)
     }
 }
 
@@ -459,23 +450,16 @@ impl Poller {
             // out and it is tried again then.
             Err(e) => {
                 let flight = flight?;
-                Some(Ok(FeedReport {
-                    feed_id: flight.feed_id,
-                    url: flight.url,
-                    result: Err(FeedFailure {
-                        kind: FailureKind::Internal,
-                        message: format!("internal error: {e}"),
-                    }),
-                    failures: 0,
-                    last_error: None,
-                    next_due: flight.next_due,
-                    abandoned: false,
-                    recovered_after: 0,
-                    newly_repaired: Vec::new(),
-                    elapsed: Duration::ZERO,
-                    icon_look: None,
-                    push: None,
-                }))
+                let failure = FeedFailure {
+                    kind: FailureKind::Internal,
+                    message: format!("internal error: {e}"),
+                };
+                Some(Ok(FeedReport::of(
+                    flight.feed_id,
+                    flight.url,
+                    Err(failure),
+                    flight.next_due,
+                )))
             }
         }
     }
