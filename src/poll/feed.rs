@@ -167,6 +167,11 @@ async fn fetch_feed(
 /// then judged by the feed's rules, which see what will be stored.
 async fn content(mut parsed: Parsed, job: &Job, context: &Context) -> Result<Parsed, Failure> {
     let read = std::mem::take(&mut parsed.read);
+    // A changed body whose entries are all stored unchanged (a re-stamped date, a new
+    // channel element) has no content to finish: no trip to the blocking pool.
+    if read.is_empty() {
+        return Ok(parsed);
+    }
     let rewrite = job.spec.rewrite.clone();
     let mut languages = crate::content::Languages {
         configured: job.spec.lang.clone(),
@@ -257,15 +262,10 @@ async fn record(
     let scheduled = |after: &History, host_delay: Option<DateTime<Utc>>| {
         next_due(policy, key, after, host_delay, state.lease_epoch).0
     };
-    let mut recorded = Recorded {
-        result: Ok(FeedStatus::NotModified),
-        next_due: None,
-        failures: 0,
-        abandoned: false,
-        newly_repaired: Vec::new(),
-        declared: IconHints::default(),
-        push: None,
-    };
+    let mut abandoned = false;
+    let mut newly_repaired = Vec::new();
+    let mut declared = IconHints::default();
+    let mut push = None;
     let (result, next_due) = match outcome {
         Ok(Outcome::NotModified(caching)) => {
             after.hints.fresh_until = fresh_until(&caching, &stored_rhythm, now);
@@ -292,14 +292,14 @@ async fn record(
         Ok(Outcome::Parsed(parsed)) => {
             let meta = &parsed.feed.meta;
             if !meta.repairs.is_empty() && meta.repairs != state.repairs {
-                recorded.newly_repaired = meta.repairs.clone();
+                newly_repaired = meta.repairs.clone();
             }
-            recorded.declared = IconHints {
+            declared = IconHints {
                 icon: meta.icon.clone(),
                 logo: meta.logo.clone(),
                 site: meta.site_url.clone(),
             };
-            recorded.push = header_push.map(|headers| {
+            push = header_push.map(|headers| {
                 let named = |u: &Option<String>| u.as_deref().and_then(|u| Url::parse(u).ok());
                 let hub = headers.hub.or_else(|| named(&meta.hub));
                 // A hub without a self link: the topic is the address the feed is fetched at.
@@ -365,13 +365,13 @@ async fn record(
                 host_delay = Some(host_delay.map_or(until, |d| d.max(until)));
                 hold_host(context, host, until, error.clone()).await?;
             }
-            recorded.abandoned = schedule::abandoned(policy, &after, now);
+            abandoned = schedule::abandoned(policy, &after, now);
             let update = FeedUpdate::Failed {
                 error: error.clone(),
                 kind,
                 retry_after: after.hints.retry_after,
                 gone: after.gone.then(|| context.fingerprint.clone()),
-                abandoned: recorded.abandoned,
+                abandoned,
             };
             let scheduled = scheduled(&after, host_delay);
             let next_due = scheduled.next_due;
@@ -379,10 +379,15 @@ async fn record(
             (Err(FeedFailure { kind, message: error }), next_due)
         }
     };
-    recorded.result = result;
-    recorded.next_due = next_due;
-    recorded.failures = after.consecutive_failures;
-    Ok(recorded)
+    Ok(Recorded {
+        result,
+        next_due,
+        failures: after.consecutive_failures,
+        abandoned,
+        newly_repaired,
+        declared,
+        push,
+    })
 }
 
 /// The feed's report, with its icon look when one is due.
