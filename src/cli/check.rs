@@ -80,8 +80,8 @@ pub(super) fn run(config_path: &Path, verbosity: Verbosity) -> Status {
 /// What the config resolves to, for an operator checking where things will go.
 fn print_resolved(config: &Config) {
     match config.backend() {
-        crate::store::Backend::File(path) => outln!("database: {}", path.display()),
-        backend @ crate::store::Backend::Server { .. } => outln!(
+        crate::model::Backend::File(path) => outln!("database: {}", path.display()),
+        backend @ crate::model::Backend::Server { .. } => outln!(
             "database: PostgreSQL {}, as node {}",
             crate::store::describe(&backend),
             config.node.name

@@ -245,7 +245,7 @@ pub(crate) fn reload_hint(config_path: &Path) {
         return;
     };
     match config.backend() {
-        backend @ crate::store::Backend::File(_) => {
+        backend @ crate::model::Backend::File(_) => {
             if let Some(pid) = crate::store::running_daemon(&backend) {
                 outln!(
                     "`tributary run` (pid {pid}) runs on this config: it takes the change when \
@@ -254,7 +254,7 @@ pub(crate) fn reload_hint(config_path: &Path) {
             }
         }
         // A cluster's nodes run elsewhere: each takes the change when reloaded.
-        crate::store::Backend::Server { .. } => outln!(
+        crate::model::Backend::Server { .. } => outln!(
             "the nodes running on this config take the change when reloaded (systemctl reload \
              tributary on each)"
         ),

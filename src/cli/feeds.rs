@@ -493,7 +493,7 @@ fn print_readers(readers: &[(String, String, u64)]) {
 }
 
 /// Webhooks with deliveries waiting or given up.
-fn print_webhooks(webhooks: &[crate::store::WebhookState], now: DateTime<Utc>) {
+fn print_webhooks(webhooks: &[crate::model::WebhookState], now: DateTime<Utc>) {
     for w in webhooks {
         let waiting = match w.oldest {
             Some(t) => format!("{} waiting (oldest {})", w.pending, ago(now, t)),

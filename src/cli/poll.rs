@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use super::{Status, Verbosity, report_outputs};
 use crate::fetch::Fetcher;
+use crate::model::Backend;
 use crate::output;
 use crate::poll::{FeedReport, FeedStatus, Options, poll_feeds};
-use crate::store::{Backend, Store};
+use crate::store::Store;
 
 pub(super) async fn run(config_path: &Path, force: bool, verbosity: Verbosity) -> Status {
     let config = match super::load(config_path) {

@@ -47,13 +47,13 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::{Config, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
-use crate::model::OutputSpec;
+use crate::model::{Claimed, OutputSpec, Scheduled};
 use crate::output::{self, OutputError, OutputReport};
 use crate::poll::{self, FeedReport, FeedStatus, Poller};
 use crate::push;
 use crate::schedule::{Clock, Policy, SystemClock, clock::sleep_until};
 use crate::serve::{Door, FetchOutcome, ListenError, Listening, PUSHES_WAITING, PolledFeed, Pushed, Server};
-use crate::store::{Claimed, Notice, Retention, Scheduled, Store, StoreError};
+use crate::store::{Notice, Retention, Store, StoreError};
 
 /// What the outside world asks of a running daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,9 +16,10 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::filter::{self, Fields};
 use crate::model::{
-    CrossFeedDedupe, FeedSpec, FeedState, IconImage, OutputFormat, OutputSpec, StoredEntry, display_url,
+    Candidate, CandidateQuery, CrossFeedDedupe, FeedSpec, FeedState, IconImage, OutputFormat, OutputSpec,
+    StoredEntry, display_url,
 };
-use crate::store::{Candidate, CandidateQuery, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// A feed as an output names it: the operator's title wins over the feed's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -506,7 +507,7 @@ mod tests {
 
     /// A store holding, for each `(feed URL, stories)`, those entries.
     async fn filled(dir: &std::path::Path, feeds: &[(&str, Stories)]) -> Store {
-        let store = Store::open(&crate::store::Backend::File(dir.join("t.db")))
+        let store = Store::open(&crate::model::Backend::File(dir.join("t.db")))
             .await
             .unwrap();
         let urls: Vec<String> = feeds.iter().map(|(u, _)| u.to_string()).collect();

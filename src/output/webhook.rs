@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use super::{Context, OutputEntry, Selection, jsonfeed};
 use crate::config::Config;
 use crate::fetch::{FetchError, Fetcher};
-use crate::model::{OutputSpec, WebhookSpec};
-use crate::store::{Delivery, NewDelivery, Store, StoreError};
+use crate::model::{Delivery, NewDelivery, OutputSpec, WebhookSpec};
+use crate::store::{Store, StoreError};
 
 /// The first retry's wait; each later one waits twice as long as the one before.
 const FIRST_RETRY: TimeDelta = TimeDelta::seconds(5);

@@ -37,17 +37,14 @@ use crate::decode;
 use crate::dedupe;
 use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher};
 use crate::filter::{self, Fields};
-use crate::model::FeedRhythm;
 use crate::model::{
-    FailureKind, FeedSpec, FeedState, FullText, IconImage, KeyedEntry, Rewrite, Validators, display_url,
-    host_key, without_credentials,
+    FailureKind, FeedRhythm, FeedSpec, FeedState, FeedUpdate, FullText, IconImage, IconUpdate, KeyedEntry,
+    ParsedBatch, Rewrite, Scheduled, StoreOutcome, Validators, display_url, host_key, without_credentials,
 };
 use crate::parse::{self, Fingerprints, ParsedFeed};
 use crate::schedule::hints;
 use crate::schedule::{self, Clock, Hints, History, Policy, SystemClock};
-use crate::store::{
-    Coordination, FeedUpdate, IconUpdate, ParsedBatch, Scheduled, Store, StoreError, StoreOutcome,
-};
+use crate::store::{Coordination, Store, StoreError};
 
 mod feed;
 mod hosts;

@@ -224,7 +224,7 @@ async fn a_poll_stores_what_is_new_and_an_unchanged_body_costs_nothing() {
     );
     assert_eq!((second.new_entries(), second.updated_entries()), (0, 0));
     let candidates = store
-        .candidates(crate::store::CandidateQuery {
+        .candidates(crate::model::CandidateQuery {
             feeds: Some(std::sync::Arc::new([id].into_iter().collect())),
             needs: filter::Needs::default(),
             after: None,

@@ -25,8 +25,8 @@ use url::Url;
 
 use crate::config::Config;
 use crate::fetch::{Fetcher, PushLinks, Trust};
-use crate::model::{Subscription, SubscriptionState, earliest};
-use crate::store::{Secret, Store, StoreError};
+use crate::model::{Secret, Subscription, SubscriptionState, earliest};
+use crate::store::{Store, StoreError};
 
 /// Where callbacks are served, under `serve.base_url`.
 pub(crate) const CALLBACK_ROUTE: &str = "/websub/";

@@ -473,7 +473,7 @@ struct Health {
     /// Outputs whose last render could not be written (retried until it is).
     outputs_failing: Vec<crate::model::OutputState>,
     /// Webhooks with deliveries waiting or given up.
-    webhooks: Vec<crate::store::WebhookState>,
+    webhooks: Vec<crate::model::WebhookState>,
     /// Feeds whose WebSub hub was asked to push them, and how each subscription stands.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     websub: Vec<PushHealth>,

@@ -15,7 +15,9 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::store::{DIRECT_VIA, ReaderSighting, Store, StoreError};
+use crate::store::{DIRECT_VIA, Store, StoreError};
+
+use crate::model::ReaderSighting;
 
 /// An aggregator's statement in its User-Agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +111,7 @@ impl Readers {
                 let Some(address) = address else { return };
                 let Ok(salt) = self
                     .salt
-                    .get_or_try_init(|| store.secret(crate::store::Secret::ReaderSalt))
+                    .get_or_try_init(|| store.secret(crate::model::Secret::ReaderSalt))
                     .await
                 else {
                     return;

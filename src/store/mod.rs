@@ -30,10 +30,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub(crate) use crate::model::Backend;
-// The store's nouns live in the model, where the stages and both backends read them.
+// The store's nouns live in the model, where the stages and both backends read them; callers
+// name them there (`crate::model::ParsedBatch`), so each has one path.
+use crate::model::Backend;
 use crate::model::Fingerprints;
-pub(crate) use crate::model::{
+use crate::model::{
     Candidate, CandidateQuery, Claimed, Delivery, EntryStats, FeedUpdate, IconUpdate, NewDelivery,
     ParsedBatch, ReaderSighting, Scheduled, Secret, Step, StoreOutcome, WebhookState,
 };
