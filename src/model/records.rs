@@ -14,7 +14,7 @@ use super::{
 
 /// What a look for a feed's icon found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IconUpdate {
+pub(crate) enum IconUpdate {
     /// An image at `url`: kept once by its hash, however many feeds share it; the feed's
     /// previous image goes when no feed has it any more.
     Found {
@@ -28,6 +28,14 @@ pub enum IconUpdate {
     Unchanged { validators: Validators },
     /// Nothing found this time, and why; the image found before (if any) stays.
     Missing { error: String },
+}
+
+/// One feed's look for its icon, to record: what it found and when to look again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IconLooked {
+    pub(crate) feed_id: i64,
+    pub(crate) update: IconUpdate,
+    pub(crate) next: DateTime<Utc>,
 }
 
 /// An output's readers as one request showed them (see `serve::reach`).

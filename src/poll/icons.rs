@@ -5,6 +5,8 @@ use super::*;
 
 /// Icon looks made at once after a round.
 pub(super) const ICON_LOOKS_AT_ONCE: usize = 4;
+/// Most finished looks recorded in one commit.
+pub(super) const ICON_LOOKS_RECORDED_AT_ONCE: usize = 256;
 
 /// A look for a feed's icon, due after its poll.
 #[derive(Debug, Clone)]
@@ -33,8 +35,13 @@ pub(super) struct IconHints {
 /// Looks for the feed's icon when a look is due (see [`icon::due`]): the places
 /// [`icon::leads`] names, best first, each asked as politely as the feed (its host's turn and
 /// holds, its proxy, the guard for content's URLs), until one gives an image. What was found,
-/// or that nothing was, is recorded; a failure here is never the feed's.
-pub(super) async fn look_for_icon(look: IconLook, context: &Context) -> Result<bool, StoreError> {
+/// or that nothing was, is for the caller to record (with other looks: see
+/// [`Database::record_icons`](crate::store::Database::record_icons)), with whether the image is
+/// new; a failure here is never the feed's.
+pub(super) async fn look_for_icon(
+    look: IconLook,
+    context: &Context,
+) -> Result<(IconLooked, bool), StoreError> {
     let IconLook {
         feed_id,
         hints,
@@ -124,12 +131,16 @@ pub(super) async fn look_for_icon(look: IconLook, context: &Context) -> Result<b
     if let IconUpdate::Missing { error } = &update {
         tracing::debug!(feed = %shown, %error, "no icon found");
     }
-    let now = context.clock.now();
     let found = !matches!(update, IconUpdate::Missing { .. });
     let new_image = matches!(&update, IconUpdate::Found { image, .. }
         if stored.as_ref().and_then(|s| s.image.as_ref()) != Some(image));
-    store
-        .record_icon(feed_id, update, now, icon::next_look(found, now))
-        .await?;
-    Ok(new_image)
+    let next = icon::next_look(found, context.clock.now());
+    Ok((
+        IconLooked {
+            feed_id,
+            update,
+            next,
+        },
+        new_image,
+    ))
 }

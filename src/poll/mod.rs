@@ -38,8 +38,9 @@ use crate::dedupe;
 use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher};
 use crate::filter::{self, Fields};
 use crate::model::{
-    FailureKind, FeedRhythm, FeedSpec, FeedState, FeedUpdate, FullText, IconImage, IconUpdate, KeyedEntry,
-    ParsedBatch, Rewrite, Scheduled, StoreOutcome, Validators, display_url, host_key, without_credentials,
+    FailureKind, FeedRhythm, FeedSpec, FeedState, FeedUpdate, FullText, IconImage, IconLooked, IconUpdate,
+    KeyedEntry, ParsedBatch, Rewrite, Scheduled, StoreOutcome, Validators, display_url, host_key,
+    without_credentials,
 };
 use crate::parse::{self, Fingerprints, ParsedFeed};
 use crate::schedule::hints;

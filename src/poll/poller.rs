@@ -4,7 +4,7 @@
 
 use super::feed::{Context, poll_one};
 use super::hosts::{HostDelays, HostPermits};
-use super::icons::{ICON_LOOKS_AT_ONCE, look_for_icon};
+use super::icons::{ICON_LOOKS_AT_ONCE, ICON_LOOKS_RECORDED_AT_ONCE, look_for_icon};
 use super::pages::announced_agents;
 use super::*;
 
@@ -269,15 +269,38 @@ impl Poller {
     pub(crate) fn icon_looks(&self, looks: Vec<IconLook>) -> impl Future<Output = usize> + Send + 'static {
         let context = self.context.clone();
         async move {
-            let done = futures::stream::iter(looks)
-                .map(|look| look_for_icon(look, &context))
-                .buffer_unordered(ICON_LOOKS_AT_ONCE)
-                .collect::<Vec<_>>()
-                .await;
-            if let Some(Err(e)) = done.iter().find(|d| d.is_err()) {
+            // Looks that finish together are recorded together (what is ready when the last
+            // commit ends): a look waits for no other to be recorded.
+            let mut finished = std::pin::pin!(
+                futures::stream::iter(looks)
+                    .map(|look| look_for_icon(look, &context))
+                    .buffer_unordered(ICON_LOOKS_AT_ONCE)
+                    .ready_chunks(ICON_LOOKS_RECORDED_AT_ONCE)
+            );
+            let mut new_images = 0;
+            let mut failed = None;
+            while let Some(chunk) = finished.next().await {
+                let mut looked = Vec::with_capacity(chunk.len());
+                for done in chunk {
+                    match done {
+                        Ok((look, new_image)) => {
+                            looked.push(look);
+                            new_images += usize::from(new_image);
+                        }
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                if looked.is_empty() {
+                    continue;
+                }
+                if let Err(e) = context.store.record_icons(looked, context.clock.now()).await {
+                    failed = Some(e);
+                }
+            }
+            if let Some(e) = failed {
                 tracing::debug!(error = %e, "cannot record a feed's icon");
             }
-            done.into_iter().filter(|d| matches!(d, Ok(true))).count()
+            new_images
         }
     }
 

@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use crate::model::Backend;
 use crate::model::Fingerprints;
 use crate::model::{
-    Candidate, CandidateQuery, Claimed, Delivery, EntryStats, FeedUpdate, IconUpdate, NewDelivery,
+    Candidate, CandidateQuery, Claimed, Delivery, EntryStats, FeedUpdate, IconLooked, NewDelivery,
     ParsedBatch, ReaderSighting, Scheduled, Secret, Step, StoreOutcome, WebhookState,
 };
 use crate::model::{
@@ -282,14 +282,11 @@ pub trait Database: Send + Sync {
     /// Writes a subscription list's state whole (fetched, failed, held, confirmed).
     async fn put_list(&self, list: ListState) -> Result<(), StoreError>;
 
-    /// Records a look for a feed's icon (see [`IconUpdate`]) and when to look `next`.
-    async fn record_icon(
-        &self,
-        feed_id: i64,
-        update: IconUpdate,
-        now: DateTime<Utc>,
-        next: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    /// Records looks for feeds' icons (see [`IconUpdate`](crate::model::IconUpdate)), made by
+    /// `now`, in one commit: after a new planet's first round, a thousand looks that found
+    /// nothing end within milliseconds of each other, and a commit each was a twentieth of that
+    /// round's time.
+    async fn record_icons(&self, looks: Vec<IconLooked>, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     // Reads.
 

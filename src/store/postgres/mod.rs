@@ -31,7 +31,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use tokio_postgres::NoTls;
 
 use super::{
-    Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconUpdate,
+    Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconLooked,
     NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Secret, Step, StoreError, StoreOutcome,
     WebhookState,
 };
@@ -466,14 +466,8 @@ impl Database for PgStore {
         PgStore::webhook_states(self).await
     }
 
-    async fn record_icon(
-        &self,
-        feed_id: i64,
-        update: IconUpdate,
-        now: DateTime<Utc>,
-        next: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        PgStore::record_icon(self, feed_id, update, now, next).await
+    async fn record_icons(&self, looks: Vec<IconLooked>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        PgStore::record_icons(self, looks, now).await
     }
 
     async fn icon_state(&self, feed_id: i64) -> Result<Option<IconState>, StoreError> {

@@ -7,25 +7,22 @@ use rusqlite::{OptionalExtension, params};
 
 use super::feeds::id_list;
 use super::{Db, from_unix};
-use crate::model::{IconImage, IconState, Validators};
-use crate::store::IconUpdate;
+use crate::model::{IconImage, IconLooked, IconState, IconUpdate, Validators};
 
 impl Db {
-    pub(super) fn record_icon(
-        &mut self,
-        feed_id: i64,
-        update: &IconUpdate,
-        now: DateTime<Utc>,
-        next: DateTime<Utc>,
-    ) -> rusqlite::Result<()> {
+    /// Each look in a savepoint of its own, all in the writer's one transaction.
+    pub(super) fn record_icons(&mut self, looks: &[IconLooked], now: DateTime<Utc>) -> rusqlite::Result<()> {
         let checked = now.timestamp();
-        self.savepoint(|db| {
-            db.exec(
-                "UPDATE feeds SET icon_due = ?2 WHERE id = ?1",
-                params![feed_id, next.timestamp()],
-            )?;
-            db.record_look(feed_id, update, checked)
-        })
+        for look in looks {
+            self.savepoint(|db| {
+                db.exec(
+                    "UPDATE feeds SET icon_due = ?2 WHERE id = ?1",
+                    params![look.feed_id, look.next.timestamp()],
+                )?;
+                db.record_look(look.feed_id, &look.update, checked)
+            })?;
+        }
+        Ok(())
     }
 
     fn record_look(&mut self, feed_id: i64, update: &IconUpdate, checked: i64) -> rusqlite::Result<()> {

@@ -38,7 +38,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::{
-    Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconUpdate,
+    Candidate, CandidateQuery, Claimed, Coordination, Database, Delivery, EntryStats, FeedUpdate, IconLooked,
     NewDelivery, ParsedBatch, ReaderSighting, Scheduled, Secret, Step, StoreError, StoreOutcome,
     WebhookState,
 };
@@ -474,15 +474,8 @@ impl Database for SqliteStore {
         self.read(|db| db.webhook_states()).await
     }
 
-    async fn record_icon(
-        &self,
-        feed_id: i64,
-        update: IconUpdate,
-        now: DateTime<Utc>,
-        next: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.write(move |db| db.record_icon(feed_id, &update, now, next))
-            .await
+    async fn record_icons(&self, looks: Vec<IconLooked>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.write(move |db| db.record_icons(&looks, now)).await
     }
 
     async fn icon_state(&self, feed_id: i64) -> Result<Option<IconState>, StoreError> {

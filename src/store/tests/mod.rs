@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::*;
 use crate::dedupe::key_entries;
-use crate::model::{Entry, FailureKind, FeedMeta, FullText, Needs, Validators};
+use crate::model::{Entry, FailureKind, FeedMeta, FullText, IconUpdate, Needs, Validators};
 
 mod entries;
 mod feeds;

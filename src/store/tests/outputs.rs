@@ -28,13 +28,13 @@ async fn icons_are_kept_once_by_hash_and_each_feeds_look_remembered(store: Store
             last_modified: None,
         },
     };
-    // Two feeds of one site share one image.
-    for id in [a, b] {
-        store
-            .record_icon(id, found("https://site.org/i.png", b"one", "\"1\""), t0(), week)
-            .await
-            .unwrap();
-    }
+    // Two feeds of one site share one image (their looks recorded together).
+    let looks = [a, b].map(|feed_id| IconLooked {
+        feed_id,
+        update: found("https://site.org/i.png", b"one", "\"1\""),
+        next: week,
+    });
+    store.record_icons(looks.to_vec(), t0()).await.unwrap();
     let icons = store.icons_of(vec![a, b]).await.unwrap();
     assert_eq!((icons[&a].clone(), icons[&b].clone()), (png(b"one"), png(b"one")));
     assert_eq!(
@@ -51,7 +51,7 @@ async fn icons_are_kept_once_by_hash_and_each_feeds_look_remembered(store: Store
             last_modified: None,
         },
     };
-    store.record_icon(a, unchanged, week, later).await.unwrap();
+    record_icon(&store, a, unchanged, week, later).await;
     let state = store.icon_state(a).await.unwrap().unwrap();
     assert_eq!(state.url.as_deref(), Some("https://site.org/i.png"));
     assert_eq!(state.image, Some(png(b"one")));
@@ -61,39 +61,19 @@ async fn icons_are_kept_once_by_hash_and_each_feeds_look_remembered(store: Store
     let missing = IconUpdate::Missing {
         error: "HTTP 404".into(),
     };
-    store
-        .record_icon(a, missing, later, later + Duration::days(1))
-        .await
-        .unwrap();
+    record_icon(&store, a, missing, later, later + Duration::days(1)).await;
     let state = store.icon_state(a).await.unwrap().unwrap();
     assert_eq!(
         (state.image, state.error.as_deref()),
         (Some(png(b"one")), Some("HTTP 404"))
     );
-    // A new image replaces the old; the old goes with its last feed.
-    store
-        .record_icon(
-            a,
-            found("https://site.org/new.png", b"two", "\"3\""),
-            later,
-            later,
-        )
-        .await
-        .unwrap();
-    assert!(
-        store.icon_bytes(png(b"one").hash).await.unwrap().is_some(),
-        "b still has it"
-    );
-    store
-        .record_icon(
-            b,
-            found("https://site.org/new.png", b"two", "\"3\""),
-            later,
-            later,
-        )
-        .await
-        .unwrap();
-    assert_eq!(store.icon_bytes(png(b"one").hash).await.unwrap(), None);
+    // A new image replaces the old; the old goes with its last feed (b keeps it until then).
+    let new = found("https://site.org/new.png", b"two", "\"3\"");
+    for (id, old_kept) in [(a, true), (b, false)] {
+        record_icon(&store, id, new.clone(), later, later).await;
+        let old = store.icon_bytes(png(b"one").hash).await.unwrap();
+        assert_eq!(old.is_some(), old_kept, "feed {id}");
+    }
     let icons = store.icons_of(vec![a, b]).await.unwrap();
     assert_eq!((icons[&a].clone(), icons[&b].clone()), (png(b"two"), png(b"two")));
     // A feed never looked at has none, and its first look may find nothing.
@@ -101,10 +81,26 @@ async fn icons_are_kept_once_by_hash_and_each_feeds_look_remembered(store: Store
     let missing = IconUpdate::Missing {
         error: "nothing".into(),
     };
-    store.record_icon(c, missing, later, later).await.unwrap();
+    record_icon(&store, c, missing, later, later).await;
     let state = store.icon_state(c).await.unwrap().unwrap();
     assert_eq!((state.url, state.image), (None, None));
     assert!(!store.icons_of(vec![c]).await.unwrap().contains_key(&c));
+}
+
+/// One look, recorded alone.
+async fn record_icon(
+    store: &Store,
+    feed_id: i64,
+    update: IconUpdate,
+    now: DateTime<Utc>,
+    next: DateTime<Utc>,
+) {
+    let look = IconLooked {
+        feed_id,
+        update,
+        next,
+    };
+    store.record_icons(vec![look], now).await.unwrap();
 }
 
 async fn the_outbox_announces_each_entry_once_and_claims_each_delivery_once(store: Store) {
