@@ -6,7 +6,7 @@ use super::*;
 
 /// `<rss>` whose items sit directly under the root, with no `<channel>` (feed-rs requires one).
 pub(super) fn ensure_channel(text: Cow<'_, str>) -> Cow<'_, str> {
-    if text.contains("<channel") {
+    if has(&text, "<channel") {
         return text;
     }
     let Some(root) = find_root(&text) else { return text };
@@ -61,7 +61,7 @@ pub(super) fn rss1_items(text: Cow<'_, str>) -> Cow<'_, str> {
 /// like `1234` unmarked). A guid marked `isPermaLink="false"` is an id, never the story's
 /// address.
 pub(super) fn permalinks_as_links(text: Cow<'_, str>) -> Cow<'_, str> {
-    if !text.contains("<guid") {
+    if !has(&text, "<guid") {
         return text;
     }
     rewrite_items(text, |item| {
@@ -101,7 +101,7 @@ pub(super) fn permalinks_as_links(text: Cow<'_, str>) -> Cow<'_, str> {
 pub(super) fn item_fallbacks(text: Cow<'_, str>) -> Cow<'_, str> {
     if !["<itunes:subtitle", "<media:title", "<media:description"]
         .iter()
-        .any(|t| text.contains(t))
+        .any(|t| has(&text, t))
     {
         return text;
     }
@@ -147,7 +147,7 @@ pub(super) fn element_content<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
 
 /// Items titled only with Dublin Core `<dc:title>` (seen in RSS written by DC-minded tools).
 pub(super) fn dc_title_as_title(text: Cow<'_, str>) -> Cow<'_, str> {
-    if !text.contains("<dc:title") {
+    if !has(&text, "<dc:title") {
         return text;
     }
     rewrite_items(text, |item| {
@@ -280,7 +280,7 @@ pub(super) fn html_of_mixed_content(content: &str) -> String {
 /// reading: it becomes the escaped entity (`&amp;lt;`), which that reading turns back into `<`.
 /// Documents without references to those characters are not copied.
 pub(super) fn plain_text_titles(text: Cow<'_, str>) -> Cow<'_, str> {
-    if !text.contains("&#") {
+    if !has(&text, "&#") {
         return text;
     }
     let mut out = String::new();
@@ -344,39 +344,44 @@ pub(super) fn literal_references(body: &str) -> Option<String> {
 /// Applies `f` to the text of every `<item>…</item>` element (unprefixed name), keeping items
 /// for which it returns `None` as they are (and the whole text, unchanged, when all are).
 pub(super) fn rewrite_items(text: Cow<'_, str>, f: impl Fn(&str) -> Option<String>) -> Cow<'_, str> {
-    let mut out = String::new();
-    let mut changed = false;
-    let mut rest: &str = &text;
-    while let Some(i) = rest.find("<item") {
-        let after = &rest[i + 5..];
+    let open = memchr::memmem::Finder::new("<item");
+    let close = memchr::memmem::Finder::new("</item>");
+    // Made at the first item that changes: most documents have none, and copying every body
+    // whole only to throw the copy away was most of this pass.
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = open.find(&text.as_bytes()[from..]) {
+        let i = from + found;
+        let after = &text[i + 5..];
         let is_item = after.starts_with(|c: char| c.is_whitespace() || c == '>' || c == '/');
-        let end = if is_item {
-            after.find("</item>").map(|e| i + 5 + e + 7)
-        } else {
-            None
+        let end = match is_item {
+            true => close.find(after.as_bytes()).map(|e| i + 5 + e + 7),
+            false => None,
         };
-        match end {
-            Some(end) => {
-                out.push_str(&rest[..i]);
-                let item = &rest[i..end];
-                match f(item) {
-                    Some(new) => {
-                        changed = true;
-                        out.push_str(&new);
-                    }
-                    None => out.push_str(item),
-                }
-                rest = &rest[end..];
-            }
-            None => {
-                out.push_str(&rest[..i + 5]);
-                rest = &rest[i + 5..];
-            }
+        let Some(end) = end else {
+            from = i + 5;
+            continue;
+        };
+        if let Some(new) = f(&text[i..end]) {
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 256));
+            out.push_str(&text[copied..i]);
+            out.push_str(&new);
+            copied = end;
+        }
+        from = end;
+    }
+    match out {
+        None => text,
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            Cow::Owned(out)
         }
     }
-    if !changed {
-        return text;
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
+}
+
+/// Whether `needle` is in `text`, by memchr's substring search: the checks that decide
+/// whether a pass is needed read every RSS body whole, mostly to find nothing.
+fn has(text: &str, needle: &str) -> bool {
+    memchr::memmem::find(text.as_bytes(), needle.as_bytes()).is_some()
 }
