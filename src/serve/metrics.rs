@@ -51,13 +51,44 @@ pub(crate) struct Metrics {
     pushes: Family<ByResult, Counter>,
 }
 
-/// What became of a push to a WebSub callback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PushResult {
-    Taken,
-    Dropped,
-    Refused,
+/// A label's values: an enum, every value of it (each series is made at 0 from the list) and
+/// each one's text, written once.
+macro_rules! label_values {
+    ($(#[$doc:meta])* $name:ident { $($value:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $name {
+            $($value),+
+        }
+
+        impl $name {
+            const ALL: &'static [$name] = &[$($name::$value),+];
+
+            fn label(self) -> &'static str {
+                match self {
+                    $($name::$value => $text),+
+                }
+            }
+        }
+    };
 }
+
+label_values!(
+    /// What became of a feed's poll.
+    FetchResult { Stored => "stored", NotModified => "not_modified", Unchanged => "unchanged", Error => "error", Skipped => "skipped" }
+);
+label_values!(
+    /// What an entry written to the store was.
+    EntryKind { New => "new", Updated => "updated" }
+);
+label_values!(
+    /// What became of a webhook request.
+    DeliveryResult { Delivered => "delivered", Retried => "retried", GivenUp => "given_up" }
+);
+label_values!(
+    /// What became of a push to a WebSub callback.
+    PushResult { Taken => "taken", Dropped => "dropped", Refused => "refused" }
+);
 
 impl Default for Metrics {
     fn default() -> Metrics {
@@ -123,17 +154,23 @@ impl Default for Metrics {
             pushes.clone(),
         );
         // Every labelled series exists from the start, at 0, as a scraper expects.
-        for result in ["stored", "not_modified", "unchanged", "error", "skipped"] {
-            let _ = fetches.get_or_create(&ByResult { result });
+        for result in FetchResult::ALL {
+            let _ = fetches.get_or_create(&ByResult {
+                result: result.label(),
+            });
         }
-        for kind in ["new", "updated"] {
-            let _ = entries.get_or_create(&ByKind { kind });
+        for kind in EntryKind::ALL {
+            let _ = entries.get_or_create(&ByKind { kind: kind.label() });
         }
-        for result in ["delivered", "retried", "given_up"] {
-            let _ = deliveries.get_or_create(&ByResult { result });
+        for result in DeliveryResult::ALL {
+            let _ = deliveries.get_or_create(&ByResult {
+                result: result.label(),
+            });
         }
-        for result in ["taken", "dropped", "refused"] {
-            let _ = pushes.get_or_create(&ByResult { result });
+        for result in PushResult::ALL {
+            let _ = pushes.get_or_create(&ByResult {
+                result: result.label(),
+            });
         }
         Metrics {
             registry,
@@ -202,20 +239,23 @@ impl Metrics {
         }
         let result = match poll.outcome {
             FetchOutcome::Stored { new, updated } => {
-                self.entries
-                    .get_or_create(&ByKind { kind: "new" })
-                    .inc_by(new as u64);
-                self.entries
-                    .get_or_create(&ByKind { kind: "updated" })
-                    .inc_by(updated as u64);
-                "stored"
+                for (kind, n) in [(EntryKind::New, new), (EntryKind::Updated, updated)] {
+                    self.entries
+                        .get_or_create(&ByKind { kind: kind.label() })
+                        .inc_by(n as u64);
+                }
+                FetchResult::Stored
             }
-            FetchOutcome::NotModified => "not_modified",
-            FetchOutcome::Unchanged => "unchanged",
-            FetchOutcome::Skipped => "skipped",
-            FetchOutcome::Failed => "error",
+            FetchOutcome::NotModified => FetchResult::NotModified,
+            FetchOutcome::Unchanged => FetchResult::Unchanged,
+            FetchOutcome::Skipped => FetchResult::Skipped,
+            FetchOutcome::Failed => FetchResult::Error,
         };
-        self.fetches.get_or_create(&ByResult { result }).inc();
+        self.fetches
+            .get_or_create(&ByResult {
+                result: result.label(),
+            })
+            .inc();
     }
 
     /// Counts one round (feeds polled back to back until none was left), of `elapsed`.
@@ -235,23 +275,24 @@ impl Metrics {
 
     /// A push to a WebSub callback.
     pub(crate) fn record_push(&self, result: PushResult) {
-        let result = match result {
-            PushResult::Taken => "taken",
-            PushResult::Dropped => "dropped",
-            PushResult::Refused => "refused",
-        };
-        self.pushes.get_or_create(&ByResult { result }).inc();
+        self.pushes
+            .get_or_create(&ByResult {
+                result: result.label(),
+            })
+            .inc();
     }
 
     /// A pass over the webhook outbox.
     pub(crate) fn record_deliveries(&self, delivered: usize, retried: usize, given_up: usize) {
         for (result, n) in [
-            ("delivered", delivered),
-            ("retried", retried),
-            ("given_up", given_up),
+            (DeliveryResult::Delivered, delivered),
+            (DeliveryResult::Retried, retried),
+            (DeliveryResult::GivenUp, given_up),
         ] {
             self.deliveries
-                .get_or_create(&ByResult { result })
+                .get_or_create(&ByResult {
+                    result: result.label(),
+                })
                 .inc_by(n as u64);
         }
     }
@@ -359,6 +400,9 @@ mod tests {
             "tributary_build_info{version=\"",
             "tributary_fetches_total{result=\"stored\"} 1\n",
             "tributary_fetches_total{result=\"error\"} 0\n",
+            "tributary_fetches_total{result=\"not_modified\"} 0\n",
+            "tributary_fetches_total{result=\"unchanged\"} 0\n",
+            "tributary_fetches_total{result=\"skipped\"} 0\n",
             "tributary_entries_stored_total{kind=\"new\"} 3\n",
             "tributary_entries_stored_total{kind=\"updated\"} 1\n",
             "tributary_fetch_duration_seconds_bucket{le=\"0.05\"} 0\n",
@@ -370,7 +414,11 @@ mod tests {
             "tributary_feeds_failing 1\n",
             "tributary_outputs_written_total 0\n",
             "tributary_webhook_deliveries_total{result=\"delivered\"} 2\n",
+            "tributary_webhook_deliveries_total{result=\"retried\"} 1\n",
+            "tributary_webhook_deliveries_total{result=\"given_up\"} 0\n",
             "tributary_websub_pushes_total{result=\"dropped\"} 1\n",
+            "tributary_websub_pushes_total{result=\"taken\"} 0\n",
+            "tributary_websub_pushes_total{result=\"refused\"} 0\n",
             "# TYPE tributary_output_readers gauge\n",
             "tributary_output_readers{output=\"a \\\"b\\\".atom\",via=\"direct\"} 4\n",
             "process_start_time_seconds ",
