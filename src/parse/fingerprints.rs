@@ -16,16 +16,19 @@
 //!
 //! A fingerprint covers the item's bytes and everything outside them that the entry depends
 //! on: the document's URL (relative links), the start tags of its ancestors (namespaces,
-//! `xml:base`) and the Tributary version (a newer parser may read the same bytes better).
+//! `xml:base`) and the Tributary version (a newer parser may read the same bytes better). It
+//! is XXH3's 64 bits, not a cryptographic hash: a cache key that only the feed's own publisher
+//! could aim a collision at, and then only to keep an item of their own feed as stored.
 //! Cutting is declined when the scan is unsure: malformed XML, or an item whose identity
 //! depends on the others: one without a usable guid (dedupe keys it by link and keeps the
 //! first of a repeated link) or with a guid the document repeats (dedupe then keys those
 //! entries by link), which dedupe can only judge with every item parsed.
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::ops::Range;
 
-use sha2::{Digest, Sha256};
+use twox_hash::XxHash3_64;
 use url::Url;
 
 pub(crate) use crate::model::Fingerprints;
@@ -49,11 +52,11 @@ impl Segments {
         // Qualified names of the open elements.
         let mut path: Vec<&str> = Vec::new();
         // The start tags outside the items.
-        let mut context = Sha256::new();
-        context.update(env!("CARGO_PKG_VERSION").as_bytes());
-        context.update([0]);
-        context.update(base.as_str().as_bytes());
-        context.update([0]);
+        let mut context = XxHash3_64::new();
+        context.write(env!("CARGO_PKG_VERSION").as_bytes());
+        context.write(&[0]);
+        context.write(base.as_str().as_bytes());
+        context.write(&[0]);
         let mut ranges = Vec::new();
         // Where the open item starts, and how many elements were open outside it.
         let mut item: Option<(usize, usize)> = None;
@@ -129,7 +132,7 @@ impl Segments {
                         item = Some((lt, path.len()));
                         guid = None;
                     }
-                    None => context.update(&bytes[lt..after]),
+                    None => context.write(&bytes[lt..after]),
                     Some((_, depth)) => {
                         in_guid = !empty && path.len() == depth + 1 && matches!(local(name), "guid" | "id");
                     }
@@ -146,17 +149,11 @@ impl Segments {
         if guids.values().any(|&n| n > 1) {
             return None;
         }
+        // Everything outside the items seeds each item's hash.
+        let context = context.finish();
         let hashes = ranges
             .iter()
-            .map(|r| {
-                let digest = context
-                    .clone()
-                    .chain_update(&doc.as_bytes()[r.clone()])
-                    .finalize();
-                let mut first = [0u8; 8];
-                first.copy_from_slice(&digest[..8]);
-                SegmentHash::from_le_bytes(first)
-            })
+            .map(|r| XxHash3_64::oneshot_with_seed(context, &bytes[r.clone()]))
             .collect();
         Some(Segments { ranges, hashes })
     }
