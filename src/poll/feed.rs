@@ -1,13 +1,33 @@
 //! One feed's poll, stage by stage: fetch → decode → parse → dedupe → compare with the store →
 //! content → filter → store, and the record of how it went.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use url::Url;
+
 use super::hosts::{HostDelays, HostPermits, Turn, hold_host, host_penalty};
-use super::icons::IconHints;
+use super::icons::{IconHints, IconLook};
 use super::pages::{full_text, retry_full_text};
 use super::poller::{Job, skipped_feed};
-use super::*;
-use crate::model::{Keyed, Repair};
-use crate::parse::ParsedEntry;
+use super::{FeedFailure, FeedReport, FeedStatus, next_due};
+use crate::content::full_text::ArticleError;
+use crate::content::icon;
+use crate::decode;
+use crate::dedupe;
+use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher};
+use crate::filter::{self, Fields};
+use crate::model::{
+    FailureKind, FeedRhythm, FeedSpec, FeedState, FeedUpdate, Keyed, KeyedEntry, ParsedBatch, Repair,
+    Validators, host_key, without_credentials,
+};
+use crate::parse::{self, Fingerprints, ParsedEntry, ParsedFeed};
+use crate::schedule::{self, Clock, Hints, History, hints};
+use crate::store::{Store, StoreError};
 
 /// What every feed's poll shares.
 #[derive(Clone)]
@@ -26,7 +46,7 @@ pub(super) struct Context {
     pub(super) concurrency: usize,
     /// Hosts that asked everyone to wait, for feeds and pages alike.
     pub(super) delays: Arc<HostDelays>,
-    /// Where a feed's poll says its content is ready (see [`Poller::content_ready`]).
+    /// Where a feed's poll says its content is ready (see [`Poller::content_ready`](super::Poller::content_ready)).
     pub(super) ready: tokio::sync::mpsc::UnboundedSender<tokio::task::Id>,
     /// Whether feeds' icons are looked for (`poll.icons`).
     pub(super) icons: bool,

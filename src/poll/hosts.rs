@@ -1,8 +1,18 @@
 //! Hosts: waits a host asked for (429, 503 with Retry-After), requests in flight per host, and
 //! the cluster's shared host turns.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+
 use super::feed::Context;
-use super::*;
+use crate::fetch::FetchError;
+use crate::model::FailureKind;
+use crate::schedule::{Clock, hints};
+use crate::store::{Coordination, StoreError};
 
 /// How long a host that answered 429 (or 503) without a Retry-After is left alone.
 pub(crate) const HOST_PENALTY: Duration = Duration::from_secs(30 * 60);

@@ -1,7 +1,16 @@
 //! Feed icons: looked for after a feed's first poll, a few at a time.
 
+use std::collections::VecDeque;
+
+use url::Url;
+
 use super::feed::{Context, fetch_for_feed};
-use super::*;
+use crate::content::full_text;
+use crate::content::icon;
+use crate::fetch::Fetched;
+use crate::model::{IconImage, IconLooked, IconUpdate, Validators};
+use crate::parse;
+use crate::store::StoreError;
 
 /// Icon looks made at once after a round.
 pub(super) const ICON_LOOKS_AT_ONCE: usize = 4;

@@ -18,34 +18,19 @@
 //! dedupe, compare —, content — sanitize, full text, rules —, record, report); `pages`
 //! full-text pages; `icons` the icon looks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::config::Config;
-use crate::content::full_text::{self, ArticleError};
-use crate::content::icon;
-use crate::decode;
-use crate::dedupe;
-use crate::fetch::{self, Caching, FetchError, Fetched, Fetcher};
-use crate::filter::{self, Fields};
-use crate::model::{
-    FailureKind, FeedRhythm, FeedSpec, FeedState, FeedUpdate, FullText, IconImage, IconLooked, IconUpdate,
-    KeyedEntry, ParsedBatch, Rewrite, Scheduled, StoreOutcome, Validators, display_url, host_key,
-    without_credentials,
-};
-use crate::parse::{self, Fingerprints, ParsedFeed};
-use crate::schedule::hints;
-use crate::schedule::{self, Clock, Hints, History, Policy, SystemClock};
-use crate::store::{Coordination, Store, StoreError};
+use crate::fetch::{self, Fetcher};
+use crate::model::{FailureKind, FeedSpec, FeedState, Scheduled, StoreOutcome, display_url, host_key};
+use crate::schedule::{self, Clock, History, Policy, SystemClock};
+use crate::store::{Store, StoreError};
 
 mod feed;
 mod hosts;

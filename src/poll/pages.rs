@@ -1,8 +1,18 @@
 //! Full text: the pages of a feed's new entries, read with the feed's politeness, and the
 //! User-Agent a feed is fetched with when it tells its readers.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use url::Url;
+
 use super::feed::{Context, fetch_for_feed};
-use super::*;
+use crate::config::Config;
+use crate::content::full_text::{self, ArticleError};
+use crate::model::{FeedSpec, FullText, KeyedEntry, Rewrite, Validators};
+use crate::store::{Store, StoreError};
 
 /// Reads each entry's page (`[[feed]] full_text`): the article becomes the content and the
 /// feed's own text the summary; an entry whose page gives none keeps the feed's text and the

@@ -2,11 +2,26 @@
 //! place given back when its content is ready), per-host round robin, cluster claims, and the
 //! records that wait for the store.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use url::Url;
+
 use super::feed::{Context, poll_one};
-use super::hosts::{HostDelays, HostPermits};
-use super::icons::{ICON_LOOKS_AT_ONCE, ICON_LOOKS_RECORDED_AT_ONCE, look_for_icon};
+use super::hosts::{HostDelays, HostPermits, SharedTurns};
+use super::icons::{ICON_LOOKS_AT_ONCE, ICON_LOOKS_RECORDED_AT_ONCE, IconLook, look_for_icon};
 use super::pages::announced_agents;
-use super::*;
+use super::{FeedFailure, FeedReport, FeedStatus, next_due};
+use crate::config::Config;
+use crate::fetch::{self, Caching, Fetcher};
+use crate::model::{FailureKind, FeedSpec, FeedState, display_url, host_key};
+use crate::schedule::{Clock, History, Policy};
+use crate::store::{Store, StoreError};
 
 /// The claims a one-shot poll holds on a cluster's store, renewed (as a node renews its own)
 /// until each feed's poll is recorded, so no node takes a feed this poll is still fetching.

@@ -4,6 +4,8 @@ use super::feed::Failure;
 use super::hosts::{HOST_PERMITS_KEPT, HostPermits};
 use super::poller::{Hosts, Job};
 use super::*;
+use crate::fetch::FetchError;
+use crate::filter;
 
 const RSS: &str = "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title>\
     <link>https://t.example/</link><description>d</description>\
