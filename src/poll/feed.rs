@@ -46,7 +46,8 @@ pub(super) struct Context {
     pub(super) concurrency: usize,
     /// Hosts that asked everyone to wait, for feeds and pages alike.
     pub(super) delays: Arc<HostDelays>,
-    /// Where a feed's poll says its content is ready (see [`Poller::content_ready`](super::Poller::content_ready)).
+    /// Where a feed's poll says its content is ready (see
+    /// [`Poller::content_ready`](super::Poller::content_ready)).
     pub(super) ready: tokio::sync::mpsc::UnboundedSender<tokio::task::Id>,
     /// Whether feeds' icons are looked for (`poll.icons`).
     pub(super) icons: bool,
