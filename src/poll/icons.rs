@@ -14,7 +14,7 @@ use crate::store::StoreError;
 
 /// Icon looks made at once after a round.
 pub(super) const ICON_LOOKS_AT_ONCE: usize = 4;
-/// Most finished looks recorded in one commit.
+/// Most finished looks recorded in one write.
 pub(super) const ICON_LOOKS_RECORDED_AT_ONCE: usize = 256;
 
 /// A look for a feed's icon, due after its poll.

@@ -285,7 +285,8 @@ impl Poller {
         let context = self.context.clone();
         async move {
             // Looks that finish together are recorded together (what is ready when the last
-            // commit ends): a look waits for no other to be recorded.
+            // write ends). The looks in flight are not polled meanwhile: a write of a few rows
+            // holds them a millisecond or so.
             let mut finished = std::pin::pin!(
                 futures::stream::iter(looks)
                     .map(|look| look_for_icon(look, &context))
@@ -296,11 +297,12 @@ impl Poller {
             let mut failed = None;
             while let Some(chunk) = finished.next().await {
                 let mut looked = Vec::with_capacity(chunk.len());
+                let mut new_here = 0;
                 for done in chunk {
                     match done {
                         Ok((look, new_image)) => {
                             looked.push(look);
-                            new_images += usize::from(new_image);
+                            new_here += usize::from(new_image);
                         }
                         Err(e) => failed = Some(e),
                     }
@@ -308,8 +310,10 @@ impl Poller {
                 if looked.is_empty() {
                     continue;
                 }
-                if let Err(e) = context.store.record_icons(looked, context.clock.now()).await {
-                    failed = Some(e);
+                // Images count as new once they are stored: only then can an output show them.
+                match context.store.record_icons(looked, context.clock.now()).await {
+                    Ok(()) => new_images += new_here,
+                    Err(e) => failed = Some(e),
                 }
             }
             if let Some(e) = failed {

@@ -283,9 +283,10 @@ pub trait Database: Send + Sync {
     async fn put_list(&self, list: ListState) -> Result<(), StoreError>;
 
     /// Records looks for feeds' icons (see [`IconUpdate`](crate::model::IconUpdate)), made by
-    /// `now`, in one commit: after a new planet's first round, a thousand looks that found
-    /// nothing end within milliseconds of each other, and a commit each was a twentieth of that
-    /// round's time.
+    /// `now`, together: after a new planet's first round, a thousand looks that found nothing
+    /// end within milliseconds of each other, and a write each was a twentieth of that round's
+    /// time on SQLite, which takes them in one commit (PostgreSQL commits each: see its
+    /// `icons`).
     async fn record_icons(&self, looks: Vec<IconLooked>, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     // Reads.

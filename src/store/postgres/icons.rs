@@ -1,5 +1,7 @@
 //! Feeds' icons: each image once, by the hash of its bytes, and each feed's last look; one
-//! statement per look, the looks recorded together in one transaction.
+//! statement per look, each its own commit. Not one transaction for a batch of looks: it would
+//! hold the rows of the images it inserts until the end, and two nodes that found the same two
+//! new images in the other order would deadlock.
 
 use std::collections::HashMap;
 
@@ -10,18 +12,84 @@ use crate::model::{IconImage, IconLooked, IconState, IconUpdate, Validators};
 use crate::store::StoreError;
 
 impl PgStore {
-    /// The looks in one transaction, a statement each.
     pub(super) async fn record_icons(
         &self,
         looks: Vec<IconLooked>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| self.error(e))?;
         for look in looks {
-            record_look(&tx, look, now).await.map_err(|e| self.error(e))?;
+            self.record_look(look, now).await?;
         }
-        tx.commit().await.map_err(|e| self.error(e))
+        Ok(())
+    }
+
+    /// One look's statement; each moves the feed's next look with it.
+    async fn record_look(&self, look: IconLooked, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let IconLooked {
+            feed_id,
+            update,
+            next,
+        } = look;
+        match update {
+            IconUpdate::Found {
+                url,
+                image,
+                bytes,
+                validators,
+            } => {
+                // Every part sees the tables as they were before the statement: the old image
+                // goes when no feed but this one had it.
+                self.execute("WITH due AS (
+                         UPDATE feeds SET icon_due = $9 WHERE id = $1
+                     ), image AS (
+                         INSERT INTO icons (hash, media_type, bytes) VALUES ($2, $3, $4)
+                         ON CONFLICT (hash) DO NOTHING
+                     ), old AS (
+                         SELECT hash FROM feed_icons WHERE feed_id = $1 AND hash <> $2
+                     ), look AS (
+                         INSERT INTO feed_icons (feed_id, url, hash, etag, last_modified, checked, error)
+                         VALUES ($1, $5, $2, $6, $7, $8, NULL)
+                         ON CONFLICT (feed_id) DO UPDATE SET url = excluded.url, hash = excluded.hash,
+                             etag = excluded.etag, last_modified = excluded.last_modified,
+                             checked = excluded.checked, error = NULL
+                     )
+                     DELETE FROM icons WHERE hash IN (SELECT hash FROM old)
+                         AND NOT EXISTS (SELECT 1 FROM feed_icons f WHERE f.hash = icons.hash AND f.feed_id <> $1)",
+                    &[
+                        &feed_id,
+                        &image.hash,
+                        &image.media_type,
+                        &bytes,
+                        &url,
+                        &validators.etag,
+                        &validators.last_modified,
+                        &now,
+                        &next,
+                    ],
+                )
+                .await?;
+            }
+            IconUpdate::Unchanged { validators } => {
+                self.execute(
+                    "WITH due AS (UPDATE feeds SET icon_due = $5 WHERE id = $1)
+                     UPDATE feed_icons SET checked = $2, error = NULL, etag = COALESCE($3, etag),
+                         last_modified = COALESCE($4, last_modified)
+                     WHERE feed_id = $1",
+                    &[&feed_id, &now, &validators.etag, &validators.last_modified, &next],
+                )
+                .await?;
+            }
+            IconUpdate::Missing { error } => {
+                self.execute(
+                    "WITH due AS (UPDATE feeds SET icon_due = $4 WHERE id = $1)
+                     INSERT INTO feed_icons (feed_id, checked, error) VALUES ($1, $2, $3)
+                     ON CONFLICT (feed_id) DO UPDATE SET checked = excluded.checked, error = excluded.error",
+                    &[&feed_id, &now, &error, &next],
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn icon_state(&self, feed_id: i64) -> Result<Option<IconState>, StoreError> {
@@ -85,90 +153,4 @@ impl PgStore {
             .transpose()
             .map_err(|e: tokio_postgres::Error| self.error(e))
     }
-}
-
-/// One look's statement; each moves the feed's next look with it.
-async fn record_look(
-    tx: &deadpool_postgres::Transaction<'_>,
-    look: IconLooked,
-    now: DateTime<Utc>,
-) -> Result<(), tokio_postgres::Error> {
-    let IconLooked {
-        feed_id,
-        update,
-        next,
-    } = look;
-    match update {
-        IconUpdate::Found {
-            url,
-            image,
-            bytes,
-            validators,
-        } => {
-            // Every part sees the tables as they were before the statement: the old image
-            // goes when no feed but this one had it.
-            execute(
-                tx,
-                "WITH due AS (
-                     UPDATE feeds SET icon_due = $9 WHERE id = $1
-                 ), image AS (
-                     INSERT INTO icons (hash, media_type, bytes) VALUES ($2, $3, $4)
-                     ON CONFLICT (hash) DO NOTHING
-                 ), old AS (
-                     SELECT hash FROM feed_icons WHERE feed_id = $1 AND hash <> $2
-                 ), look AS (
-                     INSERT INTO feed_icons (feed_id, url, hash, etag, last_modified, checked, error)
-                     VALUES ($1, $5, $2, $6, $7, $8, NULL)
-                     ON CONFLICT (feed_id) DO UPDATE SET url = excluded.url, hash = excluded.hash,
-                         etag = excluded.etag, last_modified = excluded.last_modified,
-                         checked = excluded.checked, error = NULL
-                 )
-                 DELETE FROM icons WHERE hash IN (SELECT hash FROM old)
-                     AND NOT EXISTS (SELECT 1 FROM feed_icons f WHERE f.hash = icons.hash AND f.feed_id <> $1)",
-                &[
-                    &feed_id,
-                    &image.hash,
-                    &image.media_type,
-                    &bytes,
-                    &url,
-                    &validators.etag,
-                    &validators.last_modified,
-                    &now,
-                    &next,
-                ],
-            )
-            .await?;
-        }
-        IconUpdate::Unchanged { validators } => {
-            execute(
-                tx,
-                "WITH due AS (UPDATE feeds SET icon_due = $5 WHERE id = $1)
-                 UPDATE feed_icons SET checked = $2, error = NULL, etag = COALESCE($3, etag),
-                     last_modified = COALESCE($4, last_modified)
-                 WHERE feed_id = $1",
-                &[&feed_id, &now, &validators.etag, &validators.last_modified, &next],
-            )
-            .await?;
-        }
-        IconUpdate::Missing { error } => {
-            execute(
-                tx,
-                "WITH due AS (UPDATE feeds SET icon_due = $4 WHERE id = $1)
-                 INSERT INTO feed_icons (feed_id, checked, error) VALUES ($1, $2, $3)
-                 ON CONFLICT (feed_id) DO UPDATE SET checked = excluded.checked, error = excluded.error",
-                &[&feed_id, &now, &error, &next],
-            )
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn execute(
-    tx: &deadpool_postgres::Transaction<'_>,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<u64, tokio_postgres::Error> {
-    let statement = tx.prepare_cached(sql).await?;
-    tx.execute(&statement, params).await
 }
